@@ -1,0 +1,81 @@
+"""The exceptions starpod-cron raises, and the ones executors raise to steer retries.
+
+Every error raised for bad input is an :class:`InvalidInput` (also a ``ValueError``) and is
+raised *before* anything is written. Lookups of missing things raise :class:`JobNotFound` or
+:class:`RunNotFound` (also ``LookupError``).
+"""
+
+from __future__ import annotations
+
+
+class StarpodCronError(Exception):
+    """Base class of every error starpod-cron raises on its own."""
+
+
+class InvalidInput(StarpodCronError, ValueError):
+    """A value given to the library is unusable; the message says which and why."""
+
+
+class InvalidSchedule(InvalidInput):
+    """A cron expression, interval or one-shot time is malformed, impossible or in the past."""
+
+
+class InvalidTimezone(InvalidInput):
+    """The name is not a known IANA time zone (e.g. ``Europe/Rome``)."""
+
+
+class InvalidJob(InvalidInput):
+    """A job field other than schedule or zone is invalid (empty name, oversized prompt, ...)."""
+
+
+class ConfigError(InvalidInput):
+    """``agent.toml`` has an unknown key, a value of the wrong type or an impossible value."""
+
+
+class DuplicateJobName(InvalidInput):
+    """Another job already has this name; names are unique in a store."""
+
+
+class JobNotFound(StarpodCronError, LookupError):
+    """No job has this id or name."""
+
+
+class RunNotFound(StarpodCronError, LookupError):
+    """No run has this id."""
+
+
+class JobAlreadyRunning(StarpodCronError):
+    """The job has a run in progress; a job never runs concurrently with itself."""
+
+
+class RunNotRunning(StarpodCronError):
+    """The run already finished, or another scheduler recovered it after its lease expired."""
+
+
+class SchemaVersionError(StarpodCronError):
+    """The database was written by a newer starpod-cron; upgrade before opening it."""
+
+
+class JobError(Exception):
+    """Raised by an executor to say how a failure should be retried.
+
+    Any other exception from an executor is a transient failure retried with backoff.
+    ``retry_after`` (seconds), when given, delays the next retry at least that long
+    (e.g. an HTTP ``Retry-After`` header).
+    """
+
+    permanent: bool = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TransientJobError(JobError):
+    """A failure worth retrying (network error, rate limit, server error)."""
+
+
+class PermanentJobError(JobError):
+    """A failure that retrying cannot fix (bad request, missing model): retries are skipped."""
+
+    permanent = True
