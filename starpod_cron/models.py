@@ -1,0 +1,147 @@
+"""The value types of the public API. All timestamps are aware UTC datetimes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from .schedules import Schedule
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run stands. ``success``, ``failed``, ``timeout``, ``interrupted`` and ``skipped``
+    are final; ``timeout`` counts as a failure for retries."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class SessionMode(enum.StrEnum):
+    """``isolated``: every run gets a fresh session; ``main``: runs share one conversation."""
+
+    ISOLATED = "isolated"
+    MAIN = "main"
+
+
+class MisfirePolicy(enum.StrEnum):
+    """What to do with occurrences missed while no scheduler was running.
+
+    ``run_once``: one catch-up run (missed occurrences are coalesced), then continue on schedule.
+    ``skip``: record one ``skipped`` run for the missed occurrences, then continue on schedule.
+    """
+
+    RUN_ONCE = "run_once"
+    SKIP = "skip"
+
+
+class RunTrigger(enum.StrEnum):
+    """Why a run exists: a scheduled occurrence, a retry of one, or a manual run."""
+
+    SCHEDULE = "schedule"
+    RETRY = "retry"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class CronJob:
+    id: str
+    name: str
+    prompt: str
+    schedule: Schedule
+    enabled: bool
+    delete_after_run: bool
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+    retry_count: int
+    max_retries: int
+    last_error: str | None
+    retry_at: datetime | None
+    timeout_secs: float
+    session_mode: SessionMode
+    user_id: str | None
+    misfire_policy: MisfirePolicy
+    last_status: RunStatus | None
+    run_count: int
+    running_run_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CronRun:
+    id: str
+    job_id: str
+    job_name: str
+    scheduled_for: datetime
+    started_at: datetime
+    completed_at: datetime | None
+    status: RunStatus
+    attempt: int
+    trigger: RunTrigger
+    result_summary: str | None
+    error: str | None
+    session_id: str | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What an executor receives for one run."""
+
+    prompt: str
+    session_mode: SessionMode
+    job_name: str
+    job_id: str
+    user_id: str | None
+    run_id: str
+    attempt: int
+    scheduled_for: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What an executor returns on success. ``summary`` may be long; notifiers get 500 chars."""
+
+    session_id: str
+    summary: str
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Marks a :class:`JobUpdate` field that is left unchanged (``None`` is a value for user_id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """Fields to change on a job; anything left ``UNSET`` keeps its value."""
+
+    name: str | _Unset = UNSET
+    prompt: str | _Unset = UNSET
+    schedule: Schedule | _Unset = UNSET
+    enabled: bool | _Unset = UNSET
+    delete_after_run: bool | _Unset = UNSET
+    timezone: str | _Unset = UNSET
+    max_retries: int | _Unset = UNSET
+    timeout_secs: float | _Unset = UNSET
+    session_mode: SessionMode | _Unset = UNSET
+    user_id: str | _Unset | None = UNSET
+    misfire_policy: MisfirePolicy | _Unset = UNSET

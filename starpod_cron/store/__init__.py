@@ -1,0 +1,5 @@
+"""Store backends behind one contract (:class:`~starpod_cron.store.base.CronStore`)."""
+
+from .base import Claim, Completion, CronStore, JobSpec, RecoveryReport, StoreSettings
+
+__all__ = ["Claim", "Completion", "CronStore", "JobSpec", "RecoveryReport", "StoreSettings"]

@@ -1,0 +1,340 @@
+"""Pure job state transitions shared by every backend: what a claim, a completion, an update
+or a recovery does to a job row. Backends load rows, call these, and write the rows back in the
+same transaction; no I/O and no clock here (``now`` is passed in).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from ..models import JobUpdate, MisfirePolicy, RunStatus, RunTrigger, _Unset
+from ..schedules import Interval, OneShot, Schedule
+from ..timeutil import from_ms, to_ms
+from . import validation as check
+from .base import Completion, JobSpec, StoreSettings
+from .records import JobRecord, RunRecord
+
+MISSED_COUNT_CAP = 1000
+SUMMARY_LIMIT = 500
+RESULT_LIMIT = 256 * 1024
+ERROR_LIMIT = 8 * 1024
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
+    """Validate ``spec`` and build its row; raises before anything is written."""
+    tz = check.timezone(spec.timezone if spec.timezone is not None else settings.default_timezone)
+    sched, first = check.first_fire(check.schedule(spec.schedule), tz, now)
+    retries = settings.default_max_retries if spec.max_retries is None else spec.max_retries
+    timeout = settings.default_timeout_secs if spec.timeout_secs is None else spec.timeout_secs
+    enabled = check.flag("enabled", spec.enabled)
+    job = JobRecord(
+        id=new_id(),
+        name=check.name(spec.name),
+        prompt=check.prompt(spec.prompt),
+        schedule_kind="",
+        schedule_expr="",
+        schedule_anchor_ms=None,
+        enabled=enabled,
+        delete_after_run=check.flag("delete_after_run", spec.delete_after_run),
+        timezone=tz,
+        created_at=now,
+        updated_at=now,
+        last_run_at=None,
+        next_run_at=first if enabled else None,
+        retry_count=0,
+        max_retries=check.max_retries(retries),
+        last_error=None,
+        retry_at=None,
+        retry_scheduled_for=None,
+        retry_attempt=0,
+        timeout_ms=check.timeout_ms(timeout),
+        session_mode=check.session_mode(spec.session_mode),
+        user_id=check.user_id(spec.user_id),
+        misfire_policy=check.misfire_policy(spec.misfire_policy),
+        last_status=None,
+        run_count=0,
+        running_run_id=None,
+    )
+    job.set_schedule(sched)
+    return job
+
+
+def clear_retry(job: JobRecord) -> None:
+    job.retry_at = None
+    job.retry_scheduled_for = None
+    job.retry_attempt = 0
+    job.retry_count = 0
+
+
+def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
+    """Apply ``update`` to ``job`` (validated first: on error ``job`` is unchanged)."""
+    values: dict[str, object] = {}
+    u = update
+    if not isinstance(u.name, _Unset):
+        values["name"] = check.name(u.name)
+    if not isinstance(u.prompt, _Unset):
+        values["prompt"] = check.prompt(u.prompt)
+    if not isinstance(u.delete_after_run, _Unset):
+        values["delete_after_run"] = check.flag("delete_after_run", u.delete_after_run)
+    if not isinstance(u.max_retries, _Unset):
+        values["max_retries"] = check.max_retries(u.max_retries)
+    if not isinstance(u.timeout_secs, _Unset):
+        values["timeout_ms"] = check.timeout_ms(u.timeout_secs)
+    if not isinstance(u.session_mode, _Unset):
+        values["session_mode"] = check.session_mode(u.session_mode)
+    if not isinstance(u.user_id, _Unset):
+        values["user_id"] = check.user_id(u.user_id)
+    if not isinstance(u.misfire_policy, _Unset):
+        values["misfire_policy"] = check.misfire_policy(u.misfire_policy)
+    tz = job.timezone if isinstance(u.timezone, _Unset) else check.timezone(u.timezone)
+    enabled = job.enabled if isinstance(u.enabled, _Unset) else check.flag("enabled", u.enabled)
+    sched: Schedule = job.schedule
+    timing_changed = False
+    if not isinstance(u.schedule, _Unset):
+        sched = check.schedule(u.schedule)
+        timing_changed = True
+    if tz != job.timezone:
+        timing_changed = True
+    newly_enabled = enabled and not job.enabled
+    new_schedule = not isinstance(u.schedule, _Unset)
+    need_fire = enabled and (timing_changed or newly_enabled)
+    next_run_at = job.next_run_at if enabled else None
+    if need_fire or new_schedule:
+        if isinstance(sched, Interval) and new_schedule:
+            sched = sched.anchored(now)
+        sched, first = check.first_fire(sched, tz, now)
+        if need_fire:
+            next_run_at = first
+    for key, value in values.items():
+        setattr(job, key, value)
+    job.timezone = tz
+    job.set_schedule(sched)
+    job.next_run_at = next_run_at
+    if newly_enabled or not enabled:
+        clear_retry(job)
+    job.enabled = enabled
+    job.updated_at = now
+
+
+def _count_between(sched: Schedule, tz: str, first: int, last: int) -> tuple[int, bool]:
+    """Occurrences in [first, last] (both fires) and whether counting stopped at the cap."""
+    if isinstance(sched, Interval):
+        return (last - first) // sched.every_ms + 1, False
+    count, t = 1, first
+    while count < MISSED_COUNT_CAP:
+        nxt = sched.next_run(from_ms(t), tz)
+        if nxt is None or to_ms(nxt) > last:
+            return count, False
+        t = to_ms(nxt)
+        count += 1
+    return count, True
+
+
+def _next_ms(sched: Schedule, tz: str, after: int) -> int | None:
+    if isinstance(sched, Interval):
+        return sched.next_ms(after)
+    nxt = sched.next_run(from_ms(after), tz)
+    return None if nxt is None else to_ms(nxt)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPlan:
+    run: RunRecord | None
+    skipped: RunRecord | None
+
+
+def start_run(
+    job: JobRecord,
+    trigger: RunTrigger,
+    scheduled_for: int,
+    attempt: int,
+    now: int,
+    owner: str,
+    lease_until: int,
+) -> RunRecord:
+    run = RunRecord(
+        id=new_id(),
+        job_id=job.id,
+        job_name=job.name,
+        trigger=trigger.value,
+        scheduled_for=scheduled_for,
+        attempt=attempt,
+        started_at=now,
+        completed_at=None,
+        status=RunStatus.RUNNING.value,
+        lease_owner=owner,
+        lease_expires_at=lease_until,
+        result_summary=None,
+        error=None,
+        session_id=None,
+        duration_ms=None,
+    )
+    job.running_run_id = run.id
+    job.last_run_at = now
+    job.run_count += 1
+    return run
+
+
+def _skipped_run(
+    job: JobRecord, first: int, last: int, count: int, capped: bool, now: int
+) -> RunRecord:
+    many = f"{count}+" if capped else str(count)
+    span = from_ms(first).isoformat()
+    if last != first:
+        span += f" to {from_ms(last).isoformat()}"
+    job.run_count += 1
+    return RunRecord(
+        id=new_id(),
+        job_id=job.id,
+        job_name=job.name,
+        trigger=RunTrigger.SCHEDULE.value,
+        scheduled_for=first,
+        attempt=1,
+        started_at=now,
+        completed_at=now,
+        status=RunStatus.SKIPPED.value,
+        lease_owner=None,
+        lease_expires_at=None,
+        result_summary=None,
+        error=f"missed {many} occurrence(s) ({span}) while no scheduler ran; misfire_policy=skip",
+        session_id=None,
+        duration_ms=0,
+    )
+
+
+def plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms: int) -> ClaimPlan:
+    """Claim the due occurrence of ``job`` (which must be due at ``now``); mutates ``job``."""
+    if (
+        job.retry_at is not None
+        and job.retry_at <= now
+        and (job.next_run_at is None or job.retry_at <= job.next_run_at)
+    ):
+        scheduled_for = job.retry_scheduled_for if job.retry_scheduled_for is not None else now
+        attempt = max(job.retry_attempt, 2)
+        job.retry_at = None
+        job.retry_scheduled_for = None
+        job.retry_attempt = 0
+        run = start_run(job, RunTrigger.RETRY, scheduled_for, attempt, now, owner, lease_until)
+        return ClaimPlan(run=run, skipped=None)
+
+    assert job.next_run_at is not None and job.next_run_at <= now, "job is not due"
+    if job.retry_at is not None:  # a regular fire comes before the retry: it supersedes it
+        clear_retry(job)
+    sched, tz, first = job.schedule, job.timezone, job.next_run_at
+    following = _next_ms(sched, tz, first)
+    if following is None or following > now:
+        latest, count, capped = first, 1, False
+        job.next_run_at = following
+    else:
+        job.next_run_at = _next_ms(sched, tz, now)
+        latest_dt = sched.latest_run(from_ms(now), tz)
+        latest = max(first, to_ms(latest_dt)) if latest_dt is not None else first
+        count, capped = _count_between(sched, tz, first, latest)
+
+    skipped = None
+    if job.misfire_policy == MisfirePolicy.SKIP.value:
+        if now - latest > grace_ms:  # even the latest fire is stale: skip them all
+            job.last_status = RunStatus.SKIPPED.value
+            if job.next_run_at is None:  # a one-shot that can no longer run
+                job.enabled = False
+                job.last_error = "one-shot missed while no scheduler ran (misfire_policy=skip)"
+            return ClaimPlan(run=None, skipped=_skipped_run(job, first, latest, count, capped, now))
+        if count > 1:  # run the latest fire, record the older ones as skipped
+            before = sched.latest_run(from_ms(latest - 1), tz)
+            last_missed = max(first, to_ms(before)) if before is not None else first
+            skipped = _skipped_run(job, first, last_missed, count - 1, capped, now)
+    run = start_run(job, RunTrigger.SCHEDULE, latest, 1, now, owner, lease_until)
+    return ClaimPlan(run=run, skipped=skipped)
+
+
+def backoff_ms(settings: StoreSettings, retry_number: int) -> int:
+    delays = settings.retry_backoff_secs or (30,)
+    return round(delays[min(retry_number, len(delays)) - 1] * 1000)
+
+
+def _give_up(job: JobRecord) -> None:
+    clear_retry(job)
+    if job.schedule_kind == OneShot.kind and job.next_run_at is None:
+        job.enabled = False
+
+
+def cut(text: str | None, limit: int) -> str | None:
+    """``text`` shortened to ``limit`` characters (a character boundary), marked with '…'."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def plan_finish(
+    job: JobRecord | None,
+    run: RunRecord,
+    done: Completion,
+    now: int,
+    settings: StoreSettings,
+) -> str | None:
+    """Finish ``run`` and advance ``job``; returns "update", "delete" or None (no job)."""
+    status = RunStatus(done.status)
+    run.status = status.value
+    run.completed_at = now
+    run.duration_ms = max(0, now - run.started_at)
+    run.result_summary = cut(done.summary, RESULT_LIMIT)
+    run.error = cut(done.error, ERROR_LIMIT)
+    run.session_id = done.session_id
+    run.lease_owner = None
+    run.lease_expires_at = None
+    if job is None or job.running_run_id != run.id:
+        return None
+    job.running_run_id = None
+    job.last_status = status.value
+    job.updated_at = max(job.updated_at, now)
+    success = status is RunStatus.SUCCESS
+    if run.trigger == RunTrigger.MANUAL.value:
+        job.last_error = None if success else run.error
+        return "update"
+    if success:
+        job.last_error = None
+        clear_retry(job)
+        if job.schedule_kind == OneShot.kind and job.next_run_at is None:
+            if job.delete_after_run:
+                return "delete"
+            job.enabled = False
+        return "update"
+
+    job.last_error = run.error or f"run ended with status {status.value}"
+    if status is RunStatus.INTERRUPTED and not done.count_attempt:
+        job.retry_at = now
+        job.retry_scheduled_for = run.scheduled_for
+        job.retry_attempt = run.attempt + 1
+        return "update"
+    if done.permanent or job.retry_count >= job.max_retries:
+        _give_up(job)
+        return "update"
+    job.retry_count += 1
+    delay = 0 if status is RunStatus.INTERRUPTED else backoff_ms(settings, job.retry_count)
+    if done.retry_after_secs is not None:
+        delay = max(delay, round(done.retry_after_secs * 1000))
+    job.retry_at = now + delay
+    job.retry_scheduled_for = run.scheduled_for
+    job.retry_attempt = run.attempt + 1
+    return "update"
+
+
+def repair(job: JobRecord, now: int) -> bool:
+    """Give an enabled, idle recurring job without a next fire one; True if changed.
+
+    A recurring schedule that can never fire again disables the job with ``last_error``.
+    """
+    if not job.enabled or job.next_run_at is not None or job.schedule_kind == OneShot.kind:
+        return False
+    nxt = _next_ms(job.schedule, job.timezone, now)
+    if nxt is None:
+        job.enabled = False
+        job.last_error = "schedule never fires again; job disabled"
+    job.next_run_at = nxt
+    job.updated_at = max(job.updated_at, now)
+    return True

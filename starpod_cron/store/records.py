@@ -1,0 +1,145 @@
+"""Row-level records shared by every store backend: one mutable job row, one run row.
+
+Column tuples here are the single source of the column order; SQL templates use
+``{job_columns}`` / ``{run_columns}`` and rows map positionally onto these records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..models import CronJob, CronRun, MisfirePolicy, RunStatus, RunTrigger, SessionMode
+from ..schedules import Schedule
+from ..timeutil import from_ms, opt_from_ms
+
+
+@dataclass(slots=True)
+class JobRecord:
+    id: str
+    name: str
+    prompt: str
+    schedule_kind: str
+    schedule_expr: str
+    schedule_anchor_ms: int | None
+    enabled: bool
+    delete_after_run: bool
+    timezone: str
+    created_at: int
+    updated_at: int
+    last_run_at: int | None
+    next_run_at: int | None
+    retry_count: int
+    max_retries: int
+    last_error: str | None
+    retry_at: int | None
+    retry_scheduled_for: int | None
+    retry_attempt: int
+    timeout_ms: int
+    session_mode: str
+    user_id: str | None
+    misfire_policy: str
+    last_status: str | None
+    run_count: int
+    running_run_id: str | None
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.from_storage(
+            self.schedule_kind, self.schedule_expr, self.schedule_anchor_ms
+        )
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        self.schedule_kind, self.schedule_expr, self.schedule_anchor_ms = schedule.to_storage()
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> JobRecord:
+        rec = cls(*row)
+        rec.enabled = bool(rec.enabled)
+        rec.delete_after_run = bool(rec.delete_after_run)
+        return rec
+
+    def to_row(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in JOB_COLUMNS)
+
+    def state_params(self) -> tuple[object, ...]:
+        """Parameters of the ``update_job_state`` statement (mutable columns, then id)."""
+        return (*(getattr(self, name) for name in JOB_STATE_COLUMNS), self.id)
+
+    def to_public(self) -> CronJob:
+        return CronJob(
+            id=self.id,
+            name=self.name,
+            prompt=self.prompt,
+            schedule=self.schedule,
+            enabled=self.enabled,
+            delete_after_run=self.delete_after_run,
+            timezone=self.timezone,
+            created_at=from_ms(self.created_at),
+            updated_at=from_ms(self.updated_at),
+            last_run_at=opt_from_ms(self.last_run_at),
+            next_run_at=opt_from_ms(self.next_run_at),
+            retry_count=self.retry_count,
+            max_retries=self.max_retries,
+            last_error=self.last_error,
+            retry_at=opt_from_ms(self.retry_at),
+            timeout_secs=self.timeout_ms / 1000,
+            session_mode=SessionMode(self.session_mode),
+            user_id=self.user_id,
+            misfire_policy=MisfirePolicy(self.misfire_policy),
+            last_status=None if self.last_status is None else RunStatus(self.last_status),
+            run_count=self.run_count,
+            running_run_id=self.running_run_id,
+        )
+
+
+JOB_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(JobRecord))
+_IMMUTABLE = {"id", "created_at"}
+JOB_STATE_COLUMNS: tuple[str, ...] = tuple(c for c in JOB_COLUMNS if c not in _IMMUTABLE)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    id: str
+    job_id: str
+    job_name: str
+    trigger: str
+    scheduled_for: int
+    attempt: int
+    started_at: int
+    completed_at: int | None
+    status: str
+    lease_owner: str | None
+    lease_expires_at: int | None
+    result_summary: str | None
+    error: str | None
+    session_id: str | None
+    duration_ms: int | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> RunRecord:
+        return cls(*row)
+
+    def to_row(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in RUN_COLUMNS)
+
+    def to_public(self) -> CronRun:
+        return CronRun(
+            id=self.id,
+            job_id=self.job_id,
+            job_name=self.job_name,
+            scheduled_for=from_ms(self.scheduled_for),
+            started_at=from_ms(self.started_at),
+            completed_at=opt_from_ms(self.completed_at),
+            status=RunStatus(self.status),
+            attempt=self.attempt,
+            trigger=RunTrigger(self.trigger),
+            result_summary=self.result_summary,
+            error=self.error,
+            session_id=self.session_id,
+            duration_ms=self.duration_ms,
+        )
+
+
+RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))

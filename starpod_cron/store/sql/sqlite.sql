@@ -1,0 +1,85 @@
+-- Queries of the SQLite store, loaded by name. {job_columns} and {run_columns} expand to the
+-- column lists of starpod_cron.store.records.
+
+-- name: insert_job
+INSERT INTO jobs ({job_columns}) VALUES ({job_placeholders});
+
+-- name: update_job_state
+UPDATE jobs SET {job_state_assignments} WHERE id = ?;
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = ?;
+
+-- name: delete_job_runs
+DELETE FROM runs WHERE job_id = ?;
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = ?;
+
+-- name: get_job_by_name
+SELECT {job_columns} FROM jobs WHERE name = ?;
+
+-- name: get_jobs_by_ids
+SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: names_taken
+SELECT name FROM jobs WHERE name IN (SELECT value FROM json_each(?));
+
+-- name: list_jobs
+SELECT {job_columns} FROM jobs ORDER BY name;
+
+-- name: list_jobs_for_user
+SELECT {job_columns} FROM jobs WHERE user_id = ? ORDER BY name;
+
+-- name: select_due
+SELECT {job_columns} FROM jobs WHERE due_at <= ? ORDER BY due_at LIMIT ?;
+
+-- name: next_due_at
+SELECT min(due_at) FROM jobs WHERE due_at IS NOT NULL;
+
+-- name: insert_run
+INSERT INTO runs ({run_columns}) VALUES ({run_placeholders});
+
+-- name: update_run
+UPDATE runs SET {run_state_assignments} WHERE id = ?;
+
+-- name: get_run
+SELECT {run_columns} FROM runs WHERE id = ?;
+
+-- name: get_runs_by_ids
+SELECT {run_columns} FROM runs WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: list_runs
+SELECT {run_columns} FROM runs WHERE job_id = ? ORDER BY seq DESC LIMIT ?;
+
+-- name: list_recent_runs
+SELECT {run_columns} FROM runs
+WHERE (:job_id IS NULL OR job_id = :job_id) AND (:status IS NULL OR status = :status)
+ORDER BY seq DESC LIMIT :limit;
+
+-- name: prune_job_runs
+DELETE FROM runs
+WHERE job_id = :job_id AND status <> 'running' AND seq < (
+    SELECT seq FROM runs WHERE job_id = :job_id ORDER BY seq DESC LIMIT 1 OFFSET :keep - 1
+);
+
+-- name: count_old_runs
+SELECT count(*) FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?;
+
+-- name: delete_old_runs
+DELETE FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?;
+
+-- name: renew_leases
+UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'running' RETURNING id;
+
+-- name: expired_runs
+SELECT {run_columns} FROM runs WHERE status = 'running' AND lease_expires_at < ?;
+
+-- name: release_orphaned_jobs
+UPDATE jobs SET running_run_id = NULL
+WHERE running_run_id IS NOT NULL
+  AND running_run_id NOT IN (SELECT id FROM runs WHERE status = 'running');
+
+-- name: jobs_missing_next_run
+SELECT {job_columns} FROM jobs
+WHERE enabled = 1 AND next_run_at IS NULL AND schedule_kind <> 'one_shot';

@@ -1,0 +1,115 @@
+"""Validation of job fields, shared by every backend; each failure says what to change."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+
+from ..errors import InvalidJob, InvalidSchedule
+from ..models import MisfirePolicy, SessionMode
+from ..schedules import Interval, OneShot, Schedule
+from ..timeutil import check_zone
+
+MAX_NAME_CHARS = 200
+MAX_PROMPT_BYTES = 64 * 1024
+MAX_RETRIES = 100
+MAX_TIMEOUT_SECS = 30 * 86_400
+MAX_USER_ID_CHARS = 200
+
+
+def name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidJob("job name must be a non-empty string")
+    if len(value) > MAX_NAME_CHARS:
+        raise InvalidJob(f"job name is {len(value)} characters; the limit is {MAX_NAME_CHARS}")
+    if value != value.strip():
+        raise InvalidJob(f"job name {value!r} has leading or trailing whitespace")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidJob(f"job name {value!r} contains control characters")
+    return value
+
+
+def prompt(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidJob("prompt must be a non-empty string")
+    size = len(value.encode("utf-8"))
+    if size > MAX_PROMPT_BYTES:
+        raise InvalidJob(f"prompt is {size} bytes; the limit is {MAX_PROMPT_BYTES} (64 KiB)")
+    return value
+
+
+def schedule(value: object) -> Schedule:
+    if not isinstance(value, Schedule):
+        raise InvalidSchedule(
+            "schedule must be Schedule.cron(...), Schedule.interval(...) or Schedule.one_shot(...)"
+        )
+    return value
+
+
+def timezone(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidJob("timezone must be an IANA zone name such as 'Europe/Rome'")
+    return check_zone(value)
+
+
+def max_retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise InvalidJob(f"max_retries must be an integer from 0 to {MAX_RETRIES}, got {value!r}")
+    return value
+
+
+def timeout_ms(value: object) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TIMEOUT_SECS
+    ):
+        raise InvalidJob(
+            f"timeout_secs must be a number above 0 and at most {MAX_TIMEOUT_SECS}, got {value!r}"
+        )
+    return max(1, round(value * 1000))
+
+
+def session_mode(value: object) -> str:
+    try:
+        return SessionMode(str(value)).value
+    except ValueError:
+        raise InvalidJob(f"session_mode must be 'isolated' or 'main', got {value!r}") from None
+
+
+def misfire_policy(value: object) -> str:
+    try:
+        return MisfirePolicy(str(value)).value
+    except ValueError:
+        raise InvalidJob(f"misfire_policy must be 'run_once' or 'skip', got {value!r}") from None
+
+
+def user_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_USER_ID_CHARS:
+        raise InvalidJob(f"user_id must be None or a non-empty string, got {value!r}")
+    return value
+
+
+def flag(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidJob(f"{field} must be True or False, got {value!r}")
+    return value
+
+
+def first_fire(sched: Schedule, tz: str, now_ms: int) -> tuple[Schedule, int]:
+    """Anchor an interval at ``now_ms`` if needed and compute the first fire after now."""
+    from ..timeutil import from_ms, to_ms
+
+    if isinstance(sched, Interval):
+        sched = sched.anchored(now_ms)
+    nxt = sched.next_run(from_ms(now_ms), tz)
+    if nxt is None:
+        if isinstance(sched, OneShot):
+            raise InvalidSchedule(
+                f"one-shot time {sched.at!r} is in the past (now is {from_ms(now_ms).isoformat()})"
+            )
+        raise InvalidSchedule(f"schedule {sched.describe()!r} never fires")
+    return sched, to_ms(nxt)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from starpod_cron import CronStore, ManualClock, StoreSettings
+
+START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+async def until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    """Poll ``predicate`` (real time) until it is truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "jobs.db")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+async def store(db_path: str, clock: ManualClock) -> AsyncIterator[CronStore]:
+    s = await CronStore.open(
+        db_path, clock=clock, settings=StoreSettings(retry_backoff_secs=(30, 60, 300, 900, 3600))
+    )
+    yield s
+    await s.close()
