@@ -1,0 +1,86 @@
+"""starpod-cron: an agent-prompt cron store and scheduler that is exact, fast and never loses a run.
+
+>>> store = await CronStore.open("jobs.db")
+>>> await store.add_job("morning", "Summarize overnight alerts", Schedule.cron("0 9 * * *"))
+>>> scheduler = CronScheduler(store, executor).with_notifier(notifier)
+>>> scheduler.start(); ...; await scheduler.stop()
+"""
+
+from .clock import Clock, ManualClock, SystemClock
+from .errors import (
+    ConfigError,
+    DuplicateJobName,
+    InvalidInput,
+    InvalidJob,
+    InvalidSchedule,
+    InvalidTimezone,
+    JobAlreadyRunning,
+    JobError,
+    JobNotFound,
+    PermanentJobError,
+    RunNotFound,
+    RunNotRunning,
+    SchemaVersionError,
+    StarpodCronError,
+    TransientJobError,
+)
+from .models import (
+    UNSET,
+    CronJob,
+    CronRun,
+    JobContext,
+    JobResult,
+    JobUpdate,
+    MisfirePolicy,
+    RunStatus,
+    RunTrigger,
+    SessionMode,
+)
+from .notify import Notifier
+from .scheduler import CronScheduler, Executor
+from .schedules import Cron, Interval, OneShot, Schedule
+from .store import Claim, Completion, CronStore, JobSpec, RecoveryReport, StoreSettings
+
+__all__ = [
+    "UNSET",
+    "Claim",
+    "Clock",
+    "Completion",
+    "ConfigError",
+    "Cron",
+    "CronJob",
+    "CronRun",
+    "CronScheduler",
+    "CronStore",
+    "DuplicateJobName",
+    "Executor",
+    "Interval",
+    "InvalidInput",
+    "InvalidJob",
+    "InvalidSchedule",
+    "InvalidTimezone",
+    "JobAlreadyRunning",
+    "JobContext",
+    "JobError",
+    "JobNotFound",
+    "JobResult",
+    "JobSpec",
+    "JobUpdate",
+    "ManualClock",
+    "MisfirePolicy",
+    "Notifier",
+    "OneShot",
+    "PermanentJobError",
+    "RecoveryReport",
+    "RunNotFound",
+    "RunNotRunning",
+    "RunStatus",
+    "RunTrigger",
+    "Schedule",
+    "SchemaVersionError",
+    "SessionMode",
+    "StarpodCronError",
+    "StoreSettings",
+    "SystemClock",
+    "TransientJobError",
+]

@@ -1,0 +1,125 @@
+"""Real OS processes on one SQLite file: exactly-once firing and recovery after SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from starpod_cron import (
+    CronScheduler,
+    CronStore,
+    JobContext,
+    JobResult,
+    JobSpec,
+    RunStatus,
+    RunTrigger,
+    Schedule,
+)
+from tests.conftest import until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.worker",
+        *args,
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_two_processes_fire_each_occurrence_of_200_jobs_exactly_once(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "shared.db")
+    store = await CronStore.open(db)
+    anchor = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    every = Schedule.interval(every_ms=1000, anchor=anchor)
+    await store.add_jobs([JobSpec(f"job-{i:03}", f"prompt {i}", every) for i in range(200)])
+
+    outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    procs = [await spawn("fire", db, str(out), "4") for out in outs]
+    for proc in procs:
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+
+    executed = [tuple(e) for out in outs for e in json.loads(out.read_text())]
+    per_pid = Counter(pid for _, _, pid in executed)
+    occurrences = Counter((job, at) for job, at, _ in executed)
+    print("executions per process:", dict(per_pid), "total", len(executed))
+    assert len(per_pid) == 2, f"both processes should have run jobs: {per_pid}"
+    assert max(occurrences.values()) == 1, "an occurrence was executed twice"
+
+    runs = [r for r in await store.list_recent_runs(100_000)]
+    assert {r.status for r in runs} == {RunStatus.SUCCESS}
+    recorded = Counter((r.job_id, int(r.scheduled_for.timestamp() * 1000)) for r in runs)
+    assert max(recorded.values()) == 1
+    assert set(recorded) == set(occurrences)
+    by_job: dict[str, list[int]] = {}
+    for job, at in occurrences:
+        by_job.setdefault(job, []).append(at)
+    assert len(by_job) == 200
+    for times in by_job.values():
+        times.sort()
+        assert len(times) >= 2
+        assert all(b - a == 1000 for a, b in itertools.pairwise(times)), "a fire was lost"
+    await store.close()
+
+
+async def test_sigkill_mid_run_is_recovered_on_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "crash.db")
+    marker = tmp_path / "started"
+    store = await CronStore.open(db)
+    job_id = await store.add_job_full(
+        "report",
+        "write the report",
+        Schedule.one_shot(datetime.now(UTC) + timedelta(seconds=0.5)),
+        max_retries=3,
+    )
+
+    proc = await spawn("hang", db, str(marker))
+    await until(marker.exists, timeout=15, what="the worker to start the run")
+    killed_run = marker.read_text()
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    killed_at = time.monotonic()
+    (run,) = await store.list_runs(job_id)
+    assert run.id == killed_run and run.status is RunStatus.RUNNING  # orphaned by the kill
+
+    done: list[JobContext] = []
+
+    async def executor(ctx: JobContext) -> JobResult:
+        done.append(ctx)
+        return JobResult(session_id="", summary="report written")
+
+    scheduler = CronScheduler(store, executor, tick_secs=0.5, lease_secs=1)
+    scheduler.start()
+    try:
+        await until(lambda: len(done) == 1, timeout=10, what="the interrupted run to be retried")
+        recovered_in = time.monotonic() - killed_at
+        await until(lambda: scheduler.running_count == 0)
+    finally:
+        await scheduler.stop()
+    runs = await store.list_runs(job_id)
+    assert [(r.status, r.attempt, r.trigger) for r in runs] == [
+        (RunStatus.SUCCESS, 2, RunTrigger.RETRY),
+        (RunStatus.INTERRUPTED, 1, RunTrigger.SCHEDULE),
+    ]
+    assert runs[1].error is not None and "lease" in runs[1].error
+    assert done[0].scheduled_for == runs[1].scheduled_for
+    assert recovered_in < 5, f"recovery took {recovered_in:.1f}s, expected about one lease (1 s)"
+    job = await store.get_job(job_id)
+    assert job is not None and job.running_run_id is None and job.last_status is RunStatus.SUCCESS
+    assert os.path.exists(db)
+    await store.close()
