@@ -1,0 +1,173 @@
+"""Typed loading of ``agent.toml``. Unknown sections or keys and wrong types are errors that
+name the key, never silently ignored."""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError, InvalidTimezone
+from .store.base import StoreSettings
+from .timeutil import check_zone
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class CronConfig:
+    """``[cron]``: defaults for new jobs and how the scheduler behaves."""
+
+    default_max_retries: int = 3
+    default_timeout_secs: float = 7200
+    max_concurrent_runs: int = 4
+    tick_secs: float = 30
+    timezone: str = "UTC"
+    runs_keep_per_job: int = 200
+    shutdown_timeout_secs: float = 30
+    lease_secs: float = 30
+    retry_backoff_secs: tuple[float, ...] = (30, 60, 300, 900, 3600)
+    misfire_grace_secs: float = 60
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """``[store]``: where jobs live. A file path or ``sqlite:///path``."""
+
+    url: str = "starpod-cron.db"
+    synchronous: str = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    cron: CronConfig = field(default_factory=CronConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    def store_settings(self) -> StoreSettings:
+        c = self.cron
+        return StoreSettings(
+            default_max_retries=c.default_max_retries,
+            default_timeout_secs=c.default_timeout_secs,
+            default_timezone=c.timezone,
+            runs_keep_per_job=c.runs_keep_per_job,
+            retry_backoff_secs=c.retry_backoff_secs,
+            misfire_grace_secs=c.misfire_grace_secs,
+            synchronous=self.store.synchronous,
+        )
+
+    def scheduler_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`~starpod_cron.CronScheduler` from ``[cron]``."""
+        c = self.cron
+        return {
+            "tick_secs": c.tick_secs,
+            "timezone": c.timezone,
+            "max_concurrent_runs": c.max_concurrent_runs,
+            "shutdown_timeout_secs": c.shutdown_timeout_secs,
+            "lease_secs": c.lease_secs,
+        }
+
+
+_SECTIONS: dict[str, type[Any]] = {"cron": CronConfig, "store": StoreConfig}
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate ``agent.toml`` at ``path``; raises ConfigError naming the problem."""
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
+    return parse_config(text, source=str(p))
+
+
+def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            known = ", ".join(f"[{s}]" for s in _SECTIONS)
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {known})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        sections[name] = _section(_SECTIONS[name], value, f"{source} [{name}]")
+    config = AgentConfig(**sections)
+    _check(config, source)
+    return config
+
+
+def _section(cls: type[S], values: dict[str, Any], where: str) -> S:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        out[key] = _coerce(value, hints[key], f"{where} {key}")
+    return cls(**out)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item, _) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return tuple(_coerce(v, item, where) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, options[0], where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _check(config: AgentConfig, source: str) -> None:
+    c = config.cron
+    positive = {
+        "default_timeout_secs": c.default_timeout_secs,
+        "tick_secs": c.tick_secs,
+        "lease_secs": c.lease_secs,
+        "max_concurrent_runs": c.max_concurrent_runs,
+        "runs_keep_per_job": c.runs_keep_per_job,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{source} [cron] {key}: must be greater than 0, got {value}")
+    non_negative = {
+        "default_max_retries": c.default_max_retries,
+        "shutdown_timeout_secs": c.shutdown_timeout_secs,
+        "misfire_grace_secs": c.misfire_grace_secs,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{source} [cron] {key}: must be 0 or more, got {value}")
+    if not c.retry_backoff_secs or min(c.retry_backoff_secs) < 0:
+        raise ConfigError(f"{source} [cron] retry_backoff_secs: must be a non-empty list of >= 0")
+    try:
+        check_zone(c.timezone)
+    except InvalidTimezone as exc:
+        raise ConfigError(f"{source} [cron] timezone: {exc}") from exc
+    if config.store.synchronous not in ("full", "normal"):
+        raise ConfigError(f"{source} [store] synchronous: must be 'full' or 'normal'")
