@@ -19,10 +19,12 @@ def test_migrations_only_add() -> None:
 
 async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
     path = str(tmp_path / "jobs.db")
-    async with await CronStore.open(path) as store:
+    async with CronStore.open(path) as store:
         await store.add_job("keep-me", "p", Schedule.cron("0 9 * * *"))
-    async with await CronStore.open(path) as store:
-        assert [j.name for j in await store.list_jobs()] == ["keep-me"]
+    store = await CronStore.open(path)  # the awaitable form
+    assert [j.name for j in await store.list_jobs()] == ["keep-me"]
+    await store.close()
+    await store.close()  # idempotent
     with sqlite3.connect(path) as conn:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
@@ -31,7 +33,7 @@ async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
 
 async def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = str(tmp_path / "future.db")
-    async with await CronStore.open(path) as store:
+    async with CronStore.open(path) as store:
         await store.add_job("j", "p", Schedule.cron("0 9 * * *"))
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
@@ -43,7 +45,7 @@ async def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> N
 
 
 async def test_sqlite_url_form(tmp_path: Path) -> None:
-    async with await CronStore.open(f"sqlite:///{tmp_path / 'url.db'}") as store:
+    async with CronStore.open(f"sqlite:///{tmp_path / 'url.db'}") as store:
         await store.add_job("j", "p", Schedule.cron("0 9 * * *"))
     assert (tmp_path / "url.db").exists()
 
@@ -52,11 +54,11 @@ async def test_recover_repairs_jobs_left_without_a_next_fire(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     path = str(tmp_path / "repair.db")
-    async with await CronStore.open(path, clock=clock) as store:
+    async with CronStore.open(path, clock=clock) as store:
         job_id = await store.add_job("j", "p", Schedule.cron("0 * * * *"))
     with sqlite3.connect(path) as conn:  # damage as an older, buggier writer might have left it
         conn.execute("UPDATE jobs SET next_run_at = NULL, running_run_id = 'ghost'")
-    async with await CronStore.open(path, clock=clock) as store:
+    async with CronStore.open(path, clock=clock) as store:
         assert await store.get_due_jobs() == []
         report = await store.recover()
         assert report.rescheduled_jobs == 1
@@ -66,3 +68,21 @@ async def test_recover_repairs_jobs_left_without_a_next_fire(
         clock.advance(3600)
         (claim,) = await store.claim_due("me", 1, 30)
         await store.record_run_complete(claim.run_id, RunStatus.SUCCESS)
+
+
+async def test_a_job_that_cannot_be_evaluated_is_disabled_not_blocking(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = str(tmp_path / "poison.db")
+    async with CronStore.open(path, clock=clock) as store:
+        bad = await store.add_job("bad", "p", Schedule.cron("0 * * * *"))
+        good = await store.add_job("good", "p", Schedule.cron("0 * * * *"))
+    with sqlite3.connect(path) as conn:  # e.g. a zone that a tzdata update removed
+        conn.execute("UPDATE jobs SET timezone = 'Gone/Zone' WHERE id = ?", (bad,))
+    async with CronStore.open(path, clock=clock) as store:
+        clock.advance(3600)
+        (claim,) = await store.claim_due("me", 10, 30)
+        assert claim.job.id == good
+        job = await store.get_job(bad)
+        assert job is not None and not job.enabled
+        assert job.last_error is not None and "Gone/Zone" in job.last_error

@@ -7,11 +7,11 @@ The docstrings below ARE the guarantees; ``tests/contract`` checks them against 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from ..clock import Clock
 from ..models import (
@@ -106,25 +106,20 @@ class CronStore(abc.ABC):
     clock: Clock
 
     @staticmethod
-    async def open(
+    def open(
         url: str,
         *,
         settings: StoreSettings | None = None,
         clock: Clock | None = None,
-    ) -> CronStore:
-        """Open (creating and migrating as needed) the store at ``url``.
+    ) -> StoreOpener:
+        """Open (creating and migrating as needed) the store at ``url``: a file path or
+        ``sqlite:///path``. Use ``store = await CronStore.open(...)`` or
+        ``async with CronStore.open(...) as store:`` (closed on exit).
 
         Raises :class:`~starpod_cron.errors.SchemaVersionError` when the database was written
         by a newer schema version. Migrations only ever add; they never delete user data.
         """
-        from ..clock import SystemClock
-        from ..timeutil import check_zone
-        from .sqlite import SqliteStore
-
-        settings = settings or StoreSettings()
-        check_zone(settings.default_timezone)
-        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-        return await SqliteStore.connect(path, settings, clock or SystemClock())
+        return StoreOpener(url, settings or StoreSettings(), clock)
 
     async def __aenter__(self) -> Self:
         return self
@@ -362,3 +357,39 @@ class CronStore(abc.ABC):
         is scheduled at once if retries remain), release its job, and give every enabled
         recurring job without a next fire a new one. Safe to call any time, from any process.
         """
+
+
+class StoreOpener:
+    """What :meth:`CronStore.open` returns: await it, or use it as ``async with``."""
+
+    def __init__(self, url: str, settings: StoreSettings, clock: Clock | None) -> None:
+        self._url = url
+        self._settings = settings
+        self._clock = clock
+        self._store: CronStore | None = None
+
+    async def _open(self) -> CronStore:
+        from ..clock import SystemClock
+        from ..timeutil import check_zone
+        from .sqlite import SqliteStore
+
+        check_zone(self._settings.default_timezone)
+        url = self._url
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+        return await SqliteStore.connect(path, self._settings, self._clock or SystemClock())
+
+    def __await__(self) -> Generator[Any, None, CronStore]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> CronStore:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()

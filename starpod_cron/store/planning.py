@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from ..errors import InvalidInput
 from ..models import JobUpdate, MisfirePolicy, RunStatus, RunTrigger, _Unset
 from ..schedules import Interval, OneShot, Schedule
 from ..timeutil import from_ms, to_ms
@@ -208,7 +209,21 @@ def _skipped_run(
 
 
 def plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms: int) -> ClaimPlan:
-    """Claim the due occurrence of ``job`` (which must be due at ``now``); mutates ``job``."""
+    """Claim the due occurrence of ``job`` (which must be due at ``now``); mutates ``job``.
+
+    A job whose stored schedule or zone can no longer be evaluated (say, a zone removed from
+    the tz database) is disabled with ``last_error`` instead of blocking every other claim.
+    """
+    try:
+        return _plan_claim(job, now, owner, lease_until, grace_ms)
+    except InvalidInput as exc:
+        job.enabled = False
+        job.last_error = f"disabled: its schedule can no longer be evaluated: {exc}"
+        job.updated_at = max(job.updated_at, now)
+        return ClaimPlan(run=None, skipped=None)
+
+
+def _plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms: int) -> ClaimPlan:
     if (
         job.retry_at is not None
         and job.retry_at <= now

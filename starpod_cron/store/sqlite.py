@@ -371,6 +371,8 @@ class SqliteStore(CronStore):
                 job = JobRecord.from_row(row)
                 plan = planning.plan_claim(job, now, owner, lease_until, grace)
                 jobs.append(job)
+                if not job.enabled and plan.run is None and plan.skipped is None:
+                    log.error("job %s: %s", job.name, job.last_error)
                 if plan.skipped is not None:
                     new_runs.append(plan.skipped)
                     log.warning("job %s: %s", job.name, plan.skipped.error)
