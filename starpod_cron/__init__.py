@@ -34,6 +34,7 @@ from .models import (
     MisfirePolicy,
     RunStatus,
     RunTrigger,
+    SessionMessage,
     SessionMode,
 )
 from .notify import Notifier
@@ -78,6 +79,7 @@ __all__ = [
     "RunTrigger",
     "Schedule",
     "SchemaVersionError",
+    "SessionMessage",
     "SessionMode",
     "StarpodCronError",
     "StoreSettings",

@@ -41,10 +41,39 @@ class StoreConfig:
     synchronous: str = "full"
 
 
+EXECUTOR_KINDS = ("echo", "openai", "command", "python")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorConfig:
+    """``[executor]``: what runs each prompt. Keys apply to the kind named in their comment."""
+
+    kind: str = "echo"
+    # openai
+    base_url: str = "http://127.0.0.1:11434/v1"
+    model: str = "llama3.2"
+    api_key_env: str = "OPENAI_API_KEY"
+    system_prompt: str = "You are a scheduled agent run. Do the task and reply with the result."
+    request_timeout_secs: float = 600
+    max_history_messages: int = 20
+    temperature: float | None = None
+    max_tokens: int | None = None
+    # command
+    argv: tuple[str, ...] = ()
+    shell: bool = False
+    output_limit_bytes: int = 1024 * 1024
+    kill_grace_secs: float = 2
+    # python
+    target: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     cron: CronConfig = field(default_factory=CronConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    configured: frozenset[str] = frozenset()
+    """The sections present in the file (``executor`` absent means the demo default)."""
 
     def store_settings(self) -> StoreSettings:
         c = self.cron
@@ -70,7 +99,11 @@ class AgentConfig:
         }
 
 
-_SECTIONS: dict[str, type[Any]] = {"cron": CronConfig, "store": StoreConfig}
+_SECTIONS: dict[str, type[Any]] = {
+    "cron": CronConfig,
+    "store": StoreConfig,
+    "executor": ExecutorConfig,
+}
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -96,7 +129,7 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
         sections[name] = _section(_SECTIONS[name], value, f"{source} [{name}]")
-    config = AgentConfig(**sections)
+    config = AgentConfig(**sections, configured=frozenset(sections))
     _check(config, source)
     return config
 
@@ -171,3 +204,26 @@ def _check(config: AgentConfig, source: str) -> None:
         raise ConfigError(f"{source} [cron] timezone: {exc}") from exc
     if config.store.synchronous not in ("full", "normal"):
         raise ConfigError(f"{source} [store] synchronous: must be 'full' or 'normal'")
+    _check_executor(config.executor, f"{source} [executor]")
+
+
+def _check_executor(e: ExecutorConfig, where: str) -> None:
+    if e.kind not in EXECUTOR_KINDS:
+        raise ConfigError(
+            f"{where} kind: must be one of {', '.join(EXECUTOR_KINDS)}, got {e.kind!r}"
+        )
+    if e.kind == "openai":
+        if not e.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where} base_url: must start with http:// or https://")
+        if not e.model.strip():
+            raise ConfigError(f"{where} model: name the model to call")
+        if e.request_timeout_secs <= 0 or e.max_history_messages < 1:
+            raise ConfigError(
+                f"{where}: request_timeout_secs must be > 0 and max_history_messages >= 1"
+            )
+    if e.kind == "command" and not e.argv:
+        raise ConfigError(f'{where} argv: kind = "command" needs argv = ["program", ...]')
+    if e.kind == "command" and (e.output_limit_bytes < 1 or e.kill_grace_secs < 0):
+        raise ConfigError(f"{where}: output_limit_bytes must be >= 1 and kill_grace_secs >= 0")
+    if e.kind == "python" and not e.target:
+        raise ConfigError(f'{where} target: kind = "python" needs target = "module:function"')

@@ -95,6 +95,8 @@ class CronRun:
     error: str | None
     session_id: str | None
     duration_ms: int | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +115,26 @@ class JobContext:
 
 @dataclass(frozen=True, slots=True)
 class JobResult:
-    """What an executor returns on success. ``summary`` may be long; notifiers get 500 chars."""
+    """What an executor returns on success.
+
+    ``summary`` is the run's result text: stored on the run (up to 256 KiB) and cut to 500
+    characters for notifiers. Token counts, when the model reports them, are stored too.
+    """
 
     session_id: str
     summary: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMessage:
+    """One turn of a ``main``-mode conversation kept in the store."""
+
+    role: str
+    content: str
+    run_id: str | None
+    created_at: datetime
 
 
 class _Unset(enum.Enum):

@@ -337,7 +337,12 @@ class CronScheduler:
         if exc is None:
             result = task.result()
             done = Completion(
-                run_id, RunStatus.SUCCESS, summary=result.summary, session_id=result.session_id
+                run_id,
+                RunStatus.SUCCESS,
+                summary=result.summary,
+                session_id=result.session_id,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
             )
             return done, result.summary, result.session_id
         text = f"{type(exc).__name__}: {exc}"

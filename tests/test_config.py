@@ -30,7 +30,8 @@ def test_the_example_file_loads_and_sets_every_key() -> None:
     config = load_config(ROOT / "agent.toml.example")
     assert config.cron.timezone == "Europe/Rome"
     documented = (ROOT / "agent.toml.example").read_text()
-    for section in (config.cron, config.store):
+    assert config.executor.kind == "openai" and config.executor.model == "llama3.2"
+    for section in (config.cron, config.store, config.executor):
         for key in type(section).__dataclass_fields__:
             assert f"{key} =" in documented, f"agent.toml.example does not document {key}"
 

@@ -34,7 +34,8 @@ async def fire(db: str, out: str, seconds: float) -> None:
 
 async def hang(db: str, marker: str) -> None:
     async def executor(ctx: JobContext) -> JobResult:
-        Path(marker).write_text(ctx.run_id)
+        Path(marker + ".tmp").write_text(ctx.run_id)
+        os.replace(marker + ".tmp", marker)  # atomic: the test never reads a half-written id
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 

@@ -21,6 +21,7 @@ from ..models import (
     MisfirePolicy,
     RunStatus,
     RunTrigger,
+    SessionMessage,
     SessionMode,
 )
 from ..schedules import Schedule
@@ -85,6 +86,8 @@ class Completion:
     permanent: bool = False
     retry_after_secs: float | None = None
     count_attempt: bool = True
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +314,28 @@ class CronStore(abc.ABC):
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         """Delete finished runs that completed before ``older_than``; returns how many were
         (or, with ``dry_run``, would be) deleted. Running runs are never deleted."""
+
+    # ---------------------------------------------------------------- conversations
+    @abc.abstractmethod
+    async def main_session_id(self, key: str) -> str:
+        """The id of the one persistent conversation for ``key`` (``user:<id>`` or ``agent``),
+        created on first use. Concurrent callers get the same id."""
+
+    @abc.abstractmethod
+    async def session_messages(self, session_id: str, limit: int) -> list[SessionMessage]:
+        """The last ``limit`` messages of the conversation, oldest first."""
+
+    @abc.abstractmethod
+    async def append_session_messages(
+        self,
+        session_id: str,
+        messages: Sequence[tuple[str, str]],
+        *,
+        run_id: str | None = None,
+        keep: int | None = None,
+    ) -> None:
+        """Append ``(role, content)`` turns in one transaction; with ``keep``, drop all but
+        the newest ``keep`` messages of the conversation."""
 
     # ------------------------------------------------------ scheduler primitives (atomic)
     @abc.abstractmethod

@@ -174,6 +174,8 @@ def start_run(
         error=None,
         session_id=None,
         duration_ms=None,
+        prompt_tokens=None,
+        completion_tokens=None,
     )
     job.running_run_id = run.id
     job.last_run_at = now
@@ -205,6 +207,8 @@ def _skipped_run(
         error=f"missed {many} occurrence(s) ({span}) while no scheduler ran; misfire_policy=skip",
         session_id=None,
         duration_ms=0,
+        prompt_tokens=None,
+        completion_tokens=None,
     )
 
 
@@ -300,6 +304,8 @@ def plan_finish(
     run.result_summary = cut(done.summary, RESULT_LIMIT)
     run.error = cut(done.error, ERROR_LIMIT)
     run.session_id = done.session_id
+    run.prompt_tokens = done.prompt_tokens
+    run.completion_tokens = done.completion_tokens
     run.lease_owner = None
     run.lease_expires_at = None
     if job is None or job.running_run_id != run.id:

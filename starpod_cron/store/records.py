@@ -116,6 +116,8 @@ class RunRecord:
     error: str | None
     session_id: str | None
     duration_ms: int | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RunRecord:
@@ -139,6 +141,8 @@ class RunRecord:
             error=self.error,
             session_id=self.session_id,
             duration_ms=self.duration_ms,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
         )
 
 

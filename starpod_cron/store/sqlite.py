@@ -24,7 +24,7 @@ from ..errors import (
     SchemaVersionError,
     StarpodCronError,
 )
-from ..models import CronJob, CronRun, JobUpdate, RunStatus, RunTrigger
+from ..models import CronJob, CronRun, JobUpdate, RunStatus, RunTrigger, SessionMessage
 from ..timeutil import from_ms, to_ms
 from . import planning
 from .base import Claim, Completion, CronStore, JobSpec, RecoveryReport, StoreSettings
@@ -353,6 +353,45 @@ class SqliteStore(CronStore):
             return cursor.rowcount
 
         return await self._write(body)
+
+    # ------------------------------------------------------------- conversations
+    async def main_session_id(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise InvalidInput("session key must be a non-empty string")
+
+        async def body(db: aiosqlite.Connection) -> str:
+            now = self.clock.now_ms()
+            await db.execute(Q["insert_session"], (planning.new_id(), key, now, now))
+            ((session_id,),) = await db.execute_fetchall(Q["get_session_by_key"], (key,))
+            return str(session_id)
+
+        return await self._write(body)
+
+    async def session_messages(self, session_id: str, limit: int) -> list[SessionMessage]:
+        rows = await self._read(Q["session_messages"], (session_id, limit))
+        return [SessionMessage(r[0], r[1], r[2], from_ms(r[3])) for r in rows]
+
+    async def append_session_messages(
+        self,
+        session_id: str,
+        messages: Sequence[tuple[str, str]],
+        *,
+        run_id: str | None = None,
+        keep: int | None = None,
+    ) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            now = self.clock.now_ms()
+            await db.executemany(
+                Q["insert_message"],
+                [(session_id, role, content, run_id, now) for role, content in messages],
+            )
+            await db.execute(Q["touch_session"], (now, session_id))
+            if keep is not None:
+                await db.execute(
+                    Q["trim_messages"], {"session_id": session_id, "keep": max(1, keep)}
+                )
+
+        await self._write(body)
 
     # --------------------------------------------------------- scheduler primitives
     async def claim_due(self, owner: str, limit: int, lease_secs: float) -> list[Claim]:

@@ -83,3 +83,28 @@ WHERE running_run_id IS NOT NULL
 -- name: jobs_missing_next_run
 SELECT {job_columns} FROM jobs
 WHERE enabled = 1 AND next_run_at IS NULL AND schedule_kind <> 'one_shot';
+
+-- name: get_session_by_key
+SELECT id FROM sessions WHERE key = ?;
+
+-- name: insert_session
+INSERT INTO sessions (id, key, created_at, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (key) DO NOTHING;
+
+-- name: session_messages
+SELECT role, content, run_id, created_at FROM (
+    SELECT seq, role, content, run_id, created_at FROM messages
+    WHERE session_id = ? ORDER BY seq DESC LIMIT ?
+) ORDER BY seq;
+
+-- name: insert_message
+INSERT INTO messages (session_id, role, content, run_id, created_at) VALUES (?, ?, ?, ?, ?);
+
+-- name: touch_session
+UPDATE sessions SET updated_at = ? WHERE id = ?;
+
+-- name: trim_messages
+DELETE FROM messages
+WHERE session_id = :session_id AND seq < (
+    SELECT seq FROM messages WHERE session_id = :session_id ORDER BY seq DESC LIMIT 1 OFFSET :keep - 1
+);

@@ -1,0 +1,71 @@
+"""Built-in executors, chosen by ``[executor] kind`` in ``agent.toml``:
+
+- ``openai``: a chat completion on any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp)
+- ``command``: a program with the prompt on stdin; stdout is the result
+- ``python``: your own ``async def run(ctx) -> JobResult | str`` named ``module:function``
+- ``echo``: returns the prompt (the demo default)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from ..store.base import CronStore
+from .base import BuiltExecutor, execution_note, session_for, session_key
+from .command import CommandExecutor
+from .echo import EchoExecutor
+from .openai import OpenAIExecutor
+from .python import PythonExecutor, load_target
+
+if TYPE_CHECKING:
+    from ..config import ExecutorConfig
+
+log = logging.getLogger("starpod_cron.executors")
+
+__all__ = [
+    "BuiltExecutor",
+    "CommandExecutor",
+    "EchoExecutor",
+    "OpenAIExecutor",
+    "PythonExecutor",
+    "build_executor",
+    "execution_note",
+    "load_target",
+    "session_for",
+    "session_key",
+]
+
+
+def build_executor(config: ExecutorConfig, store: CronStore) -> BuiltExecutor:
+    """The executor ``config`` describes. Configuration errors (a ``python`` target that does
+    not import, say) raise ConfigError here, at start-up, not at the first run."""
+    if config.kind == "openai":
+        api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        if not api_key:
+            log.info(
+                "no API key in $%s; calling %s without one", config.api_key_env, config.base_url
+            )
+        return OpenAIExecutor(
+            store,
+            base_url=config.base_url,
+            model=config.model,
+            api_key=api_key,
+            system_prompt=config.system_prompt,
+            request_timeout_secs=config.request_timeout_secs,
+            max_history_messages=config.max_history_messages,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+        )
+    if config.kind == "command":
+        return CommandExecutor(
+            store,
+            config.argv,
+            shell=config.shell,
+            output_limit_bytes=config.output_limit_bytes,
+            kill_grace_secs=config.kill_grace_secs,
+        )
+    if config.kind == "python":
+        return PythonExecutor(store, config.target)
+    return EchoExecutor(store)

@@ -1,0 +1,41 @@
+"""What every built-in executor shares: the protocol, session ids and the execution note."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from ..models import JobContext, JobResult, SessionMode
+from ..store.base import CronStore
+
+
+class BuiltExecutor(Protocol):
+    """An executor made from ``[executor]`` config: call it per run, close it at shutdown."""
+
+    description: str
+
+    async def __call__(self, ctx: JobContext) -> JobResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+def session_key(ctx: JobContext) -> str:
+    """Whose conversation a ``main``-mode run continues: its user's, or the agent's."""
+    return f"user:{ctx.user_id}" if ctx.user_id else "agent"
+
+
+async def session_for(ctx: JobContext, store: CronStore) -> str:
+    """``isolated``: a fresh id every run; ``main``: the persistent conversation's id."""
+    if ctx.session_mode is SessionMode.MAIN:
+        return await store.main_session_id(session_key(ctx))
+    return f"isolated-{uuid.uuid4().hex}"
+
+
+def execution_note(ctx: JobContext) -> str:
+    """The context a scheduled run adds to the system prompt."""
+    return (
+        f"This is an automated, scheduled run of the job {ctx.job_name!r} "
+        f"(run {ctx.run_id}, attempt {ctx.attempt}, scheduled for "
+        f"{ctx.scheduled_for.isoformat()}). No user is watching or able to answer questions. "
+        "Do the task and reply with the result. Do not create, change or schedule jobs."
+    )

@@ -1,0 +1,138 @@
+"""The ``openai`` executor: one chat completion per run against any OpenAI-compatible server
+(OpenAI, Ollama, vLLM, llama.cpp) through one pooled ``httpx.AsyncClient``.
+
+Failures are classified for the scheduler: connection errors, timeouts, 408, 429 and 5xx are
+transient (retried, honouring ``Retry-After``); any other 4xx is permanent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from ..errors import PermanentJobError, TransientJobError
+from ..models import JobContext, JobResult, SessionMode
+from ..store.base import CronStore
+from .base import execution_note, session_for
+
+log = logging.getLogger("starpod_cron.executors")
+
+_TRANSIENT_STATUS = {408, 425, 429}
+
+
+def retry_after_secs(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _excerpt(response: httpx.Response, limit: int = 300) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class OpenAIExecutor:
+    def __init__(
+        self,
+        store: CronStore,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        system_prompt: str = "",
+        request_timeout_secs: float = 600,
+        max_history_messages: int = 20,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        self._store = store
+        self._model = model
+        self._system_prompt = system_prompt
+        self._timeout = request_timeout_secs
+        self._max_history = max_history_messages
+        self._options: dict[str, Any] = {}
+        if temperature is not None:
+            self._options["temperature"] = temperature
+        if max_tokens is not None:
+            self._options["max_tokens"] = max_tokens
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self._base_url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(request_timeout_secs),
+        )
+        self.description = f"openai ({model} at {self._base_url})"
+
+    async def __call__(self, ctx: JobContext) -> JobResult:
+        session_id = await session_for(ctx, self._store)
+        main = ctx.session_mode is SessionMode.MAIN
+        history = await self._store.session_messages(session_id, self._max_history) if main else []
+        system = "\n\n".join(p for p in (self._system_prompt, execution_note(ctx)) if p)
+        messages = [{"role": "system", "content": system}]
+        messages += [{"role": m.role, "content": m.content} for m in history]
+        messages.append({"role": "user", "content": ctx.prompt})
+        body = {"model": self._model, "messages": messages, **self._options}
+        try:
+            response = await self._client.post("chat/completions", json=body)
+        except httpx.TimeoutException as exc:
+            raise TransientJobError(
+                f"model server at {self._base_url} did not answer within {self._timeout:g}s "
+                f"({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransientJobError(
+                f"cannot reach model server at {self._base_url}: {type(exc).__name__}: {exc}"
+            ) from exc
+        status = response.status_code
+        if status in _TRANSIENT_STATUS or status >= 500:
+            raise TransientJobError(
+                f"model server answered HTTP {status}: {_excerpt(response)}",
+                retry_after=retry_after_secs(response.headers.get("retry-after")),
+            )
+        if status >= 400:
+            raise PermanentJobError(f"model server answered HTTP {status}: {_excerpt(response)}")
+        content, prompt_tokens, completion_tokens = self._parse(response)
+        if main:
+            await self._store.append_session_messages(
+                session_id,
+                [("user", ctx.prompt), ("assistant", content)],
+                run_id=ctx.run_id,
+                keep=self._max_history,
+            )
+        return JobResult(session_id, content, prompt_tokens, completion_tokens)
+
+    def _parse(self, response: httpx.Response) -> tuple[str, int | None, int | None]:
+        try:
+            data = response.json()
+            content = data["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise TransientJobError(
+                f"model server sent an unexpected response: {_excerpt(response)}"
+            ) from exc
+        if not isinstance(content, str):
+            raise TransientJobError("model server sent a response without text content")
+        usage = data.get("usage") if isinstance(data, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        prompt_tokens = usage.get("prompt_tokens")
+        completion_tokens = usage.get("completion_tokens")
+        return (
+            content,
+            prompt_tokens if isinstance(prompt_tokens, int) else None,
+            completion_tokens if isinstance(completion_tokens, int) else None,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

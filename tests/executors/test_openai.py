@@ -1,0 +1,237 @@
+"""The openai executor over real HTTP against an OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from starpod_cron import (
+    CronScheduler,
+    CronStore,
+    JobContext,
+    ManualClock,
+    PermanentJobError,
+    RunStatus,
+    Schedule,
+    SessionMode,
+    TransientJobError,
+)
+from starpod_cron.config import ExecutorConfig
+from starpod_cron.executors import OpenAIExecutor, build_executor
+from starpod_cron.executors.openai import retry_after_secs
+from tests.conftest import START, until
+from tests.executors.conftest import FakeOpenAI, Reply
+
+
+def ctx(
+    prompt: str = "Summarize overnight alerts",
+    *,
+    mode: SessionMode = SessionMode.ISOLATED,
+    user: str | None = None,
+    run: str = "run-1",
+) -> JobContext:
+    return JobContext(
+        prompt=prompt,
+        session_mode=mode,
+        job_name="morning-check",
+        job_id="job-1",
+        user_id=user,
+        run_id=run,
+        attempt=1,
+        scheduled_for=START,
+    )
+
+
+@pytest.fixture
+async def executor(store: CronStore, fake_openai: FakeOpenAI) -> AsyncIterator[OpenAIExecutor]:
+    ex = OpenAIExecutor(
+        store,
+        base_url=fake_openai.base_url,
+        model="llama3.2",
+        api_key="sk-test",
+        system_prompt="You are helpful.",
+        request_timeout_secs=0.5,
+        max_history_messages=4,
+    )
+    yield ex
+    await ex.aclose()
+
+
+async def test_success_returns_text_usage_and_a_fresh_session(
+    executor: OpenAIExecutor, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.answer(
+        Reply(content="All clear", usage={"prompt_tokens": 42, "completion_tokens": 3})
+    )
+    result = await executor(ctx())
+    assert (result.summary, result.prompt_tokens, result.completion_tokens) == ("All clear", 42, 3)
+    (request,) = fake_openai.requests
+    assert request["model"] == "llama3.2"
+    system, user = request["messages"]
+    assert system["role"] == "system" and system["content"].startswith("You are helpful.")
+    assert "automated, scheduled run of the job 'morning-check'" in system["content"]
+    assert "Do not create, change or schedule jobs" in system["content"]
+    assert user == {"role": "user", "content": "Summarize overnight alerts"}
+    assert fake_openai.headers[0]["Authorization"] == "Bearer sk-test"
+    second = await executor(ctx())
+    assert second.session_id != result.session_id  # isolated: a new session every run
+    assert second.prompt_tokens is None  # no usage reported
+
+
+async def test_isolated_sends_no_history_main_sends_earlier_turns(
+    executor: OpenAIExecutor, fake_openai: FakeOpenAI, store: CronStore
+) -> None:
+    main = SessionMode.MAIN
+    first = await executor(ctx("What is 2+2?", mode=main, user="u1", run="r1"))
+    second = await executor(ctx("And times 3?", mode=main, user="u1", run="r2"))
+    assert first.session_id == second.session_id
+    assert [m["content"] for m in fake_openai.requests[1]["messages"][1:]] == [
+        "What is 2+2?",
+        "echo: What is 2+2?",
+        "And times 3?",
+    ]
+    await executor(ctx("Unrelated", run="r3"))  # isolated
+    assert len(fake_openai.requests[2]["messages"]) == 2
+    other = await executor(ctx("Hi", mode=main, user="u2", run="r4"))  # another user's session
+    assert other.session_id != first.session_id
+    assert len(fake_openai.requests[3]["messages"]) == 2
+    # trimmed to max_history_messages (4): the oldest turn is dropped
+    await executor(ctx("Third", mode=main, user="u1", run="r5"))
+    assert [m["content"] for m in fake_openai.requests[4]["messages"][1:]] == [
+        "What is 2+2?",
+        "echo: What is 2+2?",
+        "And times 3?",
+        "echo: And times 3?",
+        "Third",
+    ]
+    await executor(ctx("Fourth", mode=main, user="u1", run="r6"))
+    assert [m["content"] for m in fake_openai.requests[5]["messages"][1:-1]] == [
+        "And times 3?",
+        "echo: And times 3?",
+        "Third",
+        "echo: Third",
+    ]
+    stored = await store.session_messages(first.session_id, 100)
+    assert len(stored) == 4 and stored[-1].run_id == "r6"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "retry_after", "text"),
+    [
+        (Reply(429, "slow down", {"Retry-After": "120"}), TransientJobError, 120, "HTTP 429"),
+        (Reply(503, "overloaded"), TransientJobError, None, "HTTP 503"),
+        (Reply(500, "boom"), TransientJobError, None, "HTTP 500"),
+        (Reply(408, "timeout"), TransientJobError, None, "HTTP 408"),
+        (Reply(400, "model 'nope' not found"), PermanentJobError, None, "not found"),
+        (Reply(401, "bad key"), PermanentJobError, None, "HTTP 401"),
+        (Reply(200, raw="<html>proxy error</html>"), TransientJobError, None, "unexpected"),
+        (Reply(delay=2.0), TransientJobError, None, "did not answer within 0.5s"),
+    ],
+)
+async def test_errors_are_classified(
+    executor: OpenAIExecutor,
+    fake_openai: FakeOpenAI,
+    store: CronStore,
+    reply: Reply,
+    error: type[Exception],
+    retry_after: float | None,
+    text: str,
+) -> None:
+    fake_openai.answer(reply)
+    with pytest.raises(error) as err:
+        await executor(ctx(mode=SessionMode.MAIN))
+    assert text in str(err.value)
+    assert getattr(err.value, "retry_after", None) == retry_after
+    session = await store.main_session_id("agent")
+    assert await store.session_messages(session, 10) == []  # nothing appended on failure
+
+
+async def test_unreachable_server_is_transient(store: CronStore) -> None:
+    ex = OpenAIExecutor(store, base_url="http://127.0.0.1:9/v1", model="m")
+    with pytest.raises(TransientJobError, match="cannot reach model server"):
+        await ex(ctx())
+    await ex.aclose()
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_secs("7") == 7
+    assert retry_after_secs("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10
+    assert retry_after_secs("soon") is None and retry_after_secs(None) is None
+
+
+async def test_through_the_scheduler_usage_retry_after_and_permanent(
+    store: CronStore,
+    fake_openai: FakeOpenAI,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MY_KEY", "sk-from-env")
+    config = ExecutorConfig(
+        kind="openai", base_url=fake_openai.base_url, model="qwen", api_key_env="MY_KEY"
+    )
+    executor = build_executor(config, store)
+    scheduler = CronScheduler(store, executor, clock=clock)
+    fake_openai.answer(
+        Reply(429, "rate limited", {"Retry-After": "600"}),
+        Reply(content="Done at last", usage={"prompt_tokens": 10, "completion_tokens": 5}),
+        Reply(400, "unknown model"),
+    )
+    job_id = await store.add_job(
+        "report", "Write the report", Schedule.one_shot(START + timedelta(seconds=1))
+    )
+    bad_id = await store.add_job("bad", "x", Schedule.one_shot(START + timedelta(hours=1)))
+    scheduler.start()
+    try:
+        clock.advance(1)
+        await until(lambda: len(fake_openai.requests) == 1)
+        await until(lambda: scheduler.running_count == 0)
+        await asyncio.sleep(0.05)
+        job = await store.get_job(job_id)
+        assert job is not None and job.retry_at == clock.now() + timedelta(seconds=600)
+        clock.advance(600)
+        await until(lambda: len(fake_openai.requests) == 2)
+        await until(lambda: scheduler.running_count == 0)
+        runs = await store.list_runs(job_id)
+        assert [r.status for r in runs] == [RunStatus.SUCCESS, RunStatus.FAILED]
+        assert (runs[0].result_summary, runs[0].prompt_tokens, runs[0].completion_tokens) == (
+            "Done at last",
+            10,
+            5,
+        )
+        assert fake_openai.headers[0]["Authorization"] == "Bearer sk-from-env"
+        clock.advance(3600)
+        await until(lambda: len(fake_openai.requests) == 3)
+        await until(lambda: scheduler.running_count == 0)
+        bad = await store.get_job(bad_id)
+        assert bad is not None and bad.retry_at is None and not bad.enabled
+        assert bad.last_error is not None and "HTTP 400" in bad.last_error
+    finally:
+        await scheduler.stop()
+        await executor.aclose()
+
+
+async def test_job_timeout_cancels_the_http_call(
+    store: CronStore, fake_openai: FakeOpenAI, clock: ManualClock
+) -> None:
+    executor = OpenAIExecutor(
+        store, base_url=fake_openai.base_url, model="m", request_timeout_secs=60
+    )
+    fake_openai.answer(Reply(delay=30))
+    scheduler = CronScheduler(store, executor, clock=clock)
+    job_id = await store.add_job_full(
+        "slow", "p", Schedule.one_shot(START + timedelta(seconds=1)), timeout_secs=5, max_retries=0
+    )
+    scheduler.start()
+    try:
+        clock.advance(1)
+        await until(lambda: len(fake_openai.requests) == 1)
+        clock.advance(5)
+        await until(lambda: scheduler.running_count == 0)
+        (run,) = await store.list_runs(job_id)
+        assert run.status is RunStatus.TIMEOUT
+    finally:
+        await scheduler.stop()
+        await executor.aclose()
