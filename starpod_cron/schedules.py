@@ -251,10 +251,15 @@ class Cron(Schedule):
         return f"cron {self.expr}"
 
 
+def expand_alias(expr: str) -> str:
+    """``@daily`` -> ``0 0 * * *``; any other expression unchanged."""
+    return _ALIASES.get(expr.lower(), expr)
+
+
 @lru_cache(maxsize=4096)
 def _compile(expr: str) -> tuple[str, frozenset[int]]:
     """Validate ``expr``; return its five-field minute part and its set of seconds."""
-    text = _ALIASES.get(expr.lower(), expr)
+    text = expand_alias(expr)
     if text.startswith("@"):
         raise InvalidSchedule(
             f"cron alias {expr!r} is not supported; use one of {', '.join(sorted(_ALIASES))}"

@@ -82,26 +82,3 @@ async def test_config_drives_store_and_scheduler(tmp_path: Path) -> None:
         assert scheduler.max_concurrent_runs == 9
     finally:
         await store.close()
-
-
-async def test_readme_library_example_runs(tmp_path: Path) -> None:
-    import asyncio
-    import re
-    import sys
-
-    readme = (ROOT / "README.md").read_text()
-    example = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
-    script = tmp_path / "example.py"
-    script.write_text(example)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
-    assert lines.count("[heartbeat] ok: ran: Check the build") == 2
-    assert sum(line.startswith("success ") for line in lines) == 2

@@ -17,7 +17,7 @@ class EchoExecutor:
 
     def __init__(self, store: CronStore) -> None:
         self._store = store
-        log.warning("using the echo executor: a demo that returns each prompt unchanged")
+        log.info("using the echo executor: a demo that returns each prompt unchanged")
 
     async def __call__(self, ctx: JobContext) -> JobResult:
         return JobResult(session_id=await session_for(ctx, self._store), summary=ctx.prompt)

@@ -1,0 +1,181 @@
+"""Rendering: the ``--json`` envelope, tables (rich on a terminal, plain text otherwise), times
+in a job's zone with its offset, and schedules in words."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal, TextIO
+
+from ..models import CronJob
+from ..schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
+from ..timeutil import zone
+
+ArtifactType = Literal["table", "presentation_card", "text"]
+RICH_ROW_LIMIT = 500  # larger tables print plain: rich takes seconds for 10,000 rows
+
+
+@dataclass
+class Output:
+    """One command's result: ``data`` for ``--json``, ``rows``/``fields``/``text`` for people."""
+
+    data: dict[str, Any]
+    artifact_type: ArtifactType
+    title: str
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    text: str = ""
+    header: str = ""
+    exit_code: int = 0
+
+    def envelope(self) -> str:
+        return json.dumps(
+            {"data": self.data, "artifact_type": self.artifact_type, "title": self.title},
+            ensure_ascii=False,
+            indent=2,
+        )
+
+
+def emit(output: Output, *, as_json: bool, stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    if as_json:
+        out.write(output.envelope() + "\n")
+        return
+    terminal = out.isatty()
+    if output.header:
+        out.write(output.header + "\n")
+    if output.columns:
+        if terminal and len(output.rows) <= RICH_ROW_LIMIT:
+            _rich_table(output, out)
+        else:
+            out.write(plain_table(output.columns, output.rows))
+    if output.fields:
+        width = max(len(k) for k, _ in output.fields)
+        for key, value in output.fields:
+            first, *more = value.splitlines() or [""]
+            out.write(f"{key.ljust(width)}  {first}\n")
+            for line in more:
+                out.write(f"{' ' * width}  {line}\n")
+    if output.text:
+        out.write(output.text.rstrip("\n") + "\n")
+
+
+def plain_table(columns: list[str], rows: list[list[str]]) -> str:
+    """Columns aligned with spaces; no colour, no box characters (safe for pipes and grep)."""
+    cells = [columns, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _rich_table(output: Output, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=output.title, title_justify="left", header_style="bold")
+    for column in output.columns:
+        table.add_column(column, overflow="fold")
+    for row in output.rows:
+        table.add_row(*row)
+    Console(file=out, highlight=False).print(table)
+
+
+# ---------------------------------------------------------------------------------- times
+def iso(dt: datetime | None, tz_name: str) -> str | None:
+    """ISO 8601 in ``tz_name`` with its offset (for JSON)."""
+    return None if dt is None else dt.astimezone(zone(tz_name)).isoformat()
+
+
+def local(dt: datetime | None, tz_name: str) -> str:
+    """``2026-12-01 09:00:00 +01:00`` in ``tz_name`` (for people)."""
+    if dt is None:
+        return "-"
+    moment = dt.astimezone(zone(tz_name))
+    return moment.strftime("%Y-%m-%d %H:%M:%S ") + moment.isoformat()[-6:]
+
+
+def relative(dt: datetime | None, now: datetime) -> str:
+    """``in 3m``, ``2h ago``, ``now``: the largest unit or two."""
+    if dt is None:
+        return ""
+    seconds = round((dt - now).total_seconds())
+    if abs(seconds) < 1:
+        return "now"
+    rest = abs(seconds)
+    parts: list[str] = []
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+        if len(parts) == 2:
+            break
+    text = "".join(parts)
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def when(dt: datetime | None, tz_name: str, now: datetime) -> str:
+    if dt is None:
+        return "-"
+    return f"{local(dt, tz_name)} ({relative(dt, now)})"
+
+
+# ------------------------------------------------------------------------------ schedules
+def schedule_text(schedule: Schedule) -> str:
+    """The schedule as typed: a cron expression, ``every 30m`` or the one-shot time."""
+    if isinstance(schedule, Cron):
+        return schedule.expr
+    if isinstance(schedule, Interval):
+        return schedule.describe()
+    assert isinstance(schedule, OneShot)
+    return f"at {schedule.at}"
+
+
+def schedule_human(schedule: Schedule, tz_name: str) -> str:
+    """The schedule in words, e.g. ``At 09:00, Monday through Friday``."""
+    if isinstance(schedule, Cron):
+        return _cron_words(schedule.expr)
+    if isinstance(schedule, Interval):
+        return _every_words(schedule.every_ms)
+    assert isinstance(schedule, OneShot)
+    return f"Once, at {local(schedule.instant(tz_name), tz_name)}"
+
+
+def _every_words(every_ms: int) -> str:
+    for unit, size in (
+        ("day", 86_400_000),
+        ("hour", 3_600_000),
+        ("minute", 60_000),
+        ("second", 1000),
+    ):
+        count, rest = divmod(every_ms, size)
+        if count and not rest:
+            return f"Every {unit}" if count == 1 else f"Every {count} {unit}s"
+    return "Every " + format_duration_ms(every_ms)
+
+
+@lru_cache(maxsize=1024)
+def _cron_words(expr: str) -> str:
+    from cron_descriptor import ExpressionDescriptor, Options
+
+    options = Options()
+    options.use_24hour_time_format = True
+    return str(ExpressionDescriptor(expand_alias(expr), options).get_description())
+
+
+def next_fires(job: CronJob, count: int, now: datetime) -> list[datetime]:
+    fires: list[datetime] = []
+    cursor = job.next_run_at
+    if cursor is None:
+        return fires
+    fires.append(cursor)
+    while len(fires) < count:
+        nxt = job.schedule.next_run(cursor, job.timezone)
+        if nxt is None:
+            break
+        fires.append(nxt)
+        cursor = nxt
+    return fires

@@ -1,0 +1,344 @@
+"""The CLI against a real temporary database: human and --json forms, and every error path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import CLI, snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_add_then_list(cli: CLI) -> None:
+    empty = cli("jobs", "list")
+    assert empty.code == 0 and "No jobs" in empty.out
+    added = cli(
+        "jobs",
+        "add",
+        "morning",
+        "Summarize overnight alerts",
+        "--cron",
+        "0 9 * * 1-5",
+        "--tz",
+        "Europe/Rome",
+    )
+    assert added.code == 0 and "Job 'morning' added (At 09:00, Monday through Friday)" in added.out
+    cli("jobs", "add", "tick", "check the build", "--every", "30m")
+    listed = cli("jobs", "list")
+    lines = listed.out.splitlines()
+    assert lines[0].split() == [
+        "NAME",
+        "SCHEDULE",
+        "IN",
+        "WORDS",
+        "ENABLED",
+        "NEXT",
+        "RUN",
+        "LAST",
+        "STATUS",
+    ]
+    assert lines[1].startswith("morning") and "At 09:00, Monday through Friday" in lines[1]
+    assert "+01:00 (in " in lines[1]
+    assert lines[2].startswith("tick") and "Every 30 minutes" in lines[2] and "(in 30m)" in lines[2]
+    assert "\x1b[" not in listed.out  # plain when stdout is not a terminal
+
+    doc = cli("--json", "jobs", "list").json
+    assert doc["artifact_type"] == "table" and doc["title"] == "Scheduled Jobs"
+    assert doc["data"]["total"] == 2
+    morning = doc["data"]["jobs"][0]
+    assert morning["schedule"] == "0 9 * * 1-5" and morning["enabled"] is True
+    assert morning["schedule_human"] == "At 09:00, Monday through Friday"
+    assert morning["next_run"].endswith("+01:00") and morning["timezone"] == "Europe/Rome"
+
+
+def test_list_hides_disabled_unless_all_and_filters_by_user(cli: CLI) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h", "--user", "u1")
+    cli("jobs", "add", "b", "p", "--every", "1h", "--user", "u2")
+    cli("jobs", "disable", "b")
+    assert [j["name"] for j in cli("--json", "jobs", "list").json["data"]["jobs"]] == ["a"]
+    assert [j["name"] for j in cli("--json", "jobs", "list", "--all").json["data"]["jobs"]] == [
+        "a",
+        "b",
+    ]
+    only = cli("--json", "jobs", "list", "--all", "--user", "u2").json["data"]["jobs"]
+    assert [j["name"] for j in only] == ["b"] and only[0]["enabled"] is False
+
+
+def test_show(cli: CLI) -> None:
+    cli(
+        "jobs",
+        "add",
+        "report",
+        "Write the weekly report",
+        "--cron",
+        "0 0 9 * * MON",
+        "--tz",
+        "America/New_York",
+        "--retries",
+        "5",
+        "--timeout",
+        "1h30m",
+        "--session",
+        "main",
+        "--user",
+        "u7",
+        "--misfire",
+        "skip",
+    )
+    card = cli("--json", "jobs", "show", "report").json
+    assert card["artifact_type"] == "presentation_card" and card["title"] == "Job: report"
+    d = card["data"]
+    assert d["schedule"] == "0 0 9 * * MON" and d["schedule_human"] == "At 09:00, only on Monday"
+    assert len(d["next_runs"]) == 5 and d["next_run"] == d["next_runs"][0]
+    assert all(t.endswith(("-05:00", "-04:00")) for t in d["next_runs"])
+    assert (d["max_retries"], d["timeout_secs"], d["session_mode"], d["user_id"]) == (
+        5,
+        5400,
+        "main",
+        "u7",
+    )
+    assert d["misfire_policy"] == "skip" and d["run_count"] == 0
+    assert d["last_run"] is None and d["last_status"] is None and d["last_error"] is None
+    human = cli("jobs", "show", "report").out
+    assert "prompt            Write the weekly report" in human
+    assert human.count("(in ") >= 5
+
+
+@pytest.mark.parametrize(
+    ("args", "check"),
+    [
+        (
+            ["--at", "2030-12-01 09:00", "--tz", "Europe/Rome"],
+            lambda d: d["next_run"] == "2030-12-01T09:00:00+01:00",
+        ),
+        (["--at", "2030-12-01T09:00:00Z"], lambda d: d["next_run"] == "2030-12-01T09:00:00+00:00"),
+        (
+            ["--at", "tomorrow 9:00", "--tz", "Asia/Tokyo"],
+            lambda d: d["next_run"].endswith("T09:00:00+09:00"),
+        ),
+        (
+            ["--in", "20m", "--delete-after-run"],
+            lambda d: d["delete_after_run"] is True and d["schedule_kind"] == "one_shot",
+        ),
+        (["--every", "90s"], lambda d: d["schedule_human"] == "Every 90 seconds"),
+        (["--cron", "@daily"], lambda d: d["schedule_human"] == "At 00:00"),
+    ],
+)
+def test_add_schedule_forms(cli: CLI, args: list[str], check: object) -> None:
+    assert cli("jobs", "add", "j", "p", *args).code == 0
+    data = cli("--json", "jobs", "show", "j").json["data"]
+    assert check(data), data  # type: ignore[operator]
+
+
+BAD_ADDS = [
+    (["--cron", "61 * * * *"], "invalid cron expression '61 * * * *'"),
+    (["--every", "2x"], "invalid duration '2x'"),
+    (["--every", "500ms"], "too short"),
+    (["--at", "yesterday"], "invalid time 'yesterday'"),
+    (["--at", "2020-01-01 09:00"], "in the past"),
+    (["--in", "0s"], "longer than zero"),
+    (["--every", "1h", "--tz", "Mars/Base"], "unknown time zone 'Mars/Base'"),
+    (["--every", "1h", "--retries", "-1"], "max_retries"),
+    (["--every", "1h", "--timeout", "forever"], "invalid duration 'forever'"),
+    (["--every", "1h", "--cron", "* * * * *"], "not allowed with argument"),
+    ([], "one of the arguments --cron --every --at --in is required"),
+    (["--every", "1h", "--session", "shared"], "invalid choice: 'shared'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_ADDS)
+def test_bad_add_exits_2_with_one_line_and_writes_nothing(
+    cli: CLI, db: str, args: list[str], message: str
+) -> None:
+    cli("jobs", "add", "existing", "p", "--every", "1h")
+    before = snapshot(db)
+    result = cli("jobs", "add", "new", "p", *args)
+    assert result.code == 2 and result.out == ""
+    assert message in result.err and result.err.count("\n") == 1, result.err
+    assert snapshot(db) == before
+
+
+def test_duplicate_name_and_unknown_jobs_exit_2(cli: CLI, db: str) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h")
+    before = snapshot(db)
+    for args in (
+        ["jobs", "add", "a", "q", "--every", "2h"],
+        ["jobs", "show", "nope"],
+        ["jobs", "enable", "a", "nope"],
+        ["jobs", "disable", "a", "nope"],
+        ["jobs", "remove", "nope", "--yes"],
+        ["jobs", "run", "a", "nope"],
+        ["jobs", "history", "--job", "nope"],
+        ["jobs", "edit", "nope", "--every", "1h"],
+        ["jobs", "edit", "a"],
+        ["jobs", "run"],
+        ["jobs", "run", "a", "--all"],
+        ["--tz", "Nowhere/X", "jobs", "list"],
+    ):
+        result = cli(*args)
+        assert result.code == 2, (args, result)
+        assert result.err.startswith("starpod-cron") and result.err.count("\n") == 1, result.err
+        assert snapshot(db) == before, args
+    assert "no job named 'nope'" in cli("jobs", "enable", "a", "nope").err
+
+
+def test_edit(cli: CLI) -> None:
+    cli("jobs", "add", "j", "old prompt", "--every", "1h")
+    result = cli(
+        "jobs",
+        "edit",
+        "j",
+        "--cron",
+        "0 9 * * *",
+        "--prompt",
+        "new prompt",
+        "--retries",
+        "0",
+        "--no-delete-after-run",
+        "--rename",
+        "k",
+    )
+    assert result.code == 0 and "Job 'k' updated" in result.out
+    d = cli("--json", "jobs", "show", "k").json["data"]
+    assert (d["schedule"], d["prompt"], d["max_retries"]) == ("0 9 * * *", "new prompt", 0)
+    assert cli("jobs", "show", "j").code == 2
+
+
+def test_enable_disable_many(cli: CLI) -> None:
+    for name in ("a", "b"):
+        cli("jobs", "add", name, "p", "--every", "1h")
+    off = cli("--json", "jobs", "disable", "a", "b").json
+    assert off["artifact_type"] == "text" and off["title"] == "Job Disabled"
+    assert off["data"]["enabled"] is False and off["data"]["jobs"] == ["a", "b"]
+    on = cli("jobs", "enable", "a")
+    assert on.out.strip() == "Job 'a' has been enabled"
+    listed = cli("--json", "jobs", "list", "--all").json["data"]["jobs"]
+    assert [(j["name"], j["enabled"]) for j in listed] == [("a", True), ("b", False)]
+
+
+def test_remove_needs_yes_when_not_interactive(cli: CLI, db: str) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h")
+    cli("jobs", "add", "b", "p", "--every", "1h")
+    refused = cli("jobs", "remove", "a")
+    assert refused.code == 2 and "without --yes" in refused.err
+    removed = cli("--json", "jobs", "remove", "a", "b", "--yes").json
+    assert removed["data"]["removed"] == ["a", "b"]
+    assert snapshot(db)[0] == []
+
+
+def write_config(tmp_path: Path) -> str:
+    path = tmp_path / "agent.toml"
+    path.write_text('[executor]\nkind = "python"\ntarget = "tests.cli.targets:run"\n')
+    return str(path)
+
+
+def test_run_through_the_configured_executor(cli: CLI, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    cli("jobs", "add", "good", "summarize", "--every", "1h")
+    cli("jobs", "add", "bad", "please fail", "--every", "1h")
+    ok = cli("--config", config, "--json", "jobs", "run", "good")
+    assert ok.code == 0, ok.err
+    doc = ok.json
+    assert doc["title"] == "Job Execution Results" and doc["artifact_type"] == "table"
+    (entry,) = doc["data"]["jobs_run"]
+    assert entry["job_name"] == "good" and entry["status"] == "success"
+    assert entry["result"]["success"] is True and entry["result"]["message"] == "done: summarize"
+    assert isinstance(entry["duration_ms"], int)
+    assert (doc["data"]["total"], doc["data"]["succeeded"], doc["data"]["failed"]) == (1, 1, 0)
+
+    both = cli("--config", config, "jobs", "run", "--all", "--sequential")
+    assert both.code == 1  # a job run failed
+    assert "[2/2]" in both.err and "1 of 2 succeeded" in both.out
+    history = cli("--json", "jobs", "history", "--job", "bad").json["data"]["entries"]
+    assert history[0]["status"] == "failed" and "model refused bad" in history[0]["error"]
+    assert history[0]["trigger"] == "manual"
+
+
+def test_run_without_executor_config_uses_echo_and_says_so(cli: CLI) -> None:
+    cli("jobs", "add", "a", "hello there", "--every", "1h")
+    result = cli("jobs", "run", "a")
+    assert result.code == 0 and "echo" in result.err and "demo" in result.err
+    assert "hello there" in result.out
+
+
+def test_history_filters_and_limit(cli: CLI, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    cli("jobs", "add", "good", "ok", "--every", "1h")
+    cli("jobs", "add", "bad", "fail", "--every", "1h")
+    for _ in range(3):
+        cli("--config", config, "jobs", "run", "good", "bad")
+    doc = cli("--json", "jobs", "history").json
+    assert doc["title"] == "Job Execution History" and doc["data"]["total"] == 6
+    failed = cli("--json", "jobs", "history", "--status", "failed").json["data"]["entries"]
+    assert len(failed) == 3 and {e["job_name"] for e in failed} == {"bad"}
+    assert len(cli("--json", "jobs", "history", "-n", "2").json["data"]["entries"]) == 2
+    human = cli("jobs", "history", "--job", "good", "--limit", "1").out.splitlines()
+    assert len(human) == 2 and human[1].startswith("good") and "done: ok" in human[1]
+    assert cli("jobs", "history", "--status", "weird").code == 2
+
+
+def test_prune(cli: CLI, db: str) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h")
+    cli("jobs", "run", "a")
+    dry = cli("--json", "jobs", "prune", "--days", "0", "--dry-run").json["data"]
+    assert dry["runs_matching"] == 1 and dry["runs_deleted"] == 0 and dry["dry_run"] is True
+    assert len(snapshot(db)[1]) == 1
+    assert cli("jobs", "prune", "--days", "30").out.startswith("Deleted 0 run(s)")
+    assert "Deleted 1 run(s)" in cli("jobs", "prune", "--days", "0").out
+    assert snapshot(db)[1] == []
+
+
+def test_next_previews_without_saving(cli: CLI, db: str) -> None:
+    doc = cli("--json", "jobs", "next", "30 2 * * *", "--tz", "Europe/Berlin", "-n", "3").json
+    data = doc["data"]
+    assert data["timezone"] == "Europe/Berlin" and len(data["next_runs"]) == 3
+    assert all("T02:30:00+0" in t or "T03:00:00+02:00" in t for t in data["next_runs"])
+    assert data["schedule_human"] == "At 02:30"
+    human = cli("jobs", "next", "*/15 * * * *", "-n", "2").out
+    assert human.startswith("*/15 * * * *  (Every 15 minutes, UTC)")
+    assert cli("jobs", "next", "not cron").code == 2
+    assert not os.path.exists(db)  # nothing was created
+
+
+def test_bad_config_exits_2(cli: CLI, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cron]\nmax_concurent_runs = 2\n")
+    result = cli("--config", str(bad), "jobs", "list")
+    assert result.code == 2 and "unknown key 'max_concurent_runs'" in result.err
+
+
+def test_console_script_and_module_entry(tmp_path: Path) -> None:
+    db = str(tmp_path / "script.db")
+    script = Path(sys.executable).with_name("starpod-cron")
+    when = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    add = subprocess.run(
+        [str(script), "--db", db, "jobs", "add", "x", "y", "--at", when],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert add.returncode == 0, add.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "starpod_cron", "--db", db, "--json", "jobs", "list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert listed.returncode == 0 and '"name": "x"' in listed.stdout
+    bad = subprocess.run(
+        [str(script), "--db", db, "jobs", "show", "missing"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and bad.stderr == "starpod-cron: error: no job named 'missing'\n"
+    assert bad.stdout == ""

@@ -1,0 +1,48 @@
+"""The README's examples run as written."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+async def test_library_example_runs(tmp_path: Path) -> None:
+    example = re.findall(r"```python\n(.*?)```", README, re.S)[0]
+    script = tmp_path / "example.py"
+    script.write_text(example)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines.count("[heartbeat] ok: ran: Check the build") == 2
+    assert sum(line.startswith("success ") for line in lines) == 2
+
+
+async def test_quickstart_cli_commands_run(tmp_path: Path) -> None:
+    block = README.split("Add a job from the shell", 1)[1].split("```bash\n", 1)[1].split("```")[0]
+    outputs = []
+    for line in block.strip().splitlines():
+        argv = shlex.split(line.split("  #")[0])
+        assert argv[0] == ".venv/bin/starpod-cron"
+        argv[0] = str(Path(sys.executable).with_name("starpod-cron"))
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, (line, err.decode())
+        outputs.append(out.decode())
+    assert "Job 'standup' added" in outputs[0]
+    assert outputs[1].splitlines()[1].startswith("standup")  # seen in jobs list
+    assert "Post the standup summary" in outputs[2]
