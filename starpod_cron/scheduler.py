@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from .clock import Clock
+from .completions import CompletionWriter
 from .errors import JobError, JobNotFound
-from .models import CronRun, JobContext, JobResult, RunStatus, RunTrigger
+from .models import CronRun, JobContext, JobResult, RunStatus
 from .notify import Notifier, deliver
 from .store.base import Claim, Completion, CronStore
 from .timeutil import check_zone, from_ms, to_ms
+from .watchdog import Watchdog
 
 log = logging.getLogger("starpod_cron.scheduler")
 
@@ -29,15 +31,19 @@ Executor = Callable[[JobContext], Awaitable[JobResult]]
 """``async def executor(ctx: JobContext) -> JobResult``; raising means the run failed."""
 
 _Reason = Literal["timeout", "stopping", "lease_lost"]
+CLAIM_BATCH = 1000  # occurrences claimed per transaction
 
 
 @dataclass(eq=False)
 class _Active:
+    """One run in flight: its executor task, why it was cancelled (if it was), and whether its
+    outcome has been handed to the completion writer (``settled``) and recorded (``done``)."""
+
     claim: Claim
-    task: asyncio.Task[None] | None = None
-    exec_task: asyncio.Task[JobResult] | None = None
+    started: float
+    task: asyncio.Task[JobResult] | None = None
     reason: _Reason | None = None
-    completing: bool = False
+    settled: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -99,6 +105,8 @@ class CronScheduler:
         self._main: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._completions = CompletionWriter(store, self.owner)
+        self._watchdog: Watchdog[_Active] = Watchdog(store.clock, self._expire)
 
     @property
     def clock(self) -> Clock:
@@ -136,28 +144,30 @@ class CronScheduler:
             await asyncio.gather(self._main, return_exceptions=True)
         if self._unsubscribe is not None:
             self._unsubscribe()
-        running = [a.task for a in self._active.values() if a.task is not None]
-        if running:
+        if self._active:
             log.info(
                 "stopping: waiting up to %ss for %d run(s)",
                 self.shutdown_timeout_secs,
-                len(running),
+                len(self._active),
             )
-            await asyncio.wait(running, timeout=self.shutdown_timeout_secs)
+            waits = [asyncio.ensure_future(a.done.wait()) for a in self._active.values()]
+            _, pending = await asyncio.wait(waits, timeout=self.shutdown_timeout_secs)
+            for waiter in pending:
+                waiter.cancel()
         for active in list(self._active.values()):
-            if active.exec_task is not None and not active.exec_task.done():
-                active.reason = "stopping"
-                active.exec_task.cancel()
-        leftover = [a.task for a in self._active.values() if a.task is not None]
-        if leftover:
-            await asyncio.gather(*leftover, return_exceptions=True)
+            if not active.settled:
+                self._cancel(active, "stopping")
+        remaining = [a.done.wait() for a in self._active.values()]
+        if remaining:
+            await asyncio.gather(*remaining)
+        await self._completions.close()
+        await self._watchdog.close()
         if self._side_tasks:
-            _, pending = await asyncio.wait(self._side_tasks, timeout=self.cancel_grace_secs)
-            for task in pending:
+            _, pending_side = await asyncio.wait(self._side_tasks, timeout=self.cancel_grace_secs)
+            for task in pending_side:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(*pending_side, return_exceptions=True)
 
-    # ----------------------------------------------------------------------- loop
     async def _loop(self) -> None:
         clock = self.clock
         lease_ms = round(self.lease_secs * 1000)
@@ -173,7 +183,7 @@ class CronScheduler:
                     await self._renew()
                     next_renew = now + lease_ms // 3
                 if now >= next_recover:
-                    report = await self.store.recover()
+                    report = await self.store.recover(alive_owner=self.owner)
                     if report.interrupted_run_ids:
                         log.warning(
                             "recovered %d interrupted run(s)", len(report.interrupted_run_ids)
@@ -181,10 +191,15 @@ class CronScheduler:
                     next_recover = now + lease_ms // 2
                 free = self.max_concurrent_runs - len(self._active)
                 if free > 0 and not self._stopping:
-                    claims = await self.store.claim_due(self.owner, free, self.lease_secs)
+                    batch = min(free, CLAIM_BATCH)
+                    claims = await self.store.claim_due(self.owner, batch, self.lease_secs)
                     for claim in claims:
                         self._spawn(claim)
-                    if len(claims) < free:
+                    if len(claims) == batch:
+                        # More may be due: claim again once the new runs have started, so
+                        # claiming, running and recording overlap instead of queueing.
+                        deadline = now
+                    else:
                         due = await self.store.next_due_at()
                         if due is not None:
                             deadline = min(deadline, to_ms(due))
@@ -202,116 +217,45 @@ class CronScheduler:
             await clock.wait(self._wake, deadline)
 
     async def _renew(self) -> None:
-        checking = [a for a in self._active.values() if not a.completing]
+        checking = [a for a in self._active.values() if not a.settled]
         held = await self.store.renew_leases(self.owner, self.lease_secs)
         for active in checking:
-            if active.claim.run_id not in held and not active.completing:
+            if active.claim.run_id not in held and not active.settled:
                 log.error(
                     "job %s run %s: lease lost (recovered elsewhere); cancelling it",
-                    active.claim.job.name,
+                    active.claim.job_name,
                     active.claim.run_id,
                 )
-                active.reason = "lease_lost"
-                if active.exec_task is not None:
-                    active.exec_task.cancel()
-
-    def _spawn(self, claim: Claim) -> _Active:
-        active = _Active(claim)
-        self._active[claim.run_id] = active
-        active.task = asyncio.create_task(
-            self._run(active), name=f"starpod-cron:run:{claim.job.name}:{claim.run_id}"
-        )
-        return active
+                self._cancel(active, "lease_lost")
 
     # ------------------------------------------------------------------------ runs
-    async def _run(self, active: _Active) -> None:
-        claim = active.claim
-        job = claim.job
-        try:
-            ctx = JobContext(
-                prompt=job.prompt,
-                session_mode=job.session_mode,
-                job_name=job.name,
-                job_id=job.id,
-                user_id=job.user_id,
-                run_id=claim.run_id,
-                attempt=claim.attempt,
-                scheduled_for=claim.scheduled_for,
-            )
-            log.info(
-                "job %s run %s: started (attempt %d, scheduled for %s)",
-                job.name,
-                claim.run_id,
-                claim.attempt,
-                claim.scheduled_for.isoformat(),
-            )
-            started = time.monotonic()
-            exec_task = asyncio.create_task(
-                self._call(ctx), name=f"starpod-cron:exec:{job.name}:{claim.run_id}"
-            )
-            active.exec_task = exec_task
-            finished = asyncio.Event()
-            exec_task.add_done_callback(lambda _: finished.set())
-            deadline = self.clock.now_ms() + round(job.timeout_secs * 1000)
-            if not await self.clock.wait(finished, deadline):
-                active.reason = active.reason or "timeout"
-                exec_task.cancel()
-            if not exec_task.done():
-                await asyncio.wait({exec_task}, timeout=self.cancel_grace_secs)
-                if not exec_task.done():
-                    log.error(
-                        "job %s run %s: executor ignored cancellation for %ss; abandoning it",
-                        job.name,
-                        claim.run_id,
-                        self.cancel_grace_secs,
-                    )
-                    self._keep(exec_task)
-            if active.reason == "lease_lost":
-                return
-            completion, result_text, session_id = self._outcome(active, exec_task)
-            active.completing = True
-            (recorded,) = await self.store.complete_runs([completion], owner=self.owner)
-            elapsed = time.monotonic() - started
-            if not recorded:
-                log.error(
-                    "job %s run %s: finished but no longer leased here; result dropped",
-                    job.name,
-                    claim.run_id,
-                )
-                return
-            log.info(
-                "job %s run %s: %s in %.3fs",
-                job.name,
-                claim.run_id,
-                completion.status.value,
-                elapsed,
-            )
-            if self._notifier is not None and completion.status is not RunStatus.INTERRUPTED:
-                self._keep(
-                    asyncio.create_task(
-                        deliver(
-                            self._notifier,
-                            job.name,
-                            session_id,
-                            result_text,
-                            completion.status is RunStatus.SUCCESS,
-                            run_id=claim.run_id,
-                            timeout_secs=self.notify_timeout_secs,
-                        ),
-                        name=f"starpod-cron:notify:{job.name}:{claim.run_id}",
-                    )
-                )
-        except Exception:
-            log.exception(
-                "job %s run %s: could not be recorded; its lease will expire and it "
-                "will be retried",
-                job.name,
-                claim.run_id,
-            )
-        finally:
-            self._active.pop(claim.run_id, None)
-            active.done.set()
-            self._wake.set()
+    def _spawn(self, claim: Claim) -> _Active:
+        ctx = JobContext(
+            prompt=claim.prompt,
+            session_mode=claim.session_mode,
+            job_name=claim.job_name,
+            job_id=claim.job_id,
+            user_id=claim.user_id,
+            run_id=claim.run_id,
+            attempt=claim.attempt,
+            scheduled_for=claim.scheduled_for,
+        )
+        active = _Active(claim, time.monotonic())
+        self._active[claim.run_id] = active
+        log.info(
+            "job %s run %s: started (attempt %d, scheduled for %s)",
+            claim.job_name,
+            claim.run_id,
+            claim.attempt,
+            claim.scheduled_for,
+        )
+        task = asyncio.create_task(
+            self._call(ctx), name=f"starpod-cron:run:{claim.job_name}:{claim.run_id}"
+        )
+        active.task = task
+        task.add_done_callback(lambda _: self._settle(active))
+        self._watchdog.watch(active, self.clock.now_ms() + round(claim.timeout_secs * 1000))
+        return active
 
     async def _call(self, ctx: JobContext) -> JobResult:
         result = await self.executor(ctx)
@@ -319,12 +263,103 @@ class CronScheduler:
             raise TypeError(f"executor returned {type(result).__name__}, expected JobResult")
         return result
 
-    def _outcome(
-        self, active: _Active, task: asyncio.Task[JobResult]
-    ) -> tuple[Completion, str, str]:
+    def _expire(self, active: _Active) -> None:
+        """The watchdog's callback: the run reached its job's timeout."""
+        if not active.settled:
+            self._cancel(active, "timeout")
+
+    def _cancel(self, active: _Active, reason: _Reason) -> None:
+        active.reason = active.reason or reason
+        assert active.task is not None
+        active.task.cancel()
+        asyncio.get_running_loop().call_later(self.cancel_grace_secs, self._abandon, active)
+
+    def _abandon(self, active: _Active) -> None:
+        """An executor that ignores cancellation is left behind; its run is still recorded."""
+        if active.settled:
+            return
+        log.error(
+            "job %s run %s: executor ignored cancellation for %ss; abandoning it",
+            active.claim.job_name,
+            active.claim.run_id,
+            self.cancel_grace_secs,
+        )
+        assert active.task is not None
+        self._keep(active.task)
+        self._settle(active)
+
+    def _settle(self, active: _Active) -> None:
+        """The run's outcome is known: hand it to the completion writer (once)."""
+        if active.settled:
+            return
+        active.settled = True
+        if active.reason == "lease_lost":
+            self._finish(active)
+            return
+        completion, text, session_id = self._outcome(active)
+        self._completions.submit(
+            completion, lambda answer: self._recorded(active, completion, text, session_id, answer)
+        )
+
+    def _recorded(
+        self,
+        active: _Active,
+        completion: Completion,
+        text: str,
+        session_id: str,
+        answer: bool | BaseException,
+    ) -> None:
+        claim = active.claim
+        if isinstance(answer, BaseException):
+            log.error(
+                "job %s run %s: could not be recorded (%s); its lease will expire and it "
+                "will be retried",
+                claim.job_name,
+                claim.run_id,
+                answer,
+            )
+        elif not answer:
+            log.error(
+                "job %s run %s: finished but no longer leased here; result dropped",
+                claim.job_name,
+                claim.run_id,
+            )
+        else:
+            log.info(
+                "job %s run %s: %s in %.3fs",
+                claim.job_name,
+                claim.run_id,
+                completion.status.value,
+                time.monotonic() - active.started,
+            )
+            if self._notifier is not None and completion.status is not RunStatus.INTERRUPTED:
+                self._keep(
+                    asyncio.create_task(
+                        deliver(
+                            self._notifier,
+                            claim.job_name,
+                            session_id,
+                            text,
+                            completion.status is RunStatus.SUCCESS,
+                            run_id=claim.run_id,
+                            timeout_secs=self.notify_timeout_secs,
+                        ),
+                        name=f"starpod-cron:notify:{claim.job_name}:{claim.run_id}",
+                    )
+                )
+        self._finish(active)
+
+    def _finish(self, active: _Active) -> None:
+        self._active.pop(active.claim.run_id, None)
+        active.done.set()
+        self._wake.set()
+
+    def _outcome(self, active: _Active) -> tuple[Completion, str, str]:
         run_id = active.claim.run_id
+        task = active.task
+        assert task is not None
         if active.reason == "timeout":
-            text = f"timed out after {active.claim.job.timeout_secs:g}s"
+            text = f"timed out after {active.claim.timeout_secs:g}s"
             return Completion(run_id, RunStatus.TIMEOUT, error=text), text, ""
         if task.cancelled() or not task.done():
             text = "interrupted: the scheduler stopped before the run finished"
@@ -346,6 +381,7 @@ class CronScheduler:
             )
             return done, result.summary, result.session_id
         text = f"{type(exc).__name__}: {exc}"
+        log.warning("job %s run %s: failed: %s", active.claim.job_name, run_id, text)
         if isinstance(exc, JobError):
             done = Completion(
                 run_id,
@@ -354,10 +390,8 @@ class CronScheduler:
                 permanent=exc.permanent,
                 retry_after_secs=exc.retry_after,
             )
-        else:
-            done = Completion(run_id, RunStatus.FAILED, error=text)
-        log.warning("job %s run %s: failed: %s", active.claim.job.name, run_id, text)
-        return done, text, ""
+            return done, text, ""
+        return Completion(run_id, RunStatus.FAILED, error=text), text, ""
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._side_tasks.add(task)
@@ -376,14 +410,8 @@ class CronScheduler:
             job_id, lease_secs=job.timeout_secs + 60, owner=self.owner
         )
         now = self.clock.now_ms()
-        claim = Claim(
-            run_id=run_id,
-            job=job,
-            scheduled_for=from_ms(now),
-            attempt=1,
-            trigger=RunTrigger.MANUAL,
-            lease_until_ms=now + round((job.timeout_secs + 60) * 1000),
-        )
+        lease_until = now + round((job.timeout_secs + 60) * 1000)
+        claim = Claim.manual(run_id, job, from_ms(now), lease_until)
         active = self._spawn(claim)
         await active.done.wait()
         run = await self.store.get_run(run_id)

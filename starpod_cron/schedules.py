@@ -83,13 +83,20 @@ class Schedule(abc.ABC):
 
     @staticmethod
     def from_storage(kind: str, expr: str, anchor_ms: int | None) -> Schedule:
-        if kind == OneShot.kind:
-            return OneShot.parse(expr)
-        if kind == Interval.kind:
-            return Interval(every_ms=int(expr), anchor_ms=anchor_ms)
-        if kind == Cron.kind:
-            return Cron.parse(expr)
-        raise InvalidSchedule(f"unknown schedule kind {kind!r}")
+        """The schedule the store kept as ``(kind, expression, anchor_ms)`` (cached: schedules
+        are immutable and many jobs share one)."""
+        return _from_storage(kind, expr, anchor_ms)
+
+
+@lru_cache(maxsize=65536)
+def _from_storage(kind: str, expr: str, anchor_ms: int | None) -> Schedule:
+    if kind == OneShot.kind:
+        return OneShot.parse(expr)
+    if kind == Interval.kind:
+        return Interval(every_ms=int(expr), anchor_ms=anchor_ms)
+    if kind == Cron.kind:
+        return Cron.parse(expr)
+    raise InvalidSchedule(f"unknown schedule kind {kind!r}")
 
 
 def _aware(after: datetime) -> datetime:
@@ -110,7 +117,7 @@ class OneShot(Schedule):
         if not isinstance(at, str) or not at.strip():
             raise InvalidSchedule("one-shot time must be an ISO 8601 string or a datetime")
         try:
-            isoparse(at.strip())
+            _parse_iso(at.strip())
         except (ValueError, OverflowError) as exc:
             raise InvalidSchedule(
                 f"one-shot time {at!r} is not ISO 8601 (e.g. '2026-12-01T09:00:00+01:00')"
@@ -118,8 +125,9 @@ class OneShot(Schedule):
         return cls(at.strip())
 
     def instant(self, timezone: str | None) -> datetime:
-        """The UTC instant this one-shot fires; a naive time is read in ``timezone``."""
-        dt = isoparse(self.at)
+        """The UTC instant this one-shot fires (to the millisecond, the store's precision);
+        a naive time is read in ``timezone``."""
+        dt = _parse_iso(self.at)
         if dt.tzinfo is None:
             return resolve_local(dt, zone(timezone or "UTC"))
         return dt.astimezone(UTC)
@@ -249,6 +257,12 @@ class Cron(Schedule):
 
     def describe(self) -> str:
         return f"cron {self.expr}"
+
+
+@lru_cache(maxsize=65536)
+def _parse_iso(text: str) -> datetime:
+    dt = isoparse(text)
+    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
 
 
 def expand_alias(expr: str) -> str:

@@ -62,11 +62,33 @@ class Claim:
     """One occurrence a scheduler now owns: its run row exists with status ``running``."""
 
     run_id: str
-    job: CronJob
+    job_id: str
+    job_name: str
+    prompt: str
+    session_mode: SessionMode
+    user_id: str | None
+    timeout_secs: float
     scheduled_for: datetime
     attempt: int
     trigger: RunTrigger
     lease_until_ms: int
+
+    @classmethod
+    def manual(cls, run_id: str, job: CronJob, now: datetime, lease_until_ms: int) -> Claim:
+        """The claim-like view of a manual run started with ``record_run_start``."""
+        return cls(
+            run_id,
+            job.id,
+            job.name,
+            job.prompt,
+            job.session_mode,
+            job.user_id,
+            job.timeout_secs,
+            now,
+            1,
+            RunTrigger.MANUAL,
+            lease_until_ms,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,10 +399,13 @@ class CronStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def recover(self) -> RecoveryReport:
+    async def recover(self, *, alive_owner: str | None = None) -> RecoveryReport:
         """Mark every run whose lease has expired ``interrupted`` (the attempt counts; a retry
         is scheduled at once if retries remain), release its job, and give every enabled
         recurring job without a next fire a new one. Safe to call any time, from any process.
+
+        Runs leased to ``alive_owner`` are skipped: a scheduler passes its own owner id, since
+        it knows its runs are alive (it learns of any it lost through :meth:`renew_leases`).
         """
 
 

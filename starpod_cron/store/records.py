@@ -14,6 +14,13 @@ from ..models import CronJob, CronRun, MisfirePolicy, RunStatus, RunTrigger, Ses
 from ..schedules import Schedule
 from ..timeutil import from_ms, opt_from_ms
 
+# Enum lookups by value through dicts: Enum(value) is several times slower, and these run for
+# every job claimed and every run recorded.
+_SESSION_MODES = {m.value: m for m in SessionMode}
+_MISFIRE_POLICIES = {m.value: m for m in MisfirePolicy}
+_STATUSES = {m.value: m for m in RunStatus}
+_TRIGGERS = {m.value: m for m in RunTrigger}
+
 
 @dataclass(slots=True)
 class JobRecord:
@@ -67,6 +74,11 @@ class JobRecord:
         """Parameters of the ``update_job_state`` statement (mutable columns, then id)."""
         return (*(getattr(self, name) for name in JOB_STATE_COLUMNS), self.id)
 
+    def runtime_params(self) -> tuple[object, ...]:
+        """Parameters of ``update_job_runtime``: only what claims and completions change, so
+        the name and user indexes are not rewritten on every run."""
+        return (*(getattr(self, name) for name in JOB_RUNTIME_COLUMNS), self.id)
+
     def to_public(self) -> CronJob:
         return CronJob(
             id=self.id,
@@ -85,10 +97,10 @@ class JobRecord:
             last_error=self.last_error,
             retry_at=opt_from_ms(self.retry_at),
             timeout_secs=self.timeout_ms / 1000,
-            session_mode=SessionMode(self.session_mode),
+            session_mode=_SESSION_MODES[self.session_mode],
             user_id=self.user_id,
-            misfire_policy=MisfirePolicy(self.misfire_policy),
-            last_status=None if self.last_status is None else RunStatus(self.last_status),
+            misfire_policy=_MISFIRE_POLICIES[self.misfire_policy],
+            last_status=None if self.last_status is None else _STATUSES[self.last_status],
             run_count=self.run_count,
             running_run_id=self.running_run_id,
         )
@@ -97,6 +109,20 @@ class JobRecord:
 JOB_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(JobRecord))
 _IMMUTABLE = {"id", "created_at"}
 JOB_STATE_COLUMNS: tuple[str, ...] = tuple(c for c in JOB_COLUMNS if c not in _IMMUTABLE)
+JOB_RUNTIME_COLUMNS: tuple[str, ...] = (
+    "enabled",
+    "updated_at",
+    "last_run_at",
+    "next_run_at",
+    "retry_count",
+    "last_error",
+    "retry_at",
+    "retry_scheduled_for",
+    "retry_attempt",
+    "last_status",
+    "run_count",
+    "running_run_id",
+)
 
 
 @dataclass(slots=True)
@@ -126,6 +152,10 @@ class RunRecord:
     def to_row(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in RUN_COLUMNS)
 
+    def result_params(self) -> tuple[object, ...]:
+        """Parameters of ``finish_run``: the outcome columns, then id."""
+        return (*(getattr(self, name) for name in RUN_RESULT_COLUMNS), self.id)
+
     def to_public(self) -> CronRun:
         return CronRun(
             id=self.id,
@@ -134,9 +164,9 @@ class RunRecord:
             scheduled_for=from_ms(self.scheduled_for),
             started_at=from_ms(self.started_at),
             completed_at=opt_from_ms(self.completed_at),
-            status=RunStatus(self.status),
+            status=_STATUSES[self.status],
             attempt=self.attempt,
-            trigger=RunTrigger(self.trigger),
+            trigger=_TRIGGERS[self.trigger],
             result_summary=self.result_summary,
             error=self.error,
             session_id=self.session_id,
@@ -147,3 +177,15 @@ class RunRecord:
 
 
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
+RUN_RESULT_COLUMNS: tuple[str, ...] = (
+    "status",
+    "completed_at",
+    "lease_owner",
+    "lease_expires_at",
+    "result_summary",
+    "error",
+    "session_id",
+    "duration_ms",
+    "prompt_tokens",
+    "completion_tokens",
+)

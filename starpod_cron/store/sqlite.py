@@ -28,14 +28,23 @@ from ..models import CronJob, CronRun, JobUpdate, RunStatus, RunTrigger, Session
 from ..timeutil import from_ms, to_ms
 from . import planning
 from .base import Claim, Completion, CronStore, JobSpec, RecoveryReport, StoreSettings
-from .records import JOB_COLUMNS, JOB_STATE_COLUMNS, RUN_COLUMNS, JobRecord, RunRecord
+from .records import (
+    _SESSION_MODES,
+    _TRIGGERS,
+    JOB_COLUMNS,
+    JOB_RUNTIME_COLUMNS,
+    JOB_STATE_COLUMNS,
+    RUN_COLUMNS,
+    RUN_RESULT_COLUMNS,
+    JobRecord,
+    RunRecord,
+)
 from .sqlfile import load_migrations, load_queries
 
 log = logging.getLogger("starpod_cron.store")
 T = TypeVar("T")
 Row = Any
 
-_RUN_STATE_COLUMNS = tuple(c for c in RUN_COLUMNS if c != "id")
 Q = load_queries(
     "sqlite.sql",
     job_columns=", ".join(JOB_COLUMNS),
@@ -43,7 +52,8 @@ Q = load_queries(
     job_state_assignments=", ".join(f"{c} = ?" for c in JOB_STATE_COLUMNS),
     run_columns=", ".join(RUN_COLUMNS),
     run_placeholders=", ".join("?" * len(RUN_COLUMNS)),
-    run_state_assignments=", ".join(f"{c} = ?" for c in _RUN_STATE_COLUMNS),
+    job_runtime_assignments=", ".join(f"{c} = ?" for c in JOB_RUNTIME_COLUMNS),
+    run_result_assignments=", ".join(f"{c} = ?" for c in RUN_RESULT_COLUMNS),
 )
 _FINAL_FOR_COMPLETION = {
     RunStatus.SUCCESS,
@@ -51,10 +61,6 @@ _FINAL_FOR_COMPLETION = {
     RunStatus.TIMEOUT,
     RunStatus.INTERRUPTED,
 }
-
-
-def _run_state_params(run: RunRecord) -> tuple[object, ...]:
-    return (*(getattr(run, c) for c in _RUN_STATE_COLUMNS), run.id)
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -250,7 +256,7 @@ class SqliteStore(CronStore):
             holder = owner or f"manual:{planning.new_id()}"
             run = planning.start_run(job, RunTrigger.MANUAL, now, 1, now, holder, now + lease_ms)
             await db.execute(Q["insert_run"], run.to_row())
-            await db.execute(Q["update_job_state"], job.state_params())
+            await db.execute(Q["update_job_runtime"], job.runtime_params())
             return run.id
 
         return await self._write(body)
@@ -309,9 +315,9 @@ class SqliteStore(CronStore):
         jobs: Iterable[JobRecord],
         deleted: Iterable[str],
     ) -> None:
-        await db.executemany(Q["update_run"], [_run_state_params(r) for r in runs])
+        await db.executemany(Q["finish_run"], [r.result_params() for r in runs])
         jobs = list(jobs)
-        await db.executemany(Q["update_job_state"], [j.state_params() for j in jobs])
+        await db.executemany(Q["update_job_runtime"], [j.runtime_params() for j in jobs])
         await db.executemany(Q["delete_job"], [(job_id,) for job_id in deleted])
         keep = self.settings.runs_keep_per_job
         await db.executemany(
@@ -419,15 +425,20 @@ class SqliteStore(CronStore):
                     new_runs.append(plan.run)
                     claims.append(
                         Claim(
-                            run_id=plan.run.id,
-                            job=job.to_public(),
-                            scheduled_for=from_ms(plan.run.scheduled_for),
-                            attempt=plan.run.attempt,
-                            trigger=RunTrigger(plan.run.trigger),
-                            lease_until_ms=lease_until,
+                            plan.run.id,
+                            job.id,
+                            job.name,
+                            job.prompt,
+                            _SESSION_MODES[job.session_mode],
+                            job.user_id,
+                            job.timeout_ms / 1000,
+                            from_ms(plan.run.scheduled_for),
+                            plan.run.attempt,
+                            _TRIGGERS[plan.run.trigger],
+                            lease_until,
                         )
                     )
-            await db.executemany(Q["update_job_state"], [j.state_params() for j in jobs])
+            await db.executemany(Q["update_job_runtime"], [j.runtime_params() for j in jobs])
             await db.executemany(Q["insert_run"], [r.to_row() for r in new_runs])
             return claims
 
@@ -445,11 +456,12 @@ class SqliteStore(CronStore):
 
         return await self._write(body)
 
-    async def recover(self) -> RecoveryReport:
+    async def recover(self, *, alive_owner: str | None = None) -> RecoveryReport:
         async def body(db: aiosqlite.Connection) -> RecoveryReport:
             now = self.clock.now_ms()
             expired = [
-                RunRecord.from_row(r) for r in await db.execute_fetchall(Q["expired_runs"], (now,))
+                RunRecord.from_row(r)
+                for r in await db.execute_fetchall(Q["expired_runs"], (now, alive_owner))
             ]
             jobs = await _load_jobs(db, {r.job_id for r in expired})
             touched: dict[str, JobRecord] = {}
@@ -473,7 +485,7 @@ class SqliteStore(CronStore):
                 )
                 if planning.repair(job, now)
             ]
-            await db.executemany(Q["update_job_state"], [j.state_params() for j in repaired])
+            await db.executemany(Q["update_job_runtime"], [j.runtime_params() for j in repaired])
             return RecoveryReport([r.id for r in expired], len(repaired))
 
         report = await self._write(body)

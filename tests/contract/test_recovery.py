@@ -169,3 +169,17 @@ async def test_cron_catch_up_after_a_long_outage_is_bounded(
     skipped = [r for r in runs if r.status is RunStatus.SKIPPED]
     assert len(skipped) == 1 and skipped[0].error is not None
     assert "999+ occurrence(s)" in skipped[0].error  # counting stops at a cap
+
+
+async def test_recovery_spares_the_callers_own_runs(store: CronStore, clock: ManualClock) -> None:
+    await store.add_job("mine", "p", Schedule.interval(every_ms=60_000))
+    await store.add_job("theirs", "p", Schedule.interval(every_ms=60_000))
+    clock.advance(60)
+    mine = await store.claim_due("me", 1, 30)
+    theirs = await store.claim_due("dead", 1, 30)
+    clock.advance(600)  # both leases expired: "me" knows it is alive, "dead" is not
+    report = await store.recover(alive_owner="me")
+    assert report.interrupted_run_ids == [theirs[0].run_id]
+    run = await store.get_run(mine[0].run_id)
+    assert run is not None and run.status is RunStatus.RUNNING
+    assert await store.renew_leases("me", 30) == {mine[0].run_id}

@@ -14,6 +14,7 @@ from starpod_cron import (
     JobAlreadyRunning,
     JobNotFound,
     ManualClock,
+    MisfirePolicy,
     RunNotFound,
     RunNotRunning,
     RunStatus,
@@ -40,7 +41,7 @@ async def test_claim_advances_next_fire_and_marks_running(
     assert await store.claim_due("me", 10, LEASE) == []
     clock.advance(60)
     (claim,) = await store.claim_due("me", 10, LEASE)
-    assert claim.job.id == job_id and claim.job.prompt == "prompt"
+    assert claim.job_id == job_id and claim.prompt == "prompt"
     assert claim.scheduled_for == START + timedelta(minutes=1)
     assert (claim.attempt, claim.trigger) == (1, RunTrigger.SCHEDULE)
     job = await store.get_job(job_id)
@@ -59,9 +60,9 @@ async def test_claims_earliest_first_up_to_limit(store: CronStore, clock: Manual
         await store.add_job(f"j{i}", "p", Schedule.one_shot(START + timedelta(seconds=secs)))
     clock.advance(60)
     first = await store.claim_due("me", 2, LEASE)
-    assert [c.job.name for c in first] == ["j1", "j3"]
+    assert [c.job_name for c in first] == ["j1", "j3"]
     rest = await store.claim_due("me", 10, LEASE)
-    assert [c.job.name for c in rest] == ["j4", "j2", "j0"]
+    assert [c.job_name for c in rest] == ["j4", "j2", "j0"]
 
 
 async def test_concurrent_claimers_on_two_store_objects_never_share_an_occurrence(
@@ -75,7 +76,7 @@ async def test_concurrent_claimers_on_two_store_objects_never_share_an_occurrenc
         results = await asyncio.gather(
             *[(store if i % 2 else other).claim_due(f"o{i}", 7, LEASE) for i in range(60)]
         )
-        claimed = [c.job.id for batch in results for c in batch]
+        claimed = [c.job_id for batch in results for c in batch]
         assert len(claimed) == 200 and len(set(claimed)) == 200
     finally:
         await other.close()
@@ -331,3 +332,18 @@ async def test_long_results_are_capped(store: CronStore, clock: ManualClock) -> 
     run = await store.get_run(run_id)
     assert run is not None and run.result_summary is not None
     assert len(run.result_summary) == 256 * 1024 and run.result_summary.endswith("…")
+
+
+async def test_sub_millisecond_one_shot_fires_on_time_without_misfire(
+    store: CronStore, clock: ManualClock
+) -> None:
+    at = START + timedelta(seconds=3, microseconds=123_456)
+    job_id = await store.add_job_full(
+        "precise", "p", Schedule.one_shot(at), misfire_policy=MisfirePolicy.SKIP
+    )
+    job = await store.get_job(job_id)
+    assert job is not None and job.next_run_at == START + timedelta(seconds=3, milliseconds=123)
+    clock.set(job.next_run_at)
+    (claim,) = await store.claim_due("me", 10, LEASE)
+    assert claim.trigger is RunTrigger.SCHEDULE and claim.scheduled_for == job.next_run_at
+    assert [r.status for r in await store.list_runs(job_id)] == [RunStatus.RUNNING]

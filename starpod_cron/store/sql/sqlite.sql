@@ -40,8 +40,11 @@ SELECT min(due_at) FROM jobs WHERE due_at IS NOT NULL;
 -- name: insert_run
 INSERT INTO runs ({run_columns}) VALUES ({run_placeholders});
 
--- name: update_run
-UPDATE runs SET {run_state_assignments} WHERE id = ?;
+-- name: update_job_runtime
+UPDATE jobs SET {job_runtime_assignments} WHERE id = ?;
+
+-- name: finish_run
+UPDATE runs SET {run_result_assignments} WHERE id = ?;
 
 -- name: get_run
 SELECT {run_columns} FROM runs WHERE id = ?;
@@ -73,7 +76,8 @@ DELETE FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?;
 UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'running' RETURNING id;
 
 -- name: expired_runs
-SELECT {run_columns} FROM runs WHERE status = 'running' AND lease_expires_at < ?;
+SELECT {run_columns} FROM runs
+WHERE status = 'running' AND lease_expires_at < ? AND lease_owner IS NOT ?;
 
 -- name: release_orphaned_jobs
 UPDATE jobs SET running_run_id = NULL
