@@ -31,6 +31,7 @@ class CronConfig:
     lease_secs: float = 30
     retry_backoff_secs: tuple[float, ...] = (30, 60, 300, 900, 3600)
     misfire_grace_secs: float = 60
+    claim_ahead_secs: float = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,7 @@ class AgentConfig:
             "max_concurrent_runs": c.max_concurrent_runs,
             "shutdown_timeout_secs": c.shutdown_timeout_secs,
             "lease_secs": c.lease_secs,
+            "claim_ahead_secs": c.claim_ahead_secs,
         }
 
 
@@ -192,6 +194,7 @@ def _check(config: AgentConfig, source: str) -> None:
         "default_max_retries": c.default_max_retries,
         "shutdown_timeout_secs": c.shutdown_timeout_secs,
         "misfire_grace_secs": c.misfire_grace_secs,
+        "claim_ahead_secs": c.claim_ahead_secs,
     }
     for key, value in non_negative.items():
         if value < 0:

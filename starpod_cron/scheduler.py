@@ -43,6 +43,7 @@ class _Active:
     started: float
     task: asyncio.Task[JobResult] | None = None
     reason: _Reason | None = None
+    begun: bool = False
     settled: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -74,6 +75,7 @@ class CronScheduler:
         lease_secs: float = 30,
         notify_timeout_secs: float = 30,
         cancel_grace_secs: float = 5,
+        claim_ahead_secs: float | None = None,
     ) -> None:
         if tick_secs <= 0:
             raise ValueError("tick_secs must be positive")
@@ -96,6 +98,12 @@ class CronScheduler:
         self.lease_secs = lease_secs
         self.notify_timeout_secs = notify_timeout_secs
         self.cancel_grace_secs = cancel_grace_secs
+        if claim_ahead_secs is None:
+            claim_ahead_secs = min(1.0, lease_secs / 4)
+        if not 0 <= claim_ahead_secs < lease_secs:
+            raise ValueError("claim_ahead_secs must be >= 0 and shorter than lease_secs")
+        self.claim_ahead_secs = claim_ahead_secs
+        self.claim_ahead_ms = round(claim_ahead_secs * 1000)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._notifier: Notifier | None = None
         self._active: dict[str, _Active] = {}
@@ -107,6 +115,7 @@ class CronScheduler:
         self._unsubscribe: Callable[[], None] | None = None
         self._completions = CompletionWriter(store, self.owner)
         self._watchdog: Watchdog[_Active] = Watchdog(store.clock, self._expire)
+        self._never = asyncio.Event()
 
     @property
     def clock(self) -> Clock:
@@ -144,6 +153,9 @@ class CronScheduler:
             await asyncio.gather(self._main, return_exceptions=True)
         if self._unsubscribe is not None:
             self._unsubscribe()
+        for active in list(self._active.values()):
+            if not active.begun:  # claimed ahead of its fire time: hand it back at once
+                self._cancel(active, "stopping")
         if self._active:
             log.info(
                 "stopping: waiting up to %ss for %d run(s)",
@@ -192,9 +204,10 @@ class CronScheduler:
                 free = self.max_concurrent_runs - len(self._active)
                 if free > 0 and not self._stopping:
                     batch = min(free, CLAIM_BATCH)
-                    claims = await self.store.claim_due(self.owner, batch, self.lease_secs)
-                    for claim in claims:
-                        self._spawn(claim)
+                    claims = await self.store.claim_due(
+                        self.owner, batch, self.lease_secs, ahead_secs=self.claim_ahead_secs
+                    )
+                    self._admit(claims)
                     if len(claims) == batch:
                         # More may be due: claim again once the new runs have started, so
                         # claiming, running and recording overlap instead of queueing.
@@ -202,7 +215,7 @@ class CronScheduler:
                     else:
                         due = await self.store.next_due_at()
                         if due is not None:
-                            deadline = min(deadline, to_ms(due))
+                            deadline = min(deadline, to_ms(due) - self.claim_ahead_ms)
                 deadline = min(deadline, next_recover)
                 if self._active:
                     deadline = min(deadline, next_renew)
@@ -229,7 +242,34 @@ class CronScheduler:
                 self._cancel(active, "lease_lost")
 
     # ------------------------------------------------------------------------ runs
-    def _spawn(self, claim: Claim) -> _Active:
+    def _admit(self, claims: list[Claim]) -> None:
+        """Create a task per claimed run. A run claimed ahead waits on a gate shared by every
+        run with the same fire time; one timer opens it, so they all start on time."""
+        now = self.clock.now_ms()
+        gates: dict[int, asyncio.Event] = {}
+        for claim in claims:
+            start = to_ms(claim.start_at)
+            gate = None
+            if start > now:
+                gate = gates.get(start)
+                if gate is None:
+                    gate = gates[start] = asyncio.Event()
+                    self._keep(
+                        asyncio.create_task(
+                            self._open_at(start, gate), name=f"starpod-cron:start-at:{start}"
+                        )
+                    )
+            self._spawn(claim, gate, max(start, now))
+
+    async def _open_at(self, start_ms: int, gate: asyncio.Event) -> None:
+        await self.clock.wait(self._never, start_ms)
+        gate.set()
+
+    def _spawn(
+        self, claim: Claim, gate: asyncio.Event | None = None, start_ms: int | None = None
+    ) -> _Active:
+        active = _Active(claim, time.monotonic())
+        self._active[claim.run_id] = active
         ctx = JobContext(
             prompt=claim.prompt,
             session_mode=claim.session_mode,
@@ -240,24 +280,30 @@ class CronScheduler:
             attempt=claim.attempt,
             scheduled_for=claim.scheduled_for,
         )
-        active = _Active(claim, time.monotonic())
-        self._active[claim.run_id] = active
-        log.info(
-            "job %s run %s: started (attempt %d, scheduled for %s)",
-            claim.job_name,
-            claim.run_id,
-            claim.attempt,
-            claim.scheduled_for,
-        )
         task = asyncio.create_task(
-            self._call(ctx), name=f"starpod-cron:run:{claim.job_name}:{claim.run_id}"
+            self._call(active, ctx, gate),
+            name=f"starpod-cron:run:{claim.job_name}:{claim.run_id}",
         )
         active.task = task
         task.add_done_callback(lambda _: self._settle(active))
-        self._watchdog.watch(active, self.clock.now_ms() + round(claim.timeout_secs * 1000))
+        start = self.clock.now_ms() if start_ms is None else start_ms
+        self._watchdog.watch(active, start + round(claim.timeout_secs * 1000))
         return active
 
-    async def _call(self, ctx: JobContext) -> JobResult:
+    async def _call(
+        self, active: _Active, ctx: JobContext, gate: asyncio.Event | None
+    ) -> JobResult:
+        if gate is not None:
+            await gate.wait()
+        active.begun = True
+        active.started = time.monotonic()
+        log.info(
+            "job %s run %s: started (attempt %d, scheduled for %s)",
+            ctx.job_name,
+            ctx.run_id,
+            ctx.attempt,
+            ctx.scheduled_for,
+        )
         result = await self.executor(ctx)
         if not isinstance(result, JobResult):
             raise TypeError(f"executor returned {type(result).__name__}, expected JobResult")
@@ -357,10 +403,17 @@ class CronScheduler:
     def _outcome(self, active: _Active) -> tuple[Completion, str, str]:
         run_id = active.claim.run_id
         task = active.task
-        assert task is not None
         if active.reason == "timeout":
             text = f"timed out after {active.claim.timeout_secs:g}s"
             return Completion(run_id, RunStatus.TIMEOUT, error=text), text, ""
+        if not active.begun:
+            text = "interrupted: the scheduler stopped before the run's fire time"
+            return (
+                Completion(run_id, RunStatus.INTERRUPTED, error=text, count_attempt=False),
+                text,
+                "",
+            )
+        assert task is not None
         if task.cancelled() or not task.done():
             text = "interrupted: the scheduler stopped before the run finished"
             return (

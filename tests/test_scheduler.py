@@ -73,12 +73,15 @@ async def scheduler(
 
 
 async def settle(store: CronStore, job_id: str, count: int) -> list[RunStatus]:
+    """Wait until ``count`` runs of the job have finished; their statuses, newest first. (A run
+    of the next fire, claimed ahead of time, may already be recorded as running.)"""
+
     async def statuses() -> list[RunStatus]:
-        return [r.status for r in await store.list_runs(job_id, 100)]
+        return [r.status for r in await store.list_runs(job_id, 100) if r.status.is_final]
 
     for _ in range(1000):
         got = await statuses()
-        if len(got) >= count and RunStatus.RUNNING not in got:
+        if len(got) >= count:
             return got
         await asyncio.sleep(0.005)
     pytest.fail(f"runs did not settle: {await statuses()}")
@@ -219,7 +222,7 @@ async def test_real_clock_timeout(tmp_path) -> None:  # type: ignore[no-untyped-
         )
         scheduler.start()
         await settle(store, job_id, 1)
-        (run,) = await store.list_runs(job_id, 1)
+        run = (await store.list_runs(job_id, 10))[-1]  # the first fire
         assert run.status is RunStatus.TIMEOUT
         assert run.duration_ms is not None and 300 <= run.duration_ms < 2000
     finally:
@@ -282,7 +285,7 @@ async def test_executor_must_return_a_job_result(store: CronStore, clock: Manual
     try:
         clock.advance(1)
         await settle(store, job_id, 1)
-        (run,) = await store.list_runs(job_id)
+        run = (await store.list_runs(job_id, 10))[-1]  # the first fire
         assert run.status is RunStatus.FAILED and "expected JobResult" in (run.error or "")
     finally:
         await scheduler.stop()
@@ -353,7 +356,10 @@ async def test_stop_waits_for_quick_runs(store: CronStore, clock: ManualClock) -
     clock.advance(1)
     await until(lambda: scheduler.running_count == 1)
     await scheduler.stop()
-    assert [r.status for r in await store.list_runs(job_id)] == [RunStatus.SUCCESS]
+    runs = await store.list_runs(job_id)
+    assert runs[-1].status is RunStatus.SUCCESS  # the run in progress finished
+    # the next fire, claimed ahead but not yet due, was handed back for the next start
+    assert [r.status for r in runs[:-1]] in ([], [RunStatus.INTERRUPTED])
 
 
 async def test_stop_interrupts_long_runs_and_the_next_start_retries_them(
@@ -408,8 +414,8 @@ async def test_a_run_whose_lease_is_lost_is_cancelled(tmp_path) -> None:  # type
     try:
         job_id = await store.add_job("long", "p", Schedule.interval(every_ms=1000))
         scheduler.start()
-        await until(lambda: scheduler.running_count == 1)
-        (run,) = await store.list_runs(job_id)
+        await until(lambda: scheduler.running_count >= 1)
+        run = (await store.list_runs(job_id, 10))[-1]
         # another process decides the run is over (as recovery would after a lease expiry)
         await other.record_run_complete(run.id, RunStatus.INTERRUPTED, error="taken over")
         await asyncio.wait_for(cancelled.wait(), 5)
@@ -456,3 +462,32 @@ async def test_bad_scheduler_options_are_rejected(
 ) -> None:
     with pytest.raises(ValueError):
         CronScheduler(store, recorder, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_fires_claimed_ahead_run_exactly_on_time_and_stop_hands_them_back(
+    store: CronStore, recorder: Recorder, clock: ManualClock
+) -> None:
+    job_id = await store.add_job("soon", "p", Schedule.one_shot(START + timedelta(seconds=10)))
+    first = CronScheduler(store, recorder, clock=clock, claim_ahead_secs=2)
+    first.start()
+    clock.advance(8.5)  # within two seconds of the fire: claimed now, started at +10 s
+    await until(lambda: first.running_count == 1, what="the claim ahead")
+    await asyncio.sleep(0.05)
+    assert recorder.calls == []
+    await first.stop()  # before the fire time: handed back, not lost and not run early
+    (run,) = await store.list_runs(job_id)
+    assert run.status is RunStatus.INTERRUPTED and "fire time" in (run.error or "")
+    job = await store.get_job(job_id)
+    assert job is not None and job.retry_at == START + timedelta(seconds=10)
+
+    second = CronScheduler(store, recorder, clock=clock, claim_ahead_secs=2)
+    second.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert recorder.calls == []
+        clock.advance(1.5)
+        await until(lambda: len(recorder.calls) == 1, what="the run at its fire time")
+        assert recorder.calls[0].scheduled_for == START + timedelta(seconds=10)
+        assert (await settle(store, job_id, 2))[0] is RunStatus.SUCCESS
+    finally:
+        await second.stop()

@@ -71,6 +71,8 @@ class Claim:
     scheduled_for: datetime
     attempt: int
     trigger: RunTrigger
+    start_at: datetime
+    """When to call the executor: now, or the fire time of an occurrence claimed ahead."""
     lease_until_ms: int
 
     @classmethod
@@ -87,6 +89,7 @@ class Claim:
             now,
             1,
             RunTrigger.MANUAL,
+            now,
             lease_until_ms,
         )
 
@@ -361,8 +364,14 @@ class CronStore(abc.ABC):
 
     # ------------------------------------------------------ scheduler primitives (atomic)
     @abc.abstractmethod
-    async def claim_due(self, owner: str, limit: int, lease_secs: float) -> list[Claim]:
+    async def claim_due(
+        self, owner: str, limit: int, lease_secs: float, *, ahead_secs: float = 0
+    ) -> list[Claim]:
         """Atomically claim up to ``limit`` due occurrences for ``owner``.
+
+        With ``ahead_secs``, occurrences due within that many seconds are claimed too; their
+        run starts (``Claim.start_at``, the run's ``started_at``) at their fire time, so a
+        scheduler can call the executor exactly on time however long claiming takes.
 
         In ONE transaction, for each due job (enabled, not running, next fire or retry <= now,
         earliest first): decide the occurrence (a due retry first, unless a regular fire comes

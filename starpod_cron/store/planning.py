@@ -332,7 +332,7 @@ def plan_finish(
 
     job.last_error = run.error or f"run ended with status {status.value}"
     if status is RunStatus.INTERRUPTED and not done.count_attempt:
-        job.retry_at = now
+        job.retry_at = max(now, run.started_at)  # a run claimed ahead keeps its fire time
         job.retry_scheduled_for = run.scheduled_for
         job.retry_attempt = run.attempt + 1
         return "update"

@@ -52,6 +52,15 @@ class JobRecord:
     running_run_id: str | None
 
     @property
+    def due_ms(self) -> int | None:
+        """When the job next needs a scheduler (its next fire or pending retry, if earlier)."""
+        if self.retry_at is None:
+            return self.next_run_at
+        if self.next_run_at is None:
+            return self.retry_at
+        return min(self.retry_at, self.next_run_at)
+
+    @property
     def schedule(self) -> Schedule:
         return Schedule.from_storage(
             self.schedule_kind, self.schedule_expr, self.schedule_anchor_ms

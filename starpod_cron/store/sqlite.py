@@ -400,21 +400,25 @@ class SqliteStore(CronStore):
         await self._write(body)
 
     # --------------------------------------------------------- scheduler primitives
-    async def claim_due(self, owner: str, limit: int, lease_secs: float) -> list[Claim]:
+    async def claim_due(
+        self, owner: str, limit: int, lease_secs: float, *, ahead_secs: float = 0
+    ) -> list[Claim]:
         if limit <= 0:
             return []
         grace = round(self.settings.misfire_grace_secs * 1000)
+        ahead = max(0, round(ahead_secs * 1000))
 
         async def body(db: aiosqlite.Connection) -> list[Claim]:
             now = self.clock.now_ms()
             lease_until = now + round(lease_secs * 1000)
-            rows = await db.execute_fetchall(Q["select_due"], (now, limit))
+            rows = await db.execute_fetchall(Q["select_due"], (now + ahead, limit))
             claims: list[Claim] = []
             jobs: list[JobRecord] = []
             new_runs: list[RunRecord] = []
             for row in rows:
                 job = JobRecord.from_row(row)
-                plan = planning.plan_claim(job, now, owner, lease_until, grace)
+                start = max(now, job.due_ms or now)  # a job claimed ahead starts on time
+                plan = planning.plan_claim(job, start, owner, lease_until, grace)
                 jobs.append(job)
                 if not job.enabled and plan.run is None and plan.skipped is None:
                     log.error("job %s: %s", job.name, job.last_error)
@@ -435,6 +439,7 @@ class SqliteStore(CronStore):
                             from_ms(plan.run.scheduled_for),
                             plan.run.attempt,
                             _TRIGGERS[plan.run.trigger],
+                            from_ms(plan.run.started_at),
                             lease_until,
                         )
                     )

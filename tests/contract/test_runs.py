@@ -347,3 +347,16 @@ async def test_sub_millisecond_one_shot_fires_on_time_without_misfire(
     (claim,) = await store.claim_due("me", 10, LEASE)
     assert claim.trigger is RunTrigger.SCHEDULE and claim.scheduled_for == job.next_run_at
     assert [r.status for r in await store.list_runs(job_id)] == [RunStatus.RUNNING]
+
+
+async def test_claim_ahead_starts_runs_at_their_fire_time(
+    store: CronStore, clock: ManualClock
+) -> None:
+    soon = await store.add_job("soon", "p", Schedule.one_shot(START + timedelta(seconds=2)))
+    await store.add_job("later", "p", Schedule.one_shot(START + timedelta(seconds=5)))
+    clock.advance(1)
+    assert await store.claim_due("me", 10, LEASE) == []  # nothing due yet
+    (claim,) = await store.claim_due("me", 10, LEASE, ahead_secs=1.5)
+    assert claim.job_id == soon and claim.start_at == START + timedelta(seconds=2)
+    run = await store.get_run(claim.run_id)
+    assert run is not None and run.started_at == START + timedelta(seconds=2)
