@@ -1,0 +1,240 @@
+"""Workloads for starpod-cron (SQLite store, WAL, synchronous=full: the durable default)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from starpod_cron import (
+    CronScheduler,
+    CronStore,
+    JobContext,
+    JobResult,
+    JobSpec,
+    ManualClock,
+    Schedule,
+)
+
+from .common import args, emit, lateness_ms, percentile, rss_mb
+
+CONFIG = "CronScheduler(max_concurrent_runs=N), SQLite WAL, synchronous=full"
+
+
+async def burst(n: int, directory: str) -> dict[str, Any]:
+    store = await CronStore.open(os.path.join(directory, "burst.db"))
+    lead = 2 + n / 10_000
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
+    await store.add_jobs([JobSpec(f"job-{i}", "p", Schedule.one_shot(at)) for i in range(n)])
+    calls: list[float] = []
+    finished = asyncio.Event()
+    recorded = 0
+
+    async def executor(ctx: JobContext) -> JobResult:
+        calls.append(time.time())
+        return JobResult("", "")
+
+    async def notifier(job_name: str, session_id: str, text: str, success: bool) -> None:
+        nonlocal recorded  # called only once the run is durably recorded
+        recorded += 1
+        if recorded == n:
+            finished.set()
+
+    scheduler = CronScheduler(store, executor, max_concurrent_runs=n).with_notifier(notifier)
+    scheduler.start()
+    await asyncio.wait_for(finished.wait(), 600)
+    runs = await store.list_recent_runs(n)
+    last = max(r.completed_at for r in runs if r.completed_at is not None)
+    await scheduler.stop()
+    await store.close()
+    t0 = at.timestamp()
+    return {
+        "makespan_s": (last - at).total_seconds(),
+        **lateness_ms([c - t0 for c in calls]),
+        "runs": len(calls),
+        "config": CONFIG,
+    }
+
+
+async def steady(n: int, seconds: float, directory: str) -> dict[str, Any]:
+    store = await CronStore.open(os.path.join(directory, "steady.db"))
+    anchor = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    every = Schedule.interval(every_ms=1000, anchor=anchor)
+    await store.add_jobs([JobSpec(f"job-{i}", "p", every) for i in range(n)])
+    late: list[float] = []
+
+    async def executor(ctx: JobContext) -> JobResult:
+        late.append(time.time() - ctx.scheduled_for.timestamp())
+        return JobResult("", "")
+
+    scheduler = CronScheduler(store, executor, max_concurrent_runs=n)
+    scheduler.start()
+    await asyncio.sleep((anchor - datetime.now(UTC)).total_seconds() + seconds + 0.5)
+    await scheduler.stop()
+    await store.close()
+    expected = n * (int(seconds) + 1)
+    return {**lateness_ms(late), "runs": len(late), "expected_runs": expected, "config": CONFIG}
+
+
+async def add(n: int, directory: str) -> dict[str, Any]:
+    store = await CronStore.open(os.path.join(directory, "add.db"))
+    hourly = Schedule.interval(every_ms=3_600_000)
+    started = time.perf_counter()
+    for i in range(n):
+        await store.add_job(f"single-{i}", "p", hourly)
+    single = n / (time.perf_counter() - started)
+    batch_n = max(n * 4, 20_000)
+    specs = [JobSpec(f"batch-{i}", "p", hourly) for i in range(batch_n)]
+    started = time.perf_counter()
+    await store.add_jobs(specs)
+    batch = batch_n / (time.perf_counter() - started)
+    await store.close()
+    return {"one_by_one_per_s": single, "batch_per_s": batch, "config": "add_job / add_jobs"}
+
+
+async def scale(n: int, directory: str) -> dict[str, Any]:
+    path = os.path.join(directory, "scale.db")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = ManualClock(start)
+    store = await CronStore.open(path, clock=clock)
+    yearly = Schedule.cron("0 0 1 1 *")
+    chunk = 50_000
+    for base in range(0, n, chunk):
+        await store.add_jobs(
+            [
+                JobSpec(f"job-{i:07}", f"prompt {i}", yearly)
+                for i in range(base, min(n, base + chunk))
+            ]
+        )
+    rounds = 5
+    for r in range(rounds):
+        due = start + timedelta(hours=r + 1)
+        await store.add_jobs(
+            [JobSpec(f"due-{r}-{k}", "p", Schedule.one_shot(due)) for k in range(5)]
+        )
+    claim_ms = []
+    for r in range(rounds):
+        clock.set(start + timedelta(hours=r + 1))
+        began = time.perf_counter()
+        claims = await store.claim_due("bench", 100, 30)
+        claim_ms.append((time.perf_counter() - began) * 1000)
+        assert len(claims) == 5, claims
+    await store.close()
+    size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+    rss = subprocess.run(
+        [sys.executable, "-m", "bench.drivers.starpod", "scale_rss", "--dir", directory],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cli = Path(sys.executable).with_name("starpod-cron")
+    show = []
+    for _ in range(3):
+        began = time.perf_counter()
+        subprocess.run(
+            [str(cli), "--db", path, "jobs", "show", f"job-{n // 2:07}"],
+            capture_output=True,
+            check=True,
+        )
+        show.append(time.perf_counter() - began)
+    return {
+        "jobs": n + rounds * 5,
+        "claim_ms": percentile(claim_ms, 50),
+        "scheduler_rss_mb": float(rss.stdout.strip()),
+        "db_mb": size / 1024 / 1024,
+        "jobs_show_s": percentile(show, 50),
+        "config": CONFIG,
+    }
+
+
+async def scale_rss(directory: str) -> None:
+    """A real scheduler process on the big store: its peak resident memory."""
+    store = await CronStore.open(os.path.join(directory, "scale.db"))
+
+    async def executor(ctx: JobContext) -> JobResult:
+        return JobResult("", "")
+
+    scheduler = CronScheduler(store, executor, tick_secs=1)
+    scheduler.start()
+    await asyncio.sleep(2)
+    await scheduler.stop()
+    await store.close()
+    print(f"{rss_mb():.1f}")
+
+
+async def crash_worker(directory: str) -> None:
+    """A scheduler process that the crash workload kills with SIGKILL mid-burst."""
+    store = await CronStore.open(os.path.join(directory, "crash.db"))
+
+    async def executor(ctx: JobContext) -> JobResult:
+        await asyncio.sleep(0.2)
+        return JobResult("", "")
+
+    CronScheduler(store, executor, max_concurrent_runs=1000, lease_secs=5).start()
+    await asyncio.Event().wait()
+
+
+async def crash(n: int, directory: str) -> dict[str, Any]:
+    path = os.path.join(directory, "crash.db")
+    store = await CronStore.open(path)
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    ids = await store.add_jobs([JobSpec(f"job-{i}", "p", Schedule.one_shot(at)) for i in range(n)])
+    argv = [sys.executable, "-m", "bench.drivers.starpod", "crash_worker", "--dir", directory]
+    first = subprocess.Popen(argv)
+    await asyncio.sleep((at - datetime.now(UTC)).total_seconds() + 0.7)  # mid-burst
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_at_kill = len(await store.list_recent_runs(n * 2, status="success"))  # type: ignore[arg-type]
+    restarted = time.perf_counter()
+    second = subprocess.Popen(argv)
+    try:
+        while True:
+            successes = await store.list_recent_runs(n * 2, status="success")  # type: ignore[arg-type]
+            if len(successes) >= n or time.perf_counter() - restarted > 120:
+                break
+            await asyncio.sleep(0.2)
+        recovered_in = time.perf_counter() - restarted
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait()
+    per_job: dict[str, int] = dict.fromkeys(ids, 0)
+    for run in successes:
+        per_job[run.job_id] += 1
+    interrupted = await store.list_recent_runs(n * 2, status="interrupted")  # type: ignore[arg-type]
+    await store.close()
+    return {
+        "lost": sum(1 for c in per_job.values() if c == 0),
+        "twice": sum(1 for c in per_job.values() if c > 1),
+        "done_before_kill": done_at_kill,
+        "in_flight_at_kill": len(interrupted),
+        "recover_s": recovered_in,
+        "config": "lease_secs=5, executor sleeps 200 ms, max_concurrent_runs=1000",
+    }
+
+
+def main() -> None:
+    a = args()
+    if a.workload == "scale_rss":
+        asyncio.run(scale_rss(a.dir))
+        return
+    if a.workload == "crash_worker":
+        asyncio.run(crash_worker(a.dir))
+        return
+    jobs = {
+        "burst": lambda: burst(a.n, a.dir),
+        "steady": lambda: steady(a.n, a.seconds, a.dir),
+        "add": lambda: add(a.n, a.dir),
+        "scale": lambda: scale(a.n, a.dir),
+        "crash": lambda: crash(a.n, a.dir),
+    }
+    emit(asyncio.run(jobs[a.workload]()))
+
+
+if __name__ == "__main__":
+    main()

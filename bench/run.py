@@ -1,0 +1,276 @@
+"""Run every workload on every system, print one table, write JSON and a PNG chart.
+
+python -m bench            # full run: medians of 3 runs, results in bench/results/
+python -m bench --quick    # single runs, smaller sizes, under 3 minutes (bench/results/quick/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .peers import ensure_aps4
+
+ROOT = Path(__file__).resolve().parent.parent
+US, APS3, APS4 = "starpod-cron", "APScheduler 3.11", "APScheduler 4.0a6"
+DRIVERS = {US: "bench.drivers.starpod", APS3: "bench.drivers.aps3", APS4: "bench.drivers.aps4"}
+PEERS = [APS3, APS4]
+
+
+@dataclass
+class Step:
+    key: str
+    workload: str
+    n: int
+    systems: list[str]
+    seconds: float = 0
+    timeout: float = 600
+    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def plan(quick: bool) -> list[Step]:
+    everyone = [US, APS3, APS4]
+    if quick:
+        return [
+            Step("burst_1k", "burst", 1000, everyone, timeout=120),
+            Step("burst_10k", "burst", 10_000, [US], timeout=120),
+            Step("steady", "steady", 1000, [US, APS3], seconds=5, timeout=120),
+            Step("add", "add", 1000, everyone, timeout=120),
+            Step("scale", "scale", 100_000, [US], timeout=300),
+            Step("crash", "crash", 10_000, [US], timeout=300),
+        ]
+    return [
+        Step("burst_1k", "burst", 1000, everyone),
+        Step("burst_10k", "burst", 10_000, everyone, timeout=900),
+        Step("steady", "steady", 1000, everyone, seconds=20),
+        Step("add", "add", 5000, everyone),
+        Step("scale", "scale", 1_000_000, [US], timeout=1800),
+        Step("crash", "crash", 10_000, [US]),
+    ]
+
+
+def run_driver(system: str, step: Step, aps4_dir: Path | None) -> dict[str, Any]:
+    env = dict(os.environ)
+    if system == APS4 and aps4_dir is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(aps4_dir), str(ROOT)])
+    with tempfile.TemporaryDirectory(prefix="starpod-bench-") as tmp:
+        argv = [
+            sys.executable,
+            "-m",
+            DRIVERS[system],
+            step.workload,
+            "--n",
+            str(step.n),
+            "--seconds",
+            str(step.seconds),
+            "--dir",
+            tmp,
+        ]
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=step.timeout
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"did not finish within {step.timeout:.0f}s"}
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        return {"error": f"exit {done.returncode}: {tail[0]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median(results: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in results if r.get(key) is not None and "error" not in r]
+    return statistics.median(values) if values else None
+
+
+ROWS: list[tuple[str, str, str, str, str]] = [
+    # step, metric key, label, unit, target for this project
+    ("burst_1k", "makespan_s", "Burst 1,000: makespan", "s", ""),
+    ("burst_1k", "p50_ms", "Burst 1,000: lateness p50", "ms", ""),
+    ("burst_1k", "p99_ms", "Burst 1,000: lateness p99", "ms", ""),
+    ("burst_1k", "max_ms", "Burst 1,000: lateness max", "ms", ""),
+    ("burst_10k", "makespan_s", "Burst 10,000: makespan", "s", "<= 1 s"),
+    ("burst_10k", "p50_ms", "Burst 10,000: lateness p50", "ms", ""),
+    ("burst_10k", "p99_ms", "Burst 10,000: lateness p99", "ms", ""),
+    ("burst_10k", "max_ms", "Burst 10,000: lateness max", "ms", ""),
+    ("steady", "p50_ms", "Steady 1,000 x 1 s: lateness p50", "ms", ""),
+    ("steady", "p99_ms", "Steady 1,000 x 1 s: lateness p99", "ms", "<= 20 ms"),
+    ("steady", "max_ms", "Steady 1,000 x 1 s: lateness max", "ms", ""),
+    ("steady", "runs", "Steady: runs done", "", "= expected"),
+    ("steady", "expected_runs", "Steady: runs expected", "", ""),
+    ("add", "one_by_one_per_s", "Add one by one", "jobs/s", ""),
+    ("add", "batch_per_s", "Add in one batch", "jobs/s", ">= 20,000/s"),
+    ("scale", "jobs", "Scale: jobs in store", "", ""),
+    ("scale", "claim_ms", "Scale: claim 5 due jobs", "ms", "<= 5 ms"),
+    ("scale", "scheduler_rss_mb", "Scale: scheduler RSS", "MB", "<= 80 MB"),
+    ("scale", "db_mb", "Scale: database size", "MB", ""),
+    ("scale", "jobs_show_s", "Scale: `starpod-cron jobs show`", "s", ""),
+    ("crash", "lost", "Crash 10,000: occurrences lost", "", "0"),
+    ("crash", "twice", "Crash 10,000: occurrences run twice", "", "0"),
+    ("crash", "in_flight_at_kill", "Crash 10,000: runs in flight at SIGKILL", "", ""),
+    ("crash", "recover_s", "Crash 10,000: restart to all done", "s", ""),
+]
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def table(steps: dict[str, Step]) -> tuple[list[str], list[list[str]], dict[str, Any]]:
+    columns = ["Metric", US, APS3, APS4, f"{US} / {APS3}", f"{US} / {APS4}", "Target"]
+    rows: list[list[str]] = []
+    figures: dict[str, Any] = {}
+    for step_key, key, label, unit, target in ROWS:
+        step = steps.get(step_key)
+        if step is None:
+            continue
+        values = {s: median(step.results.get(s, []), key) for s in (US, APS3, APS4)}
+        figures[f"{step_key}.{key}"] = values
+        ratios = []
+        for peer in PEERS:
+            ours, theirs = values[US], values[peer]
+            ratios.append(f"{ours / theirs:.3g}x" if ours is not None and theirs else "")
+        name = f"{label} ({unit})" if unit else label
+        rows.append([name, *(fmt(values[s]) for s in (US, APS3, APS4)), *ratios, target])
+    return columns, rows, figures
+
+
+def render(columns: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [columns, *rows]) for i in range(len(columns))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def chart(figures: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        (
+            "Burst makespan (s, lower is better)",
+            [("1,000", "burst_1k.makespan_s"), ("10,000", "burst_10k.makespan_s")],
+        ),
+        (
+            "Lateness p99 (ms, lower is better)",
+            [
+                ("burst 1k", "burst_1k.p99_ms"),
+                ("burst 10k", "burst_10k.p99_ms"),
+                ("steady", "steady.p99_ms"),
+            ],
+        ),
+        (
+            "Jobs added per second (higher is better)",
+            [("one by one", "add.one_by_one_per_s"), ("batch", "add.batch_per_s")],
+        ),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.5))
+    systems = [US, APS3, APS4]
+    for ax, (panel_title, groups) in zip(axes, panels, strict=True):
+        width = 0.8 / len(systems)
+        for i, system in enumerate(systems):
+            xs, ys = [], []
+            for g, (_, key) in enumerate(groups):
+                value = figures.get(key, {}).get(system)
+                if value:
+                    xs.append(g + i * width)
+                    ys.append(value)
+            ax.bar(xs, ys, width, label=system)
+        ax.set_xticks([g + width for g in range(len(groups))], [name for name, _ in groups])
+        ax.set_yscale("log")
+        ax.set_title(panel_title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="single runs, smaller sizes")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per figure (default 3)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    repeats = args.repeat or (1 if args.quick else 3)
+    out = args.out or ROOT / "bench" / "results" / ("quick" if args.quick else "")
+    out.mkdir(parents=True, exist_ok=True)
+    aps4_dir = ensure_aps4()
+    began = time.monotonic()
+    steps = {s.key: s for s in plan(args.quick)}
+    for step in steps.values():
+        for system in step.systems:
+            for attempt in range(repeats):
+                result = run_driver(system, step, aps4_dir)
+                step.results.setdefault(system, []).append(result)
+                status = result.get("error") or ", ".join(
+                    f"{k}={fmt(v)}"
+                    for k, v in result.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                )
+                print(
+                    f"[{time.monotonic() - began:6.0f}s] {step.key} {system} "
+                    f"#{attempt + 1}: {status}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    machine = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick (single runs, smaller sizes)" if args.quick else f"median of {repeats}",
+    }
+    columns, rows, figures = table(steps)
+    text = render(columns, rows)
+    configs = {
+        f"{k} {s}": next((r["config"] for r in v if "config" in r), "")
+        for k, st in steps.items()
+        for s, v in st.results.items()
+    }
+    header = (
+        f"starpod-cron benchmarks - {machine['cores']} cores, Python {machine['python']}, "
+        f"{machine['mode']}, {machine['date']}"
+    )
+    print(header)
+    print(text)
+    print("\nConfigurations:")
+    for system in (US, APS3, APS4):
+        config = next((c for k, c in configs.items() if k.endswith(system) and c), "")
+        print(f"  {system}: {config}")
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "figures": figures,
+                "configs": configs,
+                "runs": {k: s.results for k, s in steps.items()},
+            },
+            indent=2,
+        )
+    )
+    (out / "results.md").write_text(f"{header}\n\n```\n{text}\n```\n")
+    chart(figures, out / "results.png", header)
+    print(
+        f"\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'} "
+        f"in {time.monotonic() - began:.0f}s",
+        file=sys.stderr,
+    )
+    return 0
