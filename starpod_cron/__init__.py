@@ -28,6 +28,9 @@ from .models import (
     UNSET,
     CronJob,
     CronRun,
+    Delivery,
+    DeliverySpec,
+    DeliveryStatus,
     JobContext,
     JobResult,
     JobUpdate,
@@ -40,7 +43,15 @@ from .models import (
 from .notify import Notifier
 from .scheduler import CronScheduler, Executor
 from .schedules import Cron, Interval, OneShot, Schedule
-from .store import Claim, Completion, CronStore, JobSpec, RecoveryReport, StoreSettings
+from .store import (
+    Claim,
+    Completion,
+    CronStore,
+    DeliveryPlanner,
+    JobSpec,
+    RecoveryReport,
+    StoreSettings,
+)
 
 __all__ = [
     "UNSET",
@@ -53,6 +64,10 @@ __all__ = [
     "CronRun",
     "CronScheduler",
     "CronStore",
+    "Delivery",
+    "DeliveryPlanner",
+    "DeliverySpec",
+    "DeliveryStatus",
     "DuplicateJobName",
     "Executor",
     "Interval",

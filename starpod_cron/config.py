@@ -3,6 +3,7 @@ name the key, never silently ignored."""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 import types
 import typing
@@ -69,10 +70,48 @@ class ExecutorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenConfig:
+    """Who a WebSocket token belongs to: ``{user_id = "u1", admin = false}``."""
+
+    user_id: str
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """``[gateway]``: the WebSocket server and the delivery outbox of ``starpod-cron serve``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    tokens: dict[str, TokenConfig] = field(default_factory=dict)
+    tokens_env: str = "STARPOD_GATEWAY_TOKENS"  # JSON in the same shape as tokens
+    share_agent_events: bool = False  # non-admin users also see agent-level jobs' events
+    client_queue_size: int = 1000
+    max_frame_bytes: int = 64 * 1024
+    delivery_max_attempts: int = 8
+    delivery_backoff_secs: tuple[float, ...] = (1, 5, 30, 120, 600)
+    delivery_lease_secs: float = 60  # a gateway killed mid-send: resent after this long
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramConfig:
+    """``[telegram]``: the chat bot (started when a token is found)."""
+
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    token: str = ""  # prefer token_env: a token in a file is easy to leak
+    allowed_user_ids: tuple[int, ...] = ()
+    notify_chat_ids: tuple[int, ...] = ()
+    base_url: str = "https://api.telegram.org/bot"
+    poll_timeout_secs: float = 10
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     cron: CronConfig = field(default_factory=CronConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
     configured: frozenset[str] = frozenset()
     """The sections present in the file (``executor`` absent means the demo default)."""
 
@@ -105,6 +144,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "cron": CronConfig,
     "store": StoreConfig,
     "executor": ExecutorConfig,
+    "gateway": GatewayConfig,
+    "telegram": TelegramConfig,
 }
 
 
@@ -144,11 +185,25 @@ def _section(cls: type[S], values: dict[str, Any], where: str) -> S:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
         out[key] = _coerce(value, hints[key], f"{where} {key}")
+    for f in fields(cls):  # type: ignore[arg-type]
+        missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if missing and f.name not in out:
+            raise ConfigError(f"{where}: missing required key {f.name!r}")
     return cls(**out)
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+        if isinstance(item, type) and dataclasses.is_dataclass(item):
+            for key, sub in value.items():
+                if not isinstance(sub, dict):
+                    raise ConfigError(f"{where}.{key}: expected a table")
+            return {str(k): _section(item, v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         (item, _) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -208,6 +263,16 @@ def _check(config: AgentConfig, source: str) -> None:
     if config.store.synchronous not in ("full", "normal"):
         raise ConfigError(f"{source} [store] synchronous: must be 'full' or 'normal'")
     _check_executor(config.executor, f"{source} [executor]")
+    g = config.gateway
+    if not 0 < g.port < 65536:
+        raise ConfigError(f"{source} [gateway] port: must be 1-65535, got {g.port}")
+    if g.client_queue_size < 1 or g.max_frame_bytes < 1024 or g.delivery_max_attempts < 1:
+        raise ConfigError(
+            f"{source} [gateway]: client_queue_size >= 1, max_frame_bytes >= 1024 and "
+            "delivery_max_attempts >= 1 are required"
+        )
+    if not g.delivery_backoff_secs or min(g.delivery_backoff_secs) < 0:
+        raise ConfigError(f"{source} [gateway] delivery_backoff_secs: a non-empty list of >= 0")
 
 
 def _check_executor(e: ExecutorConfig, where: str) -> None:

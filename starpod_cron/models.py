@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from .schedules import Schedule
@@ -78,6 +78,8 @@ class CronJob:
     last_status: RunStatus | None
     run_count: int
     running_run_id: str | None
+    origin: dict[str, Any] | None = None
+    """Where the job was created (e.g. a Telegram chat), for routing its results."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,38 @@ class SessionMessage:
     content: str
     run_id: str | None
     created_at: datetime
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySpec:
+    """A message to send about a finished run: where to, and what (JSON-serializable)."""
+
+    destination: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One row of the outbox. ``id`` is also the event id clients replay from."""
+
+    id: int
+    run_id: str
+    job_id: str
+    job_name: str
+    destination: str
+    payload: dict[str, Any]
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
 
 
 class _Unset(enum.Enum):

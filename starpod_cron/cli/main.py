@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="show times in this zone (and default zone for new jobs)",
     )
     top = parser.add_subparsers(dest="group", required=True, parser_class=_Parser)
+    serve = top.add_parser("serve", help="run the gateway: scheduler, WebSocket, Telegram")
+    serve.add_argument("--host", help="WebSocket address (default [gateway] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="WebSocket port (default [gateway] port, 8765)")
     jobs = top.add_parser("jobs", help="manage and run jobs").add_subparsers(
         dest="command", required=True, parser_class=_Parser
     )
@@ -148,14 +151,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage error (2) or --help (0): argparse already printed
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR,
-        format="starpod-cron: %(levelname)s %(name)s: %(message)s",
-    )
+    if args.group != "serve":
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.ERROR,
+            format="starpod-cron: %(levelname)s %(name)s: %(message)s",
+        )
     try:
         if args.display_tz:
             check_zone(args.display_tz)
         config = _config(args)
+        if args.group == "serve":
+            from gateway.app import serve  # the gateway loads only for `serve`
+
+            return serve(
+                config, db_url=args.db, host=args.host, port=args.port, verbose=args.verbose
+            )
         output = asyncio.run(_dispatch(args, config))
     except StarpodCronError as exc:
         print(f"starpod-cron: error: {exc}", file=sys.stderr)

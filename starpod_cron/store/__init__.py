@@ -1,5 +1,21 @@
 """Store backends behind one contract (:class:`~starpod_cron.store.base.CronStore`)."""
 
-from .base import Claim, Completion, CronStore, JobSpec, RecoveryReport, StoreSettings
+from .base import (
+    Claim,
+    Completion,
+    CronStore,
+    DeliveryPlanner,
+    JobSpec,
+    RecoveryReport,
+    StoreSettings,
+)
 
-__all__ = ["Claim", "Completion", "CronStore", "JobSpec", "RecoveryReport", "StoreSettings"]
+__all__ = [
+    "Claim",
+    "Completion",
+    "CronStore",
+    "DeliveryPlanner",
+    "JobSpec",
+    "RecoveryReport",
+    "StoreSettings",
+]

@@ -17,6 +17,8 @@ from ..clock import Clock
 from ..models import (
     CronJob,
     CronRun,
+    Delivery,
+    DeliverySpec,
     JobUpdate,
     MisfirePolicy,
     RunStatus,
@@ -25,6 +27,9 @@ from ..models import (
     SessionMode,
 )
 from ..schedules import Schedule
+
+DeliveryPlanner = Callable[[CronJob, CronRun], Sequence[DeliverySpec]]
+"""Told each finished run (with its job as it was), returns the deliveries to write with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class JobSpec:
     user_id: str | None = None
     misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
     enabled: bool = True
+    origin: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +201,10 @@ class CronStore(abc.ABC):
         session_mode: SessionMode = SessionMode.ISOLATED,
         user_id: str | None = None,
         misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE,
+        origin: dict[str, Any] | None = None,
     ) -> str:
-        """Create a job with every option; returns its id.
+        """Create a job with every option; returns its id. ``origin`` records where the job
+        came from (say, a Telegram chat) so its results can be routed back.
 
         Raises InvalidSchedule (malformed, never fires, one-shot in the past), InvalidTimezone,
         InvalidJob (empty name/prompt, prompt over 64 KiB, bad retries/timeout) or
@@ -213,6 +221,7 @@ class CronStore(abc.ABC):
             session_mode=session_mode,
             user_id=user_id,
             misfire_policy=misfire_policy,
+            origin=origin,
         )
         (job_id,) = await self.add_jobs([spec])
         return job_id
@@ -339,6 +348,54 @@ class CronStore(abc.ABC):
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         """Delete finished runs that completed before ``older_than``; returns how many were
         (or, with ``dry_run``, would be) deleted. Running runs are never deleted."""
+
+    # ----------------------------------------------------------------- delivery outbox
+    @abc.abstractmethod
+    def set_delivery_planner(self, planner: DeliveryPlanner | None) -> None:
+        """Have :meth:`complete_runs` ask ``planner(job, run)`` what to deliver about every run
+        it finishes with success, failure or timeout, and insert those deliveries in the SAME
+        transaction (so a recorded result is never without its notifications). A delivery is
+        unique per (run, destination); inserting it twice keeps one."""
+
+    @abc.abstractmethod
+    async def claim_deliveries(self, owner: str, limit: int, lease_secs: float) -> list[Delivery]:
+        """Lease up to ``limit`` deliveries that are due (pending and past their next attempt
+        time, or leased by someone whose lease expired), oldest first; each claim counts an
+        attempt. Two claimers never hold the same delivery."""
+
+    @abc.abstractmethod
+    async def finish_delivery(
+        self,
+        delivery_id: int,
+        owner: str,
+        *,
+        delivered: bool,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Record the outcome of a leased delivery: delivered, pending again until
+        ``retry_at``, or (not delivered, no ``retry_at``) dead with ``error`` kept. False if the
+        lease was lost (someone else will deliver it)."""
+
+    @abc.abstractmethod
+    async def list_deliveries(
+        self, since_id: int, destinations: Sequence[str] | None, limit: int = 1000
+    ) -> list[Delivery]:
+        """Deliveries to any of ``destinations`` (None: to anywhere) with an id above
+        ``since_id``, oldest first (the replay of an event stream)."""
+
+    @abc.abstractmethod
+    async def next_delivery_at(self) -> datetime | None:
+        """When the earliest pending delivery (or expired lease) becomes due, if any."""
+
+    # ------------------------------------------------------------------- user preferences
+    @abc.abstractmethod
+    async def get_user_timezone(self, user_id: str) -> str | None:
+        """The zone a user chose as their default, if any."""
+
+    @abc.abstractmethod
+    async def set_user_timezone(self, user_id: str, timezone: str) -> None:
+        """Store a user's default zone (validated: InvalidTimezone writes nothing)."""
 
     # ---------------------------------------------------------------- conversations
     @abc.abstractmethod

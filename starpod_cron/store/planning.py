@@ -64,6 +64,7 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
         last_status=None,
         run_count=0,
         running_run_id=None,
+        origin=check.origin(spec.origin),
     )
     job.set_schedule(sched)
     return job

@@ -6,11 +6,21 @@ Column tuples here are the single source of the column order; SQL templates use
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..models import CronJob, CronRun, MisfirePolicy, RunStatus, RunTrigger, SessionMode
+from ..models import (
+    CronJob,
+    CronRun,
+    Delivery,
+    DeliveryStatus,
+    MisfirePolicy,
+    RunStatus,
+    RunTrigger,
+    SessionMode,
+)
 from ..schedules import Schedule
 from ..timeutil import from_ms, opt_from_ms
 
@@ -50,6 +60,7 @@ class JobRecord:
     last_status: str | None
     run_count: int
     running_run_id: str | None
+    origin: str | None = None  # JSON
 
     @property
     def due_ms(self) -> int | None:
@@ -112,6 +123,7 @@ class JobRecord:
             last_status=None if self.last_status is None else _STATUSES[self.last_status],
             run_count=self.run_count,
             running_run_id=self.running_run_id,
+            origin=None if self.origin is None else json.loads(self.origin),
         )
 
 
@@ -198,3 +210,47 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
     "prompt_tokens",
     "completion_tokens",
 )
+
+
+DELIVERY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "run_id",
+    "job_id",
+    "job_name",
+    "destination",
+    "payload",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+    "delivered_at",
+)
+
+
+def delivery_from_row(row: Sequence[Any]) -> Delivery:
+    (
+        id_,
+        run_id,
+        job_id,
+        job_name,
+        destination,
+        payload,
+        status,
+        attempts,
+        last_error,
+        created_at,
+        delivered_at,
+    ) = row
+    return Delivery(
+        id=id_,
+        run_id=run_id,
+        job_id=job_id,
+        job_name=job_name,
+        destination=destination,
+        payload=json.loads(payload),
+        status=DeliveryStatus(status),
+        attempts=attempts,
+        last_error=last_error,
+        created_at=from_ms(created_at),
+        delivered_at=opt_from_ms(delivered_at),
+    )

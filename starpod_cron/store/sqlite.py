@@ -24,13 +24,30 @@ from ..errors import (
     SchemaVersionError,
     StarpodCronError,
 )
-from ..models import CronJob, CronRun, JobUpdate, RunStatus, RunTrigger, SessionMessage
-from ..timeutil import from_ms, to_ms
+from ..models import (
+    CronJob,
+    CronRun,
+    Delivery,
+    JobUpdate,
+    RunStatus,
+    RunTrigger,
+    SessionMessage,
+)
+from ..timeutil import check_zone, from_ms, to_ms
 from . import planning
-from .base import Claim, Completion, CronStore, JobSpec, RecoveryReport, StoreSettings
+from .base import (
+    Claim,
+    Completion,
+    CronStore,
+    DeliveryPlanner,
+    JobSpec,
+    RecoveryReport,
+    StoreSettings,
+)
 from .records import (
     _SESSION_MODES,
     _TRIGGERS,
+    DELIVERY_COLUMNS,
     JOB_COLUMNS,
     JOB_RUNTIME_COLUMNS,
     JOB_STATE_COLUMNS,
@@ -38,6 +55,7 @@ from .records import (
     RUN_RESULT_COLUMNS,
     JobRecord,
     RunRecord,
+    delivery_from_row,
 )
 from .sqlfile import load_migrations, load_queries
 
@@ -54,7 +72,9 @@ Q = load_queries(
     run_placeholders=", ".join("?" * len(RUN_COLUMNS)),
     job_runtime_assignments=", ".join(f"{c} = ?" for c in JOB_RUNTIME_COLUMNS),
     run_result_assignments=", ".join(f"{c} = ?" for c in RUN_RESULT_COLUMNS),
+    delivery_columns=", ".join(DELIVERY_COLUMNS),
 )
+_NOTIFIED = {RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.TIMEOUT.value}
 _FINAL_FOR_COMPLETION = {
     RunStatus.SUCCESS,
     RunStatus.FAILED,
@@ -100,6 +120,7 @@ class SqliteStore(CronStore):
         self._listeners: list[Callable[[], None]] = []
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._planner: DeliveryPlanner | None = None
 
     @classmethod
     async def connect(cls, path: str, settings: StoreSettings, clock: Clock) -> SqliteStore:
@@ -283,6 +304,7 @@ class SqliteStore(CronStore):
             finished: list[RunRecord] = []
             touched: dict[str, JobRecord] = {}
             deleted: set[str] = set()
+            deliveries: list[tuple[object, ...]] = []
             for done in completions:
                 run = runs.get(done.run_id)
                 if (
@@ -293,8 +315,11 @@ class SqliteStore(CronStore):
                     answers.append(False)
                     continue
                 job = jobs.get(run.job_id)
+                before = None if job is None or self._planner is None else job.to_public()
                 action = planning.plan_finish(job, run, done, now, self.settings)
                 finished.append(run)
+                if before is not None and run.status in _NOTIFIED:
+                    deliveries.extend(self._plan_deliveries(before, run, now))
                 if job is not None and action == "update":
                     touched[job.id] = job
                 elif job is not None and action == "delete":
@@ -302,6 +327,7 @@ class SqliteStore(CronStore):
                     touched.pop(job.id, None)
                 answers.append(True)
             await self._write_finished(db, finished, touched.values(), deleted)
+            await db.executemany(Q["insert_delivery"], deliveries)
             return answers
 
         answers = await self._write(body)
@@ -359,6 +385,107 @@ class SqliteStore(CronStore):
             return cursor.rowcount
 
         return await self._write(body)
+
+    # ------------------------------------------------------------ delivery outbox
+    def set_delivery_planner(self, planner: DeliveryPlanner | None) -> None:
+        self._planner = planner
+
+    def _plan_deliveries(self, job: CronJob, run: RunRecord, now: int) -> list[tuple[object, ...]]:
+        assert self._planner is not None
+        try:
+            specs = self._planner(job, run.to_public())
+        except Exception:
+            log.exception(
+                "job %s run %s: delivery planner failed; no notifications for it",
+                run.job_name,
+                run.id,
+            )
+            return []
+        return [
+            (
+                run.id,
+                run.job_id,
+                run.job_name,
+                s.destination,
+                json.dumps(s.payload, ensure_ascii=False),
+                now,
+                now,
+            )
+            for s in specs
+        ]
+
+    async def claim_deliveries(self, owner: str, limit: int, lease_secs: float) -> list[Delivery]:
+        async def body(db: aiosqlite.Connection) -> list[Delivery]:
+            now = self.clock.now_ms()
+            ids = [
+                r[0]
+                for r in await db.execute_fetchall(
+                    Q["due_deliveries"], {"now": now, "limit": limit}
+                )
+            ]
+            if not ids:
+                return []
+            rows = await db.execute_fetchall(
+                Q["lease_deliveries"], (owner, now + round(lease_secs * 1000), json.dumps(ids))
+            )
+            return sorted(map(delivery_from_row, rows), key=lambda d: d.id)
+
+        return await self._write(body)
+
+    async def finish_delivery(
+        self,
+        delivery_id: int,
+        owner: str,
+        *,
+        delivered: bool,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        async def body(db: aiosqlite.Connection) -> bool:
+            now = self.clock.now_ms()
+            params: tuple[str, int, str | None, int | None]
+            if delivered:
+                params = ("delivered", now, error, now)
+            elif retry_at is not None:
+                params = ("pending", to_ms(retry_at), error, None)
+            else:
+                params = ("dead", now, error, None)
+            cursor = await db.execute(Q["finish_delivery"], (*params, delivery_id, owner))
+            return cursor.rowcount == 1
+
+        done = await self._write(body)
+        if retry_at is not None:
+            self._changed()
+        return done
+
+    async def list_deliveries(
+        self, since_id: int, destinations: Sequence[str] | None, limit: int = 1000
+    ) -> list[Delivery]:
+        params = {
+            "since": since_id,
+            "everywhere": destinations is None,
+            "destinations": json.dumps(list(destinations or ())),
+            "limit": limit,
+        }
+        rows = await self._read(Q["list_deliveries"], params)
+        return [delivery_from_row(r) for r in rows]
+
+    async def next_delivery_at(self) -> datetime | None:
+        ((value,),) = await self._read(Q["next_delivery_at"])
+        return None if value is None else from_ms(int(value))
+
+    # ----------------------------------------------------------- user preferences
+    async def get_user_timezone(self, user_id: str) -> str | None:
+        rows = await self._read(Q["get_user_timezone"], (user_id,))
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def set_user_timezone(self, user_id: str, timezone: str) -> None:
+        check_zone(timezone)
+
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute(Q["set_user_timezone"], (user_id, timezone, self.clock.now_ms()))
+
+        await self._write(body)
 
     # ------------------------------------------------------------- conversations
     async def main_session_id(self, key: str) -> str:

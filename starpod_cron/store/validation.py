@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 
@@ -91,6 +92,21 @@ def user_id(value: object) -> str | None:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_USER_ID_CHARS:
         raise InvalidJob(f"user_id must be None or a non-empty string, got {value!r}")
     return value
+
+
+def origin(value: object) -> str | None:
+    """A job's origin as stored (compact JSON), e.g. ``{"telegram_chat_id": 1}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidJob("origin must be a JSON object (a dict) or None")
+    try:
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"origin must be JSON-serializable: {exc}") from exc
+    if len(text) > 4096:
+        raise InvalidJob("origin is too large (limit 4 KiB of JSON)")
+    return text
 
 
 def flag(field: str, value: object) -> bool:

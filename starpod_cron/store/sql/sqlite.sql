@@ -112,3 +112,46 @@ DELETE FROM messages
 WHERE session_id = :session_id AND seq < (
     SELECT seq FROM messages WHERE session_id = :session_id ORDER BY seq DESC LIMIT 1 OFFSET :keep - 1
 );
+
+-- name: insert_delivery
+INSERT INTO deliveries (run_id, job_id, job_name, destination, payload, status, attempts,
+                        next_attempt_at, created_at)
+VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
+ON CONFLICT (run_id, destination) DO NOTHING;
+
+-- name: due_deliveries
+SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= :now
+UNION
+SELECT id FROM deliveries WHERE status = 'sending' AND lease_expires_at < :now
+ORDER BY id LIMIT :limit;
+
+-- name: lease_deliveries
+UPDATE deliveries SET status = 'sending', lease_owner = ?, lease_expires_at = ?,
+       attempts = attempts + 1
+WHERE id IN (SELECT value FROM json_each(?))
+RETURNING {delivery_columns};
+
+-- name: finish_delivery
+UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, delivered_at = ?,
+       lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND status = 'sending' AND lease_owner = ?;
+
+-- name: list_deliveries
+SELECT {delivery_columns} FROM deliveries
+WHERE id > :since
+  AND (:everywhere OR destination IN (SELECT value FROM json_each(:destinations)))
+ORDER BY id LIMIT :limit;
+
+-- name: next_delivery_at
+SELECT min(t) FROM (
+    SELECT min(next_attempt_at) AS t FROM deliveries WHERE status = 'pending'
+    UNION ALL
+    SELECT min(lease_expires_at) FROM deliveries WHERE status = 'sending'
+);
+
+-- name: get_user_timezone
+SELECT timezone FROM user_prefs WHERE user_id = ?;
+
+-- name: set_user_timezone
+INSERT INTO user_prefs (user_id, timezone, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, updated_at = excluded.updated_at;

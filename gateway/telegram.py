@@ -1,0 +1,309 @@
+"""The Telegram bot (python-telegram-bot v22): chat commands that schedule prompts, and the
+outbox channel that sends results back to the chat a job came from."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from telegram import Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from starpod_cron import (
+    CronJob,
+    Delivery,
+    InvalidInput,
+    InvalidSchedule,
+    JobAlreadyRunning,
+    StarpodCronError,
+)
+from starpod_cron.cli.parse import at_time
+from starpod_cron.config import TelegramConfig
+from starpod_cron.timeutil import check_zone
+
+from .jobs_api import JobsApi
+from .outbox import DeliveryError
+from .principals import Principal
+
+log = logging.getLogger("gateway.telegram")
+
+MESSAGE_LIMIT = 4096
+HELP = """Schedule prompts for the agent:
+/every 30m <prompt> - repeat on an interval (30s, 10m, 2h, 1d, 1h30m)
+/cron "0 9 * * 1-5" <prompt> - cron expression, in quotes
+/at 2026-12-01 09:00 <prompt> - once, at a time (or: /at tomorrow 9:00 ...)
+/in 20m <prompt> - once, after a delay
+Add name=<name> before the prompt to choose a name.
+/jobs - your jobs
+/runs <name> - recent runs of a job
+/pause <name>, /resume <name>, /remove <name>, /run <name>
+/tz Europe/Rome - your default time zone
+/help - this text"""
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at a newline where one is near."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", limit // 2, limit)
+        cut = limit if cut == -1 else cut
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    if text or not pieces:
+        pieces.append(text)
+    return pieces
+
+
+def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]:
+    """The fields of ``cron.add`` from what follows /every, /cron, /at or /in."""
+    text = text.strip()
+    fields: dict[str, Any] = {}
+    if command == "cron":
+        if text[:1] in "\"'" and text:
+            end = text.find(text[0], 1)
+            if end == -1:
+                raise InvalidInput("close the quote around the cron expression")
+            fields["cron"], rest = text[1:end], text[end + 1 :]
+        elif text.startswith("@"):
+            fields["cron"], _, rest = text.partition(" ")
+        else:
+            raise InvalidInput('put the cron expression in quotes: /cron "0 9 * * 1-5" <prompt>')
+    elif command == "at":
+        words = text.split()
+        for take in (2, 1):
+            candidate = " ".join(words[:take])
+            try:
+                at_time(candidate, tz, now)
+            except InvalidSchedule:
+                continue
+            fields["at"], rest = candidate, " ".join(words[take:])
+            break
+        else:
+            raise InvalidInput("give a time: /at 2026-12-01 09:00 <prompt> or /at tomorrow 9:00 …")
+    else:
+        first, _, rest = text.partition(" ")
+        if not first:
+            raise InvalidInput(f"give a duration: /{command} 30m <prompt>")
+        fields["every" if command == "every" else "in"] = first
+    rest = rest.strip()
+    if rest.startswith("name="):
+        name, _, rest = rest.partition(" ")
+        fields["name"] = name.removeprefix("name=")
+    if not rest.strip():
+        raise InvalidInput(f"add the prompt after the schedule: /{command} … <prompt>")
+    fields["prompt"] = rest.strip()
+    return fields
+
+
+def describe(job: CronJob) -> str:
+    when = job.next_run_at.astimezone(check_zone_info(job.timezone)) if job.next_run_at else None
+    next_run = when.strftime("%Y-%m-%d %H:%M %Z") if when else "no next run"
+    state = "" if job.enabled else " (paused)"
+    return f"{job.name}{state}: {job.schedule.describe()}, next {next_run}"
+
+
+def check_zone_info(name: str) -> Any:
+    from starpod_cron.timeutil import zone
+
+    return zone(name)
+
+
+class TelegramBot:
+    """Long-polls the Bot API; only ``allowed_user_ids`` may use it."""
+
+    def __init__(self, config: TelegramConfig, token: str, api: JobsApi) -> None:
+        self.config = config
+        self.api = api
+        self.allowed = set(config.allowed_user_ids)
+        self.refused: set[int] = set()
+        self.app = (
+            Application.builder()
+            .token(token)
+            .base_url(config.base_url)
+            .base_file_url(config.base_url.replace("/bot", "/file/bot"))
+            .concurrent_updates(True)
+            .build()
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        commands = {
+            "every": self._schedule,
+            "cron": self._schedule,
+            "at": self._schedule,
+            "in": self._schedule,
+            "jobs": self._jobs,
+            "runs": self._runs,
+            "pause": self._pause,
+            "resume": self._resume,
+            "remove": self._remove,
+            "run": self._run,
+            "tz": self._tz,
+            "help": self._help,
+            "start": self._help,
+        }
+        for name, handler in commands.items():
+            self.app.add_handler(CommandHandler(name, self._guard(handler)))
+        self.app.add_handler(MessageHandler(filters.ALL, self._guard(self._help)))
+        if not self.allowed:
+            log.warning("[telegram] allowed_user_ids is empty: every Telegram user is refused")
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            poll_interval=0.0,
+            timeout=int(self.config.poll_timeout_secs),
+            allowed_updates=["message"],
+        )
+        me = self.app.bot
+        log.info("Telegram bot @%s polling for commands", me.username)
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ outbox channel
+    async def deliver(self, delivery: Delivery) -> None:
+        _, chat, *thread = delivery.destination.split(":")
+        text = str(delivery.payload.get("text", ""))
+        try:
+            for piece in split_message(text):
+                await self.app.bot.send_message(
+                    chat_id=int(chat),
+                    text=piece,
+                    message_thread_id=int(thread[0]) if thread else None,
+                )
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            secs = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            raise DeliveryError(f"Telegram rate limit: {exc}", retry_after=secs) from exc
+        except (BadRequest, Forbidden) as exc:
+            raise DeliveryError(f"Telegram refused: {exc}", permanent=True) from exc
+        except (NetworkError, TelegramError) as exc:  # NetworkError covers timeouts and 5xx
+            raise DeliveryError(f"Telegram unreachable: {exc}") from exc
+
+    # ----------------------------------------------------------------- chat commands
+    def _guard(self, handler: Any) -> Any:
+        async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            user = update.effective_user
+            message = update.effective_message
+            if user is None or message is None:
+                return
+            if user.id not in self.allowed:
+                if user.id not in self.refused:  # one polite refusal; nothing is stored
+                    self.refused.add(user.id)
+                    await self._say(update, "Sorry, this bot only works for its owner.")
+                return
+            try:
+                await handler(update, Principal(f"tg:{user.id}"))
+            except StarpodCronError as exc:
+                await self._say(update, f"Error: {exc}")
+            except (InvalidInput, ValueError) as exc:
+                await self._say(update, f"Error: {exc}")
+
+        return guarded
+
+    async def _say(self, update: Update, text: str) -> None:
+        chat = update.effective_chat
+        message = update.effective_message
+        if chat is None:
+            return
+        thread = message.message_thread_id if message and message.is_topic_message else None
+        for piece in split_message(text):
+            await self.app.bot.send_message(chat_id=chat.id, text=piece, message_thread_id=thread)
+
+    @staticmethod
+    def _command(update: Update) -> tuple[str, str]:
+        text = (update.effective_message.text or "") if update.effective_message else ""
+        head, _, rest = text.partition(" ")
+        return head.lstrip("/").split("@")[0].lower(), rest
+
+    async def _schedule(self, update: Update, who: Principal) -> None:
+        command, rest = self._command(update)
+        tz = await self.api.default_zone(who)
+        from starpod_cron.timeutil import from_ms
+
+        now = from_ms(self.api.store.clock.now_ms())
+        fields = parse_schedule(command, rest, tz, now)
+        message = update.effective_message
+        chat = update.effective_chat
+        assert message is not None and chat is not None
+        origin: dict[str, Any] = {
+            "telegram_chat_id": chat.id,
+            "telegram_user_id": update.effective_user.id if update.effective_user else None,
+        }
+        if message.is_topic_message and message.message_thread_id is not None:
+            origin["thread_id"] = message.message_thread_id
+        job = await self.api.add(who, fields, origin=origin)
+        await self._say(update, f"Scheduled: {describe(job)}")
+
+    async def _jobs(self, update: Update, who: Principal) -> None:
+        jobs = await self.api.list_jobs(who)
+        await self._say(
+            update,
+            "\n".join(describe(j) for j in jobs) or "No jobs yet. Try /every 30m check the build",
+        )
+
+    def _name(self, update: Update) -> str:
+        _, rest = self._command(update)
+        if not rest.strip():
+            raise InvalidInput("name the job, e.g. /runs standup (see /jobs)")
+        return rest.strip()
+
+    async def _runs(self, update: Update, who: Principal) -> None:
+        runs = await self.api.runs(who, self._name(update), 5)
+        lines = [
+            f"{r.started_at:%Y-%m-%d %H:%M} UTC {r.status.value}: "
+            f"{(r.result_summary or r.error or '')[:200]}"
+            for r in runs
+        ]
+        await self._say(update, "\n".join(lines) or "No runs yet.")
+
+    async def _pause(self, update: Update, who: Principal) -> None:
+        job = await self.api.set_enabled(who, self._name(update), False)
+        await self._say(update, f"Paused {job.name}.")
+
+    async def _resume(self, update: Update, who: Principal) -> None:
+        job = await self.api.set_enabled(who, self._name(update), True)
+        await self._say(update, f"Resumed: {describe(job)}")
+
+    async def _remove(self, update: Update, who: Principal) -> None:
+        job = await self.api.remove(who, self._name(update))
+        await self._say(update, f"Removed {job.name}.")
+
+    async def _run(self, update: Update, who: Principal) -> None:
+        job = await self.api.find(who, self._name(update))
+        await self._say(update, f"Running {job.name} now; the result will follow.")
+
+        async def run() -> None:
+            try:
+                await self.api.run(who, job.name)
+            except JobAlreadyRunning:
+                await self._say(update, f"{job.name} is already running.")
+
+        task = asyncio.create_task(run(), name=f"gateway:telegram-run:{job.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _tz(self, update: Update, who: Principal) -> None:
+        _, rest = self._command(update)
+        assert who.user_id is not None
+        if not rest.strip():
+            current = await self.api.default_zone(who)
+            await self._say(update, f"Your time zone is {current}. Change it: /tz Europe/Rome")
+            return
+        zone_name = check_zone(rest.strip())
+        await self.api.store.set_user_timezone(who.user_id, zone_name)
+        await self._say(update, f"Your time zone is now {zone_name}.")
+
+    async def _help(self, update: Update, who: Principal) -> None:
+        await self._say(update, HELP)

@@ -1,0 +1,164 @@
+"""A Telegram Bot API stand-in on 127.0.0.1 (getMe, getUpdates, sendMessage, deleteWebhook),
+driven by tests: they queue user messages and read what the bot sent."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+TOKEN = "123456:TEST-TOKEN-never-logged"
+
+
+class BotApi:
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self.failures: list[tuple[int, dict[str, Any]]] = []  # (status, body) for sendMessage
+        self.fail_all_with: int | None = None
+        self.send_attempts = 0
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._new_update = asyncio.Event()
+        self.base_url = ""
+
+    # ----------------------------------------------------------------- test helpers
+    def type(
+        self, user_id: int, text: str, *, chat_id: int | None = None, thread_id: int | None = None
+    ) -> None:
+        """A user types ``text`` (a /command) into a chat."""
+        command = text.split()[0] if text.startswith("/") else ""
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {
+                "id": chat_id or user_id,
+                "type": "private" if chat_id is None else "supergroup",
+            },
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "text": text,
+        }
+        if command:
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+        self.updates.append({"update_id": next(self._update_ids), "message": message})
+        self._new_update.set()
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m["text"] for m in self.sent if m["chat_id"] == chat_id]
+
+    # ---------------------------------------------------------------- the Bot API
+    async def handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _params(request)
+        if method == "getMe":
+            return _ok(
+                {
+                    "id": 1,
+                    "is_bot": True,
+                    "first_name": "Starpod",
+                    "username": "starpod_bot",
+                    "can_join_groups": True,
+                    "can_read_all_group_messages": False,
+                    "supports_inline_queries": False,
+                }
+            )
+        if method in ("deleteWebhook", "setMyCommands"):
+            return _ok(True)
+        if method == "getUpdates":
+            return await self._get_updates(params)
+        if method == "sendMessage":
+            return self._send_message(params)
+        return web.json_response(
+            {"ok": False, "error_code": 404, "description": f"Not Found: {method}"}, status=404
+        )
+
+    async def _get_updates(self, params: dict[str, Any]) -> web.Response:
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        deadline = time.monotonic() + min(timeout, 2)
+        while True:
+            pending = [u for u in self.updates if u["update_id"] >= offset]
+            if pending or time.monotonic() >= deadline:
+                return _ok(pending)
+            self._new_update.clear()
+            try:
+                await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                continue
+
+    def _send_message(self, params: dict[str, Any]) -> web.Response:
+        self.send_attempts += 1
+        if self.failures or self.fail_all_with is not None:
+            status, body = (
+                self.failures.pop(0) if self.failures else (self.fail_all_with or 502, {})
+            )
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": status,
+                    "description": body.get("description", "Bad Gateway"),
+                    **({"parameters": body["parameters"]} if "parameters" in body else {}),
+                },
+                status=status,
+            )
+        chat_id = int(params["chat_id"])
+        thread = params.get("message_thread_id")
+        record = {
+            "chat_id": chat_id,
+            "text": params["text"],
+            "thread_id": None if thread in (None, "") else int(thread),
+            "parse_mode": params.get("parse_mode"),
+        }
+        self.sent.append(record)
+        return _ok(
+            {
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "text": params["text"],
+            }
+        )
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        return dict(await request.json())
+    form = await request.post()
+    out: dict[str, Any] = {}
+    for key, value in form.items():
+        text = str(value)
+        try:
+            out[key] = json.loads(text) if key != "text" else text
+        except ValueError:
+            out[key] = text
+    return out
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+@asynccontextmanager
+async def running_botapi() -> AsyncIterator[BotApi]:
+    api = BotApi()
+    app = web.Application()
+    app.router.add_route("*", "/bot{token}/{method}", api.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.2, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    api.base_url = f"http://{host}:{port}/bot"
+    try:
+        yield api
+    finally:
+        await runner.cleanup()

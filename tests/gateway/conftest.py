@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from gateway.app import Gateway
+from starpod_cron.config import (
+    AgentConfig,
+    CronConfig,
+    ExecutorConfig,
+    GatewayConfig,
+    TelegramConfig,
+    TokenConfig,
+)
+
+TOKENS = {
+    "alice-token": TokenConfig("alice"),
+    "bob-token": TokenConfig("bob"),
+    "root-token": TokenConfig("root", admin=True),
+}
+
+
+def config(tmp_path: Path, **sections: Any) -> AgentConfig:
+    base = AgentConfig(
+        cron=CronConfig(tick_secs=1, retry_backoff_secs=(0.2,), lease_secs=5),
+        executor=ExecutorConfig(kind="python", target="tests.gateway.targets:run"),
+        gateway=GatewayConfig(
+            port=0, tokens=TOKENS, delivery_backoff_secs=(0.2, 0.5), delivery_lease_secs=2
+        ),
+        telegram=TelegramConfig(token_env="STARPOD_TEST_NO_TOKEN"),
+        configured=frozenset({"executor"}),
+    )
+    return replace(base, **sections)
+
+
+@asynccontextmanager
+async def running_gateway(cfg: AgentConfig, db: str) -> AsyncIterator[Gateway]:
+    gateway = Gateway(cfg, db_url=db)
+    task = asyncio.create_task(gateway.run(), name="test-gateway")
+    ready = asyncio.create_task(gateway.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises the start-up error
+    assert ready in done, "gateway did not start"
+    try:
+        yield gateway
+    finally:
+        gateway.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with running_gateway(config(tmp_path), str(tmp_path / "gw.db")) as gw:
+        yield gw
+
+
+class WsClient:
+    """A test client: requests with ids, events collected as they arrive."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+        self.responses: dict[Any, dict[str, Any]] = {}
+        self._seq = 0
+        self._arrived = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for frame in self.conn:
+            message = json.loads(frame)
+            if "ok" in message:
+                self.responses[message.get("id")] = message
+            else:
+                self.events.append(message)
+            self._arrived.set()
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        self._seq += 1
+        request_id = f"r{self._seq}"
+        await self.conn.send(json.dumps({"id": request_id, "type": kind, **fields}))
+        return await self.response(request_id)
+
+    async def response(self, request_id: Any, timeout: float = 10) -> dict[str, Any]:
+        await self.until(lambda: request_id in self.responses, timeout)
+        return self.responses.pop(request_id)
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        async def wait() -> None:
+            while not predicate():
+                self._arrived.clear()
+                await self._arrived.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def close(self) -> None:
+        await self.conn.close()
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+@asynccontextmanager
+async def ws_client(
+    gateway: Gateway, token: str | None = None, **kwargs: Any
+) -> AsyncIterator[WsClient]:
+    assert gateway.ws is not None
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with connect(
+        f"ws://127.0.0.1:{gateway.ws.port}/", additional_headers=headers, **kwargs
+    ) as conn:
+        client = WsClient(conn)
+        try:
+            yield client
+        finally:
+            await client.close()

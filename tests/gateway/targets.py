@@ -1,0 +1,13 @@
+"""Executors the gateway tests configure ([executor] kind = "python")."""
+
+from __future__ import annotations
+
+from starpod_cron import JobContext, JobResult
+
+
+async def run(ctx: JobContext) -> JobResult:
+    if ctx.prompt.startswith("long:"):
+        return JobResult(session_id=ctx.run_id, summary="x" * 5000 + " end")
+    if ctx.prompt.startswith("fail"):
+        raise RuntimeError("the model is down")
+    return JobResult(session_id=f"s-{ctx.run_id}", summary=f"done: {ctx.prompt}")

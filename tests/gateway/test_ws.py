@@ -1,0 +1,190 @@
+"""The WebSocket server with real clients over 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from gateway.app import Gateway
+from gateway.ws import WsServer
+from starpod_cron import ConfigError, JobSpec, Schedule
+from starpod_cron.config import GatewayConfig
+from tests.gateway.conftest import config, running_gateway, ws_client
+
+
+async def test_bad_or_missing_token_is_refused_at_the_handshake(gateway: Gateway) -> None:
+    assert gateway.ws is not None
+    url = f"ws://127.0.0.1:{gateway.ws.port}/"
+    for kwargs in ({}, {"additional_headers": {"Authorization": "Bearer nope"}}):
+        with pytest.raises(InvalidStatus) as err:
+            async with connect(url, **kwargs):
+                pass
+        assert err.value.response.status_code == 401
+    async with connect(url + "?token=alice-token") as conn:  # token in the query works too
+        await conn.send(json.dumps({"id": 1, "type": "cron.list"}))
+        assert json.loads(await conn.recv()) == {"id": 1, "ok": True, "data": {"jobs": []}}
+
+
+def test_refuses_a_public_address_without_tokens() -> None:
+    with pytest.raises(ConfigError, match="tokens"):
+        WsServer(None, GatewayConfig(host="0.0.0.0"), {})  # type: ignore[arg-type]
+
+
+async def test_commands(gateway: Gateway) -> None:
+    async with ws_client(gateway, "alice-token") as alice:
+        added = await alice.request(
+            "cron.add",
+            name="standup",
+            prompt="post the standup",
+            cron="0 9 * * 1-5",
+            timezone="Europe/Rome",
+        )
+        assert added["ok"], added
+        job = added["data"]
+        assert job["name"] == "standup" and job["user_id"] == "alice"
+        assert job["schedule"] == {"kind": "cron", "expression": "0 9 * * 1-5"}
+        assert job["next_run"].endswith("+00:00")
+        listed = await alice.request("cron.list")
+        assert [j["name"] for j in listed["data"]["jobs"]] == ["standup"]
+        got = await alice.request("cron.get", name="standup")
+        assert got["data"]["prompt"] == "post the standup"
+        updated = await alice.request("cron.update", name="standup", prompt="new", every="2h")
+        assert updated["data"]["prompt"] == "new"
+        assert updated["data"]["schedule"]["kind"] == "interval"
+        assert (await alice.request("cron.disable", name="standup"))["data"]["enabled"] is False
+        assert (await alice.request("cron.enable", name="standup"))["data"]["enabled"] is True
+        run = await alice.request("cron.run", name="standup")
+        assert run["data"]["status"] == "success" and run["data"]["result"] == "done: new"
+        runs = await alice.request("cron.runs", name="standup")
+        assert [r["trigger"] for r in runs["data"]["runs"]] == ["manual"]
+        removed = await alice.request("cron.remove", name="standup")
+        assert removed["ok"] and (await alice.request("cron.list"))["data"]["jobs"] == []
+
+
+async def test_bad_requests_get_an_error_and_the_connection_survives(gateway: Gateway) -> None:
+    assert gateway.store is not None
+    async with ws_client(gateway, "alice-token") as alice:
+        await alice.conn.send("{not json")
+        assert (await alice.response(None))["error"]["code"] == "bad_json"
+        await alice.conn.send(json.dumps({"id": "x", "type": "cron.explode"}))
+        assert (await alice.response("x"))["error"]["code"] == "unknown_type"
+        big = json.dumps({"id": "big", "type": "cron.add", "prompt": "p" * 70_000, "every": "1h"})
+        await alice.conn.send(big)
+        answer = await alice.response(None)
+        assert answer["error"]["code"] == "too_large"
+        for fields, code in [
+            ({"name": "a", "prompt": "p", "cron": "61 * * * *"}, "invalid"),
+            ({"name": "a", "prompt": "p"}, "invalid"),
+            ({"name": "a", "prompt": "p", "every": "1h", "color": "red"}, "invalid"),
+            ({"name": "a", "prompt": "", "every": "1h"}, "invalid"),
+            ({"name": "a", "prompt": "p", "every": "1h", "timezone": "Mars/Base"}, "invalid"),
+        ]:
+            answer = await alice.request("cron.add", **fields)
+            assert not answer["ok"] and answer["error"]["code"] == code, (fields, answer)
+            assert answer["error"]["message"]
+        assert (await alice.request("cron.get", name="ghost"))["error"]["code"] == "not_found"
+        assert await gateway.store.list_jobs() == []  # nothing changed
+        assert (await alice.request("cron.list"))["ok"]  # still connected and served
+
+
+async def test_users_touch_only_their_own_jobs(gateway: Gateway) -> None:
+    async with (
+        ws_client(gateway, "alice-token") as alice,
+        ws_client(gateway, "bob-token") as bob,
+        ws_client(gateway, "root-token") as root,
+    ):
+        assert (await alice.request("cron.add", name="mine", prompt="p", every="1h"))["ok"]
+        for kind in ("cron.get", "cron.remove", "cron.disable", "cron.run", "cron.runs"):
+            answer = await bob.request(kind, name="mine")
+            assert answer["error"]["code"] == "not_found", (kind, answer)
+        assert (await bob.request("cron.list"))["data"]["jobs"] == []
+        assert [j["name"] for j in (await root.request("cron.list"))["data"]["jobs"]] == ["mine"]
+        assert (await root.request("cron.disable", name="mine"))["data"]["enabled"] is False
+
+
+async def test_events_reach_their_audience_and_can_be_replayed(gateway: Gateway) -> None:
+    async with (
+        ws_client(gateway, "alice-token") as alice,
+        ws_client(gateway, "bob-token") as bob,
+        ws_client(gateway, "root-token") as root,
+    ):
+        await alice.request("cron.add", name="tick", prompt="hello", every="1s")
+        await alice.until(lambda: len(alice.events) >= 2)
+        await root.until(lambda: len(root.events) >= 2)
+        event = alice.events[0]
+        assert event["type"] == "notification" and event["job_name"] == "tick"
+        assert event["success"] is True and event["result_preview"] == "done: hello"
+        assert event["status"] == "success" and event["session_id"].startswith("s-")
+        assert {"event_id", "run_id", "job_id", "ts"} <= set(event)
+        assert bob.events == []
+        await alice.request("cron.disable", name="tick")
+    async with ws_client(gateway, "alice-token") as again:
+        first = event["event_id"]
+        replay = await again.request("replay", since=first)
+        assert replay["ok"] and replay["data"]["replayed"] == len(again.events) >= 1
+        assert all(e["event_id"] > first and e["job_name"] == "tick" for e in again.events)
+        nothing = await again.request("replay", since=replay["data"]["last_event_id"])
+        assert nothing["data"]["replayed"] == 0
+    async with ws_client(gateway, "bob-token") as bob_again:
+        assert (await bob_again.request("replay", since=0))["data"]["replayed"] == 0
+
+
+async def test_a_client_that_stops_reading_is_dropped_while_50_others_get_every_event(
+    tmp_path: Path,
+) -> None:
+    base = config(tmp_path)
+    cfg = replace(base, gateway=replace(base.gateway, tokens={}, client_queue_size=50))
+    async with running_gateway(cfg, str(tmp_path / "burst.db")) as gateway:
+        assert gateway.store is not None and gateway.ws is not None
+        readers = [await _open(gateway) for _ in range(50)]
+        stuck = await _stuck_client(gateway.ws.port)
+        at = datetime.now(UTC) + timedelta(seconds=1)
+        await gateway.store.add_jobs(
+            [JobSpec(f"burst-{i:03}", "p" * 600, Schedule.one_shot(at)) for i in range(500)]
+        )
+        for client in readers:
+            await client.until(lambda c=client: len(c.events) >= 500, timeout=60)
+        for client in readers:
+            names = sorted(e["job_name"] for e in client.events)
+            assert names == [f"burst-{i:03}" for i in range(500)]
+            await client.close()
+        assert gateway.ws.dropped_slow == 1
+        assert len(gateway.ws.clients) == 0  # the stuck one is gone too
+        stuck.close()
+
+
+async def _stuck_client(port: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(
+        sock,
+        (
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ),
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def _open(gateway: Gateway):  # type: ignore[no-untyped-def]
+    from tests.gateway.conftest import WsClient
+
+    assert gateway.ws is not None
+    conn = await connect(f"ws://127.0.0.1:{gateway.ws.port}/")
+    return WsClient(conn)
