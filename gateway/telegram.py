@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import timedelta
 from typing import Any
+
+# Opt in to python-telegram-bot's timedelta time periods (its documented future default), so
+# RetryAfter does not warn on every rate limit; deliver() accepts both forms.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 from telegram import Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError

@@ -31,7 +31,7 @@ def test_the_example_file_loads_and_sets_every_key() -> None:
     assert config.cron.timezone == "Europe/Rome"
     documented = (ROOT / "agent.toml.example").read_text()
     assert config.executor.kind == "openai" and config.executor.model == "llama3.2"
-    for section in (config.cron, config.store, config.executor):
+    for section in (config.cron, config.store, config.executor, config.gateway, config.telegram):
         for key in type(section).__dataclass_fields__:
             assert f"{key} =" in documented, f"agent.toml.example does not document {key}"
 

@@ -33,6 +33,17 @@ async def test_bad_or_missing_token_is_refused_at_the_handshake(gateway: Gateway
         assert json.loads(await conn.recv()) == {"id": 1, "ok": True, "data": {"jobs": []}}
 
 
+def test_tokens_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.principals import Principal
+    from gateway.ws import load_tokens
+
+    monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", '{"t1": {"user_id": "carol", "admin": true}}')
+    assert load_tokens(GatewayConfig())["t1"] == Principal("carol", admin=True)
+    monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", "not json")
+    with pytest.raises(ConfigError, match="STARPOD_GATEWAY_TOKENS"):
+        load_tokens(GatewayConfig())
+
+
 def test_refuses_a_public_address_without_tokens() -> None:
     with pytest.raises(ConfigError, match="tokens"):
         WsServer(None, GatewayConfig(host="0.0.0.0"), {})  # type: ignore[arg-type]

@@ -1,0 +1,139 @@
+"""`starpod-cron serve` as users run it: a real process, signals, and SIGKILL recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from starpod_cron import CronStore, JobSpec, Schedule
+from tests.gateway.botapi import TOKEN, running_botapi
+from tests.gateway.test_telegram import until
+
+CLI = str(Path(sys.executable).with_name("starpod-cron"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, port: int
+) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        CLI,
+        *args,
+        "serve",
+        "--port",
+        str(port),
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    seen = b""
+    while b"Ctrl-C" not in seen:
+        line = await asyncio.wait_for(proc.stderr.readline(), 20)
+        assert line, f"gateway exited early: {seen.decode()}"
+        seen += line
+    assert f"ws://127.0.0.1:{port}".encode() in seen, seen
+    return proc
+
+
+async def test_serve_runs_on_the_embedded_default_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await start(tmp_path, port=port)
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": 1,
+                        "type": "cron.add",
+                        "name": "hello",
+                        "prompt": "hello from the quickstart",
+                        "every": "1s",
+                    }
+                )
+            )
+            assert json.loads(await ws.recv())["ok"] is True
+            event = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert event["type"] == "notification" and event["job_name"] == "hello"
+            assert event["result_preview"] == "hello from the quickstart"  # the echo executor
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert (tmp_path / "starpod-cron.db").exists()
+    assert proc.stderr is not None
+    assert b"stopped" in await proc.stderr.read()
+
+
+async def test_a_gateway_killed_with_deliveries_pending_delivers_each_once_after_restart(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    db = str(tmp_path / "starpod-cron.db")
+    async with running_botapi() as api:
+        (tmp_path / "agent.toml").write_text(
+            "[gateway]\ndelivery_backoff_secs = [0.3]\ndelivery_lease_secs = 2\n"
+            f'[telegram]\nallowed_user_ids = [42]\nbase_url = "{api.base_url}"\n'
+            'token_env = "STARPOD_TEST_TG_TOKEN"\npoll_timeout_secs = 1\n'
+        )
+        async with CronStore.open(db) as store:
+            at = datetime.now(UTC) + timedelta(seconds=2)
+            await store.add_jobs(
+                [
+                    JobSpec(
+                        f"report-{i}",
+                        f"report number {i}",
+                        Schedule.one_shot(at),
+                        origin={"telegram_chat_id": 42},
+                    )
+                    for i in range(5)
+                ]
+            )
+        env = {"STARPOD_TEST_TG_TOKEN": TOKEN}
+        api.fail_all_with = 502  # Telegram is down: every delivery fails and waits to retry
+        first = await start(tmp_path, env=env, port=port)
+        await until(lambda: api.send_attempts >= 10, timeout=30, what="delivery attempts")
+        first.kill()  # SIGKILL: no clean shutdown
+        await first.wait()
+        with sqlite3.connect(db) as conn:
+            states = Counter(
+                s
+                for (s,) in conn.execute(
+                    "SELECT status FROM deliveries WHERE destination = 'tg:42'"
+                )
+            )
+        assert sum(states.values()) == 5 and states["delivered"] == 0, states
+
+        api.fail_all_with = None  # Telegram is back
+        second = await start(tmp_path, env=env, port=port)
+        try:
+            await until(lambda: len(api.texts(42)) >= 5, timeout=30, what="5 deliveries")
+            await asyncio.sleep(3)  # longer than a lease: any duplicate would show up now
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.wait(), 30)
+        assert second.stderr is not None
+        assert TOKEN.encode() not in await second.stderr.read()  # the bot token is never logged
+        texts = api.texts(42)
+        assert sorted(texts) == sorted(f"[report-{i}] done\n\nreport number {i}" for i in range(5))
+        with sqlite3.connect(db) as conn:
+            assert {
+                s
+                for (s,) in conn.execute(
+                    "SELECT status FROM deliveries WHERE destination = 'tg:42'"
+                )
+            } == {"delivered"}
