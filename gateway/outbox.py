@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from starpod_cron import CronJob, CronRun, CronStore, Delivery, DeliverySpec, RunStatus
@@ -145,19 +145,22 @@ class Outbox:
 
     async def _send_in_order(self, deliveries: list[Delivery]) -> None:
         for index, delivery in enumerate(deliveries):
-            if not await self._send(delivery):
-                # keep the rest of this destination behind the one that failed
+            retry_at = await self._send(delivery)
+            if retry_at is not None:
+                # the rest of this destination waits behind the one that failed, untried
                 for later in deliveries[index + 1 :]:
                     await self._store.finish_delivery(
                         later.id,
                         self._owner,
                         delivered=False,
                         error=later.last_error,
-                        retry_at=from_ms(self._store.clock.now_ms()) + timedelta(seconds=1),
+                        retry_at=retry_at,
+                        attempted=False,
                     )
                 return
 
-    async def _send(self, delivery: Delivery) -> bool:
+    async def _send(self, delivery: Delivery) -> datetime | None:
+        """Send one delivery; if it failed and will be retried, return when."""
         channel = self._channel(delivery.destination)
         now = from_ms(self._store.clock.now_ms())
         if channel is None:
@@ -168,7 +171,7 @@ class Outbox:
                 error=f"no channel for destination {delivery.destination!r} in this gateway",
             )
             self.dead += 1
-            return True
+            return None
         try:
             await channel.deliver(delivery)
         except DeliveryError as exc:
@@ -185,7 +188,7 @@ class Outbox:
                     delivery.id, self._owner, delivered=False, error=str(exc)
                 )
                 self.dead += 1
-                return True
+                return None
             delay = self._delay(delivery.attempts, exc.retry_after)
             log.warning(
                 "delivery %d to %s (run %s) failed (attempt %d), retrying in %.1fs: %s",
@@ -196,17 +199,14 @@ class Outbox:
                 delay,
                 exc,
             )
+            retry_at = now + timedelta(seconds=delay)
             await self._store.finish_delivery(
-                delivery.id,
-                self._owner,
-                delivered=False,
-                error=str(exc),
-                retry_at=now + timedelta(seconds=delay),
+                delivery.id, self._owner, delivered=False, error=str(exc), retry_at=retry_at
             )
-            return False
+            return retry_at
         await self._store.finish_delivery(delivery.id, self._owner, delivered=True)
         self.delivered += 1
-        return True
+        return None
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         base = self._backoff[min(attempt, len(self._backoff)) - 1]

@@ -39,6 +39,7 @@ log = logging.getLogger("gateway.ws")
 
 CLOSE_TOO_SLOW = 1013  # "try again later": the client did not keep up with its events
 SEND_BUFFER_BYTES = 64 * 1024
+REQUESTS_IN_FLIGHT = 16  # per client; further frames wait (back-pressure on the socket)
 
 
 def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
@@ -67,6 +68,7 @@ class Client:
         self.who = who
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.closing = False
+        self.in_flight = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
 
 
 class WsServer:
@@ -144,6 +146,7 @@ class WsServer:
         writer = asyncio.create_task(self._write(client), name=f"gateway:ws-writer:{client.id}")
         try:
             async for frame in connection:
+                await client.in_flight.acquire()
                 self._spawn(self._answer(client, frame), f"gateway:ws-request:{client.id}")
         except ConnectionClosed:
             pass  # the client went away; nothing to answer
@@ -199,6 +202,12 @@ class WsServer:
 
     # ----------------------------------------------------------------- requests
     async def _answer(self, client: Client, frame: str | bytes) -> None:
+        try:
+            await self._answer_one(client, frame)
+        finally:
+            client.in_flight.release()
+
+    async def _answer_one(self, client: Client, frame: str | bytes) -> None:
         try:
             request = protocol.decode(frame, self.config.max_frame_bytes)
             if request.type == "replay":

@@ -372,10 +372,12 @@ class CronStore(abc.ABC):
         delivered: bool,
         error: str | None = None,
         retry_at: datetime | None = None,
+        attempted: bool = True,
     ) -> bool:
         """Record the outcome of a leased delivery: delivered, pending again until
         ``retry_at``, or (not delivered, no ``retry_at``) dead with ``error`` kept. False if the
-        lease was lost (someone else will deliver it)."""
+        lease was lost (someone else will deliver it). ``attempted=False`` hands a claimed
+        delivery back untried: the claim's attempt is not counted."""
 
     @abc.abstractmethod
     async def list_deliveries(

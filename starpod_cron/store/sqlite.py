@@ -440,6 +440,7 @@ class SqliteStore(CronStore):
         delivered: bool,
         error: str | None = None,
         retry_at: datetime | None = None,
+        attempted: bool = True,
     ) -> bool:
         async def body(db: aiosqlite.Connection) -> bool:
             now = self.clock.now_ms()
@@ -450,7 +451,8 @@ class SqliteStore(CronStore):
                 params = ("pending", to_ms(retry_at), error, None)
             else:
                 params = ("dead", now, error, None)
-            cursor = await db.execute(Q["finish_delivery"], (*params, delivery_id, owner))
+            uncount = 0 if attempted else 1
+            cursor = await db.execute(Q["finish_delivery"], (*params, uncount, delivery_id, owner))
             return cursor.rowcount == 1
 
         done = await self._write(body)

@@ -126,3 +126,19 @@ async def test_user_timezone(store: CronStore) -> None:
     with pytest.raises(InvalidTimezone):
         await store.set_user_timezone("u1", "Mars/Base")
     assert await store.get_user_timezone("u1") == "Asia/Tokyo"
+
+
+async def test_a_delivery_handed_back_untried_keeps_its_attempt_count(
+    store: CronStore, clock: ManualClock
+) -> None:
+    store.set_delivery_planner(planner)
+    await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
+    await finish_one(store, clock, RunStatus.SUCCESS)
+    (claimed,) = await store.claim_deliveries("w", 10, 30)
+    assert claimed.attempts == 1
+    retry = clock.now() + timedelta(seconds=1)
+    assert await store.finish_delivery(claimed.id, "w", delivered=False, retry_at=retry,
+                                       attempted=False)
+    clock.advance(1)
+    (again,) = await store.claim_deliveries("w", 10, 30)
+    assert again.attempts == 1  # the hand-back did not count

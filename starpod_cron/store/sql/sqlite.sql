@@ -133,7 +133,7 @@ RETURNING {delivery_columns};
 
 -- name: finish_delivery
 UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, delivered_at = ?,
-       lease_owner = NULL, lease_expires_at = NULL
+       attempts = attempts - ?, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = ? AND status = 'sending' AND lease_owner = ?;
 
 -- name: list_deliveries
