@@ -137,8 +137,9 @@ async def test_a_delivery_handed_back_untried_keeps_its_attempt_count(
     (claimed,) = await store.claim_deliveries("w", 10, 30)
     assert claimed.attempts == 1
     retry = clock.now() + timedelta(seconds=1)
-    assert await store.finish_delivery(claimed.id, "w", delivered=False, retry_at=retry,
-                                       attempted=False)
+    assert await store.finish_delivery(
+        claimed.id, "w", delivered=False, retry_at=retry, attempted=False
+    )
     clock.advance(1)
     (again,) = await store.claim_deliveries("w", 10, 30)
     assert again.attempts == 1  # the hand-back did not count
