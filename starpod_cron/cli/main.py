@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = top.add_parser("serve", help="run the gateway: scheduler, WebSocket, Telegram")
     serve.add_argument("--host", help="WebSocket address (default [gateway] host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="WebSocket port (default [gateway] port, 8765)")
+    # also accepted after `serve` (so `python -m gateway --config agent.toml` works)
+    serve.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+    serve.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS)
+    serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     jobs = top.add_parser("jobs", help="manage and run jobs").add_subparsers(
         dest="command", required=True, parser_class=_Parser
     )

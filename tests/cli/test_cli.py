@@ -342,3 +342,14 @@ def test_console_script_and_module_entry(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and bad.stderr == "starpod-cron: error: no job named 'missing'\n"
     assert bad.stdout == ""
+
+
+def test_serve_takes_the_global_options_after_it_too() -> None:
+    from starpod_cron.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--config", "a.toml", "--db", "x.db", "-v", "--port", "9000"]
+    )
+    assert (args.config, args.db, args.verbose, args.port) == ("a.toml", "x.db", True, 9000)
+    args = build_parser().parse_args(["--config", "b.toml", "serve"])
+    assert args.config == "b.toml" and args.db is None and args.port is None
