@@ -27,7 +27,7 @@ from starpod_cron import (
 )
 from starpod_cron.cli.parse import at_time
 from starpod_cron.config import TelegramConfig
-from starpod_cron.timeutil import check_zone
+from starpod_cron.timeutil import check_zone, from_ms, zone
 
 from .jobs_api import JobsApi
 from .outbox import DeliveryError
@@ -104,16 +104,11 @@ def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]
 
 
 def describe(job: CronJob) -> str:
-    when = job.next_run_at.astimezone(check_zone_info(job.timezone)) if job.next_run_at else None
+    """``standup: cron 0 9 * * 1-5, next 2026-11-23 09:00 CET`` (in the job's zone)."""
+    when = job.next_run_at.astimezone(zone(job.timezone)) if job.next_run_at else None
     next_run = when.strftime("%Y-%m-%d %H:%M %Z") if when else "no next run"
     state = "" if job.enabled else " (paused)"
     return f"{job.name}{state}: {job.schedule.describe()}, next {next_run}"
-
-
-def check_zone_info(name: str) -> Any:
-    from starpod_cron.timeutil import zone
-
-    return zone(name)
 
 
 class TelegramBot:
@@ -235,8 +230,6 @@ class TelegramBot:
     async def _schedule(self, update: Update, who: Principal) -> None:
         command, rest = self._command(update)
         tz = await self.api.default_zone(who)
-        from starpod_cron.timeutil import from_ms
-
         now = from_ms(self.api.store.clock.now_ms())
         fields = parse_schedule(command, rest, tz, now)
         message = update.effective_message

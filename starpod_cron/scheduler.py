@@ -108,6 +108,7 @@ class CronScheduler:
         self._notifier: Notifier | None = None
         self._active: dict[str, _Active] = {}
         self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._gate_timers: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
@@ -174,6 +175,9 @@ class CronScheduler:
             await asyncio.gather(*remaining)
         await self._completions.close()
         await self._watchdog.close()
+        for timer in list(self._gate_timers):  # their runs were handed back above
+            timer.cancel()
+        await asyncio.gather(*self._gate_timers, return_exceptions=True)
         if self._side_tasks:
             _, pending_side = await asyncio.wait(self._side_tasks, timeout=self.cancel_grace_secs)
             for task in pending_side:
@@ -254,11 +258,11 @@ class CronScheduler:
                 gate = gates.get(start)
                 if gate is None:
                     gate = gates[start] = asyncio.Event()
-                    self._keep(
-                        asyncio.create_task(
-                            self._open_at(start, gate), name=f"starpod-cron:start-at:{start}"
-                        )
+                    timer = asyncio.create_task(
+                        self._open_at(start, gate), name=f"starpod-cron:start-at:{start}"
                     )
+                    self._gate_timers.add(timer)
+                    timer.add_done_callback(self._gate_timers.discard)
             self._spawn(claim, gate, max(start, now))
 
     async def _open_at(self, start_ms: int, gate: asyncio.Event) -> None:
