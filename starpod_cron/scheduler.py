@@ -199,7 +199,9 @@ class CronScheduler:
                     await self._renew()
                     next_renew = now + lease_ms // 3
                 if now >= next_recover:
-                    report = await self.store.recover(alive_owner=self.owner)
+                    report = await self.store.recover(
+                        alive_owner=self.owner, repair=next_recover == 0
+                    )
                     if report.interrupted_run_ids:
                         log.warning(
                             "recovered %d interrupted run(s)", len(report.interrupted_run_ids)

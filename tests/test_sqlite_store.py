@@ -61,6 +61,7 @@ async def test_recover_repairs_jobs_left_without_a_next_fire(
         conn.execute("UPDATE jobs SET next_run_at = NULL, running_run_id = 'ghost'")
     async with CronStore.open(path, clock=clock) as store:
         assert await store.get_due_jobs() == []
+        assert (await store.recover(repair=False)).rescheduled_jobs == 0  # periodic: no scans
         report = await store.recover()
         assert report.rescheduled_jobs == 1
         job = await store.get_job(job_id)

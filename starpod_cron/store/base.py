@@ -467,10 +467,15 @@ class CronStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def recover(self, *, alive_owner: str | None = None) -> RecoveryReport:
+    async def recover(
+        self, *, alive_owner: str | None = None, repair: bool = True
+    ) -> RecoveryReport:
         """Mark every run whose lease has expired ``interrupted`` (the attempt counts; a retry
-        is scheduled at once if retries remain), release its job, and give every enabled
-        recurring job without a next fire a new one. Safe to call any time, from any process.
+        is scheduled at once if retries remain) and release its job. With ``repair`` (the
+        default), also release jobs pointing at a run that is not running and give every
+        enabled recurring job without a next fire a new one: these scan every job, so a
+        scheduler repairs at start and only expires leases afterwards. Safe to call any time,
+        from any process.
 
         Runs leased to ``alive_owner`` are skipped: a scheduler passes its own owner id, since
         it knows its runs are alive (it learns of any it lost through :meth:`renew_leases`).

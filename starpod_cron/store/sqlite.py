@@ -590,7 +590,9 @@ class SqliteStore(CronStore):
 
         return await self._write(body)
 
-    async def recover(self, *, alive_owner: str | None = None) -> RecoveryReport:
+    async def recover(
+        self, *, alive_owner: str | None = None, repair: bool = True
+    ) -> RecoveryReport:
         async def body(db: aiosqlite.Connection) -> RecoveryReport:
             now = self.clock.now_ms()
             expired = [
@@ -611,15 +613,14 @@ class SqliteStore(CronStore):
                     touched[job.id] = job
                 log.warning("job %s run %s: %s", run.job_name, run.id, error)
             await self._write_finished(db, expired, touched.values(), ())
-            await db.execute(Q["release_orphaned_jobs"])
-            repaired = [
-                job
-                for job in map(
-                    JobRecord.from_row, await db.execute_fetchall(Q["jobs_missing_next_run"])
+            repaired: list[JobRecord] = []
+            if repair:  # whole-table scans: at start-up, not on every periodic pass
+                await db.execute(Q["release_orphaned_jobs"])
+                rows = await db.execute_fetchall(Q["jobs_missing_next_run"])
+                repaired = [j for j in map(JobRecord.from_row, rows) if planning.repair(j, now)]
+                await db.executemany(
+                    Q["update_job_runtime"], [j.runtime_params() for j in repaired]
                 )
-                if planning.repair(job, now)
-            ]
-            await db.executemany(Q["update_job_runtime"], [j.runtime_params() for j in repaired])
             return RecoveryReport([r.id for r in expired], len(repaired))
 
         report = await self._write(body)
