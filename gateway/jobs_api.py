@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from starpod_cron import (
@@ -21,12 +20,12 @@ from starpod_cron import (
     Schedule,
     SessionMode,
 )
-from starpod_cron.cli.parse import at_time, duration_ms
+from starpod_cron.cli import parse
 from starpod_cron.timeutil import check_zone, from_ms
 
 from .principals import Principal
 
-SCHEDULE_KEYS = ("cron", "every", "at", "in")
+SCHEDULE_KEYS = parse.SCHEDULE_KINDS
 
 
 def build_schedule(fields: dict[str, Any], tz: str, store: CronStore) -> Schedule | None:
@@ -40,15 +39,7 @@ def build_schedule(fields: dict[str, Any], tz: str, store: CronStore) -> Schedul
     value = fields[key]
     if not isinstance(value, str):
         raise InvalidInput(f"{key} must be a string")
-    now = from_ms(store.clock.now_ms())
-    if key == "cron":
-        return Schedule.cron(value)
-    if key == "every":
-        return Schedule.interval(every_ms=duration_ms(value))
-    if key == "at":
-        return at_time(value, tz, now)
-    delay = timedelta(milliseconds=duration_ms(value))
-    return Schedule.one_shot((now + delay).replace(microsecond=0).isoformat())
+    return parse.schedule(key, value, tz, from_ms(store.clock.now_ms()))
 
 
 def generated_name(prompt: str) -> str:

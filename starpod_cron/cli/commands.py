@@ -235,15 +235,10 @@ async def jobs_next(
 
 # ------------------------------------------------------------------------------- writing
 def _schedule(args: argparse.Namespace, tz: str, now: datetime) -> Schedule | None:
-    if args.cron is not None:
-        return Schedule.cron(args.cron)
-    if args.every is not None:
-        return Schedule.interval(every_ms=parse.duration_ms(args.every))
-    if args.at is not None:
-        return parse.at_time(args.at, tz, now)
-    if args.in_ is not None:
-        delay = timedelta(milliseconds=parse.duration_ms(args.in_))
-        return Schedule.one_shot((now + delay).replace(microsecond=0).isoformat())
+    given = {"cron": args.cron, "every": args.every, "at": args.at, "in": args.in_}
+    for kind, value in given.items():  # argparse lets at most one through
+        if value is not None:
+            return parse.schedule(kind, value, tz, now)
     return None
 
 

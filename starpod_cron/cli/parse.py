@@ -43,3 +43,21 @@ def at_time(text: str, tz_name: str, now: datetime) -> OneShot:
             f"invalid time {text!r}: use ISO 8601 ('2026-12-01 09:00', "
             "'2026-12-01T09:00:00+01:00') or 'tomorrow 9:00'"
         ) from None
+
+
+SCHEDULE_KINDS = ("cron", "every", "at", "in")
+
+
+def schedule(kind: str, value: str, tz: str, now: datetime) -> Schedule:
+    """What a user typed as ``--cron/--every/--at/--in`` (or the chat and WebSocket
+    equivalents) as a Schedule; ``at`` is read in ``tz``, ``in`` counts from ``now``."""
+    if kind == "cron":
+        return Schedule.cron(value)
+    if kind == "every":
+        return Schedule.interval(every_ms=duration_ms(value))
+    if kind == "at":
+        return at_time(value, tz, now)
+    if kind == "in":
+        delay = timedelta(milliseconds=duration_ms(value))
+        return Schedule.one_shot((now + delay).replace(microsecond=0).isoformat())
+    raise InvalidInput(f"unknown schedule kind {kind!r}; use one of {', '.join(SCHEDULE_KINDS)}")
