@@ -159,7 +159,11 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
     job_id = (await find_jobs(c, [args.job]))[0].id if args.job else None
     status = RunStatus(args.status) if args.status else None
     runs = await c.store.list_recent_runs(args.limit, job_id=job_id, status=status)
-    zones = {j.id: j.timezone for j in await c.store.list_jobs()} if runs else {}
+    zones: dict[str, str] = {}
+    for job_id in {r.job_id for r in runs}:  # only the jobs shown, not every job in the store
+        job = await c.store.get_job(job_id)
+        if job is not None:
+            zones[job_id] = job.timezone
     now = c.now()
 
     def tz(run: CronRun) -> str:
