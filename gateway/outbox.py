@@ -13,10 +13,18 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
-from starpod_cron import CronJob, CronRun, CronStore, Delivery, DeliverySpec, RunStatus
+from starpod_cron import (
+    CronJob,
+    CronRun,
+    CronStore,
+    Delivery,
+    DeliveryOutcome,
+    DeliverySpec,
+    RunStatus,
+)
 from starpod_cron.notify import summarize
 from starpod_cron.timeutil import from_ms
 
@@ -25,6 +33,7 @@ from .principals import WS_AGENT, telegram_destination, ws_user
 log = logging.getLogger("gateway.outbox")
 
 TELEGRAM_TEXT_LIMIT = 16_000  # at most four Telegram messages per result
+OUTCOME_BATCH = 100  # outcomes recorded per transaction
 
 
 class DeliveryError(Exception):
@@ -144,34 +153,31 @@ class Outbox:
         await asyncio.gather(*(self._send_in_order(d) for d in by_destination.values()))
 
     async def _send_in_order(self, deliveries: list[Delivery]) -> None:
+        """Send one destination's deliveries in order, recording outcomes in batches (one
+        transaction per batch rather than one per message)."""
+        outcomes: list[DeliveryOutcome] = []
         for index, delivery in enumerate(deliveries):
-            retry_at = await self._send(delivery)
-            if retry_at is not None:
+            outcome = await self._send(delivery)
+            outcomes.append(outcome)
+            if outcome.retry_at is not None:
                 # the rest of this destination waits behind the one that failed, untried
-                for later in deliveries[index + 1 :]:
-                    await self._store.finish_delivery(
-                        later.id,
-                        self._owner,
-                        delivered=False,
-                        error=later.last_error,
-                        retry_at=retry_at,
-                        attempted=False,
-                    )
-                return
+                outcomes += [
+                    DeliveryOutcome(later.id, False, later.last_error, outcome.retry_at, False)
+                    for later in deliveries[index + 1 :]
+                ]
+                break
+            if len(outcomes) >= OUTCOME_BATCH:
+                await self._store.finish_deliveries(self._owner, outcomes)
+                outcomes = []
+        await self._store.finish_deliveries(self._owner, outcomes)
 
-    async def _send(self, delivery: Delivery) -> datetime | None:
-        """Send one delivery; if it failed and will be retried, return when."""
+    async def _send(self, delivery: Delivery) -> DeliveryOutcome:
+        """Send one delivery and say how it went (delivered, retry at a time, or dead)."""
         channel = self._channel(delivery.destination)
-        now = from_ms(self._store.clock.now_ms())
         if channel is None:
-            await self._store.finish_delivery(
-                delivery.id,
-                self._owner,
-                delivered=False,
-                error=f"no channel for destination {delivery.destination!r} in this gateway",
-            )
             self.dead += 1
-            return None
+            error = f"no channel for destination {delivery.destination!r} in this gateway"
+            return DeliveryOutcome(delivery.id, False, error)
         try:
             await channel.deliver(delivery)
         except DeliveryError as exc:
@@ -184,11 +190,8 @@ class Outbox:
                     delivery.attempts,
                     exc,
                 )
-                await self._store.finish_delivery(
-                    delivery.id, self._owner, delivered=False, error=str(exc)
-                )
                 self.dead += 1
-                return None
+                return DeliveryOutcome(delivery.id, False, str(exc))
             delay = self._delay(delivery.attempts, exc.retry_after)
             log.warning(
                 "delivery %d to %s (run %s) failed (attempt %d), retrying in %.1fs: %s",
@@ -199,14 +202,10 @@ class Outbox:
                 delay,
                 exc,
             )
-            retry_at = now + timedelta(seconds=delay)
-            await self._store.finish_delivery(
-                delivery.id, self._owner, delivered=False, error=str(exc), retry_at=retry_at
-            )
-            return retry_at
-        await self._store.finish_delivery(delivery.id, self._owner, delivered=True)
+            now = from_ms(self._store.clock.now_ms())
+            return DeliveryOutcome(delivery.id, False, str(exc), now + timedelta(seconds=delay))
         self.delivered += 1
-        return None
+        return DeliveryOutcome(delivery.id, True)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         base = self._backoff[min(attempt, len(self._backoff)) - 1]

@@ -122,6 +122,17 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How sending one leased delivery went (see :meth:`CronStore.finish_deliveries`)."""
+
+    delivery_id: int
+    delivered: bool
+    error: str | None = None
+    retry_at: datetime | None = None
+    attempted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class RecoveryReport:
     interrupted_run_ids: list[str] = field(default_factory=list)
     rescheduled_jobs: int = 0
@@ -364,6 +375,15 @@ class CronStore(abc.ABC):
         attempt. Two claimers never hold the same delivery."""
 
     @abc.abstractmethod
+    async def finish_deliveries(
+        self, owner: str, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[bool]:
+        """Record the outcomes of leased deliveries in ONE transaction: each is delivered,
+        pending again until ``retry_at``, or (not delivered, no ``retry_at``) dead with
+        ``error`` kept. An answer is False where the lease was lost (someone else will deliver
+        it). ``attempted=False`` hands a claimed delivery back untried: the claim's attempt is
+        not counted."""
+
     async def finish_delivery(
         self,
         delivery_id: int,
@@ -374,10 +394,10 @@ class CronStore(abc.ABC):
         retry_at: datetime | None = None,
         attempted: bool = True,
     ) -> bool:
-        """Record the outcome of a leased delivery: delivered, pending again until
-        ``retry_at``, or (not delivered, no ``retry_at``) dead with ``error`` kept. False if the
-        lease was lost (someone else will deliver it). ``attempted=False`` hands a claimed
-        delivery back untried: the claim's attempt is not counted."""
+        """:meth:`finish_deliveries` for one delivery."""
+        outcome = DeliveryOutcome(delivery_id, delivered, error, retry_at, attempted)
+        (done,) = await self.finish_deliveries(owner, [outcome])
+        return done
 
     @abc.abstractmethod
     async def list_deliveries(

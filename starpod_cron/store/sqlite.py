@@ -39,6 +39,7 @@ from .base import (
     Claim,
     Completion,
     CronStore,
+    DeliveryOutcome,
     DeliveryPlanner,
     JobSpec,
     RecoveryReport,
@@ -432,33 +433,34 @@ class SqliteStore(CronStore):
 
         return await self._write(body)
 
-    async def finish_delivery(
-        self,
-        delivery_id: int,
-        owner: str,
-        *,
-        delivered: bool,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-        attempted: bool = True,
-    ) -> bool:
-        async def body(db: aiosqlite.Connection) -> bool:
-            now = self.clock.now_ms()
-            params: tuple[str, int, str | None, int | None]
-            if delivered:
-                params = ("delivered", now, error, now)
-            elif retry_at is not None:
-                params = ("pending", to_ms(retry_at), error, None)
-            else:
-                params = ("dead", now, error, None)
-            uncount = 0 if attempted else 1
-            cursor = await db.execute(Q["finish_delivery"], (*params, uncount, delivery_id, owner))
-            return cursor.rowcount == 1
+    async def finish_deliveries(
+        self, owner: str, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[bool]:
+        if not outcomes:
+            return []
 
-        done = await self._write(body)
-        if retry_at is not None:
+        async def body(db: aiosqlite.Connection) -> list[bool]:
+            now = self.clock.now_ms()
+            answers: list[bool] = []
+            for o in outcomes:
+                params: tuple[str, int, str | None, int | None]
+                if o.delivered:
+                    params = ("delivered", now, o.error, now)
+                elif o.retry_at is not None:
+                    params = ("pending", to_ms(o.retry_at), o.error, None)
+                else:
+                    params = ("dead", now, o.error, None)
+                uncount = 0 if o.attempted else 1
+                cursor = await db.execute(
+                    Q["finish_delivery"], (*params, uncount, o.delivery_id, owner)
+                )
+                answers.append(cursor.rowcount == 1)
+            return answers
+
+        answers = await self._write(body)
+        if any(o.retry_at is not None for o in outcomes):
             self._changed()
-        return done
+        return answers
 
     async def list_deliveries(
         self, since_id: int, destinations: Sequence[str] | None, limit: int = 1000

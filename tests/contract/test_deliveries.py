@@ -143,3 +143,27 @@ async def test_a_delivery_handed_back_untried_keeps_its_attempt_count(
     clock.advance(1)
     (again,) = await store.claim_deliveries("w", 10, 30)
     assert again.attempts == 1  # the hand-back did not count
+
+
+async def test_finish_deliveries_records_a_batch_with_one_answer_each(
+    store: CronStore, clock: ManualClock
+) -> None:
+    from starpod_cron import DeliveryOutcome
+
+    store.set_delivery_planner(planner)
+    await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 9})
+    await finish_one(store, clock, RunStatus.SUCCESS)
+    ws, tg = await store.claim_deliveries("w", 10, 30)
+    retry = clock.now() + timedelta(seconds=3)
+    answers = await store.finish_deliveries(
+        "w",
+        [
+            DeliveryOutcome(ws.id, delivered=True),
+            DeliveryOutcome(tg.id, delivered=False, error="502", retry_at=retry),
+            DeliveryOutcome(10_000, delivered=True),  # not leased to "w": refused
+        ],
+    )
+    assert answers == [True, True, False]
+    states = {d.destination: d.status for d in await store.list_deliveries(0, None)}
+    assert states == {"ws:agent": DeliveryStatus.DELIVERED, "tg:9": DeliveryStatus.PENDING}
+    assert await store.next_delivery_at() == retry
