@@ -205,9 +205,7 @@ class TelegramBot:
                 return
             try:
                 await handler(update, Principal(f"tg:{user.id}"))
-            except StarpodCronError as exc:
-                await self._say(update, f"Error: {exc}")
-            except (InvalidInput, ValueError) as exc:
+            except (StarpodCronError, ValueError) as exc:  # bad input, unknown job, ...
                 await self._say(update, f"Error: {exc}")
 
         return guarded

@@ -290,7 +290,6 @@ def _compile(expr: str) -> tuple[str, frozenset[int]]:
         )
     try:
         parsed = CronSim(f"{seconds_field} {minute_expr}", _REFERENCE)
-        CronSim(minute_expr, _REFERENCE)
     except CronSimError as exc:
         raise InvalidSchedule(f"invalid cron expression {expr!r}: {exc}") from exc
     return minute_expr, frozenset(parsed.seconds)

@@ -9,7 +9,7 @@ import unicodedata
 from ..errors import InvalidJob, InvalidSchedule
 from ..models import MisfirePolicy, SessionMode
 from ..schedules import Interval, OneShot, Schedule
-from ..timeutil import check_zone
+from ..timeutil import check_zone, from_ms, to_ms
 
 MAX_NAME_CHARS = 200
 MAX_PROMPT_BYTES = 64 * 1024
@@ -117,8 +117,6 @@ def flag(field: str, value: object) -> bool:
 
 def first_fire(sched: Schedule, tz: str, now_ms: int) -> tuple[Schedule, int]:
     """Anchor an interval at ``now_ms`` if needed and compute the first fire after now."""
-    from ..timeutil import from_ms, to_ms
-
     if isinstance(sched, Interval):
         sched = sched.anchored(now_ms)
     nxt = sched.next_run(from_ms(now_ms), tz)
