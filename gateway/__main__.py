@@ -1,3 +1,5 @@
+"""``python -m gateway [options]`` is ``starpod-cron serve [options]``."""
+
 import sys
 
 from starpod_cron.cli.main import main

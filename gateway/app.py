@@ -1,56 +1,51 @@
 """The composition root: store, executor, scheduler, outbox, WebSocket server and (with a
 token) the Telegram bot, as named, supervised tasks in one process; stopped gracefully on
-SIGINT/SIGTERM or when any of them dies."""
+SIGINT/SIGTERM (a second signal interrupts running jobs at once) or when a critical task dies.
+
+Everything opened is registered on one ``AsyncExitStack`` as soon as it exists, so a start-up
+failure at any step (a port in use, a bad executor target) closes what was already open and
+the process exits: ``serve`` never hangs after printing an error.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import os
 import signal
-import socket
 import sys
-import uuid
-from collections.abc import Coroutine
 from dataclasses import replace
-from typing import Any
 
-from starpod_cron import CronScheduler, CronStore
+from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError
+from starpod_cron.bootstrap import open_store, user_limits
 from starpod_cron.config import AgentConfig
 from starpod_cron.executors import build_executor
+from starpod_cron.logs import RedactingFormatter, redact, register_secrets
+from starpod_cron.operations import JobOperations
+from starpod_cron.owner import new_owner
+from starpod_cron.routing import TELEGRAM_PREFIX, WS_PREFIX
+from starpod_cron.runner import run as run_async
+from starpod_cron.tasks import TaskSet
 
-from .jobs_api import JobsApi
-from .outbox import Channel, DeliveryRouter, Outbox
+from .outbox import Channel, Outbox
 from .ws import WsServer, load_tokens
 
 log = logging.getLogger("gateway")
 
 
-class RedactSecrets(logging.Filter):
-    """Keeps tokens out of every log line (httpx logs request URLs, which hold the bot token)."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            if any(s in message for s in self.secrets):
-                for secret in self.secrets:
-                    message = message.replace(secret, "[REDACTED]")
-                record.msg, record.args = message, ()
-        return True
+class StartupError(StarpodCronError):
+    """The gateway could not start (a port in use, say); the message says why."""
 
 
-def setup_logging(secrets: list[str], verbose: bool) -> None:
+def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(secrets))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("httpx", "httpcore", "websockets", "aiosqlite", "telegram", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "websockets", "telegram", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("starpod_cron.scheduler").setLevel(
         logging.INFO if verbose else logging.WARNING
@@ -62,79 +57,97 @@ class Gateway:
         self.config = config
         self.db_url = db_url or config.store.url
         self.telegram_token = os.environ.get(config.telegram.token_env, "") or config.telegram.token
+        tokens = load_tokens(config.gateway)
+        register_secrets([self.telegram_token, *tokens])
+        self.tokens = tokens
         self.ws: WsServer | None = None
         self.outbox: Outbox | None = None
         self.store: CronStore | None = None
+        self.scheduler: CronScheduler | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
+        self._signals = 0
 
     def request_stop(self) -> None:
-        self._stop.set()
+        """First call: stop gracefully. Later calls: interrupt running jobs at once."""
+        self._signals += 1
+        if self._signals == 1:
+            self._stop.set()
+        elif self.scheduler is not None:
+            print("interrupting running jobs now", file=sys.stderr, flush=True)
+            self.scheduler.interrupt()
 
     async def run(self) -> None:
-        """Run until asked to stop; then shut everything down in order."""
+        """Start everything, run until asked to stop (or a critical task dies), then shut
+        down in reverse order. Start-up errors propagate after clean-up."""
         config = self.config
-        store = self.store = await CronStore.open(self.db_url, settings=config.store_settings())
-        executor = build_executor(config.executor, store)
-        scheduler = CronScheduler(store, executor, **config.scheduler_options())
-        owner = f"gateway:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        store.set_delivery_planner(
-            DeliveryRouter(
-                telegram=bool(self.telegram_token), notify_chat_ids=config.telegram.notify_chat_ids
-            )
-        )
-        api = JobsApi(store, scheduler)
-        self.ws = WsServer(api, config.gateway, load_tokens(config.gateway))
-        channels: dict[str, Channel] = {"ws:": self.ws}
-        bot = None
-        if self.telegram_token:
-            from .telegram import TelegramBot  # the Telegram library loads only when used
+        async with contextlib.AsyncExitStack() as stack:
+            store = self.store = await open_store(config, self.db_url)
+            stack.push_async_callback(store.close)
+            executor = build_executor(config.executor, store, config.base_dir)
+            stack.push_async_callback(executor.aclose)
+            for note in executor.notes:
+                log.warning("%s", note)
+            scheduler = self.scheduler = CronScheduler(store, executor, config.scheduler)
+            ops = JobOperations(store, scheduler.run_now, user_limits(config))
+            self.ws = WsServer(ops, config.gateway, self.tokens)
+            try:
+                await self.ws.start()
+            except OSError as exc:
+                raise StartupError(_listen_error(config, exc)) from None
+            stack.push_async_callback(self.ws.stop)
+            channels: dict[str, Channel] = {WS_PREFIX: self.ws}
+            bot = None
+            if self.telegram_token:
+                from .telegram import TelegramBot  # the Telegram library loads only when used
 
-            bot = TelegramBot(config.telegram, self.telegram_token, api)
-            channels["tg:"] = bot
-        self.outbox = Outbox(
-            store,
-            owner,
-            channels,
-            max_attempts=config.gateway.delivery_max_attempts,
-            backoff_secs=config.gateway.delivery_backoff_secs,
-            lease_secs=config.gateway.delivery_lease_secs,
-        )
-        scheduler.with_notifier(self.outbox.notifier)
-        tasks: list[asyncio.Task[Any]] = []
-        try:
-            await self.ws.start()
-            if bot is not None:
+                bot = TelegramBot(config.telegram, self.telegram_token, ops)
                 await bot.start()
-            tasks.append(_task(self.outbox.run(), "gateway:outbox"))
-            tasks.append(scheduler.start())
-            self._announce(store, executor.description, bot is not None)
+                stack.push_async_callback(bot.stop)
+                channels[TELEGRAM_PREFIX] = bot
+            g = config.gateway
+            self.outbox = Outbox(
+                store,
+                f"gateway:{new_owner()}",
+                channels,
+                max_attempts=g.delivery_max_attempts,
+                backoff_secs=g.delivery_backoff_secs,
+                lease_secs=g.delivery_lease_secs,
+            )
+            tasks = TaskSet("gateway", on_failure=lambda _: self._stop.set())
+            stack.push_async_callback(tasks.stop, 5)
+            tasks.spawn(self.outbox.run(), "outbox", critical=True)
+            main = scheduler.start()
+            main.add_done_callback(lambda t: self._stop.set())
+            stack.push_async_callback(self._stop_scheduler)
+            self._announce(executor.description, bot is not None)
             self.ready.set()
-            stop = _task(self._stop.wait(), "gateway:stop-signal")
-            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stop and not task.cancelled() and task.exception():
-                    log.error(
-                        "%s died; stopping the gateway", task.get_name(), exc_info=task.exception()
-                    )
-            stop.cancel()
-        finally:
+            await self._stop.wait()
             log.info("stopping: scheduler (waiting for running jobs), outbox, servers")
-            await scheduler.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if bot is not None:
-                await bot.stop()
-            await self.ws.stop()
-            await executor.aclose()
-            await store.close()
-            log.info("stopped")
+        log.info("stopped")
 
-    def _announce(self, store: CronStore, executor: str, telegram: bool) -> None:
+    async def _stop_scheduler(self) -> None:
+        scheduler = self.scheduler
+        assert scheduler is not None
+        running = [name for name, _, started in scheduler.active_runs() if started]
+        if running:
+            wait = scheduler.settings.shutdown_timeout_secs
+            print(
+                f"stopping: waiting up to {wait:g}s for {len(running)} running job(s) "
+                f"({', '.join(sorted(set(running))[:10])}); press Ctrl-C again to interrupt "
+                "them now",
+                file=sys.stderr,
+                flush=True,
+            )
+        await scheduler.stop()
+
+    def _announce(self, executor: str, telegram: bool) -> None:
         assert self.ws is not None
         g = self.config.gateway
-        print(f"starpod-cron gateway: store {self.db_url}; executor {executor}", file=sys.stderr)
+        print(
+            f"starpod-cron gateway: store {redact(self.db_url)}; executor {executor}",
+            file=sys.stderr,
+        )
         auth = "token auth" if self.ws.tokens else "no tokens: local connections only"
         print(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})", file=sys.stderr)
         if telegram:
@@ -144,25 +157,35 @@ class Gateway:
                 f"  Telegram bot: off (set ${self.config.telegram.token_env} to enable)",
                 file=sys.stderr,
             )
-        print("  Ctrl-C stops it gracefully.", file=sys.stderr, flush=True)
+        print("  Ctrl-C stops it gracefully (twice: at once).", file=sys.stderr, flush=True)
 
 
-def _task(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-    return asyncio.create_task(coro, name=name)
+def _listen_error(config: AgentConfig, exc: OSError) -> str:
+    where = f"{config.gateway.host}:{config.gateway.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the address is already in use (another gateway?)"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
 def serve(
     config: AgentConfig, *, db_url: str | None, host: str | None, port: int | None, verbose: bool
 ) -> int:
-    """``starpod-cron serve``: run the gateway in the foreground until SIGINT/SIGTERM."""
+    """``starpod-cron serve``: run the gateway in the foreground until SIGINT/SIGTERM.
+
+    Exit codes: 0 stopped by a signal; 1 a runtime error at start-up; 2 a configuration error.
+    Errors are one line on stderr, without a traceback."""
     gateway_config = config.gateway
     if host is not None:
         gateway_config = replace(gateway_config, host=host)
     if port is not None:
         gateway_config = replace(gateway_config, port=port)
     config = replace(config, gateway=gateway_config)
-    gateway = Gateway(config, db_url=db_url)
-    setup_logging([gateway.telegram_token, *config.gateway.tokens], verbose)
+    setup_logging(verbose)
+    try:
+        gateway = Gateway(config, db_url=db_url)
+    except InvalidInput as exc:
+        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -170,5 +193,15 @@ def serve(
             loop.add_signal_handler(sig, gateway.request_stop)
         await gateway.run()
 
-    asyncio.run(main())
+    try:
+        run_async(main(), grace=config.scheduler.cancel_grace_secs)
+    except InvalidInput as exc:
+        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except StarpodCronError as exc:
+        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        return 1
     return 0

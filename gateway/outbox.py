@@ -1,10 +1,17 @@
-"""The durable delivery outbox.
+"""The durable delivery outbox: sends what the store's delivery planner queued (see
+:mod:`starpod_cron.routing`) through the channel owning each destination prefix.
 
-``DeliveryRouter`` decides, inside the transaction that records a finished run, which
-destinations hear about it (its WebSocket audience, the Telegram chat it came from, or the
-agent's notify chats). ``Outbox`` then sends what is due through the channel owning each
-destination, retrying with backoff and marking each delivery delivered or, after
-``max_attempts``, dead with its error kept. Delivery status never changes a run's status.
+Guarantees (README, "What is guaranteed"):
+
+- Deliveries to one destination go out in run order; one waiting on a retry (a Telegram rate
+  limit) holds back the newer ones behind it.
+- Each outcome is committed before the next send to the same destination (outcomes of
+  different destinations share transactions), so a gateway killed mid-delivery re-sends at
+  most the one message per destination that was in flight, and for a message sent in pieces at
+  most the one piece in flight (pieces sent are recorded as they go).
+- A delivery is retried with backoff (never sooner than the server's own ``retry_after``) and
+  marked delivered, or dead after ``max_attempts`` with its error kept. A delivery failing
+  never changes the run's status.
 """
 
 from __future__ import annotations
@@ -12,28 +19,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Protocol
 
-from starpod_cron import (
-    CronJob,
-    CronRun,
-    CronStore,
-    Delivery,
-    DeliveryOutcome,
-    DeliverySpec,
-    RunStatus,
-)
-from starpod_cron.notify import summarize
-from starpod_cron.timeutil import from_ms
-
-from .principals import WS_AGENT, telegram_destination, ws_user
+from starpod_cron import CronStore, Delivery, DeliveryOutcome, StoreUnavailable, Topic
+from starpod_cron.completions import GroupCommit
+from starpod_cron.logs import redact
+from starpod_cron.timeutil import from_ms, to_ms
 
 log = logging.getLogger("gateway.outbox")
 
-TELEGRAM_TEXT_LIMIT = 16_000  # at most four Telegram messages per result
-OUTCOME_BATCH = 100  # outcomes recorded per transaction
+Progress = Callable[[int], Awaitable[None]]
+"""``await progress(n)``: the first ``n`` parts of the delivery are sent."""
 
 
 class DeliveryError(Exception):
@@ -49,52 +47,9 @@ class DeliveryError(Exception):
 
 
 class Channel(Protocol):
-    async def deliver(self, delivery: Delivery) -> None:
-        """Send ``delivery``; raise DeliveryError to have it retried or declared dead."""
-
-
-class DeliveryRouter:
-    """The store's delivery planner: where the result of a finished run goes."""
-
-    def __init__(self, *, telegram: bool, notify_chat_ids: Sequence[int]) -> None:
-        self._telegram = telegram
-        self._notify_chat_ids = list(notify_chat_ids)
-
-    def __call__(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
-        success = run.status is RunStatus.SUCCESS
-        text = (run.result_summary if success else run.error) or ""
-        event = {
-            "type": "notification",
-            "job_name": job.name,
-            "session_id": run.session_id or "",
-            "result_preview": summarize(text),
-            "success": success,
-            "run_id": run.id,
-            "job_id": job.id,
-            "status": run.status.value,
-            "ts": (run.completed_at or run.started_at).isoformat(),
-        }
-        specs = [DeliverySpec(ws_user(job.user_id) if job.user_id else WS_AGENT, event)]
-        if not self._telegram:
-            return specs
-        message = {"text": telegram_text(job.name, run, text)}
-        origin = job.origin or {}
-        chat = origin.get("telegram_chat_id")
-        if isinstance(chat, int):
-            thread = origin.get("thread_id")
-            dest = telegram_destination(chat, thread if isinstance(thread, int) else None)
-            specs.append(DeliverySpec(dest, message))
-        elif job.user_id is None:
-            specs.extend(
-                DeliverySpec(telegram_destination(c), message) for c in self._notify_chat_ids
-            )
-        return specs
-
-
-def telegram_text(job_name: str, run: CronRun, text: str) -> str:
-    mark = {RunStatus.SUCCESS: "done", RunStatus.TIMEOUT: "timed out"}.get(run.status, "failed")
-    body = text if len(text) <= TELEGRAM_TEXT_LIMIT else text[:TELEGRAM_TEXT_LIMIT] + "\n[…]"
-    return f"[{job_name}] {mark}\n\n{body}".rstrip()
+    async def deliver(self, delivery: Delivery, progress: Progress) -> None:
+        """Send ``delivery`` (skipping the ``delivery.progress`` parts already sent, calling
+        ``progress(n)`` as parts go out); raise DeliveryError to have it retried or dead."""
 
 
 class Outbox:
@@ -114,36 +69,48 @@ class Outbox:
         self._store = store
         self._owner = owner
         self._channels = channels
+        self._prefixes = list(channels)
         self._max_attempts = max_attempts
         self._backoff = list(backoff_secs)
         self._lease_secs = lease_secs
         self._batch = batch
         self._wake = asyncio.Event()
-        self.delivered = 0
-        self.dead = 0
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def notifier(self, job_name: str, session_id: str, text: str, success: bool) -> None:
-        """Plug in as the scheduler's notifier: the deliveries are already in the store (written
-        with the run); this only wakes the sender."""
-        self._wake.set()
+        self._outcomes: GroupCommit[DeliveryOutcome, bool] = GroupCommit(
+            lambda items: store.finish_deliveries(owner, items), what="delivery outcome(s)"
+        )
+        self.last_pass_ms: int | None = None
 
     async def run(self) -> None:
-        """Deliver forever (run it as a supervised task; cancel it to stop)."""
+        """Deliver until cancelled (run it as a supervised task). Store errors are logged and
+        retried; they never end the loop."""
         clock = self._store.clock
-        while True:
-            self._wake.clear()
-            batch = await self._store.claim_deliveries(self._owner, self._batch, self._lease_secs)
-            if batch:
-                await self._send_all(batch)
-                continue
-            due = await self._store.next_delivery_at()
-            deadline = clock.now_ms() + 30_000
-            if due is not None:
-                deadline = min(deadline, int(due.timestamp() * 1000))
-            await clock.wait(self._wake, deadline)
+        unsubscribe = self._store.on_change(self._wake.set, Topic.DELIVERIES)
+        failures = 0
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    batch = await self._store.claim_deliveries(
+                        self._owner, self._batch, self._lease_secs, self._prefixes
+                    )
+                    if batch:
+                        await self._send_all(batch)
+                        continue
+                    due = await self._store.next_delivery_at(self._prefixes)
+                    failures = 0
+                except StoreUnavailable as exc:
+                    failures += 1
+                    log.error("outbox: store unavailable (attempt %d): %s", failures, exc)
+                    due = None
+                wait_ms = 30_000 if not failures else min(30_000, 500 * 2 ** min(failures, 6))
+                deadline = clock.now_ms() + wait_ms
+                if due is not None:
+                    deadline = min(deadline, to_ms(due))
+                self.last_pass_ms = clock.now_ms()
+                await clock.wait(self._wake, deadline)
+        finally:
+            unsubscribe()
+            await self._outcomes.close(within=5)
 
     async def _send_all(self, batch: list[Delivery]) -> None:
         by_destination: dict[str, list[Delivery]] = {}
@@ -153,34 +120,33 @@ class Outbox:
         await asyncio.gather(*(self._send_in_order(d) for d in by_destination.values()))
 
     async def _send_in_order(self, deliveries: list[Delivery]) -> None:
-        """Send one destination's deliveries in order, recording outcomes in batches (one
-        transaction per batch rather than one per message)."""
-        outcomes: list[DeliveryOutcome] = []
         for index, delivery in enumerate(deliveries):
             outcome = await self._send(delivery)
-            outcomes.append(outcome)
-            if outcome.retry_at is not None:
-                # the rest of this destination waits behind the one that failed, untried
-                outcomes += [
-                    DeliveryOutcome(later.id, False, later.last_error, outcome.retry_at, False)
-                    for later in deliveries[index + 1 :]
-                ]
-                break
-            if len(outcomes) >= OUTCOME_BATCH:
-                await self._store.finish_deliveries(self._owner, outcomes)
-                outcomes = []
-        await self._store.finish_deliveries(self._owner, outcomes)
+            if outcome.retry_at is None:
+                await self._outcomes.write(outcome)
+                continue
+            # the rest of this destination waits behind the one that failed, untried
+            rest = [
+                DeliveryOutcome(later.id, False, later.last_error, outcome.retry_at, False)
+                for later in deliveries[index + 1 :]
+            ]
+            await asyncio.gather(*(self._outcomes.write(o) for o in [outcome, *rest]))
+            return
 
     async def _send(self, delivery: Delivery) -> DeliveryOutcome:
         """Send one delivery and say how it went (delivered, retry at a time, or dead)."""
         channel = self._channel(delivery.destination)
-        if channel is None:
-            self.dead += 1
+        if channel is None:  # not claimable (prefixes), so this is a bug, not bad luck
             error = f"no channel for destination {delivery.destination!r} in this gateway"
             return DeliveryOutcome(delivery.id, False, error)
+
+        async def progress(parts: int) -> None:
+            await self._store.record_delivery_progress(delivery.id, self._owner, parts)
+
         try:
-            await channel.deliver(delivery)
+            await channel.deliver(delivery, progress)
         except DeliveryError as exc:
+            error = redact(str(exc))
             if exc.permanent or delivery.attempts >= self._max_attempts:
                 log.error(
                     "delivery %d to %s (run %s) is dead after %d attempt(s): %s",
@@ -188,10 +154,9 @@ class Outbox:
                     delivery.destination,
                     delivery.run_id,
                     delivery.attempts,
-                    exc,
+                    error,
                 )
-                self.dead += 1
-                return DeliveryOutcome(delivery.id, False, str(exc))
+                return DeliveryOutcome(delivery.id, False, error)
             delay = self._delay(delivery.attempts, exc.retry_after)
             log.warning(
                 "delivery %d to %s (run %s) failed (attempt %d), retrying in %.1fs: %s",
@@ -200,11 +165,10 @@ class Outbox:
                 delivery.run_id,
                 delivery.attempts,
                 delay,
-                exc,
+                error,
             )
             now = from_ms(self._store.clock.now_ms())
-            return DeliveryOutcome(delivery.id, False, str(exc), now + timedelta(seconds=delay))
-        self.delivered += 1
+            return DeliveryOutcome(delivery.id, False, error, now + timedelta(seconds=delay))
         return DeliveryOutcome(delivery.id, True)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:

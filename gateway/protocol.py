@@ -4,6 +4,9 @@ Requests:  ``{"id": <any>, "type": "cron.add", ...fields}`` and ``{"type": "repl
 Responses: ``{"id", "ok": true, "data": {...}}`` or ``{"id", "ok": false, "error": {"code",
 "message"}}``. Events: ``{"type": "notification", "event_id", "job_name", "session_id",
 "result_preview", "success", "run_id", "job_id", "status", "ts"}``.
+
+Numbers from clients are bounded here (``since`` an event id up to 2**63-1, ``limit`` 1-200),
+so nothing larger ever reaches the store.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from starpod_cron import CronJob, CronRun, Delivery
+
+MAX_EVENT_ID = 2**63 - 1
+MAX_RUNS = 200
 
 COMMANDS = frozenset(
     {
@@ -45,6 +51,7 @@ FIELDS: dict[str, frozenset[str]] = {
             "delete_after_run",
             "misfire_policy",
             "user_id",
+            "description",
         }
     ),
     "cron.list": frozenset(),
@@ -65,6 +72,7 @@ FIELDS: dict[str, frozenset[str]] = {
             "session_mode",
             "delete_after_run",
             "misfire_policy",
+            "description",
         }
     ),
     "cron.remove": frozenset({"name"}),
@@ -90,14 +98,12 @@ class Request:
     fields: dict[str, Any]
 
 
-def decode(frame: str | bytes, max_bytes: int) -> Request:
-    """Parse and validate one client frame; ProtocolError says what is wrong."""
-    size = len(frame.encode() if isinstance(frame, str) else frame)
-    if size > max_bytes:
-        raise ProtocolError("too_large", f"frame is {size} bytes; the limit is {max_bytes}")
+def decode(frame: str | bytes) -> Request:
+    """Parse and validate one client frame; ProtocolError says what is wrong. (Frames over
+    ``max_frame_bytes`` never get here: the server closes the connection with 1009.)"""
     try:
         message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError("bad_json", f"not valid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolError("bad_request", "a request must be a JSON object")
@@ -118,9 +124,20 @@ def decode(frame: str | bytes, max_bytes: int) -> Request:
     needs_name = "name" in FIELDS[kind] and kind != "cron.add"
     if needs_name and not isinstance(fields.get("name"), str):
         raise ProtocolError("invalid", f'{kind} needs a job name ("name")', request_id)
-    if kind == "replay" and (not isinstance(fields.get("since"), int) or fields["since"] < 0):
-        raise ProtocolError("invalid", 'replay needs "since": an event id >= 0', request_id)
+    since = fields.get("since")
+    if kind == "replay" and not _whole(since, 0, MAX_EVENT_ID):
+        raise ProtocolError(
+            "invalid", f'replay needs "since": an event id from 0 to {MAX_EVENT_ID}', request_id
+        )
+    if "limit" in fields and not _whole(fields["limit"], 1, MAX_RUNS):
+        raise ProtocolError(
+            "invalid", f'"limit" must be a whole number from 1 to {MAX_RUNS}', request_id
+        )
     return Request(request_id, kind, fields)
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def ok(request_id: Any, data: Any) -> str:
@@ -159,6 +176,7 @@ def job_json(job: CronJob) -> dict[str, Any]:
         "misfire_policy": job.misfire_policy.value,
         "user_id": job.user_id,
         "run_count": job.run_count,
+        "description": job.description,
     }
 
 
@@ -177,4 +195,6 @@ def run_json(run: CronRun) -> dict[str, Any]:
         "result": run.result_summary,
         "error": run.error,
         "session_id": run.session_id,
+        "prompt_tokens": run.prompt_tokens,
+        "completion_tokens": run.completion_tokens,
     }

@@ -1,5 +1,11 @@
 """The Telegram bot (python-telegram-bot v22): chat commands that schedule prompts, and the
-outbox channel that sends results back to the chat a job came from."""
+outbox channel that sends results back to the chat a job came from.
+
+The bot polls with its own loop (``Bot.get_updates`` + ``Application.process_update``) rather
+than PTB's Updater, whose polling stops for good on a rejected token: a token rejected at
+start or later, or Telegram unreachable, costs one log line per attempt and a growing wait
+(up to ``retry_max_secs``), never the gateway. Sending (the outbox) does not depend on polling.
+"""
 
 from __future__ import annotations
 
@@ -13,29 +19,28 @@ from typing import Any
 # RetryAfter does not warn on every rate limit; deliver() accepts both forms.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
+import httpx
 from telegram import Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
-from starpod_cron import (
-    CronJob,
-    Delivery,
-    InvalidInput,
-    InvalidSchedule,
-    JobAlreadyRunning,
-    StarpodCronError,
-)
-from starpod_cron.cli.parse import at_time
+from starpod_cron import CronJob, Delivery, InvalidInput, JobAlreadyRunning, StarpodCronError
+from starpod_cron.access import Principal
 from starpod_cron.config import TelegramConfig
-from starpod_cron.timeutil import check_zone, from_ms, zone
+from starpod_cron.durations import at_time
+from starpod_cron.errors import InvalidSchedule
+from starpod_cron.jobfields import JobFields
+from starpod_cron.logs import redact
+from starpod_cron.operations import JobOperations
+from starpod_cron.tasks import TaskSet
+from starpod_cron.timeutil import zone
 
-from .jobs_api import JobsApi
-from .outbox import DeliveryError
-from .principals import Principal
+from .outbox import DeliveryError, Progress
 
 log = logging.getLogger("gateway.telegram")
 
 MESSAGE_LIMIT = 4096
+FIRST_RETRY_SECS = 1.0
 HELP = """Schedule prompts for the agent:
 /every 30m <prompt> - repeat on an interval (30s, 10m, 2h, 1d, 1h30m)
 /cron "0 9 * * 1-5" <prompt> - cron expression, in quotes
@@ -82,12 +87,14 @@ def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]
             candidate = " ".join(words[:take])
             try:
                 at_time(candidate, tz, now)
-            except InvalidSchedule:
+            except InvalidInput:
                 continue
             fields["at"], rest = candidate, " ".join(words[take:])
             break
         else:
-            raise InvalidInput("give a time: /at 2026-12-01 09:00 <prompt> or /at tomorrow 9:00 …")
+            raise InvalidSchedule(
+                "give a time: /at 2026-12-01 09:00 <prompt> or /at tomorrow 9:00 …"
+            )
     else:
         first, _, rest = text.partition(" ")
         if not first:
@@ -111,23 +118,30 @@ def describe(job: CronJob) -> str:
     return f"{job.name}{state}: {job.schedule.describe()}, next {next_run}"
 
 
+def _one_line(exc: BaseException) -> str:
+    """A Telegram or network error as one redacted line (never the URL with the token)."""
+    return redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
 class TelegramBot:
     """Long-polls the Bot API; only ``allowed_user_ids`` may use it."""
 
-    def __init__(self, config: TelegramConfig, token: str, api: JobsApi) -> None:
+    def __init__(self, config: TelegramConfig, token: str, ops: JobOperations) -> None:
         self.config = config
-        self.api = api
+        self.ops = ops
         self.allowed = set(config.allowed_user_ids)
         self.refused: set[int] = set()
+        self.polling = False
+        """True while getUpdates answers (for health checks)."""
         self.app = (
             Application.builder()
             .token(token)
             .base_url(config.base_url)
             .base_file_url(config.base_url.replace("/bot", "/file/bot"))
-            .concurrent_updates(True)
+            .updater(None)
             .build()
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("gateway:telegram")
         commands = {
             "every": self._schedule,
             "cron": self._schedule,
@@ -150,46 +164,76 @@ class TelegramBot:
             log.warning("[telegram] allowed_user_ids is empty: every Telegram user is refused")
 
     async def start(self) -> None:
-        await self.app.initialize()
-        await self.app.start()
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(
-            poll_interval=0.0,
-            timeout=int(self.config.poll_timeout_secs),
-            allowed_updates=["message"],
-        )
-        me = self.app.bot
-        log.info("Telegram bot @%s polling for commands", me.username)
+        """Start polling in the background; never fails (problems are logged and retried)."""
+        self._tasks.spawn(self._poll(), "poll")
 
     async def stop(self) -> None:
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
+        await self._tasks.stop(grace=2)
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ polling
+    async def _retry(self, what: str, exc: BaseException, delay: float) -> float:
+        log.error("Telegram %s failed: %s; retrying in %.0fs", what, _one_line(exc), delay)
+        self.polling = False
+        await asyncio.sleep(delay)
+        return min(delay * 2, self.config.retry_max_secs)
+
+    async def _poll(self) -> None:
+        delay = FIRST_RETRY_SECS
+        while True:
+            try:
+                await self.app.initialize()
+                break
+            except (TelegramError, httpx.HTTPError) as exc:
+                delay = await self._retry("start (getMe)", exc, delay)
+        await self.app.start()
+        log.info("Telegram bot @%s polling for commands", self.app.bot.username)
+        offset: int | None = None
+        delay = FIRST_RETRY_SECS
+        while True:
+            try:
+                updates = await self.app.bot.get_updates(
+                    offset=offset,
+                    timeout=int(self.config.poll_timeout_secs),
+                    allowed_updates=["message"],
+                )
+            except RetryAfter as exc:
+                delay = await self._retry("polling", exc, max(delay, _seconds(exc.retry_after)))
+                continue
+            except (TelegramError, httpx.HTTPError) as exc:
+                delay = await self._retry("polling", exc, delay)
+                continue
+            if not self.polling:
+                log.info("Telegram polling works again")
+            self.polling = True
+            delay = FIRST_RETRY_SECS
+            for update in updates:
+                offset = update.update_id + 1
+                self._tasks.spawn(self.app.process_update(update), f"update:{update.update_id}")
 
     # ------------------------------------------------------------------ outbox channel
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: Delivery, progress: Progress) -> None:
         _, chat, *thread = delivery.destination.split(":")
-        text = str(delivery.payload.get("text", ""))
+        pieces = split_message(str(delivery.payload.get("text", "")))
         try:
-            for piece in split_message(text):
+            for index in range(delivery.progress, len(pieces)):
                 await self.app.bot.send_message(
                     chat_id=int(chat),
-                    text=piece,
+                    text=pieces[index],
                     message_thread_id=int(thread[0]) if thread else None,
                 )
+                if index + 1 < len(pieces):
+                    await progress(index + 1)
         except RetryAfter as exc:
-            wait = exc.retry_after
-            secs = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-            raise DeliveryError(f"Telegram rate limit: {exc}", retry_after=secs) from exc
+            raise DeliveryError(
+                f"Telegram rate limit: {_one_line(exc)}", retry_after=_seconds(exc.retry_after)
+            ) from exc
         except (BadRequest, Forbidden) as exc:
-            raise DeliveryError(f"Telegram refused: {exc}", permanent=True) from exc
-        except (NetworkError, TelegramError) as exc:  # NetworkError covers timeouts and 5xx
-            raise DeliveryError(f"Telegram unreachable: {exc}") from exc
+            raise DeliveryError(f"Telegram refused: {_one_line(exc)}", permanent=True) from exc
+        except (TelegramError, httpx.HTTPError) as exc:  # network errors, timeouts and 5xx
+            raise DeliveryError(f"Telegram unreachable: {_one_line(exc)}") from exc
 
     # ----------------------------------------------------------------- chat commands
     def _guard(self, handler: Any) -> Any:
@@ -205,8 +249,11 @@ class TelegramBot:
                 return
             try:
                 await handler(update, Principal(f"tg:{user.id}"))
-            except (StarpodCronError, ValueError) as exc:  # bad input, unknown job, ...
+            except StarpodCronError as exc:  # bad input, unknown job, a limit, ...
                 await self._say(update, f"Error: {exc}")
+            except Exception:
+                log.exception("Telegram command from user %d failed", user.id)
+                await self._say(update, "Error: something went wrong on our side (logged).")
 
         return guarded
 
@@ -227,9 +274,8 @@ class TelegramBot:
 
     async def _schedule(self, update: Update, who: Principal) -> None:
         command, rest = self._command(update)
-        tz = await self.api.default_zone(who)
-        now = from_ms(self.api.store.clock.now_ms())
-        fields = parse_schedule(command, rest, tz, now)
+        tz = await self.ops.default_zone(who)
+        fields = parse_schedule(command, rest, tz, self.ops.now())
         message = update.effective_message
         chat = update.effective_chat
         assert message is not None and chat is not None
@@ -239,11 +285,11 @@ class TelegramBot:
         }
         if message.is_topic_message and message.message_thread_id is not None:
             origin["thread_id"] = message.message_thread_id
-        job = await self.api.add(who, fields, origin=origin)
+        job = await self.ops.add(who, JobFields.from_mapping(fields), origin=origin)
         await self._say(update, f"Scheduled: {describe(job)}")
 
     async def _jobs(self, update: Update, who: Principal) -> None:
-        jobs = await self.api.list_jobs(who)
+        jobs = await self.ops.list_jobs(who)
         await self._say(
             update,
             "\n".join(describe(j) for j in jobs) or "No jobs yet. Try /every 30m check the build",
@@ -256,7 +302,7 @@ class TelegramBot:
         return rest.strip()
 
     async def _runs(self, update: Update, who: Principal) -> None:
-        runs = await self.api.runs(who, self._name(update), 5)
+        runs = await self.ops.runs(who, self._name(update), 5)
         lines = [
             f"{r.started_at:%Y-%m-%d %H:%M} UTC {r.status.value}: "
             f"{(r.result_summary or r.error or '')[:200]}"
@@ -265,41 +311,41 @@ class TelegramBot:
         await self._say(update, "\n".join(lines) or "No runs yet.")
 
     async def _pause(self, update: Update, who: Principal) -> None:
-        job = await self.api.set_enabled(who, self._name(update), False)
+        job = await self.ops.set_enabled(who, self._name(update), False)
         await self._say(update, f"Paused {job.name}.")
 
     async def _resume(self, update: Update, who: Principal) -> None:
-        job = await self.api.set_enabled(who, self._name(update), True)
+        job = await self.ops.set_enabled(who, self._name(update), True)
         await self._say(update, f"Resumed: {describe(job)}")
 
     async def _remove(self, update: Update, who: Principal) -> None:
-        job = await self.api.remove(who, self._name(update))
+        job = await self.ops.remove(who, self._name(update))
         await self._say(update, f"Removed {job.name}.")
 
     async def _run(self, update: Update, who: Principal) -> None:
-        job = await self.api.find(who, self._name(update))
+        job = await self.ops.find(who, self._name(update))
         await self._say(update, f"Running {job.name} now; the result will follow.")
 
         async def run() -> None:
             try:
-                await self.api.run(who, job.name)
+                await self.ops.run(who, job.id)
             except JobAlreadyRunning:
                 await self._say(update, f"{job.name} is already running.")
 
-        task = asyncio.create_task(run(), name=f"gateway:telegram-run:{job.name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(run(), f"run:{job.name}")
 
     async def _tz(self, update: Update, who: Principal) -> None:
         _, rest = self._command(update)
-        assert who.user_id is not None
         if not rest.strip():
-            current = await self.api.default_zone(who)
+            current = await self.ops.default_zone(who)
             await self._say(update, f"Your time zone is {current}. Change it: /tz Europe/Rome")
             return
-        zone_name = check_zone(rest.strip())
-        await self.api.store.set_user_timezone(who.user_id, zone_name)
+        zone_name = await self.ops.set_default_zone(who, rest.strip())
         await self._say(update, f"Your time zone is now {zone_name}.")
 
     async def _help(self, update: Update, who: Principal) -> None:
         await self._say(update, HELP)
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -1,10 +1,16 @@
 """The WebSocket server (``websockets``): token auth at the handshake, request/response
-commands, notification events, replay, and a bounded queue per client so one slow reader
-never delays the scheduler or anyone else."""
+commands (thin adapters over :class:`~starpod_cron.operations.JobOperations`), notification
+events, paged replay, and a bounded queue per client so one slow reader never delays the
+scheduler or anyone else.
+
+One rule for frame sizes: a frame over ``max_frame_bytes`` closes the connection with 1009
+("message too big"), whatever its size; anything smaller is answered.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -29,17 +35,24 @@ from starpod_cron import (
     JobNotFound,
     StarpodCronError,
 )
+from starpod_cron.access import Principal
 from starpod_cron.config import GatewayConfig
+from starpod_cron.errors import LimitExceeded
+from starpod_cron.jobfields import JobFields
+from starpod_cron.operations import JobOperations
+from starpod_cron.routing import WS_PREFIX
+from starpod_cron.tasks import TaskSet
 
 from . import protocol
-from .jobs_api import JobsApi
-from .principals import Principal
+from .outbox import Progress
 
 log = logging.getLogger("gateway.ws")
 
 CLOSE_TOO_SLOW = 1013  # "try again later": the client did not keep up with its events
 SEND_BUFFER_BYTES = 64 * 1024
 REQUESTS_IN_FLIGHT = 16  # per client; further frames wait (back-pressure on the socket)
+REPLAY_PAGE = 500
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
@@ -54,8 +67,8 @@ def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
         except (ValueError, AttributeError, KeyError, TypeError) as exc:
             raise ConfigError(
                 f"${config.tokens_env} must be JSON like "
-                '{"<token>": {"user_id": "u1", "admin": false}}: ' + str(exc)
-            ) from exc
+                '{"<token>": {"user_id": "u1", "admin": false}}: ' + type(exc).__name__
+            ) from None
     return tokens
 
 
@@ -72,19 +85,22 @@ class Client:
 
 
 class WsServer:
-    def __init__(self, api: JobsApi, config: GatewayConfig, tokens: dict[str, Principal]) -> None:
-        if config.host not in ("127.0.0.1", "::1", "localhost") and not tokens:
+    def __init__(
+        self, ops: JobOperations, config: GatewayConfig, tokens: dict[str, Principal]
+    ) -> None:
+        if config.host not in LOCAL_HOSTS and not tokens:
             raise ConfigError(
                 f"[gateway] host {config.host!r} is reachable from other machines: configure "
                 "[gateway] tokens (or $" + config.tokens_env + ") first"
             )
-        self.api = api
+        self.ops = ops
         self.config = config
         self.tokens = tokens
         self.clients: set[Client] = set()
         self.dropped_slow = 0
         self._server: Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("gateway:ws")
+        self.replay_page = max(1, min(REPLAY_PAGE, config.client_queue_size // 2))
 
     @property
     def port(self) -> int:
@@ -92,12 +108,13 @@ class WsServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        """Listen; OSError (address in use, say) if the address cannot be bound."""
         self._server = await serve(
             self._handle,
             self.config.host,
             self.config.port,
             process_request=self._authenticate,
-            max_size=max(self.config.max_frame_bytes * 16, 1 << 20),
+            max_size=self.config.max_frame_bytes,
             max_queue=64,
         )
 
@@ -105,9 +122,7 @@ class WsServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop(grace=2)
 
     # ------------------------------------------------------------------------ auth
     def _principal(self, request: Request) -> Principal | None:
@@ -143,13 +158,18 @@ class WsServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         client = Client(connection, who, self.config.client_queue_size)
         self.clients.add(client)
-        writer = asyncio.create_task(self._write(client), name=f"gateway:ws-writer:{client.id}")
+        writer = self._tasks.spawn(self._write(client), f"writer:{client.id}")
         try:
             async for frame in connection:
                 await client.in_flight.acquire()
-                self._spawn(self._answer(client, frame), f"gateway:ws-request:{client.id}")
-        except ConnectionClosed:
-            pass  # the client went away; nothing to answer
+                self._tasks.spawn(self._answer(client, frame), f"request:{client.id}")
+        except ConnectionClosed as exc:
+            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
+                log.warning(
+                    "closed WebSocket client %d: a frame was over %d bytes (1009)",
+                    client.id,
+                    self.config.max_frame_bytes,
+                )
         finally:
             self.clients.discard(client)
             writer.cancel()
@@ -179,19 +199,13 @@ class WsServer:
                 client.queue.qsize(),
                 self.dropped_slow,
             )
-            self._spawn(
+            self._tasks.spawn(
                 client.connection.close(CLOSE_TOO_SLOW, "too slow: events not read"),
-                f"gateway:ws-close:{client.id}",
+                f"close:{client.id}",
             )
 
-    def _spawn(self, work: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(work)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     # ------------------------------------------------------------------- outbox channel
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: Delivery, progress: Progress) -> None:
         """Send the event to every connected client allowed to see it (never fails: a
         client that misses it can replay from its last event id)."""
         message = protocol.event(delivery)
@@ -208,8 +222,10 @@ class WsServer:
             client.in_flight.release()
 
     async def _answer_one(self, client: Client, frame: str | bytes) -> None:
+        request_id = None
         try:
-            request = protocol.decode(frame, self.config.max_frame_bytes)
+            request = protocol.decode(frame)
+            request_id = request.id
             if request.type == "replay":
                 await self._replay(client, request)
                 return
@@ -218,53 +234,58 @@ class WsServer:
         except protocol.ProtocolError as exc:
             self.offer(client, protocol.error(exc.request_id, exc.code, str(exc)))
         except JobNotFound as exc:
-            self.offer(client, protocol.error(_id(frame), "not_found", str(exc)))
+            self.offer(client, protocol.error(request_id, "not_found", str(exc)))
         except (DuplicateJobName, JobAlreadyRunning) as exc:
-            self.offer(client, protocol.error(_id(frame), "conflict", str(exc)))
-        except (InvalidInput, ValueError, TypeError) as exc:
-            self.offer(client, protocol.error(_id(frame), "invalid", str(exc)))
+            self.offer(client, protocol.error(request_id, "conflict", str(exc)))
+        except LimitExceeded as exc:
+            self.offer(client, protocol.error(request_id, "limit", str(exc)))
+        except InvalidInput as exc:
+            self.offer(client, protocol.error(request_id, "invalid", str(exc)))
         except StarpodCronError as exc:
-            self.offer(client, protocol.error(_id(frame), "error", str(exc)))
+            self.offer(client, protocol.error(request_id, "error", str(exc)))
         except Exception:
             log.exception("WebSocket request from client %d failed", client.id)
-            self.offer(client, protocol.error(_id(frame), "internal", "internal error (logged)"))
+            self.offer(client, protocol.error(request_id, "internal", "internal error (logged)"))
 
     async def _dispatch(self, who: Principal, request: protocol.Request) -> Any:
-        api, f = self.api, request.fields
+        ops, f = self.ops, request.fields
+        fields = JobFields.from_mapping(f)
+        name = f.get("name", "")
         handlers: dict[str, Callable[[], Awaitable[Any]]] = {
-            "cron.add": lambda: _job(api.add(who, f)),
-            "cron.list": lambda: _jobs(api.list_jobs(who)),
-            "cron.get": lambda: _job(api.find(who, f["name"])),
-            "cron.update": lambda: _job(api.update(who, f["name"], f)),
-            "cron.remove": lambda: _job(api.remove(who, f["name"])),
-            "cron.enable": lambda: _job(api.set_enabled(who, f["name"], True)),
-            "cron.disable": lambda: _job(api.set_enabled(who, f["name"], False)),
-            "cron.run": lambda: _run(api.run(who, f["name"])),
-            "cron.runs": lambda: _runs(api.runs(who, f["name"], int(f.get("limit", 10)))),
+            "cron.add": lambda: _job(ops.add(who, fields)),
+            "cron.list": lambda: _jobs(ops.list_jobs(who)),
+            "cron.get": lambda: _job(ops.find(who, name)),
+            "cron.update": lambda: _job(ops.update(who, name, _without_name(fields))),
+            "cron.remove": lambda: _job(ops.remove(who, name)),
+            "cron.enable": lambda: _job(ops.set_enabled(who, name, True)),
+            "cron.disable": lambda: _job(ops.set_enabled(who, name, False)),
+            "cron.run": lambda: _run(ops.run(who, name)),
+            "cron.runs": lambda: _runs(ops.runs(who, name, f.get("limit", 10))),
         }
         return await handlers[request.type]()
 
     async def _replay(self, client: Client, request: protocol.Request) -> None:
+        """Events after ``since``, one page at a time: the answer says where the page ended
+        and whether more follow (ask again with ``since`` = ``last_event_id``)."""
         since = int(request.fields["since"])
         seen = client.who.audiences(self.config.share_agent_events)
-        events = await self.api.store.list_deliveries(
-            since, None if seen is None else sorted(seen), limit=10_000
+        events = await self.ops.store.list_deliveries(
+            since,
+            None if seen is None else sorted(seen),
+            limit=self.replay_page,
+            prefix=WS_PREFIX,
         )
-        events = [d for d in events if d.destination.startswith("ws:")]
         for delivery in events:
             self.offer(client, protocol.event(delivery))
         last = events[-1].id if events else since
-        self.offer(
-            client, protocol.ok(request.id, {"replayed": len(events), "last_event_id": last})
-        )
+        more = len(events) == self.replay_page
+        data = {"replayed": len(events), "last_event_id": last, "more": more}
+        self.offer(client, protocol.ok(request.id, data))
 
 
-def _id(frame: str | bytes) -> Any:
-    try:
-        message = json.loads(frame)
-    except ValueError:
-        return None
-    return message.get("id") if isinstance(message, dict) else None
+def _without_name(fields: JobFields) -> JobFields:
+    """``name`` selects the job in cron.update; ``rename`` changes it."""
+    return dataclasses.replace(fields, name=None)
 
 
 async def _job(pending: Awaitable[Any]) -> Any:

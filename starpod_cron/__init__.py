@@ -2,7 +2,7 @@
 
 >>> store = await CronStore.open("jobs.db")
 >>> await store.add_job("morning", "Summarize overnight alerts", Schedule.cron("0 9 * * *"))
->>> scheduler = CronScheduler(store, executor).with_notifier(notifier)
+>>> scheduler = CronScheduler(store, executor, SchedulerSettings(max_concurrent_runs=8))
 >>> scheduler.start(); ...; await scheduler.stop()
 """
 
@@ -22,6 +22,7 @@ from .errors import (
     RunNotRunning,
     SchemaVersionError,
     StarpodCronError,
+    StoreUnavailable,
     TransientJobError,
 )
 from .models import (
@@ -41,8 +42,9 @@ from .models import (
     SessionMode,
 )
 from .notify import Notifier
-from .scheduler import CronScheduler, Executor
+from .scheduler import CronScheduler, Executor, ExecutorExited
 from .schedules import Cron, Interval, OneShot, Schedule
+from .settings import SchedulerSettings, StoreSettings
 from .store import (
     Claim,
     Completion,
@@ -51,7 +53,8 @@ from .store import (
     DeliveryPlanner,
     JobSpec,
     RecoveryReport,
-    StoreSettings,
+    RunFinished,
+    Topic,
 )
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "DeliveryStatus",
     "DuplicateJobName",
     "Executor",
+    "ExecutorExited",
     "Interval",
     "InvalidInput",
     "InvalidJob",
@@ -90,16 +94,20 @@ __all__ = [
     "OneShot",
     "PermanentJobError",
     "RecoveryReport",
+    "RunFinished",
     "RunNotFound",
     "RunNotRunning",
     "RunStatus",
     "RunTrigger",
     "Schedule",
+    "SchedulerSettings",
     "SchemaVersionError",
     "SessionMessage",
     "SessionMode",
     "StarpodCronError",
     "StoreSettings",
+    "StoreUnavailable",
     "SystemClock",
+    "Topic",
     "TransientJobError",
 ]

@@ -1,38 +1,80 @@
-"""Group commit of run completions: every run that finishes while a write is in flight is
-recorded by the next single transaction. Each run's callback fires only after that transaction
-has committed, so nothing is reported complete before it is durable."""
+"""Group commit: every item submitted while a write is in flight is written by the next single
+transaction. Each submitter learns its answer only after that transaction committed, so
+nothing is reported done before it is durable.
+
+A write that fails (a full disk, a database locked for too long) is retried with backoff until
+it succeeds: the items wait, they are not lost. Only ``close`` gives up on them, after its
+timeout, answering each with the error.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
-from .store.base import Completion, CronStore
+from .errors import StarpodCronError
+from .store.base import SchedulerStore
+from .store.types import Completion
 
 log = logging.getLogger("starpod_cron.scheduler")
 
-Recorded = Callable[[bool | BaseException], None]
-"""Told True (recorded), False (the run was no longer held by this owner) or the write error."""
+I = TypeVar("I")  # noqa: E741 - item
+R = TypeVar("R")  # answer
+
+RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 
-class CompletionWriter:
-    def __init__(self, store: CronStore, owner: str, max_batch: int = 2000) -> None:
-        self._store = store
-        self._owner = owner
+class GiveUp(StarpodCronError):
+    """The writer was closed before these items could be written."""
+
+
+class GroupCommit(Generic[I, R]):
+    def __init__(
+        self,
+        write: Callable[[Sequence[I]], Awaitable[Sequence[R]]],
+        *,
+        what: str,
+        max_batch: int = 2000,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+    ) -> None:
+        self._write = write
+        self._what = what
         self._max_batch = max_batch
-        self._pending: list[tuple[Completion, Recorded]] = []
+        self._delays = list(retry_delays)
+        self._pending: list[tuple[I, Callable[[R | BaseException], None]]] = []
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._giving_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.failed_writes = 0
 
-    def submit(self, completion: Completion, on_recorded: Recorded) -> None:
-        self._pending.append((completion, on_recorded))
+    def submit(self, item: I, on_done: Callable[[R | BaseException], None]) -> None:
+        """Write ``item`` with the next batch; ``on_done`` gets its answer (or the error that
+        made ``close`` give up on it)."""
+        self._pending.append((item, on_done))
         self._idle.clear()
         self._ready.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="starpod-cron:completions")
+            self._task = asyncio.create_task(self._drain(), name=f"starpod-cron:{self._what}")
+
+    async def write(self, item: I) -> R:
+        """Submit ``item`` and wait for its answer (raises the give-up error)."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+
+        def done(answer: R | BaseException) -> None:
+            if future.done():
+                return
+            if isinstance(answer, BaseException):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
+
+        self.submit(item, done)
+        return await future
 
     async def _drain(self) -> None:
         while True:
@@ -41,25 +83,62 @@ class CompletionWriter:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                answers: list[bool | BaseException]
-                try:
-                    answers = list(
-                        await self._store.complete_runs([c for c, _ in batch], owner=self._owner)
-                    )
-                except Exception as exc:
-                    log.exception("recording %d run completion(s) failed", len(batch))
-                    answers = [exc] * len(batch)
-                for (_, on_recorded), answer in zip(batch, answers, strict=True):
+                answers = await self._write_batch([item for item, _ in batch])
+                for (_, on_done), answer in zip(batch, answers, strict=True):
                     try:
-                        on_recorded(answer)
+                        on_done(answer)
                     except Exception:
-                        log.exception("run completion callback failed")
+                        log.exception("%s callback failed", self._what)
             self._idle.set()
 
-    async def close(self) -> None:
-        """Return once every submitted completion is written; then stop the writer task."""
-        await self._idle.wait()
+    async def _write_batch(self, items: list[I]) -> Sequence[R | BaseException]:
+        attempt = 0
+        while True:
+            try:
+                return list(await self._write(items))
+            except Exception as exc:  # noqa: BLE001 - every failed write is logged and retried
+                self.failed_writes += 1
+                if self._giving_up.is_set():
+                    log.error("giving up on %d %s: %s", len(items), self._what, exc)
+                    return [GiveUp(f"not recorded: {exc}")] * len(items)
+                attempt += 1
+                delay = self._delays[min(attempt, len(self._delays)) - 1]
+                log.error(
+                    "writing %d %s failed (attempt %d): %s; retrying in %.2fs",
+                    len(items),
+                    self._what,
+                    attempt,
+                    exc,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):  # sleep, unless close() gives up first
+                    async with asyncio.timeout(delay):
+                        await self._giving_up.wait()
+
+    async def close(self, within: float | None = None) -> bool:
+        """Return once every submitted item is written; after ``within`` seconds, give up on
+        what is left (its submitters get a GiveUp error). True if nothing was given up."""
+        clean = True
+        if not self._idle.is_set():
+            try:
+                async with asyncio.timeout(within):
+                    await self._idle.wait()
+            except TimeoutError:
+                clean = False
+                self._giving_up.set()  # each waiting batch gets one last try, then GiveUp
+                await self._idle.wait()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        return clean
+
+
+class CompletionWriter(GroupCommit[Completion, bool]):
+    """Group commit of run completions for one lease holder."""
+
+    def __init__(self, store: SchedulerStore, owner: str, max_batch: int = 2000) -> None:
+        async def write(items: Sequence[Completion]) -> Sequence[bool]:
+            return await store.complete_runs(items, owner=owner)
+
+        super().__init__(write, what="run completion(s)", max_batch=max_batch)

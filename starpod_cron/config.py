@@ -1,5 +1,10 @@
 """Typed loading of ``agent.toml``. Unknown sections or keys and wrong types are errors that
-name the key, never silently ignored."""
+name the key, never silently ignored.
+
+Loading builds the settings objects the library uses (:class:`StoreSettings`,
+:class:`SchedulerSettings`, ...); each validates itself, so defaults and rules live once.
+``[cron]`` holds keys of both the store (defaults for new jobs) and the scheduler.
+"""
 
 from __future__ import annotations
 
@@ -11,36 +16,22 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError, InvalidTimezone
-from .store.base import StoreSettings
-from .timeutil import check_zone
+from .errors import ConfigError
+from .settings import SchedulerSettings, StoreSettings
 
 S = TypeVar("S")
 
 
-@dataclass(frozen=True, slots=True)
-class CronConfig:
-    """``[cron]``: defaults for new jobs and how the scheduler behaves."""
-
-    default_max_retries: int = 3
-    default_timeout_secs: float = 7200
-    max_concurrent_runs: int = 4
-    tick_secs: float = 30
-    timezone: str = "UTC"
-    runs_keep_per_job: int = 200
-    shutdown_timeout_secs: float = 30
-    lease_secs: float = 30
-    retry_backoff_secs: tuple[float, ...] = (30, 60, 300, 900, 3600)
-    misfire_grace_secs: float = 60
-    claim_ahead_secs: float = 1
+def _kinds(*kinds: str) -> dict[str, Any]:
+    return {"kinds": kinds}
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """``[store]``: where jobs live. A file path or ``sqlite:///path``."""
+    """``[store]``: where jobs live (``synchronous`` goes to :class:`StoreSettings`)."""
 
     url: str = "starpod-cron.db"
-    synchronous: str = "full"
+    """A file path, ``sqlite:///path``, or ``postgresql://user@host/db``."""
 
 
 EXECUTOR_KINDS = ("echo", "openai", "command", "python")
@@ -48,30 +39,51 @@ EXECUTOR_KINDS = ("echo", "openai", "command", "python")
 
 @dataclass(frozen=True, slots=True)
 class ExecutorConfig:
-    """``[executor]``: what runs each prompt. Keys apply to the kind named in their comment."""
+    """``[executor]``: what runs each prompt. Keys other than ``kind`` belong to one kind; a key
+    of another kind is an error."""
 
     kind: str = "echo"
-    # openai
-    base_url: str = "http://127.0.0.1:11434/v1"
-    model: str = "llama3.2"
-    api_key_env: str = "OPENAI_API_KEY"
-    system_prompt: str = "You are a scheduled agent run. Do the task and reply with the result."
-    request_timeout_secs: float = 600
-    max_history_messages: int = 20
-    temperature: float | None = None
-    max_tokens: int | None = None
-    # command
-    argv: tuple[str, ...] = ()
-    shell: bool = False
-    output_limit_bytes: int = 1024 * 1024
-    kill_grace_secs: float = 2
-    # python
-    target: str = ""
+    base_url: str = field(default="http://127.0.0.1:11434/v1", metadata=_kinds("openai"))
+    model: str = field(default="llama3.2", metadata=_kinds("openai"))
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata=_kinds("openai"))
+    system_prompt: str = field(
+        default="You are a scheduled agent run. Do the task and reply with the result.",
+        metadata=_kinds("openai"),
+    )
+    request_timeout_secs: float = field(default=600, metadata=_kinds("openai"))
+    max_history_messages: int = field(default=20, metadata=_kinds("openai"))
+    temperature: float | None = field(default=None, metadata=_kinds("openai"))
+    max_tokens: int | None = field(default=None, metadata=_kinds("openai"))
+    argv: tuple[str, ...] = field(default=(), metadata=_kinds("command"))
+    shell: bool = field(default=False, metadata=_kinds("command"))
+    output_limit_bytes: int = field(default=1024 * 1024, metadata=_kinds("command"))
+    kill_grace_secs: float = field(default=2, metadata=_kinds("command"))
+    target: str = field(default="", metadata=_kinds("python"))
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTOR_KINDS:
+            raise ConfigError(
+                f"kind: must be one of {', '.join(EXECUTOR_KINDS)}, got {self.kind!r}"
+            )
+        if self.kind == "openai":
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ConfigError("base_url: must start with http:// or https://")
+            if not self.model.strip():
+                raise ConfigError("model: name the model to call")
+            if self.request_timeout_secs <= 0 or self.max_history_messages < 1:
+                raise ConfigError("request_timeout_secs must be > 0 and max_history_messages >= 1")
+        if self.kind == "command":
+            if not self.argv:
+                raise ConfigError('argv: kind = "command" needs argv = ["program", ...]')
+            if self.output_limit_bytes < 1 or self.kill_grace_secs < 0:
+                raise ConfigError("output_limit_bytes must be >= 1 and kill_grace_secs >= 0")
+        if self.kind == "python" and not self.target:
+            raise ConfigError('target: kind = "python" needs target = "module:function"')
 
 
 @dataclass(frozen=True, slots=True)
 class TokenConfig:
-    """Who a WebSocket token belongs to: ``{user_id = "u1", admin = false}``."""
+    """Who a gateway token belongs to: ``{user_id = "u1", admin = false}``."""
 
     user_id: str
     admin: bool = False
@@ -79,7 +91,7 @@ class TokenConfig:
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
-    """``[gateway]``: the WebSocket server and the delivery outbox of ``starpod-cron serve``."""
+    """``[gateway]``: the WebSocket server, the delivery outbox and per-user limits."""
 
     host: str = "127.0.0.1"
     port: int = 8765
@@ -91,6 +103,29 @@ class GatewayConfig:
     delivery_max_attempts: int = 8
     delivery_backoff_secs: tuple[float, ...] = (1, 5, 30, 120, 600)
     delivery_lease_secs: float = 60  # a gateway killed mid-send: resent after this long
+    max_jobs_per_user: int = 50  # 0: no limit; admins are never limited
+    min_interval_secs: float = 60  # shortest repeat non-admins may schedule
+    max_prompt_chars: int = 4000  # longest prompt non-admins may schedule
+
+    def __post_init__(self) -> None:
+        if not self.host.strip():
+            raise ConfigError("host: must not be empty")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"port: must be 1-65535 (or 0 for any free port), got {self.port}")
+        if self.client_queue_size < 1:
+            raise ConfigError("client_queue_size: must be at least 1")
+        if self.max_frame_bytes < 1024:
+            raise ConfigError("max_frame_bytes: must be at least 1024")
+        if self.delivery_max_attempts < 1:
+            raise ConfigError("delivery_max_attempts: must be at least 1")
+        if not self.delivery_backoff_secs or min(self.delivery_backoff_secs) < 0:
+            raise ConfigError("delivery_backoff_secs: must be a non-empty list of delays >= 0")
+        if self.delivery_lease_secs <= 0:
+            raise ConfigError("delivery_lease_secs: must be greater than 0")
+        if self.max_jobs_per_user < 0 or self.min_interval_secs < 0 or self.max_prompt_chars < 1:
+            raise ConfigError(
+                "max_jobs_per_user and min_interval_secs must be >= 0, max_prompt_chars >= 1"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,50 +138,36 @@ class TelegramConfig:
     notify_chat_ids: tuple[int, ...] = ()
     base_url: str = "https://api.telegram.org/bot"
     poll_timeout_secs: float = 10
+    retry_max_secs: float = 300  # longest wait between attempts while Telegram refuses us
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError("base_url: must start with http:// or https://")
+        if self.poll_timeout_secs <= 0 or self.retry_max_secs <= 0:
+            raise ConfigError("poll_timeout_secs and retry_max_secs must be greater than 0")
 
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
-    cron: CronConfig = field(default_factory=CronConfig)
+    store_settings: StoreSettings = field(default_factory=StoreSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     store: StoreConfig = field(default_factory=StoreConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     configured: frozenset[str] = frozenset()
     """The sections present in the file (``executor`` absent means the demo default)."""
-
-    def store_settings(self) -> StoreSettings:
-        c = self.cron
-        return StoreSettings(
-            default_max_retries=c.default_max_retries,
-            default_timeout_secs=c.default_timeout_secs,
-            default_timezone=c.timezone,
-            runs_keep_per_job=c.runs_keep_per_job,
-            retry_backoff_secs=c.retry_backoff_secs,
-            misfire_grace_secs=c.misfire_grace_secs,
-            synchronous=self.store.synchronous,
-        )
-
-    def scheduler_options(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`~starpod_cron.CronScheduler` from ``[cron]``."""
-        c = self.cron
-        return {
-            "tick_secs": c.tick_secs,
-            "timezone": c.timezone,
-            "max_concurrent_runs": c.max_concurrent_runs,
-            "shutdown_timeout_secs": c.shutdown_timeout_secs,
-            "lease_secs": c.lease_secs,
-            "claim_ahead_secs": c.claim_ahead_secs,
-        }
+    base_dir: Path | None = None
+    """The directory of the file: a ``python`` executor target is imported from there too."""
 
 
 _SECTIONS: dict[str, type[Any]] = {
-    "cron": CronConfig,
     "store": StoreConfig,
     "executor": ExecutorConfig,
     "gateway": GatewayConfig,
     "telegram": TelegramConfig,
 }
+_CRON_RENAMES = {"timezone": "default_timezone"}
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -156,7 +177,10 @@ def load_config(path: str | Path) -> AgentConfig:
         text = p.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
-    return parse_config(text, source=str(p))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text: {exc}") from exc
+    config = parse_config(text, source=str(p))
+    return dataclasses.replace(config, base_dir=p.resolve().parent)
 
 
 def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
@@ -164,17 +188,61 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
-    sections: dict[str, Any] = {}
+    known = ["cron", *_SECTIONS]
+    values: dict[str, Any] = {}
+    store_keys: dict[str, Any] = {}
     for name, value in data.items():
-        if name not in _SECTIONS:
-            known = ", ".join(f"[{s}]" for s in _SECTIONS)
-            raise ConfigError(f"{source}: unknown section [{name}] (known: {known})")
+        if name not in known:
+            listed = ", ".join(f"[{s}]" for s in known)
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {listed})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
-        sections[name] = _section(_SECTIONS[name], value, f"{source} [{name}]")
-    config = AgentConfig(**sections, configured=frozenset(sections))
-    _check(config, source)
-    return config
+    cron = data.get("cron", {})
+    store = dict(data.get("store", {}))
+    if "synchronous" in store:
+        store_keys["synchronous"] = store.pop("synchronous")
+    values.update(_cron(cron, store_keys, f"{source} [cron]"))
+    for name, cls in _SECTIONS.items():
+        if name == "store":
+            section = store
+        elif name in data:
+            section = data[name]
+        else:
+            continue
+        where = f"{source} [{name}]"
+        if name == "executor":
+            _check_executor_keys(section, where)
+        values[name] = _section(cls, section, where)
+    return AgentConfig(**values, configured=frozenset(data))
+
+
+def _cron(cron: dict[str, Any], store_keys: dict[str, Any], where: str) -> dict[str, Any]:
+    """``[cron]`` split between StoreSettings and SchedulerSettings by field name."""
+    store_fields = {f.name for f in fields(StoreSettings)} - {"synchronous", "default_timezone"}
+    store_fields |= set(_CRON_RENAMES)
+    sched_fields = {f.name for f in fields(SchedulerSettings)}
+    for key in cron:
+        if key not in store_fields and key not in sched_fields:
+            listed = ", ".join(sorted(store_fields | sched_fields))
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {listed})")
+    store_values = {_CRON_RENAMES.get(k, k): v for k, v in cron.items() if k in store_fields}
+    store_values.update(store_keys)
+    sched_values = {k: v for k, v in cron.items() if k in sched_fields}
+    return {
+        "store_settings": _section(StoreSettings, store_values, where),
+        "scheduler": _section(SchedulerSettings, sched_values, where),
+    }
+
+
+def _check_executor_keys(values: dict[str, Any], where: str) -> None:
+    kind = values.get("kind", "echo")
+    for f in fields(ExecutorConfig):
+        kinds = f.metadata.get("kinds")
+        if f.name in values and kinds and kind not in kinds:
+            raise ConfigError(
+                f"{where} {f.name}: applies to kind = {' or '.join(repr(k) for k in kinds)}, "
+                f"not {kind!r}; remove it or change kind"
+            )
 
 
 def _section(cls: type[S], values: dict[str, Any], where: str) -> S:
@@ -189,7 +257,10 @@ def _section(cls: type[S], values: dict[str, Any], where: str) -> S:
         missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if missing and f.name not in out:
             raise ConfigError(f"{where}: missing required key {f.name!r}")
-    return cls(**out)
+    try:
+        return cls(**out)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} {exc}") from None
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -231,67 +302,3 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
-
-
-def _check(config: AgentConfig, source: str) -> None:
-    c = config.cron
-    positive = {
-        "default_timeout_secs": c.default_timeout_secs,
-        "tick_secs": c.tick_secs,
-        "lease_secs": c.lease_secs,
-        "max_concurrent_runs": c.max_concurrent_runs,
-        "runs_keep_per_job": c.runs_keep_per_job,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{source} [cron] {key}: must be greater than 0, got {value}")
-    non_negative = {
-        "default_max_retries": c.default_max_retries,
-        "shutdown_timeout_secs": c.shutdown_timeout_secs,
-        "misfire_grace_secs": c.misfire_grace_secs,
-        "claim_ahead_secs": c.claim_ahead_secs,
-    }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{source} [cron] {key}: must be 0 or more, got {value}")
-    if not c.retry_backoff_secs or min(c.retry_backoff_secs) < 0:
-        raise ConfigError(f"{source} [cron] retry_backoff_secs: must be a non-empty list of >= 0")
-    try:
-        check_zone(c.timezone)
-    except InvalidTimezone as exc:
-        raise ConfigError(f"{source} [cron] timezone: {exc}") from exc
-    if config.store.synchronous not in ("full", "normal"):
-        raise ConfigError(f"{source} [store] synchronous: must be 'full' or 'normal'")
-    _check_executor(config.executor, f"{source} [executor]")
-    g = config.gateway
-    if not 0 < g.port < 65536:
-        raise ConfigError(f"{source} [gateway] port: must be 1-65535, got {g.port}")
-    if g.client_queue_size < 1 or g.max_frame_bytes < 1024 or g.delivery_max_attempts < 1:
-        raise ConfigError(
-            f"{source} [gateway]: client_queue_size >= 1, max_frame_bytes >= 1024 and "
-            "delivery_max_attempts >= 1 are required"
-        )
-    if not g.delivery_backoff_secs or min(g.delivery_backoff_secs) < 0:
-        raise ConfigError(f"{source} [gateway] delivery_backoff_secs: a non-empty list of >= 0")
-
-
-def _check_executor(e: ExecutorConfig, where: str) -> None:
-    if e.kind not in EXECUTOR_KINDS:
-        raise ConfigError(
-            f"{where} kind: must be one of {', '.join(EXECUTOR_KINDS)}, got {e.kind!r}"
-        )
-    if e.kind == "openai":
-        if not e.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where} base_url: must start with http:// or https://")
-        if not e.model.strip():
-            raise ConfigError(f"{where} model: name the model to call")
-        if e.request_timeout_secs <= 0 or e.max_history_messages < 1:
-            raise ConfigError(
-                f"{where}: request_timeout_secs must be > 0 and max_history_messages >= 1"
-            )
-    if e.kind == "command" and not e.argv:
-        raise ConfigError(f'{where} argv: kind = "command" needs argv = ["program", ...]')
-    if e.kind == "command" and (e.output_limit_bytes < 1 or e.kill_grace_secs < 0):
-        raise ConfigError(f"{where}: output_limit_bytes must be >= 1 and kill_grace_secs >= 0")
-    if e.kind == "python" and not e.target:
-        raise ConfigError(f'{where} target: kind = "python" needs target = "module:function"')

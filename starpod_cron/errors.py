@@ -33,7 +33,16 @@ class ConfigError(InvalidInput):
 
 
 class DuplicateJobName(InvalidInput):
-    """Another job already has this name; names are unique in a store."""
+    """The owner already has a job with this name; names are unique per owner."""
+
+
+class LimitExceeded(InvalidInput):
+    """A per-user limit (jobs per user, shortest repeat, prompt size) would be exceeded; the
+    message names the limit and its setting."""
+
+
+class AmbiguousJobName(InvalidInput):
+    """Several owners have a job with this name; name the owner or use the job's id."""
 
 
 class JobNotFound(StarpodCronError, LookupError):
@@ -50,6 +59,15 @@ class JobAlreadyRunning(StarpodCronError):
 
 class RunNotRunning(StarpodCronError):
     """The run already finished, or another scheduler recovered it after its lease expired."""
+
+
+class StoreUnavailable(StarpodCronError):
+    """The database cannot be used: not a database, unreadable, unreachable, or (SQLite) its
+    file was deleted or replaced while open. The message says which and what to do."""
+
+
+class DatabaseMissing(StoreUnavailable):
+    """Opened with ``create=False`` (as read-only CLI commands do) and there is no database."""
 
 
 class SchemaVersionError(StarpodCronError):

@@ -12,10 +12,10 @@ if TYPE_CHECKING:
 
 
 class RunStatus(enum.StrEnum):
-    """Where a run stands. ``success``, ``failed``, ``timeout``, ``interrupted`` and ``skipped``
-    are final; ``timeout`` counts as a failure for retries."""
+    """Where a run stands: ``running`` until it ends as ``success``, ``failed``, ``timeout``
+    (counts as a failure for retries), ``interrupted`` (its process stopped or died mid-run)
+    or ``skipped`` (missed while no scheduler ran, with ``misfire_policy = "skip"``)."""
 
-    PENDING = "pending"
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
@@ -25,7 +25,7 @@ class RunStatus(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+        return self is not RunStatus.RUNNING
 
 
 class SessionMode(enum.StrEnum):
@@ -80,6 +80,7 @@ class CronJob:
     running_run_id: str | None
     origin: dict[str, Any] | None = None
     """Where the job was created (e.g. a Telegram chat), for routing its results."""
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,8 @@ class Delivery:
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    progress: int = 0
+    """How many parts of a message sent in pieces already went out."""
 
 
 class _Unset(enum.Enum):
@@ -197,3 +200,4 @@ class JobUpdate:
     session_mode: SessionMode | _Unset = UNSET
     user_id: str | _Unset | None = UNSET
     misfire_policy: MisfirePolicy | _Unset = UNSET
+    description: str | _Unset | None = UNSET

@@ -1,11 +1,21 @@
-"""Notifiers: told once per finished run. A notifier that raises or hangs is logged and dropped;
-it never breaks or blocks the scheduler."""
+"""Notifiers: an in-process consumer of the store's run-finished events.
+
+Every run outcome takes one path: the store records the run and the deliveries planned for it
+in one transaction, then signals. The gateway's outbox sends the deliveries; a ``Notifier`` is
+told about the same runs, after the same commit. A notifier that raises or hangs is logged and
+dropped; it never breaks or blocks the scheduler.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+
+from .models import RunStatus
+from .store.base import StoreSignals
+from .store.types import RunFinished
+from .tasks import TaskSet
 
 log = logging.getLogger("starpod_cron.notify")
 
@@ -20,11 +30,19 @@ def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def result_text(event: RunFinished) -> str:
+    """What a run said: its result on success, its error otherwise."""
+    run = event.run
+    if run.status is RunStatus.SUCCESS:
+        return run.result_summary or ""
+    return run.error or f"run ended with status {run.status.value}"
+
+
 async def deliver(
     notifier: Notifier,
     job_name: str,
     session_id: str,
-    result_text: str,
+    text: str,
     success: bool,
     *,
     run_id: str,
@@ -33,8 +51,40 @@ async def deliver(
     """Call ``notifier`` with the summary, bounded by ``timeout_secs``; log any failure."""
     try:
         async with asyncio.timeout(timeout_secs):
-            await notifier(job_name, session_id, summarize(result_text), success)
+            await notifier(job_name, session_id, summarize(text), success)
     except TimeoutError:
         log.error("job %s run %s: notifier timed out after %ss", job_name, run_id, timeout_secs)
     except Exception:
         log.exception("job %s run %s: notifier failed", job_name, run_id)
+
+
+class NotifierFeed:
+    """Feeds a store's run-finished events to one notifier, each call a supervised task."""
+
+    def __init__(self, store: StoreSignals, notifier: Notifier, timeout_secs: float) -> None:
+        self._notifier = notifier
+        self._timeout = timeout_secs
+        self._tasks = TaskSet("starpod-cron:notify")
+        self._unsubscribe = store.on_run_finished(self._on_finished)
+
+    def _on_finished(self, events: Sequence[RunFinished]) -> None:
+        for event in events:
+            run = event.run
+            self._tasks.spawn(
+                deliver(
+                    self._notifier,
+                    run.job_name,
+                    run.session_id or "",
+                    result_text(event),
+                    run.status is RunStatus.SUCCESS,
+                    run_id=run.id,
+                    timeout_secs=self._timeout,
+                ),
+                f"{run.job_name}:{run.id}",
+            )
+
+    async def close(self, grace: float) -> None:
+        """Stop listening; wait up to ``grace`` for notifier calls in progress."""
+        self._unsubscribe()
+        if not await self._tasks.wait(within=grace):
+            await self._tasks.stop(grace=1)

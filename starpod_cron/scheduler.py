@@ -1,6 +1,6 @@
 """The scheduler: claim due occurrences, run them through the executor with real timeouts and a
-concurrency limit, record every run, notify. It talks to the store only through the
-:class:`~starpod_cron.store.base.CronStore` contract.
+concurrency limit, record every run. It talks to the store only through the store contract;
+outcomes reach notifiers and deliveries through the store (see :mod:`starpod_cron.notify`).
 """
 
 from __future__ import annotations
@@ -8,21 +8,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Self
 
+from . import owner as owners
 from .clock import Clock
 from .completions import CompletionWriter
-from .errors import JobError, JobNotFound
-from .models import CronRun, JobContext, JobResult, RunStatus
-from .notify import Notifier, deliver
-from .store.base import Claim, Completion, CronStore
-from .timeutil import check_zone, from_ms, to_ms
+from .errors import JobError, JobNotFound, StoreUnavailable
+from .logs import RunLog, run_log
+from .loopwatch import LoopWatch
+from .models import CronJob, CronRun, JobContext, JobResult, RunStatus, RunTrigger
+from .notify import Notifier, NotifierFeed
+from .settings import SchedulerSettings
+from .store.base import CronStore
+from .store.types import Claim, Completion
+from .tasks import TaskSet
+from .timeutil import from_ms, to_ms
 from .watchdog import Watchdog
 
 log = logging.getLogger("starpod_cron.scheduler")
@@ -32,14 +36,22 @@ Executor = Callable[[JobContext], Awaitable[JobResult]]
 
 _Reason = Literal["timeout", "stopping", "lease_lost"]
 CLAIM_BATCH = 1000  # occurrences claimed per transaction
+LATE_MS = 50  # a run ending this long after its deadline overran it (the loop was blocked)
+STORE_ERROR_REPEAT_SECS = 60
+
+
+class ExecutorExited(JobError):
+    """The executor called ``sys.exit()`` or raised ``KeyboardInterrupt``: the run failed."""
 
 
 @dataclass(eq=False)
 class _Active:
-    """One run in flight: its executor task, why it was cancelled (if it was), and whether its
+    """One run in flight: its executor task, why it was cancelled (if it was), whether its
     outcome has been handed to the completion writer (``settled``) and recorded (``done``)."""
 
     claim: Claim
+    log: RunLog
+    deadline_ms: int
     started: float
     task: asyncio.Task[JobResult] | None = None
     reason: _Reason | None = None
@@ -51,85 +63,103 @@ class _Active:
 class CronScheduler:
     """Runs the jobs of one store.
 
-    It sleeps until the earliest due time (``tick_secs`` is only the longest sleep, to notice
-    changes made by other processes; changes through the same store wake it at once), claims
-    due occurrences atomically, and runs up to ``max_concurrent_runs`` executor calls at once,
-    each cancelled at its job's timeout. Runs are leased for ``lease_secs`` and the leases are
-    renewed while they live, so if this process dies another scheduler (or the next start)
-    recovers its runs within about one lease period.
+    It sleeps until the earliest due time (``tick_secs`` is only the longest sleep; changes
+    made through the store, or by other processes, wake it), claims due occurrences
+    atomically, and runs up to ``max_concurrent_runs`` executor calls at once, each cancelled
+    at its job's timeout. Runs are leased for ``lease_secs`` and renewed while they live; if
+    this process dies (or pauses longer than a lease), another scheduler recovers its runs
+    and this one's late results are refused.
 
-    ``timezone`` becomes the store's default zone for jobs created without one. ``clock``
-    replaces the store's clock so claims and waits agree (tests pass a ManualClock).
+    Options come from ``settings`` (a :class:`SchedulerSettings`); keyword arguments override
+    single fields. The scheduler uses its store's clock (tests pass a ManualClock to
+    ``CronStore.open``) and never changes the store's settings.
     """
 
     def __init__(
         self,
         store: CronStore,
         executor: Executor,
-        tick_secs: float = 30,
-        timezone: str | None = None,
-        max_concurrent_runs: int = 4,
-        shutdown_timeout_secs: float = 30,
-        clock: Clock | None = None,
+        settings: SchedulerSettings | None = None,
         *,
-        lease_secs: float = 30,
-        notify_timeout_secs: float = 30,
-        cancel_grace_secs: float = 5,
+        tick_secs: float | None = None,
+        max_concurrent_runs: int | None = None,
+        shutdown_timeout_secs: float | None = None,
+        lease_secs: float | None = None,
         claim_ahead_secs: float | None = None,
+        cancel_grace_secs: float | None = None,
+        notify_timeout_secs: float | None = None,
     ) -> None:
-        if tick_secs <= 0:
-            raise ValueError("tick_secs must be positive")
-        if max_concurrent_runs < 1:
-            raise ValueError("max_concurrent_runs must be at least 1")
-        if shutdown_timeout_secs < 0 or lease_secs <= 0 or notify_timeout_secs <= 0:
-            raise ValueError(
-                "shutdown_timeout_secs, lease_secs and notify_timeout_secs must be > 0"
-            )
-        if timezone is not None:
-            check_zone(timezone)
-            store.settings = dataclasses.replace(store.settings, default_timezone=timezone)
-        if clock is not None:
-            store.clock = clock
+        overrides: dict[str, Any] = {
+            "tick_secs": tick_secs,
+            "max_concurrent_runs": max_concurrent_runs,
+            "shutdown_timeout_secs": shutdown_timeout_secs,
+            "lease_secs": lease_secs,
+            "claim_ahead_secs": claim_ahead_secs,
+            "cancel_grace_secs": cancel_grace_secs,
+            "notify_timeout_secs": notify_timeout_secs,
+        }
+        base = settings or SchedulerSettings()
+        self.settings = dataclasses.replace(
+            base, **{k: v for k, v in overrides.items() if v is not None}
+        )
         self.store = store
         self.executor = executor
-        self.tick_ms = round(tick_secs * 1000)
-        self.max_concurrent_runs = max_concurrent_runs
-        self.shutdown_timeout_secs = shutdown_timeout_secs
-        self.lease_secs = lease_secs
-        self.notify_timeout_secs = notify_timeout_secs
-        self.cancel_grace_secs = cancel_grace_secs
-        if claim_ahead_secs is None:
-            claim_ahead_secs = min(1.0, lease_secs / 4)
-        if not 0 <= claim_ahead_secs < lease_secs:
-            raise ValueError("claim_ahead_secs must be >= 0 and shorter than lease_secs")
-        self.claim_ahead_secs = claim_ahead_secs
-        self.claim_ahead_ms = round(claim_ahead_secs * 1000)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._notifier: Notifier | None = None
+        self.owner = owners.new_owner()
         self._active: dict[str, _Active] = {}
-        self._side_tasks: set[asyncio.Task[Any]] = set()
-        self._gate_timers: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("starpod-cron")
+        self._abandoned: set[asyncio.Task[JobResult]] = set()
         self._wake = asyncio.Event()
+        self._never = asyncio.Event()
+        self._renew_now = asyncio.Event()
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._completions = CompletionWriter(store, self.owner)
         self._watchdog: Watchdog[_Active] = Watchdog(store.clock, self._expire)
-        self._never = asyncio.Event()
+        self._feeds: list[NotifierFeed] = []
+        self._leases: asyncio.Task[None] | None = None
+        self._renewed_at = time.monotonic()
+        self._passes = 0
+        self._in_pass = False
+        self._pass_done = asyncio.Condition()
+        self._loopwatch: LoopWatch | None = None
+        self._store_error: tuple[str, float] | None = None
 
     @property
     def clock(self) -> Clock:
         return self.store.clock
 
-    def with_notifier(self, notifier: Notifier) -> Self:
-        """Call ``notifier(job_name, session_id, result_text, success)`` after every run."""
-        self._notifier = notifier
-        return self
-
     @property
     def running_count(self) -> int:
         return len(self._active)
+
+    def with_notifier(self, notifier: Notifier) -> Self:
+        """Call ``notifier(job_name, session_id, result_text, success)`` once for every run
+        that ends with success, failure or timeout through this scheduler's store (scheduled
+        or manual), after it is durably recorded. Interrupted runs are not reported."""
+        self._feeds.append(NotifierFeed(self.store, notifier, self.settings.notify_timeout_secs))
+        return self
+
+    def active_runs(self) -> list[tuple[str, str, bool]]:
+        """``(job_name, run_id, started)`` of every run in flight (started: the executor was
+        called; a run claimed ahead waits for its fire time)."""
+        return [(a.claim.job_name, a.claim.run_id, a.begun) for a in self._active.values()]
+
+    def wake(self) -> None:
+        """Make the loop look at the store now."""
+        self._wake.set()
+
+    async def checkpoint(self) -> int:
+        """Wake the loop and return once it has completed a full pass that started after this
+        call (claimed whatever was due then). For tests that show something did NOT happen."""
+        if self._main is None or self._main.done():
+            raise RuntimeError("the scheduler is not running")
+        target = self._passes + (2 if self._in_pass else 1)
+        self._wake.set()
+        async with self._pass_done:
+            await self._pass_done.wait_for(lambda: self._passes >= target or self._stopping)
+        return self._passes
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> asyncio.Task[None]:
@@ -137,17 +167,27 @@ class CronScheduler:
         if self._main is not None:
             raise RuntimeError("scheduler already started")
         self._unsubscribe = self.store.on_change(self._wake.set)
+        self._loopwatch = LoopWatch.for_loop()
         self._main = asyncio.create_task(self._loop(), name="starpod-cron:scheduler")
         return self._main
 
+    def interrupt(self) -> None:
+        """Cancel every run in flight now; they are recorded ``interrupted`` and retried at the
+        next start without using up a retry. A second Ctrl-C during :meth:`stop`."""
+        for active in list(self._active.values()):
+            if not active.settled:
+                self._cancel(active, "stopping")
+
     async def stop(self) -> None:
         """Stop claiming, wait up to ``shutdown_timeout_secs`` for running jobs, then cancel
-        them and record them ``interrupted`` (retried at the next start). Idempotent."""
+        them and record them ``interrupted`` (retried at the next start). Executors that ignore
+        cancellation are abandoned after ``cancel_grace_secs``. Idempotent."""
         if self._stop_task is None:
             self._stop_task = asyncio.create_task(self._shutdown(), name="starpod-cron:stop")
         await asyncio.shield(self._stop_task)
 
     async def _shutdown(self) -> None:
+        s = self.settings
         self._stopping = True
         self._wake.set()
         if self._main is not None:
@@ -157,61 +197,63 @@ class CronScheduler:
         for active in list(self._active.values()):
             if not active.begun:  # claimed ahead of its fire time: hand it back at once
                 self._cancel(active, "stopping")
-        if self._active:
+        started = [a for a in self._active.values() if a.begun and not a.settled]
+        if started:
             log.info(
-                "stopping: waiting up to %ss for %d run(s)",
-                self.shutdown_timeout_secs,
-                len(self._active),
+                "stopping: waiting up to %gs for %d run(s)", s.shutdown_timeout_secs, len(started)
             )
-            waits = [asyncio.ensure_future(a.done.wait()) for a in self._active.values()]
-            _, pending = await asyncio.wait(waits, timeout=self.shutdown_timeout_secs)
-            for waiter in pending:
-                waiter.cancel()
-        for active in list(self._active.values()):
-            if not active.settled:
-                self._cancel(active, "stopping")
-        remaining = [a.done.wait() for a in self._active.values()]
-        if remaining:
-            await asyncio.gather(*remaining)
-        await self._completions.close()
+            await _wait_all([a.done for a in started], s.shutdown_timeout_secs)
+        self.interrupt()
+        # every run now ends (or is abandoned) within cancel_grace_secs; recording may take
+        # longer if the database fails, and is given up after shutdown_timeout_secs
+        await _wait_all([a.done for a in self._active.values()], s.cancel_grace_secs + 1)
+        if not await self._completions.close(within=max(1.0, s.shutdown_timeout_secs)):
+            log.error(
+                "some run outcomes could not be recorded; those runs stay 'running' in the "
+                "store until their lease expires, then they are recovered as interrupted"
+            )
+        await _wait_all([a.done for a in self._active.values()], 1)
+        self._active.clear()
         await self._watchdog.close()
-        for timer in list(self._gate_timers):  # their runs were handed back above
-            timer.cancel()
-        await asyncio.gather(*self._gate_timers, return_exceptions=True)
-        if self._side_tasks:
-            _, pending_side = await asyncio.wait(self._side_tasks, timeout=self.cancel_grace_secs)
-            for task in pending_side:
-                task.cancel()
-            await asyncio.gather(*pending_side, return_exceptions=True)
+        for feed in self._feeds:
+            await feed.close(grace=s.notify_timeout_secs)
+        await self._tasks.stop(grace=s.cancel_grace_secs)
+        if self._loopwatch is not None:
+            self._loopwatch.release()
+            self._loopwatch = None
+        if self._abandoned:
+            log.error(
+                "%d executor call(s) ignored cancellation and were abandoned", len(self._abandoned)
+            )
 
     async def _loop(self) -> None:
+        s = self.settings
         clock = self.clock
-        lease_ms = round(self.lease_secs * 1000)
+        lease_ms = round(s.lease_secs * 1000)
+        tick_ms = round(s.tick_secs * 1000)
+        ahead_ms = round(s.claim_ahead * 1000)
         next_recover = 0
-        next_renew = clock.now_ms() + lease_ms // 3
+        repaired = False
         failures = 0
         while not self._stopping:
             self._wake.clear()
+            self._in_pass = True
             now = clock.now_ms()
-            deadline = now + self.tick_ms
+            deadline = now + tick_ms
             try:
-                if self._active and now >= next_renew:
-                    await self._renew()
-                    next_renew = now + lease_ms // 3
                 if now >= next_recover:
-                    report = await self.store.recover(
-                        alive_owner=self.owner, repair=next_recover == 0
-                    )
+                    report = await self.store.recover(held=set(self._active), repair=not repaired)
+                    repaired = True
                     if report.interrupted_run_ids:
                         log.warning(
                             "recovered %d interrupted run(s)", len(report.interrupted_run_ids)
                         )
                     next_recover = now + lease_ms // 2
-                free = self.max_concurrent_runs - len(self._active)
+                free = s.max_concurrent_runs - len(self._active)
                 if free > 0 and not self._stopping:
                     batch = min(free, CLAIM_BATCH)
                     claims = await self.store.claim_due(
-                        self.owner, batch, self.lease_secs, ahead_secs=self.claim_ahead_secs
+                        self.owner, batch, s.lease_secs, ahead_secs=s.claim_ahead
                     )
                     self._admit(claims)
                     if len(claims) == batch:
@@ -221,31 +263,84 @@ class CronScheduler:
                     else:
                         due = await self.store.next_due_at()
                         if due is not None:
-                            deadline = min(deadline, to_ms(due) - self.claim_ahead_ms)
+                            deadline = min(deadline, to_ms(due) - ahead_ms)
                 deadline = min(deadline, next_recover)
-                if self._active:
-                    deadline = min(deadline, next_renew)
                 failures = 0
+                self._store_error = None
+            except StoreUnavailable as exc:
+                failures += 1
+                deadline = now + self._backoff(failures, tick_ms)
+                self._report_store_error(exc)
             except Exception:
                 failures += 1
-                delay = min(self.tick_ms, 250 * 2 ** min(failures, 8))
+                delay = self._backoff(failures, tick_ms)
                 log.exception(
                     "scheduler iteration failed (attempt %d); retrying in %d ms", failures, delay
                 )
                 deadline = now + delay
+            self._in_pass = False
+            self._passes += 1
+            async with self._pass_done:
+                self._pass_done.notify_all()
             await clock.wait(self._wake, deadline)
+        async with self._pass_done:
+            self._pass_done.notify_all()
+
+    @staticmethod
+    def _backoff(failures: int, tick_ms: int) -> int:
+        return int(min(tick_ms, 250 * 2 ** min(failures, 8)))
+
+    def _report_store_error(self, exc: StoreUnavailable) -> None:
+        """One line per distinct store error, repeated at most once a minute."""
+        message = str(exc)
+        now = time.monotonic()
+        last = self._store_error
+        if last is None or last[0] != message or now - last[1] > STORE_ERROR_REPEAT_SECS:
+            log.error("store unavailable, not claiming: %s", message)
+            self._store_error = (message, now)
+
+    # ------------------------------------------------------------------------ leases
+    def _keep_leases(self) -> None:
+        if self._leases is None or self._leases.done():
+            self._renewed_at = time.monotonic()
+            self._leases = self._tasks.spawn(self._renew_loop(), "leases")
+
+    async def _renew_loop(self) -> None:
+        interval_ms = max(1, round(self.settings.lease_secs * 1000 / 3))
+        clock = self.clock
+        while self._active:
+            await clock.wait(self._renew_now, clock.now_ms() + interval_ms)
+            self._renew_now.clear()
+            if self._active:
+                await self._renew()
 
     async def _renew(self) -> None:
-        checking = [a for a in self._active.values() if not a.settled]
-        held = await self.store.renew_leases(self.owner, self.lease_secs)
-        for active in checking:
-            if active.claim.run_id not in held and not active.settled:
-                log.error(
-                    "job %s run %s: lease lost (recovered elsewhere); cancelling it",
-                    active.claim.job_name,
-                    active.claim.run_id,
-                )
-                self._cancel(active, "lease_lost")
+        """Renew the leases of every run in flight; a run someone else recovered (this process
+        paused longer than its lease, say) is cancelled at once, and so is every run when
+        renewal has failed for longer than a lease (another node may have taken them)."""
+        ids = list(self._active)
+        lease = self.settings.lease_secs
+        try:
+            held = await self.store.renew_leases(self.owner, lease, ids)
+        except Exception as exc:  # noqa: BLE001 - logged; a lease kept failing cancels the runs
+            silent = time.monotonic() - self._renewed_at
+            log.error("renewing %d lease(s) failed: %s", len(ids), exc)
+            if silent > lease:
+                for active in list(self._active.values()):
+                    if not active.settled:
+                        active.log.error(
+                            "lease not renewed for %.1fs (longer than the lease); another "
+                            "scheduler may have taken the run over, so it is cancelled",
+                            silent,
+                        )
+                        self._cancel(active, "lease_lost")
+            return
+        self._renewed_at = time.monotonic()
+        for run_id in ids:
+            lost = self._active.get(run_id)
+            if lost is not None and run_id not in held and not lost.settled:
+                lost.log.error("lease lost (recovered elsewhere); cancelling it")
+                self._cancel(lost, "lease_lost")
 
     # ------------------------------------------------------------------------ runs
     def _admit(self, claims: list[Claim]) -> None:
@@ -260,21 +355,21 @@ class CronScheduler:
                 gate = gates.get(start)
                 if gate is None:
                     gate = gates[start] = asyncio.Event()
-                    timer = asyncio.create_task(
-                        self._open_at(start, gate), name=f"starpod-cron:start-at:{start}"
-                    )
-                    self._gate_timers.add(timer)
-                    timer.add_done_callback(self._gate_timers.discard)
+                    self._tasks.spawn(self._open_at(start, gate), f"start-at:{start}")
             self._spawn(claim, gate, max(start, now))
 
     async def _open_at(self, start_ms: int, gate: asyncio.Event) -> None:
         await self.clock.wait(self._never, start_ms)
         gate.set()
+        # Renew at once: the store then knows these runs' holder was alive at their start,
+        # so a crash from now on counts as an attempt (recovery spares runs that never began).
+        self._renew_now.set()
 
-    def _spawn(
-        self, claim: Claim, gate: asyncio.Event | None = None, start_ms: int | None = None
-    ) -> _Active:
-        active = _Active(claim, time.monotonic())
+    def _spawn(self, claim: Claim, gate: asyncio.Event | None, start_ms: int) -> _Active:
+        deadline = start_ms + round(claim.timeout_secs * 1000)
+        active = _Active(
+            claim, run_log(log, claim.job_name, claim.run_id), deadline, time.monotonic()
+        )
         self._active[claim.run_id] = active
         ctx = JobContext(
             prompt=claim.prompt,
@@ -292,8 +387,8 @@ class CronScheduler:
         )
         active.task = task
         task.add_done_callback(lambda _: self._settle(active))
-        start = self.clock.now_ms() if start_ms is None else start_ms
-        self._watchdog.watch(active, start + round(claim.timeout_secs * 1000))
+        self._watchdog.watch(active, deadline)
+        self._keep_leases()
         return active
 
     async def _call(
@@ -303,14 +398,15 @@ class CronScheduler:
             await gate.wait()
         active.begun = True
         active.started = time.monotonic()
-        log.info(
-            "job %s run %s: started (attempt %d, scheduled for %s)",
-            ctx.job_name,
-            ctx.run_id,
-            ctx.attempt,
-            ctx.scheduled_for,
+        active.log.info(
+            "started (attempt %d, scheduled for %s)", ctx.attempt, ctx.scheduled_for, action="start"
         )
-        result = await self.executor(ctx)
+        try:
+            result = await self.executor(ctx)
+        except SystemExit as exc:
+            raise ExecutorExited(f"the executor called sys.exit({exc.code!r})") from None
+        except KeyboardInterrupt:
+            raise ExecutorExited("the executor raised KeyboardInterrupt") from None
         if not isinstance(result, JobResult):
             raise TypeError(f"executor returned {type(result).__name__}, expected JobResult")
         return result
@@ -324,20 +420,22 @@ class CronScheduler:
         active.reason = active.reason or reason
         assert active.task is not None
         active.task.cancel()
-        asyncio.get_running_loop().call_later(self.cancel_grace_secs, self._abandon, active)
+        asyncio.get_running_loop().call_later(
+            self.settings.cancel_grace_secs, self._abandon, active
+        )
 
     def _abandon(self, active: _Active) -> None:
         """An executor that ignores cancellation is left behind; its run is still recorded."""
         if active.settled:
             return
-        log.error(
-            "job %s run %s: executor ignored cancellation for %ss; abandoning it",
-            active.claim.job_name,
-            active.claim.run_id,
-            self.cancel_grace_secs,
+        active.log.error(
+            "executor ignored cancellation for %ss; abandoning it",
+            self.settings.cancel_grace_secs,
+            action="abandon",
         )
         assert active.task is not None
-        self._keep(active.task)
+        self._abandoned.add(active.task)
+        active.task.add_done_callback(self._abandoned.discard)
         self._settle(active)
 
     def _settle(self, active: _Active) -> None:
@@ -345,60 +443,38 @@ class CronScheduler:
         if active.settled:
             return
         active.settled = True
+        self._watchdog.discard(active)
         if active.reason == "lease_lost":
             self._finish(active)
             return
-        completion, text, session_id = self._outcome(active)
+        completion = self._outcome(active)
         self._completions.submit(
-            completion, lambda answer: self._recorded(active, completion, text, session_id, answer)
+            completion, lambda answer: self._recorded(active, completion, answer)
         )
 
     def _recorded(
-        self,
-        active: _Active,
-        completion: Completion,
-        text: str,
-        session_id: str,
-        answer: bool | BaseException,
+        self, active: _Active, completion: Completion, answer: bool | BaseException
     ) -> None:
-        claim = active.claim
         if isinstance(answer, BaseException):
-            log.error(
-                "job %s run %s: could not be recorded (%s); its lease will expire and it "
-                "will be retried",
-                claim.job_name,
-                claim.run_id,
+            active.log.error(
+                "its outcome (%s) could not be recorded (%s); it stays 'running' in the store "
+                "until its lease expires, then it is recovered as interrupted",
+                completion.status.value,
                 answer,
+                action="record",
             )
         elif not answer:
-            log.error(
-                "job %s run %s: finished but no longer leased here; result dropped",
-                claim.job_name,
-                claim.run_id,
+            active.log.error(
+                "finished but no longer leased here (recovered elsewhere); result refused",
+                action="record",
             )
         else:
-            log.info(
-                "job %s run %s: %s in %.3fs",
-                claim.job_name,
-                claim.run_id,
+            active.log.info(
+                "%s in %.3fs",
                 completion.status.value,
                 time.monotonic() - active.started,
+                action="record",
             )
-            if self._notifier is not None and completion.status is not RunStatus.INTERRUPTED:
-                self._keep(
-                    asyncio.create_task(
-                        deliver(
-                            self._notifier,
-                            claim.job_name,
-                            session_id,
-                            text,
-                            completion.status is RunStatus.SUCCESS,
-                            run_id=claim.run_id,
-                            timeout_secs=self.notify_timeout_secs,
-                        ),
-                        name=f"starpod-cron:notify:{claim.job_name}:{claim.run_id}",
-                    )
-                )
         self._finish(active)
 
     def _finish(self, active: _Active) -> None:
@@ -406,31 +482,38 @@ class CronScheduler:
         active.done.set()
         self._wake.set()
 
-    def _outcome(self, active: _Active) -> tuple[Completion, str, str]:
-        run_id = active.claim.run_id
+    def _outcome(self, active: _Active) -> Completion:
+        claim = active.claim
+        run_id = claim.run_id
         task = active.task
-        if active.reason == "timeout":
-            text = f"timed out after {active.claim.timeout_secs:g}s"
-            return Completion(run_id, RunStatus.TIMEOUT, error=text), text, ""
-        if not active.begun:
-            text = "interrupted: the scheduler stopped before the run's fire time"
-            return (
-                Completion(run_id, RunStatus.INTERRUPTED, error=text, count_attempt=False),
-                text,
-                "",
-            )
         assert task is not None
-        if task.cancelled() or not task.done():
-            text = "interrupted: the scheduler stopped before the run finished"
-            return (
-                Completion(run_id, RunStatus.INTERRUPTED, error=text, count_attempt=False),
-                text,
-                "",
-            )
+        if active.reason is None and active.begun and task.done():
+            overrun = self.clock.now_ms() - active.deadline_ms
+            if overrun > LATE_MS:  # the watchdog could not fire: the loop was blocked
+                error = (
+                    f"timed out: ran {claim.timeout_secs + overrun / 1000:.1f}s, over its timeout "
+                    f"of {claim.timeout_secs:g}s, while blocking the event loop"
+                )
+                return Completion(run_id, RunStatus.TIMEOUT, error=error)
+        if active.reason == "timeout":
+            error = f"timed out after {claim.timeout_secs:g}s"
+            return Completion(run_id, RunStatus.TIMEOUT, error=error)
+        if not active.begun:
+            error = "interrupted: the scheduler stopped before the run's fire time"
+            return Completion(run_id, RunStatus.INTERRUPTED, error=error, count_attempt=False)
+        if not task.done():  # abandoned while stopping
+            error = "interrupted: the scheduler stopped before the run finished"
+            return Completion(run_id, RunStatus.INTERRUPTED, error=error, count_attempt=False)
+        if task.cancelled():
+            if active.reason == "stopping":
+                error = "interrupted: the scheduler stopped before the run finished"
+                return Completion(run_id, RunStatus.INTERRUPTED, error=error, count_attempt=False)
+            error = "the executor was cancelled by something other than the scheduler"
+            return Completion(run_id, RunStatus.FAILED, error=error)
         exc = task.exception()
         if exc is None:
             result = task.result()
-            done = Completion(
+            return Completion(
                 run_id,
                 RunStatus.SUCCESS,
                 summary=result.summary,
@@ -438,41 +521,61 @@ class CronScheduler:
                 prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens,
             )
-            return done, result.summary, result.session_id
         text = f"{type(exc).__name__}: {exc}"
-        log.warning("job %s run %s: failed: %s", active.claim.job_name, run_id, text)
+        active.log.warning("failed: %s", text, action="fail")
         if isinstance(exc, JobError):
-            done = Completion(
+            return Completion(
                 run_id,
                 RunStatus.FAILED,
                 error=text,
                 permanent=exc.permanent,
                 retry_after_secs=exc.retry_after,
             )
-            return done, text, ""
-        return Completion(run_id, RunStatus.FAILED, error=text), text, ""
-
-    def _keep(self, task: asyncio.Task[Any]) -> None:
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
+        return Completion(run_id, RunStatus.FAILED, error=text)
 
     # ------------------------------------------------------------------- manual runs
     async def run_now(self, job_id: str) -> CronRun:
         """Run the job now through the executor (a MANUAL run) and return the recorded run.
 
-        Works whether or not the loop is started. Raises JobNotFound or JobAlreadyRunning.
+        Works whether or not the loop is started; the run gets the same short, renewed lease
+        as a scheduled one, so a process killed mid-run does not block the job. Raises
+        JobNotFound or JobAlreadyRunning.
         """
         job = await self.store.get_job(job_id)
         if job is None:
             raise JobNotFound(f"no job with id {job_id!r}")
-        run_id = await self.store.record_run_start(
-            job_id, lease_secs=job.timeout_secs + 60, owner=self.owner
-        )
+        lease = self.settings.lease_secs
+        run_id = await self.store.record_run_start(job_id, lease_secs=lease, owner=self.owner)
         now = self.clock.now_ms()
-        lease_until = now + round((job.timeout_secs + 60) * 1000)
-        claim = Claim.manual(run_id, job, from_ms(now), lease_until)
-        active = self._spawn(claim)
+        active = self._spawn(_manual_claim(run_id, job, now, now + round(lease * 1000)), None, now)
         await active.done.wait()
         run = await self.store.get_run(run_id)
         assert run is not None
         return run
+
+
+def _manual_claim(run_id: str, job: CronJob, now_ms: int, lease_until_ms: int) -> Claim:
+    now: datetime = from_ms(now_ms)
+    return Claim(
+        run_id,
+        job.id,
+        job.name,
+        job.prompt,
+        job.session_mode,
+        job.user_id,
+        job.timeout_secs,
+        now,
+        1,
+        RunTrigger.MANUAL,
+        now,
+        lease_until_ms,
+    )
+
+
+async def _wait_all(events: list[asyncio.Event], within: float) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events if not e.is_set()]
+    if not waits:
+        return
+    _, pending = await asyncio.wait(waits, timeout=within)
+    for waiter in pending:
+        waiter.cancel()

@@ -20,12 +20,14 @@ from functools import lru_cache
 from typing import ClassVar
 
 from cronsim import CronSim, CronSimError
+from cronsim.cronsim import FIELD_NAMES, RANGES
 from dateutil.parser import isoparse
 
 from .errors import InvalidSchedule
-from .timeutil import from_ms, resolve_local, to_ms, zone
+from .timeutil import EPOCH, MAX_INSTANT, from_ms, resolve_local, to_ms, zone
 
 MIN_INTERVAL_MS = 1000
+MAX_INTERVAL_MS = 100 * 365 * 86_400_000
 
 _ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -116,12 +118,19 @@ class OneShot(Schedule):
             return cls(at.isoformat())
         if not isinstance(at, str) or not at.strip():
             raise InvalidSchedule("one-shot time must be an ISO 8601 string or a datetime")
+        if len(at) > 100:
+            raise InvalidSchedule("one-shot time is too long to be an ISO 8601 time")
         try:
-            _parse_iso(at.strip())
+            parsed = _parse_iso(at.strip())
         except (ValueError, OverflowError) as exc:
             raise InvalidSchedule(
                 f"one-shot time {at!r} is not ISO 8601 (e.g. '2026-12-01T09:00:00+01:00')"
             ) from exc
+        naive = parsed.replace(tzinfo=None)
+        if not EPOCH.replace(tzinfo=None) < naive < MAX_INSTANT.replace(tzinfo=None):
+            raise InvalidSchedule(
+                f"one-shot time {at!r} is out of range: give a time between 1970 and 9000"
+            )
         return cls(at.strip())
 
     def instant(self, timezone: str | None) -> datetime:
@@ -160,13 +169,16 @@ class Interval(Schedule):
     @classmethod
     def build(cls, every_ms: int, anchor: datetime | None) -> Interval:
         if isinstance(every_ms, bool) or not isinstance(every_ms, int):
-            raise InvalidSchedule("interval every_ms must be an integer number of milliseconds")
+            raise InvalidSchedule("an interval must be a whole number of milliseconds")
         if every_ms < MIN_INTERVAL_MS:
             raise InvalidSchedule(
-                f"interval every_ms={every_ms} is too short: the minimum is {MIN_INTERVAL_MS} ms"
+                f"an interval of {format_duration_ms(max(every_ms, 0))} is too short: jobs can "
+                "repeat at most once a second"
             )
-        if anchor is not None and anchor.tzinfo is None:
-            raise InvalidSchedule("interval anchor must be an aware datetime")
+        if every_ms > MAX_INTERVAL_MS:
+            raise InvalidSchedule("an interval can be at most 100 years (36500d)")
+        if anchor is not None and (anchor.tzinfo is None or not EPOCH <= anchor < MAX_INSTANT):
+            raise InvalidSchedule("an interval anchor must be an aware time between 1970 and 9000")
         return cls(every_ms=every_ms, anchor_ms=None if anchor is None else to_ms(anchor))
 
     def anchored(self, anchor_ms: int) -> Interval:
@@ -209,6 +221,8 @@ class Cron(Schedule):
     def parse(cls, expr: str) -> Cron:
         if not isinstance(expr, str):
             raise InvalidSchedule("cron expression must be a string")
+        if len(expr) > 200:
+            raise InvalidSchedule(f"cron expression is {len(expr)} characters; the limit is 200")
         normalized = " ".join(expr.split())
         _compile(normalized)
         return cls(normalized)
@@ -291,8 +305,34 @@ def _compile(expr: str) -> tuple[str, frozenset[int]]:
     try:
         parsed = CronSim(f"{seconds_field} {minute_expr}", _REFERENCE)
     except CronSimError as exc:
-        raise InvalidSchedule(f"invalid cron expression {expr!r}: {exc}") from exc
+        raise InvalidSchedule(
+            _cron_problem(expr, [seconds_field, *minute_expr.split()], exc)
+        ) from exc
     return minute_expr, frozenset(parsed.seconds)
+
+
+_FIELD_HINTS = {
+    "month": " or JAN-DEC",
+    "day-of-week": " (0 and 7 are Sunday) or SUN-SAT",
+}
+
+
+def _cron_problem(expr: str, fields: list[str], exc: CronSimError) -> str:
+    """cronsim's terse "Bad minute" as a message naming the field, its value and its range."""
+    message = str(exc)
+    for index, name in enumerate(FIELD_NAMES):
+        if message == f"Bad {name}":
+            values = RANGES[index]
+            value = fields[index]
+            hint = _FIELD_HINTS.get(name, "")
+            if name == "day-of-month" and value not in ("*", "?"):
+                hint = " (and a month that has that day)"
+            return (
+                f"invalid cron expression {expr!r}: the {name} field {value!r} is not valid; "
+                f"use {values.start}-{values.stop - 1}{hint}, ranges (1-5), lists (1,3) "
+                "or steps (*/15)"
+            )
+    return f"invalid cron expression {expr!r}: {message}"
 
 
 def format_duration_ms(ms: int) -> str:

@@ -13,6 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import InvalidTimezone
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
+"""No schedule fires at or after this instant (leaves room for any zone's offset and for
+arithmetic on times near it, which overflows at the year 9999)."""
+MAX_ZONE_CHARS = 64
 _MS = timedelta(milliseconds=1)
 
 
@@ -32,16 +36,26 @@ def opt_from_ms(ms: int | None) -> datetime | None:
     return None if ms is None else from_ms(ms)
 
 
-@lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
     """The IANA zone called ``name``; raises :class:`InvalidTimezone` for anything else."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidTimezone("time zone must be a non-empty IANA name such as 'Europe/Rome'")
+    return _zone(name)
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    if len(name) > MAX_ZONE_CHARS:
+        raise InvalidTimezone(
+            f"time zone name is {len(name)} characters long; IANA names such as "
+            f"'Europe/Rome' have at most {MAX_ZONE_CHARS}"
+        )
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        shown = name if len(name) <= 40 else name[:39] + "…"
         raise InvalidTimezone(
-            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Rome' or 'UTC'"
+            f"unknown time zone {shown!r}: use an IANA name such as 'Europe/Rome' or 'UTC'"
         ) from exc
 
 

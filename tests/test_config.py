@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from starpod_cron import ConfigError, CronScheduler, CronStore, JobContext, JobResult, Schedule
+from starpod_cron import (
+    ConfigError,
+    CronScheduler,
+    CronStore,
+    JobContext,
+    JobResult,
+    Schedule,
+    SchedulerSettings,
+    StoreSettings,
+)
 from starpod_cron.config import AgentConfig, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,24 +24,36 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_defaults_match_the_documentation() -> None:
     config = parse_config("")
     assert config == AgentConfig()
-    c = config.cron
-    assert (c.default_max_retries, c.default_timeout_secs, c.max_concurrent_runs) == (3, 7200, 4)
-    assert (c.tick_secs, c.timezone, c.runs_keep_per_job, c.shutdown_timeout_secs) == (
-        30,
-        "UTC",
-        200,
-        30,
+    assert config.store_settings == StoreSettings() and config.scheduler == SchedulerSettings()
+    st, sc = config.store_settings, config.scheduler
+    assert (st.default_max_retries, st.default_timeout_secs, sc.max_concurrent_runs) == (
+        3,
+        7200,
+        4,
     )
+    assert (sc.tick_secs, st.default_timezone, st.runs_keep_per_job) == (30, "UTC", 200)
+    assert (sc.shutdown_timeout_secs, sc.lease_secs, sc.claim_ahead) == (30, 30, 1)
     assert config.store.url == "starpod-cron.db"
 
 
 def test_the_example_file_loads_and_sets_every_key() -> None:
     config = load_config(ROOT / "agent.toml.example")
-    assert config.cron.timezone == "Europe/Rome"
+    assert config.store_settings.default_timezone == "Europe/Rome"
+    assert config.base_dir == ROOT
     documented = (ROOT / "agent.toml.example").read_text()
     assert config.executor.kind == "openai" and config.executor.model == "llama3.2"
-    for section in (config.cron, config.store, config.executor, config.gateway, config.telegram):
+    sections = (
+        config.store_settings,
+        config.scheduler,
+        config.store,
+        config.executor,
+        config.gateway,
+        config.telegram,
+    )
+    renamed = {"default_timezone": "timezone"}
+    for section in sections:
         for key in type(section).__dataclass_fields__:
+            key = renamed.get(key, key)
             assert f"{key} =" in documented, f"agent.toml.example does not document {key}"
 
 
@@ -45,7 +66,10 @@ def test_the_example_file_loads_and_sets_every_key() -> None:
         ("[cron]\ndefault_max_retries = 2.5", "default_max_retries: expected an integer"),
         ("[cron]\ndefault_max_retries = true", "default_max_retries: expected an integer"),
         ("[cron]\ntimezone = 'Mars/Base'", "timezone"),
-        ("[cron]\nmax_concurrent_runs = 0", "max_concurrent_runs: must be greater than 0"),
+        ("[cron]\nmax_concurrent_runs = 0", "max_concurrent_runs: must be at least 1"),
+        ("[cron]\nlease_secs = 10\nclaim_ahead_secs = 10", "claim_ahead_secs: must be shorter"),
+        ("[executor]\nkind = 'command'\nargv = ['x']\nmodel = 'gpt'", "model: applies to"),
+        ("[gateway]\nport = 70000", "[gateway] port: must be"),
         ("[cron]\nretry_backoff_secs = 30", "retry_backoff_secs: expected a list"),
         ("[cron]\nretry_backoff_secs = []", "retry_backoff_secs"),
         ("[store]\nsynchronous = 'off'", "synchronous"),
@@ -69,16 +93,17 @@ async def test_config_drives_store_and_scheduler(tmp_path: Path) -> None:
         "[cron]\ndefault_max_retries = 7\ndefault_timeout_secs = 60\ntimezone = 'Asia/Tokyo'\n"
         "max_concurrent_runs = 9\nretry_backoff_secs = [1, 2]\n"
     )
-    store = await CronStore.open(str(tmp_path / "c.db"), settings=config.store_settings())
+    store = await CronStore.open(str(tmp_path / "c.db"), settings=config.store_settings)
 
     async def executor(ctx: JobContext) -> JobResult:
         return JobResult("", "")
 
-    scheduler = CronScheduler(store, executor, **config.scheduler_options())
+    scheduler = CronScheduler(store, executor, config.scheduler)
     try:
         job = await store.get_job(await store.add_job("j", "p", Schedule.cron("0 9 * * *")))
         assert job is not None
         assert (job.max_retries, job.timeout_secs, job.timezone) == (7, 60, "Asia/Tokyo")
-        assert scheduler.max_concurrent_runs == 9
+        assert scheduler.settings.max_concurrent_runs == 9
+        assert store.settings.retry_backoff_secs == (1, 2)
     finally:
         await store.close()

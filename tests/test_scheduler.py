@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from starpod_cron import (
+    ConfigError,
     CronScheduler,
     CronStore,
     JobContext,
@@ -19,6 +21,8 @@ from starpod_cron import (
     RunStatus,
     RunTrigger,
     Schedule,
+    SchedulerSettings,
+    StoreSettings,
     SystemClock,
 )
 from tests.conftest import START, until
@@ -64,7 +68,6 @@ async def scheduler(
         recorder,
         tick_secs=30,
         max_concurrent_runs=4,
-        clock=clock,
         shutdown_timeout_secs=0.2,
         cancel_grace_secs=0.5,
     )
@@ -152,7 +155,7 @@ async def test_a_hung_executor_is_cancelled_at_its_timeout_while_others_fire(
                 raise
         return await recorder(ctx)
 
-    scheduler = CronScheduler(store, executor, clock=clock, max_concurrent_runs=2)
+    scheduler = CronScheduler(store, executor, max_concurrent_runs=2)
     hung = await store.add_job_full(
         "hung",
         "p",
@@ -190,7 +193,7 @@ async def test_executor_ignoring_cancellation_does_not_block(
                 continue
         return JobResult("s", "finished anyway")
 
-    scheduler = CronScheduler(store, stubborn, clock=clock, cancel_grace_secs=0.1)
+    scheduler = CronScheduler(store, stubborn, cancel_grace_secs=0.1)
     job_id = await store.add_job_full(
         "stubborn",
         "p",
@@ -277,7 +280,7 @@ async def test_executor_must_return_a_job_result(store: CronStore, clock: Manual
     async def sloppy(ctx: JobContext) -> JobResult:
         return "done"  # type: ignore[return-value]
 
-    scheduler = CronScheduler(store, sloppy, clock=clock)
+    scheduler = CronScheduler(store, sloppy)
     job_id = await store.add_job_full(
         "sloppy", "p", Schedule.interval(every_ms=1000), max_retries=0
     )
@@ -300,7 +303,7 @@ async def test_notifier_gets_each_finished_run_with_a_short_summary(
         notes.append((job_name, session_id, text, success))
 
     recorder.fail = lambda ctx: ValueError("nope") if ctx.job_name == "bad" else None
-    scheduler = CronScheduler(store, recorder, clock=clock).with_notifier(notifier)
+    scheduler = CronScheduler(store, recorder).with_notifier(notifier)
     long_prompt = "ü" * 2000
     await store.add_job("long", long_prompt, Schedule.one_shot(START + timedelta(seconds=1)))
     await store.add_job_full(
@@ -331,7 +334,7 @@ async def test_a_broken_or_hung_notifier_never_blocks_the_scheduler(
         await asyncio.Event().wait()  # hangs forever
 
     scheduler = CronScheduler(
-        store, recorder, clock=clock, notify_timeout_secs=0.2, cancel_grace_secs=0.1
+        store, recorder, notify_timeout_secs=0.2, cancel_grace_secs=0.1
     ).with_notifier(notifier)
     job_id = await store.add_job("tick", "p", Schedule.interval(every_ms=1000))
     scheduler.start()
@@ -350,7 +353,7 @@ async def test_stop_waits_for_quick_runs(store: CronStore, clock: ManualClock) -
         await asyncio.sleep(0.2)
         return JobResult("s", "finished")
 
-    scheduler = CronScheduler(store, quick, clock=clock, shutdown_timeout_secs=5)
+    scheduler = CronScheduler(store, quick, shutdown_timeout_secs=5)
     job_id = await store.add_job("quick", "p", Schedule.interval(every_ms=1000))
     scheduler.start()
     clock.advance(1)
@@ -369,7 +372,7 @@ async def test_stop_interrupts_long_runs_and_the_next_start_retries_them(
     job_id = await store.add_job_full(
         "long", "p", Schedule.one_shot(START + timedelta(seconds=1)), max_retries=0
     )
-    first = CronScheduler(store, recorder, clock=clock, shutdown_timeout_secs=0.1)
+    first = CronScheduler(store, recorder, shutdown_timeout_secs=0.1)
     first.start()
     clock.advance(1)
     await until(lambda: recorder.running == 1)
@@ -381,7 +384,7 @@ async def test_stop_interrupts_long_runs_and_the_next_start_retries_them(
     assert job is not None and job.enabled and job.retry_at is not None
 
     recorder.block = False
-    second = CronScheduler(store, recorder, clock=clock)
+    second = CronScheduler(store, recorder)
     second.start()
     try:
         await until(lambda: len(recorder.calls) == 2, what="the interrupted run to be retried")
@@ -435,7 +438,7 @@ async def test_run_now_records_a_manual_run(
     async def notifier(job_name: str, session_id: str, text: str, success: bool) -> None:
         notes.append(text)
 
-    scheduler = CronScheduler(store, recorder, clock=clock).with_notifier(notifier)
+    scheduler = CronScheduler(store, recorder).with_notifier(notifier)
     job_id = await store.add_job("later", "hello", Schedule.cron("0 0 1 1 *"))
     run = await scheduler.run_now(job_id)
     assert run.status is RunStatus.SUCCESS and run.trigger is RunTrigger.MANUAL
@@ -444,31 +447,41 @@ async def test_run_now_records_a_manual_run(
     await scheduler.stop()
 
 
-async def test_scheduler_zone_is_the_default_for_new_jobs(
-    store: CronStore, recorder: Recorder, clock: ManualClock
+async def test_the_store_zone_is_the_default_and_the_scheduler_changes_no_store_setting(
+    tmp_path: Path, recorder: Recorder, clock: ManualClock
 ) -> None:
-    CronScheduler(store, recorder, timezone="Europe/Rome", clock=clock)
-    job = await store.get_job(await store.add_job("j", "p", Schedule.cron("0 9 * * *")))
-    assert job is not None and job.timezone == "Europe/Rome"
-    assert job.next_run_at == START.replace(day=22, hour=8)
+    settings = StoreSettings(default_timezone="Europe/Rome")
+    async with CronStore.open(str(tmp_path / "z.db"), settings=settings, clock=clock) as store:
+        scheduler = CronScheduler(store, recorder, SchedulerSettings(tick_secs=5))
+        assert store.settings is settings and scheduler.clock is store.clock is clock
+        job = await store.get_job(await store.add_job("j", "p", Schedule.cron("0 9 * * *")))
+        assert job is not None and job.timezone == "Europe/Rome"
+        assert job.next_run_at == START.replace(day=22, hour=8)
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(tick_secs=0), dict(max_concurrent_runs=0), dict(lease_secs=0), dict(timezone="Nope/X")],
+    [dict(tick_secs=0), dict(max_concurrent_runs=0), dict(lease_secs=0), dict(claim_ahead_secs=60)],
 )
 async def test_bad_scheduler_options_are_rejected(
     store: CronStore, recorder: Recorder, kwargs: dict[str, object]
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
         CronScheduler(store, recorder, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        SchedulerSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_bad_store_zone_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown time zone 'Nope/X'"):
+        StoreSettings(default_timezone="Nope/X")
 
 
 async def test_fires_claimed_ahead_run_exactly_on_time_and_stop_hands_them_back(
     store: CronStore, recorder: Recorder, clock: ManualClock
 ) -> None:
     job_id = await store.add_job("soon", "p", Schedule.one_shot(START + timedelta(seconds=10)))
-    first = CronScheduler(store, recorder, clock=clock, claim_ahead_secs=2)
+    first = CronScheduler(store, recorder, claim_ahead_secs=2)
     first.start()
     clock.advance(8.5)  # within two seconds of the fire: claimed now, started at +10 s
     await until(lambda: first.running_count == 1, what="the claim ahead")
@@ -480,7 +493,7 @@ async def test_fires_claimed_ahead_run_exactly_on_time_and_stop_hands_them_back(
     job = await store.get_job(job_id)
     assert job is not None and job.retry_at == START + timedelta(seconds=10)
 
-    second = CronScheduler(store, recorder, clock=clock, claim_ahead_secs=2)
+    second = CronScheduler(store, recorder, claim_ahead_secs=2)
     second.start()
     try:
         await asyncio.sleep(0.05)

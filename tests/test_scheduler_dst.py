@@ -38,7 +38,7 @@ async def test_scheduler_across_dst(tmp_path: Path, zone: str, start: datetime, 
         fired.append((ctx.job_name, ctx.scheduled_for))
         return JobResult("", "ok")
 
-    scheduler = CronScheduler(store, executor, clock=clock, max_concurrent_runs=8)
+    scheduler = CronScheduler(store, executor, max_concurrent_runs=8)
     for name, expr in [
         ("fixed-0230", "30 2 * * *"),
         ("fixed-0130", "30 1 * * *"),

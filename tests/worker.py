@@ -34,6 +34,7 @@ async def fire(db: str, out: str, seconds: float) -> None:
 
 async def hang(db: str, marker: str) -> None:
     async def executor(ctx: JobContext) -> JobResult:
+        await asyncio.sleep(0.1)  # well into the run: its start is on record (lease renewed)
         Path(marker + ".tmp").write_text(ctx.run_id)
         os.replace(marker + ".tmp", marker)  # atomic: the test never reads a half-written id
         await asyncio.Event().wait()

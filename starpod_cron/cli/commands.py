@@ -1,22 +1,26 @@
-"""The ``jobs`` commands. Each takes parsed options, makes library calls and returns an Output;
-nothing here schedules anything itself."""
+"""The ``jobs`` commands. Each takes parsed options, makes library calls (the same operations
+the gateway uses, as the local operator) and returns an Output; nothing here schedules."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import durations
+from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
 from ..errors import InvalidInput, JobNotFound
-from ..models import UNSET, CronJob, CronRun, JobUpdate, MisfirePolicy, RunStatus, SessionMode
+from ..jobfields import JobFields
+from ..models import CronJob, CronRun, RunStatus
+from ..operations import JobOperations
 from ..schedules import Schedule
 from ..store.base import CronStore
 from ..timeutil import check_zone, from_ms
-from . import parse
 from .render import (
     Output,
     iso,
@@ -25,6 +29,7 @@ from .render import (
     relative,
     schedule_human,
     schedule_text,
+    tokens,
     when,
 )
 
@@ -43,14 +48,24 @@ class Context:
     def now(self) -> datetime:
         return from_ms(self.store.clock.now_ms())
 
+    @property
+    def ops(self) -> JobOperations:
+        return JobOperations(self.store)
+
 
 async def find_jobs(c: Context, names: list[str]) -> list[CronJob]:
-    """Every named job, or JobNotFound naming all missing ones (before anything is changed)."""
-    found = [(name, await c.store.get_job_by_name(name)) for name in names]
-    missing = [name for name, job in found if job is None]
+    """Every named job (by name or id), before anything is changed; JobNotFound names all
+    the missing ones."""
+    found: list[CronJob] = []
+    missing: list[str] = []
+    for name in names:
+        try:
+            found.append(await c.ops.find(LOCAL_ADMIN, name))
+        except LookupError:
+            missing.append(name)
     if missing:
         raise JobNotFound("no job named " + ", ".join(repr(m) for m in missing))
-    return [job for _, job in found if job is not None]
+    return found
 
 
 def job_data(job: CronJob, c: Context) -> dict[str, Any]:
@@ -58,7 +73,8 @@ def job_data(job: CronJob, c: Context) -> dict[str, Any]:
     return {
         "name": job.name,
         "id": job.id,
-        "schedule": schedule_text(job.schedule),
+        "description": job.description,
+        "schedule": schedule_text(job.schedule, job.timezone),
         "schedule_kind": job.schedule.kind,
         "schedule_human": schedule_human(job.schedule, job.timezone),
         "timezone": job.timezone,
@@ -67,6 +83,24 @@ def job_data(job: CronJob, c: Context) -> dict[str, Any]:
         "last_run": iso(job.last_run_at, tz),
         "last_status": job.last_status.value if job.last_status else None,
         "user_id": job.user_id,
+    }
+
+
+def run_data(run: CronRun, tz: str) -> dict[str, Any]:
+    return {
+        "job_name": run.job_name,
+        "run_id": run.id,
+        "status": run.status.value,
+        "run_at": iso(run.started_at, tz),
+        "scheduled_for": iso(run.scheduled_for, tz),
+        "completed_at": iso(run.completed_at, tz),
+        "duration_ms": run.duration_ms,
+        "attempt": run.attempt,
+        "trigger": run.trigger.value,
+        "error": run.error,
+        "result": _preview(run.result_summary),
+        "prompt_tokens": run.prompt_tokens,
+        "completion_tokens": run.completion_tokens,
     }
 
 
@@ -85,8 +119,8 @@ async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
     out.columns = ["NAME", "SCHEDULE", "IN WORDS", "ENABLED", "NEXT RUN", "LAST STATUS"]
     out.rows = [
         [
-            j.name,
-            schedule_text(j.schedule),
+            j.name if not j.description else f"{j.name} ({_one_line(j.description, 40)})",
+            schedule_text(j.schedule, c.tz(j.timezone)),
             schedule_human(j.schedule, j.timezone),
             "yes" if j.enabled else "no",
             when(j.next_run_at, c.tz(j.timezone), now),
@@ -101,8 +135,11 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
     (job,) = await find_jobs(c, [args.name])
     tz = c.tz(job.timezone)
     now = c.now()
-    last = await c.store.list_runs(job.id, 1)
-    upcoming = next_fires(job, 5, now)
+    history = await c.store.list_runs(job.id, c.store.settings.runs_keep_per_job)
+    last = history[0] if history else None
+    total_in = sum(r.prompt_tokens or 0 for r in history)
+    total_out = sum(r.completion_tokens or 0 for r in history)
+    upcoming = next_fires(job, 5)
     data = job_data(job, c) | {
         "prompt": job.prompt,
         "delete_after_run": job.delete_after_run,
@@ -118,14 +155,22 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         "last_error": job.last_error,
         "run_count": job.run_count,
         "running": job.running_run_id is not None,
-        "last_run_result": _preview(last[0].result_summary) if last else None,
+        "last_run_result": _preview(last.result_summary) if last else None,
+        "last_run_tokens": None
+        if last is None
+        else {"prompt": last.prompt_tokens, "completion": last.completion_tokens},
+        "history_tokens": {"prompt": total_in, "completion": total_out, "runs": len(history)},
     }
     out = Output(data, "presentation_card", f"Job: {job.name}")
     out.fields = [
         ("name", job.name),
         ("id", job.id),
+        ("description", job.description or "-"),
         ("prompt", job.prompt),
-        ("schedule", f"{schedule_text(job.schedule)}  ({data['schedule_human']})"),
+        (
+            "schedule",
+            f"{schedule_text(job.schedule, tz)}  ({data['schedule_human']})",
+        ),
         ("timezone", job.timezone),
         ("enabled", "yes" if job.enabled else "no"),
         ("next runs", "\n".join(when(t, tz, now) for t in upcoming) or "-"),
@@ -133,6 +178,11 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         ("last status", data["last_status"] or "-"),
         ("last error", job.last_error or "-"),
         ("run count", str(job.run_count)),
+        (
+            "tokens",
+            f"last run {tokens(last.prompt_tokens, last.completion_tokens) if last else '-'}; "
+            f"last {len(history)} run(s) {tokens(total_in or None, total_out or None)}",
+        ),
         (
             "retries",
             f"{job.retry_count} of {job.max_retries} used"
@@ -160,36 +210,32 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
     status = RunStatus(args.status) if args.status else None
     runs = await c.store.list_recent_runs(args.limit, job_id=job_id, status=status)
     zones: dict[str, str] = {}
-    for job_id in {r.job_id for r in runs}:  # only the jobs shown, not every job in the store
-        job = await c.store.get_job(job_id)
+    for run_job in {r.job_id for r in runs}:  # only the jobs shown, not every job in the store
+        job = await c.store.get_job(run_job)
         if job is not None:
-            zones[job_id] = job.timezone
+            zones[run_job] = job.timezone
     now = c.now()
 
     def tz(run: CronRun) -> str:
         return c.tz(zones.get(run.job_id, "UTC"))
 
-    entries = [
-        {
-            "job_name": r.job_name,
-            "run_id": r.id,
-            "status": r.status.value,
-            "run_at": iso(r.started_at, tz(r)),
-            "scheduled_for": iso(r.scheduled_for, tz(r)),
-            "completed_at": iso(r.completed_at, tz(r)),
-            "duration_ms": r.duration_ms,
-            "attempt": r.attempt,
-            "trigger": r.trigger.value,
-            "error": r.error,
-            "result": _preview(r.result_summary),
-        }
-        for r in runs
-    ]
+    entries = [run_data(r, tz(r)) for r in runs]
     out = Output({"entries": entries, "total": len(entries)}, "table", "Job Execution History")
     if not runs:
-        out.text = "No runs recorded."
+        which = f"{status.value} " if status else ""
+        of = f" of {args.job}" if args.job else ""
+        out.text = f"No {which}runs{of} recorded."
         return out
-    out.columns = ["JOB", "STATUS", "RUN AT", "DURATION", "ATTEMPT", "TRIGGER", "RESULT / ERROR"]
+    out.columns = [
+        "JOB",
+        "STATUS",
+        "RUN AT",
+        "DURATION",
+        "ATTEMPT",
+        "TRIGGER",
+        "TOKENS",
+        "RESULT / ERROR",
+    ]
     out.rows = [
         [
             r.job_name,
@@ -198,6 +244,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
             "-" if r.duration_ms is None else f"{r.duration_ms} ms",
             str(r.attempt),
             r.trigger.value,
+            tokens(r.prompt_tokens, r.completion_tokens),
             _one_line(r.error or r.result_summary or ""),
         ]
         for r in runs
@@ -213,7 +260,7 @@ def _one_line(text: str, limit: int = 60) -> str:
 async def jobs_next(
     config: AgentConfig, display_tz: str | None, args: argparse.Namespace, now: datetime
 ) -> Output:
-    tz = check_zone(args.tz or display_tz or config.cron.timezone)
+    tz = check_zone(args.tz or display_tz or config.store_settings.default_timezone)
     schedule = Schedule.cron(args.expr)
     fires: list[datetime] = []
     cursor = now
@@ -238,44 +285,43 @@ async def jobs_next(
 
 
 # ------------------------------------------------------------------------------- writing
-def _schedule(args: argparse.Namespace, tz: str, now: datetime) -> Schedule | None:
-    given = {"cron": args.cron, "every": args.every, "at": args.at, "in": args.in_}
-    for kind, value in given.items():  # argparse lets at most one through
-        if value is not None:
-            return parse.schedule(kind, value, tz, now)
-    return None
-
-
-def _timeout(args: argparse.Namespace) -> float | None:
-    return None if args.timeout is None else parse.duration_ms(args.timeout) / 1000
+def fields_from(args: argparse.Namespace, *, name: str | None = None) -> JobFields:
+    timeout = None if args.timeout is None else durations.duration_ms(args.timeout) / 1000
+    return JobFields(
+        name=name,
+        prompt=args.prompt,
+        cron=args.cron,
+        every=args.every,
+        at=args.at,
+        in_=args.in_,
+        timezone=args.tz,
+        max_retries=args.retries,
+        timeout_secs=timeout,
+        session_mode=args.session,
+        delete_after_run=args.delete_after_run,
+        misfire_policy=args.misfire,
+        user_id=args.user,
+        description=args.description,
+        rename=getattr(args, "rename", None),
+    )
 
 
 async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
-    tz = check_zone(args.tz or c.display_tz or c.store.settings.default_timezone)
-    schedule = _schedule(args, tz, c.now())
-    assert schedule is not None  # argparse requires one of the schedule options
-    job_id = await c.store.add_job_full(
-        args.name,
-        args.prompt,
-        schedule,
-        delete_after_run=bool(args.delete_after_run),
-        timezone=tz,
-        max_retries=args.retries,
-        timeout_secs=_timeout(args),
-        session_mode=SessionMode(args.session or "isolated"),
-        user_id=args.user,
-        misfire_policy=MisfirePolicy(args.misfire or "run_once"),
-    )
-    job = await c.store.get_job(job_id)
-    assert job is not None
+    fields = fields_from(args, name=args.name)
+    if fields.timezone is None and c.display_tz:
+        fields = dataclasses.replace(fields, timezone=c.display_tz)
+    job = await c.ops.add(LOCAL_ADMIN, fields)
     next_run = when(job.next_run_at, c.tz(job.timezone), c.now())
     words = schedule_human(job.schedule, job.timezone)
     message = f"Job '{job.name}' added ({words}); next run {next_run}"
+    if job.delete_after_run:
+        message += "; it is deleted after it succeeds"
     out = Output(
         {
             "job_name": job.name,
             "id": job.id,
             "next_run": iso(job.next_run_at, c.tz(job.timezone)),
+            "delete_after_run": job.delete_after_run,
             "message": message,
         },
         "text",
@@ -286,26 +332,7 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
 
 
 async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
-    (job,) = await find_jobs(c, [args.name])
-    tz = args.tz or job.timezone
-    check_zone(tz)
-    schedule = _schedule(args, tz, c.now())
-    timeout = _timeout(args)
-    update = JobUpdate(
-        name=args.rename if args.rename is not None else UNSET,
-        prompt=args.prompt if args.prompt is not None else UNSET,
-        schedule=schedule if schedule is not None else UNSET,
-        timezone=args.tz if args.tz is not None else UNSET,
-        max_retries=args.retries if args.retries is not None else UNSET,
-        timeout_secs=timeout if timeout is not None else UNSET,
-        session_mode=SessionMode(args.session) if args.session else UNSET,
-        user_id=args.user if args.user is not None else UNSET,
-        delete_after_run=args.delete_after_run if args.delete_after_run is not None else UNSET,
-        misfire_policy=MisfirePolicy(args.misfire) if args.misfire else UNSET,
-    )
-    if update == JobUpdate():
-        raise InvalidInput("nothing to change: give at least one option (see jobs edit --help)")
-    job = await c.store.update_job(job.id, update)
+    job = await c.ops.update(LOCAL_ADMIN, args.name, fields_from(args))
     message = (
         f"Job '{job.name}' updated; next run {when(job.next_run_at, c.tz(job.timezone), c.now())}"
     )
@@ -359,8 +386,6 @@ async def jobs_remove(c: Context, args: argparse.Namespace) -> Output:
 
 
 async def jobs_prune(c: Context, args: argparse.Namespace) -> Output:
-    if args.days < 0:
-        raise InvalidInput("--days must be 0 or more")
     cutoff = c.now() - timedelta(days=args.days)
     count = await c.store.prune_runs(cutoff, dry_run=args.dry_run)
     verb = "Would delete" if args.dry_run else "Deleted"

@@ -1,23 +1,45 @@
-"""``starpod-cron``: parsing, dispatch, exit codes (0 ok, 1 a run failed, 2 bad input)."""
+"""``starpod-cron``: parsing, dispatch, exit codes (0 ok, 1 a run failed, 2 bad input).
+
+Other packages add commands through the entry-point group ``starpod_cron.commands`` (the
+gateway adds ``serve``): each entry point is ``register(subparsers, common)``, which adds a
+sub-parser whose ``run`` default is ``handler(args, config) -> int``. The library never imports
+them by name.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
+from ..bootstrap import open_store
 from ..config import AgentConfig, load_config
-from ..errors import StarpodCronError
-from ..store.base import CronStore
+from ..errors import DatabaseMissing, StarpodCronError
+from ..logs import RedactingFormatter, redact
+from ..runner import run as run_async
 from ..timeutil import check_zone, from_ms
 from . import commands
 from .render import Output, emit
 
 STATUSES = ["running", "success", "failed", "timeout", "interrupted", "skipped"]
+COMMAND_GROUP = "starpod_cron.commands"
+MAX_LIMIT = 10_000
+MAX_PREVIEW = 1000
+
+ADD_EXAMPLES = """examples:
+  starpod-cron jobs add inbox "Summarize my inbox" --cron "0 9 * * 1-5" --tz Europe/Rome
+  starpod-cron jobs add build "Check the build" --every 30m --retries 5 --timeout 10m
+  starpod-cron jobs add remind "Remind me to stretch" --in 20m     (deleted after it runs)
+  starpod-cron jobs add review "Prepare the review" --at "tomorrow 9:00"
+  starpod-cron jobs add tick "Ping" --cron "*/10 * * * * *"        (6 fields: seconds first)"""
+EDIT_EXAMPLES = """examples:
+  starpod-cron jobs edit inbox --cron "30 8 * * 1-5"
+  starpod-cron jobs edit build --every 1h --prompt "Check the build and the tests"
+  starpod-cron jobs edit inbox --rename morning-inbox --tz America/New_York"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,92 +48,232 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _schedule_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _globals(parser: argparse.ArgumentParser, *, suppress: bool, tz: bool = True) -> None:
+    """The global options; on sub-commands they default to SUPPRESS, so they may come after
+    the command too (``jobs list --json``) without hiding a value given before it."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=default(None),
+        help="the store: a SQLite file, sqlite:///path or postgresql://... "
+        "(default: [store] url, else ./starpod-cron.db)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default(None),
+        help="agent.toml to read (default: ./agent.toml if present)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print one JSON document"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="log what the library does",
+    )
+    if tz:
+        parser.add_argument(
+            "--tz",
+            dest="display_tz",
+            metavar="ZONE",
+            default=default(None),
+            help="show times in this IANA zone (and use it for new jobs)",
+        )
+
+
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
+    _globals(common, suppress=True)
+    return common
+
+
+def _common_no_tz() -> _Parser:
+    common = _Parser(add_help=False)
+    _globals(common, suppress=True, tz=False)
+    return common
+
+
+def _job_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     group = p.add_mutually_exclusive_group(required=required)
     group.add_argument(
-        "--cron", metavar="EXPR", help="cron expression, 5 fields or 6 (seconds first)"
+        "--cron",
+        metavar="EXPR",
+        help="cron expression: 5 fields (minute hour day month weekday) or 6 (SECONDS first), "
+        'e.g. "0 9 * * 1-5"',
     )
-    group.add_argument("--every", metavar="DURATION", help="fixed interval, e.g. 30m, 1h30m")
-    group.add_argument("--at", metavar="TIME", help="once at a time: ISO 8601 or 'tomorrow 9:00'")
-    group.add_argument("--in", dest="in_", metavar="DURATION", help="once, after a delay, e.g. 20m")
+    group.add_argument(
+        "--every", metavar="DURATION", help="repeat at a fixed interval, e.g. 30s, 10m, 1h30m"
+    )
+    group.add_argument(
+        "--at",
+        metavar="TIME",
+        help="once, at a time: ISO 8601 ('2026-12-01 09:00') or 'tomorrow 9:00', read in --tz",
+    )
+    group.add_argument(
+        "--in",
+        dest="in_",
+        metavar="DURATION",
+        help="once, after a delay, e.g. 20m (the job is deleted after it succeeds)",
+    )
     p.add_argument("--tz", metavar="ZONE", help="IANA time zone of the job, e.g. Europe/Rome")
-    p.add_argument("--retries", type=int, metavar="N", help="retries after a failure (default 3)")
     p.add_argument(
-        "--timeout", metavar="DURATION", help="cancel a run after this long (default 2h)"
+        "--retries",
+        type=bounded_int(0, 100),
+        metavar="N",
+        help="retries after a failure, 0-100 (default: [cron] default_max_retries, 3)",
     )
-    p.add_argument("--session", choices=["isolated", "main"], help="conversation mode")
-    p.add_argument("--user", metavar="ID", help="owner of the job")
+    p.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="cancel a run after this long, e.g. 10m (default: [cron] default_timeout_secs, 2h)",
+    )
+    p.add_argument(
+        "--session",
+        choices=["isolated", "main"],
+        help="isolated: a fresh conversation per run (default); main: one ongoing conversation",
+    )
+    p.add_argument("--user", metavar="ID", help="the user who owns the job (default: the agent)")
     p.add_argument(
         "--delete-after-run",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="delete a one-shot after it succeeds (default: disable it)",
+        help="delete a one-shot after it succeeds (default: only for --in; otherwise disable it)",
     )
-    p.add_argument("--misfire", choices=["run_once", "skip"], help="what to do with missed fires")
+    p.add_argument(
+        "--misfire",
+        choices=["run_once", "skip"],
+        help="fires missed while no scheduler ran: run_once runs one catch-up (default); "
+        "skip records them as skipped",
+    )
+    p.add_argument("--description", metavar="TEXT", help="what the job is for (shown in lists)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="starpod-cron", description="Manage, inspect and run agent-prompt jobs.")
-    parser.add_argument(
-        "--db", metavar="PATH", help="SQLite file (default: [store] url or ./starpod-cron.db)"
+    parser = _Parser(
+        prog="starpod-cron",
+        description="Manage, inspect and run agent-prompt jobs; `serve` runs the gateway.",
+        epilog="Global options may also follow the command (starpod-cron jobs list --json).",
     )
-    parser.add_argument(
-        "--config", metavar="FILE", help="agent.toml (default: ./agent.toml if present)"
+    _globals(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"starpod-cron {_version()}")
+    common, common_no_tz = _common(), _common_no_tz()
+    top = parser.add_subparsers(dest="group", parser_class=_Parser, metavar="COMMAND")
+    jobs_parser = top.add_parser(
+        "jobs", help="list, add, change, run jobs and read their history", parents=[common]
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
-    parser.add_argument(
-        "--tz",
-        dest="display_tz",
-        metavar="ZONE",
-        help="show times in this zone (and default zone for new jobs)",
-    )
-    top = parser.add_subparsers(dest="group", required=True, parser_class=_Parser)
-    serve = top.add_parser("serve", help="run the gateway: scheduler, WebSocket, Telegram")
-    serve.add_argument("--host", help="WebSocket address (default [gateway] host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="WebSocket port (default [gateway] port, 8765)")
-    # also accepted after `serve` (so `python -m gateway --config agent.toml` works)
-    serve.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
-    serve.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS)
-    serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
-    jobs = top.add_parser("jobs", help="manage and run jobs").add_subparsers(
-        dest="command", required=True, parser_class=_Parser
-    )
+    jobs_parser.set_defaults(group_parser=jobs_parser)
+    jobs = jobs_parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    formatter = argparse.RawDescriptionHelpFormatter
 
-    p = jobs.add_parser("list", help="list jobs")
+    p = jobs.add_parser("list", help="list jobs", parents=[common])
     p.add_argument("--all", action="store_true", help="include disabled jobs")
     p.add_argument("--user", metavar="ID", help="only this user's jobs")
-    jobs.add_parser("show", help="every detail of one job").add_argument("name")
-    p = jobs.add_parser("add", help="add a job")
-    p.add_argument("name")
-    p.add_argument("prompt")
-    _schedule_options(p, required=True)
-    p = jobs.add_parser("edit", help="change a job")
-    p.add_argument("name")
-    p.add_argument("--prompt", help="new prompt")
-    p.add_argument("--rename", metavar="NEW_NAME", help="new name")
-    _schedule_options(p, required=False)
-    jobs.add_parser("enable", help="enable jobs").add_argument("names", nargs="+")
-    jobs.add_parser("disable", help="disable jobs").add_argument("names", nargs="+")
-    p = jobs.add_parser("remove", help="remove jobs and their history")
-    p.add_argument("names", nargs="+")
+
+    p = jobs.add_parser("show", help="every detail of one job, its next fires", parents=[common])
+    p.add_argument("name", help="the job's name (or id)")
+
+    p = jobs.add_parser(
+        "add",
+        help="add a job",
+        parents=[common_no_tz],
+        epilog=ADD_EXAMPLES,
+        formatter_class=formatter,
+    )
+    p.add_argument("name", help="a name for the job, unique for its owner")
+    p.add_argument("prompt", help="what the agent is asked to do at each run")
+    _job_options(p, required=True)
+
+    p = jobs.add_parser(
+        "edit",
+        help="change a job",
+        parents=[common_no_tz],
+        epilog=EDIT_EXAMPLES,
+        formatter_class=formatter,
+    )
+    p.add_argument("name", help="the job's name (or id)")
+    p.add_argument("--prompt", help="a new prompt")
+    p.add_argument("--rename", metavar="NEW_NAME", help="a new name")
+    _job_options(p, required=False)
+
+    for verb, text in (("enable", "enable jobs"), ("disable", "disable (pause) jobs")):
+        p = jobs.add_parser(verb, help=text, parents=[common])
+        p.add_argument("names", nargs="+", metavar="NAME", help="job names (or ids)")
+
+    p = jobs.add_parser("remove", help="remove jobs and their history", parents=[common])
+    p.add_argument("names", nargs="+", metavar="NAME", help="job names (or ids)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p = jobs.add_parser("run", help="run jobs now through the configured executor")
-    p.add_argument("names", nargs="*")
+
+    p = jobs.add_parser(
+        "run", help="run jobs now through the configured executor", parents=[common]
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="job names (or ids)")
     p.add_argument("--all", action="store_true", help="run every enabled job")
     p.add_argument("--sequential", action="store_true", help="one at a time (default: parallel)")
-    p = jobs.add_parser("history", help="recent runs")
-    p.add_argument("--job", metavar="NAME")
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("-n", "--limit", type=int, default=20)
-    p = jobs.add_parser("prune", help="delete old run history")
-    p.add_argument("--days", type=int, default=30, help="runs finished more than N days ago")
-    p.add_argument("--dry-run", action="store_true", help="only count")
-    p = jobs.add_parser("next", help="preview the fire times of a cron expression")
-    p.add_argument("expr")
-    p.add_argument("--tz", metavar="ZONE")
-    p.add_argument("-n", dest="count", type=int, default=5)
+
+    p = jobs.add_parser("history", help="recent runs, newest first", parents=[common])
+    p.add_argument("--job", metavar="NAME", help="only this job's runs")
+    p.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    p.add_argument(
+        "-n",
+        "--limit",
+        type=bounded_int(1, MAX_LIMIT),
+        default=20,
+        help=f"how many runs, 1-{MAX_LIMIT} (default 20)",
+    )
+
+    p = jobs.add_parser("prune", help="delete old run history", parents=[common])
+    p.add_argument(
+        "--days",
+        type=bounded_int(0, 36_500),
+        default=30,
+        help="delete runs that finished more than N days ago (default 30)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+
+    p = jobs.add_parser(
+        "next", help="preview the fire times of a cron expression", parents=[common_no_tz]
+    )
+    p.add_argument("expr", help='a cron expression, e.g. "0 9 * * 1-5" (6 fields: seconds first)')
+    p.add_argument("--tz", metavar="ZONE", help="read the expression in this zone")
+    p.add_argument(
+        "-n",
+        dest="count",
+        type=bounded_int(1, MAX_PREVIEW),
+        default=5,
+        help=f"how many fire times, 1-{MAX_PREVIEW} (default 5)",
+    )
+
+    for entry in metadata.entry_points(group=COMMAND_GROUP):
+        register = entry.load()
+        register(top, common)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("starpod-cron")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:
@@ -129,7 +291,15 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
             config, args.display_tz, args, from_ms(SystemClock().now_ms())
         )
     url = args.db or config.store.url
-    async with CronStore.open(url, settings=config.store_settings()) as store:
+    try:
+        opened = await open_store(config, url, create=args.command == "add")
+    except DatabaseMissing as exc:
+        if args.command != "list":
+            raise
+        empty = Output({"jobs": [], "total": 0}, "table", "Scheduled Jobs")
+        empty.text = f"No jobs ({exc}). Add one: starpod-cron jobs add NAME PROMPT --every 30m"
+        return empty
+    async with opened as store:
         c = commands.Context(store, config, args.display_tz)
         if args.command == "run":
             from .run import jobs_run  # imports the executors (httpx) only when running jobs
@@ -149,31 +319,43 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
         return await handlers[args.command](c, args)
 
 
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("starpod-cron: %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # usage error (2) or --help (0): argparse already printed
+    except SystemExit as exc:  # usage error (2), --help or --version (0): already printed
         return exc.code if isinstance(exc.code, int) else 2
-    if args.group != "serve":
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.ERROR,
-            format="starpod-cron: %(levelname)s %(name)s: %(message)s",
-        )
+    if args.group is None:
+        parser.print_help(sys.stderr)
+        return 2
+    handler = getattr(args, "run", None)
+    if handler is None and getattr(args, "command", None) is None:
+        args.group_parser.print_help(sys.stderr)
+        return 2
+    if handler is None:
+        setup_logging(args.verbose)
     try:
         if args.display_tz:
             check_zone(args.display_tz)
         config = _config(args)
-        if args.group == "serve":
-            from gateway.app import serve  # the gateway loads only for `serve`
-
-            return serve(
-                config, db_url=args.db, host=args.host, port=args.port, verbose=args.verbose
-            )
-        output = asyncio.run(_dispatch(args, config))
+        if handler is not None:
+            code: int = handler(args, config)
+            return code
+        output = run_async(_dispatch(args, config))
     except StarpodCronError as exc:
-        print(f"starpod-cron: error: {exc}", file=sys.stderr)
+        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("starpod-cron: interrupted", file=sys.stderr)
+        return 130
     emit(output, as_json=args.json)
     return output.exit_code
 

@@ -124,14 +124,22 @@ def when(dt: datetime | None, tz_name: str, now: datetime) -> str:
 
 
 # ------------------------------------------------------------------------------ schedules
-def schedule_text(schedule: Schedule) -> str:
-    """The schedule as typed: a cron expression, ``every 30m`` or the one-shot time."""
+def schedule_text(schedule: Schedule, tz_name: str) -> str:
+    """The schedule as typed: a cron expression, ``every 30m``, or the one-shot's time in
+    ``tz_name`` with its offset (``at 2026-12-01 09:00:00 +01:00``)."""
     if isinstance(schedule, Cron):
         return schedule.expr
     if isinstance(schedule, Interval):
         return schedule.describe()
     assert isinstance(schedule, OneShot)
-    return f"at {schedule.at}"
+    return f"at {local(schedule.instant(tz_name), tz_name)}"
+
+
+def tokens(prompt: int | None, completion: int | None) -> str:
+    """``1,204 in / 310 out``, or ``-`` when the model reported none."""
+    if prompt is None and completion is None:
+        return "-"
+    return f"{prompt or 0:,} in / {completion or 0:,} out"
 
 
 def schedule_human(schedule: Schedule, tz_name: str) -> str:
@@ -166,7 +174,7 @@ def _cron_words(expr: str) -> str:
     return str(ExpressionDescriptor(expand_alias(expr), options).get_description())
 
 
-def next_fires(job: CronJob, count: int, now: datetime) -> list[datetime]:
+def next_fires(job: CronJob, count: int) -> list[datetime]:
     fires: list[datetime] = []
     cursor = job.next_run_at
     if cursor is None:

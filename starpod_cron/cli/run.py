@@ -1,9 +1,15 @@
-"""``jobs run``: run jobs now through the configured executor and record the runs."""
+"""``jobs run``: run jobs now through the configured executor and record the runs (with their
+deliveries, so a running gateway sends them).
+
+Ctrl-C once: runs in progress get ``shutdown_timeout_secs`` to finish (the wait is announced);
+Ctrl-C again: they are interrupted at once (recorded ``interrupted``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from typing import Any
@@ -13,8 +19,9 @@ from ..executors import build_executor
 from ..models import CronJob, RunStatus
 from ..notify import summarize
 from ..scheduler import CronScheduler
+from ..tasks import TaskSet
 from .commands import Context, find_jobs
-from .render import Output
+from .render import Output, tokens
 
 
 async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
@@ -27,51 +34,25 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         if args.all
         else await find_jobs(c, args.names)
     )
-    executor = build_executor(c.config.executor, c.store)
+    executor = build_executor(c.config.executor, c.store, c.config.base_dir)
     if "executor" not in c.config.configured:
         print(
             "note: no [executor] configured in agent.toml: using the built-in echo executor "
             "(a demo that returns each prompt)",
             file=sys.stderr,
         )
-    options = c.config.scheduler_options()
-    scheduler = CronScheduler(c.store, executor, **options)
-    limit = asyncio.Semaphore(1 if args.sequential else options["max_concurrent_runs"])
-    results: list[dict[str, Any]] = []
+    for note in executor.notes:
+        print(f"note: {note}", file=sys.stderr)
+    scheduler = CronScheduler(c.store, executor, c.config.scheduler)
+    parallel = 1 if args.sequential else c.config.scheduler.max_concurrent_runs
+    limit = asyncio.Semaphore(parallel)
     progress = _Progress(len(jobs))
-
-    async def run_one(job: CronJob) -> dict[str, Any]:
-        async with limit:
-            started = time.monotonic()
-            try:
-                run = await scheduler.run_now(job.id)
-            except JobAlreadyRunning as exc:
-                entry = {
-                    "job_name": job.name,
-                    "status": "not_run",
-                    "duration_ms": 0,
-                    "run_id": None,
-                    "result": {"success": False, "message": str(exc)},
-                }
-            else:
-                text = run.result_summary if run.status is RunStatus.SUCCESS else run.error
-                entry = {
-                    "job_name": job.name,
-                    "status": run.status.value,
-                    "duration_ms": run.duration_ms,
-                    "run_id": run.id,
-                    "result": {
-                        "success": run.status is RunStatus.SUCCESS,
-                        "message": summarize(text or ""),
-                        "session_id": run.session_id,
-                    },
-                }
-            progress.done(job.name, str(entry["status"]), time.monotonic() - started)
-            return entry
-
+    batch = asyncio.gather(*(_run_one(scheduler, job, limit, progress) for job in jobs))
+    interrupts = _Interrupts(scheduler, batch)
     try:
-        results = list(await asyncio.gather(*(run_one(j) for j in jobs)))
+        results = list(await batch)
     finally:
+        await interrupts.close()
         await scheduler.stop()
         await executor.aclose()
     succeeded = sum(1 for r in results if r["status"] == "success")
@@ -83,12 +64,13 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         "executor": executor.description,
     }
     out = Output(data, "table", "Job Execution Results")
-    out.columns = ["JOB", "STATUS", "DURATION", "RESULT"]
+    out.columns = ["JOB", "STATUS", "DURATION", "TOKENS", "RESULT"]
     out.rows = [
         [
             r["job_name"],
             r["status"],
             f"{r['duration_ms'] or 0} ms",
+            tokens(r["prompt_tokens"], r["completion_tokens"]),
             " ".join(str(r["result"]["message"]).split())[:80],
         ]
         for r in results
@@ -96,6 +78,85 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
     out.text = f"{succeeded} of {len(results)} succeeded ({executor.description})"
     out.exit_code = 0 if succeeded == len(results) else 1
     return out
+
+
+async def _run_one(
+    scheduler: CronScheduler, job: CronJob, limit: asyncio.Semaphore, progress: _Progress
+) -> dict[str, Any]:
+    async with limit:
+        started = time.monotonic()
+        try:
+            run = await scheduler.run_now(job.id)
+        except JobAlreadyRunning as exc:
+            entry: dict[str, Any] = {
+                "job_name": job.name,
+                "status": "not_run",
+                "duration_ms": 0,
+                "run_id": None,
+                "prompt_tokens": None,
+                "completion_tokens": None,
+                "result": {"success": False, "message": str(exc)},
+            }
+        else:
+            text = run.result_summary if run.status is RunStatus.SUCCESS else run.error
+            entry = {
+                "job_name": job.name,
+                "status": run.status.value,
+                "duration_ms": run.duration_ms,
+                "run_id": run.id,
+                "prompt_tokens": run.prompt_tokens,
+                "completion_tokens": run.completion_tokens,
+                "result": {
+                    "success": run.status is RunStatus.SUCCESS,
+                    "message": summarize(text or ""),
+                    "session_id": run.session_id,
+                },
+            }
+        progress.done(job.name, str(entry["status"]), time.monotonic() - started)
+        return entry
+
+
+class _Interrupts:
+    """SIGINT/SIGTERM while jobs run: first a graceful stop (announced), then at once."""
+
+    def __init__(self, scheduler: CronScheduler, batch: asyncio.Future[Any]) -> None:
+        self._scheduler = scheduler
+        self._batch = batch
+        self._count = 0
+        self._tasks = TaskSet("starpod-cron:jobs-run")
+        self._loop = asyncio.get_running_loop()
+        self._signals: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._loop.add_signal_handler(sig, self._on_signal)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or no Unix
+                continue
+            self._signals.append(sig)
+
+    def _on_signal(self) -> None:
+        self._count += 1
+        running = [name for name, _, started in self._scheduler.active_runs() if started]
+        if self._count == 1:
+            wait = self._scheduler.settings.shutdown_timeout_secs
+            print(
+                f"\nstopping: waiting up to {wait:g}s for {len(running)} run(s) to finish "
+                f"({', '.join(running) or 'none'}); press Ctrl-C again to interrupt them now",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._tasks.spawn(self._graceful(), "graceful-stop")
+        else:
+            print("interrupting the runs now", file=sys.stderr, flush=True)
+            self._scheduler.interrupt()
+
+    async def _graceful(self) -> None:
+        await asyncio.wait([self._batch], timeout=self._scheduler.settings.shutdown_timeout_secs)
+        self._scheduler.interrupt()
+
+    async def close(self) -> None:
+        for sig in self._signals:
+            self._loop.remove_signal_handler(sig)
+        await self._tasks.stop(grace=1)
 
 
 class _Progress:

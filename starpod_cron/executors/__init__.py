@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..store.base import CronStore
+from ..logs import register_secret
+from ..store.base import SessionStore
 from .base import BuiltExecutor, execution_note, session_for, session_key
 from .command import CommandExecutor
 from .echo import EchoExecutor
@@ -38,16 +40,20 @@ __all__ = [
 ]
 
 
-def build_executor(config: ExecutorConfig, store: CronStore) -> BuiltExecutor:
+def build_executor(
+    config: ExecutorConfig, store: SessionStore, base_dir: Path | None = None
+) -> BuiltExecutor:
     """The executor ``config`` describes. Configuration errors (a ``python`` target that does
-    not import, say) raise ConfigError here, at start-up, not at the first run."""
+    not import, say) raise ConfigError here, at start-up, not at the first run. Things a user
+    should know (no API key found) are in the executor's ``notes``."""
     if config.kind == "openai":
         api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
-        if not api_key:
-            log.info(
-                "no API key in $%s; calling %s without one", config.api_key_env, config.base_url
-            )
-        return OpenAIExecutor(
+        notes: tuple[str, ...] = ()
+        if api_key:
+            register_secret(api_key)
+        else:
+            notes = (f"no API key in ${config.api_key_env}: calling {config.base_url} without one",)
+        executor = OpenAIExecutor(
             store,
             base_url=config.base_url,
             model=config.model,
@@ -58,6 +64,8 @@ def build_executor(config: ExecutorConfig, store: CronStore) -> BuiltExecutor:
             temperature=config.temperature,
             max_tokens=config.max_tokens,
         )
+        executor.notes = notes
+        return executor
     if config.kind == "command":
         return CommandExecutor(
             store,
@@ -67,5 +75,5 @@ def build_executor(config: ExecutorConfig, store: CronStore) -> BuiltExecutor:
             kill_grace_secs=config.kill_grace_secs,
         )
     if config.kind == "python":
-        return PythonExecutor(store, config.target)
+        return PythonExecutor(store, config.target, base_dir)
     return EchoExecutor(store)

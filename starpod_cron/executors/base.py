@@ -6,13 +6,15 @@ import uuid
 from typing import Protocol
 
 from ..models import JobContext, JobResult, SessionMode
-from ..store.base import CronStore
+from ..store.base import SessionStore
 
 
 class BuiltExecutor(Protocol):
     """An executor made from ``[executor]`` config: call it per run, close it at shutdown."""
 
     description: str
+    notes: tuple[str, ...]
+    """Things to tell the user at start-up (a missing API key, say)."""
 
     async def __call__(self, ctx: JobContext) -> JobResult: ...
 
@@ -24,7 +26,7 @@ def session_key(ctx: JobContext) -> str:
     return f"user:{ctx.user_id}" if ctx.user_id else "agent"
 
 
-async def session_for(ctx: JobContext, store: CronStore) -> str:
+async def session_for(ctx: JobContext, store: SessionStore) -> str:
     """``isolated``: a fresh id every run; ``main``: the persistent conversation's id."""
     if ctx.session_mode is SessionMode.MAIN:
         return await store.main_session_id(session_key(ctx))

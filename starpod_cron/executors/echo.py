@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..models import JobContext, JobResult
-from ..store.base import CronStore
+from ..store.base import SessionStore
 from .base import session_for
 
 log = logging.getLogger("starpod_cron.executors")
@@ -14,8 +14,9 @@ log = logging.getLogger("starpod_cron.executors")
 
 class EchoExecutor:
     description = "echo (demo: returns each prompt unchanged; configure [executor] for a model)"
+    notes: tuple[str, ...] = ()
 
-    def __init__(self, store: CronStore) -> None:
+    def __init__(self, store: SessionStore) -> None:
         self._store = store
         log.info("using the echo executor: a demo that returns each prompt unchanged")
 

@@ -16,7 +16,7 @@ import httpx
 
 from ..errors import PermanentJobError, TransientJobError
 from ..models import JobContext, JobResult, SessionMode
-from ..store.base import CronStore
+from ..store.base import SessionStore
 from .base import execution_note, session_for
 
 log = logging.getLogger("starpod_cron.executors")
@@ -46,7 +46,7 @@ def _excerpt(response: httpx.Response, limit: int = 300) -> str:
 class OpenAIExecutor:
     def __init__(
         self,
-        store: CronStore,
+        store: SessionStore,
         *,
         base_url: str,
         model: str,
@@ -75,6 +75,7 @@ class OpenAIExecutor:
             timeout=httpx.Timeout(request_timeout_secs),
         )
         self.description = f"openai ({model} at {self._base_url})"
+        self.notes: tuple[str, ...] = ()
 
     async def __call__(self, ctx: JobContext) -> JobResult:
         session_id = await session_for(ctx, self._store)

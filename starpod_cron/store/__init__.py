@@ -1,14 +1,24 @@
 """Store backends behind one contract (:class:`~starpod_cron.store.base.CronStore`)."""
 
 from .base import (
+    CronStore,
+    DeliveryStore,
+    JobStore,
+    PreferenceStore,
+    RunStore,
+    SchedulerStore,
+    SessionStore,
+)
+from .types import (
     Claim,
     Completion,
-    CronStore,
     DeliveryOutcome,
     DeliveryPlanner,
     JobSpec,
     RecoveryReport,
+    RunFinished,
     StoreSettings,
+    Topic,
 )
 
 __all__ = [
@@ -17,7 +27,15 @@ __all__ = [
     "CronStore",
     "DeliveryOutcome",
     "DeliveryPlanner",
+    "DeliveryStore",
     "JobSpec",
+    "JobStore",
+    "PreferenceStore",
     "RecoveryReport",
+    "RunFinished",
+    "RunStore",
+    "SchedulerStore",
+    "SessionStore",
     "StoreSettings",
+    "Topic",
 ]

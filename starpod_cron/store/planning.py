@@ -1,33 +1,34 @@
 """Pure job state transitions shared by every backend: what a claim, a completion, an update
 or a recovery does to a job row. Backends load rows, call these, and write the rows back in the
-same transaction; no I/O and no clock here (``now`` is passed in).
+same transaction. No I/O and no clock: ``now`` (epoch ms) is always passed in; the only outside
+input is randomness for new ids.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
 from ..models import JobUpdate, MisfirePolicy, RunStatus, RunTrigger, _Unset
 from ..schedules import Interval, OneShot, Schedule
+from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms
 from . import validation as check
-from .base import Completion, JobSpec, StoreSettings
 from .records import JobRecord, RunRecord
+from .types import Completion, JobSpec
 
-MISSED_COUNT_CAP = 1000
-SUMMARY_LIMIT = 500
+MISSED_COUNT_CAP = 100
+"""Missed cron fires are counted one by one up to this many ("100+" beyond): counting is only
+for the message of a skipped run, and must never stall a claim."""
 RESULT_LIMIT = 256 * 1024
 ERROR_LIMIT = 8 * 1024
 
 
-def new_id(now_ms: int | None = None) -> str:
+def new_id(now_ms: int) -> str:
     """32 hex characters: 48 bits of time then 80 random bits, so ids sort by creation and
     land at the end of the id index instead of at random places."""
-    stamp = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    return f"{stamp & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
+    return f"{now_ms & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
 
 
 def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
@@ -38,7 +39,7 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
     timeout = settings.default_timeout_secs if spec.timeout_secs is None else spec.timeout_secs
     enabled = check.flag("enabled", spec.enabled)
     job = JobRecord(
-        id=new_id(),
+        id=new_id(now),
         name=check.name(spec.name),
         prompt=check.prompt(spec.prompt),
         schedule_kind="",
@@ -65,6 +66,7 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
         run_count=0,
         running_run_id=None,
         origin=check.origin(spec.origin),
+        description=check.description(spec.description),
     )
     job.set_schedule(sched)
     return job
@@ -97,6 +99,8 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
         values["user_id"] = check.user_id(u.user_id)
     if not isinstance(u.misfire_policy, _Unset):
         values["misfire_policy"] = check.misfire_policy(u.misfire_policy)
+    if not isinstance(u.description, _Unset):
+        values["description"] = check.description(u.description)
     tz = job.timezone if isinstance(u.timezone, _Unset) else check.timezone(u.timezone)
     enabled = job.enabled if isinstance(u.enabled, _Unset) else check.flag("enabled", u.enabled)
     sched: Schedule = job.schedule
@@ -128,7 +132,10 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
 
 
 def _count_between(sched: Schedule, tz: str, first: int, last: int) -> tuple[int, bool]:
-    """Occurrences in [first, last] (both fires) and whether counting stopped at the cap."""
+    """Occurrences in [first, last] (both fires) and whether counting stopped at the cap.
+    Intervals are counted exactly; cron fires are stepped at most MISSED_COUNT_CAP times."""
+    if first == last:
+        return 1, False
     if isinstance(sched, Interval):
         return (last - first) // sched.every_ms + 1, False
     count, t = 1, first
@@ -162,7 +169,10 @@ def start_run(
     now: int,
     owner: str,
     lease_until: int,
+    alive_at: int | None = None,
 ) -> RunRecord:
+    """The run row of a claim: it starts at ``now`` (a fire time, for a run claimed ahead) and
+    its owner was last seen alive at ``alive_at`` (the claim time; ``now`` by default)."""
     run = RunRecord(
         id=new_id(now),
         job_id=job.id,
@@ -181,6 +191,7 @@ def start_run(
         duration_ms=None,
         prompt_tokens=None,
         completion_tokens=None,
+        lease_renewed_at=now if alive_at is None else alive_at,
     )
     job.running_run_id = run.id
     job.last_run_at = now
@@ -197,7 +208,7 @@ def _skipped_run(
         span += f" to {from_ms(last).isoformat()}"
     job.run_count += 1
     return RunRecord(
-        id=new_id(),
+        id=new_id(now),
         job_id=job.id,
         job_name=job.name,
         trigger=RunTrigger.SCHEDULE.value,
@@ -217,22 +228,37 @@ def _skipped_run(
     )
 
 
-def plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms: int) -> ClaimPlan:
-    """Claim the due occurrence of ``job`` (which must be due at ``now``); mutates ``job``.
+def plan_claim(
+    job: JobRecord,
+    now: int,
+    owner: str,
+    lease_until: int,
+    grace_ms: int,
+    claimed_at: int | None = None,
+) -> ClaimPlan:
+    """Claim the due occurrence of ``job`` (which must be due at ``now``: the start time, a
+    fire time when claimed ahead at ``claimed_at``); mutates ``job``.
 
     A job whose stored schedule or zone can no longer be evaluated (say, a zone removed from
     the tz database) is disabled with ``last_error`` instead of blocking every other claim.
     """
     try:
-        return _plan_claim(job, now, owner, lease_until, grace_ms)
-    except InvalidInput as exc:
+        return _plan_claim(job, now, owner, lease_until, grace_ms, claimed_at)
+    except (InvalidInput, OverflowError) as exc:
         job.enabled = False
         job.last_error = f"disabled: its schedule can no longer be evaluated: {exc}"
         job.updated_at = max(job.updated_at, now)
         return ClaimPlan(run=None, skipped=None)
 
 
-def _plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms: int) -> ClaimPlan:
+def _plan_claim(
+    job: JobRecord,
+    now: int,
+    owner: str,
+    lease_until: int,
+    grace_ms: int,
+    claimed_at: int | None,
+) -> ClaimPlan:
     if (
         job.retry_at is not None
         and job.retry_at <= now
@@ -243,7 +269,9 @@ def _plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms
         job.retry_at = None
         job.retry_scheduled_for = None
         job.retry_attempt = 0
-        run = start_run(job, RunTrigger.RETRY, scheduled_for, attempt, now, owner, lease_until)
+        run = start_run(
+            job, RunTrigger.RETRY, scheduled_for, attempt, now, owner, lease_until, claimed_at
+        )
         return ClaimPlan(run=run, skipped=None)
 
     assert job.next_run_at is not None and job.next_run_at <= now, "job is not due"
@@ -258,10 +286,12 @@ def _plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms
         job.next_run_at = _next_ms(sched, tz, now)
         latest_dt = sched.latest_run(from_ms(now), tz)
         latest = max(first, to_ms(latest_dt)) if latest_dt is not None else first
-        count, capped = _count_between(sched, tz, first, latest)
+        count, capped = 0, False  # counted only where it matters: misfire_policy = "skip"
 
     skipped = None
     if job.misfire_policy == MisfirePolicy.SKIP.value:
+        if count == 0:
+            count, capped = _count_between(sched, tz, first, latest)
         if now - latest > grace_ms:  # even the latest fire is stale: skip them all
             job.last_status = RunStatus.SKIPPED.value
             if job.next_run_at is None:  # a one-shot that can no longer run
@@ -272,7 +302,7 @@ def _plan_claim(job: JobRecord, now: int, owner: str, lease_until: int, grace_ms
             before = sched.latest_run(from_ms(latest - 1), tz)
             last_missed = max(first, to_ms(before)) if before is not None else first
             skipped = _skipped_run(job, first, last_missed, count - 1, capped, now)
-    run = start_run(job, RunTrigger.SCHEDULE, latest, 1, now, owner, lease_until)
+    run = start_run(job, RunTrigger.SCHEDULE, latest, 1, now, owner, lease_until, claimed_at)
     return ClaimPlan(run=run, skipped=skipped)
 
 

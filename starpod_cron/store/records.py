@@ -61,6 +61,7 @@ class JobRecord:
     run_count: int
     running_run_id: str | None
     origin: str | None = None  # JSON
+    description: str | None = None
 
     @property
     def due_ms(self) -> int | None:
@@ -124,6 +125,7 @@ class JobRecord:
             run_count=self.run_count,
             running_run_id=self.running_run_id,
             origin=None if self.origin is None else json.loads(self.origin),
+            description=self.description,
         )
 
 
@@ -165,6 +167,8 @@ class RunRecord:
     duration_ms: int | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    lease_renewed_at: int | None = None
+    """When the lease holder last proved alive (claim or renewal)."""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RunRecord:
@@ -224,6 +228,7 @@ DELIVERY_COLUMNS: tuple[str, ...] = (
     "last_error",
     "created_at",
     "delivered_at",
+    "progress",
 )
 
 
@@ -240,6 +245,7 @@ def delivery_from_row(row: Sequence[Any]) -> Delivery:
         last_error,
         created_at,
         delivered_at,
+        progress,
     ) = row
     return Delivery(
         id=id_,
@@ -253,4 +259,5 @@ def delivery_from_row(row: Sequence[Any]) -> Delivery:
         last_error=last_error,
         created_at=from_ms(created_at),
         delivered_at=opt_from_ms(delivered_at),
+        progress=progress,
     )

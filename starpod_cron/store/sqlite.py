@@ -1,5 +1,15 @@
-"""The SQLite backend (aiosqlite). One connection per store object, WAL journal, and every write
-in a ``BEGIN IMMEDIATE`` transaction, so claims are atomic across processes sharing the file.
+"""The SQLite backend: one connection per store object, WAL journal, every write one
+``BEGIN IMMEDIATE`` transaction, so claims are atomic across processes sharing the file.
+
+Each operation runs as ONE synchronous function on the store's own worker thread (a
+single-worker ``ThreadPoolExecutor`` from the standard library): one thread hop per transaction
+instead of one per statement, row planning off the event loop, and a thread that the
+interpreter reclaims at exit even when ``close()`` was forgotten (aiosqlite's thread kept such
+processes alive forever).
+
+Other processes' commits are noticed within about 250 ms through ``PRAGMA data_version``; a
+database file deleted or replaced while open is noticed too, and the store then refuses to
+write (writes would go to a file nobody will ever open again).
 """
 
 from __future__ import annotations
@@ -7,22 +17,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-import aiosqlite
-
+from .. import owner as owners
 from ..clock import Clock
 from ..errors import (
-    ConfigError,
+    DatabaseMissing,
     DuplicateJobName,
     InvalidInput,
     JobAlreadyRunning,
     JobNotFound,
     SchemaVersionError,
     StarpodCronError,
+    StoreUnavailable,
 )
 from ..models import (
     CronJob,
@@ -33,18 +45,10 @@ from ..models import (
     RunTrigger,
     SessionMessage,
 )
+from ..settings import StoreSettings
 from ..timeutil import check_zone, from_ms, to_ms
 from . import planning
-from .base import (
-    Claim,
-    Completion,
-    CronStore,
-    DeliveryOutcome,
-    DeliveryPlanner,
-    JobSpec,
-    RecoveryReport,
-    StoreSettings,
-)
+from .base import CronStore
 from .records import (
     _SESSION_MODES,
     _TRIGGERS,
@@ -59,10 +63,20 @@ from .records import (
     delivery_from_row,
 )
 from .sqlfile import load_migrations, load_queries
+from .types import (
+    Claim,
+    Completion,
+    DeliveryOutcome,
+    DeliveryPlanner,
+    JobSpec,
+    RecoveryReport,
+    RunFinished,
+    Topic,
+)
 
 log = logging.getLogger("starpod_cron.store")
 T = TypeVar("T")
-Row = Any
+Conn = sqlite3.Connection
 
 Q = load_queries(
     "sqlite.sql",
@@ -75,16 +89,47 @@ Q = load_queries(
     run_result_assignments=", ".join(f"{c} = ?" for c in RUN_RESULT_COLUMNS),
     delivery_columns=", ".join(DELIVERY_COLUMNS),
 )
-_NOTIFIED = {RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.TIMEOUT.value}
-_FINAL_FOR_COMPLETION = {
-    RunStatus.SUCCESS,
-    RunStatus.FAILED,
-    RunStatus.TIMEOUT,
-    RunStatus.INTERRUPTED,
-}
+NOTIFIED = frozenset({RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.TIMEOUT.value})
+FINAL_FOR_COMPLETION = frozenset(
+    {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
+)
+WATCH_INTERVAL_SECS = 0.25
+MAX_ROWS = 1_000_000
+MAX_ID = 2**63 - 1
 
 
-def _statements(script: str) -> Iterable[str]:
+def bounded(value: int, low: int = 0, high: int = MAX_ROWS) -> int:
+    """A limit or id from outside, clamped to what the database can hold."""
+    return max(low, min(int(value), high))
+
+
+def duplicate_name(name: str, user_id: str | None) -> DuplicateJobName:
+    if user_id is None:
+        return DuplicateJobName(f"an agent-level job named {name!r} already exists")
+    return DuplicateJobName(f"a job named {name!r} already exists for user {user_id!r}")
+
+
+def unavailable(exc: sqlite3.Error, path: str) -> StoreUnavailable:
+    """An sqlite3 error as a message a user can act on."""
+    text = str(exc)
+    hints = {
+        "file is not a database": f"{path} is not a SQLite database; point --db at a "
+        "starpod-cron database or at a new file",
+        "unable to open database file": f"cannot open {path}: check that its directory exists "
+        "and that this user may write there",
+        "attempt to write a readonly database": f"{path} is read-only: starpod-cron must write "
+        "to it (and create its -wal and -shm files beside it)",
+        "database is locked": f"{path} stayed locked by another process for 30 s",
+        "database or disk is full": f"{path}: the database or disk is full",
+        "disk I/O error": f"{path}: disk I/O error",
+    }
+    for needle, message in hints.items():
+        if needle in text:
+            return StoreUnavailable(message)
+    return StoreUnavailable(f"{path}: database error: {text}")
+
+
+def statements(script: str) -> Iterable[str]:
     buf = ""
     for line in script.splitlines(keepends=True):
         buf += line
@@ -96,215 +141,338 @@ def _statements(script: str) -> Iterable[str]:
         raise ValueError(f"incomplete SQL statement in migration: {buf[:80]!r}")
 
 
-def validate_settings(settings: StoreSettings) -> None:
-    if settings.synchronous not in ("full", "normal"):
-        raise ConfigError(f"synchronous must be 'full' or 'normal', got {settings.synchronous!r}")
-    if settings.runs_keep_per_job < 1:
-        raise ConfigError("runs_keep_per_job must be at least 1")
-    if not settings.retry_backoff_secs or min(settings.retry_backoff_secs) < 0:
-        raise ConfigError("retry_backoff_secs must be a non-empty list of delays >= 0")
-    if settings.misfire_grace_secs < 0:
-        raise ConfigError("misfire_grace_secs must be >= 0")
-
-
 class SqliteStore(CronStore):
     """:class:`CronStore` on a SQLite file. Safe to share the file between processes."""
 
-    def __init__(
-        self, db: aiosqlite.Connection, path: str, settings: StoreSettings, clock: Clock
-    ) -> None:
-        self._db = db
+    def __init__(self, path: str, settings: StoreSettings, clock: Clock) -> None:
+        super().__init__()
         self.path = path
+        self.url = path
         self.settings = settings
         self.clock = clock
-        self._lock = asyncio.Lock()
-        self._listeners: list[Callable[[], None]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starpod-cron-sqlite")
+        self._conn: Conn | None = None
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._planner: DeliveryPlanner | None = None
+        self._identity: tuple[int, int] | None = None
+        self._lost: str | None = None
+        self._data_version = 0
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, path: str, settings: StoreSettings, clock: Clock) -> SqliteStore:
-        validate_settings(settings)
-        db = await aiosqlite.connect(path, isolation_level=None)
+    async def connect(
+        cls, path: str, settings: StoreSettings, clock: Clock, *, create: bool = True
+    ) -> SqliteStore:
+        check_zone(settings.default_timezone)
+        store = cls(path, settings, clock)
+        loop = asyncio.get_running_loop()
         try:
-            await db.execute("PRAGMA busy_timeout = 30000")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute(f"PRAGMA synchronous = {settings.synchronous.upper()}")
-            await _migrate(db, path)
+            await loop.run_in_executor(store._pool, store._open_sync, create)
         except BaseException:
-            await db.close()
+            store._pool.shutdown(wait=False)
             raise
-        return cls(db, path, settings, clock)
+        return store
+
+    # ---------------------------------------------------------------- the worker thread
+    def _open_sync(self, create: bool) -> None:
+        path = self.path
+        on_disk = path != ":memory:" and not path.startswith("file:")
+        if on_disk:
+            if os.path.isdir(path):
+                raise StoreUnavailable(f"{path} is a directory, not a database file")
+            if not create and not os.path.exists(path):
+                raise DatabaseMissing(
+                    f"no database at {path} (one is created by `jobs add` or `serve`; "
+                    "use --db to point at another)"
+                )
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise unavailable(exc, path) from exc
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.settings.synchronous.upper()}")
+            migrate(conn, path)
+            self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            conn.close()
+            raise unavailable(exc, path) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._identity = self._stat() if on_disk else None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _check_identity(self) -> None:
+        """Refuse to go on with a database file that was deleted or replaced while open."""
+        if self._lost is not None:
+            raise StoreUnavailable(self._lost)
+        if self._identity is None:
+            return
+        if self._stat() != self._identity:
+            self._lost = (
+                f"the database file {self.path} was deleted or replaced while this process had "
+                "it open; writes would be lost, so this process no longer writes to it. Stop "
+                "it, restore the file (or accept a new one), and start again"
+            )
+            log.error("%s", self._lost)
+            raise StoreUnavailable(self._lost)
+
+    def _require(self) -> Conn:
+        if self._conn is None:
+            raise StarpodCronError("the store is closed")
+        return self._conn
+
+    def _tx(self, body: Callable[..., T], *args: Any) -> T:
+        conn = self._require()
+        self._check_identity()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn, *args)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise unavailable(exc, self.path) from exc
+        return result
+
+    def _rd(self, body: Callable[..., T], *args: Any) -> T:
+        conn = self._require()
+        try:
+            return body(conn, *args)
+        except sqlite3.Error as exc:
+            raise unavailable(exc, self.path) from exc
+
+    def _poll(self, conn: Conn) -> bool:
+        """True when another connection committed since the last poll."""
+        self._check_identity()
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+    # ------------------------------------------------------------- the event loop side
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StarpodCronError("the store is closed")
+
+    async def _write(self, body: Callable[..., T], *args: Any) -> T:
+        """Run ``body(conn, *args)`` in one BEGIN IMMEDIATE transaction on the worker thread.
+        Shielded: if the caller is cancelled the transaction still commits or rolls back."""
+        self._check_open()
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._tx, body, *args)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(future)
+
+    async def _read(self, body: Callable[..., T], *args: Any) -> T:
+        self._check_open()
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._rd, body, *args)
+
+    async def _rows(self, sql: str, params: Sequence[object] | dict[str, object] = ()) -> Any:
+        return await self._read(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def _jobs(self, sql: str, params: Sequence[object] | dict[str, object] = ()) -> Any:
+        def body(conn: Conn) -> list[CronJob]:
+            rows = conn.execute(sql, params).fetchall()
+            return [JobRecord.from_row(r).to_public() for r in rows]
+
+        return await self._read(body)
+
+    async def _runs(self, sql: str, params: Sequence[object] | dict[str, object] = ()) -> Any:
+        def body(conn: Conn) -> list[CronRun]:
+            return [RunRecord.from_row(r).to_public() for r in conn.execute(sql, params)]
+
+        return await self._read(body)
+
+    def _watch_others(self) -> None:
+        if self._watcher is not None or self._closed or self._identity is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._watcher = loop.create_task(self._watch(), name="starpod-cron:sqlite-watch")
+
+    async def _watch(self) -> None:
+        """Notice commits by other processes (and a vanished file) within a quarter second."""
+        reported = False
+        while not self._closed:
+            await asyncio.sleep(WATCH_INTERVAL_SECS)
+            try:
+                changed = await self._read(self._poll)
+            except StoreUnavailable as exc:
+                if not reported:
+                    log.error("%s", exc)
+                    reported = True
+                continue
+            except StarpodCronError:
+                return  # closed
+            if changed:
+                self._signal(Topic.JOBS, Topic.DELIVERIES)
+
+    async def ping(self) -> None:
+        def body(conn: Conn) -> None:
+            self._check_identity()
+            conn.execute("SELECT 1")
+
+        await self._read(body)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
-        async with self._lock:
-            await self._db.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._close_sync)
+        self._pool.shutdown(wait=False)
 
-    # ------------------------------------------------------------------ plumbing
-    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
-        self._listeners.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-
-        return unsubscribe
-
-    def _changed(self) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback()
-            except Exception:
-                log.exception("store change listener %r failed", callback)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StarpodCronError("the store is closed")
-
-    async def _write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run ``body`` in one BEGIN IMMEDIATE transaction. The transaction is shielded: if
-        the caller is cancelled it still commits or rolls back cleanly in the background."""
-        self._check_open()
-        task: asyncio.Future[T] = asyncio.ensure_future(self._transaction(body))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
-
-    async def _transaction(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        async with self._lock:
-            db = self._db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                result = await body(db)
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-                raise
-        return result
-
-    async def _read(self, sql: str, params: Sequence[object] | dict[str, object] = ()) -> list[Row]:
-        self._check_open()
-        async with self._lock:
-            return list(await self._db.execute_fetchall(sql, params))
-
-    async def _jobs(self, sql: str, params: Sequence[object] = ()) -> list[CronJob]:
-        return [JobRecord.from_row(r).to_public() for r in await self._read(sql, params)]
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     # ---------------------------------------------------------------------- jobs
     async def add_jobs(self, specs: Sequence[JobSpec]) -> list[str]:
         now = self.clock.now_ms()
         records = [planning.new_job(spec, now, self.settings) for spec in specs]
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         for rec in records:
-            if rec.name in seen:
+            key = (rec.user_id or "", rec.name)
+            if key in seen:
                 raise DuplicateJobName(f"job name {rec.name!r} appears twice in one batch")
-            seen.add(rec.name)
+            seen.add(key)
         if not records:
             return []
 
-        async def body(db: aiosqlite.Connection) -> None:
-            names = json.dumps([r.name for r in records])
-            taken = await db.execute_fetchall(Q["names_taken"], (names,))
+        def body(conn: Conn) -> None:
+            pairs = json.dumps([[r.user_id or "", r.name] for r in records])
+            taken = conn.execute(Q["names_taken"], (pairs,)).fetchone()
             if taken:
-                listed = ", ".join(repr(row[0]) for row in taken)
-                raise DuplicateJobName(f"a job named {listed} already exists")
-            await db.executemany(Q["insert_job"], [r.to_row() for r in records])
+                raise duplicate_name(taken[1], taken[0])
+            conn.executemany(Q["insert_job"], [r.to_row() for r in records])
 
         await self._write(body)
-        self._changed()
+        self._signal(Topic.JOBS)
         return [r.id for r in records]
 
     async def list_jobs(self) -> list[CronJob]:
-        return await self._jobs(Q["list_jobs"])
+        jobs: list[CronJob] = await self._jobs(Q["list_jobs"])
+        return jobs
 
     async def list_jobs_for_user(self, user_id: str) -> list[CronJob]:
-        return await self._jobs(Q["list_jobs_for_user"], (user_id,))
+        jobs: list[CronJob] = await self._jobs(Q["list_jobs_for_user"], (user_id,))
+        return jobs
 
     async def get_job(self, job_id: str) -> CronJob | None:
-        jobs = await self._jobs(Q["get_job"], (job_id,))
+        jobs: list[CronJob] = await self._jobs(Q["get_job"], (job_id,))
         return jobs[0] if jobs else None
 
-    async def get_job_by_name(self, name: str) -> CronJob | None:
-        jobs = await self._jobs(Q["get_job_by_name"], (name,))
+    async def get_job_by_name(self, name: str, user_id: str | None = None) -> CronJob | None:
+        jobs: list[CronJob] = await self._jobs(
+            Q["get_job_by_name"], {"name": name, "user_id": user_id}
+        )
         return jobs[0] if jobs else None
+
+    async def find_jobs_by_name(self, name: str) -> list[CronJob]:
+        jobs: list[CronJob] = await self._jobs(Q["find_jobs_by_name"], (name,))
+        return jobs
 
     async def update_job(self, job_id: str, update: JobUpdate) -> CronJob:
-        async def body(db: aiosqlite.Connection) -> CronJob:
-            job = await _load_job(db, job_id)
-            old_name = job.name
+        def body(conn: Conn) -> CronJob:
+            job = load_job(conn, job_id)
+            before = (job.user_id, job.name)
             planning.apply_update(job, update, self.clock.now_ms())
-            if job.name != old_name:
-                taken = await db.execute_fetchall(Q["get_job_by_name"], (job.name,))
-                if taken:
-                    raise DuplicateJobName(f"a job named {job.name!r} already exists")
-            await db.execute(Q["update_job_state"], job.state_params())
+            if (job.user_id, job.name) != before:
+                params = {"name": job.name, "user_id": job.user_id}
+                row = conn.execute(Q["get_job_by_name"], params).fetchone()
+                if row is not None and row[0] != job.id:
+                    raise duplicate_name(job.name, job.user_id)
+            conn.execute(Q["update_job_state"], job.state_params())
             return job.to_public()
 
         result = await self._write(body)
-        self._changed()
+        self._signal(Topic.JOBS)
         return result
 
     async def remove_job(self, job_id: str) -> None:
-        async def body(db: aiosqlite.Connection) -> None:
-            cursor = await db.execute(Q["delete_job"], (job_id,))
-            if cursor.rowcount == 0:
+        def body(conn: Conn) -> None:
+            if conn.execute(Q["delete_job"], (job_id,)).rowcount == 0:
                 raise JobNotFound(f"no job with id {job_id!r}")
-            await db.execute(Q["delete_job_runs"], (job_id,))
+            conn.execute(Q["delete_job_runs"], (job_id,))
 
         await self._write(body)
 
     async def get_due_jobs(self) -> list[CronJob]:
-        return await self._jobs(Q["select_due"], (self.clock.now_ms(), -1))
+        jobs: list[CronJob] = await self._jobs(Q["select_due"], (self.clock.now_ms(), -1))
+        return jobs
+
+    async def next_due_at(self) -> datetime | None:
+        ((value,),) = await self._rows(Q["next_due_at"])
+        return None if value is None else from_ms(int(value))
 
     # ---------------------------------------------------------------------- runs
     async def record_run_start(
         self, job_id: str, *, lease_secs: float | None = None, owner: str | None = None
     ) -> str:
-        async def body(db: aiosqlite.Connection) -> str:
-            job = await _load_job(db, job_id)
+        def body(conn: Conn) -> str:
+            job = load_job(conn, job_id)
             if job.running_run_id is not None:
                 raise JobAlreadyRunning(
                     f"job {job.name!r} is already running (run {job.running_run_id})"
                 )
             now = self.clock.now_ms()
             lease_ms = job.timeout_ms + 60_000 if lease_secs is None else round(lease_secs * 1000)
-            holder = owner or f"manual:{planning.new_id()}"
+            holder = owner or f"manual:{planning.new_id(now)}"
             run = planning.start_run(job, RunTrigger.MANUAL, now, 1, now, holder, now + lease_ms)
-            await db.execute(Q["insert_run"], run.to_row())
-            await db.execute(Q["update_job_runtime"], job.runtime_params())
+            conn.execute(Q["insert_run"], run.to_row())
+            conn.execute(Q["update_job_runtime"], job.runtime_params())
             return run.id
 
-        return await self._write(body)
+        run_id: str = await self._write(body)
+        return run_id
 
     async def complete_runs(
         self, completions: Sequence[Completion], *, owner: str | None
     ) -> list[bool]:
         for done in completions:
-            if RunStatus(done.status) not in _FINAL_FOR_COMPLETION:
+            if RunStatus(done.status) not in FINAL_FOR_COMPLETION:
                 raise InvalidInput(
                     f"a run can only be completed as success, failed, timeout or interrupted, "
                     f"not {done.status!r}"
                 )
         if not completions:
             return []
+        planner = self._planner
 
-        async def body(db: aiosqlite.Connection) -> list[bool]:
+        def body(conn: Conn) -> tuple[list[bool], list[RunFinished], int]:
             ids = json.dumps([c.run_id for c in completions])
-            rows = await db.execute_fetchall(Q["get_runs_by_ids"], (ids,))
+            rows = conn.execute(Q["get_runs_by_ids"], (ids,)).fetchall()
             runs = {r.id: r for r in map(RunRecord.from_row, rows)}
-            jobs = await _load_jobs(db, {r.job_id for r in runs.values()})
+            jobs = load_jobs(conn, {r.job_id for r in runs.values()})
             now = self.clock.now_ms()
+            tell = planner is not None or bool(self._finished_listeners)
             answers: list[bool] = []
             finished: list[RunRecord] = []
             touched: dict[str, JobRecord] = {}
             deleted: set[str] = set()
+            events: list[RunFinished] = []
             deliveries: list[tuple[object, ...]] = []
             for done in completions:
                 run = runs.get(done.run_id)
@@ -316,45 +484,34 @@ class SqliteStore(CronStore):
                     answers.append(False)
                     continue
                 job = jobs.get(run.job_id)
-                before = None if job is None or self._planner is None else job.to_public()
+                before = job.to_public() if tell and job is not None else None
                 action = planning.plan_finish(job, run, done, now, self.settings)
                 finished.append(run)
-                if before is not None and run.status in _NOTIFIED:
-                    deliveries.extend(self._plan_deliveries(before, run, now))
+                if before is not None and run.status in NOTIFIED:
+                    event = RunFinished(before, run.to_public())
+                    events.append(event)
+                    if planner is not None:
+                        deliveries.extend(plan_deliveries(planner, event, now))
                 if job is not None and action == "update":
                     touched[job.id] = job
                 elif job is not None and action == "delete":
                     deleted.add(job.id)
                     touched.pop(job.id, None)
                 answers.append(True)
-            await self._write_finished(db, finished, touched.values(), deleted)
-            await db.executemany(Q["insert_delivery"], deliveries)
-            return answers
+            write_finished(conn, finished, touched.values(), deleted, self.settings)
+            conn.executemany(Q["insert_delivery"], deliveries)
+            return answers, events, len(deliveries)
 
-        answers = await self._write(body)
-        self._changed()
+        answers, events, queued = await self._write(body)
+        self._signal(Topic.JOBS)
+        if queued:
+            self._signal(Topic.DELIVERIES)
+        self._finished(events)
         return answers
 
-    async def _write_finished(
-        self,
-        db: aiosqlite.Connection,
-        runs: Iterable[RunRecord],
-        jobs: Iterable[JobRecord],
-        deleted: Iterable[str],
-    ) -> None:
-        await db.executemany(Q["finish_run"], [r.result_params() for r in runs])
-        jobs = list(jobs)
-        await db.executemany(Q["update_job_runtime"], [j.runtime_params() for j in jobs])
-        await db.executemany(Q["delete_job"], [(job_id,) for job_id in deleted])
-        keep = self.settings.runs_keep_per_job
-        await db.executemany(
-            Q["prune_job_runs"],
-            [{"job_id": j.id, "keep": keep} for j in jobs if j.run_count > keep],
-        )
-
     async def list_runs(self, job_id: str, limit: int = 20) -> list[CronRun]:
-        rows = await self._read(Q["list_runs"], (job_id, limit))
-        return [RunRecord.from_row(r).to_public() for r in rows]
+        runs: list[CronRun] = await self._runs(Q["list_runs"], (job_id, bounded(limit)))
+        return runs
 
     async def list_recent_runs(
         self,
@@ -364,74 +521,57 @@ class SqliteStore(CronStore):
         status: RunStatus | None = None,
     ) -> list[CronRun]:
         params: dict[str, object] = {
-            "limit": limit,
+            "limit": bounded(limit),
             "job_id": job_id,
             "status": None if status is None else RunStatus(status).value,
         }
-        rows = await self._read(Q["list_recent_runs"], params)
-        return [RunRecord.from_row(r).to_public() for r in rows]
+        runs: list[CronRun] = await self._runs(Q["list_recent_runs"], params)
+        return runs
 
     async def get_run(self, run_id: str) -> CronRun | None:
-        rows = await self._read(Q["get_run"], (run_id,))
-        return RunRecord.from_row(rows[0]).to_public() if rows else None
+        runs: list[CronRun] = await self._runs(Q["get_run"], (run_id,))
+        return runs[0] if runs else None
 
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         cutoff = to_ms(older_than)
         if dry_run:
-            ((count,),) = await self._read(Q["count_old_runs"], (cutoff,))
+            ((count,),) = await self._rows(Q["count_old_runs"], (cutoff,))
             return int(count)
 
-        async def body(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(Q["delete_old_runs"], (cutoff,))
-            return cursor.rowcount
+        def body(conn: Conn) -> int:
+            return int(conn.execute(Q["delete_old_runs"], (cutoff,)).rowcount)
 
-        return await self._write(body)
+        deleted: int = await self._write(body)
+        return deleted
 
     # ------------------------------------------------------------ delivery outbox
     def set_delivery_planner(self, planner: DeliveryPlanner | None) -> None:
         self._planner = planner
 
-    def _plan_deliveries(self, job: CronJob, run: RunRecord, now: int) -> list[tuple[object, ...]]:
-        assert self._planner is not None
-        try:
-            specs = self._planner(job, run.to_public())
-        except Exception:
-            log.exception(
-                "job %s run %s: delivery planner failed; no notifications for it",
-                run.job_name,
-                run.id,
-            )
-            return []
-        return [
-            (
-                run.id,
-                run.job_id,
-                run.job_name,
-                s.destination,
-                json.dumps(s.payload, ensure_ascii=False),
-                now,
-                now,
-            )
-            for s in specs
-        ]
-
-    async def claim_deliveries(self, owner: str, limit: int, lease_secs: float) -> list[Delivery]:
-        async def body(db: aiosqlite.Connection) -> list[Delivery]:
+    async def claim_deliveries(
+        self,
+        owner: str,
+        limit: int,
+        lease_secs: float,
+        prefixes: Sequence[str] | None = None,
+    ) -> list[Delivery]:
+        def body(conn: Conn) -> list[Delivery]:
             now = self.clock.now_ms()
-            ids = [
-                r[0]
-                for r in await db.execute_fetchall(
-                    Q["due_deliveries"], {"now": now, "limit": limit}
-                )
-            ]
+            params = {
+                "now": now,
+                "limit": bounded(limit),
+                "any": prefixes is None,
+                "prefixes": json.dumps(list(prefixes or ())),
+            }
+            ids = [r[0] for r in conn.execute(Q["due_deliveries"], params)]
             if not ids:
                 return []
-            rows = await db.execute_fetchall(
-                Q["lease_deliveries"], (owner, now + round(lease_secs * 1000), json.dumps(ids))
-            )
+            lease = (owner, now + round(lease_secs * 1000), json.dumps(ids))
+            rows = conn.execute(Q["lease_deliveries"], lease).fetchall()
             return sorted(map(delivery_from_row, rows), key=lambda d: d.id)
 
-        return await self._write(body)
+        claimed: list[Delivery] = await self._write(body)
+        return claimed
 
     async def finish_deliveries(
         self, owner: str, outcomes: Sequence[DeliveryOutcome]
@@ -439,7 +579,7 @@ class SqliteStore(CronStore):
         if not outcomes:
             return []
 
-        async def body(db: aiosqlite.Connection) -> list[bool]:
+        def body(conn: Conn) -> list[bool]:
             now = self.clock.now_ms()
             answers: list[bool] = []
             for o in outcomes:
@@ -451,43 +591,62 @@ class SqliteStore(CronStore):
                 else:
                     params = ("dead", now, o.error, None)
                 uncount = 0 if o.attempted else 1
-                cursor = await db.execute(
+                cursor = conn.execute(
                     Q["finish_delivery"], (*params, uncount, o.delivery_id, owner)
                 )
                 answers.append(cursor.rowcount == 1)
             return answers
 
-        answers = await self._write(body)
+        answers: list[bool] = await self._write(body)
         if any(o.retry_at is not None for o in outcomes):
-            self._changed()
+            self._signal(Topic.DELIVERIES)
         return answers
 
+    async def record_delivery_progress(self, delivery_id: int, owner: str, progress: int) -> bool:
+        def body(conn: Conn) -> bool:
+            cursor = conn.execute(Q["delivery_progress"], (progress, delivery_id, owner))
+            return bool(cursor.rowcount == 1)
+
+        done: bool = await self._write(body)
+        return done
+
     async def list_deliveries(
-        self, since_id: int, destinations: Sequence[str] | None, limit: int = 1000
+        self,
+        since_id: int,
+        destinations: Sequence[str] | None,
+        limit: int = 1000,
+        *,
+        prefix: str | None = None,
     ) -> list[Delivery]:
         params = {
-            "since": since_id,
+            "since": bounded(since_id, 0, MAX_ID),
             "everywhere": destinations is None,
             "destinations": json.dumps(list(destinations or ())),
-            "limit": limit,
+            "prefix": prefix,
+            "limit": bounded(limit),
         }
-        rows = await self._read(Q["list_deliveries"], params)
-        return [delivery_from_row(r) for r in rows]
 
-    async def next_delivery_at(self) -> datetime | None:
-        ((value,),) = await self._read(Q["next_delivery_at"])
+        def body(conn: Conn) -> list[Delivery]:
+            return [delivery_from_row(r) for r in conn.execute(Q["list_deliveries"], params)]
+
+        deliveries: list[Delivery] = await self._read(body)
+        return deliveries
+
+    async def next_delivery_at(self, prefixes: Sequence[str] | None = None) -> datetime | None:
+        params = {"any": prefixes is None, "prefixes": json.dumps(list(prefixes or ()))}
+        ((value,),) = await self._rows(Q["next_delivery_at"], params)
         return None if value is None else from_ms(int(value))
 
     # ----------------------------------------------------------- user preferences
     async def get_user_timezone(self, user_id: str) -> str | None:
-        rows = await self._read(Q["get_user_timezone"], (user_id,))
+        rows = await self._rows(Q["get_user_timezone"], (user_id,))
         return str(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def set_user_timezone(self, user_id: str, timezone: str) -> None:
         check_zone(timezone)
 
-        async def body(db: aiosqlite.Connection) -> None:
-            await db.execute(Q["set_user_timezone"], (user_id, timezone, self.clock.now_ms()))
+        def body(conn: Conn) -> None:
+            conn.execute(Q["set_user_timezone"], (user_id, timezone, self.clock.now_ms()))
 
         await self._write(body)
 
@@ -496,16 +655,17 @@ class SqliteStore(CronStore):
         if not isinstance(key, str) or not key:
             raise InvalidInput("session key must be a non-empty string")
 
-        async def body(db: aiosqlite.Connection) -> str:
+        def body(conn: Conn) -> str:
             now = self.clock.now_ms()
-            await db.execute(Q["insert_session"], (planning.new_id(), key, now, now))
-            ((session_id,),) = await db.execute_fetchall(Q["get_session_by_key"], (key,))
+            conn.execute(Q["insert_session"], (planning.new_id(now), key, now, now))
+            ((session_id,),) = conn.execute(Q["get_session_by_key"], (key,)).fetchall()
             return str(session_id)
 
-        return await self._write(body)
+        session: str = await self._write(body)
+        return session
 
     async def session_messages(self, session_id: str, limit: int) -> list[SessionMessage]:
-        rows = await self._read(Q["session_messages"], (session_id, limit))
+        rows = await self._rows(Q["session_messages"], (session_id, bounded(limit)))
         return [SessionMessage(r[0], r[1], r[2], from_ms(r[3])) for r in rows]
 
     async def append_session_messages(
@@ -516,17 +676,16 @@ class SqliteStore(CronStore):
         run_id: str | None = None,
         keep: int | None = None,
     ) -> None:
-        async def body(db: aiosqlite.Connection) -> None:
+        def body(conn: Conn) -> None:
             now = self.clock.now_ms()
-            await db.executemany(
+            conn.executemany(
                 Q["insert_message"],
                 [(session_id, role, content, run_id, now) for role, content in messages],
             )
-            await db.execute(Q["touch_session"], (now, session_id))
+            conn.execute(Q["touch_session"], (now, session_id))
             if keep is not None:
-                await db.execute(
-                    Q["trim_messages"], {"session_id": session_id, "keep": max(1, keep)}
-                )
+                params = {"session_id": session_id, "keep": bounded(keep, 1)}
+                conn.execute(Q["trim_messages"], params)
 
         await self._write(body)
 
@@ -539,17 +698,17 @@ class SqliteStore(CronStore):
         grace = round(self.settings.misfire_grace_secs * 1000)
         ahead = max(0, round(ahead_secs * 1000))
 
-        async def body(db: aiosqlite.Connection) -> list[Claim]:
+        def body(conn: Conn) -> list[Claim]:
             now = self.clock.now_ms()
             lease_until = now + round(lease_secs * 1000)
-            rows = await db.execute_fetchall(Q["select_due"], (now + ahead, limit))
+            rows = conn.execute(Q["select_due"], (now + ahead, limit)).fetchall()
             claims: list[Claim] = []
             jobs: list[JobRecord] = []
             new_runs: list[RunRecord] = []
             for row in rows:
                 job = JobRecord.from_row(row)
                 start = max(now, job.due_ms or now)  # a job claimed ahead starts on time
-                plan = planning.plan_claim(job, start, owner, lease_until, grace)
+                plan = planning.plan_claim(job, start, owner, lease_until, grace, now)
                 jobs.append(job)
                 if not job.enabled and plan.run is None and plan.skipped is None:
                     log.error("job %s: %s", job.name, job.last_error)
@@ -558,112 +717,181 @@ class SqliteStore(CronStore):
                     log.warning("job %s: %s", job.name, plan.skipped.error)
                 if plan.run is not None:
                     new_runs.append(plan.run)
-                    claims.append(
-                        Claim(
-                            plan.run.id,
-                            job.id,
-                            job.name,
-                            job.prompt,
-                            _SESSION_MODES[job.session_mode],
-                            job.user_id,
-                            job.timeout_ms / 1000,
-                            from_ms(plan.run.scheduled_for),
-                            plan.run.attempt,
-                            _TRIGGERS[plan.run.trigger],
-                            from_ms(plan.run.started_at),
-                            lease_until,
-                        )
-                    )
-            await db.executemany(Q["update_job_runtime"], [j.runtime_params() for j in jobs])
-            await db.executemany(Q["insert_run"], [r.to_row() for r in new_runs])
+                    claims.append(claim_of(job, plan.run, lease_until))
+            conn.executemany(Q["update_job_runtime"], [j.runtime_params() for j in jobs])
+            conn.executemany(Q["insert_run"], [r.to_row() for r in new_runs])
             return claims
 
-        return await self._write(body)
+        claims: list[Claim] = await self._write(body)
+        return claims
 
-    async def next_due_at(self) -> datetime | None:
-        ((value,),) = await self._read(Q["next_due_at"])
-        return None if value is None else from_ms(int(value))
+    async def renew_leases(
+        self, owner: str, lease_secs: float, run_ids: Collection[str] | None = None
+    ) -> set[str]:
+        if run_ids is not None and not run_ids:
+            return set()
 
-    async def renew_leases(self, owner: str, lease_secs: float) -> set[str]:
-        async def body(db: aiosqlite.Connection) -> set[str]:
-            until = self.clock.now_ms() + round(lease_secs * 1000)
-            rows = await db.execute_fetchall(Q["renew_leases"], (until, owner))
-            return {str(row[0]) for row in rows}
-
-        return await self._write(body)
-
-    async def recover(
-        self, *, alive_owner: str | None = None, repair: bool = True
-    ) -> RecoveryReport:
-        async def body(db: aiosqlite.Connection) -> RecoveryReport:
+        def body(conn: Conn) -> set[str]:
             now = self.clock.now_ms()
-            expired = [
-                RunRecord.from_row(r)
-                for r in await db.execute_fetchall(Q["expired_runs"], (now, alive_owner))
-            ]
-            jobs = await _load_jobs(db, {r.job_id for r in expired})
+            params = {
+                "until": now + round(lease_secs * 1000),
+                "now": now,
+                "owner": owner,
+                "all": run_ids is None,
+                "ids": json.dumps(list(run_ids or ())),
+            }
+            return {str(row[0]) for row in conn.execute(Q["renew_leases"], params)}
+
+        held: set[str] = await self._write(body)
+        return held
+
+    async def recover(self, *, held: Collection[str] = (), repair: bool = True) -> RecoveryReport:
+        def body(conn: Conn) -> RecoveryReport:
+            now = self.clock.now_ms()
+            holders = [row[0] for row in conn.execute(Q["running_owners"])]
+            dead = [h for h in holders if owners.is_dead(h)]
+            params = {"now": now, "dead": json.dumps(dead), "held": json.dumps(list(held))}
+            expired = [RunRecord.from_row(r) for r in conn.execute(Q["expired_runs"], params)]
+            jobs = load_jobs(conn, {r.job_id for r in expired})
             touched: dict[str, JobRecord] = {}
             for run in expired:
-                error = (
-                    f"interrupted: the lease of {run.lease_owner} expired at "
-                    f"{from_ms(run.lease_expires_at or now).isoformat()} (its scheduler stopped "
-                    "or was killed mid-run)"
-                )
+                done = interruption(run, now, run.lease_owner in dead)
                 job = jobs.get(run.job_id)
-                done = Completion(run.id, RunStatus.INTERRUPTED, error=error, count_attempt=True)
                 if planning.plan_finish(job, run, done, now, self.settings) and job is not None:
                     touched[job.id] = job
-                log.warning("job %s run %s: %s", run.job_name, run.id, error)
-            await self._write_finished(db, expired, touched.values(), ())
+                log.warning("job %s run %s: %s", run.job_name, run.id, done.error)
+            write_finished(conn, expired, touched.values(), (), self.settings)
             repaired: list[JobRecord] = []
             if repair:  # whole-table scans: at start-up, not on every periodic pass
-                await db.execute(Q["release_orphaned_jobs"])
-                rows = await db.execute_fetchall(Q["jobs_missing_next_run"])
+                conn.execute(Q["release_orphaned_jobs"])
+                rows = conn.execute(Q["jobs_missing_next_run"]).fetchall()
                 repaired = [j for j in map(JobRecord.from_row, rows) if planning.repair(j, now)]
-                await db.executemany(
-                    Q["update_job_runtime"], [j.runtime_params() for j in repaired]
-                )
+                conn.executemany(Q["update_job_runtime"], [j.runtime_params() for j in repaired])
             return RecoveryReport([r.id for r in expired], len(repaired))
 
-        report = await self._write(body)
+        report: RecoveryReport = await self._write(body)
         if report.interrupted_run_ids or report.rescheduled_jobs:
-            self._changed()
+            self._signal(Topic.JOBS)
         return report
 
 
-async def _load_job(db: aiosqlite.Connection, job_id: str) -> JobRecord:
-    rows = list(await db.execute_fetchall(Q["get_job"], (job_id,)))
-    if not rows:
+# --------------------------------------------------------------------- shared helpers
+def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
+    return Claim(
+        run.id,
+        job.id,
+        job.name,
+        job.prompt,
+        _SESSION_MODES[job.session_mode],
+        job.user_id,
+        job.timeout_ms / 1000,
+        from_ms(run.scheduled_for),
+        run.attempt,
+        _TRIGGERS[run.trigger],
+        from_ms(run.started_at),
+        lease_until,
+    )
+
+
+def interruption(run: RunRecord, now: int, owner_dead: bool) -> Completion:
+    """How recovery ends a run nobody holds: interrupted, and counted as an attempt only if
+    its owner was seen alive at or after the run's start (a run claimed ahead whose owner died
+    before the fire time never started)."""
+    started = run.lease_renewed_at is None or run.lease_renewed_at >= run.started_at
+    if owner_dead and (run.lease_expires_at or 0) >= now:
+        why = f"interrupted: its scheduler ({run.lease_owner}) is no longer running"
+    else:
+        expiry = from_ms(run.lease_expires_at or now).isoformat()
+        why = (
+            f"interrupted: the lease of {run.lease_owner} expired at {expiry} (its scheduler "
+            "stopped or was killed mid-run)"
+        )
+    if not started:
+        why += "; it had not started yet, so no retry is used up"
+    return Completion(run.id, RunStatus.INTERRUPTED, error=why, count_attempt=started)
+
+
+def plan_deliveries(
+    planner: DeliveryPlanner, event: RunFinished, now: int
+) -> list[tuple[object, ...]]:
+    run = event.run
+    try:
+        specs = planner(event.job, run)
+    except Exception:
+        log.exception(
+            "job %s run %s: delivery planner failed; no notifications for it",
+            run.job_name,
+            run.id,
+        )
+        return []
+    return [
+        (
+            run.id,
+            run.job_id,
+            run.job_name,
+            s.destination,
+            json.dumps(s.payload, ensure_ascii=False),
+            now,
+            now,
+        )
+        for s in specs
+    ]
+
+
+def write_finished(
+    conn: Conn,
+    runs: Iterable[RunRecord],
+    jobs: Iterable[JobRecord],
+    deleted: Iterable[str],
+    settings: StoreSettings,
+) -> None:
+    conn.executemany(Q["finish_run"], [r.result_params() for r in runs])
+    jobs = list(jobs)
+    conn.executemany(Q["update_job_runtime"], [j.runtime_params() for j in jobs])
+    conn.executemany(Q["delete_job"], [(job_id,) for job_id in deleted])
+    keep = settings.runs_keep_per_job
+    conn.executemany(
+        Q["prune_job_runs"],
+        [{"job_id": j.id, "keep": keep} for j in jobs if j.run_count > keep],
+    )
+
+
+def load_job(conn: Conn, job_id: str) -> JobRecord:
+    row = conn.execute(Q["get_job"], (job_id,)).fetchone()
+    if row is None:
         raise JobNotFound(f"no job with id {job_id!r}")
-    return JobRecord.from_row(rows[0])
+    return JobRecord.from_row(row)
 
 
-async def _load_jobs(db: aiosqlite.Connection, ids: set[str]) -> dict[str, JobRecord]:
+def load_jobs(conn: Conn, ids: set[str]) -> dict[str, JobRecord]:
     if not ids:
         return {}
-    rows = await db.execute_fetchall(Q["get_jobs_by_ids"], (json.dumps(sorted(ids)),))
+    rows = conn.execute(Q["get_jobs_by_ids"], (json.dumps(sorted(ids)),)).fetchall()
     return {rec.id: rec for rec in map(JobRecord.from_row, rows)}
 
 
-async def _migrate(db: aiosqlite.Connection, path: str) -> None:
+def migrate(conn: Conn, path: str) -> None:
     migrations = load_migrations("sqlite")
     latest = migrations[-1][0]
-    await db.execute("BEGIN IMMEDIATE")
+    ((version,),) = conn.execute("PRAGMA user_version").fetchall()
+    if version > latest:
+        raise SchemaVersionError(
+            f"{path} was written by a newer starpod-cron (schema version {version}; this "
+            f"version understands up to {latest}). Upgrade starpod-cron to open it."
+        )
+    if version == latest:
+        return
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        ((version,),) = await db.execute_fetchall("PRAGMA user_version")
-        if version > latest:
-            raise SchemaVersionError(
-                f"{path} was written by a newer starpod-cron (schema version {version}; this "
-                f"version understands up to {latest}). Upgrade starpod-cron to open it."
-            )
+        ((version,),) = conn.execute("PRAGMA user_version").fetchall()  # under the lock
         for number, script in migrations:
             if number <= version:
                 continue
-            for statement in _statements(script):
-                await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {number}")
+            for statement in statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
             log.info("migrated %s to schema version %d", path, number)
-        await db.execute("COMMIT")
+        conn.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        conn.execute("ROLLBACK")
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 
 from ..errors import InvalidJob, InvalidSchedule
@@ -16,6 +17,8 @@ MAX_PROMPT_BYTES = 64 * 1024
 MAX_RETRIES = 100
 MAX_TIMEOUT_SECS = 30 * 86_400
 MAX_USER_ID_CHARS = 200
+MAX_DESCRIPTION_CHARS = 1000
+_ID_LIKE = re.compile(r"[0-9a-f]{32}")
 
 
 def name(value: object) -> str:
@@ -27,7 +30,23 @@ def name(value: object) -> str:
         raise InvalidJob(f"job name {value!r} has leading or trailing whitespace")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise InvalidJob(f"job name {value!r} contains control characters")
+    if _ID_LIKE.fullmatch(value):
+        raise InvalidJob(
+            f"job name {value!r} looks like a job id (32 hex digits); choose another name"
+        )
     return value
+
+
+def description(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidJob("description must be text")
+    if len(value) > MAX_DESCRIPTION_CHARS:
+        raise InvalidJob(
+            f"description is {len(value)} characters; the limit is {MAX_DESCRIPTION_CHARS}"
+        )
+    return value or None
 
 
 def prompt(value: object) -> str:

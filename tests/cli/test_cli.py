@@ -144,7 +144,7 @@ BAD_ADDS = [
     (["--at", "2020-01-01 09:00"], "in the past"),
     (["--in", "0s"], "longer than zero"),
     (["--every", "1h", "--tz", "Mars/Base"], "unknown time zone 'Mars/Base'"),
-    (["--every", "1h", "--retries", "-1"], "max_retries"),
+    (["--every", "1h", "--retries", "-1"], "--retries: must be from 0 to 100"),
     (["--every", "1h", "--timeout", "forever"], "invalid duration 'forever'"),
     (["--every", "1h", "--cron", "* * * * *"], "not allowed with argument"),
     ([], "one of the arguments --cron --every --at --in is required"),

@@ -61,7 +61,8 @@ async def test_add_job_full_keeps_every_option(store: CronStore) -> None:
         user_id="u1",
         misfire_policy=MisfirePolicy.SKIP,
     )
-    job = await store.get_job_by_name("standup")
+    assert await store.get_job_by_name("standup") is None  # not an agent-level job
+    job = await store.get_job_by_name("standup", "u1")
     assert job is not None and job.id == job_id
     assert (job.max_retries, job.timeout_secs, job.session_mode, job.user_id) == (
         5,
@@ -105,7 +106,7 @@ async def test_text_round_trips_unchanged(store: CronStore) -> None:
     name = 'résumé\'; DROP TABLE jobs;-- "x" % _ \\ 名前 🚀'
     prompt = "Line 1\nLine 2 with 'quotes', \"doubles\", NUL-free \t tabs, emoji 👩‍💻 and ∑\u200b"
     job_id = await store.add_job_full(name, prompt, Schedule.cron("*/5 * * * *"), user_id="ü'ser")
-    job = await store.get_job_by_name(name)
+    job = await store.get_job_by_name(name, "ü'ser")
     assert job is not None and job.id == job_id
     assert (job.name, job.prompt, job.user_id) == (name, prompt, "ü'ser")
     assert [j.name for j in await store.list_jobs_for_user("ü'ser")] == [name]
@@ -297,7 +298,6 @@ async def test_changes_notify_listeners(store: CronStore) -> None:
 
 async def test_status_enum_values_are_the_documented_strings() -> None:
     assert [s.value for s in RunStatus] == [
-        "pending",
         "running",
         "success",
         "failed",

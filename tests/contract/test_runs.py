@@ -115,7 +115,7 @@ async def test_completion_by_a_non_owner_is_refused(store: CronStore, clock: Man
     assert run is not None and run.status is RunStatus.RUNNING
 
 
-@pytest.mark.parametrize("status", [RunStatus.RUNNING, RunStatus.PENDING, RunStatus.SKIPPED])
+@pytest.mark.parametrize("status", [RunStatus.RUNNING, RunStatus.SKIPPED])
 async def test_completion_needs_a_final_status(
     store: CronStore, clock: ManualClock, status: RunStatus
 ) -> None:

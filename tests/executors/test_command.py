@@ -136,7 +136,7 @@ async def test_timeout_kills_a_term_ignoring_child_and_its_grandchild(
     """),
         kill_grace_secs=0.2,
     )
-    scheduler = CronScheduler(store, ex, clock=clock)
+    scheduler = CronScheduler(store, ex)
     job_id = await store.add_job_full(
         "stuck",
         "p",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +42,10 @@ async def text_target(ctx: JobContext) -> str:
     return ctx.prompt[::-1]
 
 
-def not_async(ctx: JobContext) -> str:
-    return "x"
+def blocking(ctx: JobContext) -> str:
+    """A plain (sync) function: it may block, because it runs in a thread of its own."""
+    time.sleep(0.05)
+    return f"{ctx.prompt} from thread {threading.get_ident()}"
 
 
 async def bad_return(ctx: JobContext) -> int:
@@ -48,6 +53,27 @@ async def bad_return(ctx: JobContext) -> int:
 
 
 NOT_CALLABLE = 5
+
+
+async def test_a_plain_function_runs_in_its_own_thread(store: CronStore) -> None:
+    ex = PythonExecutor(store, "tests.executors.test_echo_python:blocking")
+    assert "sync: runs in a thread" in ex.description
+    loop_ticks = 0
+
+    async def ticker() -> None:
+        nonlocal loop_ticks
+        while True:
+            await asyncio.sleep(0.005)
+            loop_ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        result = await ex(ctx("hello"))
+    finally:
+        ticking.cancel()
+    text, _, thread = result.summary.partition(" from thread ")
+    assert text == "hello" and int(thread) != threading.get_ident()
+    assert loop_ticks >= 3  # the loop kept running while the function slept 50 ms
 
 
 async def test_echo_returns_the_prompt(store: CronStore) -> None:
@@ -74,7 +100,6 @@ async def test_python_target(store: CronStore) -> None:
         ("no_such_module_xyz:run", "cannot import 'no_such_module_xyz'"),
         ("tests.executors.test_echo_python:missing", "has no attribute 'missing'"),
         ("tests.executors.test_echo_python:NOT_CALLABLE", "is not callable"),
-        ("tests.executors.test_echo_python:not_async", "must be an async function"),
     ],
 )
 async def test_bad_python_target_fails_at_start(
@@ -109,7 +134,9 @@ async def test_build_each_kind(store: CronStore) -> None:
         ("[executor]\nkind = 'python'", "target"),
         ("[executor]\nkind = 'openai'\nbase_url = 'localhost:11434'", "base_url"),
         ("[executor]\nkind = 'openai'\nmodel = ''", "model"),
-        ("[executor]\nargv = 'llm -m x'", "argv: expected a list"),
+        ("[executor]\nkind = 'command'\nargv = 'llm -m x'", "argv: expected a list"),
+        ("[executor]\nkind = 'echo'\nmodel = 'x'", "model: applies to kind = 'openai', not 'echo'"),
+        ("[executor]\nargv = ['x']", "argv: applies to kind = 'command', not 'echo'"),
         ("[executor]\napi_key = 'sk-123'", "unknown key 'api_key'"),
     ],
 )

@@ -173,7 +173,7 @@ async def test_through_the_scheduler_usage_retry_after_and_permanent(
         kind="openai", base_url=fake_openai.base_url, model="qwen", api_key_env="MY_KEY"
     )
     executor = build_executor(config, store)
-    scheduler = CronScheduler(store, executor, clock=clock)
+    scheduler = CronScheduler(store, executor)
     fake_openai.answer(
         Reply(429, "rate limited", {"Retry-After": "600"}),
         Reply(content="Done at last", usage={"prompt_tokens": 10, "completion_tokens": 5}),
@@ -220,7 +220,7 @@ async def test_job_timeout_cancels_the_http_call(
         store, base_url=fake_openai.base_url, model="m", request_timeout_secs=60
     )
     fake_openai.answer(Reply(delay=30))
-    scheduler = CronScheduler(store, executor, clock=clock)
+    scheduler = CronScheduler(store, executor)
     job_id = await store.add_job_full(
         "slow", "p", Schedule.one_shot(START + timedelta(seconds=1)), timeout_secs=5, max_retries=0
     )

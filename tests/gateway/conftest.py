@@ -12,9 +12,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import Gateway
+from starpod_cron import SchedulerSettings, StoreSettings
 from starpod_cron.config import (
     AgentConfig,
-    CronConfig,
     ExecutorConfig,
     GatewayConfig,
     TelegramConfig,
@@ -30,10 +30,15 @@ TOKENS = {
 
 def config(tmp_path: Path, **sections: Any) -> AgentConfig:
     base = AgentConfig(
-        cron=CronConfig(tick_secs=1, retry_backoff_secs=(0.2,), lease_secs=5),
+        store_settings=StoreSettings(retry_backoff_secs=(0.2,)),
+        scheduler=SchedulerSettings(tick_secs=1, lease_secs=5),
         executor=ExecutorConfig(kind="python", target="tests.gateway.targets:run"),
         gateway=GatewayConfig(
-            port=0, tokens=TOKENS, delivery_backoff_secs=(0.2, 0.5), delivery_lease_secs=2
+            port=0,
+            tokens=TOKENS,
+            delivery_backoff_secs=(0.2, 0.5),
+            delivery_lease_secs=2,
+            min_interval_secs=1,
         ),
         telegram=TelegramConfig(token_env="STARPOD_TEST_NO_TOKEN"),
         configured=frozenset({"executor"}),

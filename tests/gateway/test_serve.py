@@ -87,6 +87,7 @@ async def test_a_gateway_killed_with_deliveries_pending_delivers_each_once_after
     async with running_botapi() as api:
         (tmp_path / "agent.toml").write_text(
             "[gateway]\ndelivery_backoff_secs = [0.3]\ndelivery_lease_secs = 2\n"
+            "delivery_max_attempts = 100\n"
             f'[telegram]\nallowed_user_ids = [42]\nbase_url = "{api.base_url}"\n'
             'token_env = "STARPOD_TEST_TG_TOKEN"\npoll_timeout_secs = 1\n'
         )

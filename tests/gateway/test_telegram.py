@@ -60,7 +60,8 @@ async def test_schedule_commands_store_jobs_with_their_origin(bot: tuple[BotApi,
     assert gateway.store is not None
     api.type(OWNER, "/every 30m name=standup check the build")
     assert (await reply(api, OWNER))[0].startswith("Scheduled: standup: every 30m")
-    job = await gateway.store.get_job_by_name("standup")
+    assert await gateway.store.get_job_by_name("standup") is None  # not an agent-level job
+    job = await gateway.store.get_job_by_name("standup", f"tg:{OWNER}")
     assert job is not None and job.prompt == "check the build" and job.user_id == f"tg:{OWNER}"
     assert job.origin == {"telegram_chat_id": OWNER, "telegram_user_id": OWNER}
     api.type(OWNER, '/cron "0 9 * * 1-5" summarize my inbox')
@@ -85,7 +86,7 @@ async def test_manage_jobs_from_the_chat(bot: tuple[BotApi, Gateway]) -> None:
     assert await gateway.store.get_user_timezone(f"tg:{OWNER}") == "Asia/Tokyo"
     api.type(OWNER, '/cron "0 9 * * *" name=morning good morning')
     await reply(api, OWNER, 2)
-    job = await gateway.store.get_job_by_name("morning")
+    job = await gateway.store.get_job_by_name("morning", f"tg:{OWNER}")
     assert job is not None and job.timezone == "Asia/Tokyo"
     for command, expected in [
         ("/jobs", "morning: cron 0 9 * * *"),
@@ -99,7 +100,7 @@ async def test_manage_jobs_from_the_chat(bot: tuple[BotApi, Gateway]) -> None:
         api.type(OWNER, command)
         texts = await reply(api, OWNER, before + 1)
         assert expected in texts[before], (command, texts[before])
-    assert await gateway.store.get_job_by_name("morning") is None
+    assert await gateway.store.get_job_by_name("morning", f"tg:{OWNER}") is None
 
 
 async def test_errors_answer_in_the_chat(bot: tuple[BotApi, Gateway]) -> None:

@@ -1,5 +1,5 @@
 -- Queries of the SQLite store, loaded by name. {job_columns} and {run_columns} expand to the
--- column lists of starpod_cron.store.records.
+-- column lists of starpod_cron.store.records. Lists are passed as JSON arrays (json_each).
 
 -- name: insert_job
 INSERT INTO jobs ({job_columns}) VALUES ({job_placeholders});
@@ -17,16 +17,22 @@ DELETE FROM runs WHERE job_id = ?;
 SELECT {job_columns} FROM jobs WHERE id = ?;
 
 -- name: get_job_by_name
-SELECT {job_columns} FROM jobs WHERE name = ?;
+SELECT {job_columns} FROM jobs WHERE ifnull(user_id, '') = ifnull(:user_id, '') AND name = :name;
+
+-- name: find_jobs_by_name
+SELECT {job_columns} FROM jobs WHERE name = ? ORDER BY user_id IS NOT NULL, user_id;
 
 -- name: get_jobs_by_ids
 SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?));
 
 -- name: names_taken
-SELECT name FROM jobs WHERE name IN (SELECT value FROM json_each(?));
+-- ? is a JSON array of [owner-or-empty, name] pairs.
+SELECT j.user_id, j.name FROM json_each(?) AS w
+JOIN jobs j ON ifnull(j.user_id, '') = json_extract(w.value, '$[0]')
+           AND j.name = json_extract(w.value, '$[1]');
 
 -- name: list_jobs
-SELECT {job_columns} FROM jobs ORDER BY name;
+SELECT {job_columns} FROM jobs ORDER BY name, user_id IS NOT NULL, user_id;
 
 -- name: list_jobs_for_user
 SELECT {job_columns} FROM jobs WHERE user_id = ? ORDER BY name;
@@ -73,11 +79,19 @@ SELECT count(*) FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?;
 DELETE FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?;
 
 -- name: renew_leases
-UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'running' RETURNING id;
+UPDATE runs SET lease_expires_at = :until, lease_renewed_at = :now
+WHERE lease_owner = :owner AND status = 'running'
+  AND (:all OR id IN (SELECT value FROM json_each(:ids)))
+RETURNING id;
+
+-- name: running_owners
+SELECT DISTINCT lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL;
 
 -- name: expired_runs
 SELECT {run_columns} FROM runs
-WHERE status = 'running' AND lease_expires_at < ? AND lease_owner IS NOT ?;
+WHERE status = 'running'
+  AND (lease_expires_at < :now OR lease_owner IN (SELECT value FROM json_each(:dead)))
+  AND id NOT IN (SELECT value FROM json_each(:held));
 
 -- name: release_orphaned_jobs
 UPDATE jobs SET running_run_id = NULL
@@ -120,10 +134,22 @@ VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
 ON CONFLICT (run_id, destination) DO NOTHING;
 
 -- name: due_deliveries
-SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= :now
-UNION
-SELECT id FROM deliveries WHERE status = 'sending' AND lease_expires_at < :now
-ORDER BY id LIMIT :limit;
+-- A delivery is due when it is pending past its next attempt (or its sender's lease expired)
+-- and no older undelivered delivery to the same destination is still waiting or being sent
+-- by someone else: one destination's messages go out in order.
+SELECT d.id FROM deliveries d
+WHERE ((d.status = 'pending' AND d.next_attempt_at <= :now)
+       OR (d.status = 'sending' AND d.lease_expires_at < :now))
+  AND (:any OR EXISTS (
+        SELECT 1 FROM json_each(:prefixes) p
+        WHERE substr(d.destination, 1, length(p.value)) = p.value))
+  AND NOT EXISTS (
+        SELECT 1 FROM deliveries e
+        WHERE e.destination = d.destination AND e.id < d.id
+          AND e.status IN ('pending', 'sending')
+          AND ((e.status = 'pending' AND e.next_attempt_at > :now)
+               OR (e.status = 'sending' AND e.lease_expires_at >= :now)))
+ORDER BY d.id LIMIT :limit;
 
 -- name: lease_deliveries
 UPDATE deliveries SET status = 'sending', lease_owner = ?, lease_expires_at = ?,
@@ -136,18 +162,23 @@ UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, delivered
        attempts = attempts - ?, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = ? AND status = 'sending' AND lease_owner = ?;
 
+-- name: delivery_progress
+UPDATE deliveries SET progress = ? WHERE id = ? AND status = 'sending' AND lease_owner = ?;
+
 -- name: list_deliveries
 SELECT {delivery_columns} FROM deliveries
 WHERE id > :since
   AND (:everywhere OR destination IN (SELECT value FROM json_each(:destinations)))
+  AND (:prefix IS NULL OR substr(destination, 1, length(:prefix)) = :prefix)
 ORDER BY id LIMIT :limit;
 
 -- name: next_delivery_at
 SELECT min(t) FROM (
-    SELECT min(next_attempt_at) AS t FROM deliveries WHERE status = 'pending'
+    SELECT next_attempt_at AS t, destination FROM deliveries WHERE status = 'pending'
     UNION ALL
-    SELECT min(lease_expires_at) FROM deliveries WHERE status = 'sending'
-);
+    SELECT lease_expires_at, destination FROM deliveries WHERE status = 'sending'
+) WHERE :any OR EXISTS (
+    SELECT 1 FROM json_each(:prefixes) p WHERE substr(destination, 1, length(p.value)) = p.value);
 
 -- name: get_user_timezone
 SELECT timezone FROM user_prefs WHERE user_id = ?;

@@ -1,20 +1,12 @@
-"""Who is asking: a WebSocket token's owner or a Telegram user, and what they may see."""
+"""Who is asking (a gateway token's owner, a Telegram user, the local operator) and what they
+may see and touch: a user only their own jobs and events; an admin everything."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starpod_cron import CronJob
-
-WS_AGENT = "ws:agent"
-
-
-def ws_user(user_id: str) -> str:
-    return f"ws:user:{user_id}"
-
-
-def telegram_destination(chat_id: int, thread_id: int | None = None) -> str:
-    return f"tg:{chat_id}" if thread_id is None else f"tg:{chat_id}:{thread_id}"
+from .models import CronJob
+from .routing import WS_AGENT, ws_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +27,6 @@ class Principal:
         if share_agent_events:
             seen.add(WS_AGENT)
         return seen
+
+
+LOCAL_ADMIN = Principal(None, admin=True)

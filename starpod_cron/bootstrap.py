@@ -1,0 +1,49 @@
+"""Open a store and build a scheduler from ``agent.toml`` settings, the same way for the CLI and
+the gateway: same settings, same delivery routing (so a run started with ``starpod-cron jobs
+run`` is delivered like a scheduled one), same limits."""
+
+from __future__ import annotations
+
+from .clock import Clock
+from .config import AgentConfig
+from .operations import UserLimits
+from .routing import DeliveryRouter
+from .store.base import CronStore, StoreOpener
+
+
+class ConfiguredOpener(StoreOpener):
+    """:class:`StoreOpener` that also installs the configured delivery planner."""
+
+    def __init__(self, config: AgentConfig, url: str, clock: Clock | None, create: bool) -> None:
+        super().__init__(url, config.store_settings, clock, create)
+        self._config = config
+
+    async def _open(self) -> CronStore:
+        store = await super()._open()
+        store.set_delivery_planner(delivery_router(self._config))
+        return store
+
+
+def open_store(
+    config: AgentConfig,
+    url: str | None = None,
+    *,
+    create: bool = True,
+    clock: Clock | None = None,
+) -> ConfiguredOpener:
+    """``await open_store(config)`` or ``async with open_store(config) as store``: the store at
+    ``url`` (default ``[store] url``) with the config's settings and delivery routing."""
+    return ConfiguredOpener(config, url or config.store.url, clock, create)
+
+
+def delivery_router(config: AgentConfig) -> DeliveryRouter:
+    return DeliveryRouter(notify_chat_ids=config.telegram.notify_chat_ids)
+
+
+def user_limits(config: AgentConfig) -> UserLimits:
+    g = config.gateway
+    return UserLimits(
+        max_jobs_per_user=g.max_jobs_per_user,
+        min_interval_secs=g.min_interval_secs,
+        max_prompt_chars=g.max_prompt_chars,
+    )

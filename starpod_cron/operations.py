@@ -1,0 +1,217 @@
+"""Job operations on behalf of someone, with the rules every front end shares: ownership (a
+user touches only their own jobs; ids and names never resolve across owners; answers never
+reveal another user's job) and per-user limits. The WebSocket server, the Telegram bot, the
+HTTP API and the agent tools are thin adapters over this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import jobfields
+from .access import Principal
+from .durations import describe_ms
+from .errors import AmbiguousJobName, ConfigError, InvalidInput, JobNotFound, LimitExceeded
+from .jobfields import JobFields
+from .models import UNSET, CronJob, CronRun
+from .schedules import Cron, Interval, Schedule
+from .store.base import CronStore
+from .timeutil import check_zone, from_ms
+
+MAX_NAME_QUERY = 200
+Runner = Callable[[str], Awaitable[CronRun]]
+"""Runs a job now by id and returns the recorded run (``CronScheduler.run_now``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserLimits:
+    """Limits for non-admin users (``[gateway]`` in ``agent.toml``); admins have none."""
+
+    max_jobs_per_user: int = 50
+    """0: no limit."""
+    min_interval_secs: float = 60
+    max_prompt_chars: int = 4000
+
+    def __post_init__(self) -> None:
+        if self.max_jobs_per_user < 0 or self.min_interval_secs < 0 or self.max_prompt_chars < 1:
+            raise ConfigError(
+                "max_jobs_per_user and min_interval_secs must be >= 0, max_prompt_chars >= 1"
+            )
+
+
+def shortest_gap_secs(schedule: Schedule, tz: str, now: datetime) -> float | None:
+    """The shortest time between two fires of ``schedule`` (None for a one-shot): exact for
+    intervals and the seconds of a cron expression, sampled over its next 500 fires beyond."""
+    if isinstance(schedule, Interval):
+        return schedule.every_ms / 1000
+    if not isinstance(schedule, Cron):
+        return None
+    gaps: list[float] = []
+    cursor = now
+    previous = schedule.next_run(cursor, tz)
+    for _ in range(500):
+        if previous is None:
+            break
+        following = schedule.next_run(previous, tz)
+        if following is None:
+            break
+        gaps.append((following - previous).total_seconds())
+        previous = following
+    return min(gaps) if gaps else None
+
+
+class JobOperations:
+    def __init__(
+        self,
+        store: CronStore,
+        runner: Runner | None = None,
+        limits: UserLimits | None = None,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.limits = limits or UserLimits()
+
+    def now(self) -> datetime:
+        return from_ms(self.store.clock.now_ms())
+
+    async def default_zone(self, who: Principal) -> str:
+        if who.user_id:
+            chosen = await self.store.get_user_timezone(who.user_id)
+            if chosen:
+                return chosen
+        return self.store.settings.default_timezone
+
+    async def set_default_zone(self, who: Principal, zone_name: str) -> str:
+        if who.user_id is None:
+            raise InvalidInput("only a user has a default time zone")
+        check_zone(zone_name)
+        await self.store.set_user_timezone(who.user_id, zone_name)
+        return zone_name
+
+    # ------------------------------------------------------------------ lookups
+    async def find(self, who: Principal, name_or_id: object) -> CronJob:
+        """The job ``who`` means: by name among their own jobs, else by id if it is theirs.
+        Admins may name any job (an ambiguous name asks for the id). JobNotFound otherwise,
+        with the same words whether the job is missing or someone else's."""
+        if not isinstance(name_or_id, str) or not name_or_id.strip():
+            raise InvalidInput("name the job")
+        if len(name_or_id) > MAX_NAME_QUERY:
+            raise JobNotFound(f"no job named {name_or_id[:40]!r}…")
+        job = await self.store.get_job_by_name(name_or_id, who.user_id)
+        if job is None and who.admin:
+            named = await self.store.find_jobs_by_name(name_or_id)
+            if len(named) > 1:
+                owners = ", ".join(j.user_id or "agent" for j in named)
+                raise AmbiguousJobName(
+                    f"{len(named)} jobs are named {name_or_id!r} (owners: {owners}); use the job id"
+                )
+            job = named[0] if named else None
+        if job is None:
+            by_id = await self.store.get_job(name_or_id)
+            if by_id is not None and who.may_touch(by_id):
+                job = by_id
+        if job is None or not who.may_touch(job):
+            raise JobNotFound(f"no job named {name_or_id!r}")
+        return job
+
+    async def list_jobs(self, who: Principal) -> list[CronJob]:
+        if who.admin:
+            return await self.store.list_jobs()
+        if who.user_id is None:
+            return []
+        return await self.store.list_jobs_for_user(who.user_id)
+
+    # ------------------------------------------------------------------ changes
+    async def add(
+        self, who: Principal, fields: JobFields, origin: dict[str, Any] | None = None
+    ) -> CronJob:
+        user_id = who.user_id
+        if fields.user_id is not None:
+            if not who.admin:
+                raise InvalidInput("only an admin can create jobs for another user")
+            user_id = fields.user_id
+        tz = fields.timezone or await self.default_zone(who)
+        spec = jobfields.job_spec(
+            fields, now=self.now(), default_timezone=tz, user_id=user_id, origin=origin
+        )
+        if not who.admin:
+            await self._check_count(user_id)
+            self._check_prompt(spec.prompt)
+            self._check_schedule(spec.schedule, spec.timezone or tz)
+        job_id = (await self.store.add_jobs([spec]))[0]
+        job = await self.store.get_job(job_id)
+        assert job is not None
+        return job
+
+    async def update(self, who: Principal, name: str, fields: JobFields) -> CronJob:
+        job = await self.find(who, name)
+        user_id: Any = UNSET
+        if fields.user_id is not None:
+            if not who.admin:
+                raise InvalidInput("only an admin can give a job to another user")
+            user_id = fields.user_id
+        update = jobfields.job_update(fields, job, now=self.now(), user_id=user_id)
+        if not who.admin:
+            if isinstance(update.prompt, str):
+                self._check_prompt(update.prompt)
+            if isinstance(update.schedule, Schedule):
+                zone_name = update.timezone if isinstance(update.timezone, str) else job.timezone
+                self._check_schedule(update.schedule, zone_name)
+        return await self.store.update_job(job.id, update)
+
+    async def set_enabled(self, who: Principal, name: str, enabled: bool) -> CronJob:
+        job = await self.find(who, name)
+        if enabled:
+            return await self.store.enable_job(job.id)
+        return await self.store.disable_job(job.id)
+
+    async def remove(self, who: Principal, name: str) -> CronJob:
+        job = await self.find(who, name)
+        await self.store.remove_job(job.id)
+        return job
+
+    async def run(self, who: Principal, name: str) -> CronRun:
+        job = await self.find(who, name)
+        if self.runner is None:
+            raise InvalidInput("running jobs now is not available here")
+        return await self.runner(job.id)
+
+    async def runs(self, who: Principal, name: str, limit: object = 10) -> list[CronRun]:
+        job = await self.find(who, name)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidInput(f"limit must be a whole number from 1 to 200, got {limit!r}")
+        return await self.store.list_runs(job.id, max(1, min(limit, 200)))
+
+    # ------------------------------------------------------------------ limits
+    async def _check_count(self, user_id: str | None) -> None:
+        limit = self.limits.max_jobs_per_user
+        if limit and user_id is not None:
+            have = len(await self.store.list_jobs_for_user(user_id))
+            if have >= limit:
+                raise LimitExceeded(
+                    f"you already have {have} jobs, the most a user may have; remove one first "
+                    "([gateway] max_jobs_per_user)"
+                )
+
+    def _check_prompt(self, prompt: str) -> None:
+        limit = self.limits.max_prompt_chars
+        if len(prompt) > limit:
+            raise LimitExceeded(
+                f"the prompt is {len(prompt)} characters; users may send at most {limit} "
+                "([gateway] max_prompt_chars)"
+            )
+
+    def _check_schedule(self, schedule: Schedule, tz: str) -> None:
+        minimum = self.limits.min_interval_secs
+        if not minimum:
+            return
+        gap = shortest_gap_secs(schedule, tz, self.now() - timedelta(seconds=1))
+        if gap is not None and gap < minimum:
+            raise LimitExceeded(
+                f"this schedule fires every {describe_ms(round(gap * 1000))} at times; users may "
+                f"repeat jobs at most every {describe_ms(round(minimum * 1000))} "
+                "([gateway] min_interval_secs)"
+            )

@@ -1,0 +1,78 @@
+"""Where a finished run's outcome goes: the store's delivery planner.
+
+Destinations are strings: ``ws:user:<id>`` (a user's WebSocket clients), ``ws:agent``
+(agent-level jobs, seen by admins), ``tg:<chat>`` or ``tg:<chat>:<thread>`` (a Telegram chat or
+forum topic). The planner runs inside the transaction that records the run (so it is pure) in
+every process that finishes runs: the gateway's scheduler and ``starpod-cron jobs run`` alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .models import CronJob, CronRun, DeliverySpec, RunStatus
+from .notify import summarize
+
+WS_PREFIX = "ws:"
+TELEGRAM_PREFIX = "tg:"
+WS_AGENT = "ws:agent"
+TELEGRAM_TEXT_LIMIT = 16_000  # at most four Telegram messages per result
+
+
+def ws_user(user_id: str) -> str:
+    return f"ws:user:{user_id}"
+
+
+def telegram_destination(chat_id: int, thread_id: int | None = None) -> str:
+    return f"tg:{chat_id}" if thread_id is None else f"tg:{chat_id}:{thread_id}"
+
+
+def telegram_text(job_name: str, run: CronRun, text: str) -> str:
+    mark = {RunStatus.SUCCESS: "done", RunStatus.TIMEOUT: "timed out"}.get(run.status, "failed")
+    body = text if len(text) <= TELEGRAM_TEXT_LIMIT else text[:TELEGRAM_TEXT_LIMIT] + "\n[…]"
+    return f"[{job_name}] {mark}\n\n{body}".rstrip()
+
+
+def notification(job: CronJob, run: CronRun) -> dict[str, Any]:
+    """The WebSocket event about a finished run (``event_id`` is added when it is sent)."""
+    success = run.status is RunStatus.SUCCESS
+    text = (run.result_summary if success else run.error) or ""
+    return {
+        "type": "notification",
+        "job_name": job.name,
+        "session_id": run.session_id or "",
+        "result_preview": summarize(text),
+        "success": success,
+        "run_id": run.id,
+        "job_id": job.id,
+        "status": run.status.value,
+        "ts": (run.completed_at or run.started_at).isoformat(),
+    }
+
+
+class DeliveryRouter:
+    """The store's delivery planner: every finished run goes to its WebSocket audience; a run
+    of a job created in a Telegram chat also goes to that chat; a run of an agent-level job
+    also goes to ``notify_chat_ids``."""
+
+    def __init__(self, *, notify_chat_ids: Sequence[int] = ()) -> None:
+        self._notify_chat_ids = list(notify_chat_ids)
+
+    def __call__(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
+        event = notification(job, run)
+        specs = [DeliverySpec(ws_user(job.user_id) if job.user_id else WS_AGENT, event)]
+        success = run.status is RunStatus.SUCCESS
+        text = (run.result_summary if success else run.error) or ""
+        message = {"text": telegram_text(job.name, run, text)}
+        origin = job.origin or {}
+        chat = origin.get("telegram_chat_id")
+        if isinstance(chat, int) and not isinstance(chat, bool):
+            thread = origin.get("thread_id")
+            dest = telegram_destination(chat, thread if isinstance(thread, int) else None)
+            specs.append(DeliverySpec(dest, message))
+        elif job.user_id is None:
+            specs.extend(
+                DeliverySpec(telegram_destination(c), message) for c in self._notify_chat_ids
+            )
+        return specs

@@ -1,0 +1,132 @@
+"""Value types the store contract speaks: what goes in (JobSpec, Completion, DeliveryOutcome)
+and what comes out (Claim, RecoveryReport, RunFinished). Frozen, no behaviour, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..models import (
+    CronJob,
+    CronRun,
+    DeliverySpec,
+    MisfirePolicy,
+    RunStatus,
+    RunTrigger,
+    SessionMode,
+)
+from ..schedules import Schedule
+from ..settings import StoreSettings
+
+__all__ = [
+    "Claim",
+    "Completion",
+    "DeliveryOutcome",
+    "DeliveryPlanner",
+    "JobSpec",
+    "RecoveryReport",
+    "RunFinished",
+    "StoreSettings",
+    "Topic",
+]
+
+DeliveryPlanner = Callable[[CronJob, CronRun], Sequence[DeliverySpec]]
+"""Told each finished run (with its job as it was), returns the deliveries to write with it.
+Called inside the completing transaction, possibly off the event loop: keep it pure."""
+
+
+class Topic(enum.StrEnum):
+    """What a change signal is about (see ``CronStore.on_change``)."""
+
+    JOBS = "jobs"
+    """Something that can make a job due sooner: added, updated, enabled, a retry scheduled."""
+    DELIVERIES = "deliveries"
+    """Deliveries were queued or became due sooner."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything needed to create a job; unset options take the store's defaults."""
+
+    name: str
+    prompt: str
+    schedule: Schedule
+    delete_after_run: bool = False
+    timezone: str | None = None
+    max_retries: int | None = None
+    timeout_secs: float | None = None
+    session_mode: SessionMode = SessionMode.ISOLATED
+    user_id: str | None = None
+    misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
+    enabled: bool = True
+    origin: dict[str, Any] | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One occurrence a scheduler now owns: its run row exists with status ``running``."""
+
+    run_id: str
+    job_id: str
+    job_name: str
+    prompt: str
+    session_mode: SessionMode
+    user_id: str | None
+    timeout_secs: float
+    scheduled_for: datetime
+    attempt: int
+    trigger: RunTrigger
+    start_at: datetime
+    """When to call the executor: now, or the fire time of an occurrence claimed ahead."""
+    lease_until_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """How a run ended. ``status`` must be final (not running/skipped).
+
+    ``permanent`` skips retries; ``retry_after_secs`` delays the next retry at least that long;
+    ``count_attempt=False`` (graceful shutdown, a run that never started) retries an interrupted
+    run at once without consuming one of the job's retries.
+    """
+
+    run_id: str
+    status: RunStatus
+    summary: str | None = None
+    error: str | None = None
+    session_id: str | None = None
+    permanent: bool = False
+    retry_after_secs: float | None = None
+    count_attempt: bool = True
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How sending one leased delivery went (see ``DeliveryStore.finish_deliveries``)."""
+
+    delivery_id: int
+    delivered: bool
+    error: str | None = None
+    retry_at: datetime | None = None
+    attempted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    interrupted_run_ids: list[str] = field(default_factory=list)
+    rescheduled_jobs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """A run finished with success, failure or timeout and is durably recorded (with the
+    deliveries planned for it). ``job`` is the job as it was when the run finished."""
+
+    job: CronJob
+    run: CronRun

@@ -1,0 +1,166 @@
+"""Supervised background tasks: every task is named, kept, its failure logged, and cancelled on
+stop with a bounded wait, so one task that ignores cancellation can never hang a shutdown.
+
+>>> tasks = TaskSet("gateway")
+>>> tasks.spawn(outbox.run(), "outbox", critical=True)
+>>> await tasks.stop(grace=5)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+log = logging.getLogger("starpod_cron.tasks")
+T = TypeVar("T")
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Future[Any]],
+    *,
+    grace: float,
+    what: str = "task",
+    log_errors: bool = True,
+) -> list[asyncio.Future[Any]]:
+    """Cancel ``tasks`` and wait up to ``grace`` seconds for them to end. Errors they end with
+    are logged (never raised); tasks still running afterwards are abandoned, logged and
+    returned. Cancelling the caller cancels only the wait."""
+    tasks = list(tasks)
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, still = await asyncio.wait(pending, timeout=grace)
+    else:
+        still = set()
+    for task in tasks:
+        if log_errors and task.done() and task not in still:
+            _log_outcome(task)
+    for task in still:
+        log.error(
+            "%s %s ignored cancellation for %.1fs; abandoning it",
+            what,
+            _name(task),
+            grace,
+        )
+    return list(still)
+
+
+def _name(task: asyncio.Future[Any]) -> str:
+    return task.get_name() if isinstance(task, asyncio.Task) else repr(task)
+
+
+def _log_outcome(task: asyncio.Future[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("task %s failed", _name(task), exc_info=exc)
+
+
+class TaskSet:
+    """A named group of background tasks.
+
+    ``spawn`` keeps a reference (asyncio keeps only weak ones), names the task and, when it
+    ends with an exception, logs it; a ``critical`` task's failure also calls ``on_failure``
+    (a service stops instead of running half-alive). ``stop`` cancels what is left and waits
+    at most ``grace`` seconds.
+    """
+
+    def __init__(
+        self, prefix: str, *, on_failure: Callable[[asyncio.Task[Any]], None] | None = None
+    ) -> None:
+        self.prefix = prefix
+        self.on_failure = on_failure
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Any:
+        return iter(list(self._tasks))
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], name: str, *, critical: bool = False
+    ) -> asyncio.Task[T]:
+        if self._closed:
+            coro.close()
+            raise RuntimeError(f"{self.prefix}: cannot start {name!r} after stop()")
+        task = asyncio.create_task(coro, name=f"{self.prefix}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(t, critical))
+        return task
+
+    def adopt(self, task: asyncio.Task[Any]) -> None:
+        """Keep (and supervise) a task created elsewhere, e.g. one abandoned after a timeout."""
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(t, False))
+
+    def _done(self, task: asyncio.Task[Any], critical: bool) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            if critical and not self._closed:
+                log.error("%s ended unexpectedly", task.get_name())
+                if self.on_failure is not None:
+                    self.on_failure(task)
+            return
+        log.error("%s failed", task.get_name(), exc_info=exc)
+        if critical and self.on_failure is not None:
+            self.on_failure(task)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Cancel every task and wait up to ``grace`` seconds; idempotent."""
+        self._closed = True
+        await cancel_and_wait(list(self._tasks), grace=grace, what="task", log_errors=False)
+
+    async def wait(self, within: float | None = None) -> bool:
+        """Wait (without cancelling) until every task has ended; False after ``within``."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(list(self._tasks), timeout=within)
+        return not pending
+
+
+async def in_daemon_thread(fn: Callable[..., T], *args: Any, name: str = "starpod-cron:sync") -> T:
+    """Run ``fn(*args)`` in a new daemon thread and await its result.
+
+    Unlike ``asyncio.to_thread`` (whose pool threads are joined at interpreter exit), a call
+    that never returns cannot keep the process from exiting; cancelling the await abandons the
+    thread (Python cannot stop it) and returns at once.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def post(result: T | None, error: BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("%s finished after its event loop closed; result dropped", name)
+
+    def target() -> None:
+        try:
+            result = context.run(fn, *args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            post(None, exc)
+            return
+        post(result, None)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await future
