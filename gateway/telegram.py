@@ -83,16 +83,19 @@ def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]
             raise InvalidInput('put the cron expression in quotes: /cron "0 9 * * 1-5" <prompt>')
     elif command == "at":
         words = text.split()
+        problem: InvalidInput | None = None
         for take in (2, 1):
             candidate = " ".join(words[:take])
             try:
                 at_time(candidate, tz, now)
-            except InvalidInput:
+            except InvalidInput as exc:
+                if not str(exc).startswith("invalid time"):
+                    problem = problem or exc  # a time, but unusable: say why
                 continue
             fields["at"], rest = candidate, " ".join(words[take:])
             break
         else:
-            raise InvalidSchedule(
+            raise problem or InvalidSchedule(
                 "give a time: /at 2026-12-01 09:00 <prompt> or /at tomorrow 9:00 …"
             )
     else:

@@ -69,7 +69,9 @@ def at_time(text: object, tz_name: str, now: datetime) -> OneShot:
         return Schedule.one_shot(naive.isoformat())
     try:
         return Schedule.one_shot(raw)
-    except InvalidSchedule:
+    except InvalidSchedule as exc:
+        if "not ISO 8601" not in str(exc):
+            raise  # a real time, but unusable (out of range): that message says why
         raise InvalidSchedule(
             f"invalid time {raw!r}: use ISO 8601 ('2026-12-01 09:00', "
             "'2026-12-01T09:00:00+01:00') or 'tomorrow 9:00'"

@@ -25,7 +25,7 @@ _secrets: set[str] = set()
 _lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
 _SHAPES = re.compile(
-    r"(?P<bot>\b\d{5,}:[A-Za-z0-9_-]{20,})|(?P<bearer>(?i:bearer)\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"(?P<bot>(?<![0-9])\d{5,}:[A-Za-z0-9_-]{20,})|(?P<bearer>(?i:bearer)\s+)[A-Za-z0-9._~+/=-]{8,}"
 )
 
 

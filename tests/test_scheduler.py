@@ -94,11 +94,11 @@ async def test_sleeps_until_the_next_fire_not_the_tick(
     store: CronStore, scheduler: CronScheduler, recorder: Recorder, clock: ManualClock
 ) -> None:
     scheduler.start()
-    await asyncio.sleep(0.05)  # the loop is now asleep for up to tick_secs (30 s)
+    await scheduler.checkpoint()  # a pass is done: the loop now sleeps up to tick_secs (30 s)
     job_id = await store.add_job("soon", "p", Schedule.one_shot(START + timedelta(seconds=2)))
     clock.advance(1)
-    await asyncio.sleep(0.05)
-    assert recorder.calls == []
+    await scheduler.checkpoint()  # it looked again (and claimed ahead) ...
+    assert recorder.calls == []  # ... but nothing runs before its time
     clock.advance(1)  # due now: the change through the store woke the loop, which slept 2 s
     await until(lambda: len(recorder.calls) == 1, what="the one-shot to run")
     assert recorder.calls[0].scheduled_for == START + timedelta(seconds=2)
@@ -129,7 +129,7 @@ async def test_runs_up_to_max_concurrent_at_once(
     scheduler.start()
     clock.advance(1)
     await until(lambda: recorder.running == 4, what="four concurrent runs")
-    await asyncio.sleep(0.05)
+    await scheduler.checkpoint()  # another full pass: still four, the limit
     assert recorder.running == 4 and len(recorder.calls) == 4
     recorder.release.set()
     await until(lambda: len(recorder.calls) == 10, what="all ten runs")
@@ -244,8 +244,8 @@ async def test_failures_are_retried_with_backoff(
     clock.advance(1)
     await settle(store, job_id, 1)
     clock.advance(29)
-    await asyncio.sleep(0.05)
-    assert len(recorder.calls) == 1
+    await scheduler.checkpoint()
+    assert len(recorder.calls) == 1  # no retry before its 30 s backoff
     clock.advance(1)  # first retry after 30 s
     await settle(store, job_id, 2)
     clock.advance(60)  # second retry after 60 s
@@ -485,7 +485,7 @@ async def test_fires_claimed_ahead_run_exactly_on_time_and_stop_hands_them_back(
     first.start()
     clock.advance(8.5)  # within two seconds of the fire: claimed now, started at +10 s
     await until(lambda: first.running_count == 1, what="the claim ahead")
-    await asyncio.sleep(0.05)
+    await first.checkpoint()
     assert recorder.calls == []
     await first.stop()  # before the fire time: handed back, not lost and not run early
     (run,) = await store.list_runs(job_id)
@@ -496,7 +496,7 @@ async def test_fires_claimed_ahead_run_exactly_on_time_and_stop_hands_them_back(
     second = CronScheduler(store, recorder, claim_ahead_secs=2)
     second.start()
     try:
-        await asyncio.sleep(0.05)
+        await second.checkpoint()
         assert recorder.calls == []
         clock.advance(1.5)
         await until(lambda: len(recorder.calls) == 1, what="the run at its fire time")

@@ -2,17 +2,28 @@
 
 python -m tests.worker fire DB OUT_JSON SECONDS   # run jobs for SECONDS, record executions
 python -m tests.worker hang DB MARKER             # start runs that never finish (to be killed)
+python -m tests.worker run DB DIR [--lease S] [--ahead S] [--sleep S]
+    # run jobs; for each run write DIR/<run_id>.started, then sleep S seconds and write
+    # DIR/<run_id>.finished, or DIR/<run_id>.cancelled when cancelled (with the time)
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from starpod_cron import CronScheduler, CronStore, JobContext, JobResult
+
+
+def _mark(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # atomic: the test never reads a half-written file
 
 
 async def fire(db: str, out: str, seconds: float) -> None:
@@ -35,8 +46,7 @@ async def fire(db: str, out: str, seconds: float) -> None:
 async def hang(db: str, marker: str) -> None:
     async def executor(ctx: JobContext) -> JobResult:
         await asyncio.sleep(0.1)  # well into the run: its start is on record (lease renewed)
-        Path(marker + ".tmp").write_text(ctx.run_id)
-        os.replace(marker + ".tmp", marker)  # atomic: the test never reads a half-written id
+        _mark(Path(marker), ctx.run_id)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -45,11 +55,42 @@ async def hang(db: str, marker: str) -> None:
     await asyncio.Event().wait()
 
 
+async def run(db: str, directory: str, lease: float, ahead: float, sleep: float) -> None:
+    out = Path(directory)
+
+    async def executor(ctx: JobContext) -> JobResult:
+        _mark(out / f"{ctx.run_id}.started", f"{time.time()} {ctx.scheduled_for.timestamp()}")
+        try:
+            await asyncio.sleep(sleep)
+        except asyncio.CancelledError:
+            _mark(out / f"{ctx.run_id}.cancelled", str(time.time()))
+            raise
+        _mark(out / f"{ctx.run_id}.finished", str(time.time()))
+        return JobResult(session_id="", summary=f"done by {os.getpid()}")
+
+    store = await CronStore.open(db)
+    scheduler = CronScheduler(
+        store, executor, tick_secs=0.5, lease_secs=lease, claim_ahead_secs=ahead
+    )
+    scheduler.start()
+    _mark(out / "ready", str(os.getpid()))
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
-    mode, *args = sys.argv[1:]
+    mode, *rest = sys.argv[1:]
     if mode == "fire":
-        asyncio.run(fire(args[0], args[1], float(args[2])))
+        asyncio.run(fire(rest[0], rest[1], float(rest[2])))
     elif mode == "hang":
-        asyncio.run(hang(args[0], args[1]))
+        asyncio.run(hang(rest[0], rest[1]))
+    elif mode == "run":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("db")
+        parser.add_argument("dir")
+        parser.add_argument("--lease", type=float, default=30)
+        parser.add_argument("--ahead", type=float, default=1)
+        parser.add_argument("--sleep", type=float, default=0)
+        a = parser.parse_args(rest)
+        asyncio.run(run(a.db, a.dir, a.lease, a.ahead, a.sleep))
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -6,7 +6,7 @@ input is randomness for new ids.
 
 from __future__ import annotations
 
-import os
+import random
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
@@ -18,17 +18,22 @@ from . import validation as check
 from .records import JobRecord, RunRecord
 from .types import Completion, JobSpec
 
-MISSED_COUNT_CAP = 100
-"""Missed cron fires are counted one by one up to this many ("100+" beyond): counting is only
-for the message of a skipped run, and must never stall a claim."""
+MISSED_STEPS = 20
+"""Missed cron fires are counted one by one up to this many, then estimated from their spacing
+("about 1,800"): the count is only for the message of a skipped run and must stay cheap."""
 RESULT_LIMIT = 256 * 1024
 ERROR_LIMIT = 8 * 1024
 
 
 def new_id(now_ms: int) -> str:
     """32 hex characters: 48 bits of time then 80 random bits, so ids sort by creation and
-    land at the end of the id index instead of at random places."""
-    return f"{now_ms & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
+    land at the end of the id index instead of at random places.
+
+    The bits come from the process's PRNG (re-seeded after ``fork``), not ``os.urandom``: ids
+    are not secrets, and ``os.urandom`` releases and re-takes the GIL on every call, which
+    starved the event loop for hundreds of milliseconds while the store's thread planned a
+    large claim."""
+    return f"{now_ms & 0xFFFFFFFFFFFF:012x}{random.getrandbits(80):020x}"
 
 
 def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
@@ -132,20 +137,22 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
 
 
 def _count_between(sched: Schedule, tz: str, first: int, last: int) -> tuple[int, bool]:
-    """Occurrences in [first, last] (both fires) and whether counting stopped at the cap.
-    Intervals are counted exactly; cron fires are stepped at most MISSED_COUNT_CAP times."""
+    """Occurrences in [first, last] (both fires) and whether the count is an estimate.
+    Intervals are counted exactly; cron fires are stepped at most MISSED_STEPS times and the
+    rest estimated from the average spacing of those."""
     if first == last:
         return 1, False
     if isinstance(sched, Interval):
         return (last - first) // sched.every_ms + 1, False
     count, t = 1, first
-    while count < MISSED_COUNT_CAP:
+    while count < MISSED_STEPS:
         nxt = sched.next_run(from_ms(t), tz)
         if nxt is None or to_ms(nxt) > last or to_ms(nxt) <= t:
             return count, False
         t = to_ms(nxt)
         count += 1
-    return count, True
+    spacing = (t - first) / (count - 1)
+    return count + round((last - t) / spacing), True
 
 
 def _next_ms(sched: Schedule, tz: str, after: int) -> int | None:
@@ -202,7 +209,7 @@ def start_run(
 def _skipped_run(
     job: JobRecord, first: int, last: int, count: int, capped: bool, now: int
 ) -> RunRecord:
-    many = f"{count}+" if capped else str(count)
+    many = f"about {count:,}" if capped else str(count)
     span = from_ms(first).isoformat()
     if last != first:
         span += f" to {from_ms(last).isoformat()}"

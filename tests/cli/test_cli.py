@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from starpod_cron.cli.main import build_parser, main
 from tests.cli.conftest import CLI, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -353,3 +358,112 @@ def test_serve_takes_the_global_options_after_it_too() -> None:
     assert (args.config, args.db, args.verbose, args.port) == ("a.toml", "x.db", True, 9000)
     args = build_parser().parse_args(["--config", "b.toml", "serve"])
     assert args.config == "b.toml" and args.db is None and args.port is None
+
+
+# ------------------------------------------------------- what new users ran into (issue 9)
+def test_global_options_work_after_the_command_too(cli: CLI) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h")
+    before = cli("--json", "jobs", "list").json
+    after = cli("jobs", "list", "--json")  # was: "unrecognized arguments: --json"
+    assert after.code == 0 and after.json == before
+    assert cli("jobs", "list", "--tz", "Asia/Tokyo").out.count("+09:00") == 1
+
+
+def test_bare_command_prints_help_and_version_is_known(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "usage: starpod-cron" in err and "jobs" in err and "serve" in err
+    assert "the following arguments are required" not in err
+    assert main(["jobs"]) == 2 and "list" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == "starpod-cron 0.1.0"
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        missing = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += walk(sub, f"{path} {name}")
+            elif action.help in (None, "") and action.dest not in ("help",):
+                missing.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
+        return missing
+
+    assert walk(build_parser(), "starpod-cron") == []
+    help_text = io.StringIO()  # add, edit and serve show examples
+    with contextlib.redirect_stdout(help_text), pytest.raises(SystemExit):
+        build_parser().parse_args(["jobs", "add", "--help"])
+    assert "examples:" in help_text.getvalue() and "--every 30m" in help_text.getvalue()
+
+
+async def _record_tokens(db: str) -> None:
+    from starpod_cron import Completion, CronStore, RunStatus
+
+    async with CronStore.open(db) as store:
+        (job,) = await store.list_jobs()
+        run_id = await store.record_run_start(job.id)
+        done = Completion(run_id, RunStatus.SUCCESS, "ok", prompt_tokens=1204, completion_tokens=31)
+        assert await store.complete_runs([done], owner=None) == [True]
+
+
+def test_token_usage_is_shown(cli: CLI, db: str) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h")
+    asyncio.run(_record_tokens(db))
+    table = cli("jobs", "history")
+    assert "TOKENS" in table.out and "1,204 in / 31 out" in table.out
+    (entry,) = cli("--json", "jobs", "history").json["data"]["entries"]
+    assert (entry["prompt_tokens"], entry["completion_tokens"]) == (1204, 31)
+    shown = cli("jobs", "show", "a")
+    assert "last run 1,204 in / 31 out; last 1 run(s) 1,204 in / 31 out" in shown.out
+    card = cli("--json", "jobs", "show", "a").json["data"]
+    assert card["last_run_tokens"] == {"prompt": 1204, "completion": 31}
+
+
+def test_a_python_target_next_to_agent_toml_needs_no_pythonpath(cli: CLI, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "my_agent_module_9.py").write_text(
+        "async def run(ctx):\n    return f'mine: {ctx.prompt}'\n"
+    )
+    (project / "agent.toml").write_text(
+        '[executor]\nkind = "python"\ntarget = "my_agent_module_9:run"\n'
+    )
+    cli("jobs", "add", "a", "hello", "--every", "1h")
+    ran = cli("--config", str(project / "agent.toml"), "--json", "jobs", "run", "a")
+    assert ran.code == 0, ran.err
+    assert ran.json["data"]["jobs_run"][0]["result"]["message"] == "mine: hello"
+
+
+def test_one_rule_for_in_and_one_shot_times_with_their_offset(cli: CLI) -> None:
+    added = cli("--json", "jobs", "add", "soon", "stretch", "--in", "20m")
+    assert added.json["data"]["delete_after_run"] is True  # was: only through the gateway
+    kept = cli("--json", "jobs", "add", "keep", "p", "--in", "20m", "--no-delete-after-run")
+    assert kept.json["data"]["delete_after_run"] is False
+    cli("jobs", "add", "rome", "p", "--at", "2030-01-01 09:00", "--tz", "Europe/Rome")
+    listed = cli("jobs", "list").out
+    assert "at 2030-01-01 09:00:00 +01:00" in listed  # was: "at 2030-01-01T09:00:00"
+
+
+def test_empty_history_says_what_was_asked(cli: CLI) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h")
+    assert cli("jobs", "history", "--status", "failed").out.strip() == "No failed runs recorded."
+    assert cli("jobs", "history", "--job", "a").out.strip() == "No runs of a recorded."
+
+
+def test_jobs_run_says_when_the_api_key_variable_is_unset(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MY_UNSET_KEY_VAR", raising=False)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[executor]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'api_key_env = "MY_UNSET_KEY_VAR"\nrequest_timeout_secs = 2\n'
+    )
+    cli("jobs", "add", "a", "p", "--every", "1h", "--retries", "0")
+    ran = cli("--config", str(config), "jobs", "run", "a")
+    assert "note: no API key in $MY_UNSET_KEY_VAR" in ran.err  # was: silent

@@ -186,3 +186,26 @@ async def test_stop_kills_the_process_group(store: CronStore, tmp_path: Path) ->
         await task
     await until(lambda: not alive(pid), timeout=5)
     assert not os.path.exists(f"/proc/{pid}") or not alive(pid)
+
+
+async def test_a_grandchild_that_left_the_group_cannot_hold_the_run_open(
+    store: CronStore, tmp_path: Path
+) -> None:
+    """A daemon (setsid) keeps stdout open and is not killed: documented. The run is recorded
+    half a second after the program itself exits, not when the daemon exits."""
+    marker = tmp_path / "daemon"
+    ex = CommandExecutor(
+        store,
+        [f"setsid sh -c 'echo $$ > {marker}; sleep 30' & echo started"],
+        shell=True,
+    )
+    started = time.monotonic()
+    result = await asyncio.wait_for(ex(ctx()), 10)  # was: 30 s, until the daemon exited
+    assert result.summary.strip() == "started"
+    assert time.monotonic() - started < 3
+    await until(marker.exists, timeout=5)
+    daemon = int(marker.read_text())
+    try:
+        assert alive(daemon)  # outside the group: it keeps running, as documented
+    finally:
+        os.kill(daemon, 9)

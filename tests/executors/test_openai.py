@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -187,8 +186,7 @@ async def test_through_the_scheduler_usage_retry_after_and_permanent(
     try:
         clock.advance(1)
         await until(lambda: len(fake_openai.requests) == 1)
-        await until(lambda: scheduler.running_count == 0)
-        await asyncio.sleep(0.05)
+        await until(lambda: scheduler.running_count == 0)  # recorded
         job = await store.get_job(job_id)
         assert job is not None and job.retry_at == clock.now() + timedelta(seconds=600)
         clock.advance(600)

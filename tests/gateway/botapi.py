@@ -21,8 +21,12 @@ class BotApi:
         self.updates: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.failures: list[tuple[int, dict[str, Any]]] = []  # (status, body) for sendMessage
+        self.fail_at: dict[int, tuple[int, dict[str, Any]]] = {}  # by sendMessage attempt no.
         self.fail_all_with: int | None = None
+        self.token_revoked = False  # every method answers 401, as for a revoked token
+        self.send_delay = 0.0  # seconds each sendMessage takes
         self.send_attempts = 0
+        self.calls: list[str] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
@@ -59,6 +63,11 @@ class BotApi:
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await _params(request)
+        self.calls.append(method)
+        if self.token_revoked or request.match_info["token"] != TOKEN:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
         if method == "getMe":
             return _ok(
                 {
@@ -76,6 +85,8 @@ class BotApi:
         if method == "getUpdates":
             return await self._get_updates(params)
         if method == "sendMessage":
+            if self.send_delay:
+                await asyncio.sleep(self.send_delay)
             return self._send_message(params)
         return web.json_response(
             {"ok": False, "error_code": 404, "description": f"Not Found: {method}"}, status=404
@@ -97,8 +108,9 @@ class BotApi:
 
     def _send_message(self, params: dict[str, Any]) -> web.Response:
         self.send_attempts += 1
-        if self.failures or self.fail_all_with is not None:
-            status, body = (
+        planned = self.fail_at.pop(self.send_attempts, None)
+        if planned or self.failures or self.fail_all_with is not None:
+            status, body = planned or (
                 self.failures.pop(0) if self.failures else (self.fail_all_with or 502, {})
             )
             return web.json_response(

@@ -77,7 +77,7 @@ class WsClient:
         self.responses: dict[Any, dict[str, Any]] = {}
         self._seq = 0
         self._arrived = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
+        self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         async for frame in self.conn:
@@ -108,8 +108,8 @@ class WsClient:
 
     async def close(self) -> None:
         await self.conn.close()
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        self.reader.cancel()
+        await asyncio.gather(self.reader, return_exceptions=True)
 
 
 @asynccontextmanager

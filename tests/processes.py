@@ -1,0 +1,87 @@
+"""Helpers for tests that run `starpod-cron` as users do: real processes, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLI = str(Path(sys.executable).with_name("starpod-cron"))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test's environment, with this checkout importable (for tests.* executor targets)."""
+    env = {**os.environ, **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+@dataclass
+class Serve:
+    proc: asyncio.subprocess.Process
+    port: int
+    seen: bytearray = field(default_factory=bytearray)
+
+    async def read_until(self, marker: bytes, timeout: float = 20) -> str:
+        """Read stderr until ``marker`` shows up (or fail); returns all read so far."""
+        assert self.proc.stderr is not None
+        while marker not in self.seen:
+            line = await asyncio.wait_for(self.proc.stderr.readline(), timeout)
+            if not line:
+                raise AssertionError(f"gateway exited before {marker!r}: {self.seen.decode()}")
+            self.seen += line
+        return self.seen.decode()
+
+    async def finish(self, timeout: float = 30) -> tuple[int, str]:
+        """Wait for exit; return the code and everything it wrote on stderr."""
+        assert self.proc.stderr is not None
+        rest = await asyncio.wait_for(self.proc.stderr.read(), timeout)
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        self.seen += rest
+        return code, self.seen.decode()
+
+
+async def serve(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Serve:
+    """``starpod-cron [args] serve --port P`` in ``cwd``, once it says it is ready."""
+    port = free_port() if port is None else port
+    proc = await asyncio.create_subprocess_exec(
+        CLI,
+        *args,
+        "serve",
+        "--port",
+        str(port),
+        cwd=cwd,
+        env=environment(env),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    running = Serve(proc, port)
+    await running.read_until(b"Ctrl-C")
+    return running
+
+
+async def run_cli(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        CLI,
+        *args,
+        cwd=cwd,
+        env=environment(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
