@@ -49,6 +49,8 @@ def plan(quick: bool) -> list[Step]:
             Step("add", "add", 1000, everyone, timeout=120),
             Step("scale", "scale", 100_000, [US], timeout=300),
             Step("crash", "crash", 10_000, [US], timeout=300),
+            Step("memory", "memory", 20_000, [US], timeout=300),
+            Step("catchup", "catchup", 1000, [US], timeout=300),
         ]
     return [
         Step("burst_1k", "burst", 1000, everyone),
@@ -57,6 +59,8 @@ def plan(quick: bool) -> list[Step]:
         Step("add", "add", 5000, everyone),
         Step("scale", "scale", 1_000_000, [US], timeout=1800),
         Step("crash", "crash", 10_000, [US]),
+        Step("memory", "memory", 100_000, [US]),
+        Step("catchup", "catchup", 1000, [US]),
     ]
 
 
@@ -123,6 +127,10 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("crash", "twice", "Crash 10,000: occurrences run twice", "", "0"),
     ("crash", "in_flight_at_kill", "Crash 10,000: runs in flight at SIGKILL", "", ""),
     ("crash", "recover_s", "Crash 10,000: restart to all done", "s", ""),
+    ("memory", "rss_growth_mb", "Memory: RSS growth, 10k -> 100k runs", "MB", "flat (<= 5 MB)"),
+    ("memory", "rss_at_end_mb", "Memory: RSS after 100k runs", "MB", ""),
+    ("catchup", "max_stall_ms", "Catch-up 1,000 x 1 s after 30 min: loop stall", "ms", "<= 50 ms"),
+    ("catchup", "catch_up_s", "Catch-up 1,000 x 1 s after 30 min: time", "s", ""),
 ]
 
 

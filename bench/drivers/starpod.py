@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -218,6 +219,112 @@ async def crash(n: int, directory: str) -> dict[str, Any]:
     }
 
 
+def rss_now_mb() -> float:
+    """Current resident memory of this process (VmRSS), not the peak."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+async def memory(n: int, directory: str) -> dict[str, Any]:
+    """n runs of 1,000 per-second jobs (default two-hour timeouts) on a ManualClock moved a
+    second at a time: does the scheduler's memory follow the runs in flight, or every run
+    ever made? Resident memory after 10% of the runs and after all of them."""
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    store = await CronStore.open(os.path.join(directory, "memory.db"), clock=clock)
+    jobs = 1000
+    every = Schedule.interval(every_ms=1000)
+    await store.add_jobs([JobSpec(f"job-{i}", "p", every) for i in range(jobs)])
+    recorded = 0
+    round_done = asyncio.Event()
+
+    async def executor(ctx: JobContext) -> JobResult:
+        return JobResult("", "ok")
+
+    async def notifier(job_name: str, session_id: str, text: str, success: bool) -> None:
+        nonlocal recorded
+        recorded += 1
+        if recorded % jobs == 0:
+            round_done.set()
+
+    scheduler = CronScheduler(store, executor, max_concurrent_runs=jobs).with_notifier(notifier)
+    scheduler.start()
+    rounds = n // jobs
+    samples: dict[int, float] = {}
+    began = time.perf_counter()
+    for r in range(1, rounds + 1):
+        round_done.clear()
+        clock.advance(1)
+        await asyncio.wait_for(round_done.wait(), 60)
+        if r in (rounds // 10, rounds):
+            gc.collect()
+            samples[r * jobs] = rss_now_mb()
+    elapsed = time.perf_counter() - began
+    heap = scheduler._watchdog.heap_size
+    await scheduler.stop()
+    await store.close()
+    first, last = samples[(rounds // 10) * jobs], samples[rounds * jobs]
+    return {
+        "runs": recorded,
+        "rss_at_10pct_mb": first,
+        "rss_at_end_mb": last,
+        "rss_growth_mb": last - first,
+        "watchdog_entries": heap,
+        "runs_per_s": recorded / elapsed,
+        "config": CONFIG + ", 1,000 jobs x 1 s on a ManualClock",
+    }
+
+
+async def catchup(n: int, directory: str) -> dict[str, Any]:
+    """n per-second crons (half misfire_policy=skip), 30 minutes without a scheduler, then one
+    starts: how long is the event loop stalled, and how long until every job caught up?"""
+    from starpod_cron import MisfirePolicy
+    from starpod_cron.loopwatch import LoopWatch
+
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    store = await CronStore.open(os.path.join(directory, "catchup.db"), clock=clock)
+    await store.add_jobs(
+        [
+            JobSpec(
+                f"job-{i}",
+                "p",
+                Schedule.cron("* * * * * *"),
+                misfire_policy=MisfirePolicy.SKIP if i % 2 else MisfirePolicy.RUN_ONCE,
+            )
+            for i in range(n)
+        ]
+    )
+    clock.advance(30 * 60)
+    done = 0
+    all_done = asyncio.Event()
+
+    async def executor(ctx: JobContext) -> JobResult:
+        nonlocal done
+        done += 1
+        if done == n:
+            all_done.set()
+        return JobResult("", "")
+
+    watch = LoopWatch.for_loop()
+    await asyncio.sleep(0.2)
+    watch.max_lag = 0.0
+    scheduler = CronScheduler(store, executor, max_concurrent_runs=n)
+    began = time.perf_counter()
+    scheduler.start()
+    await asyncio.wait_for(all_done.wait(), 300)
+    caught_up = time.perf_counter() - began
+    await asyncio.sleep(0.2)
+    stall = watch.max_lag
+    watch.release()
+    await scheduler.stop()
+    await store.close()
+    return {
+        "max_stall_ms": stall * 1000,
+        "catch_up_s": caught_up,
+        "jobs": n,
+        "config": CONFIG + ", 30 minutes down, half misfire_policy=skip",
+    }
+
+
 def main() -> None:
     a = args()
     if a.workload == "scale_rss":
@@ -232,6 +339,8 @@ def main() -> None:
         "add": lambda: add(a.n, a.dir),
         "scale": lambda: scale(a.n, a.dir),
         "crash": lambda: crash(a.n, a.dir),
+        "memory": lambda: memory(a.n, a.dir),
+        "catchup": lambda: catchup(a.n, a.dir),
     }
     emit(asyncio.run(jobs[a.workload]()))
 
