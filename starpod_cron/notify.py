@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from .logs import run_log
 from .models import RunStatus
 from .store.base import StoreSignals
 from .store.types import RunFinished
@@ -49,13 +50,14 @@ async def deliver(
     timeout_secs: float,
 ) -> None:
     """Call ``notifier`` with the summary, bounded by ``timeout_secs``; log any failure."""
+    lines = run_log(log, job_name, run_id)
     try:
         async with asyncio.timeout(timeout_secs):
             await notifier(job_name, session_id, summarize(text), success)
     except TimeoutError:
-        log.error("job %s run %s: notifier timed out after %ss", job_name, run_id, timeout_secs)
-    except Exception:
-        log.exception("job %s run %s: notifier failed", job_name, run_id)
+        lines.error("notifier timed out after %ss", timeout_secs, action="notify")
+    except Exception:  # noqa: BLE001 - a user hook: logged with its traceback, never re-raised
+        lines.exception("notifier failed", action="notify")
 
 
 class NotifierFeed:

@@ -21,6 +21,7 @@ import signal
 from collections.abc import Sequence
 
 from ..errors import TransientJobError
+from ..logs import run_log
 from ..models import JobContext, JobResult
 from ..store.base import SessionStore
 from .base import session_for
@@ -148,11 +149,10 @@ class CommandExecutor:
         for waiter in pending:
             waiter.cancel()
         if pending:
-            log.warning(
-                "job %s run %s: the program exited but something it started still holds its "
-                "output open (it left the process group); not waiting for it",
-                ctx.job_name,
-                ctx.run_id,
+            run_log(log, ctx.job_name, ctx.run_id).warning(
+                "the program exited but something it started still holds its output open (it "
+                "left the process group); not waiting for it",
+                action="execute",
             )
 
     async def _kill_group(self, pid: int, collector: _Collector) -> None:

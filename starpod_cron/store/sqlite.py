@@ -36,6 +36,7 @@ from ..errors import (
     StarpodCronError,
     StoreUnavailable,
 )
+from ..logs import run_log
 from ..models import (
     CronJob,
     CronRun,
@@ -712,10 +713,11 @@ class SqliteStore(CronStore):
                 plan = planning.plan_claim(job, start, owner, lease_until, grace, now)
                 jobs.append(job)
                 if not job.enabled and plan.run is None and plan.skipped is None:
-                    notes.append((logging.ERROR, "job %s: %s", (job.name, job.last_error)))
+                    notes.append((logging.ERROR, "job %s: %s", (job.name, job.last_error), None))
                 if plan.skipped is not None:
                     new_runs.append(plan.skipped)
-                    notes.append((logging.WARNING, "job %s: %s", (job.name, plan.skipped.error)))
+                    why = plan.skipped.error
+                    notes.append((logging.WARNING, "%s", (why,), (job.name, plan.skipped.id)))
                 if plan.run is not None:
                     new_runs.append(plan.run)
                     claims.append(claim_of(job, plan.run, lease_until))
@@ -762,9 +764,7 @@ class SqliteStore(CronStore):
                 job = jobs.get(run.job_id)
                 if planning.plan_finish(job, run, done, now, self.settings) and job is not None:
                     touched[job.id] = job
-                notes.append(
-                    (logging.WARNING, "job %s run %s: %s", (run.job_name, run.id, done.error))
-                )
+                notes.append((logging.WARNING, "%s", (done.error,), (run.job_name, run.id)))
             write_finished(conn, expired, touched.values(), (), self.settings)
             repaired: list[JobRecord] = []
             if repair:  # whole-table scans: at start-up, not on every periodic pass
@@ -782,15 +782,19 @@ class SqliteStore(CronStore):
 
 
 # --------------------------------------------------------------------- shared helpers
-Note = tuple[int, str, tuple[object, ...]]
-"""A log line decided inside a transaction, written after it from the event loop: writing
-from the store's thread releases the GIL once per line, and many releases in a row starve the
-event loop of the GIL (hundreds of milliseconds for a catch-up claim of 1,000 jobs)."""
+Note = tuple[int, str, tuple[object, ...], tuple[str, str] | None]
+"""A log line decided inside a transaction (level, message, arguments, and the (job, run id)
+it is about, if any), written after it from the event loop: writing from the store's thread
+releases the GIL once per line, and many releases in a row starve the event loop of the GIL
+(hundreds of milliseconds for a catch-up claim of 1,000 jobs)."""
 
 
 def write_notes(notes: Sequence[Note]) -> None:
-    for level, message, args in notes:
-        log.log(level, message, *args)
+    for level, message, args, about in notes:
+        if about is None:
+            log.log(level, message, *args)
+        else:
+            run_log(log, *about).log(level, message, *args, action="recover")
 
 
 def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
@@ -834,11 +838,9 @@ def plan_deliveries(
     run = event.run
     try:
         specs = planner(event.job, run)
-    except Exception:
-        log.exception(
-            "job %s run %s: delivery planner failed; no notifications for it",
-            run.job_name,
-            run.id,
+    except Exception:  # noqa: BLE001 - a user hook: logged with its traceback, never re-raised
+        run_log(log, run.job_name, run.id).exception(
+            "delivery planner failed; no notifications for it", action="plan"
         )
         return []
     return [

@@ -62,6 +62,20 @@ async def running_gateway(cfg: AgentConfig, db: str) -> AsyncIterator[Gateway]:
         await asyncio.wait_for(task, 20)
 
 
+@asynccontextmanager
+async def telegram_gateway(
+    tmp_path: Path, api_url: str, cfg: AgentConfig | None = None, **telegram: Any
+) -> AsyncIterator[Gateway]:
+    """A gateway (in this process) whose bot talks to the Bot API stand-in at ``api_url``,
+    with the stand-in's token in ``$STARPOD_TEST_TG_TOKEN`` (set by the caller)."""
+    base = cfg or config(tmp_path)
+    settings = TelegramConfig(
+        token_env="STARPOD_TEST_TG_TOKEN", base_url=api_url, poll_timeout_secs=1, **telegram
+    )
+    async with running_gateway(replace(base, telegram=settings), str(tmp_path / "tg.db")) as gw:
+        yield gw
+
+
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     async with running_gateway(config(tmp_path), str(tmp_path / "gw.db")) as gw:

@@ -10,4 +10,9 @@ async def run(ctx: JobContext) -> JobResult:
         return JobResult(session_id=ctx.run_id, summary="x" * 5000 + " end")
     if ctx.prompt.startswith("fail"):
         raise RuntimeError("the model is down")
-    return JobResult(session_id=f"s-{ctx.run_id}", summary=f"done: {ctx.prompt}")
+    return JobResult(
+        session_id=f"s-{ctx.run_id}",
+        summary=f"done: {ctx.prompt}",
+        prompt_tokens=len(ctx.prompt),
+        completion_tokens=7,
+    )

@@ -19,10 +19,10 @@ from websockets.asyncio.client import connect
 
 from gateway.app import Gateway
 from starpod_cron import JobSpec, Schedule
-from starpod_cron.config import ExecutorConfig, GatewayConfig, TelegramConfig
+from starpod_cron.config import ExecutorConfig, GatewayConfig
 from tests.conftest import eventually
 from tests.gateway.botapi import TOKEN, BotApi, running_botapi
-from tests.gateway.conftest import TOKENS, config, running_gateway, ws_client
+from tests.gateway.conftest import TOKENS, config, running_gateway, telegram_gateway, ws_client
 from tests.gateway.test_telegram import until
 from tests.processes import free_port, serve
 
@@ -88,20 +88,17 @@ async def bot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[BotApi, Gateway]]:
     monkeypatch.setenv("STARPOD_TEST_TG_TOKEN", TOKEN)
-    async with running_botapi() as api:
-        cfg = replace(
-            config(tmp_path),
-            executor=ExecutorConfig(kind="python", target="tests.targets:run"),
-            telegram=TelegramConfig(
-                token_env="STARPOD_TEST_TG_TOKEN",
-                allowed_user_ids=(OWNER,),
-                base_url=api.base_url,
-                poll_timeout_secs=1,
-            ),
-        )
-        cfg = replace(cfg, gateway=replace(cfg.gateway, delivery_max_attempts=20))
-        async with running_gateway(cfg, str(tmp_path / "tg.db")) as gateway:
-            yield api, gateway
+    base = config(tmp_path)
+    cfg = replace(
+        base,
+        executor=ExecutorConfig(kind="python", target="tests.targets:run"),
+        gateway=replace(base.gateway, delivery_max_attempts=20),
+    )
+    async with (
+        running_botapi() as api,
+        telegram_gateway(tmp_path, api.base_url, cfg, allowed_user_ids=(OWNER,)) as gateway,
+    ):
+        yield api, gateway
 
 
 async def test_a_rate_limit_in_the_middle_of_a_long_message_never_repeats_a_piece(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ import pytest
 from gateway.app import Gateway
 from gateway.telegram import parse_schedule, split_message
 from starpod_cron import InvalidInput, JobSpec, Schedule
-from starpod_cron.config import TelegramConfig
 from tests.gateway.botapi import TOKEN, BotApi, running_botapi
-from tests.gateway.conftest import config, running_gateway
+from tests.gateway.conftest import telegram_gateway
 
 OWNER, STRANGER, GROUP = 42, 666, -100123
 
@@ -34,20 +32,13 @@ async def bot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[BotApi, Gateway]]:
     monkeypatch.setenv("STARPOD_TEST_TG_TOKEN", TOKEN)
-    async with running_botapi() as api:
-        cfg = config(tmp_path)
-        cfg = replace(
-            cfg,
-            telegram=TelegramConfig(
-                token_env="STARPOD_TEST_TG_TOKEN",
-                allowed_user_ids=(OWNER,),
-                notify_chat_ids=(GROUP,),
-                base_url=api.base_url,
-                poll_timeout_secs=1,
-            ),
-        )
-        async with running_gateway(cfg, str(tmp_path / "tg.db")) as gateway:
-            yield api, gateway
+    async with (
+        running_botapi() as api,
+        telegram_gateway(
+            tmp_path, api.base_url, allowed_user_ids=(OWNER,), notify_chat_ids=(GROUP,)
+        ) as gateway,
+    ):
+        yield api, gateway
 
 
 async def reply(api: BotApi, chat: int, count: int = 1) -> list[str]:

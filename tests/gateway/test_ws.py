@@ -76,6 +76,8 @@ async def test_commands(gateway: Gateway) -> None:
         assert run["data"]["status"] == "success" and run["data"]["result"] == "done: new"
         runs = await alice.request("cron.runs", name="standup")
         assert [r["trigger"] for r in runs["data"]["runs"]] == ["manual"]
+        (only,) = runs["data"]["runs"]
+        assert (only["prompt_tokens"], only["completion_tokens"]) == (3, 7)  # token usage
         removed = await alice.request("cron.remove", name="standup")
         assert removed["ok"] and (await alice.request("cron.list"))["data"]["jobs"] == []
 
