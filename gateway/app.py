@@ -19,7 +19,7 @@ import sys
 from dataclasses import replace
 
 from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError
-from starpod_cron.bootstrap import open_store, user_limits
+from starpod_cron.bootstrap import open_store, store_url, user_limits
 from starpod_cron.config import AgentConfig
 from starpod_cron.executors import build_executor
 from starpod_cron.logs import RedactingFormatter, redact, register_secrets
@@ -55,7 +55,7 @@ def setup_logging(verbose: bool) -> None:
 class Gateway:
     def __init__(self, config: AgentConfig, *, db_url: str | None = None) -> None:
         self.config = config
-        self.db_url = db_url or config.store.url
+        self.db_url = store_url(config, db_url)
         self.telegram_token = os.environ.get(config.telegram.token_env, "") or config.telegram.token
         tokens = load_tokens(config.gateway)
         register_secrets([self.telegram_token, *tokens])

@@ -4,6 +4,8 @@ run`` is delivered like a scheduled one), same limits."""
 
 from __future__ import annotations
 
+import os
+
 from .clock import Clock
 from .config import AgentConfig
 from .operations import UserLimits
@@ -24,6 +26,14 @@ class ConfiguredOpener(StoreOpener):
         return store
 
 
+STORE_ENV = "STARPOD_DB"
+
+
+def store_url(config: AgentConfig, given: str | None = None) -> str:
+    """Where the store is: ``given`` (``--db``), else ``$STARPOD_DB``, else ``[store] url``."""
+    return given or os.environ.get(STORE_ENV) or config.store.url
+
+
 def open_store(
     config: AgentConfig,
     url: str | None = None,
@@ -32,8 +42,8 @@ def open_store(
     clock: Clock | None = None,
 ) -> ConfiguredOpener:
     """``await open_store(config)`` or ``async with open_store(config) as store``: the store at
-    ``url`` (default ``[store] url``) with the config's settings and delivery routing."""
-    return ConfiguredOpener(config, url or config.store.url, clock, create)
+    ``url`` (default: see :func:`store_url`) with the config's settings and delivery routing."""
+    return ConfiguredOpener(config, store_url(config, url), clock, create)
 
 
 def delivery_router(config: AgentConfig) -> DeliveryRouter:

@@ -10,6 +10,7 @@ from typing import TypeVar
 import pytest
 
 from starpod_cron import CronStore, ManualClock, StoreSettings
+from tests.backends import BACKENDS, store_url
 
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -51,10 +52,23 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each test using a store runs once per backend (PostgreSQL with STARPOD_PG_DSN)."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def store(db_path: str, clock: ManualClock) -> AsyncIterator[CronStore]:
+async def url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """Where this test's store lives: a SQLite file or a fresh PostgreSQL schema."""
+    async with store_url(backend, str(tmp_path)) as where:
+        yield where
+
+
+@pytest.fixture
+async def store(url: str, clock: ManualClock) -> AsyncIterator[CronStore]:
     s = await CronStore.open(
-        db_path, clock=clock, settings=StoreSettings(retry_backoff_secs=(30, 60, 300, 900, 3600))
+        url, clock=clock, settings=StoreSettings(retry_backoff_secs=(30, 60, 300, 900, 3600))
     )
     yield s
     await s.close()

@@ -2,7 +2,7 @@
 
 python -m tests.worker fire DB OUT_JSON SECONDS   # run jobs for SECONDS, record executions
 python -m tests.worker hang DB MARKER             # start runs that never finish (to be killed)
-python -m tests.worker run DB DIR [--lease S] [--ahead S] [--sleep S]
+python -m tests.worker run DB DIR [--lease S] [--ahead S] [--sleep S] [--concurrency N]
     # run jobs; for each run write DIR/<run_id>.started, then sleep S seconds and write
     # DIR/<run_id>.finished, or DIR/<run_id>.cancelled when cancelled (with the time)
 """
@@ -55,11 +55,14 @@ async def hang(db: str, marker: str) -> None:
     await asyncio.Event().wait()
 
 
-async def run(db: str, directory: str, lease: float, ahead: float, sleep: float) -> None:
+async def run(
+    db: str, directory: str, lease: float, ahead: float, sleep: float, concurrency: int = 4
+) -> None:
     out = Path(directory)
 
     async def executor(ctx: JobContext) -> JobResult:
-        _mark(out / f"{ctx.run_id}.started", f"{time.time()} {ctx.scheduled_for.timestamp()}")
+        started = f"{time.time()} {ctx.scheduled_for.timestamp()} {os.getpid()}"
+        _mark(out / f"{ctx.run_id}.started", started)
         try:
             await asyncio.sleep(sleep)
         except asyncio.CancelledError:
@@ -70,10 +73,15 @@ async def run(db: str, directory: str, lease: float, ahead: float, sleep: float)
 
     store = await CronStore.open(db)
     scheduler = CronScheduler(
-        store, executor, tick_secs=0.5, lease_secs=lease, claim_ahead_secs=ahead
+        store,
+        executor,
+        tick_secs=0.5,
+        lease_secs=lease,
+        claim_ahead_secs=ahead,
+        max_concurrent_runs=concurrency,
     )
     scheduler.start()
-    _mark(out / "ready", str(os.getpid()))
+    _mark(out / f"ready-{os.getpid()}", str(os.getpid()))
     await asyncio.Event().wait()
 
 
@@ -90,7 +98,8 @@ if __name__ == "__main__":
         parser.add_argument("--lease", type=float, default=30)
         parser.add_argument("--ahead", type=float, default=1)
         parser.add_argument("--sleep", type=float, default=0)
+        parser.add_argument("--concurrency", type=int, default=4)
         a = parser.parse_args(rest)
-        asyncio.run(run(a.db, a.dir, a.lease, a.ahead, a.sleep))
+        asyncio.run(run(a.db, a.dir, a.lease, a.ahead, a.sleep, a.concurrency))
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
-from ..bootstrap import open_store
+from ..bootstrap import open_store, store_url
 from ..config import AgentConfig, load_config
 from ..errors import DatabaseMissing, StarpodCronError
 from ..logs import RedactingFormatter, redact
@@ -73,7 +73,7 @@ def _globals(parser: argparse.ArgumentParser, *, suppress: bool, tz: bool = True
         metavar="URL",
         default=default(None),
         help="the store: a SQLite file, sqlite:///path or postgresql://... "
-        "(default: [store] url, else ./starpod-cron.db)",
+        "(default: $STARPOD_DB, else [store] url, else ./starpod-cron.db)",
     )
     parser.add_argument(
         "--config",
@@ -290,7 +290,7 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
         return await commands.jobs_next(
             config, args.display_tz, args, from_ms(SystemClock().now_ms())
         )
-    url = args.db or config.store.url
+    url = store_url(config, args.db)
     try:
         opened = await open_store(config, url, create=args.command == "add")
     except DatabaseMissing as exc:

@@ -6,12 +6,13 @@ input is randomness for new ids.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
 from ..models import JobUpdate, MisfirePolicy, RunStatus, RunTrigger, _Unset
-from ..schedules import Interval, OneShot, Schedule
+from ..schedules import Cron, Interval, OneShot, Schedule
 from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms
 from . import validation as check
@@ -145,12 +146,15 @@ def _count_between(sched: Schedule, tz: str, first: int, last: int) -> tuple[int
     if isinstance(sched, Interval):
         return (last - first) // sched.every_ms + 1, False
     count, t = 1, first
-    while count < MISSED_STEPS:
-        nxt = sched.next_run(from_ms(t), tz)
-        if nxt is None or to_ms(nxt) > last or to_ms(nxt) <= t:
+    fires = sched.fires_after(from_ms(first), tz) if isinstance(sched, Cron) else iter(())
+    for fire in itertools.islice(fires, MISSED_STEPS - 1):
+        ms = to_ms(fire)
+        if ms > last:
             return count, False
-        t = to_ms(nxt)
+        t = ms
         count += 1
+    if count < MISSED_STEPS:
+        return count, False
     spacing = (t - first) / (count - 1)
     return count + round((last - t) / spacing), True
 

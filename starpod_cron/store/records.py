@@ -7,7 +7,7 @@ Column tuples here are the single source of the column order; SQL templates use
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -82,7 +82,7 @@ class JobRecord:
         self.schedule_kind, self.schedule_expr, self.schedule_anchor_ms = schedule.to_storage()
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> JobRecord:
+    def from_row(cls, row: Iterable[Any]) -> JobRecord:
         rec = cls(*row)
         rec.enabled = bool(rec.enabled)
         rec.delete_after_run = bool(rec.delete_after_run)
@@ -171,7 +171,7 @@ class RunRecord:
     """When the lease holder last proved alive (claim or renewal)."""
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> RunRecord:
+    def from_row(cls, row: Iterable[Any]) -> RunRecord:
         return cls(*row)
 
     def to_row(self) -> tuple[object, ...]:
@@ -232,7 +232,7 @@ DELIVERY_COLUMNS: tuple[str, ...] = (
 )
 
 
-def delivery_from_row(row: Sequence[Any]) -> Delivery:
+def delivery_from_row(row: Iterable[Any]) -> Delivery:
     (
         id_,
         run_id,

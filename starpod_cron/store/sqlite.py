@@ -28,31 +28,39 @@ from .. import owner as owners
 from ..clock import Clock
 from ..errors import (
     DatabaseMissing,
-    DuplicateJobName,
     InvalidInput,
-    JobAlreadyRunning,
     JobNotFound,
     SchemaVersionError,
     StarpodCronError,
     StoreUnavailable,
 )
-from ..logs import run_log
 from ..models import (
     CronJob,
     CronRun,
     Delivery,
     JobUpdate,
     RunStatus,
-    RunTrigger,
     SessionMessage,
 )
 from ..settings import StoreSettings
 from ..timeutil import check_zone, from_ms, to_ms
 from . import planning
 from .base import CronStore
+from .common import (
+    MAX_ID,
+    ClaimBatch,
+    FinishBatch,
+    Note,
+    bounded,
+    check_completions,
+    duplicate_name,
+    interrupt_expired,
+    manual_run,
+    new_records,
+    outcome_params,
+    write_notes,
+)
 from .records import (
-    _SESSION_MODES,
-    _TRIGGERS,
     DELIVERY_COLUMNS,
     JOB_COLUMNS,
     JOB_RUNTIME_COLUMNS,
@@ -90,24 +98,7 @@ Q = load_queries(
     run_result_assignments=", ".join(f"{c} = ?" for c in RUN_RESULT_COLUMNS),
     delivery_columns=", ".join(DELIVERY_COLUMNS),
 )
-NOTIFIED = frozenset({RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.TIMEOUT.value})
-FINAL_FOR_COMPLETION = frozenset(
-    {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
-)
 WATCH_INTERVAL_SECS = 0.25
-MAX_ROWS = 1_000_000
-MAX_ID = 2**63 - 1
-
-
-def bounded(value: int, low: int = 0, high: int = MAX_ROWS) -> int:
-    """A limit or id from outside, clamped to what the database can hold."""
-    return max(low, min(int(value), high))
-
-
-def duplicate_name(name: str, user_id: str | None) -> DuplicateJobName:
-    if user_id is None:
-        return DuplicateJobName(f"an agent-level job named {name!r} already exists")
-    return DuplicateJobName(f"a job named {name!r} already exists for user {user_id!r}")
 
 
 def unavailable(exc: sqlite3.Error, path: str) -> StoreUnavailable:
@@ -351,14 +342,7 @@ class SqliteStore(CronStore):
 
     # ---------------------------------------------------------------------- jobs
     async def add_jobs(self, specs: Sequence[JobSpec]) -> list[str]:
-        now = self.clock.now_ms()
-        records = [planning.new_job(spec, now, self.settings) for spec in specs]
-        seen: set[tuple[str, str]] = set()
-        for rec in records:
-            key = (rec.user_id or "", rec.name)
-            if key in seen:
-                raise DuplicateJobName(f"job name {rec.name!r} appears twice in one batch")
-            seen.add(key)
+        records = new_records(specs, self.clock.now_ms(), self.settings)
         if not records:
             return []
 
@@ -434,14 +418,7 @@ class SqliteStore(CronStore):
     ) -> str:
         def body(conn: Conn) -> str:
             job = load_job(conn, job_id)
-            if job.running_run_id is not None:
-                raise JobAlreadyRunning(
-                    f"job {job.name!r} is already running (run {job.running_run_id})"
-                )
-            now = self.clock.now_ms()
-            lease_ms = job.timeout_ms + 60_000 if lease_secs is None else round(lease_secs * 1000)
-            holder = owner or f"manual:{planning.new_id(now)}"
-            run = planning.start_run(job, RunTrigger.MANUAL, now, 1, now, holder, now + lease_ms)
+            run = manual_run(job, self.clock.now_ms(), lease_secs, owner)
             conn.execute(Q["insert_run"], run.to_row())
             conn.execute(Q["update_job_runtime"], job.runtime_params())
             return run.id
@@ -452,12 +429,7 @@ class SqliteStore(CronStore):
     async def complete_runs(
         self, completions: Sequence[Completion], *, owner: str | None
     ) -> list[bool]:
-        for done in completions:
-            if RunStatus(done.status) not in FINAL_FOR_COMPLETION:
-                raise InvalidInput(
-                    f"a run can only be completed as success, failed, timeout or interrupted, "
-                    f"not {done.status!r}"
-                )
+        check_completions(completions)
         if not completions:
             return []
         planner = self._planner
@@ -467,41 +439,17 @@ class SqliteStore(CronStore):
             rows = conn.execute(Q["get_runs_by_ids"], (ids,)).fetchall()
             runs = {r.id: r for r in map(RunRecord.from_row, rows)}
             jobs = load_jobs(conn, {r.job_id for r in runs.values()})
-            now = self.clock.now_ms()
             tell = planner is not None or bool(self._finished_listeners)
-            answers: list[bool] = []
-            finished: list[RunRecord] = []
-            touched: dict[str, JobRecord] = {}
-            deleted: set[str] = set()
-            events: list[RunFinished] = []
-            deliveries: list[tuple[object, ...]] = []
+            batch = FinishBatch(
+                runs, jobs, owner, self.clock.now_ms(), self.settings, planner, tell
+            )
             for done in completions:
-                run = runs.get(done.run_id)
-                if (
-                    run is None
-                    or run.status != RunStatus.RUNNING.value
-                    or (owner is not None and run.lease_owner != owner)
-                ):
-                    answers.append(False)
-                    continue
-                job = jobs.get(run.job_id)
-                before = job.to_public() if tell and job is not None else None
-                action = planning.plan_finish(job, run, done, now, self.settings)
-                finished.append(run)
-                if before is not None and run.status in NOTIFIED:
-                    event = RunFinished(before, run.to_public())
-                    events.append(event)
-                    if planner is not None:
-                        deliveries.extend(plan_deliveries(planner, event, now))
-                if job is not None and action == "update":
-                    touched[job.id] = job
-                elif job is not None and action == "delete":
-                    deleted.add(job.id)
-                    touched.pop(job.id, None)
-                answers.append(True)
-            write_finished(conn, finished, touched.values(), deleted, self.settings)
-            conn.executemany(Q["insert_delivery"], deliveries)
-            return answers, events, len(deliveries)
+                batch.add(done)
+            write_finished(
+                conn, batch.finished, batch.touched.values(), batch.deleted, self.settings
+            )
+            conn.executemany(Q["insert_delivery"], batch.deliveries)
+            return batch.answers, batch.events, len(batch.deliveries)
 
         answers, events, queued = await self._write(body)
         self._signal(Topic.JOBS)
@@ -584,16 +532,8 @@ class SqliteStore(CronStore):
             now = self.clock.now_ms()
             answers: list[bool] = []
             for o in outcomes:
-                params: tuple[str, int, str | None, int | None]
-                if o.delivered:
-                    params = ("delivered", now, o.error, now)
-                elif o.retry_at is not None:
-                    params = ("pending", to_ms(o.retry_at), o.error, None)
-                else:
-                    params = ("dead", now, o.error, None)
-                uncount = 0 if o.attempted else 1
                 cursor = conn.execute(
-                    Q["finish_delivery"], (*params, uncount, o.delivery_id, owner)
+                    Q["finish_delivery"], (*outcome_params(o, now), o.delivery_id, owner)
                 )
                 answers.append(cursor.rowcount == 1)
             return answers
@@ -703,27 +643,12 @@ class SqliteStore(CronStore):
             now = self.clock.now_ms()
             lease_until = now + round(lease_secs * 1000)
             rows = conn.execute(Q["select_due"], (now + ahead, limit)).fetchall()
-            claims: list[Claim] = []
-            jobs: list[JobRecord] = []
-            new_runs: list[RunRecord] = []
-            notes: list[Note] = []
+            batch = ClaimBatch(owner, now, lease_until, grace)
             for row in rows:
-                job = JobRecord.from_row(row)
-                start = max(now, job.due_ms or now)  # a job claimed ahead starts on time
-                plan = planning.plan_claim(job, start, owner, lease_until, grace, now)
-                jobs.append(job)
-                if not job.enabled and plan.run is None and plan.skipped is None:
-                    notes.append((logging.ERROR, "job %s: %s", (job.name, job.last_error), None))
-                if plan.skipped is not None:
-                    new_runs.append(plan.skipped)
-                    why = plan.skipped.error
-                    notes.append((logging.WARNING, "%s", (why,), (job.name, plan.skipped.id)))
-                if plan.run is not None:
-                    new_runs.append(plan.run)
-                    claims.append(claim_of(job, plan.run, lease_until))
-            conn.executemany(Q["update_job_runtime"], [j.runtime_params() for j in jobs])
-            conn.executemany(Q["insert_run"], [r.to_row() for r in new_runs])
-            return claims, notes
+                batch.add(JobRecord.from_row(row))
+            conn.executemany(Q["update_job_runtime"], [j.runtime_params() for j in batch.jobs])
+            conn.executemany(Q["insert_run"], [r.to_row() for r in batch.runs])
+            return batch.claims, batch.notes
 
         claims, notes = await self._write(body)
         write_notes(notes)
@@ -752,19 +677,12 @@ class SqliteStore(CronStore):
     async def recover(self, *, held: Collection[str] = (), repair: bool = True) -> RecoveryReport:
         def body(conn: Conn) -> tuple[RecoveryReport, list[Note]]:
             now = self.clock.now_ms()
-            notes: list[Note] = []
             holders = [row[0] for row in conn.execute(Q["running_owners"])]
             dead = [h for h in holders if owners.is_dead(h)]
             params = {"now": now, "dead": json.dumps(dead), "held": json.dumps(list(held))}
             expired = [RunRecord.from_row(r) for r in conn.execute(Q["expired_runs"], params)]
             jobs = load_jobs(conn, {r.job_id for r in expired})
-            touched: dict[str, JobRecord] = {}
-            for run in expired:
-                done = interruption(run, now, run.lease_owner in dead)
-                job = jobs.get(run.job_id)
-                if planning.plan_finish(job, run, done, now, self.settings) and job is not None:
-                    touched[job.id] = job
-                notes.append((logging.WARNING, "%s", (done.error,), (run.job_name, run.id)))
+            touched, notes = interrupt_expired(expired, jobs, dead, now, self.settings)
             write_finished(conn, expired, touched.values(), (), self.settings)
             repaired: list[JobRecord] = []
             if repair:  # whole-table scans: at start-up, not on every periodic pass
@@ -782,81 +700,6 @@ class SqliteStore(CronStore):
 
 
 # --------------------------------------------------------------------- shared helpers
-Note = tuple[int, str, tuple[object, ...], tuple[str, str] | None]
-"""A log line decided inside a transaction (level, message, arguments, and the (job, run id)
-it is about, if any), written after it from the event loop: writing from the store's thread
-releases the GIL once per line, and many releases in a row starve the event loop of the GIL
-(hundreds of milliseconds for a catch-up claim of 1,000 jobs)."""
-
-
-def write_notes(notes: Sequence[Note]) -> None:
-    for level, message, args, about in notes:
-        if about is None:
-            log.log(level, message, *args)
-        else:
-            run_log(log, *about).log(level, message, *args, action="recover")
-
-
-def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
-    return Claim(
-        run.id,
-        job.id,
-        job.name,
-        job.prompt,
-        _SESSION_MODES[job.session_mode],
-        job.user_id,
-        job.timeout_ms / 1000,
-        from_ms(run.scheduled_for),
-        run.attempt,
-        _TRIGGERS[run.trigger],
-        from_ms(run.started_at),
-        lease_until,
-    )
-
-
-def interruption(run: RunRecord, now: int, owner_dead: bool) -> Completion:
-    """How recovery ends a run nobody holds: interrupted, and counted as an attempt only if
-    its owner was seen alive at or after the run's start (a run claimed ahead whose owner died
-    before the fire time never started)."""
-    started = run.lease_renewed_at is None or run.lease_renewed_at >= run.started_at
-    if owner_dead and (run.lease_expires_at or 0) >= now:
-        why = f"interrupted: its scheduler ({run.lease_owner}) is no longer running"
-    else:
-        expiry = from_ms(run.lease_expires_at or now).isoformat()
-        why = (
-            f"interrupted: the lease of {run.lease_owner} expired at {expiry} (its scheduler "
-            "stopped or was killed mid-run)"
-        )
-    if not started:
-        why += "; it had not started yet, so no retry is used up"
-    return Completion(run.id, RunStatus.INTERRUPTED, error=why, count_attempt=started)
-
-
-def plan_deliveries(
-    planner: DeliveryPlanner, event: RunFinished, now: int
-) -> list[tuple[object, ...]]:
-    run = event.run
-    try:
-        specs = planner(event.job, run)
-    except Exception:  # noqa: BLE001 - a user hook: logged with its traceback, never re-raised
-        run_log(log, run.job_name, run.id).exception(
-            "delivery planner failed; no notifications for it", action="plan"
-        )
-        return []
-    return [
-        (
-            run.id,
-            run.job_id,
-            run.job_name,
-            s.destination,
-            json.dumps(s.payload, ensure_ascii=False),
-            now,
-            now,
-        )
-        for s in specs
-    ]
-
-
 def write_finished(
     conn: Conn,
     runs: Iterable[RunRecord],

@@ -1,9 +1,8 @@
-"""Every store backend runs the same contract suite. Add a backend to BACKENDS."""
+"""Every store backend runs the same contract suite (PostgreSQL when STARPOD_PG_DSN is set)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -12,17 +11,14 @@ from starpod_cron import CronStore, ManualClock, StoreSettings
 Opener = Callable[[StoreSettings, ManualClock], Awaitable[CronStore]]
 
 
-@pytest.fixture(params=["sqlite"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+@pytest.fixture
+def open_store(url: str) -> Opener:
     """A function opening another store object on the same backend database."""
-    if request.param == "sqlite":
-        path = str(tmp_path / "contract.db")
 
-        async def opener(settings: StoreSettings, clock: ManualClock) -> CronStore:
-            return await CronStore.open(path, settings=settings, clock=clock)
+    async def opener(settings: StoreSettings, clock: ManualClock) -> CronStore:
+        return await CronStore.open(url, settings=settings, clock=clock)
 
-        return opener
-    raise AssertionError(request.param)  # pragma: no cover
+    return opener
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from starpod_cron import (
     RunTrigger,
     Schedule,
 )
+from tests.backends import tamper
 from tests.conftest import START
 
 
@@ -183,3 +184,40 @@ async def test_recovery_spares_the_callers_own_runs(store: CronStore, clock: Man
     run = await store.get_run(mine[0].run_id)
     assert run is not None and run.status is RunStatus.RUNNING
     assert await store.renew_leases("me", 30) == {mine[0].run_id}
+
+
+async def test_recover_repairs_jobs_left_without_a_next_fire(url: str, clock: ManualClock) -> None:
+    async with CronStore.open(url, clock=clock) as store:
+        job_id = await store.add_job("j", "p", Schedule.cron("0 * * * *"))
+    # damage as an older, buggier writer might have left it
+    await tamper(url, "UPDATE jobs SET next_run_at = NULL, running_run_id = 'ghost'")
+    async with CronStore.open(url, clock=clock) as store:
+        assert await store.get_due_jobs() == []
+        assert (await store.recover(repair=False)).rescheduled_jobs == 0  # periodic: no scans
+        report = await store.recover()
+        assert report.rescheduled_jobs == 1
+        job = await store.get_job(job_id)
+        assert job is not None and job.running_run_id is None
+        assert job.next_run_at is not None and job.next_run_at > clock.now()
+        clock.advance(3600)
+        (claim,) = await store.claim_due("me", 1, 30)
+        await store.record_run_complete(claim.run_id, RunStatus.SUCCESS)
+        job = await store.get_job(job_id)
+        assert job is not None and job.last_status is RunStatus.SUCCESS
+
+
+async def test_a_job_that_cannot_be_evaluated_is_disabled_not_blocking(
+    url: str, clock: ManualClock
+) -> None:
+    async with CronStore.open(url, clock=clock) as store:
+        bad = await store.add_job("bad", "p", Schedule.cron("0 * * * *"))
+        good = await store.add_job("good", "p", Schedule.cron("0 * * * *"))
+    # e.g. a zone that a tzdata update removed
+    await tamper(url, f"UPDATE jobs SET timezone = 'Gone/Zone' WHERE id = '{bad}'")
+    async with CronStore.open(url, clock=clock) as store:
+        clock.advance(3600)
+        (claim,) = await store.claim_due("me", 10, 30)
+        assert claim.job_id == good
+        job = await store.get_job(bad)
+        assert job is not None and not job.enabled
+        assert job.last_error is not None and "Gone/Zone" in job.last_error

@@ -11,6 +11,12 @@ import pytest
 from aiohttp import web
 
 
+@pytest.fixture
+def backend() -> str:
+    """Executors do not depend on the backend (the contract suite covers sessions on each)."""
+    return "sqlite"
+
+
 @dataclass
 class Reply:
     """What the fake server does with one request."""

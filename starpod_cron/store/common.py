@@ -1,0 +1,257 @@
+"""What every backend shares beyond planning: bounds for numbers from outside, the messages of
+a few errors, and the in-transaction bookkeeping of a claim, a completion and a recovery pass
+(``ClaimBatch``, ``FinishBatch``, ``interrupt_expired``), so a backend only reads and writes
+rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning
+from ..logs import run_log
+from ..models import RunStatus, RunTrigger
+from ..settings import StoreSettings
+from ..timeutil import from_ms, to_ms
+from . import planning
+from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
+from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
+
+log = logging.getLogger("starpod_cron.store")
+
+NOTIFIED = frozenset({RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.TIMEOUT.value})
+FINAL_FOR_COMPLETION = frozenset(
+    {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
+)
+MAX_ROWS = 1_000_000
+MAX_ID = 2**63 - 1
+
+
+def bounded(value: int, low: int = 0, high: int = MAX_ROWS) -> int:
+    """A limit or id from outside, clamped to what the database can hold."""
+    return max(low, min(int(value), high))
+
+
+def duplicate_name(name: str, user_id: str | None) -> DuplicateJobName:
+    if user_id is None:
+        return DuplicateJobName(f"an agent-level job named {name!r} already exists")
+    return DuplicateJobName(f"a job named {name!r} already exists for user {user_id!r}")
+
+
+Note = tuple[int, str, tuple[object, ...], tuple[str, str] | None]
+"""A log line decided inside a transaction (level, message, arguments, and the (job, run id)
+it is about, if any), written after it from the event loop: writing from the store's thread
+releases the GIL once per line, and many releases in a row starve the event loop of the GIL
+(hundreds of milliseconds for a catch-up claim of 1,000 jobs)."""
+
+
+def write_notes(notes: Sequence[Note]) -> None:
+    for level, message, args, about in notes:
+        if about is None:
+            log.log(level, message, *args)
+        else:
+            run_log(log, *about).log(level, message, *args, action="recover")
+
+
+def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
+    return Claim(
+        run.id,
+        job.id,
+        job.name,
+        job.prompt,
+        _SESSION_MODES[job.session_mode],
+        job.user_id,
+        job.timeout_ms / 1000,
+        from_ms(run.scheduled_for),
+        run.attempt,
+        _TRIGGERS[run.trigger],
+        from_ms(run.started_at),
+        lease_until,
+    )
+
+
+def interruption(run: RunRecord, now: int, owner_dead: bool) -> Completion:
+    """How recovery ends a run nobody holds: interrupted, and counted as an attempt only if
+    its owner was seen alive at or after the run's start (a run claimed ahead whose owner died
+    before the fire time never started)."""
+    started = run.lease_renewed_at is None or run.lease_renewed_at >= run.started_at
+    if owner_dead and (run.lease_expires_at or 0) >= now:
+        why = f"interrupted: its scheduler ({run.lease_owner}) is no longer running"
+    else:
+        expiry = from_ms(run.lease_expires_at or now).isoformat()
+        why = (
+            f"interrupted: the lease of {run.lease_owner} expired at {expiry} (its scheduler "
+            "stopped or was killed mid-run)"
+        )
+    if not started:
+        why += "; it had not started yet, so no retry is used up"
+    return Completion(run.id, RunStatus.INTERRUPTED, error=why, count_attempt=started)
+
+
+def delivery_rows(
+    planner: DeliveryPlanner, event: RunFinished, now: int
+) -> list[tuple[object, ...]]:
+    """The deliveries ``planner`` wants for a finished run, as insert parameters; a planner
+    that raises is logged and the run goes without notifications (it is still recorded)."""
+    run = event.run
+    try:
+        specs = planner(event.job, run)
+    except Exception:  # noqa: BLE001 - a user hook: logged with its traceback, never re-raised
+        run_log(log, run.job_name, run.id).exception(
+            "delivery planner failed; no notifications for it", action="plan"
+        )
+        return []
+    return [
+        (
+            run.id,
+            run.job_id,
+            run.job_name,
+            s.destination,
+            json.dumps(s.payload, ensure_ascii=False),
+            now,
+            now,
+        )
+        for s in specs
+    ]
+
+
+def new_records(specs: Sequence[JobSpec], now: int, settings: StoreSettings) -> list[JobRecord]:
+    """The rows for ``add_jobs``, refusing a name twice in one batch (the database refuses a
+    name that is already taken)."""
+    records = [planning.new_job(spec, now, settings) for spec in specs]
+    seen: set[tuple[str, str]] = set()
+    for rec in records:
+        key = (rec.user_id or "", rec.name)
+        if key in seen:
+            raise DuplicateJobName(f"job name {rec.name!r} appears twice in one batch")
+        seen.add(key)
+    return records
+
+
+def manual_run(job: JobRecord, now: int, lease_secs: float | None, owner: str | None) -> RunRecord:
+    """The run ``record_run_start`` opens (and marks on ``job``), or JobAlreadyRunning."""
+    if job.running_run_id is not None:
+        raise JobAlreadyRunning(f"job {job.name!r} is already running (run {job.running_run_id})")
+    lease_ms = job.timeout_ms + 60_000 if lease_secs is None else round(lease_secs * 1000)
+    holder = owner or f"manual:{planning.new_id(now)}"
+    return planning.start_run(job, RunTrigger.MANUAL, now, 1, now, holder, now + lease_ms)
+
+
+def check_completions(completions: Sequence[Completion]) -> None:
+    for done in completions:
+        if RunStatus(done.status) not in FINAL_FOR_COMPLETION:
+            raise InvalidInput(
+                f"a run can only be completed as success, failed, timeout or interrupted, "
+                f"not {done.status!r}"
+            )
+
+
+def outcome_params(o: DeliveryOutcome, now: int) -> tuple[str, int, str | None, int | None, int]:
+    """(status, next attempt or time of the end, error, delivered at, attempts to give back)
+    for a delivery's outcome; an outcome never attempted gives its attempt back."""
+    if o.delivered:
+        params: tuple[str, int, str | None, int | None] = ("delivered", now, o.error, now)
+    elif o.retry_at is not None:
+        params = ("pending", to_ms(o.retry_at), o.error, None)
+    else:
+        params = ("dead", now, o.error, None)
+    return (*params, 0 if o.attempted else 1)
+
+
+@dataclass
+class ClaimBatch:
+    """What one ``claim_due`` transaction decides, job by job: the runs to start, the misfires
+    to record, the jobs to update and the log lines to write after it commits."""
+
+    owner: str
+    now: int
+    lease_until: int
+    grace_ms: int
+    claims: list[Claim] = field(default_factory=list)
+    jobs: list[JobRecord] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    def add(self, job: JobRecord) -> None:
+        start = max(self.now, job.due_ms or self.now)  # a job claimed ahead starts on time
+        plan = planning.plan_claim(
+            job, start, self.owner, self.lease_until, self.grace_ms, self.now
+        )
+        self.jobs.append(job)
+        if not job.enabled and plan.run is None and plan.skipped is None:
+            self.notes.append((logging.ERROR, "job %s: %s", (job.name, job.last_error), None))
+        if plan.skipped is not None:
+            self.runs.append(plan.skipped)
+            why = plan.skipped.error
+            self.notes.append((logging.WARNING, "%s", (why,), (job.name, plan.skipped.id)))
+        if plan.run is not None:
+            self.runs.append(plan.run)
+            self.claims.append(claim_of(job, plan.run, self.lease_until))
+
+
+@dataclass
+class FinishBatch:
+    """What one ``complete_runs`` transaction decides, completion by completion: which runs
+    end (the answer per completion), which jobs change or go, the events to publish after
+    commit and the deliveries to queue with it."""
+
+    runs: Mapping[str, RunRecord]
+    jobs: Mapping[str, JobRecord]
+    owner: str | None
+    now: int
+    settings: StoreSettings
+    planner: DeliveryPlanner | None
+    tell: bool
+    answers: list[bool] = field(default_factory=list)
+    finished: list[RunRecord] = field(default_factory=list)
+    touched: dict[str, JobRecord] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    events: list[RunFinished] = field(default_factory=list)
+    deliveries: list[tuple[object, ...]] = field(default_factory=list)
+
+    def add(self, done: Completion) -> None:
+        run = self.runs.get(done.run_id)
+        if (
+            run is None
+            or run.status != RunStatus.RUNNING.value
+            or (self.owner is not None and run.lease_owner != self.owner)
+        ):
+            self.answers.append(False)
+            return
+        job = self.jobs.get(run.job_id)
+        before = job.to_public() if self.tell and job is not None else None
+        action = planning.plan_finish(job, run, done, self.now, self.settings)
+        self.finished.append(run)
+        if before is not None and run.status in NOTIFIED:
+            event = RunFinished(before, run.to_public())
+            self.events.append(event)
+            if self.planner is not None:
+                self.deliveries.extend(delivery_rows(self.planner, event, self.now))
+        if job is not None and action == "update":
+            self.touched[job.id] = job
+        elif job is not None and action == "delete":
+            self.deleted.add(job.id)
+            self.touched.pop(job.id, None)
+        self.answers.append(True)
+
+
+def interrupt_expired(
+    expired: Iterable[RunRecord],
+    jobs: Mapping[str, JobRecord],
+    dead: Collection[str],
+    now: int,
+    settings: StoreSettings,
+) -> tuple[dict[str, JobRecord], list[Note]]:
+    """End the runs recovery found unheld as interrupted: the jobs that changed, and a log
+    line per run."""
+    touched: dict[str, JobRecord] = {}
+    notes: list[Note] = []
+    for run in expired:
+        done = interruption(run, now, run.lease_owner in dead)
+        job = jobs.get(run.job_id)
+        if planning.plan_finish(job, run, done, now, settings) and job is not None:
+            touched[job.id] = job
+        notes.append((logging.WARNING, "%s", (done.error,), (run.job_name, run.id)))
+    return touched, notes

@@ -1,0 +1,208 @@
+-- Queries of the PostgreSQL store, loaded by name. {job_columns} and friends expand to the
+-- column lists of starpod_cron.store.records; parameters are asyncpg's $1, $2, ...
+
+-- name: insert_job
+INSERT INTO jobs ({job_columns}) VALUES ({job_placeholders});
+
+-- name: update_job_state
+UPDATE jobs SET {job_state_assignments} WHERE id = ${job_state_id};
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = $1;
+
+-- name: delete_job_runs
+DELETE FROM runs WHERE job_id = $1;
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = $1;
+
+-- name: lock_job
+SELECT {job_columns} FROM jobs WHERE id = $1 FOR UPDATE;
+
+-- name: get_job_by_name
+SELECT {job_columns} FROM jobs WHERE coalesce(user_id, '') = coalesce($2, '') AND name = $1;
+
+-- name: find_jobs_by_name
+SELECT {job_columns} FROM jobs WHERE name = $1 ORDER BY user_id IS NOT NULL, user_id;
+
+-- name: lock_jobs
+SELECT {job_columns} FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE;
+
+-- name: names_taken
+SELECT j.user_id, j.name FROM unnest($1::text[], $2::text[]) AS w(owner, name)
+JOIN jobs j ON coalesce(j.user_id, '') = w.owner AND j.name = w.name
+LIMIT 1;
+
+-- name: list_jobs
+SELECT {job_columns} FROM jobs ORDER BY name, user_id IS NOT NULL, user_id;
+
+-- name: list_jobs_for_user
+SELECT {job_columns} FROM jobs WHERE user_id = $1 ORDER BY name;
+
+-- name: select_due
+SELECT {job_columns} FROM jobs WHERE due_at <= $1 ORDER BY due_at LIMIT $2;
+
+-- name: claim_due_jobs
+-- Rows another claimer has locked are skipped, not waited for: two nodes claim disjoint jobs.
+SELECT {job_columns} FROM jobs WHERE due_at <= $1 ORDER BY due_at LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: next_due_at
+SELECT min(due_at) FROM jobs WHERE due_at IS NOT NULL;
+
+-- name: insert_run
+INSERT INTO runs ({run_columns}) VALUES ({run_placeholders});
+
+-- name: update_job_runtime
+UPDATE jobs SET {job_runtime_assignments} WHERE id = ${job_runtime_id};
+
+-- name: get_run
+SELECT {run_columns} FROM runs WHERE id = $1;
+
+-- name: lock_runs
+SELECT {run_columns} FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE;
+
+-- name: list_runs
+SELECT {run_columns} FROM runs WHERE job_id = $1 ORDER BY seq DESC LIMIT $2;
+
+-- name: list_recent_runs
+SELECT {run_columns} FROM runs
+WHERE ($1::text IS NULL OR job_id = $1) AND ($2::text IS NULL OR status = $2)
+ORDER BY seq DESC LIMIT $3;
+
+-- name: count_old_runs
+SELECT count(*) FROM runs WHERE completed_at IS NOT NULL AND completed_at < $1;
+
+-- name: delete_old_runs
+DELETE FROM runs WHERE completed_at IS NOT NULL AND completed_at < $1;
+
+-- name: renew_leases
+-- Rows are locked in id order, like every other writer of runs (completions, recovery): two
+-- writers of the same runs then wait for each other but never deadlock.
+UPDATE runs SET lease_expires_at = $1, lease_renewed_at = $2
+WHERE id IN (
+    SELECT id FROM runs
+    WHERE lease_owner = $3 AND status = 'running' AND ($4 OR id = ANY($5::text[]))
+    ORDER BY id
+    FOR UPDATE
+)
+RETURNING id;
+
+-- name: running_owners
+SELECT DISTINCT lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL;
+
+-- name: expired_runs
+SELECT {run_columns} FROM runs
+WHERE status = 'running'
+  AND (lease_expires_at < $1 OR lease_owner = ANY($2::text[]))
+  AND NOT (id = ANY($3::text[]))
+ORDER BY id
+FOR UPDATE SKIP LOCKED;
+
+-- name: release_orphaned_jobs
+UPDATE jobs SET running_run_id = NULL
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE running_run_id IS NOT NULL
+      AND running_run_id NOT IN (SELECT id FROM runs WHERE status = 'running')
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: jobs_missing_next_run
+SELECT {job_columns} FROM jobs
+WHERE enabled AND next_run_at IS NULL AND schedule_kind <> 'one_shot'
+FOR UPDATE SKIP LOCKED;
+
+-- name: get_session_by_key
+SELECT id FROM sessions WHERE key = $1;
+
+-- name: insert_session
+INSERT INTO sessions (id, key, created_at, updated_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (key) DO NOTHING;
+
+-- name: session_messages
+SELECT role, content, run_id, created_at FROM (
+    SELECT seq, role, content, run_id, created_at FROM messages
+    WHERE session_id = $1 ORDER BY seq DESC LIMIT $2
+) AS newest ORDER BY seq;
+
+-- name: insert_message
+INSERT INTO messages (session_id, role, content, run_id, created_at) VALUES ($1, $2, $3, $4, $5);
+
+-- name: touch_session
+UPDATE sessions SET updated_at = $1 WHERE id = $2;
+
+-- name: trim_messages
+DELETE FROM messages
+WHERE session_id = $1 AND seq < (
+    SELECT seq FROM messages WHERE session_id = $1 ORDER BY seq DESC OFFSET $2 - 1 LIMIT 1
+);
+
+-- name: lock_delivery_ids
+-- Held to commit by every transaction that inserts deliveries: ids then become visible in
+-- id order, so a reader tailing events by id never skips one that commits late.
+SELECT pg_advisory_xact_lock(hashtextextended('starpod_cron:deliveries:' || current_schema(), 0));
+
+-- name: claim_deliveries
+-- Due deliveries, oldest first, never overtaking an older undelivered one to the same
+-- destination; a destination is claimed by one transaction at a time (its advisory lock), so
+-- two nodes never send to one chat at once, and the claimed rows themselves are skipped by
+-- other claimers (SKIP LOCKED).
+WITH due AS (
+    SELECT d.id FROM deliveries d
+    WHERE ((d.status = 'pending' AND d.next_attempt_at <= $1)
+           OR (d.status = 'sending' AND d.lease_expires_at < $1))
+      AND ($2 OR EXISTS (
+            SELECT 1 FROM unnest($3::text[]) AS p(prefix)
+            WHERE starts_with(d.destination, p.prefix)))
+      AND NOT EXISTS (
+            SELECT 1 FROM deliveries e
+            WHERE e.destination = d.destination AND e.id < d.id
+              AND e.status IN ('pending', 'sending')
+              AND ((e.status = 'pending' AND e.next_attempt_at > $1)
+                   OR (e.status = 'sending' AND e.lease_expires_at >= $1)))
+      AND pg_try_advisory_xact_lock(
+            hashtextextended('starpod_cron:destination:' || current_schema() || d.destination, 0))
+    ORDER BY d.id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries SET status = 'sending', lease_owner = $5, lease_expires_at = $6,
+       attempts = deliveries.attempts + 1
+FROM due WHERE deliveries.id = due.id
+RETURNING {delivery_columns_qualified};
+
+-- name: finish_delivery
+UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, delivered_at = $4,
+       attempts = attempts - $5, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $6 AND status = 'sending' AND lease_owner = $7;
+
+-- name: delivery_progress
+UPDATE deliveries SET progress = $1 WHERE id = $2 AND status = 'sending' AND lease_owner = $3;
+
+-- name: list_deliveries
+SELECT {delivery_columns} FROM deliveries
+WHERE id > $1
+  AND ($2 OR destination = ANY($3::text[]))
+  AND ($4::text IS NULL OR starts_with(destination, $4))
+ORDER BY id LIMIT $5;
+
+-- name: next_delivery_at
+SELECT min(t) FROM (
+    SELECT next_attempt_at AS t, destination FROM deliveries WHERE status = 'pending'
+    UNION ALL
+    SELECT lease_expires_at, destination FROM deliveries WHERE status = 'sending'
+) AS open
+WHERE $1 OR EXISTS (
+    SELECT 1 FROM unnest($2::text[]) AS p(prefix) WHERE starts_with(destination, p.prefix));
+
+-- name: get_user_timezone
+SELECT timezone FROM user_prefs WHERE user_id = $1;
+
+-- name: set_user_timezone
+INSERT INTO user_prefs (user_id, timezone, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, updated_at = excluded.updated_at;
+
+-- name: notify
+SELECT pg_notify($1, $2);
