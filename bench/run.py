@@ -25,6 +25,7 @@ from .peers import ensure_aps4
 ROOT = Path(__file__).resolve().parent.parent
 US, APS3, APS4 = "starpod-cron", "APScheduler 3.11", "APScheduler 4.0a6"
 DRIVERS = {US: "bench.drivers.starpod", APS3: "bench.drivers.aps3", APS4: "bench.drivers.aps4"}
+ON_PG = "bench.drivers.starpod_pg"  # starpod-cron on PostgreSQL ($STARPOD_PG_DSN), 1-3 processes
 PEERS = [APS3, APS4]
 
 
@@ -36,6 +37,8 @@ class Step:
     systems: list[str]
     seconds: float = 0
     timeout: float = 600
+    driver: str | None = None  # instead of the system's own driver
+    procs: int = 1
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -51,6 +54,7 @@ def plan(quick: bool) -> list[Step]:
             Step("crash", "crash", 10_000, [US], timeout=300),
             Step("memory", "memory", 20_000, [US], timeout=300),
             Step("catchup", "catchup", 1000, [US], timeout=300),
+            *on_postgres(steady_secs=5),
         ]
     return [
         Step("burst_1k", "burst", 1000, everyone),
@@ -61,6 +65,16 @@ def plan(quick: bool) -> list[Step]:
         Step("crash", "crash", 10_000, [US]),
         Step("memory", "memory", 100_000, [US]),
         Step("catchup", "catchup", 1000, [US]),
+        *on_postgres(steady_secs=20),
+    ]
+
+
+def on_postgres(steady_secs: float) -> list[Step]:
+    return [
+        Step("pg_burst_1p", "burst", 10_000, [US], driver=ON_PG, procs=1),
+        Step("pg_burst_3p", "burst", 10_000, [US], driver=ON_PG, procs=3),
+        Step("pg_steady_3p", "steady", 1000, [US], seconds=steady_secs, driver=ON_PG, procs=3),
+        Step("pg_crash", "crash", 10_000, [US], driver=ON_PG),
     ]
 
 
@@ -72,7 +86,7 @@ def run_driver(system: str, step: Step, aps4_dir: Path | None) -> dict[str, Any]
         argv = [
             sys.executable,
             "-m",
-            DRIVERS[system],
+            step.driver or DRIVERS[system],
             step.workload,
             "--n",
             str(step.n),
@@ -80,6 +94,7 @@ def run_driver(system: str, step: Step, aps4_dir: Path | None) -> dict[str, Any]
             str(step.seconds),
             "--dir",
             tmp,
+            *(["--procs", str(step.procs)] if step.driver else []),
         ]
         try:
             done = subprocess.run(
@@ -131,6 +146,23 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("memory", "rss_at_end_mb", "Memory: RSS after 100k runs", "MB", ""),
     ("catchup", "max_stall_ms", "Catch-up 1,000 x 1 s after 30 min: loop stall", "ms", "<= 50 ms"),
     ("catchup", "catch_up_s", "Catch-up 1,000 x 1 s after 30 min: time", "s", ""),
+    ("pg_burst_1p", "makespan_s", "PostgreSQL burst 10,000, 1 process: makespan", "s", ""),
+    ("pg_burst_1p", "p50_ms", "PostgreSQL burst 10,000, 1 process: lateness p50", "ms", ""),
+    ("pg_burst_1p", "p99_ms", "PostgreSQL burst 10,000, 1 process: lateness p99", "ms", ""),
+    ("pg_burst_3p", "makespan_s", "PostgreSQL burst 10,000, 3 processes: makespan", "s", "<= 2 s"),
+    ("pg_burst_3p", "p50_ms", "PostgreSQL burst 10,000, 3 processes: lateness p50", "ms", ""),
+    ("pg_burst_3p", "p99_ms", "PostgreSQL burst 10,000, 3 processes: lateness p99", "ms", ""),
+    ("pg_burst_3p", "share_min", "PostgreSQL burst, 3 processes: smallest share", "", ""),
+    ("pg_burst_3p", "share_max", "PostgreSQL burst, 3 processes: largest share", "", ""),
+    ("pg_steady_3p", "p50_ms", "PostgreSQL steady 1,000 x 1 s, 3 processes: p50", "ms", ""),
+    ("pg_steady_3p", "p99_ms", "PostgreSQL steady 1,000 x 1 s, 3 processes: p99", "ms", "<= 50 ms"),
+    ("pg_steady_3p", "runs", "PostgreSQL steady: runs done", "", "= expected"),
+    ("pg_steady_3p", "expected_runs", "PostgreSQL steady: runs expected", "", ""),
+    ("pg_steady_3p", "share_min", "PostgreSQL steady, 3 processes: smallest share", "", ""),
+    ("pg_crash", "lost", "PostgreSQL crash 10,000: occurrences lost", "", "0"),
+    ("pg_crash", "twice", "PostgreSQL crash 10,000: occurrences run twice", "", "0"),
+    ("pg_crash", "in_flight_at_kill", "PostgreSQL crash 10,000: runs in flight", "", ""),
+    ("pg_crash", "recover_s", "PostgreSQL crash 10,000: restart to all done", "s", ""),
 ]
 
 
@@ -197,8 +229,16 @@ def chart(figures: dict[str, Any], path: Path, title: str) -> None:
             "Jobs added per second (higher is better)",
             [("one by one", "add.one_by_one_per_s"), ("batch", "add.batch_per_s")],
         ),
+        (
+            "Burst 10,000 makespan (s): SQLite, PostgreSQL",
+            [
+                ("SQLite", "burst_10k.makespan_s"),
+                ("PG 1 proc", "pg_burst_1p.makespan_s"),
+                ("PG 3 procs", "pg_burst_3p.makespan_s"),
+            ],
+        ),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.5))
+    fig, axes = plt.subplots(1, len(panels), figsize=(20, 4.5))
     systems = [US, APS3, APS4]
     for ax, (panel_title, groups) in zip(axes, panels, strict=True):
         width = 0.8 / len(systems)
