@@ -22,13 +22,16 @@ from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronErro
 from starpod_cron.bootstrap import open_store, store_url, user_limits
 from starpod_cron.config import AgentConfig
 from starpod_cron.executors import build_executor
+from starpod_cron.leadership import LeaderElection
 from starpod_cron.logs import RedactingFormatter, redact, register_secrets
+from starpod_cron.nodes import NodeHeartbeat
 from starpod_cron.operations import JobOperations
 from starpod_cron.owner import new_owner
-from starpod_cron.routing import TELEGRAM_PREFIX, WS_PREFIX
+from starpod_cron.routing import TELEGRAM_PREFIX
 from starpod_cron.runner import run as run_async
 from starpod_cron.tasks import TaskSet
 
+from .events import EventFeed
 from .outbox import Channel, Outbox
 from .ws import WsServer, load_tokens
 
@@ -64,6 +67,9 @@ class Gateway:
         self.outbox: Outbox | None = None
         self.store: CronStore | None = None
         self.scheduler: CronScheduler | None = None
+        self.election: LeaderElection | None = None
+        self.node_id = new_owner()
+        """This process in the store: its heartbeat, lease holder and outbox owner."""
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._signals = 0
@@ -91,40 +97,60 @@ class Gateway:
             scheduler = self.scheduler = CronScheduler(store, executor, config.scheduler)
             ops = JobOperations(store, scheduler.run_now, user_limits(config))
             self.ws = WsServer(ops, config.gateway, self.tokens)
+            events = EventFeed(store, self.ws.publish)
+            await events.start()  # clients see events from now on (earlier: replay)
             try:
                 await self.ws.start()
             except OSError as exc:
                 raise StartupError(_listen_error(config, exc)) from None
             stack.push_async_callback(self.ws.stop)
-            channels: dict[str, Channel] = {WS_PREFIX: self.ws}
-            bot = None
+            tasks = TaskSet("gateway", on_failure=lambda _: self._stop.set())
+            stack.push_async_callback(tasks.stop, 5)
+            tasks.spawn(events.run(), "events", critical=True)
+            channels: dict[str, Channel] = {}
             if self.telegram_token:
-                from .telegram import TelegramBot  # the Telegram library loads only when used
+                from .telegram import TelegramBot, lease_name  # loaded only when used
 
-                bot = TelegramBot(config.telegram, self.telegram_token, ops)
+                self.election = LeaderElection(
+                    store,
+                    lease_name(self.telegram_token),
+                    self.node_id,
+                    lease_secs=config.telegram.leader_lease_secs,
+                )
+                bot = TelegramBot(config.telegram, self.telegram_token, ops, self.election)
                 await bot.start()
                 stack.push_async_callback(bot.stop)
                 channels[TELEGRAM_PREFIX] = bot
             g = config.gateway
-            self.outbox = Outbox(
-                store,
-                f"gateway:{new_owner()}",
-                channels,
-                max_attempts=g.delivery_max_attempts,
-                backoff_secs=g.delivery_backoff_secs,
-                lease_secs=g.delivery_lease_secs,
+            if channels:
+                self.outbox = Outbox(
+                    store,
+                    self.node_id,
+                    channels,
+                    max_attempts=g.delivery_max_attempts,
+                    backoff_secs=g.delivery_backoff_secs,
+                    lease_secs=g.delivery_lease_secs,
+                )
+                tasks.spawn(self.outbox.run(), "outbox", critical=True)
+            heartbeat = NodeHeartbeat(
+                store, self.node_id, every_secs=g.heartbeat_secs, roles=self.roles
             )
-            tasks = TaskSet("gateway", on_failure=lambda _: self._stop.set())
-            stack.push_async_callback(tasks.stop, 5)
-            tasks.spawn(self.outbox.run(), "outbox", critical=True)
+            tasks.spawn(heartbeat.run(), "heartbeat")
             main = scheduler.start()
             main.add_done_callback(lambda t: self._stop.set())
             stack.push_async_callback(self._stop_scheduler)
-            self._announce(executor.description, bot is not None)
+            self._announce(executor.description, bool(channels))
             self.ready.set()
             await self._stop.wait()
             log.info("stopping: scheduler (waiting for running jobs), outbox, servers")
         log.info("stopped")
+
+    def roles(self) -> list[str]:
+        """What this node does, for ``starpod-cron nodes list``."""
+        roles = ["scheduler", "websocket"]
+        if self.election is not None:
+            roles.append("telegram-leader" if self.election.is_leader else "telegram-standby")
+        return roles
 
     async def _stop_scheduler(self) -> None:
         scheduler = self.scheduler

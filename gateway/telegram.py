@@ -5,6 +5,12 @@ The bot polls with its own loop (``Bot.get_updates`` + ``Application.process_upd
 than PTB's Updater, whose polling stops for good on a rejected token: a token rejected at
 start or later, or Telegram unreachable, costs one log line per attempt and a growing wait
 (up to ``retry_max_secs``), never the gateway. Sending (the outbox) does not depend on polling.
+
+Telegram allows one ``getUpdates`` consumer per token, so among gateways sharing a store only
+the holder of the lease ``telegram:<bot id>`` polls (:mod:`starpod_cron.leadership`), and the
+update offset travels with the lease. Updates are handled one at a time and the offset saved
+after each: a leader killed while handling an update leaves that one update to be handled
+again by the next leader; no other update is repeated or skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from starpod_cron.config import TelegramConfig
 from starpod_cron.durations import at_time
 from starpod_cron.errors import InvalidSchedule
 from starpod_cron.jobfields import JobFields
+from starpod_cron.leadership import LeaderElection, LeaderTerm
 from starpod_cron.logs import redact
 from starpod_cron.operations import JobOperations
 from starpod_cron.tasks import TaskSet
@@ -121,6 +128,12 @@ def describe(job: CronJob) -> str:
     return f"{job.name}{state}: {job.schedule.describe()}, next {next_run}"
 
 
+def lease_name(token: str) -> str:
+    """The leadership lease of a bot: ``telegram:<bot id>`` (the public part of the token,
+    before the colon; the secret part never leaves this process)."""
+    return f"telegram:{token.partition(':')[0]}"
+
+
 def _one_line(exc: BaseException) -> str:
     """A Telegram or network error as one redacted line (never the URL with the token)."""
     return redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
@@ -129,9 +142,16 @@ def _one_line(exc: BaseException) -> str:
 class TelegramBot:
     """Long-polls the Bot API; only ``allowed_user_ids`` may use it."""
 
-    def __init__(self, config: TelegramConfig, token: str, ops: JobOperations) -> None:
+    def __init__(
+        self,
+        config: TelegramConfig,
+        token: str,
+        ops: JobOperations,
+        election: LeaderElection | None = None,
+    ) -> None:
         self.config = config
         self.ops = ops
+        self.election = election
         self.allowed = set(config.allowed_user_ids)
         self.refused: set[int] = set()
         self.polling = False
@@ -167,8 +187,11 @@ class TelegramBot:
             log.warning("[telegram] allowed_user_ids is empty: every Telegram user is refused")
 
     async def start(self) -> None:
-        """Start polling in the background; never fails (problems are logged and retried)."""
-        self._tasks.spawn(self._poll(), "poll")
+        """Start in the background; never fails (problems are logged and retried). With an
+        ``election``, this node polls only while it leads (one poller per bot token among
+        the nodes sharing the store), resuming from the update offset the last leader saved;
+        every node can send (the outbox)."""
+        self._tasks.spawn(self._serve(), "poll")
 
     async def stop(self) -> None:
         await self._tasks.stop(grace=2)
@@ -183,7 +206,7 @@ class TelegramBot:
         await asyncio.sleep(delay)
         return min(delay * 2, self.config.retry_max_secs)
 
-    async def _poll(self) -> None:
+    async def _serve(self) -> None:
         delay = FIRST_RETRY_SECS
         while True:
             try:
@@ -192,29 +215,48 @@ class TelegramBot:
             except (TelegramError, httpx.HTTPError) as exc:
                 delay = await self._retry("start (getMe)", exc, delay)
         await self.app.start()
+        if self.election is None:
+            await self._poll(None)
+        else:
+            await self.election.run(self._poll)
+
+    async def _poll(self, term: LeaderTerm | None) -> None:
+        """Long-poll and handle updates one at a time, saving the offset after each (with a
+        term: in the store, so the next leader neither repeats nor skips one)."""
         log.info("Telegram bot @%s polling for commands", self.app.bot.username)
-        offset: int | None = None
+        offset = int(term.state) if term is not None and term.state else None
         delay = FIRST_RETRY_SECS
-        while True:
-            try:
-                updates = await self.app.bot.get_updates(
-                    offset=offset,
-                    timeout=int(self.config.poll_timeout_secs),
-                    allowed_updates=["message"],
-                )
-            except RetryAfter as exc:
-                delay = await self._retry("polling", exc, max(delay, _seconds(exc.retry_after)))
-                continue
-            except (TelegramError, httpx.HTTPError) as exc:
-                delay = await self._retry("polling", exc, delay)
-                continue
-            if not self.polling:
-                log.info("Telegram polling works again")
-            self.polling = True
-            delay = FIRST_RETRY_SECS
-            for update in updates:
-                offset = update.update_id + 1
-                self._tasks.spawn(self.app.process_update(update), f"update:{update.update_id}")
+        try:
+            while True:
+                try:
+                    updates = await self.app.bot.get_updates(
+                        offset=offset,
+                        timeout=int(self.config.poll_timeout_secs),
+                        allowed_updates=["message"],
+                    )
+                except RetryAfter as exc:
+                    delay = await self._retry("polling", exc, max(delay, _seconds(exc.retry_after)))
+                    continue
+                except (TelegramError, httpx.HTTPError) as exc:
+                    delay = await self._retry("polling", exc, delay)
+                    continue
+                if not self.polling:
+                    log.info("Telegram polling works again")
+                self.polling = True
+                delay = FIRST_RETRY_SECS
+                for update in updates:
+                    await self._handle(update)
+                    offset = update.update_id + 1
+                    if term is not None:
+                        await term.save(str(offset))
+        finally:
+            self.polling = False
+
+    async def _handle(self, update: Update) -> None:
+        try:
+            await self.app.process_update(update)
+        except Exception:  # a handler bug must not stop polling or repeat the update
+            log.exception("Telegram update %d failed", update.update_id)
 
     # ------------------------------------------------------------------ outbox channel
     async def deliver(self, delivery: Delivery, progress: Progress) -> None:

@@ -44,7 +44,6 @@ from starpod_cron.routing import WS_PREFIX
 from starpod_cron.tasks import TaskSet
 
 from . import protocol
-from .outbox import Progress
 
 log = logging.getLogger("gateway.ws")
 
@@ -204,10 +203,11 @@ class WsServer:
                 f"close:{client.id}",
             )
 
-    # ------------------------------------------------------------------- outbox channel
-    async def deliver(self, delivery: Delivery, progress: Progress) -> None:
-        """Send the event to every connected client allowed to see it (never fails: a
-        client that misses it can replay from its last event id)."""
+    # ------------------------------------------------------------------- run events
+    def publish(self, delivery: Delivery) -> None:
+        """Offer a run event (from :class:`~gateway.events.EventFeed`) to every connected
+        client allowed to see it (never fails: a client that misses it, or was disconnected
+        for reading too slowly, replays from its last event id)."""
         message = protocol.event(delivery)
         for client in list(self.clients):
             seen = client.who.audiences(self.config.share_agent_events)

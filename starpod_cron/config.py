@@ -106,6 +106,7 @@ class GatewayConfig:
     max_jobs_per_user: int = 50  # 0: no limit; admins are never limited
     min_interval_secs: float = 60  # shortest repeat non-admins may schedule
     max_prompt_chars: int = 4000  # longest prompt non-admins may schedule
+    heartbeat_secs: float = 5  # node heartbeat in the store; gone after 3 missed
 
     def __post_init__(self) -> None:
         if not self.host.strip():
@@ -122,6 +123,8 @@ class GatewayConfig:
             raise ConfigError("delivery_backoff_secs: must be a non-empty list of delays >= 0")
         if self.delivery_lease_secs <= 0:
             raise ConfigError("delivery_lease_secs: must be greater than 0")
+        if not 0.1 <= self.heartbeat_secs <= 3600:
+            raise ConfigError("heartbeat_secs: must be between 0.1 and 3600")
         if self.max_jobs_per_user < 0 or self.min_interval_secs < 0 or self.max_prompt_chars < 1:
             raise ConfigError(
                 "max_jobs_per_user and min_interval_secs must be >= 0, max_prompt_chars >= 1"
@@ -139,10 +142,13 @@ class TelegramConfig:
     base_url: str = "https://api.telegram.org/bot"
     poll_timeout_secs: float = 10
     retry_max_secs: float = 300  # longest wait between attempts while Telegram refuses us
+    leader_lease_secs: float = 6  # one node polls; another takes over this long after it dies
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError("base_url: must start with http:// or https://")
+        if not 1 <= self.leader_lease_secs <= 300:
+            raise ConfigError("leader_lease_secs: must be between 1 and 300")
         if self.poll_timeout_secs <= 0 or self.retry_max_secs <= 0:
             raise ConfigError("poll_timeout_secs and retry_max_secs must be greater than 0")
 

@@ -141,18 +141,27 @@ class SessionMessage:
 
 
 class DeliveryStatus(enum.StrEnum):
+    """``pending`` → ``sending`` → ``delivered`` or ``dead`` for a message the outbox sends;
+    ``published`` for a broadcast event, which every gateway node reads from the table and
+    shows its own clients (never claimed by an outbox)."""
+
     PENDING = "pending"
     SENDING = "sending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    PUBLISHED = "published"
 
 
 @dataclass(frozen=True, slots=True)
 class DeliverySpec:
-    """A message to send about a finished run: where to, and what (JSON-serializable)."""
+    """A message to send about a finished run: where to, and what (JSON-serializable).
+
+    ``broadcast`` events (WebSocket notifications) are not sent by one outbox: each gateway
+    node tails them from the store in event-id order and offers them to its own clients."""
 
     destination: str
     payload: dict[str, Any]
+    broadcast: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +210,50 @@ class JobUpdate:
     user_id: str | _Unset | None = UNSET
     misfire_policy: MisfirePolicy | _Unset = UNSET
     description: str | _Unset | None = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A named lease: one holder at a time (the node long-polling a Telegram bot, say), with
+    the ``state`` its holder hands on to the next (the bot's update offset)."""
+
+    name: str
+    holder: str
+    since: datetime
+    expires_at: datetime
+    state: str | None
+
+
+class NodeStatus(enum.StrEnum):
+    """``up`` (heartbeat seen recently), ``gone`` (no heartbeat for 3 intervals: killed,
+    or cut off from the database) or ``stopped`` (it said goodbye)."""
+
+    UP = "up"
+    GONE = "gone"
+    STOPPED = "stopped"
+
+
+GONE_AFTER_HEARTBEATS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One gateway (or scheduler) process sharing the store, as its last heartbeat said."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    last_seen: datetime
+    heartbeat_secs: float
+    stopped_at: datetime | None = None
+    roles: tuple[str, ...] = ()
+
+    def status(self, now: datetime) -> NodeStatus:
+        if self.stopped_at is not None:
+            return NodeStatus.STOPPED
+        silent = (now - self.last_seen).total_seconds()
+        if silent > GONE_AFTER_HEARTBEATS * self.heartbeat_secs:
+            return NodeStatus.GONE
+        return NodeStatus.UP

@@ -52,7 +52,8 @@ def notification(job: CronJob, run: CronRun) -> dict[str, Any]:
 
 
 class DeliveryRouter:
-    """The store's delivery planner: every finished run goes to its WebSocket audience; a run
+    """The store's delivery planner: every finished run goes to its WebSocket audience (a
+    broadcast event: every gateway node shows it to its own clients); a run
     of a job created in a Telegram chat also goes to that chat; a run of an agent-level job
     also goes to ``notify_chat_ids``."""
 
@@ -61,7 +62,8 @@ class DeliveryRouter:
 
     def __call__(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
         event = notification(job, run)
-        specs = [DeliverySpec(ws_user(job.user_id) if job.user_id else WS_AGENT, event)]
+        audience = ws_user(job.user_id) if job.user_id else WS_AGENT
+        specs = [DeliverySpec(audience, event, broadcast=True)]
         success = run.status is RunStatus.SUCCESS
         text = (run.result_summary if success else run.error) or ""
         message = {"text": telegram_text(job.name, run, text)}

@@ -16,7 +16,7 @@ from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
 from ..errors import InvalidInput, JobNotFound
 from ..jobfields import JobFields
-from ..models import CronJob, CronRun, RunStatus
+from ..models import CronJob, CronRun, NodeStatus, RunStatus
 from ..operations import JobOperations
 from ..schedules import Schedule
 from ..store.base import CronStore
@@ -398,3 +398,47 @@ async def jobs_prune(c: Context, args: argparse.Namespace) -> Output:
         "message": message,
     }
     return Output(data, "text", "Run History Cleanup", text=message)
+
+
+async def nodes_list(c: Context, args: argparse.Namespace) -> Output:
+    now = c.now()
+    nodes = await c.store.list_nodes()
+    leases = [lease for lease in await c.store.list_leases() if lease.expires_at > now]
+    if args.up:
+        nodes = [n for n in nodes if n.status(now) is NodeStatus.UP]
+    tz = c.tz("UTC")
+    data = [
+        {
+            "id": n.id,
+            "host": n.host,
+            "pid": n.pid,
+            "version": n.version,
+            "status": n.status(now).value,
+            "roles": list(n.roles),
+            "leases": [x.name for x in leases if x.holder == n.id],
+            "started_at": iso(n.started_at, tz),
+            "last_seen": iso(n.last_seen, tz),
+            "stopped_at": iso(n.stopped_at, tz),
+            "heartbeat_secs": n.heartbeat_secs,
+        }
+        for n in nodes
+    ]
+    out = Output({"nodes": data, "total": len(data)}, "table", "Gateway Nodes")
+    if not nodes:
+        out.text = "No nodes seen in the last week (nodes heartbeat while `serve` runs)."
+        return out
+    out.columns = ["NODE", "HOST", "PID", "STATUS", "ROLES", "STARTED", "LAST SEEN", "VERSION"]
+    out.rows = [
+        [
+            n.id.rsplit(":", 1)[-1],
+            n.host,
+            str(n.pid),
+            n.status(now).value,
+            ", ".join(n.roles) or "-",
+            when(n.started_at, tz, now),
+            relative(n.last_seen, now),
+            n.version,
+        ]
+        for n in nodes
+    ]
+    return out

@@ -263,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how many fire times, 1-{MAX_PREVIEW} (default 5)",
     )
 
+    nodes_parser = top.add_parser(
+        "nodes", help="the gateways sharing this store: up, gone or stopped", parents=[common]
+    )
+    nodes_parser.set_defaults(group_parser=nodes_parser)
+    nodes = nodes_parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    p = nodes.add_parser("list", help="every node seen in the last week", parents=[common])
+    p.add_argument("--up", action="store_true", help="only nodes that are up")
+
     for entry in metadata.entry_points(group=COMMAND_GROUP):
         register = entry.load()
         register(top, common)
@@ -284,6 +292,9 @@ def _config(args: argparse.Namespace) -> AgentConfig:
 
 
 async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
+    if args.group == "nodes":
+        async with await open_store(config, store_url(config, args.db), create=False) as store:
+            return await commands.nodes_list(commands.Context(store, config, args.display_tz), args)
     if args.command == "next":
         from ..clock import SystemClock
 

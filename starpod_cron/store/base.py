@@ -21,7 +21,9 @@ from ..models import (
     CronRun,
     Delivery,
     JobUpdate,
+    Lease,
     MisfirePolicy,
+    NodeInfo,
     RunStatus,
     SessionMessage,
     SessionMode,
@@ -435,6 +437,49 @@ class DeliveryStore(abc.ABC):
         one of ``prefixes`` (None: any) becomes due, if any."""
 
 
+class CoordinationStore(abc.ABC):
+    """What several gateway nodes sharing one store agree on: named leases (one holder at a
+    time) and node heartbeats. Lease times are the database clock's view of wall time, so
+    nodes on several machines need synchronized clocks (NTP), as for run leases."""
+
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, holder: str, lease_secs: float) -> Lease | None:
+        """Take or renew the lease ``name`` for ``holder`` for ``lease_secs`` from now, and
+        return it (with the state the previous holder saved); None if someone else holds it.
+
+        Granted when nobody holds it, when the holder's lease expired, when the holder is a
+        process of this machine that no longer exists, or to the holder itself (a renewal).
+        Two callers racing for a free lease never both get it."""
+
+    @abc.abstractmethod
+    async def save_lease_state(self, name: str, holder: str, state: str) -> bool:
+        """Store ``state`` with the lease, only while ``holder`` still holds it unexpired
+        (fenced: a holder whose lease was taken over writes nothing and gets False)."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up now (its state is kept for the next holder); a no-op unless
+        ``holder`` holds it."""
+
+    @abc.abstractmethod
+    async def list_leases(self) -> list[Lease]:
+        """Every lease ever taken, by name (expired ones too: see ``expires_at``)."""
+
+    @abc.abstractmethod
+    async def heartbeat(self, node: NodeInfo, *, stopped: bool = False) -> None:
+        """Record that ``node`` is alive now (``last_seen`` is set to the store's clock), or
+        with ``stopped`` that it stopped cleanly. Nodes not seen for a week are forgotten."""
+
+    @abc.abstractmethod
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Every node seen in the last week, most recently started first."""
+
+    @abc.abstractmethod
+    async def last_delivery_id(self) -> int:
+        """The id of the newest delivery (0 if none): where a reader that only wants events
+        from now on starts tailing :meth:`list_deliveries`."""
+
+
 class SessionStore(abc.ABC):
     """Conversations of ``session_mode = "main"`` jobs."""
 
@@ -480,6 +525,7 @@ class CronStore(
     DeliveryStore,
     SessionStore,
     PreferenceStore,
+    CoordinationStore,
 ):
     """Durable home of jobs, runs and deliveries: every concern above, one backend.
 

@@ -9,12 +9,14 @@ import json
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning
 from ..logs import run_log
-from ..models import RunStatus, RunTrigger
+from ..models import Lease, NodeInfo, RunStatus, RunTrigger
+from ..owner import is_dead
 from ..settings import StoreSettings
-from ..timeutil import from_ms, to_ms
+from ..timeutil import from_ms, opt_from_ms, to_ms
 from . import planning
 from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
 from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
@@ -112,6 +114,7 @@ def delivery_rows(
             json.dumps(s.payload, ensure_ascii=False),
             now,
             now,
+            "published" if s.broadcast else "pending",
         )
         for s in specs
     ]
@@ -255,3 +258,68 @@ def interrupt_expired(
             touched[job.id] = job
         notes.append((logging.WARNING, "%s", (done.error,), (run.job_name, run.id)))
     return touched, notes
+
+
+NODE_MEMORY_MS = 7 * 86_400_000
+"""Nodes not seen for a week are forgotten."""
+
+
+def check_lease(name: str, holder: str, lease_secs: float | None = None) -> None:
+    """InvalidInput for an empty lease name or holder, or a lease that is not 0.1 s to 1 day."""
+    if not isinstance(name, str) or not name or not isinstance(holder, str) or not holder:
+        raise InvalidInput("a lease needs a non-empty name and holder")
+    if lease_secs is not None and not 0.1 <= lease_secs <= 86_400:
+        raise InvalidInput(f"lease_secs must be between 0.1 and 86400, not {lease_secs!r}")
+
+
+def may_take_lease(holder: str, current_holder: str | None, expires_at: int, now: int) -> bool:
+    """Whether ``holder`` may take a lease held by ``current_holder`` until ``expires_at``:
+    nobody holds it, it is its own, it expired, or its holder provably died on this machine."""
+    return (
+        current_holder is None
+        or current_holder == holder
+        or expires_at <= now
+        or is_dead(current_holder)
+    )
+
+
+def lease_since(
+    holder: str, current_holder: str | None, since: int, expires_at: int, now: int
+) -> int:
+    """When the holder's tenure began: kept across renewals, now for a new tenure."""
+    return since if current_holder == holder and expires_at > now else now
+
+
+def lease_from_row(row: Iterable[Any]) -> Lease:
+    name, holder, since, expires_at, state = row
+    return Lease(name, holder, from_ms(since), from_ms(expires_at), state)
+
+
+def node_params(node: NodeInfo, now: int, stopped: bool) -> tuple[object, ...]:
+    """(id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles)."""
+    return (
+        node.id,
+        node.host,
+        node.pid,
+        node.version,
+        to_ms(node.started_at),
+        now,
+        round(node.heartbeat_secs * 1000),
+        now if stopped else None,
+        json.dumps(list(node.roles)),
+    )
+
+
+def node_from_row(row: Iterable[Any]) -> NodeInfo:
+    id_, host, pid, version, started, seen, heartbeat_ms, stopped, roles = row
+    return NodeInfo(
+        id=id_,
+        host=host,
+        pid=pid,
+        version=version,
+        started_at=from_ms(started),
+        last_seen=from_ms(seen),
+        heartbeat_secs=heartbeat_ms / 1000,
+        stopped_at=opt_from_ms(stopped),
+        roles=tuple(json.loads(roles)),
+    )

@@ -46,22 +46,38 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..logs import redact, register_secret
-from ..models import CronJob, CronRun, Delivery, JobUpdate, RunStatus, SessionMessage
+from ..models import (
+    CronJob,
+    CronRun,
+    Delivery,
+    JobUpdate,
+    Lease,
+    NodeInfo,
+    RunStatus,
+    SessionMessage,
+)
 from ..settings import StoreSettings
 from ..timeutil import check_zone, from_ms, to_ms
 from . import planning
 from .base import CronStore
 from .common import (
     MAX_ID,
+    NODE_MEMORY_MS,
     ClaimBatch,
     FinishBatch,
     Note,
     bounded,
     check_completions,
+    check_lease,
     duplicate_name,
     interrupt_expired,
+    lease_from_row,
+    lease_since,
     manual_run,
+    may_take_lease,
     new_records,
+    node_from_row,
+    node_params,
     outcome_params,
     write_notes,
 )
@@ -181,6 +197,7 @@ DELIVERY_INSERT = (
     "payload",
     "next_attempt_at",
     "created_at",
+    "status",
 )
 BULK = {
     "insert_runs": f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
@@ -189,7 +206,7 @@ BULK = {
     "finish_runs": _bulk_update("runs", RUN_RESULT_COLUMNS),
     "insert_deliveries": "INSERT INTO deliveries ("
     + ", ".join(DELIVERY_INSERT)
-    + ", status, attempts) SELECT v.*, 'pending', 0 FROM "
+    + ", attempts) SELECT v.*, 0 FROM "
     + _unnest(DELIVERY_INSERT)
     + " ON CONFLICT (run_id, destination) DO NOTHING",
     "prune_runs": (
@@ -617,6 +634,67 @@ class PostgresStore(CronStore):
     async def next_delivery_at(self, prefixes: Sequence[str] | None = None) -> datetime | None:
         value = await self._value(Q["next_delivery_at"], prefixes is None, list(prefixes or ()))
         return None if value is None else from_ms(int(value))
+
+    # ------------------------------------------------------------ coordination
+    async def acquire_lease(self, name: str, holder: str, lease_secs: float) -> Lease | None:
+        check_lease(name, holder, lease_secs)
+
+        async def body(conn: Conn) -> Lease | None:
+            now = self.clock.now_ms()
+            expires = now + round(lease_secs * 1000)
+            row = await conn.fetchrow(Q["get_lease_for_update"], name)
+            if row is None:  # a racing first taker wins; the other sees "held" next time
+                status = await conn.execute(Q["insert_lease"], name, holder, now, expires)
+                if status != "INSERT 0 1":
+                    return None
+                return Lease(name, holder, from_ms(now), from_ms(expires), None)
+            _, current, held_since, expires_at, state = row
+            if not may_take_lease(holder, current, expires_at, now):
+                return None
+            since = lease_since(holder, current, held_since, expires_at, now)
+            await conn.execute(Q["update_lease"], name, holder, since, expires)
+            return Lease(name, holder, from_ms(since), from_ms(expires), state)
+
+        lease: Lease | None = await self._write(body)
+        return lease
+
+    async def save_lease_state(self, name: str, holder: str, state: str) -> bool:
+        check_lease(name, holder)
+
+        async def body(conn: Conn) -> bool:
+            now = self.clock.now_ms()
+            status = await conn.execute(Q["save_lease_state"], state, name, holder, now)
+            return bool(status == "UPDATE 1")
+
+        saved: bool = await self._write(body)
+        return saved
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        check_lease(name, holder)
+
+        async def body(conn: Conn) -> None:
+            now = self.clock.now_ms()
+            await conn.execute(Q["release_lease"], now, name, holder, now)
+
+        await self._write(body)
+
+    async def list_leases(self) -> list[Lease]:
+        return [lease_from_row(r) for r in await self._fetch(Q["list_leases"])]
+
+    async def heartbeat(self, node: NodeInfo, *, stopped: bool = False) -> None:
+        async def body(conn: Conn) -> None:
+            now = self.clock.now_ms()
+            await conn.execute(Q["heartbeat"], *node_params(node, now, stopped))
+            await conn.execute(Q["forget_nodes"], now - NODE_MEMORY_MS)
+
+        await self._write(body)
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        since = self.clock.now_ms() - NODE_MEMORY_MS
+        return [node_from_row(r) for r in await self._fetch(Q["list_nodes"], since)]
+
+    async def last_delivery_id(self) -> int:
+        return int(await self._value(Q["last_delivery_id"]))
 
     # ----------------------------------------------------------- user preferences
     async def get_user_timezone(self, user_id: str) -> str | None:

@@ -39,6 +39,8 @@ from ..models import (
     CronRun,
     Delivery,
     JobUpdate,
+    Lease,
+    NodeInfo,
     RunStatus,
     SessionMessage,
 )
@@ -48,15 +50,22 @@ from . import planning
 from .base import CronStore
 from .common import (
     MAX_ID,
+    NODE_MEMORY_MS,
     ClaimBatch,
     FinishBatch,
     Note,
     bounded,
     check_completions,
+    check_lease,
     duplicate_name,
     interrupt_expired,
+    lease_from_row,
+    lease_since,
     manual_run,
+    may_take_lease,
     new_records,
+    node_from_row,
+    node_params,
     outcome_params,
     write_notes,
 )
@@ -577,6 +586,64 @@ class SqliteStore(CronStore):
         params = {"any": prefixes is None, "prefixes": json.dumps(list(prefixes or ()))}
         ((value,),) = await self._rows(Q["next_delivery_at"], params)
         return None if value is None else from_ms(int(value))
+
+    # ------------------------------------------------------------ coordination
+    async def acquire_lease(self, name: str, holder: str, lease_secs: float) -> Lease | None:
+        check_lease(name, holder, lease_secs)
+
+        def body(conn: Conn) -> Lease | None:
+            now = self.clock.now_ms()
+            row = conn.execute(Q["get_lease"], (name,)).fetchone()
+            since, state = now, None
+            if row is not None:
+                _, current, held_since, expires_at, state = row
+                if not may_take_lease(holder, current, expires_at, now):
+                    return None
+                since = lease_since(holder, current, held_since, expires_at, now)
+            expires = now + round(lease_secs * 1000)
+            conn.execute(Q["put_lease"], (name, holder, since, expires))
+            return Lease(name, holder, from_ms(since), from_ms(expires), state)
+
+        lease: Lease | None = await self._write(body)
+        return lease
+
+    async def save_lease_state(self, name: str, holder: str, state: str) -> bool:
+        check_lease(name, holder)
+
+        def body(conn: Conn) -> bool:
+            params = (state, name, holder, self.clock.now_ms())
+            return bool(conn.execute(Q["save_lease_state"], params).rowcount == 1)
+
+        saved: bool = await self._write(body)
+        return saved
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        check_lease(name, holder)
+
+        def body(conn: Conn) -> None:
+            now = self.clock.now_ms()
+            conn.execute(Q["release_lease"], (now, name, holder, now))
+
+        await self._write(body)
+
+    async def list_leases(self) -> list[Lease]:
+        return [lease_from_row(r) for r in await self._rows(Q["list_leases"])]
+
+    async def heartbeat(self, node: NodeInfo, *, stopped: bool = False) -> None:
+        def body(conn: Conn) -> None:
+            now = self.clock.now_ms()
+            conn.execute(Q["heartbeat"], node_params(node, now, stopped))
+            conn.execute(Q["forget_nodes"], (now - NODE_MEMORY_MS,))
+
+        await self._write(body)
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        since = self.clock.now_ms() - NODE_MEMORY_MS
+        return [node_from_row(r) for r in await self._rows(Q["list_nodes"], (since,))]
+
+    async def last_delivery_id(self) -> int:
+        ((value,),) = await self._rows(Q["last_delivery_id"])
+        return int(value)
 
     # ----------------------------------------------------------- user preferences
     async def get_user_timezone(self, user_id: str) -> str | None:

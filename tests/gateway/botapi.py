@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +31,9 @@ class BotApi:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
+        self._polls = 0
+        self.conflicts = 0  # getUpdates calls ended by a newer one (two pollers at once)
+        self.handed_out: Counter[int] = Counter()  # times each update id was handed out
         self.base_url = ""
 
     # ----------------------------------------------------------------- test helpers
@@ -93,12 +97,33 @@ class BotApi:
         )
 
     async def _get_updates(self, params: dict[str, Any]) -> web.Response:
+        """As Telegram does: an offset confirms (forgets) the updates before it, and a new
+        getUpdates ends the one still waiting with 409 Conflict (one consumer per token)."""
         offset = int(params.get("offset") or 0)
+        if offset:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
         timeout = float(params.get("timeout") or 0)
         deadline = time.monotonic() + min(timeout, 2)
+        self._polls += 1
+        mine = self._polls
+        self._new_update.set()  # wakes the previous poll, which now answers 409
+        await asyncio.sleep(0)
         while True:
+            if mine != self._polls:
+                self.conflicts += 1
+                return web.json_response(
+                    {
+                        "ok": False,
+                        "error_code": 409,
+                        "description": "Conflict: terminated by other getUpdates request; "
+                        "make sure that only one bot instance is running",
+                    },
+                    status=409,
+                )
             pending = [u for u in self.updates if u["update_id"] >= offset]
             if pending or time.monotonic() >= deadline:
+                for update in pending:
+                    self.handed_out[update["update_id"]] += 1
                 return _ok(pending)
             self._new_update.clear()
             try:

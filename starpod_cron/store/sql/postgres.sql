@@ -206,3 +206,39 @@ ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, updated_at = e
 
 -- name: notify
 SELECT pg_notify($1, $2);
+
+-- name: get_lease_for_update
+SELECT name, holder, since, expires_at, state FROM leases WHERE name = $1 FOR UPDATE;
+
+-- name: insert_lease
+INSERT INTO leases (name, holder, since, expires_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: update_lease
+UPDATE leases SET holder = $2, since = $3, expires_at = $4 WHERE name = $1;
+
+-- name: save_lease_state
+UPDATE leases SET state = $1 WHERE name = $2 AND holder = $3 AND expires_at > $4;
+
+-- name: release_lease
+UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND expires_at > $4;
+
+-- name: list_leases
+SELECT name, holder, since, expires_at, state FROM leases ORDER BY name;
+
+-- name: heartbeat
+INSERT INTO nodes (id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen,
+                               heartbeat_ms = excluded.heartbeat_ms,
+                               stopped_at = excluded.stopped_at, roles = excluded.roles;
+
+-- name: forget_nodes
+DELETE FROM nodes WHERE last_seen < $1;
+
+-- name: list_nodes
+SELECT id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles
+FROM nodes WHERE last_seen >= $1 ORDER BY started_at DESC, id;
+
+-- name: last_delivery_id
+SELECT coalesce(max(id), 0) FROM deliveries;

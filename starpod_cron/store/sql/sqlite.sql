@@ -128,9 +128,9 @@ WHERE session_id = :session_id AND seq < (
 );
 
 -- name: insert_delivery
-INSERT INTO deliveries (run_id, job_id, job_name, destination, payload, status, attempts,
-                        next_attempt_at, created_at)
-VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
+INSERT INTO deliveries (run_id, job_id, job_name, destination, payload, next_attempt_at,
+                        created_at, status, attempts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
 ON CONFLICT (run_id, destination) DO NOTHING;
 
 -- name: due_deliveries
@@ -186,3 +186,37 @@ SELECT timezone FROM user_prefs WHERE user_id = ?;
 -- name: set_user_timezone
 INSERT INTO user_prefs (user_id, timezone, updated_at) VALUES (?, ?, ?)
 ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, updated_at = excluded.updated_at;
+
+-- name: get_lease
+SELECT name, holder, since, expires_at, state FROM leases WHERE name = ?;
+
+-- name: put_lease
+INSERT INTO leases (name, holder, since, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, since = excluded.since,
+                                 expires_at = excluded.expires_at;
+
+-- name: save_lease_state
+UPDATE leases SET state = ? WHERE name = ? AND holder = ? AND expires_at > ?;
+
+-- name: release_lease
+UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND expires_at > ?;
+
+-- name: list_leases
+SELECT name, holder, since, expires_at, state FROM leases ORDER BY name;
+
+-- name: heartbeat
+INSERT INTO nodes (id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen,
+                               heartbeat_ms = excluded.heartbeat_ms,
+                               stopped_at = excluded.stopped_at, roles = excluded.roles;
+
+-- name: forget_nodes
+DELETE FROM nodes WHERE last_seen < ?;
+
+-- name: list_nodes
+SELECT id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles
+FROM nodes WHERE last_seen >= ? ORDER BY started_at DESC, id;
+
+-- name: last_delivery_id
+SELECT coalesce(max(id), 0) FROM deliveries;
