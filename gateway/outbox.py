@@ -26,6 +26,7 @@ from typing import Protocol
 from starpod_cron import CronStore, Delivery, DeliveryOutcome, StoreUnavailable, Topic
 from starpod_cron.completions import GroupCommit
 from starpod_cron.logs import redact
+from starpod_cron.tasks import cancel_and_wait
 from starpod_cron.timeutil import from_ms, to_ms
 
 log = logging.getLogger("gateway.outbox")
@@ -79,6 +80,7 @@ class Outbox:
             lambda items: store.finish_deliveries(owner, items), what="delivery outcome(s)"
         )
         self.last_pass_ms: int | None = None
+        self._held: set[int] = set()  # claimed by this pass, outcome not yet recorded
 
     async def run(self) -> None:
         """Deliver until cancelled (run it as a supervised task). Store errors are logged and
@@ -116,14 +118,37 @@ class Outbox:
         by_destination: dict[str, list[Delivery]] = {}
         for delivery in batch:
             by_destination.setdefault(delivery.destination, []).append(delivery)
-        # one destination in order (a chat sees results in order); destinations in parallel
-        await asyncio.gather(*(self._send_in_order(d) for d in by_destination.values()))
+        self._held = {d.id for d in batch}
+        # a batch to one chat can take longer than a lease (Telegram sends about one message
+        # a second per chat): renew it while sending, so no other node takes it over
+        renewer = asyncio.create_task(self._renew_while_sending(), name="outbox:renew")
+        try:
+            # one destination in order (a chat sees results in order); destinations in parallel
+            await asyncio.gather(*(self._send_in_order(d) for d in by_destination.values()))
+        finally:
+            await cancel_and_wait([renewer], grace=2, what="outbox lease renewal")
+            self._held = set()
+
+    async def _renew_while_sending(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_secs / 3)
+            held = set(self._held)
+            try:
+                renewed = await self._store.renew_deliveries(self._owner, held, self._lease_secs)
+            except StoreUnavailable as exc:
+                log.warning(
+                    "outbox: could not renew the lease on %d deliveries: %s", len(held), exc
+                )
+                continue
+            if renewed < len(held):  # finished meanwhile, or taken over after a stall
+                log.debug("outbox: renewed %d of %d deliveries", renewed, len(held))
 
     async def _send_in_order(self, deliveries: list[Delivery]) -> None:
         for index, delivery in enumerate(deliveries):
             outcome = await self._send(delivery)
             if outcome.retry_at is None:
                 await self._outcomes.write(outcome)
+                self._held.discard(delivery.id)
                 continue
             # the rest of this destination waits behind the one that failed, untried
             rest = [

@@ -228,6 +228,8 @@ class TelegramBot:
         delay = FIRST_RETRY_SECS
         try:
             while True:
+                if term is not None:
+                    term.check()
                 try:
                     updates = await self.app.bot.get_updates(
                         offset=offset,
@@ -245,6 +247,8 @@ class TelegramBot:
                 self.polling = True
                 delay = FIRST_RETRY_SECS
                 for update in updates:
+                    if term is not None:
+                        term.check()  # paused past the lease: the next leader handles it
                     await self._handle(update)
                     offset = update.update_id + 1
                     if term is not None:

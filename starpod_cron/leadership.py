@@ -41,13 +41,22 @@ class LeadershipLost(StarpodCronError):
 class LeaderTerm:
     """One tenure of the lease: the state the previous holder handed on, and a fenced save."""
 
-    def __init__(self, store: CronStore, lease: Lease) -> None:
+    def __init__(self, store: CronStore, lease: Lease, safe_until: float) -> None:
         self._store = store
+        self.safe_until = safe_until
+        """``time.monotonic()`` before which the lease is surely still held (renewals move it)."""
         self.name = lease.name
         self.holder = lease.holder
         self.since = lease.since
         self.state = lease.state
         """What the previous holder saved (None the first time the lease is ever taken)."""
+
+    def check(self) -> None:
+        """LeadershipLost unless the lease is surely still held: call it before each step
+        that must happen in one place only (a process paused past its lease, by SIGSTOP or a
+        long stall, learns here that it must stop, before its renewer has run)."""
+        if time.monotonic() >= self.safe_until:
+            raise LeadershipLost(f"the lease {self.name!r} may have passed to another process")
 
     async def save(self, state: str) -> None:
         """Hand ``state`` on to whoever holds the lease next; LeadershipLost if this term is
@@ -118,7 +127,8 @@ class LeaderElection:
         self.is_leader = True
         self.terms += 1
         log.info("lease %s: this process (%s) leads now", self.name, self.holder)
-        task = asyncio.create_task(work(LeaderTerm(self.store, lease)), name=f"lead:{self.name}")
+        term = LeaderTerm(self.store, lease, safe_until)
+        task = asyncio.create_task(work(term), name=f"lead:{self.name}")
         renew_every = self.lease_secs / 3
         try:
             while True:
@@ -139,7 +149,7 @@ class LeaderElection:
                         continue  # the store is slow or away: retry until safe_until
                     log.warning("lease %s: another process took over; stepping down", self.name)
                     return
-                safe_until = self._safe_until(asked)
+                safe_until = term.safe_until = self._safe_until(asked)
         finally:
             self.is_leader = False
             await cancel_and_wait([task], grace=self.lease_secs, what="leader work")

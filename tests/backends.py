@@ -74,3 +74,20 @@ async def tamper(url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Read rows from the store at ``url`` behind its back (what the public API does not
+    show, such as which process ran a run)."""
+    if not url.startswith("postgres"):
+
+        def read() -> list[tuple[object, ...]]:
+            with sqlite3.connect(url) as conn:
+                return list(conn.execute(sql))
+
+        return await asyncio.to_thread(read)
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()

@@ -31,9 +31,19 @@ class Serve:
     proc: asyncio.subprocess.Process
     port: int
     seen: bytearray = field(default_factory=bytearray)
+    log: Path | None = None
+    """Where stderr goes, if to a file (nobody has to keep reading it then)."""
 
     async def read_until(self, marker: bytes, timeout: float = 20) -> str:
         """Read stderr until ``marker`` shows up (or fail); returns all read so far."""
+        if self.log is not None:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while marker not in (text := self.log.read_bytes()):
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"gateway exited before {marker!r}: {text.decode()}")
+                assert asyncio.get_running_loop().time() < deadline, text.decode()
+                await asyncio.sleep(0.05)
+            return text.decode()
         assert self.proc.stderr is not None
         while marker not in self.seen:
             line = await asyncio.wait_for(self.proc.stderr.readline(), timeout)
@@ -52,21 +62,27 @@ class Serve:
 
 
 async def serve(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    log: Path | None = None,
 ) -> Serve:
-    """``starpod-cron [args] serve --port P`` in ``cwd``, once it says it is ready."""
+    """``starpod-cron [args] serve --port P`` in ``cwd``, once it says it is ready; its stderr
+    is a pipe to read, or the file ``log``."""
     port = free_port() if port is None else port
-    proc = await asyncio.create_subprocess_exec(
-        CLI,
-        *args,
-        "serve",
-        "--port",
-        str(port),
-        cwd=cwd,
-        env=environment(env),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    running = Serve(proc, port)
+    with open(log or os.devnull, "wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            CLI,
+            *args,
+            "serve",
+            "--port",
+            str(port),
+            cwd=cwd,
+            env=environment(env),
+            stderr=asyncio.subprocess.PIPE if log is None else out,
+        )
+    running = Serve(proc, port, log=log)
     await running.read_until(b"Ctrl-C")
     return running
 

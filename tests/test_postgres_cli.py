@@ -48,8 +48,16 @@ async def test_cli_and_serve_share_one_postgres_database(tmp_path: Path) -> None
                 assert (await answer(2))["ok"]
                 while not any(f.get("result_preview") == "hi" for f in frames):
                     frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
-                # the CLI's manual run was delivered too: its event reached this client
+                # the CLI's manual run before the gateway started is there to replay...
+                await ws.send(json.dumps({"id": 3, "type": "replay", "since": 0}))
+                await answer(3)
                 assert any(f.get("job_name") == "standup" for f in frames)
+                # ...and one while it runs reaches this client live
+                frames.clear()
+                code, out, err = await run_cli(tmp_path, "jobs", "run", "standup", env=env)
+                assert code == 0, err
+                while not any(f.get("job_name") == "standup" for f in frames):
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
         finally:
             gateway.proc.send_signal(signal.SIGTERM)
             code, text = await gateway.finish()

@@ -413,6 +413,12 @@ class DeliveryStore(abc.ABC):
         return done
 
     @abc.abstractmethod
+    async def renew_deliveries(self, owner: str, ids: Collection[int], lease_secs: float) -> int:
+        """Extend ``owner``'s lease on the deliveries ``ids`` it still holds to ``lease_secs``
+        from now (a long batch to one chat goes out slower than one lease); returns how many
+        it still held."""
+
+    @abc.abstractmethod
     async def record_delivery_progress(self, delivery_id: int, owner: str, progress: int) -> bool:
         """Remember that the first ``progress`` parts of a leased delivery were sent (a long
         message sent in pieces), so a retry or another sender resumes after them. False

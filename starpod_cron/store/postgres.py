@@ -605,6 +605,18 @@ class PostgresStore(CronStore):
             self._signal(Topic.DELIVERIES)
         return answers
 
+    async def renew_deliveries(self, owner: str, ids: Collection[int], lease_secs: float) -> int:
+        if not ids:
+            return 0
+
+        async def body(conn: Conn) -> int:
+            expires = self.clock.now_ms() + round(lease_secs * 1000)
+            status = await conn.execute(Q["renew_deliveries"], expires, owner, sorted(ids))
+            return int(status.split()[-1])
+
+        renewed: int = await self._write(body)
+        return renewed
+
     async def record_delivery_progress(self, delivery_id: int, owner: str, progress: int) -> bool:
         async def body(conn: Conn) -> bool:
             status = await conn.execute(Q["delivery_progress"], progress, delivery_id, owner)

@@ -552,6 +552,18 @@ class SqliteStore(CronStore):
             self._signal(Topic.DELIVERIES)
         return answers
 
+    async def renew_deliveries(self, owner: str, ids: Collection[int], lease_secs: float) -> int:
+        if not ids:
+            return 0
+
+        def body(conn: Conn) -> int:
+            expires = self.clock.now_ms() + round(lease_secs * 1000)
+            params = (expires, owner, json.dumps(sorted(ids)))
+            return int(conn.execute(Q["renew_deliveries"], params).rowcount)
+
+        renewed: int = await self._write(body)
+        return renewed
+
     async def record_delivery_progress(self, delivery_id: int, owner: str, progress: int) -> bool:
         def body(conn: Conn) -> bool:
             cursor = conn.execute(Q["delivery_progress"], (progress, delivery_id, owner))

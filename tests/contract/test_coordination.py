@@ -4,7 +4,6 @@ store), on every backend."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -78,9 +77,11 @@ async def test_a_holder_that_died_on_this_machine_loses_the_lease_at_once(
     store: CronStore,
 ) -> None:
     code = "from starpod_cron.owner import new_owner; print(new_owner())"
-    dead = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    dead = out.decode().strip()
     assert await store.acquire_lease("bot", dead, 3600) is not None
     taken = await store.acquire_lease("bot", "node-b", 60)
     assert taken is not None and taken.holder == "node-b"

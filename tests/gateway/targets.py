@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starpod_cron import JobContext, JobResult
 
 
@@ -16,3 +18,8 @@ async def run(ctx: JobContext) -> JobResult:
         prompt_tokens=len(ctx.prompt),
         completion_tokens=7,
     )
+
+
+async def run_here(ctx: JobContext) -> JobResult:
+    """Like ``run``, with the executing process in the session id (which node ran it)."""
+    return JobResult(session_id=f"pid-{os.getpid()}-{ctx.run_id}", summary=f"done: {ctx.prompt}")

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from starpod_cron import CronStore, JobSpec, Schedule
 from tests.gateway.botapi import TOKEN, running_botapi
 from tests.gateway.test_telegram import until
+from tests.processes import run_cli, serve
 
 CLI = str(Path(sys.executable).with_name("starpod-cron"))
 
@@ -138,3 +139,41 @@ async def test_a_gateway_killed_with_deliveries_pending_delivers_each_once_after
                     "SELECT status FROM deliveries WHERE destination = 'tg:42'"
                 )
             } == {"delivered"}
+
+
+async def test_a_cli_run_while_serve_runs_reaches_the_chat_and_websocket_clients(
+    tmp_path: Path,
+) -> None:
+    """`jobs run` in another process records its deliveries like a scheduled run: the running
+    gateway sends the result to the job's chat and shows the event to its clients."""
+    async with running_botapi() as api:
+        (tmp_path / "agent.toml").write_text(
+            "[gateway]\ndelivery_backoff_secs = [0.3]\n"
+            f'[telegram]\nallowed_user_ids = [42]\nbase_url = "{api.base_url}"\n'
+            'token_env = "STARPOD_TEST_TG_TOKEN"\npoll_timeout_secs = 1\n'
+        )
+        async with CronStore.open(str(tmp_path / "starpod-cron.db")) as store:
+            await store.add_jobs(
+                [
+                    JobSpec(
+                        "digest",
+                        "the digest",
+                        Schedule.cron("0 9 * * *"),
+                        origin={"telegram_chat_id": 42},
+                    )
+                ]
+            )
+        gateway = await serve(tmp_path, env={"STARPOD_TEST_TG_TOKEN": TOKEN})
+        try:
+            async with connect(f"ws://127.0.0.1:{gateway.port}/") as ws:
+                code, _, err = await run_cli(tmp_path, "jobs", "run", "digest")
+                assert code == 0, err
+                event = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert (event["job_name"], event["result_preview"]) == ("digest", "the digest")
+                await until(lambda: api.texts(42), timeout=10, what="the chat message")
+                await asyncio.sleep(1)
+                assert api.texts(42) == ["[digest] done\n\nthe digest"]
+        finally:
+            gateway.proc.send_signal(signal.SIGTERM)
+            code, _ = await gateway.finish()
+        assert code == 0

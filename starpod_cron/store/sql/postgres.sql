@@ -242,3 +242,7 @@ FROM nodes WHERE last_seen >= $1 ORDER BY started_at DESC, id;
 
 -- name: last_delivery_id
 SELECT coalesce(max(id), 0) FROM deliveries;
+
+-- name: renew_deliveries
+UPDATE deliveries SET lease_expires_at = $1
+WHERE lease_owner = $2 AND status = 'sending' AND id = ANY($3::bigint[]);

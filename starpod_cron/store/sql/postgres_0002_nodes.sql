@@ -1,6 +1,6 @@
 -- starpod-cron schema version 2 (PostgreSQL): several gateways on one store. Named leases (one
 -- holder at a time, such as the node long-polling a Telegram bot, with the state it hands on:
--- the bot's update offset) and node heartbeats (who is up, since when, in which roles).
+-- the bot's offset) and node heartbeats (who is up, since when, in which roles).
 -- Broadcast events (WebSocket notifications) are written with status 'published'.
 CREATE TABLE leases (
     name        text PRIMARY KEY,

@@ -220,3 +220,7 @@ FROM nodes WHERE last_seen >= ? ORDER BY started_at DESC, id;
 
 -- name: last_delivery_id
 SELECT coalesce(max(id), 0) FROM deliveries;
+
+-- name: renew_deliveries
+UPDATE deliveries SET lease_expires_at = ?
+WHERE lease_owner = ? AND status = 'sending' AND id IN (SELECT value FROM json_each(?));
