@@ -33,6 +33,33 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(run=_serve)
 
+    p = subparsers.add_parser(
+        "mcp",
+        help="serve the scheduling tools to MCP clients (Claude Desktop, Claude Code, Cursor)",
+        parents=[common],
+        epilog=MCP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--user", metavar="ID", help="act for this user (default: every job)")
+    p.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP at /mcp instead of stdio ([gateway] tokens required)",
+    )
+    p.set_defaults(run=_mcp)
+
+
+MCP_EPILOG = """examples:
+  starpod-cron mcp                                stdio, for a client that starts it
+  starpod-cron mcp --user alice                   only alice's jobs, with the user limits
+  starpod-cron mcp --http 127.0.0.1:8766          streamable HTTP; clients send a token"""
+
+
+def _mcp(args: argparse.Namespace, config: AgentConfig) -> int:
+    from .mcp_server import run  # the mcp SDK loads only now
+
+    return run(config, db_url=args.db, user=args.user, http=args.http)
+
 
 def _serve(args: argparse.Namespace, config: AgentConfig) -> int:
     from .app import serve  # the gateway (websockets, telegram) loads only now

@@ -15,71 +15,25 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starpod_cron import CronJob, CronRun, Delivery
+from starpod_cron import Delivery
+from starpod_cron.tools import TOOLS
+from starpod_cron.views import job_json, run_json
+
+__all__ = ["job_json", "run_json"]  # the answers' shapes, shared with the agent tools
 
 MAX_EVENT_ID = 2**63 - 1
 MAX_RUNS = 200
 
-COMMANDS = frozenset(
-    {
-        "cron.add",
-        "cron.list",
-        "cron.get",
-        "cron.update",
-        "cron.remove",
-        "cron.enable",
-        "cron.disable",
-        "cron.run",
-        "cron.runs",
-        "replay",
-    }
-)
-# fields each command may carry besides "id" and "type"
+# "cron.<tool>" for every agent tool (cron.add, cron.pause, cron.next, ...), plus the older
+# names cron.enable / cron.disable; the fields each may carry are the tool's parameters
+TOOL_OF: dict[str, str] = {
+    **{"cron." + name.removeprefix("cron_"): name for name in TOOLS},
+    "cron.enable": "cron_resume",
+    "cron.disable": "cron_pause",
+}
+COMMANDS = frozenset({*TOOL_OF, "replay"})
 FIELDS: dict[str, frozenset[str]] = {
-    "cron.add": frozenset(
-        {
-            "name",
-            "prompt",
-            "cron",
-            "every",
-            "at",
-            "in",
-            "timezone",
-            "max_retries",
-            "timeout_secs",
-            "session_mode",
-            "delete_after_run",
-            "misfire_policy",
-            "user_id",
-            "description",
-        }
-    ),
-    "cron.list": frozenset(),
-    "cron.get": frozenset({"name"}),
-    "cron.update": frozenset(
-        {
-            "name",
-            "rename",
-            "prompt",
-            "cron",
-            "every",
-            "at",
-            "in",
-            "timezone",
-            "enabled",
-            "max_retries",
-            "timeout_secs",
-            "session_mode",
-            "delete_after_run",
-            "misfire_policy",
-            "description",
-        }
-    ),
-    "cron.remove": frozenset({"name"}),
-    "cron.enable": frozenset({"name"}),
-    "cron.disable": frozenset({"name"}),
-    "cron.run": frozenset({"name"}),
-    "cron.runs": frozenset({"name", "limit"}),
+    **{kind: frozenset(TOOLS[tool].parameters["properties"]) for kind, tool in TOOL_OF.items()},
     "replay": frozenset({"since"}),
 }
 
@@ -153,48 +107,3 @@ def error(request_id: Any, code: str, message: str) -> str:
 
 def event(delivery: Delivery) -> str:
     return json.dumps({**delivery.payload, "event_id": delivery.id}, ensure_ascii=False)
-
-
-def job_json(job: CronJob) -> dict[str, Any]:
-    kind, expr, _ = job.schedule.to_storage()
-    return {
-        "id": job.id,
-        "name": job.name,
-        "prompt": job.prompt,
-        "schedule": {"kind": kind, "expression": expr},
-        "timezone": job.timezone,
-        "enabled": job.enabled,
-        "next_run": None if job.next_run_at is None else job.next_run_at.isoformat(),
-        "last_run": None if job.last_run_at is None else job.last_run_at.isoformat(),
-        "last_status": None if job.last_status is None else job.last_status.value,
-        "last_error": job.last_error,
-        "retry_count": job.retry_count,
-        "max_retries": job.max_retries,
-        "timeout_secs": job.timeout_secs,
-        "session_mode": job.session_mode.value,
-        "delete_after_run": job.delete_after_run,
-        "misfire_policy": job.misfire_policy.value,
-        "user_id": job.user_id,
-        "run_count": job.run_count,
-        "description": job.description,
-    }
-
-
-def run_json(run: CronRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "job_id": run.job_id,
-        "job_name": run.job_name,
-        "status": run.status.value,
-        "trigger": run.trigger.value,
-        "attempt": run.attempt,
-        "scheduled_for": run.scheduled_for.isoformat(),
-        "started_at": run.started_at.isoformat(),
-        "completed_at": None if run.completed_at is None else run.completed_at.isoformat(),
-        "duration_ms": run.duration_ms,
-        "result": run.result_summary,
-        "error": run.error,
-        "session_id": run.session_id,
-        "prompt_tokens": run.prompt_tokens,
-        "completion_tokens": run.completion_tokens,
-    }

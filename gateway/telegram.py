@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 # Opt in to python-telegram-bot's timedelta time periods (its documented future default), so
@@ -30,17 +30,17 @@ from telegram import Update
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
-from starpod_cron import CronJob, Delivery, InvalidInput, JobAlreadyRunning, StarpodCronError
+from starpod_cron import Delivery, InvalidInput, JobAlreadyRunning, StarpodCronError
 from starpod_cron.access import Principal
 from starpod_cron.config import TelegramConfig
 from starpod_cron.durations import at_time
 from starpod_cron.errors import InvalidSchedule
-from starpod_cron.jobfields import JobFields
 from starpod_cron.leadership import LeaderElection, LeaderTerm
 from starpod_cron.logs import redact
 from starpod_cron.operations import JobOperations
 from starpod_cron.tasks import TaskSet
 from starpod_cron.timeutil import zone
+from starpod_cron.tools import call_tool
 
 from .outbox import DeliveryError, Progress
 
@@ -120,12 +120,29 @@ def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]
     return fields
 
 
-def describe(job: CronJob) -> str:
-    """``standup: cron 0 9 * * 1-5, next 2026-11-23 09:00 CET`` (in the job's zone)."""
-    when = job.next_run_at.astimezone(zone(job.timezone)) if job.next_run_at else None
+def describe(job: dict[str, Any]) -> str:
+    """``standup: cron 0 9 * * 1-5, next 2026-11-23 09:00 CET`` (in the job's zone), from a
+    job as the tools answer it."""
+    nxt = job["next_run"]
+    when = datetime.fromisoformat(nxt).astimezone(zone(job["timezone"])) if nxt else None
     next_run = when.strftime("%Y-%m-%d %H:%M %Z") if when else "no next run"
-    state = "" if job.enabled else " (paused)"
-    return f"{job.name}{state}: {job.schedule.describe()}, next {next_run}"
+    state = "" if job["enabled"] else " (paused)"
+    return f"{job['name']}{state}: {job['schedule']['text']}, next {next_run}"
+
+
+def origin_of(update: Update) -> dict[str, Any]:
+    """Where a job made from this message comes from: its results go back to this chat (and
+    forum topic)."""
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and chat is not None
+    origin: dict[str, Any] = {
+        "telegram_chat_id": chat.id,
+        "telegram_user_id": update.effective_user.id if update.effective_user else None,
+    }
+    if message.is_topic_message and message.message_thread_id is not None:
+        origin["thread_id"] = message.message_thread_id
+    return origin
 
 
 def lease_name(token: str) -> str:
@@ -321,67 +338,63 @@ class TelegramBot:
         head, _, rest = text.partition(" ")
         return head.lstrip("/").split("@")[0].lower(), rest
 
+    async def _tool(
+        self, who: Principal, name: str, arguments: dict[str, Any], **kw: Any
+    ) -> dict[str, Any]:
+        return await call_tool(self.ops, name, arguments, user=who, **kw)
+
     async def _schedule(self, update: Update, who: Principal) -> None:
         command, rest = self._command(update)
         tz = await self.ops.default_zone(who)
         fields = parse_schedule(command, rest, tz, self.ops.now())
-        message = update.effective_message
-        chat = update.effective_chat
-        assert message is not None and chat is not None
-        origin: dict[str, Any] = {
-            "telegram_chat_id": chat.id,
-            "telegram_user_id": update.effective_user.id if update.effective_user else None,
-        }
-        if message.is_topic_message and message.message_thread_id is not None:
-            origin["thread_id"] = message.message_thread_id
-        job = await self.ops.add(who, JobFields.from_mapping(fields), origin=origin)
-        await self._say(update, f"Scheduled: {describe(job)}")
+        answer = await self._tool(who, "cron_add", fields, origin=origin_of(update))
+        await self._say(update, f"Scheduled: {describe(answer['job'])}")
 
     async def _jobs(self, update: Update, who: Principal) -> None:
-        jobs = await self.ops.list_jobs(who)
+        jobs = (await self._tool(who, "cron_list", {}))["jobs"]
         await self._say(
             update,
             "\n".join(describe(j) for j in jobs) or "No jobs yet. Try /every 30m check the build",
         )
 
-    def _name(self, update: Update) -> str:
+    def _name(self, update: Update) -> dict[str, Any]:
         _, rest = self._command(update)
         if not rest.strip():
             raise InvalidInput("name the job, e.g. /runs standup (see /jobs)")
-        return rest.strip()
+        return {"name": rest.strip()}
 
     async def _runs(self, update: Update, who: Principal) -> None:
-        runs = await self.ops.runs(who, self._name(update), 5)
+        runs = (await self._tool(who, "cron_runs", {**self._name(update), "limit": 5}))["runs"]
         lines = [
-            f"{r.started_at:%Y-%m-%d %H:%M} UTC {r.status.value}: "
-            f"{(r.result_summary or r.error or '')[:200]}"
+            f"{r['started_at'][:16].replace('T', ' ')} UTC {r['status']}: "
+            f"{(r['result'] or r['error'] or '')[:200]}"
             for r in runs
         ]
         await self._say(update, "\n".join(lines) or "No runs yet.")
 
     async def _pause(self, update: Update, who: Principal) -> None:
-        job = await self.ops.set_enabled(who, self._name(update), False)
-        await self._say(update, f"Paused {job.name}.")
+        job = (await self._tool(who, "cron_pause", self._name(update)))["job"]
+        await self._say(update, f"Paused {job['name']}.")
 
     async def _resume(self, update: Update, who: Principal) -> None:
-        job = await self.ops.set_enabled(who, self._name(update), True)
+        job = (await self._tool(who, "cron_resume", self._name(update)))["job"]
         await self._say(update, f"Resumed: {describe(job)}")
 
     async def _remove(self, update: Update, who: Principal) -> None:
-        job = await self.ops.remove(who, self._name(update))
-        await self._say(update, f"Removed {job.name}.")
+        job = (await self._tool(who, "cron_remove", self._name(update)))["job"]
+        await self._say(update, f"Removed {job['name']}.")
 
     async def _run(self, update: Update, who: Principal) -> None:
-        job = await self.ops.find(who, self._name(update))
-        await self._say(update, f"Running {job.name} now; the result will follow.")
+        job = (await self._tool(who, "cron_get", self._name(update)))["job"]
+        await self._say(update, f"Running {job['name']} now; the result will follow.")
 
         async def run() -> None:
             try:
-                await self.ops.run(who, job.id)
+                await self._tool(who, "cron_run", {"name": job["id"]})
             except JobAlreadyRunning:
-                await self._say(update, f"{job.name} is already running.")
+                await self._say(update, f"{job['name']} is already running.")
 
-        self._tasks.spawn(run(), f"run:{job.name}")
+        self._tasks.spawn(run(), f"run:{job['name']}")
 
     async def _tz(self, update: Update, who: Principal) -> None:
         _, rest = self._command(update)

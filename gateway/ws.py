@@ -10,13 +10,11 @@ One rule for frame sizes: a frame over ``max_frame_bytes`` closes the connection
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -38,10 +36,10 @@ from starpod_cron import (
 from starpod_cron.access import Principal
 from starpod_cron.config import GatewayConfig
 from starpod_cron.errors import LimitExceeded
-from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
 from starpod_cron.routing import WS_PREFIX
 from starpod_cron.tasks import TaskSet
+from starpod_cron.tools import call_tool
 
 from . import protocol
 
@@ -248,21 +246,12 @@ class WsServer:
             self.offer(client, protocol.error(request_id, "internal", "internal error (logged)"))
 
     async def _dispatch(self, who: Principal, request: protocol.Request) -> Any:
-        ops, f = self.ops, request.fields
-        fields = JobFields.from_mapping(f)
-        name = f.get("name", "")
-        handlers: dict[str, Callable[[], Awaitable[Any]]] = {
-            "cron.add": lambda: _job(ops.add(who, fields)),
-            "cron.list": lambda: _jobs(ops.list_jobs(who)),
-            "cron.get": lambda: _job(ops.find(who, name)),
-            "cron.update": lambda: _job(ops.update(who, name, _without_name(fields))),
-            "cron.remove": lambda: _job(ops.remove(who, name)),
-            "cron.enable": lambda: _job(ops.set_enabled(who, name, True)),
-            "cron.disable": lambda: _job(ops.set_enabled(who, name, False)),
-            "cron.run": lambda: _run(ops.run(who, name)),
-            "cron.runs": lambda: _runs(ops.runs(who, name, f.get("limit", 10))),
-        }
-        return await handlers[request.type]()
+        """A ``cron.*`` request is the agent tool of that name (one definition, one set of
+        rules); a single job or run is answered bare, as this API always did."""
+        answer = await call_tool(self.ops, protocol.TOOL_OF[request.type], request.fields, user=who)
+        if set(answer) in ({"job"}, {"run"}):
+            return next(iter(answer.values()))
+        return answer
 
     async def _replay(self, client: Client, request: protocol.Request) -> None:
         """Events after ``since``, one page at a time: the answer says where the page ended
@@ -281,24 +270,3 @@ class WsServer:
         more = len(events) == self.replay_page
         data = {"replayed": len(events), "last_event_id": last, "more": more}
         self.offer(client, protocol.ok(request.id, data))
-
-
-def _without_name(fields: JobFields) -> JobFields:
-    """``name`` selects the job in cron.update; ``rename`` changes it."""
-    return dataclasses.replace(fields, name=None)
-
-
-async def _job(pending: Awaitable[Any]) -> Any:
-    return protocol.job_json(await pending)
-
-
-async def _jobs(pending: Awaitable[Any]) -> Any:
-    return {"jobs": [protocol.job_json(j) for j in await pending]}
-
-
-async def _run(pending: Awaitable[Any]) -> Any:
-    return protocol.run_json(await pending)
-
-
-async def _runs(pending: Awaitable[Any]) -> Any:
-    return {"runs": [protocol.run_json(r) for r in await pending]}

@@ -7,12 +7,14 @@ import json
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal, TextIO
 
 from ..models import CronJob
-from ..schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
+from ..schedules import Cron, Interval, OneShot, Schedule
 from ..timeutil import zone
+from ..views import local, schedule_human
+
+__all__ = ["local", "schedule_human"]  # kept here for the CLI's modules
 
 ArtifactType = Literal["table", "presentation_card", "text"]
 RICH_ROW_LIMIT = 500  # larger tables print plain: rich takes seconds for 10,000 rows
@@ -90,14 +92,6 @@ def iso(dt: datetime | None, tz_name: str) -> str | None:
     return None if dt is None else dt.astimezone(zone(tz_name)).isoformat()
 
 
-def local(dt: datetime | None, tz_name: str) -> str:
-    """``2026-12-01 09:00:00 +01:00`` in ``tz_name`` (for people)."""
-    if dt is None:
-        return "-"
-    moment = dt.astimezone(zone(tz_name))
-    return moment.strftime("%Y-%m-%d %H:%M:%S ") + moment.isoformat()[-6:]
-
-
 def relative(dt: datetime | None, now: datetime) -> str:
     """``in 3m``, ``2h ago``, ``now``: the largest unit or two."""
     if dt is None:
@@ -140,38 +134,6 @@ def tokens(prompt: int | None, completion: int | None) -> str:
     if prompt is None and completion is None:
         return "-"
     return f"{prompt or 0:,} in / {completion or 0:,} out"
-
-
-def schedule_human(schedule: Schedule, tz_name: str) -> str:
-    """The schedule in words, e.g. ``At 09:00, Monday through Friday``."""
-    if isinstance(schedule, Cron):
-        return _cron_words(schedule.expr)
-    if isinstance(schedule, Interval):
-        return _every_words(schedule.every_ms)
-    assert isinstance(schedule, OneShot)
-    return f"Once, at {local(schedule.instant(tz_name), tz_name)}"
-
-
-def _every_words(every_ms: int) -> str:
-    for unit, size in (
-        ("day", 86_400_000),
-        ("hour", 3_600_000),
-        ("minute", 60_000),
-        ("second", 1000),
-    ):
-        count, rest = divmod(every_ms, size)
-        if count and not rest:
-            return f"Every {unit}" if count == 1 else f"Every {count} {unit}s"
-    return "Every " + format_duration_ms(every_ms)
-
-
-@lru_cache(maxsize=1024)
-def _cron_words(expr: str) -> str:
-    from cron_descriptor import ExpressionDescriptor, Options
-
-    options = Options()
-    options.use_24hour_time_format = True
-    return str(ExpressionDescriptor(expand_alias(expr), options).get_description())
 
 
 def next_fires(job: CronJob, count: int) -> list[datetime]:

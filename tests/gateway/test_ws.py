@@ -30,7 +30,11 @@ async def test_bad_or_missing_token_is_refused_at_the_handshake(gateway: Gateway
         assert err.value.response.status_code == 401
     async with connect(url + "?token=alice-token") as conn:  # token in the query works too
         await conn.send(json.dumps({"id": 1, "type": "cron.list"}))
-        assert json.loads(await conn.recv()) == {"id": 1, "ok": True, "data": {"jobs": []}}
+        assert json.loads(await conn.recv()) == {
+            "id": 1,
+            "ok": True,
+            "data": {"jobs": [], "total": 0},
+        }
 
 
 def test_tokens_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,345 @@
+"""The scheduling tools an agent (or a person, through the WebSocket API, Telegram or MCP) uses,
+defined once: name, description written for a model, JSON schema, and the one function that
+applies them, :func:`call_tool`.
+
+Every front end goes through here, with the same ownership rules and limits
+(:class:`~starpod_cron.operations.JobOperations`) and the same user-field rules
+(:mod:`starpod_cron.jobfields`): the WebSocket ``cron.*`` commands, the Telegram commands,
+the MCP server (``starpod-cron mcp``) and the model's function calls in a chat.
+
+>>> await call_tool(store, "cron_add", {"prompt": "Summarize my inbox",
+...                                     "cron": "0 9 * * 1-5"}, user="alice")
+{"job": {"id": "...", "name": "summarize-my-inbox-3f2a", ...}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .access import LOCAL_ADMIN, Principal
+from .errors import InvalidInput
+from .jobfields import JobFields
+from .operations import JobOperations
+from .schedules import Schedule
+from .store.base import CronStore
+from .timeutil import check_zone, zone
+from .views import fires_after, job_json, run_json, schedule_human
+
+MAX_PREVIEW = 20
+
+_SCHEDULE_HELP = (
+    "Give exactly one schedule. cron: a 5-field cron expression (minute hour day month "
+    'weekday), e.g. "0 9 * * 1-5" for weekdays at 09:00, "*/30 * * * *" for every 30 '
+    'minutes, "0 8 1 * *" for the 1st of each month at 08:00 (a 6th leading field is '
+    'seconds). every: a repeat interval such as "30m", "2h", "1d", "1h30m". at: one time, '
+    '"2026-12-01 09:00", "tomorrow 9:00" or an ISO 8601 time with offset. in: once, after '
+    'a delay such as "20m" (the job deletes itself after it runs). Times and cron '
+    "expressions are read in the job's time zone, which defaults to the user's own zone."
+)
+_NAME = {"type": "string", "description": "The job's name (or its id)."}
+_JOB_FIELDS: dict[str, Any] = {
+    "prompt": {
+        "type": "string",
+        "description": "What the agent is asked to do at each run, written as an instruction.",
+    },
+    "cron": {"type": "string", "description": "A cron expression. " + _SCHEDULE_HELP},
+    "every": {"type": "string", "description": 'A repeat interval, e.g. "30m".'},
+    "at": {"type": "string", "description": 'One time, e.g. "2026-12-01 09:00".'},
+    "in": {"type": "string", "description": 'Once, after a delay, e.g. "20m".'},
+    "timezone": {
+        "type": "string",
+        "description": 'IANA time zone such as "Europe/Rome"; default: the user\'s zone.',
+    },
+    "max_retries": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 100,
+        "description": "Retries after a failed run before giving up (default 3).",
+    },
+    "timeout_secs": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "A run taking longer is stopped and recorded as timed out.",
+    },
+    "session_mode": {
+        "type": "string",
+        "enum": ["isolated", "main"],
+        "description": "isolated: every run starts fresh (default); main: runs continue the "
+        "user's one conversation with the agent.",
+    },
+    "delete_after_run": {
+        "type": "boolean",
+        "description": "For a one-time job: delete it after it succeeds (default: true for "
+        "'in', false for 'at', which is disabled instead).",
+    },
+    "misfire_policy": {
+        "type": "string",
+        "enum": ["run_once", "skip"],
+        "description": "Fires missed while no scheduler ran: run_once runs one catch-up "
+        "(default); skip records them as skipped.",
+    },
+    "description": {"type": "string", "description": "What the job is for, for people."},
+}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a tool call runs with: the operations (store, runner, limits), who is asking, and
+    where new jobs come from (a Telegram chat, say, so their results go back there)."""
+
+    ops: JobOperations
+    who: Principal
+    origin: dict[str, Any] | None = None
+
+
+Handler = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    handler: Handler
+    changes: bool
+    """True if it changes jobs (a model's chat may call it; a scheduled run only if allowed)."""
+
+    def openai(self) -> dict[str, Any]:
+        """The tool in OpenAI's function-calling format."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+async def _add(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    job = await c.ops.add(c.who, JobFields.from_mapping(a), origin=c.origin)
+    return {"job": job_json(job)}
+
+
+async def _list(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    jobs = await c.ops.list_jobs(c.who)
+    return {"jobs": [job_json(j) for j in jobs], "total": len(jobs)}
+
+
+async def _get(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    return {"job": job_json(await c.ops.find(c.who, a["name"]))}
+
+
+async def _update(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    fields = replace(JobFields.from_mapping(a), name=None)  # "name" selects; "rename" renames
+    return {"job": job_json(await c.ops.update(c.who, a["name"], fields))}
+
+
+async def _pause(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    return {"job": job_json(await c.ops.set_enabled(c.who, a["name"], False))}
+
+
+async def _resume(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    return {"job": job_json(await c.ops.set_enabled(c.who, a["name"], True))}
+
+
+async def _remove(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    return {"job": job_json(await c.ops.remove(c.who, a["name"]))}
+
+
+async def _run(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    return {"run": run_json(await c.ops.run(c.who, a["name"]))}
+
+
+async def _runs(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    runs = await c.ops.runs(c.who, a["name"], a.get("limit", 10))
+    return {"runs": [run_json(r) for r in runs]}
+
+
+async def _next(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    tz = check_zone(a.get("timezone") or await c.ops.default_zone(c.who))
+    count = a.get("count", 5)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_PREVIEW:
+        raise InvalidInput(f"count must be a whole number from 1 to {MAX_PREVIEW}")
+    schedule = Schedule.cron(a["expression"])
+    fires = fires_after(schedule, tz, c.ops.now(), count)
+    return {
+        "expression": a["expression"],
+        "in_words": schedule_human(schedule, tz),
+        "timezone": tz,
+        "next_runs": [t.astimezone(zone(tz)).isoformat() for t in fires],
+    }
+
+
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in [
+        Tool(
+            "cron_add",
+            "Schedule a prompt for the agent to run later: once (at/in) or repeatedly "
+            "(cron/every). Use it when the user asks to be reminded, or for something to be "
+            "done at a time or on a schedule ('every weekday at 9 summarize my inbox' → "
+            'cron "0 9 * * 1-5"; \'in 20 minutes remind me to stretch\' → in "20m"). The '
+            "prompt is what the agent will be asked at each run, so write it as an instruction "
+            "('Remind the user to stretch'). " + _SCHEDULE_HELP,
+            _object(
+                {
+                    "name": {
+                        "type": "string",
+                        "description": "A short unique name (default: made from the prompt).",
+                    },
+                    **_JOB_FIELDS,
+                    "user_id": {
+                        "type": "string",
+                        "description": "Admins only: create the job for this user.",
+                    },
+                },
+                ["prompt"],
+            ),
+            _add,
+            True,
+        ),
+        Tool(
+            "cron_list",
+            "List the user's scheduled jobs with their schedule, next run and last status.",
+            _object({}),
+            _list,
+            False,
+        ),
+        Tool(
+            "cron_get",
+            "Every detail of one job, by name or id.",
+            _object({"name": _NAME}, ["name"]),
+            _get,
+            False,
+        ),
+        Tool(
+            "cron_update",
+            "Change a job: give its name and only the fields to change (a new schedule "
+            "replaces the old one; rename to change the name). " + _SCHEDULE_HELP,
+            _object(
+                {
+                    "name": _NAME,
+                    "rename": {"type": "string", "description": "A new name."},
+                    "enabled": {"type": "boolean", "description": "false pauses the job."},
+                    **_JOB_FIELDS,
+                },
+                ["name"],
+            ),
+            _update,
+            True,
+        ),
+        Tool(
+            "cron_pause",
+            "Pause a job: it stops running until resumed (nothing is deleted).",
+            _object({"name": _NAME}, ["name"]),
+            _pause,
+            True,
+        ),
+        Tool(
+            "cron_resume",
+            "Resume a paused job; its next run is computed from now.",
+            _object({"name": _NAME}, ["name"]),
+            _resume,
+            True,
+        ),
+        Tool(
+            "cron_remove",
+            "Delete a job and its run history. Prefer cron_pause unless the user wants it gone.",
+            _object({"name": _NAME}, ["name"]),
+            _remove,
+            True,
+        ),
+        Tool(
+            "cron_run",
+            "Run a job now, once, outside its schedule, and return the run with its result.",
+            _object({"name": _NAME}, ["name"]),
+            _run,
+            True,
+        ),
+        Tool(
+            "cron_runs",
+            "The recent runs of a job, newest first, with status, result or error.",
+            _object(
+                {
+                    "name": _NAME,
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+                },
+                ["name"],
+            ),
+            _runs,
+            False,
+        ),
+        Tool(
+            "cron_next",
+            "Preview when a cron expression fires next, in words and as times, before "
+            "scheduling with it. Saves nothing.",
+            _object(
+                {
+                    "expression": {
+                        "type": "string",
+                        "description": 'A cron expression, e.g. "0 9 * * 1-5".',
+                    },
+                    "timezone": _JOB_FIELDS["timezone"],
+                    "count": {"type": "integer", "minimum": 1, "maximum": MAX_PREVIEW},
+                },
+                ["expression"],
+            ),
+            _next,
+            False,
+        ),
+    ]
+}
+
+
+def _check(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments as the schema allows them: unknown or missing fields are InvalidInput
+    (types are checked where the fields are read, with the CLI's messages)."""
+    if not isinstance(arguments, Mapping):
+        raise InvalidInput(f"{tool.name}: arguments must be an object")
+    known = tool.parameters["properties"]
+    unknown = sorted(set(arguments) - set(known))
+    if unknown:
+        raise InvalidInput(f"{tool.name}: unknown field(s): {', '.join(unknown)}")
+    missing = [f for f in tool.parameters.get("required", []) if arguments.get(f) is None]
+    if missing:
+        raise InvalidInput(f"{tool.name}: missing field(s): {', '.join(missing)}")
+    return dict(arguments)
+
+
+async def call_tool(
+    target: CronStore | JobOperations,
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    user: str | Principal | None = None,
+    origin: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Apply the tool ``name`` for ``user`` (a user id: that user, with the per-user limits;
+    a :class:`Principal`; None: the local operator, who may touch every job) and return its
+    JSON answer. Bad input raises an InvalidInput subclass with the CLI's message (nothing is
+    written); someone else's job is JobNotFound, exactly as a missing one."""
+    tool = TOOLS.get(name)
+    if tool is None:
+        raise InvalidInput(f"unknown tool {name!r}; known: {', '.join(TOOLS)}")
+    ops = target if isinstance(target, JobOperations) else JobOperations(target)
+    who = user if isinstance(user, Principal) else LOCAL_ADMIN if user is None else Principal(user)
+    return await tool.handler(Context(ops, who, origin), _check(tool, arguments))
+
+
+def openai_tools(*, changes: bool = True) -> list[dict[str, Any]]:
+    """Every tool in OpenAI's function-calling format (``changes=False``: read-only ones)."""
+    return [t.openai() for t in TOOLS.values() if changes or not t.changes]
