@@ -65,7 +65,11 @@ async def test_commands(gateway: Gateway) -> None:
         assert added["ok"], added
         job = added["data"]
         assert job["name"] == "standup" and job["user_id"] == "alice"
-        assert job["schedule"] == {"kind": "cron", "expression": "0 9 * * 1-5"}
+        assert job["schedule"] == {
+            "kind": "cron",
+            "expression": "0 9 * * 1-5",
+            "text": "cron 0 9 * * 1-5",
+        }
         assert job["next_run"].endswith("+00:00")
         listed = await alice.request("cron.list")
         assert [j["name"] for j in listed["data"]["jobs"]] == ["standup"]
