@@ -20,8 +20,9 @@ from dataclasses import replace
 
 from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError
 from starpod_cron.bootstrap import open_store, store_url, user_limits
+from starpod_cron.chat import AgentChat
 from starpod_cron.config import AgentConfig
-from starpod_cron.executors import build_executor
+from starpod_cron.executors import OpenAIExecutor, build_executor
 from starpod_cron.leadership import LeaderElection
 from starpod_cron.logs import RedactingFormatter, redact, register_secrets
 from starpod_cron.nodes import NodeHeartbeat
@@ -96,7 +97,12 @@ class Gateway:
                 log.warning("%s", note)
             scheduler = self.scheduler = CronScheduler(store, executor, config.scheduler)
             ops = JobOperations(store, scheduler.run_now, user_limits(config))
-            self.ws = WsServer(ops, config.gateway, self.tokens)
+            chat = (
+                AgentChat(executor, ops, store, max_history=config.executor.max_history_messages)
+                if isinstance(executor, OpenAIExecutor)
+                else None
+            )
+            self.ws = WsServer(ops, config.gateway, self.tokens, chat)
             events = EventFeed(store, self.ws.publish)
             await events.start()  # clients see events from now on (earlier: replay)
             try:
@@ -117,7 +123,7 @@ class Gateway:
                     self.node_id,
                     lease_secs=config.telegram.leader_lease_secs,
                 )
-                bot = TelegramBot(config.telegram, self.telegram_token, ops, self.election)
+                bot = TelegramBot(config.telegram, self.telegram_token, ops, self.election, chat)
                 await bot.start()
                 stack.push_async_callback(bot.stop)
                 channels[TELEGRAM_PREFIX] = bot

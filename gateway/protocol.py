@@ -31,11 +31,13 @@ TOOL_OF: dict[str, str] = {
     "cron.enable": "cron_resume",
     "cron.disable": "cron_pause",
 }
-COMMANDS = frozenset({*TOOL_OF, "replay"})
+COMMANDS = frozenset({*TOOL_OF, "replay", "chat"})
 FIELDS: dict[str, frozenset[str]] = {
     **{kind: frozenset(TOOLS[tool].parameters["properties"]) for kind, tool in TOOL_OF.items()},
     "replay": frozenset({"since"}),
+    "chat": frozenset({"text"}),
 }
+MAX_CHAT_CHARS = 4000
 
 
 class ProtocolError(Exception):
@@ -82,6 +84,13 @@ def decode(frame: str | bytes) -> Request:
     if kind == "replay" and not _whole(since, 0, MAX_EVENT_ID):
         raise ProtocolError(
             "invalid", f'replay needs "since": an event id from 0 to {MAX_EVENT_ID}', request_id
+        )
+    text = fields.get("text")
+    if kind == "chat" and not (isinstance(text, str) and 0 < len(text.strip()) <= MAX_CHAT_CHARS):
+        raise ProtocolError(
+            "invalid",
+            f'chat needs "text": a message of 1 to {MAX_CHAT_CHARS} characters',
+            request_id,
         )
     if "limit" in fields and not _whole(fields["limit"], 1, MAX_RUNS):
         raise ProtocolError(

@@ -32,6 +32,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 
 from starpod_cron import Delivery, InvalidInput, JobAlreadyRunning, StarpodCronError
 from starpod_cron.access import Principal
+from starpod_cron.chat import AgentChat
 from starpod_cron.config import TelegramConfig
 from starpod_cron.durations import at_time
 from starpod_cron.errors import InvalidSchedule
@@ -165,9 +166,11 @@ class TelegramBot:
         token: str,
         ops: JobOperations,
         election: LeaderElection | None = None,
+        chat: AgentChat | None = None,
     ) -> None:
         self.config = config
         self.ops = ops
+        self.chat = chat
         self.election = election
         self.allowed = set(config.allowed_user_ids)
         self.refused: set[int] = set()
@@ -199,6 +202,8 @@ class TelegramBot:
         }
         for name, handler in commands.items():
             self.app.add_handler(CommandHandler(name, self._guard(handler)))
+        talk = self._talk if chat is not None else self._help
+        self.app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._guard(talk)))
         self.app.add_handler(MessageHandler(filters.ALL, self._guard(self._help)))
         if not self.allowed:
             log.warning("[telegram] allowed_user_ids is empty: every Telegram user is refused")
@@ -404,6 +409,13 @@ class TelegramBot:
             return
         zone_name = await self.ops.set_default_zone(who, rest.strip())
         await self._say(update, f"Your time zone is now {zone_name}.")
+
+    async def _talk(self, update: Update, who: Principal) -> None:
+        """A message that is not a command goes to the agent, which may schedule jobs for
+        this user; their results come back to this chat."""
+        assert self.chat is not None and update.effective_message is not None
+        text = update.effective_message.text or ""
+        await self._say(update, await self.chat.reply(who, text, origin=origin_of(update)))
 
     async def _help(self, update: Update, who: Principal) -> None:
         await self._say(update, HELP)

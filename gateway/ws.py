@@ -34,6 +34,7 @@ from starpod_cron import (
     StarpodCronError,
 )
 from starpod_cron.access import Principal
+from starpod_cron.chat import AgentChat
 from starpod_cron.config import GatewayConfig
 from starpod_cron.errors import LimitExceeded
 from starpod_cron.operations import JobOperations
@@ -83,7 +84,11 @@ class Client:
 
 class WsServer:
     def __init__(
-        self, ops: JobOperations, config: GatewayConfig, tokens: dict[str, Principal]
+        self,
+        ops: JobOperations,
+        config: GatewayConfig,
+        tokens: dict[str, Principal],
+        chat: AgentChat | None = None,
     ) -> None:
         if config.host not in LOCAL_HOSTS and not tokens:
             raise ConfigError(
@@ -91,6 +96,7 @@ class WsServer:
                 "[gateway] tokens (or $" + config.tokens_env + ") first"
             )
         self.ops = ops
+        self.chat = chat
         self.config = config
         self.tokens = tokens
         self.clients: set[Client] = set()
@@ -227,6 +233,9 @@ class WsServer:
             if request.type == "replay":
                 await self._replay(client, request)
                 return
+            if request.type == "chat":
+                self.offer(client, protocol.ok(request.id, await self._chat(client.who, request)))
+                return
             data = await self._dispatch(client.who, request)
             self.offer(client, protocol.ok(request.id, data))
         except protocol.ProtocolError as exc:
@@ -252,6 +261,13 @@ class WsServer:
         if set(answer) in ({"job"}, {"run"}):
             return next(iter(answer.values()))
         return answer
+
+    async def _chat(self, who: Principal, request: protocol.Request) -> dict[str, Any]:
+        """The agent's answer to a message; it may schedule jobs for this user with the tools
+        (their results come as events, like any job's)."""
+        if self.chat is None:
+            raise InvalidInput('chat needs a model: [executor] kind = "openai" in agent.toml')
+        return {"reply": await self.chat.reply(who, request.fields["text"])}
 
     async def _replay(self, client: Client, request: protocol.Request) -> None:
         """Events after ``since``, one page at a time: the answer says where the page ended

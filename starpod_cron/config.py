@@ -54,6 +54,8 @@ class ExecutorConfig:
     max_history_messages: int = field(default=20, metadata=_kinds("openai"))
     temperature: float | None = field(default=None, metadata=_kinds("openai"))
     max_tokens: int | None = field(default=None, metadata=_kinds("openai"))
+    allow_scheduling_from_runs: bool = field(default=False, metadata=_kinds("openai"))
+    """A scheduled run's model may call the scheduling tools (a job creating jobs)."""
     argv: tuple[str, ...] = field(default=(), metadata=_kinds("command"))
     shell: bool = field(default=False, metadata=_kinds("command"))
     output_limit_bytes: int = field(default=1024 * 1024, metadata=_kinds("command"))

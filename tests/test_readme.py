@@ -46,3 +46,19 @@ async def test_quickstart_cli_commands_run(tmp_path: Path) -> None:
     assert "Job 'standup' added" in outputs[0]
     assert outputs[1].splitlines()[1].startswith("standup")  # seen in jobs list
     assert "Post the standup summary" in outputs[2]
+
+
+async def test_tools_example_runs(tmp_path: Path) -> None:
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "call_tool" in b]
+    script = tmp_path / "tools_example.py"
+    script.write_text(example)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines() == ["alice cron 0 9 * * 1-5", "10 tools"]

@@ -13,8 +13,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from ..logs import register_secret
-from ..store.base import SessionStore
+from ..operations import JobOperations
+from ..store.base import CronStore, SessionStore
 from .base import BuiltExecutor, execution_note, session_for, session_key
 from .command import CommandExecutor
 from .echo import EchoExecutor
@@ -63,6 +65,7 @@ def build_executor(
             max_history_messages=config.max_history_messages,
             temperature=config.temperature,
             max_tokens=config.max_tokens,
+            run_tools=_run_tools(config, store),
         )
         executor.notes = notes
         return executor
@@ -77,3 +80,12 @@ def build_executor(
     if config.kind == "python":
         return PythonExecutor(store, config.target, base_dir)
     return EchoExecutor(store)
+
+
+def _run_tools(config: ExecutorConfig, store: SessionStore) -> JobOperations | None:
+    """The scheduling tools for scheduled runs, only with ``allow_scheduling_from_runs``."""
+    if not config.allow_scheduling_from_runs:
+        return None
+    if not isinstance(store, CronStore):
+        raise ConfigError("allow_scheduling_from_runs needs a full store, not a session store")
+    return JobOperations(store)

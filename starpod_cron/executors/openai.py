@@ -14,8 +14,11 @@ from typing import Any
 
 import httpx
 
+from ..access import LOCAL_ADMIN, Principal
+from ..chat import ModelReply, ToolUse, converse
 from ..errors import PermanentJobError, TransientJobError
 from ..models import JobContext, JobResult, SessionMode
+from ..operations import JobOperations
 from ..store.base import SessionStore
 from .base import execution_note, session_for
 
@@ -56,6 +59,7 @@ class OpenAIExecutor:
         max_history_messages: int = 20,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        run_tools: JobOperations | None = None,
     ) -> None:
         self._store = store
         self._model = model
@@ -76,16 +80,40 @@ class OpenAIExecutor:
         )
         self.description = f"openai ({model} at {self._base_url})"
         self.notes: tuple[str, ...] = ()
+        self.run_tools = run_tools
+        """With ``allow_scheduling_from_runs``: the operations a scheduled run's tool calls
+        go through (as the job's owner). None (the default): runs get no tools."""
 
     async def __call__(self, ctx: JobContext) -> JobResult:
         session_id = await session_for(ctx, self._store)
         main = ctx.session_mode is SessionMode.MAIN
         history = await self._store.session_messages(session_id, self._max_history) if main else []
         system = "\n\n".join(p for p in (self._system_prompt, execution_note(ctx)) if p)
-        messages = [{"role": "system", "content": system}]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         messages += [{"role": m.role, "content": m.content} for m in history]
         messages.append({"role": "user", "content": ctx.prompt})
-        body = {"model": self._model, "messages": messages, **self._options}
+        if self.run_tools is None:  # the default: a scheduled run cannot schedule
+            reply = await self.complete(messages)
+        else:
+            who = Principal(ctx.user_id) if ctx.user_id else LOCAL_ADMIN
+            reply = await converse(self, messages, ToolUse(self.run_tools, who))
+        if main:
+            await self._store.append_session_messages(
+                session_id,
+                [("user", ctx.prompt), ("assistant", reply.text)],
+                run_id=ctx.run_id,
+                keep=self._max_history,
+            )
+        return JobResult(session_id, reply.text, reply.prompt_tokens, reply.completion_tokens)
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> ModelReply:
+        """One chat completion (with ``tools`` offered, if given). Errors are classified:
+        TransientJobError (retry) or PermanentJobError."""
+        body: dict[str, Any] = {"model": self._model, "messages": messages, **self._options}
+        if tools:
+            body["tools"] = tools
         try:
             response = await self._client.post("chat/completions", json=body)
         except httpx.TimeoutException as exc:
@@ -105,32 +133,27 @@ class OpenAIExecutor:
             )
         if status >= 400:
             raise PermanentJobError(f"model server answered HTTP {status}: {_excerpt(response)}")
-        content, prompt_tokens, completion_tokens = self._parse(response)
-        if main:
-            await self._store.append_session_messages(
-                session_id,
-                [("user", ctx.prompt), ("assistant", content)],
-                run_id=ctx.run_id,
-                keep=self._max_history,
-            )
-        return JobResult(session_id, content, prompt_tokens, completion_tokens)
+        return self._parse(response)
 
-    def _parse(self, response: httpx.Response) -> tuple[str, int | None, int | None]:
+    def _parse(self, response: httpx.Response) -> ModelReply:
         try:
             data = response.json()
-            content = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            message = data["choices"][0]["message"]
+            content = message.get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise TransientJobError(
                 f"model server sent an unexpected response: {_excerpt(response)}"
             ) from exc
-        if not isinstance(content, str):
+        calls = message.get("tool_calls") or []
+        if not isinstance(content, str) and not calls:
             raise TransientJobError("model server sent a response without text content")
         usage = data.get("usage") if isinstance(data, dict) else None
         usage = usage if isinstance(usage, dict) else {}
         prompt_tokens = usage.get("prompt_tokens")
         completion_tokens = usage.get("completion_tokens")
-        return (
-            content,
+        return ModelReply(
+            message,
+            content if isinstance(content, str) else "",
             prompt_tokens if isinstance(prompt_tokens, int) else None,
             completion_tokens if isinstance(completion_tokens, int) else None,
         )

@@ -1,14 +1,14 @@
-"""A small OpenAI-compatible chat-completions server on 127.0.0.1 for the executor tests."""
+"""Fixtures for the executor tests: the OpenAI-compatible stand-in (tests/openai_standin.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from aiohttp import web
+
+from tests.openai_standin import FakeOpenAI, Reply, running_openai
+
+__all__ = ["FakeOpenAI", "Reply"]
 
 
 @pytest.fixture
@@ -17,72 +17,7 @@ def backend() -> str:
     return "sqlite"
 
 
-@dataclass
-class Reply:
-    """What the fake server does with one request."""
-
-    status: int = 200
-    content: str = "ok"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    usage: dict[str, int] | None = None
-    raw: str | None = None
-
-
-class FakeOpenAI:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.script: list[Reply] = []
-        self.base_url = ""
-
-    def answer(self, *replies: Reply) -> None:
-        self.script.extend(replies)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
-        reply = (
-            self.script.pop(0)
-            if self.script
-            else Reply(content=f"echo: {body['messages'][-1]['content']}")
-        )
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        if reply.raw is not None:
-            return web.Response(status=reply.status, text=reply.raw, headers=reply.headers)
-        if reply.status != 200:
-            return web.json_response(
-                {"error": {"message": reply.content}}, status=reply.status, headers=reply.headers
-            )
-        payload: dict[str, Any] = {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": reply.content},
-                }
-            ],
-        }
-        if reply.usage is not None:
-            payload["usage"] = reply.usage
-        return web.json_response(payload)
-
-
 @pytest.fixture
 async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", fake.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.2, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}/v1"
-    yield fake
-    await runner.cleanup()
+    async with running_openai() as fake:
+        yield fake
