@@ -33,6 +33,8 @@ from starpod_cron.runner import run as run_async
 from starpod_cron.tasks import TaskSet
 
 from .events import EventFeed
+from .http import HttpApi, listen
+from .metrics import Metrics
 from .outbox import Channel, Outbox
 from .ws import WsServer, load_tokens
 
@@ -69,6 +71,8 @@ class Gateway:
         self.store: CronStore | None = None
         self.scheduler: CronScheduler | None = None
         self.election: LeaderElection | None = None
+        self.http: HttpApi | None = None
+        self.http_port: int | None = None
         self.node_id = new_owner()
         """This process in the store: its heartbeat, lease holder and outbox owner."""
         self.ready = asyncio.Event()
@@ -102,17 +106,22 @@ class Gateway:
                 if isinstance(executor, OpenAIExecutor)
                 else None
             )
-            self.ws = WsServer(ops, config.gateway, self.tokens, chat)
+            g = config.gateway
+            self.ws = WsServer(ops, g, self.tokens, chat)
             events = EventFeed(store, self.ws.publish)
             await events.start()  # clients see events from now on (earlier: replay)
             try:
                 await self.ws.start()
             except OSError as exc:
-                raise StartupError(_listen_error(config, exc)) from None
+                raise StartupError(_listen_error(g.host, g.port, exc)) from None
             stack.push_async_callback(self.ws.stop)
             tasks = TaskSet("gateway", on_failure=lambda _: self._stop.set())
             stack.push_async_callback(tasks.stop, 5)
             tasks.spawn(events.run(), "events", critical=True)
+            metrics = Metrics(store, scheduler, lambda: len(self.ws.clients) if self.ws else 0)
+            stack.callback(metrics.close)
+            if g.http:
+                self._serve_http(tasks, stack, ops, scheduler, metrics)
             channels: dict[str, Channel] = {}
             if self.telegram_token:
                 from .telegram import TelegramBot, lease_name  # loaded only when used
@@ -127,7 +136,6 @@ class Gateway:
                 await bot.start()
                 stack.push_async_callback(bot.stop)
                 channels[TELEGRAM_PREFIX] = bot
-            g = config.gateway
             if channels:
                 self.outbox = Outbox(
                     store,
@@ -150,6 +158,32 @@ class Gateway:
             await self._stop.wait()
             log.info("stopping: scheduler (waiting for running jobs), outbox, servers")
         log.info("stopped")
+
+    def _serve_http(
+        self,
+        tasks: TaskSet,
+        stack: contextlib.AsyncExitStack,
+        ops: JobOperations,
+        scheduler: CronScheduler,
+        metrics: Metrics,
+    ) -> None:
+        g = self.config.gateway
+        try:
+            sock = listen(g.host, g.http_port)
+        except OSError as exc:
+            raise StartupError(_listen_error(g.host, g.http_port, exc)) from None
+        self.http_port = int(sock.getsockname()[1])
+        assert self.ws is not None
+        ws = self.ws
+        self.http = HttpApi(
+            ops,
+            scheduler,
+            self.tokens,
+            metrics,
+            ws_port=lambda: ws.port,
+            outbox=lambda: self.outbox,
+        )
+        tasks.spawn(self.http.serve(sock), "http", critical=True)
 
     def roles(self) -> list[str]:
         """What this node does, for ``starpod-cron nodes list``."""
@@ -182,6 +216,12 @@ class Gateway:
         )
         auth = "token auth" if self.ws.tokens else "no tokens: local connections only"
         print(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})", file=sys.stderr)
+        if self.http_port is not None:
+            print(
+                f"  Dashboard and API on http://{g.host}:{self.http_port}/ "
+                "(/healthz, /readyz, /metrics)",
+                file=sys.stderr,
+            )
         if telegram:
             print("  Telegram bot: polling", file=sys.stderr)
         else:
@@ -192,15 +232,21 @@ class Gateway:
         print("  Ctrl-C stops it gracefully (twice: at once).", file=sys.stderr, flush=True)
 
 
-def _listen_error(config: AgentConfig, exc: OSError) -> str:
-    where = f"{config.gateway.host}:{config.gateway.port}"
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    where = f"{host}:{port}"
     if exc.errno == errno.EADDRINUSE:
         return f"cannot listen on {where}: the address is already in use (another gateway?)"
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
 def serve(
-    config: AgentConfig, *, db_url: str | None, host: str | None, port: int | None, verbose: bool
+    config: AgentConfig,
+    *,
+    db_url: str | None,
+    host: str | None,
+    port: int | None,
+    verbose: bool,
+    http_port: int | None = None,
 ) -> int:
     """``starpod-cron serve``: run the gateway in the foreground until SIGINT/SIGTERM.
 
@@ -211,6 +257,8 @@ def serve(
         gateway_config = replace(gateway_config, host=host)
     if port is not None:
         gateway_config = replace(gateway_config, port=port)
+    if http_port is not None:
+        gateway_config = replace(gateway_config, http_port=http_port)
     config = replace(config, gateway=gateway_config)
     setup_logging(verbose)
     try:

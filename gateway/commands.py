@@ -31,6 +31,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--port", type=int, help="port to listen on (default: [gateway] port, 8765; 0: any)"
     )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        help="port of the dashboard and HTTP API (default: [gateway] http_port, 8766; 0: any)",
+    )
     p.set_defaults(run=_serve)
 
     p = subparsers.add_parser(
@@ -64,4 +69,11 @@ def _mcp(args: argparse.Namespace, config: AgentConfig) -> int:
 def _serve(args: argparse.Namespace, config: AgentConfig) -> int:
     from .app import serve  # the gateway (websockets, telegram) loads only now
 
-    return serve(config, db_url=args.db, host=args.host, port=args.port, verbose=args.verbose)
+    return serve(
+        config,
+        db_url=args.db,
+        host=args.host,
+        port=args.port,
+        http_port=args.http_port,
+        verbose=args.verbose,
+    )

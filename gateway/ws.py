@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,6 +52,28 @@ SEND_BUFFER_BYTES = 64 * 1024
 REQUESTS_IN_FLIGHT = 16  # per client; further frames wait (back-pressure on the socket)
 REPLAY_PAGE = 500
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+SESSION_COOKIE = "starpod_token"  # set by the dashboard's login (gateway/http.py)
+
+
+def _cookie(header: str, name: str) -> str:
+    jar = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return ""
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else ""
+
+
+def _same_host_origin(headers: Headers) -> bool:
+    """The dashboard's session cookie counts only from a page of this host (its HTTP port):
+    with SameSite=Strict a browser sends it only same-site anyway; this also refuses a page
+    of another site that managed to send one."""
+    origin = headers.get("Origin")
+    host = headers.get("Host", "")
+    if origin is None:
+        return False
+    return urlsplit(origin).hostname == urlsplit(f"//{host}").hostname
 
 
 def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
@@ -135,6 +158,8 @@ class WsServer:
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if not token:
             token = (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
+        if not token and _same_host_origin(request.headers):
+            token = _cookie(request.headers.get("Cookie", ""), SESSION_COOKIE)
         return self.tokens.get(token)
 
     def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:

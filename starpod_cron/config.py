@@ -97,6 +97,8 @@ class GatewayConfig:
 
     host: str = "127.0.0.1"
     port: int = 8765
+    http: bool = True  # the dashboard, HTTP API, /healthz, /readyz and /metrics
+    http_port: int = 8766  # 0: any free port
     tokens: dict[str, TokenConfig] = field(default_factory=dict)
     tokens_env: str = "STARPOD_GATEWAY_TOKENS"  # JSON in the same shape as tokens
     share_agent_events: bool = False  # non-admin users also see agent-level jobs' events
@@ -115,6 +117,8 @@ class GatewayConfig:
             raise ConfigError("host: must not be empty")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"port: must be 1-65535 (or 0 for any free port), got {self.port}")
+        if not 0 <= self.http_port < 65536:
+            raise ConfigError(f"http_port: must be 1-65535 (or 0 for any), got {self.http_port}")
         if self.client_queue_size < 1:
             raise ConfigError("client_queue_size: must be at least 1")
         if self.max_frame_bytes < 1024:

@@ -257,3 +257,15 @@ class NodeInfo:
         if silent > GONE_AFTER_HEARTBEATS * self.heartbeat_secs:
             return NodeStatus.GONE
         return NodeStatus.UP
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """What a job's kept run history adds up to (history beyond ``runs_keep_per_job`` is
+    pruned, so these count the kept runs)."""
+
+    runs: int
+    errors: int
+    """Runs that failed or timed out."""
+    prompt_tokens: int
+    completion_tokens: int

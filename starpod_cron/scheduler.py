@@ -121,6 +121,10 @@ class CronScheduler:
         self._leases: asyncio.Task[None] | None = None
         self._renewed_at = time.monotonic()
         self._passes = 0
+        self.last_pass_ms: int | None = None
+        """When the loop last finished a pass (store clock), for health checks."""
+        self.claimed_total = 0
+        """Runs claimed by this scheduler since it started (for metrics)."""
         self._in_pass = False
         self._pass_done = asyncio.Condition()
         self._loopwatch: LoopWatch | None = None
@@ -145,6 +149,11 @@ class CronScheduler:
         """``(job_name, run_id, started)`` of every run in flight (started: the executor was
         called; a run claimed ahead waits for its fire time)."""
         return [(a.claim.job_name, a.claim.run_id, a.begun) for a in self._active.values()]
+
+    @property
+    def alive(self) -> bool:
+        """True while the loop task runs."""
+        return self._main is not None and not self._main.done()
 
     def wake(self) -> None:
         """Make the loop look at the store now."""
@@ -255,6 +264,7 @@ class CronScheduler:
                     claims = await self.store.claim_due(
                         self.owner, batch, s.lease_secs, ahead_secs=s.claim_ahead
                     )
+                    self.claimed_total += len(claims)
                     self._admit(claims)
                     if len(claims) == batch:
                         # More may be due: claim again once the new runs have started, so
@@ -280,6 +290,7 @@ class CronScheduler:
                 deadline = now + delay
             self._in_pass = False
             self._passes += 1
+            self.last_pass_ms = clock.now_ms()
             async with self._pass_done:
                 self._pass_done.notify_all()
             await clock.wait(self._wake, deadline)

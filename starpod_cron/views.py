@@ -18,7 +18,12 @@ def job_json(job: CronJob) -> dict[str, Any]:
         "id": job.id,
         "name": job.name,
         "prompt": job.prompt,
-        "schedule": {"kind": kind, "expression": expr, "text": job.schedule.describe()},
+        "schedule": {
+            "kind": kind,
+            "expression": expr,
+            "text": job.schedule.describe(),
+            "in_words": schedule_human(job.schedule, job.timezone),
+        },
         "timezone": job.timezone,
         "enabled": job.enabled,
         "next_run": None if job.next_run_at is None else job.next_run_at.isoformat(),

@@ -78,6 +78,8 @@ async def serve(
             "serve",
             "--port",
             str(port),
+            "--http-port",
+            "0",
             cwd=cwd,
             env=environment(env),
             stderr=asyncio.subprocess.PIPE if log is None else out,

@@ -126,6 +126,7 @@ async def test_serve_start_up_errors_exit_with_one_line_and_never_hang(
 ) -> None:
     (tmp_path / "agent.toml").write_text(config)
     args = ["--port", str(busy_port)] if args == ["BUSY"] else [*args, "--port", "0"]
+    args += ["--http-port", "0"]
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -20,10 +20,12 @@ from ..models import (
     CronJob,
     CronRun,
     Delivery,
+    DeliveryStatus,
     JobUpdate,
     Lease,
     MisfirePolicy,
     NodeInfo,
+    RunStats,
     RunStatus,
     SessionMessage,
     SessionMode,
@@ -246,6 +248,11 @@ class RunStore(abc.ABC):
         """The run with this id, or None."""
 
     @abc.abstractmethod
+    async def run_stats(self) -> dict[str, RunStats]:
+        """Per job id: its kept runs, how many failed or timed out, and the tokens they used.
+        Jobs without runs are left out."""
+
+    @abc.abstractmethod
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         """Delete finished runs that completed before ``older_than``; returns how many were
         (or, with ``dry_run``, would be) deleted. Running runs are never deleted."""
@@ -436,6 +443,22 @@ class DeliveryStore(abc.ABC):
         """Deliveries to any of ``destinations`` (None: to anywhere), to destinations starting
         with ``prefix`` if given, with an id above ``since_id``, oldest first (the replay of
         an event stream)."""
+
+    @abc.abstractmethod
+    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
+        """How many deliveries there are in each status (statuses with none are left out)."""
+
+    @abc.abstractmethod
+    async def deliveries_with_status(
+        self, status: DeliveryStatus, limit: int = 100
+    ) -> list[Delivery]:
+        """The newest ``limit`` deliveries in ``status`` (``dead`` ones: what failed), newest
+        first."""
+
+    @abc.abstractmethod
+    async def retry_delivery(self, delivery_id: int) -> bool:
+        """Give a dead delivery another round of attempts, due now; False (and nothing
+        changes) unless it is dead."""
 
     @abc.abstractmethod
     async def next_delivery_at(self, prefixes: Sequence[str] | None = None) -> datetime | None:

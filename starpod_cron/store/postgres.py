@@ -50,9 +50,11 @@ from ..models import (
     CronJob,
     CronRun,
     Delivery,
+    DeliveryStatus,
     JobUpdate,
     Lease,
     NodeInfo,
+    RunStats,
     RunStatus,
     SessionMessage,
 )
@@ -543,6 +545,10 @@ class PostgresStore(CronStore):
         runs = await self._runs(Q["get_run"], run_id)
         return runs[0] if runs else None
 
+    async def run_stats(self) -> dict[str, RunStats]:
+        rows = await self._fetch(Q["run_stats"])
+        return {job: RunStats(int(n), int(e), int(p), int(c)) for job, n, e, p, c in rows}
+
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         cutoff = to_ms(older_than)
         if dry_run:
@@ -642,6 +648,31 @@ class PostgresStore(CronStore):
             bounded(limit),
         )
         return [delivery_from_row(r) for r in rows]
+
+    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
+        rows = await self._fetch(Q["count_deliveries"])
+        return {DeliveryStatus(status): int(n) for status, n in rows}
+
+    async def deliveries_with_status(
+        self, status: DeliveryStatus, limit: int = 100
+    ) -> list[Delivery]:
+        rows = await self._fetch(
+            Q["deliveries_with_status"], DeliveryStatus(status).value, bounded(limit)
+        )
+        return [delivery_from_row(r) for r in rows]
+
+    async def retry_delivery(self, delivery_id: int) -> bool:
+        async def body(conn: Conn) -> bool:
+            now = self.clock.now_ms()
+            status = await conn.execute(Q["retry_delivery"], now, bounded(delivery_id, 0, MAX_ID))
+            if status == "UPDATE 1":
+                await self._notify(conn, Topic.DELIVERIES)
+            return bool(status == "UPDATE 1")
+
+        retried: bool = await self._write(body)
+        if retried:
+            self._signal(Topic.DELIVERIES)
+        return retried
 
     async def next_delivery_at(self, prefixes: Sequence[str] | None = None) -> datetime | None:
         value = await self._value(Q["next_delivery_at"], prefixes is None, list(prefixes or ()))

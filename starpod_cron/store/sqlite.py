@@ -38,9 +38,11 @@ from ..models import (
     CronJob,
     CronRun,
     Delivery,
+    DeliveryStatus,
     JobUpdate,
     Lease,
     NodeInfo,
+    RunStats,
     RunStatus,
     SessionMessage,
 )
@@ -490,6 +492,10 @@ class SqliteStore(CronStore):
         runs: list[CronRun] = await self._runs(Q["get_run"], (run_id,))
         return runs[0] if runs else None
 
+    async def run_stats(self) -> dict[str, RunStats]:
+        rows = await self._rows(Q["run_stats"])
+        return {job: RunStats(int(n), int(e), int(p), int(c)) for job, n, e, p, c in rows}
+
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         cutoff = to_ms(older_than)
         if dry_run:
@@ -593,6 +599,28 @@ class SqliteStore(CronStore):
 
         deliveries: list[Delivery] = await self._read(body)
         return deliveries
+
+    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
+        rows = await self._rows(Q["count_deliveries"])
+        return {DeliveryStatus(status): int(n) for status, n in rows}
+
+    async def deliveries_with_status(
+        self, status: DeliveryStatus, limit: int = 100
+    ) -> list[Delivery]:
+        rows = await self._rows(
+            Q["deliveries_with_status"], (DeliveryStatus(status).value, bounded(limit))
+        )
+        return [delivery_from_row(r) for r in rows]
+
+    async def retry_delivery(self, delivery_id: int) -> bool:
+        def body(conn: Conn) -> bool:
+            params = (self.clock.now_ms(), bounded(delivery_id, 0, MAX_ID))
+            return bool(conn.execute(Q["retry_delivery"], params).rowcount == 1)
+
+        retried: bool = await self._write(body)
+        if retried:
+            self._signal(Topic.DELIVERIES)
+        return retried
 
     async def next_delivery_at(self, prefixes: Sequence[str] | None = None) -> datetime | None:
         params = {"any": prefixes is None, "prefixes": json.dumps(list(prefixes or ()))}

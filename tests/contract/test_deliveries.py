@@ -167,3 +167,21 @@ async def test_finish_deliveries_records_a_batch_with_one_answer_each(
     states = {d.destination: d.status for d in await store.list_deliveries(0, None)}
     assert states == {"ws:agent": DeliveryStatus.DELIVERED, "tg:9": DeliveryStatus.PENDING}
     assert await store.next_delivery_at() == retry
+
+
+async def test_dead_deliveries_are_counted_listed_and_retried_once(
+    store: CronStore, clock: ManualClock
+) -> None:
+    store.set_delivery_planner(planner)
+    await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 42})
+    await finish_one(store, clock, RunStatus.SUCCESS)
+    (claimed,) = await store.claim_deliveries("outbox", 10, 30, ["tg:"])
+    assert await store.finish_delivery(claimed.id, "outbox", delivered=False, error="blocked")
+    assert await store.count_deliveries() == {DeliveryStatus.PENDING: 1, DeliveryStatus.DEAD: 1}
+    (dead,) = await store.deliveries_with_status(DeliveryStatus.DEAD)
+    assert (dead.id, dead.last_error) == (claimed.id, "blocked")
+    assert await store.retry_delivery(dead.id)
+    assert not await store.retry_delivery(dead.id)  # pending now: nothing to retry
+    assert not await store.retry_delivery(10**30)  # no such delivery (and no overflow)
+    (again,) = await store.claim_deliveries("outbox", 10, 30, ["tg:"])
+    assert again.id == dead.id and again.attempts == 1

@@ -360,3 +360,17 @@ async def test_claim_ahead_starts_runs_at_their_fire_time(
     assert claim.job_id == soon and claim.start_at == START + timedelta(seconds=2)
     run = await store.get_run(claim.run_id)
     assert run is not None and run.started_at == START + timedelta(seconds=2)
+
+
+async def test_run_stats_count_runs_errors_and_tokens_per_job(
+    store: CronStore, clock: ManualClock
+) -> None:
+    job_id = await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
+    for status, tokens in [(RunStatus.SUCCESS, 10), (RunStatus.FAILED, None)]:
+        clock.advance(60)
+        (claim,) = await store.claim_due("me", 10, 30)
+        done = Completion(claim.run_id, status, "r", prompt_tokens=tokens, completion_tokens=tokens)
+        assert await store.complete_runs([done], owner="me") == [True]
+    stats = await store.run_stats()
+    assert stats[job_id].runs == 2 and stats[job_id].errors == 1
+    assert (stats[job_id].prompt_tokens, stats[job_id].completion_tokens) == (10, 10)

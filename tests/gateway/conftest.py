@@ -35,6 +35,7 @@ def config(tmp_path: Path, **sections: Any) -> AgentConfig:
         executor=ExecutorConfig(kind="python", target="tests.gateway.targets:run"),
         gateway=GatewayConfig(
             port=0,
+            http_port=0,
             tokens=TOKENS,
             delivery_backoff_secs=(0.2, 0.5),
             delivery_lease_secs=2,

@@ -215,7 +215,12 @@ async def test_job_names_and_ids_never_reach_across_owners(gateway: Gateway) -> 
 async def test_per_user_limits_are_enforced_for_users_not_admins(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     limits = GatewayConfig(
-        port=0, tokens=TOKENS, max_jobs_per_user=2, min_interval_secs=60, max_prompt_chars=20
+        port=0,
+        http_port=0,
+        tokens=TOKENS,
+        max_jobs_per_user=2,
+        min_interval_secs=60,
+        max_prompt_chars=20,
     )
     async with (
         running_gateway(replace(cfg, gateway=limits), str(tmp_path / "l.db")) as gw,

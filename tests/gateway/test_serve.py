@@ -38,6 +38,8 @@ async def start(
         "serve",
         "--port",
         str(port),
+        "--http-port",
+        "0",
         cwd=cwd,
         env={**os.environ, **(env or {})},
         stderr=asyncio.subprocess.PIPE,

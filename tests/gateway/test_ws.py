@@ -69,6 +69,7 @@ async def test_commands(gateway: Gateway) -> None:
             "kind": "cron",
             "expression": "0 9 * * 1-5",
             "text": "cron 0 9 * * 1-5",
+            "in_words": "At 09:00, Monday through Friday",
         }
         assert job["next_run"].endswith("+00:00")
         listed = await alice.request("cron.list")

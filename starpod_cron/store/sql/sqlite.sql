@@ -224,3 +224,19 @@ SELECT coalesce(max(id), 0) FROM deliveries;
 -- name: renew_deliveries
 UPDATE deliveries SET lease_expires_at = ?
 WHERE lease_owner = ? AND status = 'sending' AND id IN (SELECT value FROM json_each(?));
+
+-- name: count_deliveries
+SELECT status, count(*) FROM deliveries GROUP BY status;
+
+-- name: deliveries_with_status
+SELECT {delivery_columns} FROM deliveries WHERE status = ? ORDER BY id DESC LIMIT ?;
+
+-- name: retry_delivery
+UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL,
+       lease_expires_at = NULL
+WHERE id = ? AND status = 'dead';
+
+-- name: run_stats
+SELECT job_id, count(*), sum(CASE WHEN status IN ('failed', 'timeout') THEN 1 ELSE 0 END),
+       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
+FROM runs GROUP BY job_id;

@@ -1,0 +1,96 @@
+"""Prometheus metrics of one gateway node (``GET /metrics``, ``prometheus-client``): runs by
+status, lateness and executor duration histograms (from this node's finished runs), runs in
+flight and claims (this node's scheduler), deliveries by status (the store), WebSocket clients,
+and the process basics (CPU, memory, file descriptors)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from starpod_cron import CronScheduler, CronStore, DeliveryStatus, RunFinished
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
+
+
+class Metrics:
+    def __init__(
+        self, store: CronStore, scheduler: CronScheduler, ws_clients: Callable[[], int]
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.ws_clients = ws_clients
+        r = self.registry = CollectorRegistry()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.runs = Counter(
+            "starpod_cron_runs", "Runs finished on this node, by status", ["status"], registry=r
+        )
+        self.lateness = Histogram(
+            "starpod_cron_run_lateness_seconds",
+            "How long after its scheduled time a run started",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "starpod_cron_executor_duration_seconds",
+            "How long the executor took per run",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "starpod_cron_runs_in_flight",
+            "Runs claimed by this node and not yet recorded",
+            registry=r,
+        )
+        self.claims = Gauge(
+            "starpod_cron_claims",
+            "Runs this node's scheduler claimed since it started",
+            registry=r,
+        )
+        self.deliveries = Gauge(
+            "starpod_cron_deliveries",
+            "Deliveries in the store, by status",
+            ["status"],
+            registry=r,
+        )
+        self.clients = Gauge(
+            "starpod_cron_websocket_clients",
+            "WebSocket clients connected to this node",
+            registry=r,
+        )
+        self._unsubscribe = store.on_run_finished(self._finished)
+
+    def _finished(self, events: Sequence[RunFinished]) -> None:
+        for event in events:
+            run = event.run
+            self.runs.labels(run.status.value).inc()
+            self.lateness.observe(max(0.0, (run.started_at - run.scheduled_for).total_seconds()))
+            if run.duration_ms is not None:
+                self.duration.observe(run.duration_ms / 1000)
+
+    async def render(self) -> bytes:
+        """The metrics in Prometheus' text format, with the store's counts read now."""
+        counts = await self.store.count_deliveries()
+        for status in DeliveryStatus:
+            self.deliveries.labels(status.value).set(counts.get(status, 0))
+        self.in_flight.set(len(self.scheduler.active_runs()))
+        self.claims.set(self.scheduler.claimed_total)
+        self.clients.set(self.ws_clients())
+        return generate_latest(self.registry)
+
+    def close(self) -> None:
+        self._unsubscribe()

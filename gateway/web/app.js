@@ -1,0 +1,268 @@
+// The starpod-cron dashboard: plain JavaScript over the JSON API (/api/...), live through the
+// gateway's WebSocket events. No build step, no CDN.
+"use strict";
+
+const page = document.getElementById("page");
+let me = null;
+
+async function api(method, path, body) {
+  const options = { method, headers: { "X-Starpod-CSRF": "1" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  if (response.status === 401) { location.href = "/login"; throw new Error("logged out"); }
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function relative(iso) {
+  if (!iso) return "";
+  const secs = Math.round((new Date(iso) - Date.now()) / 1000);
+  const abs = Math.abs(secs);
+  const [n, unit] = abs < 60 ? [abs, "s"] : abs < 3600 ? [Math.round(abs / 60), "m"]
+    : abs < 86400 ? [Math.round(abs / 3600), "h"] : [Math.round(abs / 86400), "d"];
+  return secs >= 0 ? `in ${n}${unit}` : `${n}${unit} ago`;
+}
+
+function local(iso, zone) {
+  if (!iso) return "-";
+  try {
+    return new Date(iso).toLocaleString("sv-SE", { timeZone: zone || undefined }).slice(0, 16);
+  } catch (_) { return iso; }
+}
+
+function status(value) {
+  return el("span", { class: `status-${value || "none"}` }, value || "-");
+}
+
+function show(...nodes) {
+  page.replaceChildren(...nodes);
+}
+
+function fail(error) {
+  show(el("p", { class: "error", role: "alert" }, String(error.message || error)));
+}
+
+// ------------------------------------------------------------------------------ pages
+async function jobsPage() {
+  const { jobs } = await api("GET", "/api/jobs");
+  const rows = jobs.map((job) => el("tr", { "data-job": job.name },
+    el("td", { "data-label": "Name" }, el("a", { href: `#/job/${encodeURIComponent(job.name)}` }, job.name),
+      job.description ? el("div", { class: "muted" }, job.description) : null),
+    el("td", { "data-label": "Schedule" }, job.schedule.in_words,
+      el("div", { class: "muted" }, `${job.schedule.text} · ${job.timezone}`)),
+    el("td", { "data-label": "Next run", class: "next-run" },
+      job.enabled ? `${local(job.next_run, job.timezone)} (${relative(job.next_run)})` : "paused"),
+    el("td", { "data-label": "Last status" }, status(job.last_status)),
+    el("td", { "data-label": "Runs" }, `${job.stats.runs}`,
+      job.stats.errors ? el("span", { class: "status-failed" }, ` (${job.stats.errors} failed)`) : null),
+    el("td", { "data-label": "Tokens" },
+      job.stats.prompt_tokens + job.stats.completion_tokens
+        ? `${job.stats.prompt_tokens.toLocaleString()} in / ${job.stats.completion_tokens.toLocaleString()} out` : "-"),
+    el("td", { "data-label": "Actions" }, actions(job)),
+  ));
+  show(
+    el("h2", {}, `Jobs (${jobs.length})`),
+    jobs.length ? el("table", { class: "jobs" },
+      el("thead", {}, el("tr", {}, ["Name", "Schedule", "Next run", "Last status", "Runs", "Tokens", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows))
+      : el("p", {}, "No jobs yet. ", el("a", { href: "#/add" }, "Add one")),
+  );
+}
+
+function actions(job) {
+  const name = encodeURIComponent(job.name);
+  const act = (label, method, path, confirmText) => el("button", {
+    type: "button",
+    "aria-label": `${label} ${job.name}`,
+    onclick: async () => {
+      if (confirmText && !confirm(confirmText)) return;
+      try { await api(method, path); await route(); } catch (error) { fail(error); }
+    },
+  }, label);
+  return el("div", { class: "actions" },
+    job.enabled ? act("Pause", "POST", `/api/jobs/${name}/pause`) : act("Resume", "POST", `/api/jobs/${name}/resume`),
+    act("Run now", "POST", `/api/jobs/${name}/run`),
+    act("Remove", "DELETE", `/api/jobs/${name}`, `Remove ${job.name} and its run history?`),
+  );
+}
+
+async function jobPage(name) {
+  const [{ job }, { runs }] = await Promise.all([
+    api("GET", `/api/jobs/${encodeURIComponent(name)}`),
+    api("GET", `/api/jobs/${encodeURIComponent(name)}/runs?limit=50`),
+  ]);
+  const fields = [
+    ["Prompt", job.prompt], ["Schedule", `${job.schedule.in_words} (${job.schedule.text})`],
+    ["Time zone", job.timezone],
+    ["Enabled", job.enabled ? "yes" : "no (paused)"],
+    ["Next run", `${local(job.next_run, job.timezone)} ${relative(job.next_run)}`],
+    ["Last status", job.last_status || "-"], ["Last error", job.last_error || "-"],
+    ["Retries", `${job.retry_count} of ${job.max_retries}`], ["Timeout", `${job.timeout_secs} s`],
+    ["Session", job.session_mode], ["Owner", job.user_id || "agent"], ["Id", job.id],
+  ];
+  show(
+    el("h2", {}, job.name),
+    actions(job),
+    el("dl", { class: "card" }, fields.map(([k, v]) => [el("dt", { class: "muted" }, k), el("dd", {}, v)])),
+    el("h3", {}, "Runs"),
+    runs.length ? runsTable(runs, false) : el("p", { class: "muted" }, "No runs yet."),
+  );
+}
+
+function runsTable(runs, withJob) {
+  return el("table", { class: "runs" },
+    el("thead", {}, el("tr", {}, [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Result"]
+      .filter((h) => h !== null).map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, runs.map((run) => el("tr", { "data-run": run.id },
+      withJob ? el("td", {}, el("a", { href: `#/job/${encodeURIComponent(run.job_name)}` }, run.job_name)) : null,
+      el("td", {}, local(run.started_at)),
+      el("td", {}, status(run.status)),
+      el("td", {}, run.duration_ms === null ? "-" : `${run.duration_ms} ms`),
+      el("td", {}, `${Math.max(0, new Date(run.started_at) - new Date(run.scheduled_for))} ms`),
+      el("td", {}, String(run.attempt)),
+      el("td", {}, run.trigger),
+      el("td", {}, el("details", {}, el("summary", {}, (run.result || run.error || "").slice(0, 60) || "-"),
+        el("pre", { class: "result" }, run.result || run.error || ""))),
+    ))));
+}
+
+function addPage() {
+  const preview = el("div", { id: "preview", "aria-live": "polite", class: "muted" });
+  const kind = el("select", { id: "kind", name: "kind" },
+    ["cron", "every", "at", "in"].map((k) => el("option", { value: k }, k)));
+  const when = el("input", { id: "when", name: "when", required: true, placeholder: "0 9 * * 1-5" });
+  const form = el("form", { class: "card", id: "add-form" },
+    el("label", { for: "name" }, "Name"), el("input", { id: "name", name: "name", placeholder: "standup (optional)" }),
+    el("label", { for: "prompt" }, "Prompt"), el("textarea", { id: "prompt", name: "prompt", required: true, rows: 3 }),
+    el("div", { class: "row" },
+      el("div", {}, el("label", { for: "kind" }, "Schedule kind"), kind),
+      el("div", {}, el("label", { for: "when" }, "When"), when),
+      el("div", {}, el("label", { for: "timezone" }, "Time zone"),
+        el("input", { id: "timezone", name: "timezone", placeholder: "your default zone" }))),
+    el("h3", {}, "Next fires"), preview,
+    el("p", { id: "form-error", class: "error", role: "alert" }),
+    el("button", { type: "submit", class: "primary" }, "Add job"),
+  );
+  const fields = () => {
+    const data = { [kind.value]: when.value.trim() };
+    const tz = form.timezone.value.trim();
+    if (tz) data.timezone = tz;
+    return data;
+  };
+  let timer = null;
+  const refresh = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      if (!when.value.trim()) { preview.replaceChildren("…"); return; }
+      try {
+        const p = await api("POST", "/api/preview", fields());
+        preview.replaceChildren(el("p", {}, p.in_words), el("ol", { id: "preview-list" },
+          p.next_runs.map((t) => el("li", {}, `${local(t, p.timezone)} (${relative(t)})`))));
+      } catch (error) { preview.replaceChildren(el("span", { class: "error" }, error.message)); }
+    }, 250);
+  };
+  when.addEventListener("input", refresh);
+  kind.addEventListener("change", () => {
+    when.placeholder = { cron: "0 9 * * 1-5", every: "30m", at: "tomorrow 9:00", in: "20m" }[kind.value];
+    refresh();
+  });
+  form.timezone.addEventListener("input", refresh);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { prompt: form.prompt.value, ...fields() };
+    if (form.name.value.trim()) body.name = form.name.value.trim();
+    try {
+      const { job } = await api("POST", "/api/jobs", body);
+      location.hash = `#/jobs`;
+      document.title = `starpod-cron · added ${job.name}`;
+    } catch (error) { form.querySelector("#form-error").textContent = error.message; }
+  });
+  show(el("h2", {}, "Add a job"), form);
+}
+
+async function timelinePage() {
+  const { fires } = await api("GET", "/api/timeline?hours=24");
+  show(el("h2", {}, "Next 24 hours"),
+    fires.length ? el("ol", { class: "card" }, fires.map((f) => el("li", {},
+      `${local(f.at)} (${relative(f.at)}) `, el("a", { href: `#/job/${encodeURIComponent(f.job)}` }, f.job))))
+      : el("p", { class: "muted" }, "Nothing fires in the next 24 hours."));
+}
+
+async function runsPage() {
+  const { runs } = await api("GET", "/api/runs?limit=100");
+  show(el("h2", {}, "Recent runs"), runs.length ? runsTable(runs, true) : el("p", { class: "muted" }, "No runs yet."));
+}
+
+async function deliveriesPage() {
+  const { deliveries, counts } = await api("GET", "/api/deliveries?status=dead");
+  show(el("h2", {}, "Dead deliveries"),
+    el("p", { class: "muted" }, Object.entries(counts).map(([s, n]) => `${s}: ${n}`).join(" · ")),
+    deliveries.length ? el("table", {},
+      el("thead", {}, el("tr", {}, ["Job", "To", "Attempts", "Error", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, deliveries.map((d) => el("tr", {},
+        el("td", {}, d.job_name), el("td", {}, d.destination), el("td", {}, String(d.attempts)),
+        el("td", {}, d.last_error || ""),
+        el("td", {}, el("button", { type: "button", onclick: async () => {
+          try { await api("POST", `/api/deliveries/${d.id}/retry`); await route(); } catch (e) { fail(e); }
+        } }, "Retry"))))))
+      : el("p", { class: "muted" }, "No dead deliveries."));
+}
+
+// ----------------------------------------------------------------------------- router
+async function route() {
+  const [, name, arg] = (location.hash || "#/jobs").split("/");
+  for (const link of document.querySelectorAll("nav a")) {
+    link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${name}`);
+    if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
+  }
+  try {
+    if (name === "job") await jobPage(decodeURIComponent(arg || ""));
+    else if (name === "add") addPage();
+    else if (name === "timeline") await timelinePage();
+    else if (name === "runs") await runsPage();
+    else if (name === "deliveries") await deliveriesPage();
+    else await jobsPage();
+  } catch (error) { fail(error); }
+}
+
+// --------------------------------------------------------------------------- live events
+function connect() {
+  const live = document.getElementById("live");
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.hostname}:${me.ws_port}/ws`);
+  socket.onopen = () => { live.textContent = "live"; };
+  socket.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type !== "notification") return;
+    live.textContent = `${event.job_name}: ${event.status}`;
+    const [, name] = (location.hash || "#/jobs").split("/");
+    if (name !== "add") route();  // a new run or status: redraw what is shown
+  };
+  socket.onclose = () => { live.textContent = "reconnecting…"; setTimeout(connect, 2000); };
+}
+
+window.addEventListener("hashchange", route);
+(async () => {
+  try {
+    me = await api("GET", "/api/me");
+    document.getElementById("nav-deliveries").hidden = !me.admin;
+    await route();
+    connect();
+  } catch (error) { fail(error); }
+})();

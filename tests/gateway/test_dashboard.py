@@ -1,0 +1,133 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against a real
+`starpod-cron serve` on 127.0.0.1. Screenshots of each page go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import Serve, serve
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"
+)
+
+
+@pytest.fixture
+async def dashboard(tmp_path: Path) -> AsyncIterator[tuple[Serve, str]]:
+    (tmp_path / "agent.toml").write_text(
+        '[executor]\nkind = "python"\ntarget = "tests.gateway.targets:run"\n'
+        "[gateway]\nmin_interval_secs = 0\n"
+        '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
+    )
+    gateway = await serve(tmp_path, log=tmp_path / "serve.log")
+    text = await gateway.read_until(b"Dashboard and API on")
+    match = re.search(r"Dashboard and API on (http://[\d.]+:\d+)/", text)
+    assert match, text
+    try:
+        yield gateway, match.group(1)
+    finally:
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert await gateway.proc.wait() == 0
+
+
+@pytest.mark.timeout(120)
+async def test_log_in_add_run_live_pause_and_read_the_result(
+    dashboard: tuple[Serve, str],
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    _, base = dashboard
+    SHOTS.mkdir(exist_ok=True)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = await browser.new_page(viewport={"width": 1100, "height": 800})
+        try:
+            # a wrong token is refused
+            await page.goto(base + "/")
+            await expect(page).to_have_url(base + "/login")
+            await page.get_by_label("Gateway token").fill("not-a-token")
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
+            await page.screenshot(path=str(SHOTS / "login.png"))
+
+            await page.get_by_label("Gateway token").fill("alice-token")
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
+            await expect(page.locator("#live")).to_have_text("live")
+
+            # add a job through the form, with the live preview of its next fires
+            await page.get_by_role("link", name="Add a job").click()
+            await page.get_by_label("Name").fill("stretch")
+            await page.get_by_label("Prompt").fill("Remind me to stretch")
+            await page.get_by_label("Schedule kind").select_option("cron")
+            await page.get_by_label("When").fill("0 9 * * 1-5")
+            await expect(page.locator("#preview-list li")).to_have_count(5)
+            await expect(page.locator("#preview")).to_contain_text("Monday through Friday")
+            await page.screenshot(path=str(SHOTS / "add.png"))
+            await page.get_by_role("button", name="Add job").click()
+            row = page.locator('tr[data-job="stretch"]')
+            await expect(row).to_be_visible()
+            await expect(row.locator(".next-run")).to_contain_text(re.compile(r"in \d+[mhd]"))
+            await expect(row).to_contain_text("At 09:00, Monday through Friday")
+            await page.screenshot(path=str(SHOTS / "jobs.png"))
+
+            # the job page; a run made elsewhere (the API) appears live, without a reload
+            await row.get_by_role("link", name="stretch").click()
+            await expect(page.get_by_role("heading", name="stretch")).to_be_visible()
+            await expect(page.get_by_text("No runs yet.")).to_be_visible()
+            async with httpx.AsyncClient(base_url=base) as api:
+                ran = await api.post(
+                    "/api/jobs/stretch/run", headers={"Authorization": "Bearer alice-token"}
+                )
+                assert ran.status_code == 200, ran.text
+            await expect(page.locator("tr[data-run] .status-success")).to_have_count(1)
+
+            # run it now from the page too, then open a result
+            await page.get_by_role("button", name="Run now stretch").click()
+            await expect(page.locator("tr[data-run] .status-success")).to_have_count(2)
+            await page.locator("tr[data-run] summary").first.click()
+            await expect(page.locator("pre.result").first).to_have_text(
+                "done: Remind me to stretch"
+            )
+            await page.screenshot(path=str(SHOTS / "job.png"))
+
+            # pause it
+            await page.get_by_role("button", name="Pause stretch").click()
+            await expect(page.get_by_role("button", name="Resume stretch")).to_be_visible()
+            await expect(page.get_by_text("no (paused)")).to_be_visible()
+            await page.get_by_role("link", name="Jobs", exact=True).click()
+            row = page.locator('tr[data-job="stretch"]')
+            await expect(row).to_contain_text("paused")
+            await expect(row.locator('td[data-label="Runs"]')).to_have_text("2")
+
+            for name in ("timeline", "runs"):
+                await page.goto(f"{base}/#/{name}")
+                await expect(page.locator("main h2")).to_be_visible()
+                await page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+            # a phone: the jobs table folds into labelled rows
+            await page.set_viewport_size({"width": 375, "height": 740})
+            await page.goto(base + "/#/jobs")
+            await expect(page.locator('tr[data-job="stretch"]')).to_be_visible()
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, f"the page is {width}px wide on a 375px screen"
+            await page.screenshot(path=str(SHOTS / "jobs-phone.png"))
+        finally:
+            await browser.close()

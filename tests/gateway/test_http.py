@@ -1,0 +1,131 @@
+"""The HTTP API, health checks and metrics of a real gateway (in this process, real sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.app import Gateway
+from tests.conftest import eventually
+from tests.gateway.conftest import config, running_gateway, ws_client
+
+ALICE = {"Authorization": "Bearer alice-token"}
+BOB = {"Authorization": "Bearer bob-token"}
+ROOT = {"Authorization": "Bearer root-token"}
+
+
+@pytest.fixture
+async def http(tmp_path: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    async with running_gateway(config(tmp_path), str(tmp_path / "http.db")) as gw:
+        assert gw.http_port is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}") as client:
+            yield gw, client
+
+
+async def test_users_cannot_read_or_change_each_others_jobs(
+    http: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = http
+    added = await client.post(
+        "/api/jobs", json={"name": "plan", "prompt": "secret", "every": "1h"}, headers=ALICE
+    )
+    assert added.status_code == 200, added.text
+    job_id = added.json()["job"]["id"]
+    for method, path in [
+        ("GET", "/api/jobs/plan"),
+        ("GET", f"/api/jobs/{job_id}"),
+        ("PATCH", "/api/jobs/plan"),
+        ("DELETE", f"/api/jobs/{job_id}"),
+        ("POST", "/api/jobs/plan/pause"),
+        ("POST", f"/api/jobs/{job_id}/run"),
+        ("GET", "/api/jobs/plan/runs"),
+    ]:
+        body = {"prompt": "mine now"} if method == "PATCH" else None
+        answer = await client.request(method, path, json=body, headers=BOB)
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert "secret" not in answer.text
+    assert (await client.get("/api/jobs", headers=BOB)).json() == {"jobs": [], "total": 0}
+    assert (await client.get("/api/runs", headers=BOB)).json() == {"runs": []}
+    assert (await client.get("/api/deliveries", headers=BOB)).status_code == 403
+    mine = await client.get("/api/jobs/plan", headers=ALICE)
+    assert mine.json()["job"]["prompt"] == "secret"  # untouched by Bob's attempts
+    assert (await client.get("/api/jobs", headers=ROOT)).json()["total"] == 1  # admins see all
+
+
+async def test_the_api_runs_pauses_and_answers_errors_with_the_clis_words(
+    http: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = http
+    bad = await client.post("/api/jobs", json={"prompt": "p", "cron": "61 * * * *"}, headers=ROOT)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid"
+    assert "minute" in bad.json()["error"]["message"]
+    assert (await client.get("/api/jobs")).status_code == 401
+    assert (
+        await client.get("/api/jobs", headers={"Authorization": "Bearer nope"})
+    ).status_code == 401
+    await client.post("/api/jobs", json={"name": "d", "prompt": "hi", "every": "1h"}, headers=ROOT)
+    run = (await client.post("/api/jobs/d/run", headers=ROOT)).json()["run"]
+    assert (run["status"], run["result"]) == ("success", "done: hi")
+    paused = (await client.post("/api/jobs/d/pause", headers=ROOT)).json()["job"]
+    assert paused["enabled"] is False
+    runs = (await client.get("/api/runs?status=success", headers=ROOT)).json()["runs"]
+    assert [r["id"] for r in runs] == [run["id"]]
+    preview = await client.post("/api/preview", json={"cron": "0 9 * * 1-5"}, headers=ROOT)
+    assert len(preview.json()["next_runs"]) == 5 and "Monday through Friday" in preview.text
+    assert (await client.get("/api/runs?limit=abc", headers=ROOT)).status_code == 400
+    spec = (await client.get("/openapi.json")).json()
+    assert "/api/jobs" in spec["paths"] and spec["openapi"].startswith("3.")
+
+
+async def test_cookie_sessions_need_the_csrf_header_to_change_anything(
+    http: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = http
+    refused = await client.post("/login", data={"token": "wrong"})
+    assert refused.status_code == 303 and refused.headers["location"] == "/login?error=1"
+    assert "set-cookie" not in refused.headers
+    login = await client.post("/login", data={"token": "alice-token"})
+    cookie = login.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    assert (await client.get("/api/jobs")).status_code == 200  # the cookie logs in
+    forged = await client.post("/api/jobs", json={"prompt": "p", "every": "1h"})
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf"
+    made = await client.post(
+        "/api/jobs", json={"prompt": "p", "every": "1h"}, headers={"X-Starpod-CSRF": "1"}
+    )
+    assert made.status_code == 200 and made.json()["job"]["user_id"] == "alice"
+
+
+async def _ready(client: httpx.AsyncClient) -> httpx.Response | None:
+    answer = await client.get("/readyz")
+    return answer if answer.status_code == 200 else None
+
+
+async def test_health_readiness_and_metrics(http: tuple[Gateway, httpx.AsyncClient]) -> None:
+    gw, client = http
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    # ready once the scheduler finished its first pass (recovery included)
+    ready = await eventually(lambda: _ready(client), timeout=10, what="/readyz 200")
+    assert ready.json()["checks"]["store"] == "ok"
+    assert (await client.get("/metrics")).status_code == 401  # tokens are configured
+    await client.post("/api/jobs", json={"name": "m", "prompt": "x", "every": "1h"}, headers=ROOT)
+    await client.post("/api/jobs/m/run", headers=ROOT)
+    async with ws_client(gw, "alice-token"):
+        text = (await client.get("/metrics", headers=ROOT)).text
+    assert 'starpod_cron_runs_total{status="success"} 1.0' in text
+    assert "starpod_cron_run_lateness_seconds_bucket" in text
+    assert "starpod_cron_executor_duration_seconds_count 1.0" in text
+    assert "starpod_cron_websocket_clients 1.0" in text
+    assert 'starpod_cron_deliveries{status="published"} 1.0' in text
+    assert "process_resident_memory_bytes" in text
+    # the store gone: not ready (503), but alive
+    assert gw.store is not None
+    await gw.store.close()
+    await asyncio.sleep(0)
+    not_ready = await client.get("/readyz")
+    assert not_ready.status_code == 503 and not_ready.json()["status"] == "not ready"
+    assert (await client.get("/healthz")).status_code == 200
