@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 US, APS3, APS4 = "starpod-cron", "APScheduler 3.11", "APScheduler 4.0a6"
 DRIVERS = {US: "bench.drivers.starpod", APS3: "bench.drivers.aps3", APS4: "bench.drivers.aps4"}
 ON_PG = "bench.drivers.starpod_pg"  # starpod-cron on PostgreSQL ($STARPOD_PG_DSN), 1-3 processes
+PROVIDER = "bench.drivers.provider"  # the openai executor against a provider stand-in
 PEERS = [APS3, APS4]
 
 
@@ -54,6 +55,8 @@ def plan(quick: bool) -> list[Step]:
             Step("crash", "crash", 10_000, [US], timeout=300),
             Step("memory", "memory", 20_000, [US], timeout=300),
             Step("catchup", "catchup", 1000, [US], timeout=300),
+            Step("saturated", "saturated", 1000, [US], driver=PROVIDER, timeout=300),
+            Step("overhead", "overhead", 1000, [US], driver=PROVIDER, timeout=300),
             *on_postgres(steady_secs=5),
         ]
     return [
@@ -65,6 +68,8 @@ def plan(quick: bool) -> list[Step]:
         Step("crash", "crash", 10_000, [US]),
         Step("memory", "memory", 100_000, [US]),
         Step("catchup", "catchup", 1000, [US]),
+        Step("saturated", "saturated", 5000, [US], driver=PROVIDER),
+        Step("overhead", "overhead", 5000, [US], driver=PROVIDER),
         *on_postgres(steady_secs=20),
     ]
 
@@ -146,6 +151,20 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("memory", "rss_at_end_mb", "Memory: RSS after 100k runs", "MB", ""),
     ("catchup", "max_stall_ms", "Catch-up 1,000 x 1 s after 30 min: loop stall", "ms", "<= 50 ms"),
     ("catchup", "catch_up_s", "Catch-up 1,000 x 1 s after 30 min: time", "s", ""),
+    (
+        "saturated",
+        "makespan_s",
+        "Provider admits 100 at once, 5,000 due: makespan",
+        "s",
+        "<= 11.5 s",
+    ),
+    ("saturated", "physical_limit_s", "Provider admits 100 at once: physical limit", "s", ""),
+    ("saturated", "failed_runs", "Provider admits 100 at once: failed runs", "", "0"),
+    ("saturated", "failure_notifications", "Provider admits 100: failure notifications", "", "0"),
+    ("saturated", "refused_429", "Provider admits 100 at once: 429s answered", "", ""),
+    ("overhead", "ours_s", "5,000 calls at concurrency 100: through the scheduler", "s", ""),
+    ("overhead", "plain_httpx_s", "5,000 calls at concurrency 100: plain httpx loop", "s", ""),
+    ("overhead", "ratio", "5,000 calls: scheduler / plain httpx", "", "<= 1.2"),
     ("pg_burst_1p", "makespan_s", "PostgreSQL burst 10,000, 1 process: makespan", "s", ""),
     ("pg_burst_1p", "p50_ms", "PostgreSQL burst 10,000, 1 process: lateness p50", "ms", ""),
     ("pg_burst_1p", "p99_ms", "PostgreSQL burst 10,000, 1 process: lateness p99", "ms", ""),
@@ -264,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="single runs, smaller sizes")
     parser.add_argument("--repeat", type=int, default=None, help="runs per figure (default 3)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated steps to run again (e.g. saturated,overhead); the other steps' "
+        "results are kept from the last results.json",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeat or (1 if args.quick else 3)
     out = args.out or ROOT / "bench" / "results" / ("quick" if args.quick else "")
@@ -271,7 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     aps4_dir = ensure_aps4()
     began = time.monotonic()
     steps = {s.key: s for s in plan(args.quick)}
+    only = {name for name in args.only.split(",") if name}
+    unknown = only - set(steps)
+    if unknown:
+        parser.error(f"unknown step(s): {', '.join(sorted(unknown))}; known: {', '.join(steps)}")
+    if only:
+        kept = json.loads((out / "results.json").read_text())["runs"]
+        for key, step in steps.items():
+            if key not in only:
+                step.results = kept.get(key, {})
     for step in steps.values():
+        if only and step.key not in only:
+            continue
         for system in step.systems:
             for attempt in range(repeats):
                 result = run_driver(system, step, aps4_dir)

@@ -93,6 +93,13 @@ class TransientJobError(JobError):
     """A failure worth retrying (network error, rate limit, server error)."""
 
 
+class ProviderSaturated(TransientJobError):
+    """The model provider is saturated (HTTP 429, or 503): the scheduler holds back its calls
+    to this executor and retries this run after ``retry_after`` seconds (1 s if not given),
+    in the same attempt: nothing is recorded as failed and nobody is notified. Saturation
+    that lasts past the job's timeout ends the run as ``timeout``, as any slow run."""
+
+
 class PermanentJobError(JobError):
     """A failure that retrying cannot fix (bad request, missing model): retries are skipped."""
 

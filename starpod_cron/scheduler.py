@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any, Literal, Self
 
 from . import owner as owners
+from .backpressure import AdaptiveLimit
 from .clock import Clock
 from .completions import CompletionWriter
-from .errors import JobError, JobNotFound, StoreUnavailable
+from .errors import JobError, JobNotFound, ProviderSaturated, StoreUnavailable
 from .logs import RunLog, run_log
 from .loopwatch import LoopWatch
 from .models import CronJob, CronRun, JobContext, JobResult, RunStatus, RunTrigger
@@ -37,6 +38,7 @@ Executor = Callable[[JobContext], Awaitable[JobResult]]
 _Reason = Literal["timeout", "stopping", "lease_lost"]
 CLAIM_BATCH = 1000  # occurrences claimed per transaction
 LATE_MS = 50  # a run ending this long after its deadline overran it (the loop was blocked)
+SATURATED_DELAY_SECS = 1.0  # a saturated provider that said nothing about when to come back
 STORE_ERROR_REPEAT_SECS = 60
 
 
@@ -116,6 +118,7 @@ class CronScheduler:
         self._stop_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._completions = CompletionWriter(store, self.owner)
+        self._limit = AdaptiveLimit(self.settings.max_concurrent_runs)
         self._watchdog: Watchdog[_Active] = Watchdog(store.clock, self._expire)
         self._feeds: list[NotifierFeed] = []
         self._leases: asyncio.Task[None] | None = None
@@ -413,7 +416,7 @@ class CronScheduler:
             "started (attempt %d, scheduled for %s)", ctx.attempt, ctx.scheduled_for, action="start"
         )
         try:
-            result = await self.executor(ctx)
+            result = await self._execute(active, ctx)
         except SystemExit as exc:
             raise ExecutorExited(f"the executor called sys.exit({exc.code!r})") from None
         except KeyboardInterrupt:
@@ -421,6 +424,35 @@ class CronScheduler:
         if not isinstance(result, JobResult):
             raise TypeError(f"executor returned {type(result).__name__}, expected JobResult")
         return result
+
+    async def _execute(self, active: _Active, ctx: JobContext) -> JobResult:
+        """Call the executor through the adaptive limit (:mod:`starpod_cron.backpressure`). A
+        provider's "saturated" answer is not a failure: the call is retried after its delay in
+        the same attempt, while the limit holds back further calls."""
+        limit = self._limit
+        while True:
+            await limit.acquire()
+            try:
+                result = await self.executor(ctx)
+            except ProviderSaturated as exc:
+                limit.release(saturated=True)
+                delay = SATURATED_DELAY_SECS if exc.retry_after is None else exc.retry_after
+                active.log.debug(
+                    "provider saturated, retrying in %.1fs in the same attempt (%d calls in "
+                    "flight, limit now %d): %s",
+                    delay,
+                    limit.in_flight,
+                    limit.limit,
+                    exc,
+                    action="saturated",
+                )
+                await self.clock.wait(asyncio.Event(), self.clock.now_ms() + round(delay * 1000))
+                continue
+            except BaseException:
+                limit.release()
+                raise
+            limit.release()
+            return result
 
     def _expire(self, active: _Active) -> None:
         """The watchdog's callback: the run reached its job's timeout."""

@@ -266,7 +266,8 @@ async def test_a_deleted_database_is_noticed_and_nothing_more_is_claimed(
 
     store = await CronStore.open(str(db))
     await store.add_job("tick", "p", Schedule.interval(every_ms=1000))
-    scheduler = CronScheduler(store, executor, tick_secs=0.5)
+    # stopping waits at most shutdown_timeout_secs for the write that can no longer succeed
+    scheduler = CronScheduler(store, executor, tick_secs=0.5, shutdown_timeout_secs=2)
     scheduler.start()
     try:
         await until(lambda: calls, timeout=5)

@@ -18,6 +18,7 @@ def args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--dir", default=".")
+    parser.add_argument("--procs", type=int, default=1)
     return parser.parse_args(argv)
 
 

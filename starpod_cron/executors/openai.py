@@ -1,8 +1,11 @@
 """The ``openai`` executor: one chat completion per run against any OpenAI-compatible server
 (OpenAI, Ollama, vLLM, llama.cpp) through one pooled ``httpx.AsyncClient``.
 
-Failures are classified for the scheduler: connection errors, timeouts, 408, 429 and 5xx are
-transient (retried, honouring ``Retry-After``); any other 4xx is permanent.
+Failures are classified for the scheduler: 429 and 503 mean the provider is saturated
+(:class:`~starpod_cron.errors.ProviderSaturated`: the scheduler holds back and retries the call
+after ``Retry-After``, in the same attempt); connection errors, timeouts, 408 and other 5xx are
+transient (a failed attempt, retried with backoff, honouring ``Retry-After``); any other 4xx
+is permanent.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import httpx
 
 from ..access import LOCAL_ADMIN, Principal
 from ..chat import ModelReply, ToolUse, converse
-from ..errors import PermanentJobError, TransientJobError
+from ..errors import PermanentJobError, ProviderSaturated, TransientJobError
 from ..models import JobContext, JobResult, SessionMode
 from ..operations import JobOperations
 from ..store.base import SessionStore
@@ -24,7 +27,9 @@ from .base import execution_note, session_for
 
 log = logging.getLogger("starpod_cron.executors")
 
-_TRANSIENT_STATUS = {408, 425, 429}
+_TRANSIENT_STATUS = {408, 425}
+_SATURATED_STATUS = {429, 503}
+POOLS = 32  # backpressure: retried in the same attempt, not failures
 
 
 def retry_after_secs(value: str | None, now: float | None = None) -> float | None:
@@ -73,11 +78,20 @@ class OpenAIExecutor:
             self._options["max_tokens"] = max_tokens
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._base_url = base_url.rstrip("/")
-        self._client = httpx.AsyncClient(
-            base_url=self._base_url + "/",
-            headers=headers,
-            timeout=httpx.Timeout(request_timeout_secs),
-        )
+        # Several small connection pools, each call on the least busy one: httpx's pool scans
+        # all its connections on every request (expiry checks), so one pool of hundreds of
+        # connections spends more time scanning than sending. The scheduler bounds the calls
+        # in flight (max_concurrent_runs, then the adaptive limit), not the pools.
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=self._base_url + "/",
+                headers=headers,
+                timeout=httpx.Timeout(request_timeout_secs),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            )
+            for _ in range(POOLS)
+        ]
+        self._busy = [0] * POOLS
         self.description = f"openai ({model} at {self._base_url})"
         self.notes: tuple[str, ...] = ()
         self.run_tools = run_tools
@@ -115,7 +129,7 @@ class OpenAIExecutor:
         if tools:
             body["tools"] = tools
         try:
-            response = await self._client.post("chat/completions", json=body)
+            response = await self._post(body)
         except httpx.TimeoutException as exc:
             raise TransientJobError(
                 f"model server at {self._base_url} did not answer within {self._timeout:g}s "
@@ -126,6 +140,11 @@ class OpenAIExecutor:
                 f"cannot reach model server at {self._base_url}: {type(exc).__name__}: {exc}"
             ) from exc
         status = response.status_code
+        if status in _SATURATED_STATUS:
+            raise ProviderSaturated(
+                f"model server is saturated: HTTP {status}: {_excerpt(response)}",
+                retry_after=retry_after_secs(response.headers.get("retry-after")),
+            )
         if status in _TRANSIENT_STATUS or status >= 500:
             raise TransientJobError(
                 f"model server answered HTTP {status}: {_excerpt(response)}",
@@ -134,6 +153,14 @@ class OpenAIExecutor:
         if status >= 400:
             raise PermanentJobError(f"model server answered HTTP {status}: {_excerpt(response)}")
         return self._parse(response)
+
+    async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        pool = min(range(POOLS), key=self._busy.__getitem__)
+        self._busy[pool] += 1
+        try:
+            return await self._clients[pool].post("chat/completions", json=body)
+        finally:
+            self._busy[pool] -= 1
 
     def _parse(self, response: httpx.Response) -> ModelReply:
         try:
@@ -159,4 +186,5 @@ class OpenAIExecutor:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()

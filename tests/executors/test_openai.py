@@ -13,6 +13,7 @@ from starpod_cron import (
     JobContext,
     ManualClock,
     PermanentJobError,
+    ProviderSaturated,
     RunStatus,
     Schedule,
     SessionMode,
@@ -120,8 +121,9 @@ async def test_isolated_sends_no_history_main_sends_earlier_turns(
 @pytest.mark.parametrize(
     ("reply", "error", "retry_after", "text"),
     [
-        (Reply(429, "slow down", {"Retry-After": "120"}), TransientJobError, 120, "HTTP 429"),
-        (Reply(503, "overloaded"), TransientJobError, None, "HTTP 503"),
+        (Reply(429, "slow down", {"Retry-After": "120"}), ProviderSaturated, 120, "HTTP 429"),
+        (Reply(503, "overloaded"), ProviderSaturated, None, "HTTP 503"),
+        (Reply(502, "bad gateway"), TransientJobError, None, "HTTP 502"),
         (Reply(500, "boom"), TransientJobError, None, "HTTP 500"),
         (Reply(408, "timeout"), TransientJobError, None, "HTTP 408"),
         (Reply(400, "model 'nope' not found"), PermanentJobError, None, "not found"),
@@ -186,14 +188,17 @@ async def test_through_the_scheduler_usage_retry_after_and_permanent(
     try:
         clock.advance(1)
         await until(lambda: len(fake_openai.requests) == 1)
-        await until(lambda: scheduler.running_count == 0)  # recorded
-        job = await store.get_job(job_id)
-        assert job is not None and job.retry_at == clock.now() + timedelta(seconds=600)
-        clock.advance(600)
+        # 429: not a failure; the same attempt waits for the provider's Retry-After
+        await scheduler.checkpoint()
+        assert scheduler.running_count == 1 and await store.list_runs(job_id) != []
+        clock.advance(599)
+        await scheduler.checkpoint()
+        assert len(fake_openai.requests) == 1  # not before the provider's delay
+        clock.advance(1)
         await until(lambda: len(fake_openai.requests) == 2)
         await until(lambda: scheduler.running_count == 0)
         runs = await store.list_runs(job_id)
-        assert [r.status for r in runs] == [RunStatus.SUCCESS, RunStatus.FAILED]
+        assert [(r.status, r.attempt) for r in runs] == [(RunStatus.SUCCESS, 1)]
         assert (runs[0].result_summary, runs[0].prompt_tokens, runs[0].completion_tokens) == (
             "Done at last",
             10,
