@@ -28,7 +28,9 @@ from .common import args, emit, lateness_ms, percentile, rss_mb
 CONFIG = "CronScheduler(max_concurrent_runs=N), SQLite WAL, synchronous=full"
 
 
-async def burst(n: int, directory: str) -> dict[str, Any]:
+async def burst(n: int, directory: str, concurrency: int | None = None) -> dict[str, Any]:
+    """``n`` one-shots due at one instant; ``concurrency`` is ``max_concurrent_runs`` (default:
+    unlimited, i.e. ``n``)."""
     store = await CronStore.open(os.path.join(directory, "burst.db"))
     lead = 2 + n / 10_000
     at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
@@ -47,10 +49,11 @@ async def burst(n: int, directory: str) -> dict[str, Any]:
         if recorded == n:
             finished.set()
 
-    scheduler = CronScheduler(store, executor, max_concurrent_runs=n).with_notifier(notifier)
+    limit = concurrency or n
+    scheduler = CronScheduler(store, executor, max_concurrent_runs=limit).with_notifier(notifier)
     scheduler.start()
     await asyncio.wait_for(finished.wait(), 600)
-    runs = await store.list_recent_runs(n)
+    runs = await store.list_recent_runs(n + 100)
     last = max(r.completed_at for r in runs if r.completed_at is not None)
     await scheduler.stop()
     await store.close()
@@ -59,6 +62,9 @@ async def burst(n: int, directory: str) -> dict[str, Any]:
         "makespan_s": (last - at).total_seconds(),
         **lateness_ms([c - t0 for c in calls]),
         "runs": len(calls),
+        "recorded_twice": len(runs) - len({r.job_id for r in runs}),
+        "not_recorded": n - len({r.job_id for r in runs}),
+        "scheduler_rss_mb": rss_mb(),
         "config": CONFIG,
     }
 
@@ -335,6 +341,7 @@ def main() -> None:
         return
     jobs = {
         "burst": lambda: burst(a.n, a.dir),
+        "burst256": lambda: burst(a.n, a.dir, concurrency=256),
         "steady": lambda: steady(a.n, a.seconds, a.dir),
         "add": lambda: add(a.n, a.dir),
         "scale": lambda: scale(a.n, a.dir),
