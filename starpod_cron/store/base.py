@@ -386,7 +386,8 @@ class DeliveryStore(abc.ABC):
         prefixes: Sequence[str] | None = None,
     ) -> list[Delivery]:
         """Lease up to ``limit`` due deliveries (pending and past their next attempt time, or
-        leased by someone whose lease expired) to destinations starting with one of
+        leased by someone whose lease expired or who was a process of this machine that no
+        longer exists) to destinations starting with one of
         ``prefixes`` (None: any), oldest first; each claim counts an attempt. Two claimers
         never hold the same delivery.
 

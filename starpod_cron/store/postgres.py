@@ -574,6 +574,7 @@ class PostgresStore(CronStore):
     ) -> list[Delivery]:
         async def body(conn: Conn) -> list[Delivery]:
             now = self.clock.now_ms()
+            senders = [row[0] for row in await conn.fetch(Q["sending_owners"])]
             rows = await conn.fetch(
                 Q["claim_deliveries"],
                 now,
@@ -582,6 +583,7 @@ class PostgresStore(CronStore):
                 bounded(limit),
                 owner,
                 now + round(lease_secs * 1000),
+                [s for s in senders if owners.is_dead(s)],
             )
             return sorted(map(delivery_from_row, rows), key=lambda d: d.id)
 

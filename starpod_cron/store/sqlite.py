@@ -521,11 +521,13 @@ class SqliteStore(CronStore):
     ) -> list[Delivery]:
         def body(conn: Conn) -> list[Delivery]:
             now = self.clock.now_ms()
+            senders = [row[0] for row in conn.execute(Q["sending_owners"])]
             params = {
                 "now": now,
                 "limit": bounded(limit),
                 "any": prefixes is None,
                 "prefixes": json.dumps(list(prefixes or ())),
+                "dead": json.dumps([s for s in senders if owners.is_dead(s)]),
             }
             ids = [r[0] for r in conn.execute(Q["due_deliveries"], params)]
             if not ids:

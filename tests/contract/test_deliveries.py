@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -18,6 +20,7 @@ from starpod_cron import (
     RunStatus,
     Schedule,
 )
+from starpod_cron.owner import new_owner
 
 
 def planner(job: CronJob, run: CronRun) -> Sequence[DeliverySpec]:
@@ -185,3 +188,23 @@ async def test_dead_deliveries_are_counted_listed_and_retried_once(
     assert not await store.retry_delivery(10**30)  # no such delivery (and no overflow)
     (again,) = await store.claim_deliveries("outbox", 10, 30, ["tg:"])
     assert again.id == dead.id and again.attempts == 1
+
+
+async def test_a_sender_that_died_on_this_machine_leaves_its_deliveries_at_once(
+    store: CronStore, clock: ManualClock
+) -> None:
+    store.set_delivery_planner(planner)
+    await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 42})
+    await finish_one(store, clock, RunStatus.SUCCESS)
+    code = "from starpod_cron.owner import new_owner; print(new_owner())"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    dead = out.decode().strip()  # a gateway process that has exited (killed mid-send)
+    (taken,) = await store.claim_deliveries(dead, 10, 3600, ["tg:"])
+    (again,) = await store.claim_deliveries(new_owner(), 10, 60, ["tg:"])  # not in an hour: now
+    assert again.id == taken.id and again.attempts == 2
+    assert (
+        await store.claim_deliveries(new_owner(), 10, 60, ["tg:"]) == []
+    )  # a live holder keeps it

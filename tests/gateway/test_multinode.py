@@ -162,6 +162,14 @@ async def test_three_gateways_share_events_telegram_and_the_outbox(
         # runs were executed by every node, and each client saw those of all nodes
         assert executors == {str(n.proc.pid) for n in nodes}
 
+        # replay answers the same on every node: u0's events, asked of another node
+        async with ws(nodes[2], "u0") as again:
+            answer = await again.request("replay", since=0)
+            assert answer["data"]["replayed"] == JOBS_PER_USER["u0"]
+            await again.until(lambda: len(again.events) >= JOBS_PER_USER["u0"])
+            replayed = [e["event_id"] for e in again.events]
+            assert replayed == [e["event_id"] for e in clients["u0"].events]
+
         # SIGKILL the Telegram leader while results are still being sent to the chat
         await until(lambda: len(api.texts(OWNER)) >= 30, 30, "the first results in the chat")
         killed = next(n for n in nodes if n.proc.pid == first_leader)

@@ -144,6 +144,9 @@ WHERE session_id = $1 AND seq < (
 -- id order, so a reader tailing events by id never skips one that commits late.
 SELECT pg_advisory_xact_lock(hashtextextended('starpod_cron:deliveries:' || current_schema(), 0));
 
+-- name: sending_owners
+SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending';
+
 -- name: claim_deliveries
 -- Due deliveries, oldest first, never overtaking an older undelivered one to the same
 -- destination; a destination is claimed by one transaction at a time (its advisory lock), so
@@ -152,7 +155,8 @@ SELECT pg_advisory_xact_lock(hashtextextended('starpod_cron:deliveries:' || curr
 WITH due AS (
     SELECT d.id FROM deliveries d
     WHERE ((d.status = 'pending' AND d.next_attempt_at <= $1)
-           OR (d.status = 'sending' AND d.lease_expires_at < $1))
+           OR (d.status = 'sending' AND (d.lease_expires_at < $1
+                                         OR d.lease_owner = ANY($7::text[]))))
       AND ($2 OR EXISTS (
             SELECT 1 FROM unnest($3::text[]) AS p(prefix)
             WHERE starts_with(d.destination, p.prefix)))
@@ -161,7 +165,8 @@ WITH due AS (
             WHERE e.destination = d.destination AND e.id < d.id
               AND e.status IN ('pending', 'sending')
               AND ((e.status = 'pending' AND e.next_attempt_at > $1)
-                   OR (e.status = 'sending' AND e.lease_expires_at >= $1)))
+                   OR (e.status = 'sending' AND e.lease_expires_at >= $1
+                       AND NOT e.lease_owner = ANY($7::text[]))))
       AND pg_try_advisory_xact_lock(
             hashtextextended('starpod_cron:destination:' || current_schema() || d.destination, 0))
     ORDER BY d.id

@@ -133,13 +133,18 @@ INSERT INTO deliveries (run_id, job_id, job_name, destination, payload, next_att
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
 ON CONFLICT (run_id, destination) DO NOTHING;
 
+-- name: sending_owners
+SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending';
+
 -- name: due_deliveries
--- A delivery is due when it is pending past its next attempt (or its sender's lease expired)
--- and no older undelivered delivery to the same destination is still waiting or being sent
--- by someone else: one destination's messages go out in order.
+-- A delivery is due when it is pending past its next attempt (or its sender's lease expired,
+-- or its sender is a process of this machine that died) and no older undelivered delivery to
+-- the same destination is still waiting or being sent by someone else: one destination's
+-- messages go out in order.
 SELECT d.id FROM deliveries d
 WHERE ((d.status = 'pending' AND d.next_attempt_at <= :now)
-       OR (d.status = 'sending' AND d.lease_expires_at < :now))
+       OR (d.status = 'sending' AND (d.lease_expires_at < :now
+                                     OR d.lease_owner IN (SELECT value FROM json_each(:dead)))))
   AND (:any OR EXISTS (
         SELECT 1 FROM json_each(:prefixes) p
         WHERE substr(d.destination, 1, length(p.value)) = p.value))
@@ -148,7 +153,8 @@ WHERE ((d.status = 'pending' AND d.next_attempt_at <= :now)
         WHERE e.destination = d.destination AND e.id < d.id
           AND e.status IN ('pending', 'sending')
           AND ((e.status = 'pending' AND e.next_attempt_at > :now)
-               OR (e.status = 'sending' AND e.lease_expires_at >= :now)))
+               OR (e.status = 'sending' AND e.lease_expires_at >= :now
+                   AND e.lease_owner NOT IN (SELECT value FROM json_each(:dead)))))
 ORDER BY d.id LIMIT :limit;
 
 -- name: lease_deliveries
