@@ -175,6 +175,7 @@ class Gateway:
         self.http_port = int(sock.getsockname()[1])
         assert self.ws is not None
         ws = self.ws
+        ws.http_port = self.http_port
         self.http = HttpApi(
             ops,
             scheduler,

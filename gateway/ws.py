@@ -124,6 +124,8 @@ class WsServer:
         self.tokens = tokens
         self.clients: set[Client] = set()
         self.dropped_slow = 0
+        self.http_port: int | None = None
+        """Where the dashboard and HTTP API listen (plain HTTP to this port is sent there)."""
         self._server: Server | None = None
         self._tasks = TaskSet("gateway:ws")
         self.replay_page = max(1, min(REPLAY_PAGE, config.client_queue_size // 2))
@@ -163,6 +165,8 @@ class WsServer:
         return self.tokens.get(token)
 
     def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            return self._plain_http(request)
         if self._principal(request) is None:
             log.warning(
                 "refused a WebSocket handshake from %s: bad or missing token",
@@ -175,6 +179,25 @@ class WsServer:
                 b"invalid or missing token\n",
             )
         return None
+
+    def _plain_http(self, request: Request) -> Response:
+        """A browser (or a probe) opening this port without a WebSocket upgrade is sent to the
+        dashboard and HTTP API on ``http_port`` (the same path), instead of a bare 426."""
+        if self.http_port is None:
+            return Response(
+                HTTPStatus.UPGRADE_REQUIRED.value,
+                "Upgrade Required",
+                Headers({"Content-Type": "text/plain", "Upgrade": "websocket"}),
+                b"this port speaks WebSocket; the HTTP API is off ([gateway] http = false)\n",
+            )
+        host = urlsplit(f"//{request.headers.get('Host', self.config.host)}").hostname
+        location = f"http://{host or self.config.host}:{self.http_port}{request.path}"
+        return Response(
+            HTTPStatus.TEMPORARY_REDIRECT.value,
+            "Temporary Redirect",
+            Headers({"Location": location, "Content-Type": "text/plain"}),
+            f"the dashboard and HTTP API are at {location}\n".encode(),
+        )
 
     # -------------------------------------------------------------------- clients
     async def _handle(self, connection: ServerConnection) -> None:

@@ -129,3 +129,18 @@ async def test_health_readiness_and_metrics(http: tuple[Gateway, httpx.AsyncClie
     not_ready = await client.get("/readyz")
     assert not_ready.status_code == 503 and not_ready.json()["status"] == "not ready"
     assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_plain_http_to_the_websocket_port_is_sent_to_the_dashboard(
+    http: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    gw, _ = http
+    assert gw.ws is not None
+    async with httpx.AsyncClient() as browser:
+        answer = await browser.get(f"http://127.0.0.1:{gw.ws.port}/healthz")
+        assert answer.status_code == 307  # was: 426 Upgrade Required
+        assert answer.headers["location"] == f"http://127.0.0.1:{gw.http_port}/healthz"
+        followed = await browser.get(
+            f"http://127.0.0.1:{gw.ws.port}/healthz", follow_redirects=True
+        )
+        assert followed.json() == {"status": "ok"}
