@@ -269,3 +269,5 @@ class RunStats:
     """Runs that failed or timed out."""
     prompt_tokens: int
     completion_tokens: int
+    last_duration_ms: int | None = None
+    """How long the newest finished run took."""

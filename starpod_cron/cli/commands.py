@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import heapq
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -442,3 +443,111 @@ async def nodes_list(c: Context, args: argparse.Namespace) -> Output:
         for n in nodes
     ]
     return out
+
+
+async def status(c: Context, args: argparse.Namespace) -> Output:
+    """The scheduler at a glance: processes, runs in flight, the next fires, and each job's
+    state (RUNNING / PAUSED / FAILING / IDLE) with its runs, errors, last duration, tokens."""
+    now = c.now()
+    jobs = await c.store.list_jobs()
+    stats = await c.store.run_stats()
+    nodes = await c.store.list_nodes()
+    leases = [x for x in await c.store.list_leases() if x.expires_at > now]
+    running = await c.store.list_recent_runs(1000, status=RunStatus.RUNNING)
+    upcoming = next_fires_across(jobs, 10)
+    job_rows: list[dict[str, Any]] = []
+    for job in jobs:
+        found = stats.get(job.id)
+        job_rows.append(
+            {
+                "name": job.name,
+                "state": job_state(job),
+                "runs": found.runs if found else 0,
+                "errors": found.errors if found else 0,
+                "last_duration_ms": found.last_duration_ms if found else None,
+                "prompt_tokens": found.prompt_tokens if found else 0,
+                "completion_tokens": found.completion_tokens if found else 0,
+                "next_run": iso(job.next_run_at, c.tz(job.timezone)),
+            }
+        )
+    data = {
+        "nodes": [
+            {
+                "id": n.id,
+                "host": n.host,
+                "pid": n.pid,
+                "status": n.status(now).value,
+                "roles": list(n.roles),
+                "last_seen": iso(n.last_seen, c.tz("UTC")),
+            }
+            for n in nodes
+        ],
+        "leases": [{"name": x.name, "holder": x.holder} for x in leases],
+        "in_flight": [
+            {"job": r.job_name, "run_id": r.id, "started_at": iso(r.started_at, c.tz("UTC"))}
+            for r in running
+        ],
+        "next_fires": [
+            {"job": job.name, "at": iso(when, c.tz(job.timezone))} for when, job in upcoming
+        ],
+        "jobs": job_rows,
+    }
+    out = Output(data, "table", "Jobs")
+    up = [n for n in nodes if n.status(now) is NodeStatus.UP]
+    lines = [
+        f"Processes: {len(up)} up"
+        + (f" ({', '.join(f'{n.host}:{n.pid}' for n in up)})" if up else "")
+        + (f", {len(nodes) - len(up)} gone or stopped" if len(nodes) > len(up) else ""),
+        f"Runs in flight: {len(running)}"
+        + (f" ({', '.join(sorted({r.job_name for r in running})[:5])})" if running else ""),
+    ]
+    if upcoming:
+        lines.append("Next fires:")
+        lines += [
+            f"  {local(when, c.tz(job.timezone))}  ({relative(when, now)})  {job.name}"
+            for when, job in upcoming
+        ]
+    out.header = "\n".join(lines) + "\n"
+    if not jobs:
+        out.text = "No jobs. Add one: starpod-cron jobs add NAME PROMPT --every 30m"
+        return out
+    out.columns = ["JOB", "STATE", "RUNS", "ERRORS", "LAST DURATION", "TOKENS", "NEXT RUN"]
+    out.rows = [
+        [
+            r["name"],
+            r["state"],
+            str(r["runs"]),
+            str(r["errors"]),
+            "-" if r["last_duration_ms"] is None else f"{r['last_duration_ms']} ms",
+            tokens(r["prompt_tokens"] or None, r["completion_tokens"] or None),
+            when(job.next_run_at, c.tz(job.timezone), now),
+        ]
+        for r, job in zip(job_rows, jobs, strict=True)
+    ]
+    return out
+
+
+def job_state(job: CronJob) -> str:
+    if job.running_run_id is not None:
+        return "RUNNING"
+    if not job.enabled:
+        return "PAUSED"
+    if job.last_status in (RunStatus.FAILED, RunStatus.TIMEOUT):
+        return "FAILING"
+    return "IDLE"
+
+
+def next_fires_across(jobs: list[CronJob], count: int) -> list[tuple[datetime, CronJob]]:
+    """The next ``count`` fires across ``jobs`` in time order (a merge: each job's next fire,
+    then its following ones as they are taken)."""
+    heap = [(j.next_run_at, i) for i, j in enumerate(jobs) if j.enabled and j.next_run_at]
+    heapq.heapify(heap)
+    fires: list[tuple[datetime, CronJob]] = []
+    while heap and len(fires) < count:
+        at, i = heapq.heappop(heap)
+        job = jobs[i]
+        fires.append((at, job))
+        following = job.schedule.next_run(at, job.timezone)
+        if following is not None:
+            heapq.heappush(heap, (following, i))
+    return fires

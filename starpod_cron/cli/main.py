@@ -263,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how many fire times, 1-{MAX_PREVIEW} (default 5)",
     )
 
+    top.add_parser(
+        "status",
+        help="processes, runs in flight, the next fires, each job's state",
+        parents=[common],
+    ).set_defaults(group_parser=None, command="status")
+
     nodes_parser = top.add_parser(
         "nodes", help="the gateways sharing this store: up, gone or stopped", parents=[common]
     )
@@ -292,6 +298,9 @@ def _config(args: argparse.Namespace) -> AgentConfig:
 
 
 async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
+    if args.group == "status":
+        async with await open_store(config, store_url(config, args.db), create=False) as store:
+            return await commands.status(commands.Context(store, config, args.display_tz), args)
     if args.group == "nodes":
         async with await open_store(config, store_url(config, args.db), create=False) as store:
             return await commands.nodes_list(commands.Context(store, config, args.display_tz), args)

@@ -494,7 +494,10 @@ class SqliteStore(CronStore):
 
     async def run_stats(self) -> dict[str, RunStats]:
         rows = await self._rows(Q["run_stats"])
-        return {job: RunStats(int(n), int(e), int(p), int(c)) for job, n, e, p, c in rows}
+        return {
+            job: RunStats(int(n), int(e), int(p), int(c), None if d is None else int(d))
+            for job, n, e, p, c, d in rows
+        }
 
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         cutoff = to_ms(older_than)

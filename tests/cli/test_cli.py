@@ -467,3 +467,31 @@ def test_jobs_run_says_when_the_api_key_variable_is_unset(
     cli("jobs", "add", "a", "p", "--every", "1h", "--retries", "0")
     ran = cli("--config", str(config), "jobs", "run", "a")
     assert "note: no API key in $MY_UNSET_KEY_VAR" in ran.err  # was: silent
+
+
+def test_status_shows_each_jobs_state_its_errors_and_the_next_fires_in_order(
+    cli: CLI, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('[executor]\nkind = "python"\ntarget = "tests.cli.targets:run"\n')
+    cli("jobs", "add", "hourly", "p", "--every", "1h")
+    cli("jobs", "add", "daily", "p", "--cron", "0 9 * * *")
+    cli("jobs", "add", "broken", "fail: always", "--every", "2h", "--retries", "0")
+    cli("jobs", "add", "held", "p", "--every", "3h")
+    cli("jobs", "disable", "held")
+    cli("--config", str(config), "jobs", "run", "broken")
+    cli("--config", str(config), "jobs", "run", "hourly")
+    data = cli("--json", "status").json["data"]
+    states = {j["name"]: (j["state"], j["runs"], j["errors"]) for j in data["jobs"]}
+    assert states == {
+        "hourly": ("IDLE", 1, 0),
+        "daily": ("IDLE", 0, 0),
+        "broken": ("FAILING", 1, 1),
+        "held": ("PAUSED", 0, 0),
+    }
+    fires = [f["at"] for f in data["next_fires"]]
+    assert len(fires) == 10 and fires == sorted(fires)
+    assert "held" not in {f["job"] for f in data["next_fires"]}
+    assert data["in_flight"] == [] and data["nodes"] == []
+    text = cli("status").out
+    assert "Runs in flight: 0" in text and "FAILING" in text

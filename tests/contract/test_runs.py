@@ -373,4 +373,5 @@ async def test_run_stats_count_runs_errors_and_tokens_per_job(
         assert await store.complete_runs([done], owner="me") == [True]
     stats = await store.run_stats()
     assert stats[job_id].runs == 2 and stats[job_id].errors == 1
+    assert stats[job_id].last_duration_ms is not None
     assert (stats[job_id].prompt_tokens, stats[job_id].completion_tokens) == (10, 10)

@@ -265,5 +265,8 @@ WHERE id = $2 AND status = 'dead';
 
 -- name: run_stats
 SELECT job_id, count(*), sum(CASE WHEN status IN ('failed', 'timeout') THEN 1 ELSE 0 END),
-       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
+       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+       (SELECT r.duration_ms FROM runs r
+        WHERE r.job_id = runs.job_id AND r.duration_ms IS NOT NULL
+        ORDER BY r.seq DESC LIMIT 1)
 FROM runs GROUP BY job_id;
