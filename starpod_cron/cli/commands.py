@@ -401,6 +401,33 @@ async def jobs_prune(c: Context, args: argparse.Namespace) -> Output:
     return Output(data, "text", "Run History Cleanup", text=message)
 
 
+async def maintenance(c: Context, args: argparse.Namespace) -> Output:
+    """``maintenance sessions|deliveries|optimize``: the built-in cleanups, each with
+    ``--dry-run`` reporting what it would delete."""
+    if args.command == "optimize":
+        await c.store.optimize()
+        message = "Refreshed the database's query statistics"
+        return Output({"message": message}, "text", "Optimize", text=message)
+    if args.command == "sessions":
+        cutoff, age = c.now() - timedelta(hours=args.hours), f"{args.hours} hour(s)"
+        count = await c.store.prune_messages(cutoff, dry_run=args.dry_run)
+        what, title = "conversation message(s)", "Session Cleanup"
+    else:
+        cutoff, age = c.now() - timedelta(days=args.days), f"{args.days} day(s)"
+        count = await c.store.prune_deliveries(cutoff, dry_run=args.dry_run)
+        what, title = "finished deliveries", "Delivery Cleanup"
+    verb = "Would delete" if args.dry_run else "Deleted"
+    message = f"{verb} {count} {what} older than {age}"
+    data = {
+        "deleted": 0 if args.dry_run else count,
+        "matching": count,
+        "older_than": cutoff.isoformat(),
+        "dry_run": args.dry_run,
+        "message": message,
+    }
+    return Output(data, "text", title, text=message)
+
+
 async def nodes_list(c: Context, args: argparse.Namespace) -> Output:
     now = c.now()
     nodes = await c.store.list_nodes()

@@ -269,6 +269,25 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     ).set_defaults(group_parser=None, command="status")
 
+    upkeep = top.add_parser(
+        "maintenance", help="built-in cleanups (each with --dry-run)", parents=[common]
+    )
+    upkeep.set_defaults(group_parser=upkeep)
+    tasks = upkeep.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    p = tasks.add_parser(
+        "sessions", help="delete conversation messages older than N hours", parents=[common]
+    )
+    p.add_argument("--hours", type=bounded_int(0, 876_000), default=72, help="default 72")
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    p = tasks.add_parser(
+        "deliveries",
+        help="delete delivered, dead and published deliveries older than N days",
+        parents=[common],
+    )
+    p.add_argument("--days", type=bounded_int(0, 36_500), default=30, help="default 30")
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    tasks.add_parser("optimize", help="refresh the database's query statistics", parents=[common])
+
     nodes_parser = top.add_parser(
         "nodes", help="the gateways sharing this store: up, gone or stopped", parents=[common]
     )
@@ -301,6 +320,10 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
     if args.group == "status":
         async with await open_store(config, store_url(config, args.db), create=False) as store:
             return await commands.status(commands.Context(store, config, args.display_tz), args)
+    if args.group == "maintenance":
+        async with await open_store(config, store_url(config, args.db), create=False) as store:
+            c = commands.Context(store, config, args.display_tz)
+            return await commands.maintenance(c, args)
     if args.group == "nodes":
         async with await open_store(config, store_url(config, args.db), create=False) as store:
             return await commands.nodes_list(commands.Context(store, config, args.display_tz), args)

@@ -253,6 +253,22 @@ class RunStore(abc.ABC):
         Jobs without runs are left out."""
 
     @abc.abstractmethod
+    async def prune_messages(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete conversation messages (``main`` sessions) written before ``older_than``;
+        with ``dry_run`` only count them. Returns how many."""
+
+    @abc.abstractmethod
+    async def prune_deliveries(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete deliveries created before ``older_than`` that are done with (delivered,
+        dead, or published events; never one still pending or being sent); with ``dry_run``
+        only count them. Returns how many. Replay reaches back no further than what is kept."""
+
+    @abc.abstractmethod
+    async def optimize(self) -> None:
+        """Refresh the database's query statistics (SQLite ``PRAGMA optimize``, PostgreSQL
+        ``ANALYZE`` of this store's tables)."""
+
+    @abc.abstractmethod
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         """Delete finished runs that completed before ``older_than``; returns how many were
         (or, with ``dry_run``, would be) deleted. Running runs are never deleted."""

@@ -553,16 +553,32 @@ class PostgresStore(CronStore):
         }
 
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        return await self._prune("old_runs", older_than, dry_run)
+
+    async def prune_messages(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        return await self._prune("old_messages", older_than, dry_run)
+
+    async def prune_deliveries(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        return await self._prune("old_deliveries", older_than, dry_run)
+
+    async def _prune(self, what: str, older_than: datetime, dry_run: bool) -> int:
+        """``count_<what>`` or ``delete_<what>`` of the rows before ``older_than``."""
         cutoff = to_ms(older_than)
         if dry_run:
-            return int(await self._value(Q["count_old_runs"], cutoff))
+            return int(await self._value(Q[f"count_{what}"], cutoff))
 
         async def body(conn: Conn) -> int:
-            status: str = await conn.execute(Q["delete_old_runs"], cutoff)
+            status: str = await conn.execute(Q[f"delete_{what}"], cutoff)
             return int(status.split()[-1])
 
         deleted: int = await self._write(body)
         return deleted
+
+    async def optimize(self) -> None:
+        async def body(conn: Conn) -> None:
+            await conn.execute("ANALYZE jobs, runs, deliveries, messages, sessions")
+
+        await self._write(body)
 
     # ------------------------------------------------------------ delivery outbox
     def set_delivery_planner(self, planner: DeliveryPlanner | None) -> None:

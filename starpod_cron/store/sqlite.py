@@ -500,16 +500,32 @@ class SqliteStore(CronStore):
         }
 
     async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        return await self._prune("old_runs", older_than, dry_run)
+
+    async def prune_messages(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        return await self._prune("old_messages", older_than, dry_run)
+
+    async def prune_deliveries(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        return await self._prune("old_deliveries", older_than, dry_run)
+
+    async def _prune(self, what: str, older_than: datetime, dry_run: bool) -> int:
+        """``count_<what>`` or ``delete_<what>`` of the rows before ``older_than``."""
         cutoff = to_ms(older_than)
         if dry_run:
-            ((count,),) = await self._rows(Q["count_old_runs"], (cutoff,))
+            ((count,),) = await self._rows(Q[f"count_{what}"], (cutoff,))
             return int(count)
 
         def body(conn: Conn) -> int:
-            return int(conn.execute(Q["delete_old_runs"], (cutoff,)).rowcount)
+            return int(conn.execute(Q[f"delete_{what}"], (cutoff,)).rowcount)
 
         deleted: int = await self._write(body)
         return deleted
+
+    async def optimize(self) -> None:
+        def body(conn: Conn) -> None:
+            conn.execute("PRAGMA optimize")
+
+        await self._write(body)
 
     # ------------------------------------------------------------ delivery outbox
     def set_delivery_planner(self, planner: DeliveryPlanner | None) -> None:

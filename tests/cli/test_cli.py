@@ -495,3 +495,18 @@ def test_status_shows_each_jobs_state_its_errors_and_the_next_fires_in_order(
     assert data["in_flight"] == [] and data["nodes"] == []
     text = cli("status").out
     assert "Runs in flight: 0" in text and "FAILING" in text
+
+
+def test_maintenance_commands_report_what_they_would_delete_then_delete_it(cli: CLI) -> None:
+    cli("jobs", "add", "a", "p", "--every", "1h")
+    cli("jobs", "run", "a")  # one finished run, one delivered WebSocket event
+    dry = cli("--json", "maintenance", "deliveries", "--days", "0", "--dry-run").json["data"]
+    assert (dry["matching"], dry["deleted"], dry["dry_run"]) == (1, 0, True)
+    done = cli("maintenance", "deliveries", "--days", "0")
+    assert (
+        done.code == 0 and done.out.strip() == "Deleted 1 finished deliveries older than 0 day(s)"
+    )
+    assert cli("--json", "maintenance", "deliveries", "--days", "0").json["data"]["matching"] == 0
+    assert "Deleted 0 conversation message(s)" in cli("maintenance", "sessions").out
+    assert cli("maintenance", "optimize").code == 0
+    assert cli("maintenance", "sessions", "--hours", "-1").code == 2

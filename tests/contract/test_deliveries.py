@@ -208,3 +208,26 @@ async def test_a_sender_that_died_on_this_machine_leaves_its_deliveries_at_once(
     assert (
         await store.claim_deliveries(new_owner(), 10, 60, ["tg:"]) == []
     )  # a live holder keeps it
+
+
+async def test_maintenance_deletes_exactly_what_its_dry_run_counted(
+    store: CronStore, clock: ManualClock
+) -> None:
+    store.set_delivery_planner(planner)
+    await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 7})
+    await finish_one(store, clock, RunStatus.SUCCESS)  # ws:agent + tg:7, both pending
+    (sent,) = await store.claim_deliveries("outbox", 10, 30, ["tg:"])
+    assert await store.finish_delivery(sent.id, "outbox", delivered=True)
+    session = await store.main_session_id("user:a")
+    await store.append_session_messages(session, [("user", "old"), ("assistant", "old too")])
+    clock.advance(86_400)
+    await store.append_session_messages(session, [("user", "new")])
+    await store.optimize()
+    cutoff = clock.now() - timedelta(hours=1)
+    assert await store.prune_deliveries(cutoff, dry_run=True) == 1  # the delivered one
+    assert await store.prune_deliveries(cutoff) == 1
+    assert [d.status for d in await store.list_deliveries(0, None)] == [DeliveryStatus.PENDING]
+    assert await store.prune_messages(cutoff, dry_run=True) == 2
+    assert await store.prune_messages(cutoff) == 2
+    assert [m.content for m in await store.session_messages(session, 10)] == ["new"]
+    assert await store.prune_messages(cutoff) == 0

@@ -270,3 +270,16 @@ SELECT job_id, count(*), sum(CASE WHEN status IN ('failed', 'timeout') THEN 1 EL
         WHERE r.job_id = runs.job_id AND r.duration_ms IS NOT NULL
         ORDER BY r.seq DESC LIMIT 1)
 FROM runs GROUP BY job_id;
+
+-- name: count_old_messages
+SELECT count(*) FROM messages WHERE created_at < $1;
+
+-- name: delete_old_messages
+DELETE FROM messages WHERE created_at < $1;
+
+-- name: count_old_deliveries
+SELECT count(*) FROM deliveries
+WHERE created_at < $1 AND status IN ('delivered', 'dead', 'published');
+
+-- name: delete_old_deliveries
+DELETE FROM deliveries WHERE created_at < $1 AND status IN ('delivered', 'dead', 'published');

@@ -249,3 +249,16 @@ SELECT job_id, count(*), sum(CASE WHEN status IN ('failed', 'timeout') THEN 1 EL
         WHERE r.job_id = runs.job_id AND r.duration_ms IS NOT NULL
         ORDER BY r.seq DESC LIMIT 1)
 FROM runs GROUP BY job_id;
+
+-- name: count_old_messages
+SELECT count(*) FROM messages WHERE created_at < ?;
+
+-- name: delete_old_messages
+DELETE FROM messages WHERE created_at < ?;
+
+-- name: count_old_deliveries
+SELECT count(*) FROM deliveries
+WHERE created_at < ? AND status IN ('delivered', 'dead', 'published');
+
+-- name: delete_old_deliveries
+DELETE FROM deliveries WHERE created_at < ? AND status IN ('delivered', 'dead', 'published');
