@@ -18,7 +18,7 @@ import signal
 import sys
 from dataclasses import replace
 
-from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError
+from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError, declared
 from starpod_cron.bootstrap import open_store, store_url, user_limits
 from starpod_cron.chat import AgentChat
 from starpod_cron.config import AgentConfig
@@ -31,6 +31,7 @@ from starpod_cron.owner import new_owner
 from starpod_cron.routing import TELEGRAM_PREFIX
 from starpod_cron.runner import run as run_async
 from starpod_cron.tasks import TaskSet
+from starpod_cron.timeutil import from_ms
 
 from .events import EventFeed
 from .http import HttpApi, listen
@@ -95,15 +96,25 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             store = self.store = await open_store(config, self.db_url)
             stack.push_async_callback(store.close)
-            executor = build_executor(config.executor, store, config.base_dir)
+            registry = declared.load(config.jobs, config.job_modules, base_dir=config.base_dir)
+            synced = await declared.sync_at_start(store, registry, from_ms(store.clock.now_ms()))
+            if synced.changes():
+                log.warning(
+                    "declared jobs synced: created %s, updated %s, disabled %s",
+                    synced.created or "none",
+                    synced.updated or "none",
+                    synced.disabled or "none",
+                )
+            model = build_executor(config.executor, store, config.base_dir)
+            executor = declared.with_declared(model, registry)
             stack.push_async_callback(executor.aclose)
             for note in executor.notes:
                 log.warning("%s", note)
             scheduler = self.scheduler = CronScheduler(store, executor, config.scheduler)
             ops = JobOperations(store, scheduler.run_now, user_limits(config))
             chat = (
-                AgentChat(executor, ops, store, max_history=config.executor.max_history_messages)
-                if isinstance(executor, OpenAIExecutor)
+                AgentChat(model, ops, store, max_history=config.executor.max_history_messages)
+                if isinstance(model, OpenAIExecutor)
                 else None
             )
             g = config.gateway

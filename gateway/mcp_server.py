@@ -20,7 +20,7 @@ import mcp.types as types
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
-from starpod_cron import StarpodCronError
+from starpod_cron import StarpodCronError, declared
 from starpod_cron.access import LOCAL_ADMIN, Principal
 from starpod_cron.bootstrap import open_store, user_limits
 from starpod_cron.config import AgentConfig
@@ -114,7 +114,9 @@ async def serve_mcp(
     address = parse_http(http) if http else None
     who = Principal(user) if user else LOCAL_ADMIN
     async with open_store(config, db_url) as store:
-        executor = build_executor(config.executor, store, config.base_dir)
+        registry = declared.load(config.jobs, config.job_modules, base_dir=config.base_dir)
+        model = build_executor(config.executor, store, config.base_dir)
+        executor = declared.with_declared(model, registry)
         scheduler = CronScheduler(store, executor, config.scheduler)  # for cron_run only
         ops = JobOperations(store, scheduler.run_now, user_limits(config))
         server = build_server(ops, who, tokens)

@@ -171,6 +171,10 @@ class AgentConfig:
     """The sections present in the file (``executor`` absent means the demo default)."""
     base_dir: Path | None = None
     """The directory of the file: a ``python`` executor target is imported from there too."""
+    jobs: tuple[dict[str, Any], ...] = ()
+    """The ``[[jobs]]`` tables: jobs declared in this file (see :mod:`starpod_cron.declared`)."""
+    job_modules: tuple[str, ...] = ()
+    """``[cron] job_modules``: modules whose decorated functions declare jobs."""
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -203,13 +207,21 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
     known = ["cron", *_SECTIONS]
     values: dict[str, Any] = {}
     store_keys: dict[str, Any] = {}
+    declared = data.pop("jobs", [])
+    if not isinstance(declared, list) or not all(isinstance(j, dict) for j in declared):
+        raise ConfigError(f"{source}: jobs must be [[jobs]] tables, one per job")
     for name, value in data.items():
         if name not in known:
-            listed = ", ".join(f"[{s}]" for s in known)
+            listed = ", ".join(f"[{s}]" for s in [*known, "[jobs]"])
             raise ConfigError(f"{source}: unknown section [{name}] (known: {listed})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
-    cron = data.get("cron", {})
+    cron = dict(data.get("cron", {}))
+    modules = cron.pop("job_modules", [])
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise ConfigError(f"{source} [cron]: job_modules must be a list of module names")
+    values["jobs"] = tuple(declared)
+    values["job_modules"] = tuple(modules)
     store = dict(data.get("store", {}))
     if "synchronous" in store:
         store_keys["synchronous"] = store.pop("synchronous")
@@ -225,7 +237,7 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
         if name == "executor":
             _check_executor_keys(section, where)
         values[name] = _section(cls, section, where)
-    return AgentConfig(**values, configured=frozenset(data))
+    return AgentConfig(**values, configured=frozenset(data) | ({"jobs"} if declared else set()))
 
 
 def _cron(cron: dict[str, Any], store_keys: dict[str, Any], where: str) -> dict[str, Any]:

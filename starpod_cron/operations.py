@@ -13,6 +13,7 @@ from typing import Any
 
 from . import jobfields
 from .access import Principal
+from .declared import check_editable
 from .durations import describe_ms
 from .errors import AmbiguousJobName, ConfigError, InvalidInput, JobNotFound, LimitExceeded
 from .jobfields import JobFields
@@ -148,6 +149,7 @@ class JobOperations:
 
     async def update(self, who: Principal, name: str, fields: JobFields) -> CronJob:
         job = await self.find(who, name)
+        check_editable(job)
         user_id: Any = UNSET
         if fields.user_id is not None:
             if not who.admin:
@@ -164,12 +166,14 @@ class JobOperations:
 
     async def set_enabled(self, who: Principal, name: str, enabled: bool) -> CronJob:
         job = await self.find(who, name)
+        check_editable(job)
         if enabled:
             return await self.store.enable_job(job.id)
         return await self.store.disable_job(job.id)
 
     async def remove(self, who: Principal, name: str) -> CronJob:
         job = await self.find(who, name)
+        check_editable(job)
         await self.store.remove_job(job.id)
         return job
 

@@ -15,6 +15,7 @@ from typing import Any
 from .. import durations
 from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
+from ..declared import check_editable, load, sync_jobs
 from ..errors import InvalidInput, JobNotFound
 from ..jobfields import JobFields
 from ..models import CronJob, CronRun, NodeStatus, RunStatus
@@ -348,6 +349,8 @@ async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
 
 async def jobs_enable(c: Context, args: argparse.Namespace, enabled: bool) -> Output:
     jobs = await find_jobs(c, args.names)
+    for job in jobs:
+        check_editable(job)
     verb = "enabled" if enabled else "disabled"
     for job in jobs:
         if enabled:
@@ -366,6 +369,8 @@ async def jobs_enable(c: Context, args: argparse.Namespace, enabled: bool) -> Ou
 
 async def jobs_remove(c: Context, args: argparse.Namespace) -> Output:
     jobs = await find_jobs(c, args.names)
+    for job in jobs:
+        check_editable(job)
     names = [j.name for j in jobs]
     if not args.yes:
         if not sys.stdin.isatty():
@@ -399,6 +404,35 @@ async def jobs_prune(c: Context, args: argparse.Namespace) -> Output:
         "message": message,
     }
     return Output(data, "text", "Run History Cleanup", text=message)
+
+
+async def jobs_sync(c: Context, args: argparse.Namespace) -> Output:
+    """Make the store match the jobs declared in code and agent.toml (``--dry-run``: say
+    what would change)."""
+    config = c.config
+    registry = load(config.jobs, config.job_modules, base_dir=config.base_dir)
+    report = await sync_jobs(c.store, registry, now=c.now(), dry_run=args.dry_run)
+    verb = "Would make" if args.dry_run else "Made"
+    lines = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (
+            ("create", report.created),
+            ("update", report.updated),
+            ("disable (no longer declared)", report.disabled),
+            ("unchanged", report.unchanged),
+        )
+        if names
+    ]
+    message = f"{verb} {report.changes()} change(s) for {len(registry.jobs)} declared job(s)"
+    data = {
+        "created": report.created,
+        "updated": report.updated,
+        "disabled": report.disabled,
+        "unchanged": report.unchanged,
+        "dry_run": args.dry_run,
+        "message": message,
+    }
+    return Output(data, "text", "Declared Jobs", text="\n".join([message, *lines]))
 
 
 async def maintenance(c: Context, args: argparse.Namespace) -> Output:

@@ -251,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
 
     p = jobs.add_parser(
+        "sync",
+        help="make the store match the jobs declared in code and agent.toml",
+        parents=[common],
+    )
+    p.add_argument("--dry-run", action="store_true", help="only show what would change")
+
+    p = jobs.add_parser(
         "next", help="preview the fire times of a cron expression", parents=[common_no_tz]
     )
     p.add_argument("expr", help='a cron expression, e.g. "0 9 * * 1-5" (6 fields: seconds first)')
@@ -335,7 +342,7 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
         )
     url = store_url(config, args.db)
     try:
-        opened = await open_store(config, url, create=args.command == "add")
+        opened = await open_store(config, url, create=args.command in ("add", "sync"))
     except DatabaseMissing as exc:
         if args.command != "list":
             raise
@@ -356,6 +363,7 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
             "remove": commands.jobs_remove,
             "history": commands.jobs_history,
             "prune": commands.jobs_prune,
+            "sync": commands.jobs_sync,
         }
         if args.command in ("enable", "disable"):
             return await commands.jobs_enable(c, args, args.command == "enable")

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from .. import declared
 from ..errors import InvalidInput, JobAlreadyRunning
 from ..executors import build_executor
 from ..models import CronJob, RunStatus
@@ -34,7 +35,10 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         if args.all
         else await find_jobs(c, args.names)
     )
-    executor = build_executor(c.config.executor, c.store, c.config.base_dir)
+    config = c.config
+    registry = declared.load(config.jobs, config.job_modules, base_dir=config.base_dir)
+    model = build_executor(config.executor, c.store, config.base_dir)
+    executor = declared.with_declared(model, registry)
     if "executor" not in c.config.configured:
         print(
             "note: no [executor] configured in agent.toml: using the built-in echo executor "

@@ -510,3 +510,21 @@ def test_maintenance_commands_report_what_they_would_delete_then_delete_it(cli: 
     assert "Deleted 0 conversation message(s)" in cli("maintenance", "sessions").out
     assert cli("maintenance", "optimize").code == 0
     assert cli("maintenance", "sessions", "--hours", "-1").code == 2
+
+
+def test_jobs_sync_shows_then_applies_the_declared_jobs_and_refuses_edits(
+    cli: CLI, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[[jobs]]\nname = "standup"\nprompt = "Post the standup"\ncron = "0 9 * * 1-5"\n'
+    )
+    dry = cli("--config", str(config), "jobs", "sync", "--dry-run")
+    assert dry.code == 0 and "Would make 1 change(s)" in dry.out and "create: standup" in dry.out
+    assert cli("jobs", "list").out.startswith("No jobs")
+    done = cli("--config", str(config), "--json", "jobs", "sync").json["data"]
+    assert done["created"] == ["standup"] and not done["dry_run"]
+    refused = cli("jobs", "disable", "standup")
+    assert refused.code == 2
+    assert "declared in " in refused.err and "[[jobs]] standup; change it there" in refused.err
+    assert cli("--config", str(config), "jobs", "sync").out.startswith("Made 0 change(s)")

@@ -206,3 +206,17 @@ async def _open(gateway: Gateway):  # type: ignore[no-untyped-def]
     assert gateway.ws is not None
     conn = await connect(f"ws://127.0.0.1:{gateway.ws.port}/")
     return WsClient(conn)
+
+
+async def test_serve_syncs_declared_jobs_at_start_and_refuses_their_edits(tmp_path: Path) -> None:
+    declared = ({"name": "standup", "prompt": "Post it", "cron": "0 9 * * 1-5"},)
+    cfg = replace(config(tmp_path), jobs=declared)
+    async with (
+        running_gateway(cfg, str(tmp_path / "d.db")) as gw,
+        ws_client(gw, "root-token") as root,
+    ):
+        got = await root.request("cron.get", name="standup")
+        assert got["data"]["prompt"] == "Post it"
+        refused = await root.request("cron.update", name="standup", prompt="changed")
+        assert refused["error"]["code"] == "invalid"
+        assert "[[jobs]] standup; change it there" in refused["error"]["message"]

@@ -1,0 +1,336 @@
+"""Jobs declared in code and in ``agent.toml``, kept in version control instead of edited by
+hand, and synced into the store at start.
+
+In code, a registry with decorators; a job is a Python function (run as the job, with the
+same claims, timeouts, retries, records and notifications as a prompt) or, with ``prompt=``,
+a prompt for the executor::
+
+    from starpod_cron.declared import jobs
+
+    @jobs.cron("0 9 * * 1-5", tz="Europe/Rome", description="the morning digest")
+    async def digest(ctx: JobContext) -> str:
+        return await build_digest()
+
+Modules are found through ``[cron] job_modules = ["mypkg.jobs"]`` and the entry-point group
+``starpod_cron.jobs``. In ``agent.toml``, ``[[jobs]]`` tables (name, prompt, one of
+cron/every/at, timezone, max_retries, timeout_secs, session_mode, description, enabled).
+
+:func:`sync_jobs` makes the store match, idempotently, by name (agent-level jobs): a declared
+job is created or updated and marked managed (``origin["declared_in"]`` says where); a managed
+job no longer declared is disabled, its history kept. Editing a managed job anywhere else is
+refused with :class:`ManagedJob`, naming where it is declared.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import jobfields
+from .errors import ConfigError, DuplicateJobName, InvalidInput
+from .jobfields import JobFields
+from .models import UNSET, CronJob, JobContext, JobResult, JobUpdate
+from .store.base import CronStore
+from .store.types import JobSpec
+
+ENTRY_POINTS = "starpod_cron.jobs"
+JobFunction = Callable[[JobContext], Awaitable[JobResult | str]]
+F = TypeVar("F", bound=JobFunction)
+
+
+class ManagedJob(InvalidInput):
+    """The job is declared in code or in agent.toml: change it there (the next sync would undo
+    any other change)."""
+
+
+def declared_in(job: CronJob) -> str | None:
+    """Where a managed job is declared, or None for a job made by hand."""
+    where = (job.origin or {}).get("declared_in")
+    return where if isinstance(where, str) else None
+
+
+def check_editable(job: CronJob) -> None:
+    """ManagedJob for a job declared in code or config."""
+    where = declared_in(job)
+    if where is not None:
+        raise ManagedJob(f"job {job.name!r} is declared in {where}; change it there")
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredJob:
+    name: str
+    fields: JobFields
+    source: str
+    function: JobFunction | None = None
+    module: str | None = None
+    """The module that declared it in code (None: agent.toml)."""
+
+
+@dataclass
+class JobRegistry:
+    jobs: dict[str, DeclaredJob] = field(default_factory=dict)
+
+    def add(self, job: DeclaredJob) -> None:
+        other = self.jobs.get(job.name)
+        if other is not None and other.source != job.source:
+            raise ConfigError(
+                f"job {job.name!r} is declared twice: in {other.source} and in {job.source}"
+            )
+        self.jobs[job.name] = job
+
+    def cron(
+        self,
+        expression: str,
+        *,
+        tz: str | None = None,
+        name: str | None = None,
+        prompt: str | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Declare ``f`` as a job on a cron expression (read in ``tz``)."""
+        return self._declare({"cron": expression, "timezone": tz}, name, prompt, options)
+
+    def every(
+        self,
+        duration: str,
+        *,
+        name: str | None = None,
+        prompt: str | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Declare ``f`` as a job repeating every ``duration`` (``30m``, ``1h30m``)."""
+        return self._declare({"every": duration}, name, prompt, options)
+
+    def _declare(
+        self, schedule: dict[str, Any], name: str | None, prompt: str | None, options: Any
+    ) -> Callable[[F], F]:
+        def register(function: F) -> F:
+            job_name = name or function.__name__.replace("_", "-")
+            where = f"{function.__module__}.{function.__qualname__}"
+            text = prompt if prompt is not None else f"[python] {where}"
+            fields = JobFields.from_mapping({**schedule, **options, "prompt": text})
+            self.add(
+                DeclaredJob(
+                    job_name,
+                    fields,
+                    f"code ({where})",
+                    None if prompt is not None else function,
+                    function.__module__,
+                )
+            )
+            return function
+
+        return register
+
+    def function_for(self, job_name: str) -> JobFunction | None:
+        job = self.jobs.get(job_name)
+        return None if job is None else job.function
+
+
+jobs = JobRegistry()
+"""The registry the decorators of imported job modules fill."""
+
+
+def from_config(entries: Iterable[Mapping[str, Any]], source: str) -> list[DeclaredJob]:
+    """The ``[[jobs]]`` tables of ``agent.toml``; ConfigError names the table at fault."""
+    declared: list[DeclaredJob] = []
+    for index, entry in enumerate(entries, 1):
+        where = f"{source} [[jobs]] #{index}"
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f'{where}: name the job (name = "...")')
+        if any(d.name == name for d in declared):
+            raise ConfigError(f"{where}: job {name!r} is declared twice in {source}")
+        unknown = set(entry) - JOB_KEYS
+        if unknown:
+            known = ", ".join(sorted(JOB_KEYS))
+            raise ConfigError(
+                f"{where} ({name}): unknown key(s) {sorted(unknown)} (known: {known})"
+            )
+        try:
+            fields = JobFields.from_mapping(entry)
+            jobfields.job_spec(
+                fields, now=datetime.now().astimezone(), default_timezone="UTC", user_id=None
+            )
+        except InvalidInput as exc:
+            raise ConfigError(f"{where} ({name}): {exc}") from None
+        declared.append(DeclaredJob(name, fields, f"{source} [[jobs]] {name}"))
+    return declared
+
+
+JOB_KEYS = frozenset(
+    {
+        "name",
+        "prompt",
+        "cron",
+        "every",
+        "at",
+        "timezone",
+        "max_retries",
+        "timeout_secs",
+        "session_mode",
+        "description",
+        "enabled",
+        "misfire_policy",
+    }
+)
+
+
+def load(
+    entries: Iterable[Mapping[str, Any]],
+    modules: Iterable[str],
+    *,
+    source: str = "agent.toml",
+    base_dir: Path | None = None,
+) -> JobRegistry:
+    """Every declared job: ``[[jobs]]`` tables, the ``job_modules`` (imported, with
+    ``base_dir`` on the import path) and the modules of the ``starpod_cron.jobs`` entry
+    points. ConfigError for a module that does not import or a name declared twice."""
+    if base_dir is not None and str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    wanted = set(modules)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"[cron] job_modules: cannot import {module!r}: {exc}") from None
+    for entry in metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            entry.load()
+        except ImportError as exc:
+            raise ConfigError(f"entry point {entry.name!r} ({ENTRY_POINTS}): {exc}") from None
+        wanted.add(entry.module)
+    registry = JobRegistry()
+    for job in from_config(entries, source):
+        registry.add(job)
+    for job in jobs.jobs.values():
+        if job.module in wanted:  # only what this configuration asks for
+            registry.add(job)
+    return registry
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def changes(self) -> int:
+        return len(self.created) + len(self.updated) + len(self.disabled)
+
+
+async def sync_jobs(
+    store: CronStore, registry: JobRegistry, *, now: datetime, dry_run: bool = False
+) -> SyncReport:
+    """Make the store's agent-level jobs match ``registry`` (see the module doc); with
+    ``dry_run`` only say what would change. ConfigError if a declared name is taken by a job
+    made by hand (rename one of them); nothing is written then."""
+    report = SyncReport()
+    existing = {j.name: j for j in await store.list_jobs() if j.user_id is None}
+    create: list[JobSpec] = []
+    updates: list[tuple[CronJob, JobUpdate]] = []
+    for name, declared in sorted(registry.jobs.items()):
+        spec = jobfields.job_spec(
+            declared.fields,
+            now=now,
+            default_timezone=store.settings.default_timezone,
+            user_id=None,
+            origin={"declared_in": declared.source},
+        )
+        spec = replace(spec, name=name)
+        job = existing.get(name)
+        if job is None:
+            create.append(spec)
+            report.created.append(name)
+            continue
+        if declared_in(job) is None:
+            raise ConfigError(
+                f"job {name!r} is declared in {declared.source}, but a job of that name was "
+                "made by hand; rename one of them"
+            )
+        update = _difference(job, spec, store)
+        if update == JobUpdate():
+            report.unchanged.append(name)
+        else:
+            updates.append((job, update))
+            report.updated.append(name)
+    gone = [j for n, j in existing.items() if declared_in(j) and n not in registry.jobs]
+    gone = [j for j in gone if j.enabled]
+    report.disabled = sorted(j.name for j in gone)
+    if dry_run:
+        return report
+    if create:
+        await store.add_jobs(create)
+    for job, update in updates:
+        await store.update_job(job.id, update)
+    for job in gone:
+        await store.disable_job(job.id)
+    return report
+
+
+def _difference(job: CronJob, spec: JobSpec, store: CronStore) -> JobUpdate:
+    s = store.settings
+    want_retries = s.default_max_retries if spec.max_retries is None else spec.max_retries
+    want_timeout = s.default_timeout_secs if spec.timeout_secs is None else spec.timeout_secs
+    same_schedule = job.schedule.to_storage()[:2] == spec.schedule.to_storage()[:2]
+    return JobUpdate(
+        prompt=UNSET if job.prompt == spec.prompt else spec.prompt,
+        schedule=UNSET if same_schedule else spec.schedule,
+        timezone=UNSET if job.timezone == spec.timezone else (spec.timezone or UNSET),
+        enabled=UNSET if job.enabled == spec.enabled else spec.enabled,
+        max_retries=UNSET if job.max_retries == want_retries else want_retries,
+        timeout_secs=UNSET if job.timeout_secs == want_timeout else want_timeout,
+        session_mode=UNSET if job.session_mode == spec.session_mode else spec.session_mode,
+        misfire_policy=UNSET if job.misfire_policy == spec.misfire_policy else spec.misfire_policy,
+        description=UNSET if job.description == spec.description else spec.description,
+    )
+
+
+def with_declared(executor: Any, registry: JobRegistry) -> Any:
+    """``executor``, or a :class:`DeclaredExecutor` over it when code jobs are declared."""
+    if any(job.function is not None for job in registry.jobs.values()):
+        return DeclaredExecutor(registry, executor)
+    return executor
+
+
+async def sync_at_start(store: CronStore, registry: JobRegistry, now: datetime) -> SyncReport:
+    """:func:`sync_jobs` as a process starts; several starting at once (nodes sharing a
+    store) may race to create a job: the loser syncs again and finds it made."""
+    try:
+        return await sync_jobs(store, registry, now=now)
+    except DuplicateJobName:
+        return await sync_jobs(store, registry, now=now)
+
+
+class DeclaredExecutor:
+    """Runs a declared Python job's function; every other job goes to ``fallback`` (the
+    configured executor). A function may return a JobResult or a plain string."""
+
+    def __init__(self, registry: JobRegistry, fallback: Any) -> None:
+        self.registry = registry
+        self.fallback = fallback
+        self.description = getattr(fallback, "description", "executor")
+        self.notes: tuple[str, ...] = getattr(fallback, "notes", ())
+
+    async def __call__(self, ctx: JobContext) -> JobResult:
+        function = self.registry.function_for(ctx.job_name) if ctx.user_id is None else None
+        if function is None:
+            result: JobResult = await self.fallback(ctx)
+            return result
+        answer = await function(ctx)
+        if isinstance(answer, JobResult):
+            return answer
+        return JobResult(session_id="", summary=str(answer))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fallback, name)
+
+    async def aclose(self) -> None:
+        await self.fallback.aclose()
