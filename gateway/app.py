@@ -25,6 +25,7 @@ from starpod_cron.config import AgentConfig
 from starpod_cron.executors import OpenAIExecutor, build_executor
 from starpod_cron.leadership import LeaderElection
 from starpod_cron.logs import RedactingFormatter, redact, register_secrets
+from starpod_cron.maintenance import configured_jobs
 from starpod_cron.nodes import NodeHeartbeat
 from starpod_cron.operations import JobOperations
 from starpod_cron.owner import new_owner
@@ -96,7 +97,7 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             store = self.store = await open_store(config, self.db_url)
             stack.push_async_callback(store.close)
-            registry = declared.load(config.jobs, config.job_modules, base_dir=config.base_dir)
+            registry = configured_jobs(config, store)
             synced = await declared.sync_at_start(store, registry, from_ms(store.clock.now_ms()))
             if synced.changes():
                 log.warning(

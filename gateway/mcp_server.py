@@ -27,6 +27,7 @@ from starpod_cron.config import AgentConfig
 from starpod_cron.errors import ConfigError
 from starpod_cron.executors import build_executor
 from starpod_cron.logs import redact
+from starpod_cron.maintenance import configured_jobs
 from starpod_cron.nodes import package_version
 from starpod_cron.operations import JobOperations
 from starpod_cron.scheduler import CronScheduler
@@ -114,7 +115,7 @@ async def serve_mcp(
     address = parse_http(http) if http else None
     who = Principal(user) if user else LOCAL_ADMIN
     async with open_store(config, db_url) as store:
-        registry = declared.load(config.jobs, config.job_modules, base_dir=config.base_dir)
+        registry = configured_jobs(config, store)
         model = build_executor(config.executor, store, config.base_dir)
         executor = declared.with_declared(model, registry)
         scheduler = CronScheduler(store, executor, config.scheduler)  # for cron_run only

@@ -34,6 +34,24 @@ class StoreConfig:
     """A file path, ``sqlite:///path``, or ``postgresql://user@host/db``."""
 
 
+@dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    """``[maintenance]``: built-in jobs that keep the store small (0 or false: that one is off).
+    They run at ``cron`` (read in ``[cron] timezone``) as agent-level jobs named
+    ``maintenance-runs``, ``maintenance-sessions``, ``maintenance-deliveries``,
+    ``maintenance-optimize``; each is also a CLI command with ``--dry-run``."""
+
+    cron: str = "15 3 * * *"
+    runs_days: int = 0  # delete run history older than this many days
+    sessions_hours: int = 0  # delete conversation messages older than this many hours
+    deliveries_days: int = 0  # delete delivered, dead and published deliveries older than this
+    optimize: bool = False  # refresh the database's query statistics
+
+    def __post_init__(self) -> None:
+        if min(self.runs_days, self.sessions_hours, self.deliveries_days) < 0:
+            raise ConfigError("runs_days, sessions_hours and deliveries_days must be >= 0")
+
+
 EXECUTOR_KINDS = ("echo", "openai", "command", "python")
 
 
@@ -167,6 +185,7 @@ class AgentConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     configured: frozenset[str] = frozenset()
     """The sections present in the file (``executor`` absent means the demo default)."""
     base_dir: Path | None = None
@@ -182,6 +201,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "executor": ExecutorConfig,
     "gateway": GatewayConfig,
     "telegram": TelegramConfig,
+    "maintenance": MaintenanceConfig,
 }
 _CRON_RENAMES = {"timezone": "default_timezone"}
 

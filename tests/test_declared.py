@@ -149,3 +149,42 @@ async def test_a_declared_name_taken_by_a_hand_made_job_is_refused(tmp_path: Pat
 def test_bad_declarations_are_config_errors_naming_the_job(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         registry(text)
+
+
+async def test_maintenance_jobs_are_listed_and_delete_what_the_dry_run_counted(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from starpod_cron import ManualClock
+    from starpod_cron.maintenance import configured_jobs
+    from tests.conftest import START
+
+    clock = ManualClock(START)
+    store = await CronStore.open(str(tmp_path / "m.db"), clock=clock)
+    job_id = await store.add_job("old", "p", Schedule.interval(every_ms=60_000))
+    for _ in range(3):
+        clock.advance(60)
+        (claim,) = await store.claim_due("me", 10, 30)
+        await store.record_run_complete(claim.run_id, RunStatus.SUCCESS, "ok")
+    clock.advance(40 * 86_400)
+    config = parse_config("[maintenance]\nruns_days = 30\noptimize = true\n")
+    jobs = configured_jobs(config, store)
+    await sync_jobs(store, jobs, now=clock.now())
+    names = sorted(j.name for j in await store.list_jobs())
+    assert names == ["maintenance-optimize", "maintenance-runs", "old"]
+    counted = await store.prune_runs(clock.now() - timedelta(days=30), dry_run=True)
+    assert counted == 3
+
+    async def model(ctx: JobContext) -> JobResult:
+        raise AssertionError("maintenance jobs never reach the model")
+
+    scheduler = CronScheduler(store, with_declared(model, jobs))
+    maintenance = await store.get_job_by_name("maintenance-runs")
+    assert maintenance is not None
+    run = await scheduler.run_now(maintenance.id)
+    assert run.status is RunStatus.SUCCESS
+    assert run.result_summary == f"deleted {counted} run(s) older than 30 day(s)"
+    assert await store.list_runs(job_id) == []
+    await scheduler.stop()
+    await store.close()

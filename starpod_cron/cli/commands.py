@@ -15,9 +15,10 @@ from typing import Any
 from .. import durations
 from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
-from ..declared import check_editable, load, sync_jobs
+from ..declared import check_editable, sync_jobs
 from ..errors import InvalidInput, JobNotFound
 from ..jobfields import JobFields
+from ..maintenance import configured_jobs
 from ..models import CronJob, CronRun, NodeStatus, RunStatus
 from ..operations import JobOperations
 from ..schedules import Schedule
@@ -410,7 +411,7 @@ async def jobs_sync(c: Context, args: argparse.Namespace) -> Output:
     """Make the store match the jobs declared in code and agent.toml (``--dry-run``: say
     what would change)."""
     config = c.config
-    registry = load(config.jobs, config.job_modules, base_dir=config.base_dir)
+    registry = configured_jobs(config, c.store)
     report = await sync_jobs(c.store, registry, now=c.now(), dry_run=args.dry_run)
     verb = "Would make" if args.dry_run else "Made"
     lines = [

@@ -17,6 +17,7 @@ from typing import Any
 from .. import declared
 from ..errors import InvalidInput, JobAlreadyRunning
 from ..executors import build_executor
+from ..maintenance import configured_jobs
 from ..models import CronJob, RunStatus
 from ..notify import summarize
 from ..scheduler import CronScheduler
@@ -36,7 +37,7 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         else await find_jobs(c, args.names)
     )
     config = c.config
-    registry = declared.load(config.jobs, config.job_modules, base_dir=config.base_dir)
+    registry = configured_jobs(config, c.store)
     model = build_executor(config.executor, c.store, config.base_dir)
     executor = declared.with_declared(model, registry)
     if "executor" not in c.config.configured:
