@@ -22,8 +22,9 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
+from enum import StrEnum
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -434,18 +435,21 @@ def _int(value: str | None, default: int, low: int, high: int, name: str) -> int
 
 
 def _status(value: str) -> RunStatus:
-    try:
-        return RunStatus(value)
-    except ValueError:
-        known = ", ".join(s.value for s in RunStatus)
-        raise ApiError(400, "invalid", f"status must be one of {known}") from None
+    return _member(RunStatus, value)
 
 
 def _delivery_status(value: str) -> DeliveryStatus:
+    return _member(DeliveryStatus, value)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _member(kind: type[E], value: str) -> E:
     try:
-        return DeliveryStatus(value)
+        return kind(value)
     except ValueError:
-        known = ", ".join(s.value for s in DeliveryStatus)
+        known = ", ".join(member.value for member in kind)
         raise ApiError(400, "invalid", f"status must be one of {known}") from None
 
 

@@ -19,44 +19,57 @@ SOURCE = "agent.toml [maintenance]"
 
 def maintenance_jobs(config: MaintenanceConfig, store: CronStore) -> list[DeclaredJob]:
     """The maintenance jobs ``config`` turns on, acting on ``store``."""
-
-    tasks: list[tuple[str, str, Callable[[], Awaitable[str]]]] = []
-    if config.runs_days:
-        days = config.runs_days
-
-        async def runs() -> str:
-            cutoff = from_ms(store.clock.now_ms()) - timedelta(days=days)
-            return f"deleted {await store.prune_runs(cutoff)} run(s) older than {days} day(s)"
-
-        tasks.append(("runs", f"delete run history older than {days} day(s)", runs))
-    if config.sessions_hours:
-        hours = config.sessions_hours
-
-        async def sessions() -> str:
-            cutoff = from_ms(store.clock.now_ms()) - timedelta(hours=hours)
-            deleted = await store.prune_messages(cutoff)
-            return f"deleted {deleted} conversation message(s) older than {hours} hour(s)"
-
-        tasks.append(("sessions", f"delete conversation messages older than {hours} h", sessions))
-    if config.deliveries_days:
-        ddays = config.deliveries_days
-
-        async def deliveries() -> str:
-            cutoff = from_ms(store.clock.now_ms()) - timedelta(days=ddays)
-            deleted = await store.prune_deliveries(cutoff)
-            return f"deleted {deleted} finished deliveries older than {ddays} day(s)"
-
-        tasks.append(
-            ("deliveries", f"delete finished deliveries older than {ddays} day(s)", deliveries)
-        )
+    days, hours = timedelta(days=1), timedelta(hours=1)
+    prunes: list[tuple[str, int, timedelta, str, str, Prune]] = [
+        ("runs", config.runs_days, days, "day(s)", "run(s)", store.prune_runs),
+        (
+            "sessions",
+            config.sessions_hours,
+            hours,
+            "hour(s)",
+            "conversation message(s)",
+            store.prune_messages,
+        ),
+        (
+            "deliveries",
+            config.deliveries_days,
+            days,
+            "day(s)",
+            "finished deliveries",
+            store.prune_deliveries,
+        ),
+    ]
+    declared = []
+    for name, amount, unit, unit_name, what, prune in prunes:
+        if amount:
+            text = f"{what} older than {amount} {unit_name}"
+            task = _pruning(store, prune, amount * unit, text)
+            declared.append(_job(name, f"delete {text}", task, config.cron))
     if config.optimize:
 
         async def optimize() -> str:
             await store.optimize()
             return "refreshed the query statistics"
 
-        tasks.append(("optimize", "refresh the database's query statistics", optimize))
-    return [_job(name, text, task, config.cron) for name, text, task in tasks]
+        declared.append(
+            _job("optimize", "refresh the database's query statistics", optimize, config.cron)
+        )
+    return declared
+
+
+Prune = Callable[..., Awaitable[int]]
+
+
+def _pruning(
+    store: CronStore, prune: Prune, age: timedelta, text: str
+) -> Callable[[], Awaitable[str]]:
+    """Delete what is older than ``age`` and say how much: ``deleted 3 run(s) older than ...``."""
+
+    async def task() -> str:
+        deleted = await prune(from_ms(store.clock.now_ms()) - age)
+        return f"deleted {deleted} {text}"
+
+    return task
 
 
 def _job(name: str, text: str, task: Callable[[], Awaitable[str]], cron: str) -> DeclaredJob:

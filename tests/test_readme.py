@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-async def test_library_example_runs(tmp_path: Path) -> None:
-    example = re.findall(r"```python\n(.*?)```", README, re.S)[0]
+async def run_example(tmp_path: Path, code: str) -> list[str]:
+    """Run a README example as a script in ``tmp_path``; its output lines."""
     script = tmp_path / "example.py"
-    script.write_text(example)
+    script.write_text(code)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(script),
@@ -25,7 +25,12 @@ async def test_library_example_runs(tmp_path: Path) -> None:
     )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    return out.decode().splitlines()
+
+
+async def test_library_example_runs(tmp_path: Path) -> None:
+    example = re.findall(r"```python\n(.*?)```", README, re.S)[0]
+    lines = await run_example(tmp_path, example)
     assert lines.count("[heartbeat] ok: ran: Check the build") == 2
     assert sum(line.startswith("success ") for line in lines) == 2
 
@@ -50,15 +55,5 @@ async def test_quickstart_cli_commands_run(tmp_path: Path) -> None:
 
 async def test_tools_example_runs(tmp_path: Path) -> None:
     (example,) = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "call_tool" in b]
-    script = tmp_path / "tools_example.py"
-    script.write_text(example)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode().splitlines() == ["alice cron 0 9 * * 1-5", "10 tools"]
+    lines = await run_example(tmp_path, example)
+    assert lines == ["alice cron 0 9 * * 1-5", "10 tools"]
