@@ -23,6 +23,7 @@ from .errors import (
     RunNotRunning,
     SchemaVersionError,
     StarpodCronError,
+    StoreLost,
     StoreUnavailable,
     TransientJobError,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "SessionMode",
     "StarpodCronError",
     "StoreSettings",
+    "StoreLost",
     "StoreUnavailable",
     "SystemClock",
     "Topic",

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from .errors import StarpodCronError
+from .errors import StarpodCronError, StoreLost
 from .store.base import SchedulerStore
 from .store.types import Completion
 
@@ -98,7 +98,7 @@ class GroupCommit(Generic[I, R]):
                 return list(await self._write(items))
             except Exception as exc:  # noqa: BLE001 - every failed write is logged and retried
                 self.failed_writes += 1
-                if self._giving_up.is_set():
+                if self._giving_up.is_set() or isinstance(exc, StoreLost):
                     log.error("giving up on %d %s: %s", len(items), self._what, exc)
                     return [GiveUp(f"not recorded: {exc}")] * len(items)
                 attempt += 1

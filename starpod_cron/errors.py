@@ -66,6 +66,11 @@ class StoreUnavailable(StarpodCronError):
     file was deleted or replaced while open. The message says which and what to do."""
 
 
+class StoreLost(StoreUnavailable):
+    """This process can never use the store again (its SQLite file was deleted or replaced
+    while open): retrying a write cannot help, so writers give up at once."""
+
+
 class DatabaseMissing(StoreUnavailable):
     """Opened with ``create=False`` (as read-only CLI commands do) and there is no database."""
 

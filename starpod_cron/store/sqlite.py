@@ -32,6 +32,7 @@ from ..errors import (
     JobNotFound,
     SchemaVersionError,
     StarpodCronError,
+    StoreLost,
     StoreUnavailable,
 )
 from ..models import (
@@ -218,7 +219,7 @@ class SqliteStore(CronStore):
     def _check_identity(self) -> None:
         """Refuse to go on with a database file that was deleted or replaced while open."""
         if self._lost is not None:
-            raise StoreUnavailable(self._lost)
+            raise StoreLost(self._lost)
         if self._identity is None:
             return
         if self._stat() != self._identity:
@@ -228,7 +229,7 @@ class SqliteStore(CronStore):
                 "it, restore the file (or accept a new one), and start again"
             )
             log.error("%s", self._lost)
-            raise StoreUnavailable(self._lost)
+            raise StoreLost(self._lost)
 
     def _require(self) -> Conn:
         if self._conn is None:
