@@ -16,7 +16,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from dataclasses import replace
+from typing import Any
 
 from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError, declared
 from starpod_cron.bootstrap import open_store, store_url, user_limits
@@ -286,15 +288,21 @@ def serve(
             loop.add_signal_handler(sig, gateway.request_stop)
         await gateway.run()
 
+    return run_command(main(), grace=config.scheduler.cancel_grace_secs)
+
+
+def run_command(main: Coroutine[Any, Any, None], *, grace: float) -> int:
+    """Run a gateway command (``serve``, ``mcp``) to its end. Exit codes: 0 it stopped (by a
+    signal, or its client went away); 2 a configuration error; 1 any other error. Errors are
+    one redacted line on stderr, without a traceback."""
     try:
-        run_async(main(), grace=config.scheduler.cancel_grace_secs)
+        run_async(main, grace=grace)
     except InvalidInput as exc:
         print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
         return 2
-    except StarpodCronError as exc:
+    except (StarpodCronError, OSError) as exc:
         print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
-        return 1
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        return 0
     return 0

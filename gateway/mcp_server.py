@@ -26,7 +26,6 @@ from starpod_cron.bootstrap import open_store, user_limits
 from starpod_cron.config import AgentConfig
 from starpod_cron.errors import ConfigError
 from starpod_cron.executors import build_executor
-from starpod_cron.logs import redact
 from starpod_cron.maintenance import configured_jobs
 from starpod_cron.nodes import package_version
 from starpod_cron.operations import JobOperations
@@ -173,18 +172,10 @@ def stop_on_signals(task: asyncio.Task[Any] | None) -> None:
 
 def run(config: AgentConfig, *, db_url: str | None, user: str | None, http: str | None) -> int:
     """Exit codes: 0 the client closed the connection (or SIGINT/SIGTERM); 2 a configuration
-    error; 1 anything else that stopped it, as one line on stderr."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    try:
-        asyncio.run(serve_mcp(config, db_url=db_url, user=user, http=http))
-    except asyncio.CancelledError:  # stopped by SIGINT/SIGTERM
-        return 0
-    except ConfigError as exc:
-        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
-        return 2
-    except StarpodCronError as exc:
-        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    error; 1 anything else that stopped it, as one line on stderr. Logs go to stderr (stdout
+    is the protocol), with secrets redacted."""
+    from .app import run_command, setup_logging
+
+    setup_logging(verbose=False)
+    main = serve_mcp(config, db_url=db_url, user=user, http=http)
+    return run_command(main, grace=config.scheduler.cancel_grace_secs)

@@ -100,7 +100,7 @@ class LeaderElection:
         try:
             while True:
                 asked = time.monotonic()
-                lease = await self._acquire()
+                _, lease = await self._acquire()
                 if lease is not None:
                     await self._lead(lease, asked, work)
                 await asyncio.sleep(self.retry_secs)
@@ -108,16 +108,18 @@ class LeaderElection:
             self.is_leader = False
             await self._release()
 
-    async def _acquire(self, within: float | None = None) -> Lease | None:
-        """The lease, or None if another holds it or the store did not answer in time."""
+    async def _acquire(self, within: float | None = None) -> tuple[bool, Lease | None]:
+        """``(answered, lease)``: the lease, or None when another process holds it; not
+        answered when the store failed or took longer than ``within`` seconds."""
         limit = self.lease_secs * SAFETY * 2 if within is None else max(0.01, within)
         try:
-            return await asyncio.wait_for(
+            lease = await asyncio.wait_for(
                 self.store.acquire_lease(self.name, self.holder, self.lease_secs), limit
             )
         except (StoreUnavailable, TimeoutError) as exc:
             log.warning("lease %s: the store did not answer: %s", self.name, _why(exc))
-            return None
+            return False, None
+        return True, lease
 
     def _safe_until(self, asked: float) -> float:
         return asked + self.lease_secs * (1 - SAFETY)
@@ -143,27 +145,16 @@ class LeaderElection:
                     await self._release()
                     return
                 asked = time.monotonic()
-                renewed = await self._acquire(within=safe_until - asked)
+                answered, renewed = await self._acquire(within=safe_until - asked)
+                if not answered:
+                    continue  # the store is slow or away: retry until safe_until
                 if renewed is None:
-                    if not await self._taken_over(within=safe_until - time.monotonic()):
-                        continue  # the store is slow or away: retry until safe_until
                     log.warning("lease %s: another process took over; stepping down", self.name)
                     return
                 safe_until = term.safe_until = self._safe_until(asked)
         finally:
             self.is_leader = False
             await cancel_and_wait([task], grace=self.lease_secs, what="leader work")
-
-    async def _taken_over(self, within: float) -> bool:
-        """True if the store says another holder has the lease; False if it says not, or did
-        not answer within ``within`` seconds."""
-        if within <= 0:
-            return False
-        try:
-            leases = await asyncio.wait_for(self.store.list_leases(), within)
-        except (StoreUnavailable, TimeoutError):
-            return False
-        return any(x.name == self.name and x.holder != self.holder for x in leases)
 
     def _log_end(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

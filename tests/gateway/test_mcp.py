@@ -92,8 +92,12 @@ async def test_mcp_over_http_requires_a_token_and_acts_for_its_user(tmp_path: Pa
     )
     try:
         assert proc.stderr is not None
-        line = await asyncio.wait_for(proc.stderr.readline(), 20)
-        assert b"/mcp" in line, line
+        seen = b""
+        while b"/mcp" not in seen:  # log lines (a migration, say) may come first
+            line = await asyncio.wait_for(proc.stderr.readline(), 20)
+            assert line, seen
+            seen += line
+        assert b"MCP server on http://127.0.0.1" in seen, seen
         url = f"http://127.0.0.1:{port}/mcp"
         async with httpx.AsyncClient() as http:
             refused = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
