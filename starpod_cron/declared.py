@@ -329,8 +329,5 @@ class DeclaredExecutor:
             return answer
         return JobResult(session_id="", summary=str(answer))
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.fallback, name)
-
     async def aclose(self) -> None:
         await self.fallback.aclose()
