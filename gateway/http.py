@@ -41,19 +41,14 @@ from starlette.staticfiles import StaticFiles
 from starpod_cron import (
     CronScheduler,
     DeliveryStatus,
-    DuplicateJobName,
     InvalidInput,
-    JobAlreadyRunning,
-    JobNotFound,
     RunStatus,
     StarpodCronError,
-    StoreUnavailable,
 )
 from starpod_cron.access import LOCAL_ADMIN, Principal
-from starpod_cron.errors import LimitExceeded
 from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
-from starpod_cron.tools import TOOLS, call_tool
+from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, run_json, schedule_human
 
 from .metrics import CONTENT_TYPE, Metrics
@@ -67,6 +62,14 @@ CSRF_HEADER = "x-starpod-csrf"
 MAX_BODY = 64 * 1024
 MAX_TIMELINE = 500
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+HTTP_STATUS = {
+    "not_found": 404,
+    "conflict": 409,
+    "limit": 403,
+    "invalid": 400,
+    "unavailable": 503,
+    "error": 400,
+}
 WEB = resources.files("gateway") / "web"
 
 
@@ -156,18 +159,9 @@ class HttpApi:
                 return JSONResponse(await fn(request, who))
             except ApiError as exc:
                 return _error(exc.status, exc.code, str(exc))
-            except JobNotFound as exc:
-                return _error(404, "not_found", str(exc))
-            except (DuplicateJobName, JobAlreadyRunning) as exc:
-                return _error(409, "conflict", str(exc))
-            except LimitExceeded as exc:
-                return _error(403, "limit", str(exc))
-            except InvalidInput as exc:
-                return _error(400, "invalid", str(exc))
-            except StoreUnavailable as exc:
-                return _error(503, "unavailable", str(exc))
             except StarpodCronError as exc:
-                return _error(400, "error", str(exc))
+                code = error_code(exc)
+                return _error(HTTP_STATUS[code], code, str(exc))
 
         return endpoint
 

@@ -28,20 +28,16 @@ from websockets.http11 import Request, Response
 from starpod_cron import (
     ConfigError,
     Delivery,
-    DuplicateJobName,
     InvalidInput,
-    JobAlreadyRunning,
-    JobNotFound,
     StarpodCronError,
 )
 from starpod_cron.access import Principal
 from starpod_cron.chat import AgentChat
 from starpod_cron.config import GatewayConfig
-from starpod_cron.errors import LimitExceeded
 from starpod_cron.operations import JobOperations
 from starpod_cron.routing import WS_PREFIX
 from starpod_cron.tasks import TaskSet
-from starpod_cron.tools import call_tool
+from starpod_cron.tools import call_tool, error_code
 
 from . import protocol
 
@@ -288,16 +284,8 @@ class WsServer:
             self.offer(client, protocol.ok(request.id, data))
         except protocol.ProtocolError as exc:
             self.offer(client, protocol.error(exc.request_id, exc.code, str(exc)))
-        except JobNotFound as exc:
-            self.offer(client, protocol.error(request_id, "not_found", str(exc)))
-        except (DuplicateJobName, JobAlreadyRunning) as exc:
-            self.offer(client, protocol.error(request_id, "conflict", str(exc)))
-        except LimitExceeded as exc:
-            self.offer(client, protocol.error(request_id, "limit", str(exc)))
-        except InvalidInput as exc:
-            self.offer(client, protocol.error(request_id, "invalid", str(exc)))
         except StarpodCronError as exc:
-            self.offer(client, protocol.error(request_id, "error", str(exc)))
+            self.offer(client, protocol.error(request_id, error_code(exc), str(exc)))
         except Exception:
             log.exception("WebSocket request from client %d failed", client.id)
             self.offer(client, protocol.error(request_id, "internal", "internal error (logged)"))

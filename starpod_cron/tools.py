@@ -19,7 +19,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .access import LOCAL_ADMIN, Principal
-from .errors import InvalidInput
+from .errors import (
+    DuplicateJobName,
+    InvalidInput,
+    JobAlreadyRunning,
+    JobNotFound,
+    LimitExceeded,
+    StarpodCronError,
+    StoreUnavailable,
+)
 from .jobfields import JobFields
 from .operations import JobOperations
 from .schedules import Schedule
@@ -338,6 +346,23 @@ async def call_tool(
     ops = target if isinstance(target, JobOperations) else JobOperations(target)
     who = user if isinstance(user, Principal) else LOCAL_ADMIN if user is None else Principal(user)
     return await tool.handler(Context(ops, who, origin), _check(tool, arguments))
+
+
+def error_code(exc: StarpodCronError) -> str:
+    """The short code every front end answers an error with (WebSocket ``error.code``, the
+    HTTP API's ``error.code`` and status): ``not_found`` (missing, or someone else's job),
+    ``conflict``, ``limit``, ``invalid``, ``unavailable`` (the store), else ``error``."""
+    if isinstance(exc, JobNotFound):
+        return "not_found"
+    if isinstance(exc, DuplicateJobName | JobAlreadyRunning):
+        return "conflict"
+    if isinstance(exc, LimitExceeded):
+        return "limit"
+    if isinstance(exc, InvalidInput):
+        return "invalid"
+    if isinstance(exc, StoreUnavailable):
+        return "unavailable"
+    return "error"
 
 
 def openai_tools(*, changes: bool = True) -> list[dict[str, Any]]:
