@@ -49,7 +49,7 @@ from starpod_cron.access import LOCAL_ADMIN, Principal
 from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
 from starpod_cron.tools import TOOLS, call_tool, error_code
-from starpod_cron.views import fires_after, run_json, schedule_human
+from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
 from .metrics import CONTENT_TYPE, Metrics
 from .outbox import Outbox
@@ -270,10 +270,9 @@ class HttpApi:
         end = now + timedelta(hours=hours)
         fires: list[dict[str, Any]] = []
         for job in await self.ops.list_jobs(who):
-            if not job.enabled or job.next_run_at is None or job.next_run_at > end:
+            if not job.enabled or job.next_fire_at is None or job.next_fire_at > end:
                 continue
-            times = [job.next_run_at]
-            times += fires_after(job.schedule, job.timezone, job.next_run_at, MAX_TIMELINE)
+            times = job_fires(job, MAX_TIMELINE)
             fires += [
                 {"job": job.name, "job_id": job.id, "at": t.isoformat()} for t in times if t <= end
             ]

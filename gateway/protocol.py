@@ -1,9 +1,13 @@
 """The WebSocket protocol: pure decoding, validation and encoding (no I/O).
 
-Requests:  ``{"id": <any>, "type": "cron.add", ...fields}`` and ``{"type": "replay", "since": N}``
+Requests:  ``{"id": <any>, "type": "cron.add", ...fields}``, ``{"type": "replay", "since": N}``
+and ``{"type": "subscribe", "events": ["notification", "run.started"]}`` (the event types
+this connection gets, live and in replays; ``notification`` only, by default).
 Responses: ``{"id", "ok": true, "data": {...}}`` or ``{"id", "ok": false, "error": {"code",
 "message"}}``. Events: ``{"type": "notification", "event_id", "job_name", "session_id",
-"result_preview", "success", "run_id", "job_id", "status", "ts"}``.
+"result_preview", "success", "run_id", "job_id", "status", "ts"}`` and, for subscribers,
+``{"type": "run.started", "event_id", "job_name", "run_id", "job_id", "attempt", "trigger",
+"scheduled_for", "ts"}`` (always before the run's notification).
 
 Numbers from clients are bounded here (``since`` an event id up to 2**63-1, ``limit`` 1-200),
 so nothing larger ever reaches the store.
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starpod_cron import Delivery
+from starpod_cron.routing import NOTIFICATION, RUN_STARTED
 from starpod_cron.tools import TOOLS
 from starpod_cron.views import job_json, run_json
 
@@ -31,12 +36,15 @@ TOOL_OF: dict[str, str] = {
     "cron.enable": "cron_resume",
     "cron.disable": "cron_pause",
 }
-COMMANDS = frozenset({*TOOL_OF, "replay", "chat"})
+COMMANDS = frozenset({*TOOL_OF, "replay", "chat", "subscribe"})
 FIELDS: dict[str, frozenset[str]] = {
     **{kind: frozenset(TOOLS[tool].parameters["properties"]) for kind, tool in TOOL_OF.items()},
     "replay": frozenset({"since"}),
     "chat": frozenset({"text"}),
+    "subscribe": frozenset({"events"}),
 }
+EVENT_TYPES = frozenset({NOTIFICATION, RUN_STARTED})
+DEFAULT_EVENTS = frozenset({NOTIFICATION})
 MAX_CHAT_CHARS = 4000
 
 
@@ -92,6 +100,16 @@ def decode(frame: str | bytes) -> Request:
             f'chat needs "text": a message of 1 to {MAX_CHAT_CHARS} characters',
             request_id,
         )
+    events = fields.get("events")
+    if kind == "subscribe" and not (
+        isinstance(events, list)
+        and all(isinstance(e, str) for e in events)
+        and set(events) <= EVENT_TYPES
+    ):
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise ProtocolError(
+            "invalid", f'subscribe needs "events": a list of event types from {known}', request_id
+        )
     if "limit" in fields and not _whole(fields["limit"], 1, MAX_RUNS):
         raise ProtocolError(
             "invalid", f'"limit" must be a whole number from 1 to {MAX_RUNS}', request_id
@@ -112,6 +130,10 @@ def error(request_id: Any, code: str, message: str) -> str:
         {"id": request_id, "ok": False, "error": {"code": code, "message": message}},
         ensure_ascii=False,
     )
+
+
+def event_type(delivery: Delivery) -> str:
+    return str(delivery.payload.get("type", NOTIFICATION))
 
 
 def event(delivery: Delivery) -> str:

@@ -35,7 +35,7 @@ from starpod_cron.access import Principal
 from starpod_cron.chat import AgentChat
 from starpod_cron.config import GatewayConfig
 from starpod_cron.operations import JobOperations
-from starpod_cron.routing import WS_PREFIX
+from starpod_cron.routing import RUN_STARTED, WS_PREFIX
 from starpod_cron.tasks import TaskSet
 from starpod_cron.tools import call_tool, error_code
 
@@ -99,6 +99,8 @@ class Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.closing = False
         self.in_flight = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
+        self.events: frozenset[str] = protocol.DEFAULT_EVENTS
+        """The event types this client subscribed to."""
 
 
 class WsServer:
@@ -118,6 +120,7 @@ class WsServer:
         self.chat = chat
         self.config = config
         self.tokens = tokens
+        self.run_started_events = config.run_started_events
         self.clients: set[Client] = set()
         self.dropped_slow = 0
         self.http_port: int | None = None
@@ -257,9 +260,10 @@ class WsServer:
         client allowed to see it (never fails: a client that misses it, or was disconnected
         for reading too slowly, replays from its last event id)."""
         message = protocol.event(delivery)
+        kind = protocol.event_type(delivery)
         for client in list(self.clients):
             seen = client.who.audiences(self.config.share_agent_events)
-            if seen is None or delivery.destination in seen:
+            if kind in client.events and (seen is None or delivery.destination in seen):
                 self.offer(client, message)
 
     # ----------------------------------------------------------------- requests
@@ -276,6 +280,9 @@ class WsServer:
             request_id = request.id
             if request.type == "replay":
                 await self._replay(client, request)
+                return
+            if request.type == "subscribe":
+                self.offer(client, protocol.ok(request.id, self._subscribe(client, request)))
                 return
             if request.type == "chat":
                 self.offer(client, protocol.ok(request.id, await self._chat(client.who, request)))
@@ -298,6 +305,17 @@ class WsServer:
             return next(iter(answer.values()))
         return answer
 
+    def _subscribe(self, client: Client, request: protocol.Request) -> dict[str, Any]:
+        """Choose the event types this connection gets (live and replayed)."""
+        events = frozenset(request.fields["events"])
+        if RUN_STARTED in events and not self.run_started_events:
+            raise InvalidInput(
+                "run.started events are off on this gateway ([gateway] run_started_events = "
+                "false in agent.toml)"
+            )
+        client.events = events
+        return {"events": sorted(events)}
+
     async def _chat(self, who: Principal, request: protocol.Request) -> dict[str, Any]:
         """The agent's answer to a message; it may schedule jobs for this user with the tools
         (their results come as events, like any job's)."""
@@ -316,9 +334,10 @@ class WsServer:
             limit=self.replay_page,
             prefix=WS_PREFIX,
         )
-        for delivery in events:
+        wanted = [d for d in events if protocol.event_type(d) in client.events]
+        for delivery in wanted:
             self.offer(client, protocol.event(delivery))
         last = events[-1].id if events else since
         more = len(events) == self.replay_page
-        data = {"replayed": len(events), "last_event_id": last, "more": more}
+        data = {"replayed": len(wanted), "last_event_id": last, "more": more}
         self.offer(client, protocol.ok(request.id, data))

@@ -14,7 +14,8 @@ from .store.base import CronStore, StoreOpener
 
 
 class ConfiguredOpener(StoreOpener):
-    """:class:`StoreOpener` that also installs the configured delivery planner."""
+    """:class:`StoreOpener` that also installs the configured delivery planner (and the
+    ``run.started`` events, unless ``[gateway] run_started_events = false``)."""
 
     def __init__(self, config: AgentConfig, url: str, clock: Clock | None, create: bool) -> None:
         super().__init__(url, config.store_settings, clock, create)
@@ -22,7 +23,10 @@ class ConfiguredOpener(StoreOpener):
 
     async def _open(self) -> CronStore:
         store = await super()._open()
-        store.set_delivery_planner(delivery_router(self._config))
+        router = delivery_router(self._config)
+        store.set_delivery_planner(router)
+        if self._config.gateway.run_started_events:
+            store.set_start_planner(router.started)
         return store
 
 

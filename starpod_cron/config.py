@@ -129,6 +129,7 @@ class GatewayConfig:
     min_interval_secs: float = 60  # shortest repeat non-admins may schedule
     max_prompt_chars: int = 4000  # longest prompt non-admins may schedule
     heartbeat_secs: float = 5  # node heartbeat in the store; gone after 3 missed
+    run_started_events: bool = True  # publish run.started for WebSocket clients who subscribe
 
     def __post_init__(self) -> None:
         if not self.host.strip():

@@ -13,7 +13,8 @@ a prompt for the executor::
 
 Modules are found through ``[cron] job_modules = ["mypkg.jobs"]`` and the entry-point group
 ``starpod_cron.jobs``. In ``agent.toml``, ``[[jobs]]`` tables (name, prompt, one of
-cron/every/at, timezone, max_retries, timeout_secs, session_mode, description, enabled).
+cron/every/at, timezone, max_retries, timeout_secs, session_mode, description, enabled,
+misfire_policy, jitter_secs, overlap, max_instances).
 
 :func:`sync_jobs` makes the store match, idempotently, by name (agent-level jobs): a declared
 job is created or updated and marked managed (``origin["declared_in"]`` says where); a managed
@@ -178,6 +179,9 @@ JOB_KEYS = frozenset(
         "description",
         "enabled",
         "misfire_policy",
+        "jitter_secs",
+        "overlap",
+        "max_instances",
     }
 )
 
@@ -279,6 +283,7 @@ def _difference(job: CronJob, spec: JobSpec, store: CronStore) -> JobUpdate:
     s = store.settings
     want_retries = s.default_max_retries if spec.max_retries is None else spec.max_retries
     want_timeout = s.default_timeout_secs if spec.timeout_secs is None else spec.timeout_secs
+    want_jitter = s.jitter_secs if spec.jitter_secs is None else spec.jitter_secs
     same_schedule = job.schedule.to_storage()[:2] == spec.schedule.to_storage()[:2]
     return JobUpdate(
         prompt=UNSET if job.prompt == spec.prompt else spec.prompt,
@@ -290,6 +295,9 @@ def _difference(job: CronJob, spec: JobSpec, store: CronStore) -> JobUpdate:
         session_mode=UNSET if job.session_mode == spec.session_mode else spec.session_mode,
         misfire_policy=UNSET if job.misfire_policy == spec.misfire_policy else spec.misfire_policy,
         description=UNSET if job.description == spec.description else spec.description,
+        jitter_secs=UNSET if job.jitter_secs == want_jitter else want_jitter,
+        overlap=UNSET if job.overlap == spec.overlap else spec.overlap,
+        max_instances=UNSET if job.max_instances == spec.max_instances else spec.max_instances,
     )
 
 

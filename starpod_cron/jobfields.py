@@ -17,8 +17,9 @@ from typing import Any
 
 from . import durations
 from .errors import InvalidInput, InvalidJob
-from .models import UNSET, CronJob, JobUpdate, MisfirePolicy, SessionMode
+from .models import UNSET, CronJob, JobUpdate, MisfirePolicy, Overlap, SessionMode
 from .schedules import Schedule
+from .store import validation as check
 from .store.types import JobSpec
 from .timeutil import check_zone
 
@@ -39,6 +40,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "rename": (str,),
     "user_id": (str,),
     "description": (str,),
+    "jitter_secs": (int, float),
+    "overlap": (str,),
+    "max_instances": (int,),
 }
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -63,6 +67,9 @@ class JobFields:
     rename: str | None = None
     user_id: str | None = None
     description: str | None = None
+    jitter_secs: float | None = None
+    overlap: str | None = None
+    max_instances: int | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> JobFields:
@@ -125,6 +132,13 @@ def _misfire(value: str) -> MisfirePolicy:
         raise InvalidJob(f"misfire_policy must be 'run_once' or 'skip', got {value!r}") from None
 
 
+def _overlap(value: str) -> Overlap:
+    try:
+        return Overlap(value)
+    except ValueError:
+        raise InvalidJob(f"overlap must be 'skip', 'queue' or 'allow', got {value!r}") from None
+
+
 def job_spec(
     f: JobFields,
     *,
@@ -143,6 +157,12 @@ def job_spec(
         raise InvalidInput("a schedule is required: one of cron, every, at, in")
     schedule = durations.schedule(given[0], given[1], tz, now)
     delete_after_run = f.delete_after_run if f.delete_after_run is not None else given[0] == "in"
+    overlap = _overlap(f.overlap or Overlap.SKIP.value)
+    misfire = _misfire(f.misfire_policy or MisfirePolicy.RUN_ONCE.value)
+    instances = check.max_instances(1 if f.max_instances is None else f.max_instances)
+    check.overlap_rules(overlap.value, instances, misfire.value)
+    if f.jitter_secs is not None:
+        check.jitter_ms(f.jitter_secs)
     return JobSpec(
         name=f.name or generated_name(f.prompt),
         prompt=f.prompt,
@@ -153,10 +173,13 @@ def job_spec(
         timeout_secs=f.timeout_secs,
         session_mode=_session_mode(f.session_mode or SessionMode.ISOLATED.value),
         user_id=user_id,
-        misfire_policy=_misfire(f.misfire_policy or MisfirePolicy.RUN_ONCE.value),
+        misfire_policy=misfire,
         enabled=True if f.enabled is None else f.enabled,
         origin=origin,
         description=f.description,
+        jitter_secs=f.jitter_secs,
+        overlap=overlap,
+        max_instances=instances,
     )
 
 
@@ -183,6 +206,9 @@ def job_update(f: JobFields, job: CronJob, *, now: datetime, user_id: Any = UNSE
         misfire_policy=UNSET if f.misfire_policy is None else _misfire(f.misfire_policy),
         user_id=user_id,
         description=UNSET if f.description is None else f.description,
+        jitter_secs=UNSET if f.jitter_secs is None else f.jitter_secs,
+        overlap=UNSET if f.overlap is None else _overlap(f.overlap),
+        max_instances=UNSET if f.max_instances is None else f.max_instances,
     )
     if update == JobUpdate():
         raise InvalidInput("nothing to change: give at least one field to change")

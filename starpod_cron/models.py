@@ -46,6 +46,21 @@ class MisfirePolicy(enum.StrEnum):
     SKIP = "skip"
 
 
+class Overlap(enum.StrEnum):
+    """What happens to a job's fires while one of its runs is still going.
+
+    ``skip``: never concurrent with itself; fires missed while it runs collapse into one
+    catch-up run afterwards. ``queue``: every missed fire runs afterwards, oldest first, one
+    at a time (at most ``queue_limit`` wait; older ones are recorded as one skipped run).
+    ``allow``: fires start while earlier runs go on, up to ``max_instances`` at once.
+    Each occurrence still runs exactly once.
+    """
+
+    SKIP = "skip"
+    QUEUE = "queue"
+    ALLOW = "allow"
+
+
 class RunTrigger(enum.StrEnum):
     """Why a run exists: a scheduled occurrence, a retry of one, or a manual run."""
 
@@ -81,6 +96,15 @@ class CronJob:
     origin: dict[str, Any] | None = None
     """Where the job was created (e.g. a Telegram chat), for routing its results."""
     description: str | None = None
+    jitter_secs: float = 0
+    """Each occurrence fires up to this long after its time (a fixed offset per occurrence)."""
+    next_fire_at: datetime | None = None
+    """When the next occurrence (``next_run_at``) actually fires: its time plus its jitter."""
+    overlap: Overlap = Overlap.SKIP
+    max_instances: int = 1
+    """Runs of this job that may be in flight at once (more than 1 only with ``allow``)."""
+    running_count: int = 0
+    """Runs of this job in flight now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +234,9 @@ class JobUpdate:
     user_id: str | _Unset | None = UNSET
     misfire_policy: MisfirePolicy | _Unset = UNSET
     description: str | _Unset | None = UNSET
+    jitter_secs: float | _Unset = UNSET
+    overlap: Overlap | _Unset = UNSET
+    max_instances: int | _Unset = UNSET
 
 
 @dataclass(frozen=True, slots=True)

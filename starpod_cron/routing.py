@@ -17,6 +17,8 @@ from .notify import summarize
 WS_PREFIX = "ws:"
 TELEGRAM_PREFIX = "tg:"
 WS_AGENT = "ws:agent"
+RUN_STARTED = "run.started"
+NOTIFICATION = "notification"
 TELEGRAM_TEXT_LIMIT = 16_000  # at most four Telegram messages per result
 
 
@@ -39,7 +41,7 @@ def notification(job: CronJob, run: CronRun) -> dict[str, Any]:
     success = run.status is RunStatus.SUCCESS
     text = (run.result_summary if success else run.error) or ""
     return {
-        "type": "notification",
+        "type": NOTIFICATION,
         "job_name": job.name,
         "session_id": run.session_id or "",
         "result_preview": summarize(text),
@@ -48,6 +50,20 @@ def notification(job: CronJob, run: CronRun) -> dict[str, Any]:
         "job_id": job.id,
         "status": run.status.value,
         "ts": (run.completed_at or run.started_at).isoformat(),
+    }
+
+
+def started_event(job: CronJob, run: CronRun) -> dict[str, Any]:
+    """The WebSocket event about a run that started (for clients that subscribe to it)."""
+    return {
+        "type": RUN_STARTED,
+        "job_name": job.name,
+        "run_id": run.id,
+        "job_id": job.id,
+        "attempt": run.attempt,
+        "trigger": run.trigger.value,
+        "scheduled_for": run.scheduled_for.isoformat(),
+        "ts": run.started_at.isoformat(),
     }
 
 
@@ -60,9 +76,13 @@ class DeliveryRouter:
     def __init__(self, *, notify_chat_ids: Sequence[int] = ()) -> None:
         self._notify_chat_ids = list(notify_chat_ids)
 
+    def started(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
+        """The start planner: a ``run.started`` event for the run's WebSocket audience."""
+        return [DeliverySpec(_audience(job), started_event(job, run), broadcast=True)]
+
     def __call__(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
         event = notification(job, run)
-        audience = ws_user(job.user_id) if job.user_id else WS_AGENT
+        audience = _audience(job)
         specs = [DeliverySpec(audience, event, broadcast=True)]
         success = run.status is RunStatus.SUCCESS
         text = (run.result_summary if success else run.error) or ""
@@ -78,3 +98,7 @@ class DeliveryRouter:
                 DeliverySpec(telegram_destination(c), message) for c in self._notify_chat_ids
             )
         return specs
+
+
+def _audience(job: CronJob) -> str:
+    return ws_user(job.user_id) if job.user_id else WS_AGENT

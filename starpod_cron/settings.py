@@ -49,6 +49,10 @@ class StoreSettings:
     """Delay before retry 1, 2, 3, ...; the last one repeats."""
     misfire_grace_secs: float = 60
     """With ``misfire_policy = "skip"``, a fire later than this counts as missed."""
+    jitter_secs: float = 0
+    """Jitter of jobs created without their own ``jitter_secs`` (0: fire on time)."""
+    queue_limit: int = 100
+    """With ``overlap = "queue"``, missed fires kept waiting; older ones are skipped."""
     synchronous: str = "full"
     """SQLite only: ``full`` (durable on power loss) or ``normal`` (faster; safe on a crash)."""
 
@@ -70,6 +74,12 @@ class StoreSettings:
         for delay in self.retry_backoff_secs:
             _number("retry_backoff_secs", delay, minimum=0)
         _number("misfire_grace_secs", self.misfire_grace_secs, minimum=0)
+        _number("jitter_secs", self.jitter_secs, minimum=0)
+        if self.jitter_secs > 86_400:
+            raise ConfigError(
+                f"jitter_secs: must be at most 86400 (a day), got {self.jitter_secs!r}"
+            )
+        _integer("queue_limit", self.queue_limit, minimum=1, maximum=10_000)
         if self.synchronous not in ("full", "normal"):
             raise ConfigError(f"synchronous: must be 'full' or 'normal', got {self.synchronous!r}")
 

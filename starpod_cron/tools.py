@@ -89,6 +89,26 @@ _JOB_FIELDS: dict[str, Any] = {
         "(default); skip records them as skipped.",
     },
     "description": {"type": "string", "description": "What the job is for, for people."},
+    "jitter_secs": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 86400,
+        "description": "Fire each occurrence up to this many seconds late (a fixed offset per "
+        "occurrence), to spread jobs that share a time. Default 0.",
+    },
+    "overlap": {
+        "type": "string",
+        "enum": ["skip", "queue", "allow"],
+        "description": "Fires due while a run is still going: skip collapses them into one "
+        "catch-up run (default); queue runs each afterwards, in order; allow runs them "
+        "alongside, up to max_instances.",
+    },
+    "max_instances": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "description": "With overlap allow: runs of the job at once (default 1).",
+    },
 }
 
 

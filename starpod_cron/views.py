@@ -3,10 +3,12 @@ server show the same fields with the same names."""
 
 from __future__ import annotations
 
+import heapq
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from .jitter import fire_time
 from .models import CronJob, CronRun
 from .schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
 from .timeutil import zone
@@ -26,7 +28,7 @@ def job_json(job: CronJob) -> dict[str, Any]:
         },
         "timezone": job.timezone,
         "enabled": job.enabled,
-        "next_run": None if job.next_run_at is None else job.next_run_at.isoformat(),
+        "next_run": None if job.next_fire_at is None else job.next_fire_at.isoformat(),
         "last_run": None if job.last_run_at is None else job.last_run_at.isoformat(),
         "last_status": None if job.last_status is None else job.last_status.value,
         "last_error": job.last_error,
@@ -39,6 +41,10 @@ def job_json(job: CronJob) -> dict[str, Any]:
         "user_id": job.user_id,
         "run_count": job.run_count,
         "description": job.description,
+        "jitter_secs": job.jitter_secs,
+        "overlap": job.overlap.value,
+        "max_instances": job.max_instances,
+        "running": job.running_count,
     }
 
 
@@ -113,3 +119,37 @@ def fires_after(schedule: Schedule, tz: str, after: datetime, count: int) -> lis
         fires.append(nxt)
         cursor = nxt
     return fires
+
+
+def job_fires(job: CronJob, count: int) -> list[datetime]:
+    """The next ``count`` times ``job`` fires, jitter included (from its next occurrence)."""
+    fires: list[datetime] = []
+    nominal = job.next_run_at
+    while nominal is not None and len(fires) < count:
+        fires.append(fire_time(job.id, job.schedule, job.timezone, nominal, job.jitter_secs))
+        nominal = job.schedule.next_run(nominal, job.timezone)
+    return fires
+
+
+def fires_across(jobs: list[CronJob], count: int) -> list[tuple[datetime, CronJob]]:
+    """The next ``count`` fires across ``jobs`` in time order, jitter included (a merge: each
+    job's next fire, then its following ones as they are taken; jitter never moves a fire
+    past the job's next one, so each job's fires stay in order)."""
+    heap: list[tuple[datetime, int, datetime]] = []
+    for i, job in enumerate(jobs):
+        if job.enabled and job.next_run_at is not None:
+            heap.append((_fire(job, job.next_run_at), i, job.next_run_at))
+    heapq.heapify(heap)
+    fires: list[tuple[datetime, CronJob]] = []
+    while heap and len(fires) < count:
+        at, i, nominal = heapq.heappop(heap)
+        job = jobs[i]
+        fires.append((at, job))
+        following = job.schedule.next_run(nominal, job.timezone)
+        if following is not None:
+            heapq.heappush(heap, (_fire(job, following), i, following))
+    return fires
+
+
+def _fire(job: CronJob, nominal: datetime) -> datetime:
+    return fire_time(job.id, job.schedule, job.timezone, nominal, job.jitter_secs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -91,3 +92,17 @@ async def query(url: str, sql: str) -> list[tuple[object, ...]]:
         return [tuple(r) for r in await conn.fetch(sql)]
     finally:
         await conn.close()
+
+
+def assert_keeps_user_data(script: str) -> None:
+    """A migration deletes no rows and no stored columns: a generated column (derived data)
+    may be dropped to be re-added with a new formula, and an UPDATE may only fill a column
+    the same script adds."""
+    upper = script.upper()
+    for forbidden in ("DELETE ", "TRUNCATE"):
+        assert forbidden not in upper, forbidden
+    for column in re.findall(r"DROP COLUMN (\w+)", upper):
+        assert re.search(rf"ADD COLUMN {column} \w+ GENERATED ALWAYS AS", upper), column
+    added = set(re.findall(r"ADD COLUMN (\w+)", upper))
+    for assignment in re.findall(r"\bUPDATE \w+ SET (\w+)", upper):
+        assert assignment in added, f"an UPDATE changes existing data ({assignment})"

@@ -13,6 +13,7 @@ from starpod_cron import (
     CronStore,
     JobContext,
     JobResult,
+    Overlap,
     RunStatus,
     Schedule,
 )
@@ -129,6 +130,29 @@ async def test_a_declared_name_taken_by_a_hand_made_job_is_refused(tmp_path: Pat
     with pytest.raises(ConfigError, match="made by hand; rename one of them"):
         await sync_jobs(store, registry(CONFIG), now=from_ms(store.clock.now_ms()))
     assert [j.name for j in await store.list_jobs()] == ["retro"]  # nothing written
+    await store.close()
+
+
+async def test_declared_jitter_and_overlap_are_synced_and_resynced(tmp_path: Path) -> None:
+    store = await CronStore.open(str(tmp_path / "jobs.db"))
+    now = from_ms(store.clock.now_ms())
+    text = (
+        '[[jobs]]\nname = "digest"\nprompt = "p"\ncron = "0 9 * * *"\n'
+        'jitter_secs = 600\noverlap = "allow"\nmax_instances = 2\n'
+    )
+    await sync_jobs(store, registry(text), now=now)
+    job = await store.get_job_by_name("digest")
+    assert job is not None
+    assert (job.jitter_secs, job.overlap, job.max_instances) == (600, Overlap.ALLOW, 2)
+    assert (await sync_jobs(store, registry(text), now=now)).changes() == 0
+    changed = text.replace('overlap = "allow"\nmax_instances = 2', 'overlap = "queue"')
+    report = await sync_jobs(store, registry(changed.replace("600", "0")), now=now)
+    assert report.updated == ["digest"]
+    job = await store.get_job_by_name("digest")
+    assert job is not None
+    assert (job.jitter_secs, job.overlap, job.max_instances) == (0, Overlap.QUEUE, 1)
+    with pytest.raises(ConfigError, match="needs overlap = 'allow'"):
+        registry(text.replace('overlap = "allow"\n', ""))
     await store.close()
 
 

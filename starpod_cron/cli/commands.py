@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import heapq
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,14 +20,14 @@ from ..jobfields import JobFields
 from ..maintenance import configured_jobs
 from ..models import CronJob, CronRun, NodeStatus, RunStatus
 from ..operations import JobOperations
-from ..schedules import Schedule
+from ..schedules import Schedule, format_duration_ms
 from ..store.base import CronStore
 from ..timeutil import check_zone, from_ms
+from ..views import fires_across, job_fires
 from .render import (
     Output,
     iso,
     local,
-    next_fires,
     relative,
     schedule_human,
     schedule_text,
@@ -82,7 +81,7 @@ def job_data(job: CronJob, c: Context) -> dict[str, Any]:
         "schedule_human": schedule_human(job.schedule, job.timezone),
         "timezone": job.timezone,
         "enabled": job.enabled,
-        "next_run": iso(job.next_run_at, tz),
+        "next_run": iso(job.next_fire_at, tz),
         "last_run": iso(job.last_run_at, tz),
         "last_status": job.last_status.value if job.last_status else None,
         "user_id": job.user_id,
@@ -126,7 +125,7 @@ async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
             schedule_text(j.schedule, c.tz(j.timezone)),
             schedule_human(j.schedule, j.timezone),
             "yes" if j.enabled else "no",
-            when(j.next_run_at, c.tz(j.timezone), now),
+            when(j.next_fire_at, c.tz(j.timezone), now),
             j.last_status.value if j.last_status else "-",
         ]
         for j in jobs
@@ -142,7 +141,7 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
     last = history[0] if history else None
     total_in = sum(r.prompt_tokens or 0 for r in history)
     total_out = sum(r.completion_tokens or 0 for r in history)
-    upcoming = next_fires(job, 5)
+    upcoming = job_fires(job, 5)
     data = job_data(job, c) | {
         "prompt": job.prompt,
         "delete_after_run": job.delete_after_run,
@@ -157,7 +156,11 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         "next_runs": [iso(t, tz) for t in upcoming],
         "last_error": job.last_error,
         "run_count": job.run_count,
-        "running": job.running_run_id is not None,
+        "running": job.running_count > 0,
+        "running_count": job.running_count,
+        "jitter_secs": job.jitter_secs,
+        "overlap": job.overlap.value,
+        "max_instances": job.max_instances,
         "last_run_result": _preview(last.result_summary) if last else None,
         "last_run_tokens": None
         if last is None
@@ -194,10 +197,21 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         ("timeout", f"{job.timeout_secs:g}s"),
         ("session", job.session_mode.value),
         ("misfire", job.misfire_policy.value),
+        (
+            "jitter",
+            f"up to {format_duration_ms(round(job.jitter_secs * 1000))} (next runs include it)"
+            if job.jitter_secs
+            else "none",
+        ),
+        (
+            "overlap",
+            job.overlap.value
+            + (f", up to {job.max_instances} at once" if job.max_instances > 1 else ""),
+        ),
         ("delete after run", "yes" if job.delete_after_run else "no"),
         ("user", job.user_id or "-"),
         ("created", local(job.created_at, tz)),
-        ("running", "yes" if job.running_run_id else "no"),
+        ("running", str(job.running_count) if job.running_count else "no"),
     ]
     return out
 
@@ -290,6 +304,7 @@ async def jobs_next(
 # ------------------------------------------------------------------------------- writing
 def fields_from(args: argparse.Namespace, *, name: str | None = None) -> JobFields:
     timeout = None if args.timeout is None else durations.duration_ms(args.timeout) / 1000
+    jitter = None if args.jitter is None else _jitter_secs(args.jitter)
     return JobFields(
         name=name,
         prompt=args.prompt,
@@ -306,7 +321,15 @@ def fields_from(args: argparse.Namespace, *, name: str | None = None) -> JobFiel
         user_id=args.user,
         description=args.description,
         rename=getattr(args, "rename", None),
+        jitter_secs=jitter,
+        overlap=args.overlap,
+        max_instances=args.max_instances,
     )
+
+
+def _jitter_secs(text: str) -> float:
+    """``--jitter``: a duration (``5m``), or ``0`` for none."""
+    return 0.0 if text.strip() == "0" else durations.duration_ms(text) / 1000
 
 
 async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
@@ -314,7 +337,7 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
     if fields.timezone is None and c.display_tz:
         fields = dataclasses.replace(fields, timezone=c.display_tz)
     job = await c.ops.add(LOCAL_ADMIN, fields)
-    next_run = when(job.next_run_at, c.tz(job.timezone), c.now())
+    next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
     words = schedule_human(job.schedule, job.timezone)
     message = f"Job '{job.name}' added ({words}); next run {next_run}"
     if job.delete_after_run:
@@ -323,7 +346,7 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
         {
             "job_name": job.name,
             "id": job.id,
-            "next_run": iso(job.next_run_at, c.tz(job.timezone)),
+            "next_run": iso(job.next_fire_at, c.tz(job.timezone)),
             "delete_after_run": job.delete_after_run,
             "message": message,
         },
@@ -337,7 +360,7 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
 async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
     job = await c.ops.update(LOCAL_ADMIN, args.name, fields_from(args))
     message = (
-        f"Job '{job.name}' updated; next run {when(job.next_run_at, c.tz(job.timezone), c.now())}"
+        f"Job '{job.name}' updated; next run {when(job.next_fire_at, c.tz(job.timezone), c.now())}"
     )
     out = Output(
         {"job_name": job.name, "id": job.id, "message": message} | job_data(job, c),
@@ -516,7 +539,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     nodes = await c.store.list_nodes()
     leases = [x for x in await c.store.list_leases() if x.expires_at > now]
     running = await c.store.list_recent_runs(1000, status=RunStatus.RUNNING)
-    upcoming = next_fires_across(jobs, 10)
+    upcoming = fires_across(jobs, 10)
     job_rows: list[dict[str, Any]] = []
     for job in jobs:
         found = stats.get(job.id)
@@ -529,7 +552,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
                 "last_duration_ms": found.last_duration_ms if found else None,
                 "prompt_tokens": found.prompt_tokens if found else 0,
                 "completion_tokens": found.completion_tokens if found else 0,
-                "next_run": iso(job.next_run_at, c.tz(job.timezone)),
+                "next_run": iso(job.next_fire_at, c.tz(job.timezone)),
             }
         )
     data = {
@@ -582,7 +605,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             str(r["errors"]),
             "-" if r["last_duration_ms"] is None else f"{r['last_duration_ms']} ms",
             tokens(r["prompt_tokens"] or None, r["completion_tokens"] or None),
-            when(job.next_run_at, c.tz(job.timezone), now),
+            when(job.next_fire_at, c.tz(job.timezone), now),
         ]
         for r, job in zip(job_rows, jobs, strict=True)
     ]
@@ -590,26 +613,10 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
 
 
 def job_state(job: CronJob) -> str:
-    if job.running_run_id is not None:
+    if job.running_count:
         return "RUNNING"
     if not job.enabled:
         return "PAUSED"
     if job.last_status in (RunStatus.FAILED, RunStatus.TIMEOUT):
         return "FAILING"
     return "IDLE"
-
-
-def next_fires_across(jobs: list[CronJob], count: int) -> list[tuple[datetime, CronJob]]:
-    """The next ``count`` fires across ``jobs`` in time order (a merge: each job's next fire,
-    then its following ones as they are taken)."""
-    heap = [(j.next_run_at, i) for i, j in enumerate(jobs) if j.enabled and j.next_run_at]
-    heapq.heapify(heap)
-    fires: list[tuple[datetime, CronJob]] = []
-    while heap and len(fires) < count:
-        at, i = heapq.heappop(heap)
-        job = jobs[i]
-        fires.append((at, job))
-        following = job.schedule.next_run(at, job.timezone)
-        if following is not None:
-            heapq.heappush(heap, (following, i))
-    return fires

@@ -166,6 +166,24 @@ def _job_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         "skip records them as skipped",
     )
     p.add_argument("--description", metavar="TEXT", help="what the job is for (shown in lists)")
+    p.add_argument(
+        "--jitter",
+        metavar="DURATION",
+        help="fire each occurrence up to this long after its time, e.g. 5m: a fixed offset "
+        "per occurrence (default: [cron] jitter_secs, 0)",
+    )
+    p.add_argument(
+        "--overlap",
+        choices=["skip", "queue", "allow"],
+        help="fires due while a run is still going: skip collapses them into one catch-up "
+        "(default); queue runs each afterwards, in order; allow runs them alongside",
+    )
+    p.add_argument(
+        "--max-instances",
+        type=bounded_int(1, 1000),
+        metavar="N",
+        help="with --overlap allow: runs of the job at once (default 1)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

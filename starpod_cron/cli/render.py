@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
-from ..models import CronJob
 from ..schedules import Cron, Interval, OneShot, Schedule
 from ..timeutil import zone
 from ..views import local, schedule_human
@@ -134,18 +133,3 @@ def tokens(prompt: int | None, completion: int | None) -> str:
     if prompt is None and completion is None:
         return "-"
     return f"{prompt or 0:,} in / {completion or 0:,} out"
-
-
-def next_fires(job: CronJob, count: int) -> list[datetime]:
-    fires: list[datetime] = []
-    cursor = job.next_run_at
-    if cursor is None:
-        return fires
-    fires.append(cursor)
-    while len(fires) < count:
-        nxt = job.schedule.next_run(cursor, job.timezone)
-        if nxt is None:
-            break
-        fires.append(nxt)
-        cursor = nxt
-    return fires

@@ -391,7 +391,15 @@ class DeliveryStore(abc.ABC):
         """Have ``complete_runs`` ask ``planner(job, run)`` what to deliver about every run it
         finishes with success, failure or timeout, and insert those deliveries in the SAME
         transaction (so a recorded result is never without its notifications). A delivery is
-        unique per (run, destination); inserting it twice keeps one."""
+        unique per (run, destination, kind); inserting it twice keeps one."""
+
+    @abc.abstractmethod
+    def set_start_planner(self, planner: DeliveryPlanner | None) -> None:
+        """Have ``claim_due`` and ``record_run_start`` ask ``planner(job, run)`` (the run
+        ``running``) what to publish about every run they start, and insert those deliveries
+        in the SAME transaction, before any outcome of the run can be recorded: a started
+        event always comes before its run's finished event. A run claimed ahead of its fire
+        time is told at its claim, with ``started_at`` its fire time."""
 
     @abc.abstractmethod
     async def claim_deliveries(

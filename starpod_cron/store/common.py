@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning
 from ..logs import run_log
-from ..models import Lease, NodeInfo, RunStatus, RunTrigger
+from ..models import CronJob, CronRun, Lease, NodeInfo, RunStatus, RunTrigger
 from ..owner import is_dead
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
@@ -93,16 +93,16 @@ def interruption(run: RunRecord, now: int, owner_dead: bool) -> Completion:
 
 
 def delivery_rows(
-    planner: DeliveryPlanner, event: RunFinished, now: int
+    planner: DeliveryPlanner, job: CronJob, run: CronRun, now: int, kind: str = "finished"
 ) -> list[tuple[object, ...]]:
-    """The deliveries ``planner`` wants for a finished run, as insert parameters; a planner
-    that raises is logged and the run goes without notifications (it is still recorded)."""
-    run = event.run
+    """The deliveries ``planner`` wants about ``run`` (``kind``: "finished", or "started" for
+    a start planner), as insert parameters; a planner that raises is logged and the run goes
+    without them (it is still recorded)."""
     try:
-        specs = planner(event.job, run)
+        specs = planner(job, run)
     except Exception:  # noqa: BLE001 - a user hook: logged with its traceback, never re-raised
         run_log(log, run.job_name, run.id).exception(
-            "delivery planner failed; no notifications for it", action="plan"
+            "delivery planner failed; no %s events for it", kind, action="plan"
         )
         return []
     return [
@@ -115,6 +115,7 @@ def delivery_rows(
             now,
             now,
             "published" if s.broadcast else "pending",
+            kind,
         )
         for s in specs
     ]
@@ -135,8 +136,9 @@ def new_records(specs: Sequence[JobSpec], now: int, settings: StoreSettings) -> 
 
 def manual_run(job: JobRecord, now: int, lease_secs: float | None, owner: str | None) -> RunRecord:
     """The run ``record_run_start`` opens (and marks on ``job``), or JobAlreadyRunning."""
-    if job.running_run_id is not None:
-        raise JobAlreadyRunning(f"job {job.name!r} is already running (run {job.running_run_id})")
+    if job.running_count >= job.max_instances:
+        which = f"run {job.running_run_id}" if job.running_run_id else f"{job.running_count} runs"
+        raise JobAlreadyRunning(f"job {job.name!r} is already running ({which})")
     lease_ms = job.timeout_ms + 60_000 if lease_secs is None else round(lease_secs * 1000)
     holder = owner or f"manual:{planning.new_id(now)}"
     return planning.start_run(job, RunTrigger.MANUAL, now, 1, now, holder, now + lease_ms)
@@ -172,15 +174,19 @@ class ClaimBatch:
     now: int
     lease_until: int
     grace_ms: int
+    queue_limit: int = 100
+    start_planner: DeliveryPlanner | None = None
     claims: list[Claim] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    deliveries: list[tuple[object, ...]] = field(default_factory=list)
+    """Events about the runs started (from ``start_planner``), written with the claim."""
 
     def add(self, job: JobRecord) -> None:
         start = max(self.now, job.due_ms or self.now)  # a job claimed ahead starts on time
         plan = planning.plan_claim(
-            job, start, self.owner, self.lease_until, self.grace_ms, self.now
+            job, start, self.owner, self.lease_until, self.grace_ms, self.now, self.queue_limit
         )
         self.jobs.append(job)
         if not job.enabled and plan.run is None and plan.skipped is None:
@@ -192,6 +198,15 @@ class ClaimBatch:
         if plan.run is not None:
             self.runs.append(plan.run)
             self.claims.append(claim_of(job, plan.run, self.lease_until))
+            if self.start_planner is not None:
+                self.deliveries.extend(start_rows(self.start_planner, job, plan.run, self.now))
+
+
+def start_rows(
+    planner: DeliveryPlanner, job: JobRecord, run: RunRecord, now: int
+) -> list[tuple[object, ...]]:
+    """The "started" events ``planner`` wants about a run just claimed or begun."""
+    return delivery_rows(planner, job.to_public(), run.to_public(), now, "started")
 
 
 @dataclass
@@ -231,7 +246,7 @@ class FinishBatch:
             event = RunFinished(before, run.to_public())
             self.events.append(event)
             if self.planner is not None:
-                self.deliveries.extend(delivery_rows(self.planner, event, self.now))
+                self.deliveries.extend(delivery_rows(self.planner, event.job, event.run, self.now))
         if job is not None and action == "update":
             self.touched[job.id] = job
         elif job is not None and action == "delete":

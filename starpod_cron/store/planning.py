@@ -11,7 +11,8 @@ import random
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
-from ..models import JobUpdate, MisfirePolicy, RunStatus, RunTrigger, _Unset
+from ..jitter import fire_offset_ms
+from ..models import JobUpdate, MisfirePolicy, Overlap, RunStatus, RunTrigger, _Unset
 from ..schedules import Cron, Interval, OneShot, Schedule
 from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms
@@ -44,6 +45,11 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
     retries = settings.default_max_retries if spec.max_retries is None else spec.max_retries
     timeout = settings.default_timeout_secs if spec.timeout_secs is None else spec.timeout_secs
     enabled = check.flag("enabled", spec.enabled)
+    jitter = settings.jitter_secs if spec.jitter_secs is None else spec.jitter_secs
+    misfire = check.misfire_policy(spec.misfire_policy)
+    overlap = check.overlap(spec.overlap)
+    instances = check.max_instances(spec.max_instances)
+    check.overlap_rules(overlap, instances, misfire)
     job = JobRecord(
         id=new_id(now),
         name=check.name(spec.name),
@@ -67,15 +73,30 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
         timeout_ms=check.timeout_ms(timeout),
         session_mode=check.session_mode(spec.session_mode),
         user_id=check.user_id(spec.user_id),
-        misfire_policy=check.misfire_policy(spec.misfire_policy),
+        misfire_policy=misfire,
         last_status=None,
         run_count=0,
         running_run_id=None,
         origin=check.origin(spec.origin),
         description=check.description(spec.description),
+        jitter_ms=check.jitter_ms(jitter),
+        overlap=overlap,
+        max_instances=instances,
     )
     job.set_schedule(sched)
+    set_next(job, job.next_run_at)
     return job
+
+
+def set_next(job: JobRecord, next_ms: int | None) -> None:
+    """Set the job's next occurrence and the jitter it fires with (see :mod:`..jitter`)."""
+    job.next_run_at = next_ms
+    if next_ms is None or job.jitter_ms <= 0:
+        job.fire_offset_ms = 0
+    else:
+        job.fire_offset_ms = fire_offset_ms(
+            job.id, job.schedule, job.timezone, next_ms, job.jitter_ms
+        )
 
 
 def clear_retry(job: JobRecord) -> None:
@@ -107,6 +128,18 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
         values["misfire_policy"] = check.misfire_policy(u.misfire_policy)
     if not isinstance(u.description, _Unset):
         values["description"] = check.description(u.description)
+    if not isinstance(u.jitter_secs, _Unset):
+        values["jitter_ms"] = check.jitter_ms(u.jitter_secs)
+    overlap = job.overlap if isinstance(u.overlap, _Unset) else check.overlap(u.overlap)
+    instances = (
+        job.max_instances
+        if isinstance(u.max_instances, _Unset)
+        else check.max_instances(u.max_instances)
+    )
+    misfire = values.get("misfire_policy", job.misfire_policy)
+    check.overlap_rules(overlap, instances, str(misfire))
+    values["overlap"] = overlap
+    values["max_instances"] = instances
     tz = job.timezone if isinstance(u.timezone, _Unset) else check.timezone(u.timezone)
     enabled = job.enabled if isinstance(u.enabled, _Unset) else check.flag("enabled", u.enabled)
     sched: Schedule = job.schedule
@@ -130,7 +163,7 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
         setattr(job, key, value)
     job.timezone = tz
     job.set_schedule(sched)
-    job.next_run_at = next_run_at
+    set_next(job, next_run_at)
     if newly_enabled or not enabled:
         clear_retry(job)
     job.enabled = enabled
@@ -205,6 +238,7 @@ def start_run(
         lease_renewed_at=now if alive_at is None else alive_at,
     )
     job.running_run_id = run.id
+    job.running_count += 1
     job.last_run_at = now
     job.run_count += 1
     return run
@@ -246,6 +280,7 @@ def plan_claim(
     lease_until: int,
     grace_ms: int,
     claimed_at: int | None = None,
+    queue_limit: int = 100,
 ) -> ClaimPlan:
     """Claim the due occurrence of ``job`` (which must be due at ``now``: the start time, a
     fire time when claimed ahead at ``claimed_at``); mutates ``job``.
@@ -254,7 +289,7 @@ def plan_claim(
     the tz database) is disabled with ``last_error`` instead of blocking every other claim.
     """
     try:
-        return _plan_claim(job, now, owner, lease_until, grace_ms, claimed_at)
+        return _plan_claim(job, now, owner, lease_until, grace_ms, claimed_at, queue_limit)
     except (InvalidInput, OverflowError) as exc:
         job.enabled = False
         job.last_error = f"disabled: its schedule can no longer be evaluated: {exc}"
@@ -269,6 +304,7 @@ def _plan_claim(
     lease_until: int,
     grace_ms: int,
     claimed_at: int | None,
+    queue_limit: int,
 ) -> ClaimPlan:
     if (
         job.retry_at is not None
@@ -292,9 +328,11 @@ def _plan_claim(
     following = _next_ms(sched, tz, first)
     if following is None or following > now:
         latest, count, capped = first, 1, False
-        job.next_run_at = following
+        set_next(job, following)
+    elif job.overlap == Overlap.QUEUE.value:
+        return _plan_queued(job, first, now, owner, lease_until, claimed_at, queue_limit)
     else:
-        job.next_run_at = _next_ms(sched, tz, now)
+        set_next(job, _next_ms(sched, tz, now))
         latest_dt = sched.latest_run(from_ms(now), tz)
         latest = max(first, to_ms(latest_dt)) if latest_dt is not None else first
         count, capped = 0, False  # counted only where it matters: misfire_policy = "skip"
@@ -305,7 +343,7 @@ def _plan_claim(
             count, capped = _count_between(sched, tz, first, latest)
         if now - latest > grace_ms:  # even the latest fire is stale: skip them all
             job.last_status = RunStatus.SKIPPED.value
-            if job.next_run_at is None:  # a one-shot that can no longer run
+            if job.next_fire_ms is None:  # a one-shot that can no longer run
                 job.enabled = False
                 job.last_error = "one-shot missed while no scheduler ran (misfire_policy=skip)"
             return ClaimPlan(run=None, skipped=_skipped_run(job, first, latest, count, capped, now))
@@ -314,6 +352,45 @@ def _plan_claim(
             last_missed = max(first, to_ms(before)) if before is not None else first
             skipped = _skipped_run(job, first, last_missed, count - 1, capped, now)
     run = start_run(job, RunTrigger.SCHEDULE, latest, 1, now, owner, lease_until, claimed_at)
+    return ClaimPlan(run=run, skipped=skipped)
+
+
+def _plan_queued(
+    job: JobRecord,
+    first: int,
+    now: int,
+    owner: str,
+    lease_until: int,
+    claimed_at: int | None,
+    queue_limit: int,
+) -> ClaimPlan:
+    """``overlap = "queue"`` with several fires missed (the job was running, or no scheduler
+    ran): run the oldest of the newest ``queue_limit`` of them, and leave the job due at the
+    next one, so they all run in order; fires older than those are recorded as one skipped
+    run. Walks back from ``now`` at most ``queue_limit`` fires."""
+    sched, tz = job.schedule, job.timezone
+    kept: list[int] = []
+    cursor: int | None = now
+    while cursor is not None and cursor >= first and len(kept) < queue_limit:
+        fire = sched.latest_run(from_ms(cursor), tz)
+        if fire is None or to_ms(fire) < first:
+            break
+        kept.append(to_ms(fire))
+        cursor = to_ms(fire) - 1
+    oldest = kept[-1] if kept else first
+    skipped = None
+    if oldest > first:
+        before = sched.latest_run(from_ms(oldest - 1), tz)
+        last_dropped = max(first, to_ms(before)) if before is not None else first
+        count, capped = _count_between(sched, tz, first, last_dropped)
+        skipped = _skipped_run(job, first, last_dropped, count, capped, now)
+        skipped.error = (
+            f"missed {'about ' if capped else ''}{count:,} occurrence(s) "
+            f"({from_ms(first).isoformat()} to {from_ms(last_dropped).isoformat()}): "
+            f"more than queue_limit ({queue_limit}) fires were waiting; overlap=queue"
+        )
+    set_next(job, _next_ms(sched, tz, oldest))
+    run = start_run(job, RunTrigger.SCHEDULE, oldest, 1, now, owner, lease_until, claimed_at)
     return ClaimPlan(run=run, skipped=skipped)
 
 
@@ -354,9 +431,11 @@ def plan_finish(
     run.completion_tokens = done.completion_tokens
     run.lease_owner = None
     run.lease_expires_at = None
-    if job is None or job.running_run_id != run.id:
+    if job is None or not _in_flight(job, run):
         return None
-    job.running_run_id = None
+    job.running_count = max(0, job.running_count - 1)
+    if job.running_run_id == run.id or job.running_count == 0:
+        job.running_run_id = None
     job.last_status = status.value
     job.updated_at = max(job.updated_at, now)
     success = status is RunStatus.SUCCESS
@@ -391,6 +470,12 @@ def plan_finish(
     return "update"
 
 
+def _in_flight(job: JobRecord, run: RunRecord) -> bool:
+    """Whether ``run`` (still running) is one of ``job``'s runs in flight: its latest, or with
+    ``overlap = "allow"`` any while some are counted."""
+    return job.running_run_id == run.id or (job.max_instances > 1 and job.running_count > 0)
+
+
 def repair(job: JobRecord, now: int) -> bool:
     """Give an enabled, idle recurring job without a next fire one; True if changed.
 
@@ -402,6 +487,6 @@ def repair(job: JobRecord, now: int) -> bool:
     if nxt is None:
         job.enabled = False
         job.last_error = "schedule never fires again; job disabled"
-    job.next_run_at = nxt
+    set_next(job, nxt)
     job.updated_at = max(job.updated_at, now)
     return True

@@ -81,6 +81,7 @@ from .common import (
     node_from_row,
     node_params,
     outcome_params,
+    start_rows,
     write_notes,
 )
 from .records import (
@@ -170,6 +171,9 @@ TYPES = {
     "last_status": "text",
     "run_count": "integer",
     "running_run_id": "text",
+    "fire_offset_ms": "bigint",
+    "running_count": "integer",
+    "event": "text",
     "run_id": "text",
     "destination": "text",
     "payload": "text",
@@ -200,6 +204,7 @@ DELIVERY_INSERT = (
     "next_attempt_at",
     "created_at",
     "status",
+    "event",
 )
 BULK = {
     "insert_runs": f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
@@ -210,7 +215,7 @@ BULK = {
     + ", ".join(DELIVERY_INSERT)
     + ", attempts) SELECT v.*, 0 FROM "
     + _unnest(DELIVERY_INSERT)
-    + " ON CONFLICT (run_id, destination) DO NOTHING",
+    + " ON CONFLICT (run_id, destination, event) DO NOTHING",
     "prune_runs": (
         "DELETE FROM runs WHERE seq IN (SELECT seq FROM (SELECT seq, status, row_number() "
         "OVER (PARTITION BY job_id ORDER BY seq DESC) AS newer FROM runs "
@@ -256,6 +261,7 @@ class PostgresStore(CronStore):
         self.schema = schema
         self.channel = f"starpod_cron.{schema}"
         self._planner: DeliveryPlanner | None = None
+        self._start_planner: DeliveryPlanner | None = None
         self._closed = False
         self._inflight: set[asyncio.Future[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -480,14 +486,21 @@ class PostgresStore(CronStore):
     async def record_run_start(
         self, job_id: str, *, lease_secs: float | None = None, owner: str | None = None
     ) -> str:
-        async def body(conn: Conn) -> str:
+        starts = self._start_planner
+
+        async def body(conn: Conn) -> tuple[str, int]:
             job = await lock_job(conn, job_id)
-            run = manual_run(job, self.clock.now_ms(), lease_secs, owner)
+            now = self.clock.now_ms()
+            run = manual_run(job, now, lease_secs, owner)
             await conn.execute(Q["insert_run"], *run.to_row())
             await conn.execute(Q["update_job_runtime"], *job.runtime_params())
-            return run.id
+            events = [] if starts is None else start_rows(starts, job, run, now)
+            await self._insert_deliveries(conn, events)
+            return run.id, len(events)
 
-        run_id: str = await self._write(body)
+        run_id, queued = await self._write(body)
+        if queued:
+            self._signal(Topic.DELIVERIES)
         return run_id
 
     async def complete_runs(
@@ -513,10 +526,7 @@ class PostgresStore(CronStore):
             await write_finished(
                 conn, batch.finished, batch.touched.values(), batch.deleted, self.settings
             )
-            if batch.deliveries:
-                await conn.execute(Q["lock_delivery_ids"])
-                await bulk(conn, BULK["insert_deliveries"], batch.deliveries)
-                await self._notify(conn, Topic.DELIVERIES)
+            await self._insert_deliveries(conn, batch.deliveries)
             if batch.finished:
                 await self._notify(conn, Topic.JOBS)
             return batch.answers, batch.events, len(batch.deliveries)
@@ -583,6 +593,17 @@ class PostgresStore(CronStore):
     # ------------------------------------------------------------ delivery outbox
     def set_delivery_planner(self, planner: DeliveryPlanner | None) -> None:
         self._planner = planner
+
+    def set_start_planner(self, planner: DeliveryPlanner | None) -> None:
+        self._start_planner = planner
+
+    async def _insert_deliveries(self, conn: Conn, rows: Sequence[Sequence[object]]) -> None:
+        """Insert deliveries as the last writes of a transaction: their ids are taken under a
+        lock held to commit (see the module's notes), so keep what follows short."""
+        if rows:
+            await conn.execute(Q["lock_delivery_ids"])
+            await bulk(conn, BULK["insert_deliveries"], rows)
+            await self._notify(conn, Topic.DELIVERIES)
 
     async def claim_deliveries(
         self,
@@ -819,21 +840,26 @@ class PostgresStore(CronStore):
         grace = round(self.settings.misfire_grace_secs * 1000)
         ahead = max(0, round(ahead_secs * 1000))
 
-        async def body(conn: Conn) -> tuple[list[Claim], list[Note]]:
+        async def body(conn: Conn) -> tuple[list[Claim], list[Note], int]:
             now = self.clock.now_ms()
             lease_until = now + round(lease_secs * 1000)
             rows = await conn.fetch(Q["claim_due_jobs"], now + ahead, limit)
-            batch = ClaimBatch(owner, now, lease_until, grace)
+            batch = ClaimBatch(
+                owner, now, lease_until, grace, self.settings.queue_limit, self._start_planner
+            )
             slices = Slices()
             for row in rows:
                 await slices.yield_if_due()  # plan in slices: the event loop stays responsive
                 batch.add(JobRecord.from_row(row))
             await bulk(conn, BULK["update_jobs_runtime"], [j.runtime_params() for j in batch.jobs])
             await bulk(conn, BULK["insert_runs"], [r.to_row() for r in batch.runs])
-            return batch.claims, batch.notes
+            await self._insert_deliveries(conn, batch.deliveries)
+            return batch.claims, batch.notes, len(batch.deliveries)
 
-        claims, notes = await self._write(body)
+        claims, notes, queued = await self._write(body)
         write_notes(notes)
+        if queued:
+            self._signal(Topic.DELIVERIES)
         return claims
 
     async def renew_leases(

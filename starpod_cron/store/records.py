@@ -17,6 +17,7 @@ from ..models import (
     Delivery,
     DeliveryStatus,
     MisfirePolicy,
+    Overlap,
     RunStatus,
     RunTrigger,
     SessionMode,
@@ -28,6 +29,7 @@ from ..timeutil import from_ms, opt_from_ms
 # every job claimed and every run recorded.
 _SESSION_MODES = {m.value: m for m in SessionMode}
 _MISFIRE_POLICIES = {m.value: m for m in MisfirePolicy}
+_OVERLAPS = {m.value: m for m in Overlap}
 _STATUSES = {m.value: m for m in RunStatus}
 _TRIGGERS = {m.value: m for m in RunTrigger}
 
@@ -62,15 +64,28 @@ class JobRecord:
     running_run_id: str | None
     origin: str | None = None  # JSON
     description: str | None = None
+    jitter_ms: int = 0
+    fire_offset_ms: int = 0
+    """The jitter of the next occurrence (see :mod:`starpod_cron.jitter`); kept with
+    ``next_run_at`` by :func:`~starpod_cron.store.planning.set_next`."""
+    overlap: str = Overlap.SKIP.value
+    max_instances: int = 1
+    running_count: int = 0
+
+    @property
+    def next_fire_ms(self) -> int | None:
+        """When the next occurrence fires: its time plus its jitter."""
+        return None if self.next_run_at is None else self.next_run_at + self.fire_offset_ms
 
     @property
     def due_ms(self) -> int | None:
         """When the job next needs a scheduler (its next fire or pending retry, if earlier)."""
+        fire = self.next_fire_ms
         if self.retry_at is None:
-            return self.next_run_at
-        if self.next_run_at is None:
+            return fire
+        if fire is None:
             return self.retry_at
-        return min(self.retry_at, self.next_run_at)
+        return min(self.retry_at, fire)
 
     @property
     def schedule(self) -> Schedule:
@@ -126,6 +141,11 @@ class JobRecord:
             running_run_id=self.running_run_id,
             origin=None if self.origin is None else json.loads(self.origin),
             description=self.description,
+            jitter_secs=self.jitter_ms / 1000,
+            next_fire_at=opt_from_ms(self.next_fire_ms),
+            overlap=_OVERLAPS[self.overlap],
+            max_instances=self.max_instances,
+            running_count=self.running_count,
         )
 
 
@@ -145,6 +165,8 @@ JOB_RUNTIME_COLUMNS: tuple[str, ...] = (
     "last_status",
     "run_count",
     "running_run_id",
+    "fire_offset_ms",
+    "running_count",
 )
 
 

@@ -70,6 +70,7 @@ from .common import (
     node_from_row,
     node_params,
     outcome_params,
+    start_rows,
     write_notes,
 )
 from .records import (
@@ -159,6 +160,7 @@ class SqliteStore(CronStore):
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._planner: DeliveryPlanner | None = None
+        self._start_planner: DeliveryPlanner | None = None
         self._identity: tuple[int, int] | None = None
         self._lost: str | None = None
         self._data_version = 0
@@ -428,14 +430,21 @@ class SqliteStore(CronStore):
     async def record_run_start(
         self, job_id: str, *, lease_secs: float | None = None, owner: str | None = None
     ) -> str:
-        def body(conn: Conn) -> str:
+        starts = self._start_planner
+
+        def body(conn: Conn) -> tuple[str, int]:
             job = load_job(conn, job_id)
-            run = manual_run(job, self.clock.now_ms(), lease_secs, owner)
+            now = self.clock.now_ms()
+            run = manual_run(job, now, lease_secs, owner)
             conn.execute(Q["insert_run"], run.to_row())
             conn.execute(Q["update_job_runtime"], job.runtime_params())
-            return run.id
+            events = [] if starts is None else start_rows(starts, job, run, now)
+            conn.executemany(Q["insert_delivery"], events)
+            return run.id, len(events)
 
-        run_id: str = await self._write(body)
+        run_id, queued = await self._write(body)
+        if queued:
+            self._signal(Topic.DELIVERIES)
         return run_id
 
     async def complete_runs(
@@ -531,6 +540,9 @@ class SqliteStore(CronStore):
     # ------------------------------------------------------------ delivery outbox
     def set_delivery_planner(self, planner: DeliveryPlanner | None) -> None:
         self._planner = planner
+
+    def set_start_planner(self, planner: DeliveryPlanner | None) -> None:
+        self._start_planner = planner
 
     async def claim_deliveries(
         self,
@@ -768,19 +780,24 @@ class SqliteStore(CronStore):
         grace = round(self.settings.misfire_grace_secs * 1000)
         ahead = max(0, round(ahead_secs * 1000))
 
-        def body(conn: Conn) -> tuple[list[Claim], list[Note]]:
+        def body(conn: Conn) -> tuple[list[Claim], list[Note], int]:
             now = self.clock.now_ms()
             lease_until = now + round(lease_secs * 1000)
             rows = conn.execute(Q["select_due"], (now + ahead, limit)).fetchall()
-            batch = ClaimBatch(owner, now, lease_until, grace)
+            batch = ClaimBatch(
+                owner, now, lease_until, grace, self.settings.queue_limit, self._start_planner
+            )
             for row in rows:
                 batch.add(JobRecord.from_row(row))
             conn.executemany(Q["update_job_runtime"], [j.runtime_params() for j in batch.jobs])
             conn.executemany(Q["insert_run"], [r.to_row() for r in batch.runs])
-            return batch.claims, batch.notes
+            conn.executemany(Q["insert_delivery"], batch.deliveries)
+            return batch.claims, batch.notes, len(batch.deliveries)
 
-        claims, notes = await self._write(body)
+        claims, notes, queued = await self._write(body)
         write_notes(notes)
+        if queued:
+            self._signal(Topic.DELIVERIES)
         return claims
 
     async def renew_leases(

@@ -14,6 +14,7 @@ from ..models import (
     CronRun,
     DeliverySpec,
     MisfirePolicy,
+    Overlap,
     RunStatus,
     RunTrigger,
     SessionMode,
@@ -64,6 +65,10 @@ class JobSpec:
     enabled: bool = True
     origin: dict[str, Any] | None = None
     description: str | None = None
+    jitter_secs: float | None = None
+    """Defaults to ``[cron] jitter_secs`` (0)."""
+    overlap: Overlap = Overlap.SKIP
+    max_instances: int = 1
 
 
 @dataclass(frozen=True, slots=True)

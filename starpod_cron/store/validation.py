@@ -8,7 +8,8 @@ import re
 import unicodedata
 
 from ..errors import InvalidJob, InvalidSchedule
-from ..models import MisfirePolicy, SessionMode
+from ..jitter import MAX_JITTER_SECS
+from ..models import MisfirePolicy, Overlap, SessionMode
 from ..schedules import Interval, OneShot, Schedule
 from ..timeutil import check_zone, from_ms, to_ms
 
@@ -18,6 +19,7 @@ MAX_RETRIES = 100
 MAX_TIMEOUT_SECS = 30 * 86_400
 MAX_USER_ID_CHARS = 200
 MAX_DESCRIPTION_CHARS = 1000
+MAX_INSTANCES = 1000
 _ID_LIKE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -103,6 +105,48 @@ def misfire_policy(value: object) -> str:
         return MisfirePolicy(str(value)).value
     except ValueError:
         raise InvalidJob(f"misfire_policy must be 'run_once' or 'skip', got {value!r}") from None
+
+
+def jitter_ms(value: object) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_JITTER_SECS
+    ):
+        raise InvalidJob(
+            f"jitter_secs must be a number from 0 to {MAX_JITTER_SECS} (a day), got {value!r}"
+        )
+    return round(value * 1000)
+
+
+def overlap(value: object) -> str:
+    try:
+        return Overlap(str(value)).value
+    except ValueError:
+        raise InvalidJob(f"overlap must be 'skip', 'queue' or 'allow', got {value!r}") from None
+
+
+def max_instances(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INSTANCES:
+        raise InvalidJob(
+            f"max_instances must be an integer from 1 to {MAX_INSTANCES}, got {value!r}"
+        )
+    return value
+
+
+def overlap_rules(overlap_value: str, instances: int, misfire: str) -> None:
+    """The combinations that contradict each other."""
+    if instances > 1 and overlap_value != Overlap.ALLOW.value:
+        raise InvalidJob(
+            f"max_instances = {instances} needs overlap = 'allow' (with overlap = "
+            f"{overlap_value!r} a job never runs alongside itself)"
+        )
+    if overlap_value == Overlap.QUEUE.value and misfire == MisfirePolicy.SKIP.value:
+        raise InvalidJob(
+            "overlap = 'queue' runs every missed fire, misfire_policy = 'skip' drops them: "
+            "choose one (misfire_policy = 'run_once' with queue)"
+        )
 
 
 def user_id(value: object) -> str | None:

@@ -499,12 +499,12 @@ def test_status_shows_each_jobs_state_its_errors_and_the_next_fires_in_order(
 
 def test_maintenance_commands_report_what_they_would_delete_then_delete_it(cli: CLI) -> None:
     cli("jobs", "add", "a", "p", "--every", "1h")
-    cli("jobs", "run", "a")  # one finished run, one delivered WebSocket event
+    cli("jobs", "run", "a")  # one finished run: its run.started and notification events
     dry = cli("--json", "maintenance", "deliveries", "--days", "0", "--dry-run").json["data"]
-    assert (dry["matching"], dry["deleted"], dry["dry_run"]) == (1, 0, True)
+    assert (dry["matching"], dry["deleted"], dry["dry_run"]) == (2, 0, True)
     done = cli("maintenance", "deliveries", "--days", "0")
     assert (
-        done.code == 0 and done.out.strip() == "Deleted 1 finished deliveries older than 0 day(s)"
+        done.code == 0 and done.out.strip() == "Deleted 2 finished deliveries older than 0 day(s)"
     )
     assert cli("--json", "maintenance", "deliveries", "--days", "0").json["data"]["matching"] == 0
     assert "Deleted 0 conversation message(s)" in cli("maintenance", "sessions").out
@@ -528,3 +528,30 @@ def test_jobs_sync_shows_then_applies_the_declared_jobs_and_refuses_edits(
     assert refused.code == 2
     assert "declared in " in refused.err and "[[jobs]] standup; change it there" in refused.err
     assert cli("--config", str(config), "jobs", "sync").out.startswith("Made 0 change(s)")
+
+
+def test_jitter_and_overlap_options(cli: CLI, db: str) -> None:
+    added = cli("jobs", "add", "spread", "p", "--cron", "0 9 * * *", "--jitter", "30m")
+    assert added.code == 0, added.err
+    shown = cli("--json", "jobs", "show", "spread").json["data"]
+    assert shown["jitter_secs"] == 1800 and shown["overlap"] == "skip"
+    fires = [datetime.fromisoformat(t) for t in shown["next_runs"]]
+    assert all(f.hour == 9 and f.minute < 30 for f in fires)  # 09:00 plus up to 30 min
+    assert len({(f.minute, f.second) for f in fires}) > 1  # each day its own offset
+    assert shown["next_run"] == shown["next_runs"][0]
+    text = cli("jobs", "show", "spread").out
+    assert "up to 30m" in text
+    edited = cli("jobs", "edit", "spread", "--overlap", "allow", "--max-instances", "3")
+    assert edited.code == 0, edited.err
+    shown = cli("--json", "jobs", "show", "spread").json["data"]
+    assert (shown["overlap"], shown["max_instances"]) == ("allow", 3)
+    before = snapshot(db)
+    refused = cli("jobs", "edit", "spread", "--overlap", "queue")
+    assert refused.code == 2 and "max_instances = 3 needs overlap = 'allow'" in refused.err
+    refused = cli(
+        "jobs", "add", "q", "p", "--every", "1h", "--overlap", "queue", "--misfire", "skip"
+    )
+    assert refused.code == 2 and "choose one" in refused.err
+    assert snapshot(db) == before
+    assert cli("jobs", "edit", "spread", "--jitter", "0").code == 0
+    assert cli("--json", "jobs", "show", "spread").json["data"]["jitter_secs"] == 0

@@ -155,6 +155,59 @@ async def test_events_reach_their_audience_and_can_be_replayed(gateway: Gateway)
         assert (await bob_again.request("replay", since=0))["data"]["replayed"] == 0
 
 
+async def test_run_started_events_go_to_subscribers_before_the_run_finishes(
+    gateway: Gateway,
+) -> None:
+    async with (
+        ws_client(gateway, "alice-token") as alice,
+        ws_client(gateway, "alice-token") as plain,
+        ws_client(gateway, "bob-token") as bob,
+    ):
+        answer = await alice.request("subscribe", events=["run.started", "notification"])
+        assert answer["data"] == {"events": ["notification", "run.started"]}
+        assert (await bob.request("subscribe", events=["run.started"]))["ok"]
+        bad = await alice.request("subscribe", events=["run.exploded"])
+        assert bad["error"]["code"] == "invalid" and "run.started" in bad["error"]["message"]
+        await alice.request("cron.add", name="tick", prompt="hello", every="1s")
+        await alice.until(lambda: sum(e["type"] == "notification" for e in alice.events) >= 2)
+        await alice.request("cron.pause", name="tick")
+        kinds = [(e["type"], e["run_id"]) for e in alice.events]
+        for run_id in {r for _, r in kinds}:
+            mine = [k for k, r in kinds if r == run_id]
+            assert mine in (["run.started", "notification"], ["run.started"]), mine
+        started = next(e for e in alice.events if e["type"] == "run.started")
+        assert started["job_name"] == "tick" and started["attempt"] == 1
+        assert started["trigger"] == "schedule" and started["scheduled_for"] <= started["ts"]
+        await plain.until(lambda: len(plain.events) >= 2)
+        assert {e["type"] for e in plain.events} == {"notification"}  # did not ask for them
+        assert bob.events == []  # alice's job: not bob's to see
+        since = alice.events[0]["event_id"] - 1
+    async with ws_client(gateway, "alice-token") as later:
+        replayed = await later.request("replay", since=since)
+        assert {e["type"] for e in later.events} == {"notification"}
+        assert replayed["data"]["replayed"] == len(later.events)
+        later.events.clear()
+        await later.request("subscribe", events=["run.started", "notification"])
+        await later.request("replay", since=since)
+        assert {e["type"] for e in later.events} == {"notification", "run.started"}
+
+
+async def test_run_started_events_can_be_turned_off(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    cfg = replace(cfg, gateway=replace(cfg.gateway, run_started_events=False))
+    async with (
+        running_gateway(cfg, str(tmp_path / "off.db")) as gw,
+        ws_client(gw, "alice-token") as alice,
+    ):
+        refused = await alice.request("subscribe", events=["run.started"])
+        assert "run_started_events = false" in refused["error"]["message"]
+        await alice.request("cron.add", name="tick", prompt="hello", every="1s")
+        await alice.until(lambda: len(alice.events) >= 1)
+        assert gw.ws is not None
+        rows = await gw.ws.ops.store.list_deliveries(0, None, 100)
+        assert rows and all(d.payload["type"] == "notification" for d in rows)
+
+
 async def test_a_client_that_stops_reading_is_dropped_while_50_others_get_every_event(
     tmp_path: Path,
 ) -> None:

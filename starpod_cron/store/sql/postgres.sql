@@ -100,11 +100,11 @@ ORDER BY id
 FOR UPDATE SKIP LOCKED;
 
 -- name: release_orphaned_jobs
-UPDATE jobs SET running_run_id = NULL
+UPDATE jobs SET running_run_id = NULL, running_count = 0
 WHERE id IN (
     SELECT id FROM jobs
-    WHERE running_run_id IS NOT NULL
-      AND running_run_id NOT IN (SELECT id FROM runs WHERE status = 'running')
+    WHERE (running_run_id IS NOT NULL OR running_count > 0)
+      AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.job_id = jobs.id AND runs.status = 'running')
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 );

@@ -94,9 +94,9 @@ WHERE status = 'running'
   AND id NOT IN (SELECT value FROM json_each(:held));
 
 -- name: release_orphaned_jobs
-UPDATE jobs SET running_run_id = NULL
-WHERE running_run_id IS NOT NULL
-  AND running_run_id NOT IN (SELECT id FROM runs WHERE status = 'running');
+UPDATE jobs SET running_run_id = NULL, running_count = 0
+WHERE (running_run_id IS NOT NULL OR running_count > 0)
+  AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.job_id = jobs.id AND runs.status = 'running');
 
 -- name: jobs_missing_next_run
 SELECT {job_columns} FROM jobs
@@ -129,9 +129,9 @@ WHERE session_id = :session_id AND seq < (
 
 -- name: insert_delivery
 INSERT INTO deliveries (run_id, job_id, job_name, destination, payload, next_attempt_at,
-                        created_at, status, attempts)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
-ON CONFLICT (run_id, destination) DO NOTHING;
+                        created_at, status, event, attempts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+ON CONFLICT (run_id, destination, event) DO NOTHING;
 
 -- name: sending_owners
 SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending';
