@@ -43,6 +43,45 @@ async def test_first_opens_racing_migrate_once_and_keep_data() -> None:
         assert sorted(await _version(dsn)) == every
 
 
+async def test_upgrading_to_version_3_keeps_a_running_job_running_and_every_delivery() -> None:
+    async with pg_schema() as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("CREATE TABLE starpod_cron_schema (version integer NOT NULL)")
+            for number, script in load_migrations("postgres"):
+                if number <= 2:
+                    await conn.execute(script)
+                    await conn.execute("INSERT INTO starpod_cron_schema VALUES ($1)", number)
+            await conn.execute(
+                "INSERT INTO jobs (id, name, prompt, schedule_kind, schedule_expr, enabled, "
+                "delete_after_run, timezone, created_at, updated_at, next_run_at, max_retries, "
+                "timeout_ms, session_mode, misfire_policy, run_count, running_run_id) VALUES "
+                "('busy', 'busy', 'p', 'interval', '60000', true, false, 'UTC', 1, 1, 5, 3, "
+                "1000, 'isolated', 'run_once', 1, 'r1'), "
+                "('idle', 'idle', 'p', 'interval', '60000', true, false, 'UTC', 1, 1, 5, 3, "
+                "1000, 'isolated', 'run_once', 0, NULL)"
+            )
+            await conn.execute(
+                "INSERT INTO runs (id, job_id, job_name, trigger, scheduled_for, attempt, "
+                "started_at, status, lease_owner, lease_expires_at) VALUES "
+                "('r1', 'busy', 'busy', 'schedule', 5, 1, 5, 'running', 'x', 9999999999999)"
+            )
+            await conn.execute(
+                "INSERT INTO deliveries (run_id, job_id, job_name, destination, payload, "
+                "status, next_attempt_at, created_at) "
+                "VALUES ('r0', 'busy', 'busy', 'tg:1', '{}', 'pending', 3, 3)"
+            )
+        finally:
+            await conn.close()
+        async with CronStore.open(dsn) as store:
+            busy, idle = await store.get_job("busy"), await store.get_job("idle")
+            assert busy is not None and busy.running_count == 1 and busy.running_run_id == "r1"
+            assert idle is not None and idle.running_count == 0
+            assert [c.job_id for c in await store.claim_due("me", 10, 30)] == ["idle"]
+            (kept,) = await store.list_deliveries(0, None, 10)
+            assert (kept.run_id, kept.destination) == ("r0", "tg:1")
+
+
 async def test_a_newer_schema_is_refused_and_left_untouched() -> None:
     async with pg_schema() as dsn:
         async with CronStore.open(dsn) as store:

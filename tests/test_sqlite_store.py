@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from starpod_cron import CronStore, Schedule, SchemaVersionError
+from starpod_cron import CronStore, Overlap, Schedule, SchemaVersionError
 from starpod_cron.store.sqlfile import load_migrations
 from starpod_cron.store.sqlite import statements
 from tests.backends import assert_keeps_user_data
@@ -91,6 +91,39 @@ async def test_upgrading_a_full_version_4_database_keeps_every_row(tmp_path: Pat
             listed = ", ".join(columns[table])
             after = conn.execute(f"SELECT {listed} FROM {table} ORDER BY 1").fetchall()
             assert [row for row in after if row[0] in {r[0] for r in rows}] == rows, table
+
+
+async def test_upgrading_to_version_7_keeps_a_running_job_running(tmp_path: Path) -> None:
+    path = str(tmp_path / "v6.db")
+    conn = _database_at(path, 6)
+    conn.execute(
+        "INSERT INTO jobs (id, name, prompt, schedule_kind, schedule_expr, enabled, "
+        "delete_after_run, timezone, created_at, updated_at, next_run_at, max_retries, "
+        "timeout_ms, session_mode, misfire_policy, run_count, running_run_id) VALUES "
+        "('busy', 'busy', 'p', 'interval', '60000', 1, 0, 'UTC', 1, 1, 5, 3, 1000, 'isolated', "
+        "'run_once', 1, 'r1'), "
+        "('idle', 'idle', 'p', 'interval', '60000', 1, 0, 'UTC', 1, 1, 5, 3, 1000, 'isolated', "
+        "'run_once', 0, NULL)"
+    )
+    conn.execute(
+        "INSERT INTO runs (id, job_id, job_name, trigger, scheduled_for, attempt, started_at, "
+        "status, lease_owner, lease_expires_at) VALUES "
+        "('r1', 'busy', 'busy', 'schedule', 5, 1, 5, 'running', 'someone', 9999999999999)"
+    )
+    conn.execute(
+        "INSERT INTO deliveries (run_id, job_id, job_name, destination, payload, status, "
+        "next_attempt_at, created_at) VALUES ('r0', 'busy', 'busy', 'tg:1', '{}', 'pending', 3, 3)"
+    )
+    conn.commit()
+    conn.close()
+    async with CronStore.open(path) as store:
+        busy, idle = await store.get_job("busy"), await store.get_job("idle")
+        assert busy is not None and busy.running_count == 1 and busy.running_run_id == "r1"
+        assert idle is not None and idle.running_count == 0
+        assert (busy.overlap, busy.max_instances, busy.jitter_secs) == (Overlap.SKIP, 1, 0)
+        assert [c.job_id for c in await store.claim_due("me", 10, 30)] == ["idle"]
+        (kept,) = await store.list_deliveries(0, None, 10)
+        assert (kept.run_id, kept.destination) == ("r0", "tg:1")
 
 
 async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
