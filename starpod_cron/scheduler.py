@@ -410,11 +410,6 @@ class CronScheduler:
     ) -> JobResult:
         if gate is not None:
             await gate.wait()
-        active.begun = True
-        active.started = time.monotonic()
-        active.log.info(
-            "started (attempt %d, scheduled for %s)", ctx.attempt, ctx.scheduled_for, action="start"
-        )
         try:
             result = await self._execute(active, ctx)
         except SystemExit as exc:
@@ -432,6 +427,15 @@ class CronScheduler:
         limit = self._limit
         while True:
             await limit.acquire()
+            if not active.begun:  # it may have waited for the limit (a saturated provider)
+                active.begun = True
+                active.started = time.monotonic()
+                active.log.info(
+                    "started (attempt %d, scheduled for %s)",
+                    ctx.attempt,
+                    ctx.scheduled_for,
+                    action="start",
+                )
             try:
                 result = await self.executor(ctx)
             except ProviderSaturated as exc:
@@ -542,7 +546,7 @@ class CronScheduler:
             error = f"timed out after {claim.timeout_secs:g}s"
             return Completion(run_id, RunStatus.TIMEOUT, error=error)
         if not active.begun:
-            error = "interrupted: the scheduler stopped before the run's fire time"
+            error = "interrupted: the scheduler stopped before the run started"
             return Completion(run_id, RunStatus.INTERRUPTED, error=error, count_attempt=False)
         if not task.done():  # abandoned while stopping
             error = "interrupted: the scheduler stopped before the run finished"

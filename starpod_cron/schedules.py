@@ -108,6 +108,16 @@ def _aware(after: datetime) -> datetime:
     return after
 
 
+@lru_cache(maxsize=65536)
+def _one_shot_instant(at: str, timezone: str) -> datetime:
+    """Cached: a burst of one-shots due together asks for the same few instants thousands of
+    times while they are claimed and finished."""
+    dt = _parse_iso(at)
+    if dt.tzinfo is None:
+        return resolve_local(dt, zone(timezone))
+    return dt.astimezone(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class OneShot(Schedule):
     at: str
@@ -137,10 +147,7 @@ class OneShot(Schedule):
     def instant(self, timezone: str | None) -> datetime:
         """The UTC instant this one-shot fires (to the millisecond, the store's precision);
         a naive time is read in ``timezone``."""
-        dt = _parse_iso(self.at)
-        if dt.tzinfo is None:
-            return resolve_local(dt, zone(timezone or "UTC"))
-        return dt.astimezone(UTC)
+        return _one_shot_instant(self.at, timezone or "UTC")
 
     def next_run(self, after: datetime, timezone: str | None = None) -> datetime | None:
         at = self.instant(timezone)

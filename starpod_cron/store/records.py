@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from ..models import (
@@ -104,16 +105,16 @@ class JobRecord:
         return rec
 
     def to_row(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in JOB_COLUMNS)
+        return _JOB_ROW(self)
 
     def state_params(self) -> tuple[object, ...]:
         """Parameters of the ``update_job_state`` statement (mutable columns, then id)."""
-        return (*(getattr(self, name) for name in JOB_STATE_COLUMNS), self.id)
+        return _JOB_STATE(self)
 
     def runtime_params(self) -> tuple[object, ...]:
         """Parameters of ``update_job_runtime``: only what claims and completions change, so
         the name and user indexes are not rewritten on every run."""
-        return (*(getattr(self, name) for name in JOB_RUNTIME_COLUMNS), self.id)
+        return _JOB_RUNTIME(self)
 
     def to_public(self) -> CronJob:
         return CronJob(
@@ -168,6 +169,11 @@ JOB_RUNTIME_COLUMNS: tuple[str, ...] = (
     "fire_offset_ms",
     "running_count",
 )
+# Row tuples are built by attrgetter (C), several times faster than a generator of getattr:
+# they are built for every job claimed and every run recorded.
+_JOB_ROW = attrgetter(*JOB_COLUMNS)
+_JOB_STATE = attrgetter(*JOB_STATE_COLUMNS, "id")
+_JOB_RUNTIME = attrgetter(*JOB_RUNTIME_COLUMNS, "id")
 
 
 @dataclass(slots=True)
@@ -197,11 +203,11 @@ class RunRecord:
         return cls(*row)
 
     def to_row(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in RUN_COLUMNS)
+        return _RUN_ROW(self)
 
     def result_params(self) -> tuple[object, ...]:
         """Parameters of ``finish_run``: the outcome columns, then id."""
-        return (*(getattr(self, name) for name in RUN_RESULT_COLUMNS), self.id)
+        return _RUN_RESULT(self)
 
     def to_public(self) -> CronRun:
         return CronRun(
@@ -236,6 +242,8 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
     "prompt_tokens",
     "completion_tokens",
 )
+_RUN_ROW = attrgetter(*RUN_COLUMNS)
+_RUN_RESULT = attrgetter(*RUN_RESULT_COLUMNS, "id")
 
 
 DELIVERY_COLUMNS: tuple[str, ...] = (
