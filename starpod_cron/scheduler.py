@@ -546,7 +546,10 @@ class CronScheduler:
             error = f"timed out after {claim.timeout_secs:g}s"
             return Completion(run_id, RunStatus.TIMEOUT, error=error)
         if not active.begun:
-            error = "interrupted: the scheduler stopped before the run started"
+            error = (
+                "interrupted: the scheduler stopped before the run started (before its fire "
+                "time, or while it waited for a free slot)"
+            )
             return Completion(run_id, RunStatus.INTERRUPTED, error=error, count_attempt=False)
         if not task.done():  # abandoned while stopping
             error = "interrupted: the scheduler stopped before the run finished"
