@@ -166,3 +166,43 @@ async def test_calls_settle_at_what_a_concurrency_limited_provider_admits(
         await executor.aclose()
         await store.close()
         await runner.cleanup()
+
+
+async def test_stop_hands_back_at_once_a_run_still_waiting_for_a_slot(tmp_path: Path) -> None:
+    """A run claimed while the provider is saturated waits for the adaptive limit; it has not
+    started, so stopping hands it back at once (no attempt used), like a run claimed ahead."""
+    clock = ManualClock(START)
+    store = await CronStore.open(str(tmp_path / "wait.db"), clock=clock)
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def executor(ctx: JobContext) -> JobResult:
+        calls.append(ctx.job_name)
+        if ctx.job_name == "a" and calls.count("a") == 1:
+            raise ProviderSaturated("HTTP 429", retry_after=3600)
+        await release.wait()
+        return JobResult("", "ok")
+
+    first = START + timedelta(seconds=1)
+    await store.add_jobs([JobSpec(n, "p", Schedule.one_shot(first)) for n in ("a", "b")])
+    (late,) = await store.add_jobs(
+        [JobSpec("c", "p", Schedule.one_shot(first + timedelta(seconds=1)))]
+    )
+    scheduler = CronScheduler(
+        store, executor, max_concurrent_runs=3, shutdown_timeout_secs=30, cancel_grace_secs=1
+    )
+    scheduler.start()
+    clock.advance(1)
+    await until(lambda: sorted(calls) == ["a", "b"], what="a refused, b running")
+    clock.advance(1)  # c is claimed, but the limit fell to 1 (b in flight): c waits
+    await until(lambda: len(scheduler.active_runs()) == 3, what="c claimed")
+    assert calls.count("c") == 0
+    stopping = asyncio.create_task(scheduler.stop())
+    await until(lambda: len(scheduler.active_runs()) == 2, what="c handed back", timeout=2)
+    (run,) = await store.list_runs(late)
+    assert run.status is RunStatus.INTERRUPTED and "waited for a free slot" in (run.error or "")
+    job = await store.get_job(late)
+    assert job is not None and job.retry_at is not None and job.retry_count == 0
+    release.set()
+    await stopping
+    await store.close()
