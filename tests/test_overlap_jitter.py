@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from starpod_cron import (
+    Completion,
     CronJob,
     CronScheduler,
     CronStore,
@@ -266,6 +267,27 @@ async def test_recovery_frees_every_run_slot_of_an_allow_job(
     freed = await store.get_job(job.id)
     assert freed is not None and freed.running_count == 0 and freed.running_run_id is None
     assert len(await store.claim_due("new-owner", 10, lease_secs=5)) == 1
+
+
+async def test_switching_allow_back_to_skip_with_runs_in_flight_never_strands_the_job(
+    store: CronStore, clock: ManualClock
+) -> None:
+    job = await _job(store, overlap=Overlap.ALLOW, max_instances=2)
+    clock.advance(1)
+    (first,) = await store.claim_due("me", 10, lease_secs=60)
+    clock.advance(1)
+    (second,) = await store.claim_due("me", 10, lease_secs=60)
+    await store.update_job(job.id, JobUpdate(overlap=Overlap.SKIP, max_instances=1))
+    clock.advance(1)
+    assert await store.claim_due("me", 10, lease_secs=60) == []  # two in flight, one allowed
+    ok = Completion(first.run_id, RunStatus.SUCCESS, summary="", session_id="")
+    assert await store.complete_runs([ok], owner="me") == [True]  # the older run ends first
+    assert await store.claim_due("me", 10, lease_secs=60) == []  # one still in flight
+    ok = Completion(second.run_id, RunStatus.SUCCESS, summary="", session_id="")
+    assert await store.complete_runs([ok], owner="me") == [True]
+    idle = await store.get_job(job.id)
+    assert idle is not None and idle.running_count == 0 and idle.running_run_id is None
+    assert len(await store.claim_due("me", 10, lease_secs=60)) == 1  # due again
 
 
 async def test_contradicting_overlap_options_are_refused_and_write_nothing(

@@ -471,9 +471,10 @@ def plan_finish(
 
 
 def _in_flight(job: JobRecord, run: RunRecord) -> bool:
-    """Whether ``run`` (still running) is one of ``job``'s runs in flight: its latest, or with
-    ``overlap = "allow"`` any while some are counted."""
-    return job.running_run_id == run.id or (job.max_instances > 1 and job.running_count > 0)
+    """Whether ``run`` (still ``running`` in the store, so never finished or recovered) counts
+    among ``job``'s runs in flight: its latest, or any while some are counted (several with
+    ``overlap = "allow"``, also after the job was switched back to one at a time)."""
+    return job.running_run_id == run.id or job.running_count > 0
 
 
 def repair(job: JobRecord, now: int) -> bool:
