@@ -342,6 +342,31 @@ async def test_a_jittered_occurrence_fires_at_its_offset_and_keeps_its_time(
         await scheduler.stop()
 
 
+async def test_jitter_longer_than_the_misfire_grace_never_counts_as_a_miss(
+    store: CronStore, clock: ManualClock
+) -> None:
+    """With misfire_policy = "skip", a fire is missed when claimed later than the grace (60 s)
+    after its time; a jittered fire's time is its time plus its offset."""
+    for attempt in range(50):  # a job whose first offset is longer than the grace
+        spec = JobSpec(
+            f"spread-{attempt}",
+            "p",
+            Schedule.cron("0 9 * * *"),
+            jitter_secs=1800,
+            misfire_policy=MisfirePolicy.SKIP,
+        )
+        (job_id,) = await store.add_jobs([spec])
+        job = await store.get_job(job_id)
+        assert job is not None and job.next_fire_at is not None and job.next_run_at is not None
+        if job.next_fire_at - job.next_run_at > timedelta(seconds=120):
+            break
+        await store.remove_job(job_id)
+    clock.set(job.next_fire_at)
+    (claim,) = await store.claim_due("me", 10, lease_secs=60)
+    assert claim.scheduled_for == job.next_run_at
+    assert [r.status for r in await store.list_runs(job_id)] == [RunStatus.RUNNING]
+
+
 @pytest.mark.parametrize(
     ("expression", "jitter_ms"),
     [("0 * * * *", 3_600_000), ("30 2 * * *", 86_400_000), ("*/20 * * * *", 600_000)],

@@ -341,7 +341,7 @@ def _plan_claim(
     if job.misfire_policy == MisfirePolicy.SKIP.value:
         if count == 0:
             count, capped = _count_between(sched, tz, first, latest)
-        if now - latest > grace_ms:  # even the latest fire is stale: skip them all
+        if now - latest - _jitter_of(job, latest) > grace_ms:  # even the latest is stale
             job.last_status = RunStatus.SKIPPED.value
             if job.next_fire_ms is None:  # a one-shot that can no longer run
                 job.enabled = False
@@ -392,6 +392,13 @@ def _plan_queued(
     set_next(job, _next_ms(sched, tz, oldest))
     run = start_run(job, RunTrigger.SCHEDULE, oldest, 1, now, owner, lease_until, claimed_at)
     return ClaimPlan(run=run, skipped=skipped)
+
+
+def _jitter_of(job: JobRecord, nominal: int) -> int:
+    """The jitter of the job's occurrence at ``nominal`` (lateness counts from its fire time)."""
+    if job.jitter_ms <= 0:
+        return 0
+    return fire_offset_ms(job.id, job.schedule, job.timezone, nominal, job.jitter_ms)
 
 
 def backoff_ms(settings: StoreSettings, retry_number: int) -> int:
