@@ -165,11 +165,10 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: closing has nothing to flush
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass  # full: that is the point
     return filler
@@ -180,8 +179,14 @@ async def test_a_full_disk_delays_recording_and_wedges_no_job(
 ) -> None:
     caplog.set_level(logging.ERROR)
     store = await CronStore.open(str(tiny_disk / "jobs.db"))
+    calls = 0
+    filled = asyncio.Event()
 
     async def executor(ctx: JobContext) -> JobResult:
+        nonlocal calls
+        calls += 1
+        if calls > 1:  # the second run is in flight when the disk fills up
+            await filled.wait()
         return JobResult("s", "r" * 100_000)  # every completion needs room in the WAL
 
     job_id = await store.add_job("tick", "p", Schedule.interval(every_ms=1000))
@@ -189,7 +194,9 @@ async def test_a_full_disk_delays_recording_and_wedges_no_job(
     scheduler.start()
     try:
         await eventually(lambda: _successes(store, job_id, 1), what="a first success")
+        await until(lambda: calls >= 2, what="a second run in flight")
         filler = _fill(tiny_disk)
+        filled.set()
         await until(
             lambda: any("run completion(s) failed" in r.message for r in caplog.records),
             timeout=10,
