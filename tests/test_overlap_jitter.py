@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -76,6 +77,16 @@ async def _job(store: CronStore, **options: object) -> CronJob:
     return job
 
 
+@asynccontextmanager
+async def running(store: CronStore, gate: Gate) -> AsyncIterator[CronScheduler]:
+    scheduler = _scheduler(store, gate)
+    scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        await scheduler.stop()
+
+
 def _scheduler(store: CronStore, gate: Gate) -> CronScheduler:
     return CronScheduler(
         store,
@@ -115,9 +126,7 @@ async def test_skip_collapses_fires_missed_while_running_into_one_catch_up(
 ) -> None:
     gate = Gate()
     job = await _job(store)
-    scheduler = _scheduler(store, gate)
-    scheduler.start()
-    try:
+    async with running(store, gate) as scheduler:
         clock.advance(1)
         await until(lambda: len(gate.calls) == 1, what="the first run")
         clock.advance(3)  # fires at +2, +3 and +4 come while it runs
@@ -128,8 +137,6 @@ async def test_skip_collapses_fires_missed_while_running_into_one_catch_up(
         await scheduler.checkpoint()
         assert gate.fired() == [at(1), at(4)]  # one catch-up, for the latest missed fire
         assert await _finished(store, job.id, 2) == [(at(1), "success"), (at(4), "success")]
-    finally:
-        await scheduler.stop()
 
 
 async def test_queue_runs_every_missed_fire_afterwards_in_order(
@@ -137,9 +144,7 @@ async def test_queue_runs_every_missed_fire_afterwards_in_order(
 ) -> None:
     gate = Gate()
     job = await _job(store, overlap=Overlap.QUEUE)
-    scheduler = _scheduler(store, gate)
-    scheduler.start()
-    try:
+    async with running(store, gate) as scheduler:
         clock.advance(1)
         await until(lambda: len(gate.calls) == 1, what="the first run")
         clock.advance(3)
@@ -155,8 +160,6 @@ async def test_queue_runs_every_missed_fire_afterwards_in_order(
         after = await store.get_job(job.id)
         # back on schedule (+5 may already be claimed ahead of its time)
         assert after is not None and after.next_run_at in (at(5), at(6))
-    finally:
-        await scheduler.stop()
 
 
 async def test_queue_keeps_at_most_queue_limit_fires_and_records_the_rest_skipped(
@@ -165,9 +168,7 @@ async def test_queue_keeps_at_most_queue_limit_fires_and_records_the_rest_skippe
     gate = Gate()
     store = queue_store  # queue_limit = 3
     job = await _job(store, overlap=Overlap.QUEUE)
-    scheduler = _scheduler(store, gate)
-    scheduler.start()
-    try:
+    async with running(store, gate) as scheduler:
         clock.advance(1)
         await until(lambda: len(gate.calls) == 1, what="the first run")
         clock.advance(6)  # +2 .. +7 missed: +5, +6, +7 are kept, +2 .. +4 skipped
@@ -186,8 +187,6 @@ async def test_queue_keeps_at_most_queue_limit_fires_and_records_the_rest_skippe
         (skipped,) = [r for r in await store.list_runs(job.id) if r.status is RunStatus.SKIPPED]
         assert skipped.error is not None and "missed 3 occurrence(s)" in skipped.error
         assert "queue_limit (3)" in skipped.error
-    finally:
-        await scheduler.stop()
 
 
 async def test_allow_runs_alongside_itself_up_to_max_instances(
@@ -195,15 +194,13 @@ async def test_allow_runs_alongside_itself_up_to_max_instances(
 ) -> None:
     gate = Gate()
     job = await _job(store, overlap=Overlap.ALLOW, max_instances=2)
-    scheduler = _scheduler(store, gate)
-    scheduler.start()
-    try:
+    async with running(store, gate) as scheduler:
         clock.advance(1)
         await until(lambda: len(gate.calls) == 1, what="the first run")
         clock.advance(1)
         await until(lambda: len(gate.calls) == 2, what="a second run alongside the first")
-        running = await store.get_job(job.id)
-        assert running is not None and running.running_count == 2
+        both = await store.get_job(job.id)
+        assert both is not None and both.running_count == 2
         clock.advance(1)  # +3: two already in flight, so it waits
         await scheduler.checkpoint()
         assert gate.fired() == [at(1), at(2)] and gate.running == 2
@@ -217,8 +214,6 @@ async def test_allow_runs_alongside_itself_up_to_max_instances(
         await scheduler.stop()  # hands back +4 if it was claimed ahead of its time
         idle = await store.get_job(job.id)
         assert idle is not None and idle.running_count == 0 and idle.running_run_id is None
-    finally:
-        await scheduler.stop()
 
 
 async def test_allow_with_two_schedulers_runs_each_occurrence_once(
@@ -322,9 +317,7 @@ async def test_a_jittered_occurrence_fires_at_its_offset_and_keeps_its_time(
     offset = job.next_fire_at - job.next_run_at  # type: ignore[operator]
     assert timedelta(0) <= offset < timedelta(seconds=30)
     assert offset > timedelta(0)  # this job's id and time happen to give a non-zero offset
-    scheduler = _scheduler(store, gate)
-    scheduler.start()
-    try:
+    async with running(store, gate) as scheduler:
         clock.set(job.next_fire_at - timedelta(milliseconds=1))  # type: ignore[operator]
         await scheduler.checkpoint()
         assert gate.calls == []  # its time has passed, its fire time not yet
@@ -338,8 +331,6 @@ async def test_a_jittered_occurrence_fires_at_its_offset_and_keeps_its_time(
         after = await store.get_job(job_id)
         assert after is not None and after.next_run_at == at(120)
         assert job_fires(after, 1) == [after.next_fire_at]
-    finally:
-        await scheduler.stop()
 
 
 async def test_jitter_longer_than_the_misfire_grace_never_counts_as_a_miss(
