@@ -114,7 +114,11 @@ async function jobPage(name) {
     ["Next run", `${local(job.next_run, job.timezone)} ${relative(job.next_run)}`],
     ["Last status", job.last_status || "-"], ["Last error", job.last_error || "-"],
     ["Retries", `${job.retry_count} of ${job.max_retries}`], ["Timeout", `${job.timeout_secs} s`],
-    ["Session", job.session_mode], ["Owner", job.user_id || "agent"], ["Id", job.id],
+    ["Session", job.session_mode],
+    ["Jitter", job.jitter_secs ? `up to ${job.jitter_secs} s (next run includes it)` : "none"],
+    ["Overlap", job.overlap + (job.max_instances > 1 ? `, up to ${job.max_instances} at once` : "")],
+    ["Running now", String(job.running)],
+    ["Owner", job.user_id || "agent"], ["Id", job.id],
   ];
   show(
     el("h2", {}, job.name),
@@ -155,6 +159,15 @@ function addPage() {
       el("div", {}, el("label", { for: "when" }, "When"), when),
       el("div", {}, el("label", { for: "timezone" }, "Time zone"),
         el("input", { id: "timezone", name: "timezone", placeholder: "your default zone" }))),
+    el("div", { class: "row" },
+      el("div", {}, el("label", { for: "jitter" }, "Jitter (seconds)"),
+        el("input", { id: "jitter", name: "jitter", type: "number", min: "0", max: "86400", placeholder: "0" })),
+      el("div", {}, el("label", { for: "overlap" }, "While a run is still going"),
+        el("select", { id: "overlap", name: "overlap" },
+          [["skip", "skip: one catch-up"], ["queue", "queue: run each afterwards"], ["allow", "allow: run alongside"]]
+            .map(([v, t]) => el("option", { value: v }, t)))),
+      el("div", {}, el("label", { for: "max_instances" }, "At once (allow)"),
+        el("input", { id: "max_instances", name: "max_instances", type: "number", min: "1", max: "1000", placeholder: "1" }))),
     el("h3", {}, "Next fires"), preview,
     el("p", { id: "form-error", class: "error", role: "alert" }),
     el("button", { type: "submit", class: "primary" }, "Add job"),
@@ -187,6 +200,9 @@ function addPage() {
     event.preventDefault();
     const body = { prompt: form.prompt.value, ...fields() };
     if (form.name.value.trim()) body.name = form.name.value.trim();
+    if (form.jitter.value.trim()) body.jitter_secs = Number(form.jitter.value);
+    if (form.overlap.value !== "skip") body.overlap = form.overlap.value;
+    if (form.max_instances.value.trim()) body.max_instances = Number(form.max_instances.value);
     try {
       const { job } = await api("POST", "/api/jobs", body);
       location.hash = `#/jobs`;

@@ -78,6 +78,9 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await page.get_by_label("Prompt").fill("Remind me to stretch")
             await page.get_by_label("Schedule kind").select_option("cron")
             await page.get_by_label("When").fill("0 9 * * 1-5")
+            await page.get_by_label("Jitter (seconds)").fill("600")
+            await page.get_by_label("While a run is still going").select_option("allow")
+            await page.get_by_label("At once (allow)").fill("2")
             await expect(page.locator("#preview-list li")).to_have_count(5)
             await expect(page.locator("#preview")).to_contain_text("Monday through Friday")
             await page.screenshot(path=str(SHOTS / "add.png"))
@@ -92,6 +95,8 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await row.get_by_role("link", name="stretch").click()
             await expect(page.get_by_role("heading", name="stretch")).to_be_visible()
             await expect(page.get_by_text("No runs yet.")).to_be_visible()
+            await expect(page.get_by_text("up to 600 s (next run includes it)")).to_be_visible()
+            await expect(page.get_by_text("allow, up to 2 at once")).to_be_visible()
             async with httpx.AsyncClient(base_url=base) as api:
                 ran = await api.post(
                     "/api/jobs/stretch/run", headers={"Authorization": "Bearer alice-token"}
