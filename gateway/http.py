@@ -254,14 +254,15 @@ class HttpApi:
         raw = request.query_params.get("status")
         status = _status(raw) if raw else None
         store = self.ops.store
+        mine = await self.ops.list_jobs(who)
         if who.admin:
             runs = await store.list_recent_runs(limit, status=status)
         else:
-            mine = await self.ops.list_jobs(who)
             runs = [r for j in mine for r in await store.list_runs(j.id, limit)]
             runs = [r for r in runs if status is None or r.status is status]
             runs = sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
-        return {"runs": [run_json(r) for r in runs]}
+        jobs = {j.id: j for j in mine}
+        return {"runs": [run_json(r, jobs.get(r.job_id)) for r in runs]}
 
     async def timeline(self, request: Request, who: Principal) -> dict[str, Any]:
         """Every fire of the next ``hours`` (default 24) across the jobs ``who`` may see."""

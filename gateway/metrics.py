@@ -19,6 +19,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from starpod_cron import CronScheduler, CronStore, DeliveryStatus, RunFinished
+from starpod_cron.views import late_ms
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -41,7 +42,7 @@ class Metrics:
         )
         self.lateness = Histogram(
             "starpod_cron_run_lateness_seconds",
-            "How long after its scheduled time a run started",
+            "How long after its scheduled time (plus its jitter) a run started",
             buckets=LATENESS_BUCKETS,
             registry=r,
         )
@@ -78,7 +79,7 @@ class Metrics:
         for event in events:
             run = event.run
             self.runs.labels(run.status.value).inc()
-            self.lateness.observe(max(0.0, (run.started_at - run.scheduled_for).total_seconds()))
+            self.lateness.observe(late_ms(run, event.job) / 1000)
             if run.duration_ms is not None:
                 self.duration.observe(run.duration_ms / 1000)
 

@@ -184,10 +184,16 @@ class JobOperations:
         return await self.runner(job.id)
 
     async def runs(self, who: Principal, name: str, limit: object = 10) -> list[CronRun]:
+        return (await self.job_runs(who, name, limit))[1]
+
+    async def job_runs(
+        self, who: Principal, name: str, limit: object = 10
+    ) -> tuple[CronJob, list[CronRun]]:
+        """The job called ``name`` and its newest ``limit`` runs (1-200)."""
         job = await self.find(who, name)
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise InvalidInput(f"limit must be a whole number from 1 to 200, got {limit!r}")
-        return await self.store.list_runs(job.id, max(1, min(limit, 200)))
+        return job, await self.store.list_runs(job.id, max(1, min(limit, 200)))
 
     # ------------------------------------------------------------------ limits
     async def _check_count(self, user_id: str | None) -> None:

@@ -193,8 +193,8 @@ async def _run(c: Context, a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _runs(c: Context, a: dict[str, Any]) -> dict[str, Any]:
-    runs = await c.ops.runs(c.who, a["name"], a.get("limit", 10))
-    return {"runs": [run_json(r) for r in runs]}
+    job, runs = await c.ops.job_runs(c.who, a["name"], a.get("limit", 10))
+    return {"runs": [run_json(r, job) for r in runs]}
 
 
 async def _next(c: Context, a: dict[str, Any]) -> dict[str, Any]:

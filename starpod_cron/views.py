@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from .jitter import fire_time
-from .models import CronJob, CronRun
+from .models import CronJob, CronRun, RunTrigger
 from .schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
 from .timeutil import zone
 
@@ -48,7 +48,8 @@ def job_json(job: CronJob) -> dict[str, Any]:
     }
 
 
-def run_json(run: CronRun) -> dict[str, Any]:
+def run_json(run: CronRun, job: CronJob | None = None) -> dict[str, Any]:
+    """A run's JSON; with its ``job``, ``late_ms`` counts from the jittered fire time."""
     return {
         "id": run.id,
         "job_id": run.job_id,
@@ -60,12 +61,22 @@ def run_json(run: CronRun) -> dict[str, Any]:
         "started_at": run.started_at.isoformat(),
         "completed_at": None if run.completed_at is None else run.completed_at.isoformat(),
         "duration_ms": run.duration_ms,
+        "late_ms": late_ms(run, job),
         "result": run.result_summary,
         "error": run.error,
         "session_id": run.session_id,
         "prompt_tokens": run.prompt_tokens,
         "completion_tokens": run.completion_tokens,
     }
+
+
+def late_ms(run: CronRun, job: CronJob | None = None) -> int:
+    """How long after its intended time the run started: for a scheduled run of a jittered
+    job (given ``job``), its occurrence's time plus its jitter; else ``scheduled_for``."""
+    intended = run.scheduled_for
+    if job is not None and job.jitter_secs and run.trigger is RunTrigger.SCHEDULE:
+        intended = fire_time(job.id, job.schedule, job.timezone, intended, job.jitter_secs)
+    return max(0, round((run.started_at - intended).total_seconds() * 1000))
 
 
 def local(dt: datetime | None, tz_name: str) -> str:

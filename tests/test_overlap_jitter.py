@@ -34,7 +34,7 @@ from starpod_cron import (
 )
 from starpod_cron.jitter import fire_offset_ms, following_ms
 from starpod_cron.timeutil import from_ms, to_ms
-from starpod_cron.views import job_fires
+from starpod_cron.views import job_fires, run_json
 from tests.conftest import START, until
 
 
@@ -328,6 +328,8 @@ async def test_a_jittered_occurrence_fires_at_its_offset_and_keeps_its_time(
         ]
         assert run.scheduled_for == at(60)  # the exactly-once key is the occurrence's time
         assert run.started_at == job.next_fire_at
+        assert run_json(run, job)["late_ms"] == 0  # on time, counting its jitter
+        assert run_json(run)["late_ms"] == offset // timedelta(milliseconds=1)
         after = await store.get_job(job_id)
         assert after is not None and after.next_run_at == at(120)
         assert job_fires(after, 1) == [after.next_fire_at]

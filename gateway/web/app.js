@@ -138,7 +138,7 @@ function runsTable(runs, withJob) {
       el("td", {}, local(run.started_at)),
       el("td", {}, status(run.status)),
       el("td", {}, run.duration_ms === null ? "-" : `${run.duration_ms} ms`),
-      el("td", {}, `${Math.max(0, new Date(run.started_at) - new Date(run.scheduled_for))} ms`),
+      el("td", {}, `${run.late_ms} ms`),
       el("td", {}, String(run.attempt)),
       el("td", {}, run.trigger),
       el("td", {}, el("details", {}, el("summary", {}, (run.result || run.error || "").slice(0, 60) || "-"),
