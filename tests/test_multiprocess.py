@@ -19,6 +19,7 @@ from starpod_cron import (
     JobContext,
     JobResult,
     JobSpec,
+    Overlap,
     RunStatus,
     RunTrigger,
     Schedule,
@@ -37,6 +38,50 @@ async def spawn(*args: str) -> asyncio.subprocess.Process:
         cwd=ROOT,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def test_two_processes_keep_each_overlap_promise_with_slow_runs(tmp_path: Path) -> None:
+    """Runs take 1.5 s, fires come every second: queue jobs run every fire, one at a time and
+    in order; allow jobs run alongside themselves, at most 3 at once; no occurrence twice."""
+    db = str(tmp_path / "overlap.db")
+    store = await CronStore.open(db)
+    anchor = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    every = Schedule.interval(every_ms=1000, anchor=anchor)
+    queued = [JobSpec(f"q-{i:02}", "p", every, overlap=Overlap.QUEUE) for i in range(10)]
+    allowed = [
+        JobSpec(f"a-{i:02}", "p", every, overlap=Overlap.ALLOW, max_instances=3) for i in range(10)
+    ]
+    await store.add_jobs([*queued, *allowed])
+    outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    procs = [await spawn("fire", db, str(out), "5", "1.5") for out in outs]
+    for proc in procs:
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+
+    executed = [tuple(e) for out in outs for e in json.loads(out.read_text())]
+    occurrences = Counter((job, at) for job, at, _ in executed)
+    assert max(occurrences.values()) == 1, "an occurrence was executed twice"
+    peaks = []
+    for job in await store.list_jobs():
+        runs = [r for r in await store.list_runs(job.id, 100) if r.status is RunStatus.SUCCESS]
+        spans = sorted((r.started_at, r.completed_at, r.scheduled_for) for r in runs)
+        assert len(spans) >= 3, (job.name, spans)
+        at_once = max(
+            sum(1 for s, e, _ in spans if s <= start < e)  # type: ignore[operator]
+            for start, _, _ in spans
+        )
+        if job.overlap is Overlap.QUEUE:
+            assert at_once == 1, job.name
+            fired = [when for _, _, when in spans]
+            assert fired == sorted(fired), job.name  # in order
+            assert [(b - a).total_seconds() for a, b in itertools.pairwise(fired)] == [1.0] * (
+                len(fired) - 1
+            ), job.name  # every fire, none skipped
+        else:
+            assert at_once <= 3, job.name
+            peaks.append(at_once)
+    assert max(peaks) > 1  # allow did run jobs alongside themselves
+    await store.close()
 
 
 async def test_two_processes_fire_each_occurrence_of_200_jobs_exactly_once(

@@ -1,6 +1,7 @@
 """A scheduler in its own OS process, for the multi-process and crash tests.
 
-python -m tests.worker fire DB OUT_JSON SECONDS   # run jobs for SECONDS, record executions
+python -m tests.worker fire DB OUT_JSON SECONDS [RUN_SECS]
+    # run jobs for SECONDS (each run taking RUN_SECS, default 0.02), record executions
 python -m tests.worker hang DB MARKER             # start runs that never finish (to be killed)
 python -m tests.worker run DB DIR [--lease S] [--ahead S] [--sleep S] [--concurrency N]
     # run jobs; for each run write DIR/<run_id>.started, then sleep S seconds and write
@@ -26,12 +27,12 @@ def _mark(path: Path, text: str) -> None:
     os.replace(tmp, path)  # atomic: the test never reads a half-written file
 
 
-async def fire(db: str, out: str, seconds: float) -> None:
+async def fire(db: str, out: str, seconds: float, run_secs: float = 0.02) -> None:
     executed: list[tuple[str, int, int]] = []
 
     async def executor(ctx: JobContext) -> JobResult:
         executed.append((ctx.job_id, int(ctx.scheduled_for.timestamp() * 1000), os.getpid()))
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(run_secs)
         return JobResult(session_id="", summary="ok")
 
     store = await CronStore.open(db)
@@ -88,7 +89,7 @@ async def run(
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "fire":
-        asyncio.run(fire(rest[0], rest[1], float(rest[2])))
+        asyncio.run(fire(rest[0], rest[1], float(rest[2]), *map(float, rest[3:4])))
     elif mode == "hang":
         asyncio.run(hang(rest[0], rest[1]))
     elif mode == "run":
