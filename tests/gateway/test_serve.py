@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import sqlite3
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,45 +15,13 @@ from websockets.asyncio.client import connect
 from starpod_cron import CronStore, JobSpec, Schedule
 from tests.gateway.botapi import TOKEN, running_botapi
 from tests.gateway.test_telegram import until
-from tests.processes import run_cli, serve
-
-CLI = str(Path(sys.executable).with_name("starpod-cron"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def start(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, port: int
-) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        CLI,
-        *args,
-        "serve",
-        "--port",
-        str(port),
-        "--http-port",
-        "0",
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    seen = b""
-    while b"Ctrl-C" not in seen:
-        line = await asyncio.wait_for(proc.stderr.readline(), 20)
-        assert line, f"gateway exited early: {seen.decode()}"
-        seen += line
-    assert f"ws://127.0.0.1:{port}".encode() in seen, seen
-    return proc
+from tests.processes import free_port, run_cli, serve
 
 
 async def test_serve_runs_on_the_embedded_default_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    proc = await start(tmp_path, port=port)
+    gateway = await serve(tmp_path, port=port)
+    assert f"ws://127.0.0.1:{port}" in gateway.seen.decode()
     try:
         async with connect(f"ws://127.0.0.1:{port}/") as ws:
             await ws.send(
@@ -75,11 +40,11 @@ async def test_serve_runs_on_the_embedded_default_and_stops_on_sigterm(tmp_path:
             assert event["type"] == "notification" and event["job_name"] == "hello"
             assert event["result_preview"] == "hello from the quickstart"  # the echo executor
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        gateway.proc.send_signal(signal.SIGTERM)
+        code, said = await gateway.finish()
+    assert code == 0
     assert (tmp_path / "starpod-cron.db").exists()
-    assert proc.stderr is not None
-    assert b"stopped" in await proc.stderr.read()
+    assert "stopped" in said
 
 
 async def test_a_gateway_killed_with_deliveries_pending_delivers_each_once_after_restart(
@@ -109,10 +74,10 @@ async def test_a_gateway_killed_with_deliveries_pending_delivers_each_once_after
             )
         env = {"STARPOD_TEST_TG_TOKEN": TOKEN}
         api.fail_all_with = 502  # Telegram is down: every delivery fails and waits to retry
-        first = await start(tmp_path, env=env, port=port)
+        first = await serve(tmp_path, env=env, port=port)
         await until(lambda: api.send_attempts >= 10, timeout=30, what="delivery attempts")
-        first.kill()  # SIGKILL: no clean shutdown
-        await first.wait()
+        first.proc.kill()  # SIGKILL: no clean shutdown
+        await first.proc.wait()
         with sqlite3.connect(db) as conn:
             states = Counter(
                 s
@@ -123,15 +88,14 @@ async def test_a_gateway_killed_with_deliveries_pending_delivers_each_once_after
         assert sum(states.values()) == 5 and states["delivered"] == 0, states
 
         api.fail_all_with = None  # Telegram is back
-        second = await start(tmp_path, env=env, port=port)
+        second = await serve(tmp_path, env=env, port=port)
         try:
             await until(lambda: len(api.texts(42)) >= 5, timeout=30, what="5 deliveries")
             await asyncio.sleep(3)  # longer than a lease: any duplicate would show up now
         finally:
-            second.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(second.wait(), 30)
-        assert second.stderr is not None
-        assert TOKEN.encode() not in await second.stderr.read()  # the bot token is never logged
+            second.proc.send_signal(signal.SIGTERM)
+            _, said = await second.finish()
+        assert TOKEN not in said  # the bot token is never logged
         texts = api.texts(42)
         assert sorted(texts) == sorted(f"[report-{i}] done\n\nreport number {i}" for i in range(5))
         with sqlite3.connect(db) as conn:
