@@ -134,12 +134,11 @@ def fires_after(schedule: Schedule, tz: str, after: datetime, count: int) -> lis
 
 def job_fires(job: CronJob, count: int) -> list[datetime]:
     """The next ``count`` times ``job`` fires, jitter included (from its next occurrence)."""
-    fires: list[datetime] = []
-    nominal = job.next_run_at
-    while nominal is not None and len(fires) < count:
-        fires.append(fire_time(job.id, job.schedule, job.timezone, nominal, job.jitter_secs))
-        nominal = job.schedule.next_run(nominal, job.timezone)
-    return fires
+    first = job.next_run_at
+    if first is None or count < 1:
+        return []
+    nominal = [first, *fires_after(job.schedule, job.timezone, first, count - 1)]
+    return [_fire(job, at) for at in nominal]
 
 
 def fires_across(jobs: list[CronJob], count: int) -> list[tuple[datetime, CronJob]]:
