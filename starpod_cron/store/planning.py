@@ -244,8 +244,17 @@ def start_run(
     return run
 
 
+MISSED_UNRUN = "while no scheduler ran; misfire_policy=skip"
+
+
 def _skipped_run(
-    job: JobRecord, first: int, last: int, count: int, capped: bool, now: int
+    job: JobRecord,
+    first: int,
+    last: int,
+    count: int,
+    capped: bool,
+    now: int,
+    why: str = MISSED_UNRUN,
 ) -> RunRecord:
     many = f"about {count:,}" if capped else str(count)
     span = from_ms(first).isoformat()
@@ -265,7 +274,7 @@ def _skipped_run(
         lease_owner=None,
         lease_expires_at=None,
         result_summary=None,
-        error=f"missed {many} occurrence(s) ({span}) while no scheduler ran; misfire_policy=skip",
+        error=f"missed {many} occurrence(s) ({span}) {why}",
         session_id=None,
         duration_ms=0,
         prompt_tokens=None,
@@ -370,25 +379,21 @@ def _plan_queued(
     run. Walks back from ``now`` at most ``queue_limit`` fires."""
     sched, tz = job.schedule, job.timezone
     kept: list[int] = []
-    cursor: int | None = now
-    while cursor is not None and cursor >= first and len(kept) < queue_limit:
+    cursor = now
+    while len(kept) < queue_limit:
         fire = sched.latest_run(from_ms(cursor), tz)
-        if fire is None or to_ms(fire) < first:
+        if fire is None or (at := to_ms(fire)) < first:
             break
-        kept.append(to_ms(fire))
-        cursor = to_ms(fire) - 1
+        kept.append(at)
+        cursor = at - 1
     oldest = kept[-1] if kept else first
     skipped = None
     if oldest > first:
         before = sched.latest_run(from_ms(oldest - 1), tz)
         last_dropped = max(first, to_ms(before)) if before is not None else first
         count, capped = _count_between(sched, tz, first, last_dropped)
-        skipped = _skipped_run(job, first, last_dropped, count, capped, now)
-        skipped.error = (
-            f"missed {'about ' if capped else ''}{count:,} occurrence(s) "
-            f"({from_ms(first).isoformat()} to {from_ms(last_dropped).isoformat()}): "
-            f"more than queue_limit ({queue_limit}) fires were waiting; overlap=queue"
-        )
+        why = f"while more than queue_limit ({queue_limit}) fires were waiting; overlap=queue"
+        skipped = _skipped_run(job, first, last_dropped, count, capped, now, why)
     set_next(job, _next_ms(sched, tz, oldest))
     run = start_run(job, RunTrigger.SCHEDULE, oldest, 1, now, owner, lease_until, claimed_at)
     return ClaimPlan(run=run, skipped=skipped)

@@ -791,7 +791,8 @@ class SqliteStore(CronStore):
                 batch.add(JobRecord.from_row(row))
             conn.executemany(Q["update_job_runtime"], [j.runtime_params() for j in batch.jobs])
             conn.executemany(Q["insert_run"], [r.to_row() for r in batch.runs])
-            conn.executemany(Q["insert_delivery"], batch.deliveries)
+            if batch.deliveries:
+                conn.executemany(Q["insert_delivery"], batch.deliveries)
             return batch.claims, batch.notes, len(batch.deliveries)
 
         claims, notes, queued = await self._write(body)
