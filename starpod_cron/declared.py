@@ -37,8 +37,11 @@ from . import jobfields
 from .errors import ConfigError, DuplicateJobName, InvalidInput
 from .jobfields import JobFields
 from .models import UNSET, CronJob, JobContext, JobResult, JobUpdate
+from .settings import StoreSettings
+from .store import planning
 from .store.base import CronStore
 from .store.types import JobSpec
+from .timeutil import to_ms
 
 ENTRY_POINTS = "starpod_cron.jobs"
 JobFunction = Callable[[JobContext], Awaitable[JobResult | str]]
@@ -156,9 +159,9 @@ def from_config(entries: Iterable[Mapping[str, Any]], source: str) -> list[Decla
             )
         try:
             fields = JobFields.from_mapping(entry)
-            jobfields.job_spec(
-                fields, now=datetime.now().astimezone(), default_timezone="UTC", user_id=None
-            )
+            now = datetime.now().astimezone()
+            spec = jobfields.job_spec(fields, now=now, default_timezone="UTC", user_id=None)
+            planning.new_job(spec, to_ms(now), StoreSettings())  # the store's own checks
         except InvalidInput as exc:
             raise ConfigError(f"{where} ({name}): {exc}") from None
         declared.append(DeclaredJob(name, fields, f"{source} [[jobs]] {name}"))

@@ -19,7 +19,6 @@ from . import durations
 from .errors import InvalidInput, InvalidJob
 from .models import UNSET, CronJob, JobUpdate, MisfirePolicy, Overlap, SessionMode
 from .schedules import Schedule
-from .store import validation as check
 from .store.types import JobSpec
 from .timeutil import check_zone
 
@@ -157,12 +156,6 @@ def job_spec(
         raise InvalidInput("a schedule is required: one of cron, every, at, in")
     schedule = durations.schedule(given[0], given[1], tz, now)
     delete_after_run = f.delete_after_run if f.delete_after_run is not None else given[0] == "in"
-    overlap = _overlap(f.overlap or Overlap.SKIP.value)
-    misfire = _misfire(f.misfire_policy or MisfirePolicy.RUN_ONCE.value)
-    instances = check.max_instances(1 if f.max_instances is None else f.max_instances)
-    check.overlap_rules(overlap.value, instances, misfire.value)
-    if f.jitter_secs is not None:
-        check.jitter_ms(f.jitter_secs)
     return JobSpec(
         name=f.name or generated_name(f.prompt),
         prompt=f.prompt,
@@ -173,13 +166,13 @@ def job_spec(
         timeout_secs=f.timeout_secs,
         session_mode=_session_mode(f.session_mode or SessionMode.ISOLATED.value),
         user_id=user_id,
-        misfire_policy=misfire,
+        misfire_policy=_misfire(f.misfire_policy or MisfirePolicy.RUN_ONCE.value),
         enabled=True if f.enabled is None else f.enabled,
         origin=origin,
         description=f.description,
         jitter_secs=f.jitter_secs,
-        overlap=overlap,
-        max_instances=instances,
+        overlap=_overlap(f.overlap or Overlap.SKIP.value),
+        max_instances=1 if f.max_instances is None else f.max_instances,
     )
 
 
