@@ -167,7 +167,8 @@ class HttpApi:
         if request.method == "GET":
             return FileResponse(str(WEB / "login.html"))
         form = await request.form()
-        session = await self.logins.log_in(str(form.get("token") or ""))
+        token, previous = str(form.get("token") or ""), request.cookies.get(COOKIE, "")
+        session = await self.logins.log_in(token, replacing=previous)
         if session is None:
             log.warning("refused a dashboard login from %s: bad token", request.client)
             return RedirectResponse("/login?error=1", status_code=303)

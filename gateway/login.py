@@ -69,11 +69,13 @@ class LoginSessions:
         await self.store.prune_login_sessions()
         return ended
 
-    async def log_in(self, token: str) -> str | None:
-        """A new session id for a configured token; None for any other string."""
+    async def log_in(self, token: str, replacing: str = "") -> str | None:
+        """A new session id for a configured token (ending the session ``replacing``, the
+        browser's previous one, if any); None for any other string."""
         who = self.tokens.get(token)
         if who is None or not who.user_id:
             return None
+        await self.log_out(replacing)
         return await self.store.create_login_session(who.user_id, fingerprint(token), self.ttl_secs)
 
     async def principal(self, session_id: str) -> Principal | None:

@@ -240,3 +240,19 @@ def test_session_ttl_secs_is_bounded() -> None:
     for bad in (0, 0.5, 367 * 86_400, float("inf")):
         with pytest.raises(ConfigError, match="session_ttl_secs"):
             GatewayConfig(session_ttl_secs=bad)
+
+
+async def test_logging_in_again_replaces_the_browsers_session(tmp_path: Path) -> None:
+    async with running_gateway(config(tmp_path), str(tmp_path / "again.db")) as gw:
+        assert gw.store is not None
+        base = f"http://127.0.0.1:{gw.http_port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            await client.post("/login", data={"token": "alice-token"})
+            first = client.cookies[COOKIE]
+            await client.post("/login", data={"token": "bob-token"})
+            second = client.cookies[COOKIE]
+            assert second != first
+            assert (await client.get("/api/me")).json()["user_id"] == "bob"
+            assert await gw.store.get_login_session(first) is None
+            found = await gw.store.get_login_session(second)
+            assert found is not None and found.user_id == "bob"
