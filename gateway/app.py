@@ -38,6 +38,7 @@ from starpod_cron.timeutil import from_ms
 
 from .events import EventFeed
 from .http import HttpApi, listen
+from .login import LoginSessions
 from .metrics import Metrics
 from .outbox import Channel, Outbox
 from .ws import WsServer, load_tokens
@@ -121,7 +122,9 @@ class Gateway:
                 else None
             )
             g = config.gateway
-            self.ws = WsServer(ops, g, self.tokens, chat)
+            logins = LoginSessions(store, self.tokens, g.session_ttl_secs)
+            await logins.end_removed()  # a token removed from the config ends its sessions
+            self.ws = WsServer(ops, g, self.tokens, chat, logins)
             events = EventFeed(store, self.ws.publish)
             await events.start()  # clients see events from now on (earlier: replay)
             try:
@@ -135,7 +138,7 @@ class Gateway:
             metrics = Metrics(store, scheduler, lambda: len(self.ws.clients) if self.ws else 0)
             stack.callback(metrics.close)
             if g.http:
-                self._serve_http(tasks, stack, ops, scheduler, metrics)
+                self._serve_http(tasks, stack, ops, scheduler, metrics, logins)
             channels: dict[str, Channel] = {}
             if self.telegram_token:
                 from .telegram import TelegramBot, lease_name  # loaded only when used
@@ -180,6 +183,7 @@ class Gateway:
         ops: JobOperations,
         scheduler: CronScheduler,
         metrics: Metrics,
+        logins: LoginSessions,
     ) -> None:
         g = self.config.gateway
         try:
@@ -197,6 +201,7 @@ class Gateway:
             metrics,
             ws_port=lambda: ws.port,
             outbox=lambda: self.outbox,
+            logins=logins,
         )
         tasks.spawn(self.http.serve(sock), "http", critical=True)
 

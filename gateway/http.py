@@ -8,10 +8,10 @@ checks and metrics.
   alive), ``/metrics`` (Prometheus).
 
 Auth uses ``[gateway.tokens]``: ``Authorization: Bearer <token>`` for the API, or the session
-cookie the login page sets (HttpOnly, SameSite=Strict). A request that changes something with
-the cookie must also carry ``X-Starpod-CSRF: 1``, a header a page on another site cannot send
-(no CORS), so a forged cross-site request is refused. Without tokens every local client is an
-admin, as on the WebSocket.
+cookie the login page sets (a random session id: :mod:`gateway.login`). A request that
+changes something with the cookie must also carry ``X-Starpod-CSRF: 1``, a header a page on
+another site cannot send (no CORS), so a forged cross-site request is refused. Without tokens
+every local client is an admin, as on the WebSocket.
 """
 
 from __future__ import annotations
@@ -51,13 +51,12 @@ from starpod_cron.operations import JobOperations
 from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
+from .login import COOKIE, LoginSessions
 from .metrics import CONTENT_TYPE, Metrics
 from .outbox import Outbox
-from .ws import SESSION_COOKIE
 
 log = logging.getLogger("gateway.http")
 
-COOKIE = SESSION_COOKIE
 CSRF_HEADER = "x-starpod-csrf"
 MAX_BODY = 64 * 1024
 MAX_TIMELINE = 500
@@ -92,7 +91,7 @@ class HttpApi:
         *,
         ws_port: Callable[[], int],
         outbox: Callable[[], Outbox | None],
-        secure_cookie: bool = False,
+        logins: LoginSessions,
     ) -> None:
         self.ops = ops
         self.scheduler = scheduler
@@ -100,7 +99,7 @@ class HttpApi:
         self.metrics = metrics
         self.ws_port = ws_port
         self.outbox = outbox
-        self.secure_cookie = secure_cookie
+        self.logins = logins
         api: list[tuple[str, Callable[[Request, Principal], Awaitable[Any]], list[str]]] = [
             ("/api/me", self.me, ["GET"]),
             ("/api/jobs", self.jobs, ["GET", "POST"]),
@@ -129,17 +128,16 @@ class HttpApi:
             Route("/", self.index),
             Mount("/static", StaticFiles(directory=str(WEB))),
         ]
-        self.app = Starlette(routes=routes)
+        self.app = Starlette(routes=routes, exception_handlers={StarpodCronError: _failed})
 
     # ------------------------------------------------------------------------ auth
-    def principal(self, request: Request) -> Principal | None:
+    async def principal(self, request: Request) -> Principal | None:
         if not self.tokens:
             return LOCAL_ADMIN
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             return self.tokens.get(header[7:].strip())
-        cookie = request.cookies.get(COOKIE, "")
-        who = self.tokens.get(cookie) if cookie else None
+        who = await self.logins.principal(request.cookies.get(COOKIE, ""))
         if (
             who is not None
             and request.method not in SAFE
@@ -153,7 +151,7 @@ class HttpApi:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
-                who = self.principal(request)
+                who = await self.principal(request)
                 if who is None:
                     raise ApiError(401, "unauthorized", "invalid or missing token")
                 return JSONResponse(await fn(request, who))
@@ -169,28 +167,23 @@ class HttpApi:
         if request.method == "GET":
             return FileResponse(str(WEB / "login.html"))
         form = await request.form()
-        token = str(form.get("token") or "")
-        if not self.tokens or token not in self.tokens:
+        token, previous = str(form.get("token") or ""), request.cookies.get(COOKIE, "")
+        session = await self.logins.log_in(token, replacing=previous)
+        if session is None:
             log.warning("refused a dashboard login from %s: bad token", request.client)
             return RedirectResponse("/login?error=1", status_code=303)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(
-            COOKIE,
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=self.secure_cookie,
-            max_age=30 * 86_400,
-        )
+        self.logins.set_cookie(response, session, request)
         return response
 
     async def logout(self, request: Request) -> Response:
+        await self.logins.log_out(request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE)
+        self.logins.clear_cookie(response, request)
         return response
 
     async def index(self, request: Request) -> Response:
-        if self.tokens and self.tokens.get(request.cookies.get(COOKIE, "")) is None:
+        if self.tokens and await self.logins.principal(request.cookies.get(COOKIE, "")) is None:
             return RedirectResponse("/login", status_code=303)
         return FileResponse(str(WEB / "index.html"))
 
@@ -370,7 +363,7 @@ class HttpApi:
         )
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        if self.tokens and self.principal(request) is None:
+        if self.tokens and await self.principal(request) is None:
             return _error(401, "unauthorized", "invalid or missing token")
         return Response(await self.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -414,6 +407,11 @@ def listen(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    code = error_code(exc) if isinstance(exc, StarpodCronError) else "internal"
+    return _error(HTTP_STATUS.get(code, 500), code, str(exc))
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import weakref
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -40,6 +41,8 @@ from starpod_cron.tasks import TaskSet
 from starpod_cron.tools import call_tool, error_code
 
 from . import protocol
+from .login import COOKIE as SESSION_COOKIE
+from .login import LoginSessions
 
 log = logging.getLogger("gateway.ws")
 
@@ -48,7 +51,6 @@ SEND_BUFFER_BYTES = 64 * 1024
 REQUESTS_IN_FLIGHT = 16  # per client; further frames wait (back-pressure on the socket)
 REPLAY_PAGE = 500
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
-SESSION_COOKIE = "starpod_token"  # set by the dashboard's login (gateway/http.py)
 
 
 def _cookie(header: str, name: str) -> str:
@@ -110,6 +112,7 @@ class WsServer:
         config: GatewayConfig,
         tokens: dict[str, Principal],
         chat: AgentChat | None = None,
+        logins: LoginSessions | None = None,
     ) -> None:
         if config.host not in LOCAL_HOSTS and not tokens:
             raise ConfigError(
@@ -120,6 +123,11 @@ class WsServer:
         self.chat = chat
         self.config = config
         self.tokens = tokens
+        self.logins = logins or LoginSessions(ops.store, tokens, config.session_ttl_secs)
+        self._who: weakref.WeakKeyDictionary[ServerConnection, Principal] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Who each connection authenticated as at its handshake."""
         self.run_started_events = config.run_started_events
         self.clients: set[Client] = set()
         self.dropped_slow = 0
@@ -152,7 +160,7 @@ class WsServer:
         await self._tasks.stop(grace=2)
 
     # ------------------------------------------------------------------------ auth
-    def _principal(self, request: Request) -> Principal | None:
+    async def _principal(self, request: Request) -> Principal | None:
         if not self.tokens:
             return Principal(None, admin=True)  # local use, no tokens configured
         header = request.headers.get("Authorization", "")
@@ -160,13 +168,26 @@ class WsServer:
         if not token:
             token = (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
         if not token and _same_host_origin(request.headers):
-            token = _cookie(request.headers.get("Cookie", ""), SESSION_COOKIE)
+            session = _cookie(request.headers.get("Cookie", ""), SESSION_COOKIE)
+            return await self.logins.principal(session)
         return self.tokens.get(token)
 
-    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _authenticate(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         if "websocket" not in request.headers.get("Upgrade", "").lower():
             return self._plain_http(request)
-        if self._principal(request) is None:
+        try:
+            who = await self._principal(request)
+        except StarpodCronError as exc:  # the store is unreachable: sessions cannot be checked
+            log.warning("refused a WebSocket handshake: %s", exc)
+            return Response(
+                HTTPStatus.SERVICE_UNAVAILABLE.value,
+                "Service Unavailable",
+                Headers({"Content-Type": "text/plain"}),
+                b"the store is unavailable; try again\n",
+            )
+        if who is None:
             log.warning(
                 "refused a WebSocket handshake from %s: bad or missing token",
                 connection.remote_address,
@@ -177,6 +198,7 @@ class WsServer:
                 Headers({"Content-Type": "text/plain"}),
                 b"invalid or missing token\n",
             )
+        self._who[connection] = who
         return None
 
     def _plain_http(self, request: Request) -> Response:
@@ -201,8 +223,7 @@ class WsServer:
     # -------------------------------------------------------------------- clients
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None
-        who = self._principal(connection.request)
-        assert who is not None
+        who = self._who.pop(connection)
         sock = connection.transport.get_extra_info("socket")
         if sock is not None:  # bound what one client can park in the kernel (no autotuning)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)

@@ -130,6 +130,7 @@ class GatewayConfig:
     max_prompt_chars: int = 4000  # longest prompt non-admins may schedule
     heartbeat_secs: float = 5  # node heartbeat in the store; gone after 3 missed
     run_started_events: bool = True  # publish run.started for WebSocket clients who subscribe
+    session_ttl_secs: float = 7 * 86_400  # a dashboard log-in lasts this long (1 s to 366 days)
 
     def __post_init__(self) -> None:
         if not self.host.strip():
@@ -150,6 +151,11 @@ class GatewayConfig:
             raise ConfigError("delivery_lease_secs: must be greater than 0")
         if not 0.1 <= self.heartbeat_secs <= 3600:
             raise ConfigError("heartbeat_secs: must be between 0.1 and 3600")
+        if not 1 <= self.session_ttl_secs <= 366 * 86_400:
+            raise ConfigError(
+                "session_ttl_secs: must be between 1 and 31622400 (366 days), "
+                f"got {self.session_ttl_secs:g}"
+            )
         if self.max_jobs_per_user < 0 or self.min_interval_secs < 0 or self.max_prompt_chars < 1:
             raise ConfigError(
                 "max_jobs_per_user and min_interval_secs must be >= 0, max_prompt_chars >= 1"

@@ -164,6 +164,19 @@ class SessionMessage:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LoginSession:
+    """A dashboard log-in kept in the store (not a conversation: see :class:`SessionMessage`):
+    who logged in, with which gateway token (its fingerprint, never the token), and when it
+    started, ends and was last used (to the minute)."""
+
+    user_id: str
+    token_fingerprint: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime
+
+
 class DeliveryStatus(enum.StrEnum):
     """``pending`` → ``sending`` → ``delivered`` or ``dead`` for a message the outbox sends;
     ``published`` for a broadcast event, which every gateway node reads from the table and

@@ -23,6 +23,7 @@ from ..models import (
     DeliveryStatus,
     JobUpdate,
     Lease,
+    LoginSession,
     MisfirePolicy,
     NodeInfo,
     RunStats,
@@ -559,6 +560,45 @@ class SessionStore(abc.ABC):
         the newest ``keep`` messages of the conversation."""
 
 
+class LoginSessionStore(abc.ABC):
+    """Dashboard log-in sessions (the browser's cookie), shared by every gateway node on the
+    store: a session started on one node works on all, and a log-out on one ends it on all.
+    The store keeps only the SHA-256 of a session id, never the id: reading the table logs
+    nobody in. (Not the conversations of :class:`SessionStore`.)"""
+
+    @abc.abstractmethod
+    async def create_login_session(
+        self, user_id: str, token_fingerprint: str, ttl_secs: float
+    ) -> str:
+        """Start a session for ``user_id``, who logged in with the gateway token whose
+        fingerprint is ``token_fingerprint`` (64 hex digits), ending ``ttl_secs`` from now by
+        the store's clock however often it is used. Returns the new session id: 128 random
+        bits, 22 URL-safe characters, returned only here. Expired sessions are deleted in the
+        same transaction. InvalidInput (nothing written) for an empty user, a malformed
+        fingerprint, or ``ttl_secs`` outside 1 s to 366 days."""
+
+    @abc.abstractmethod
+    async def get_login_session(self, session_id: str) -> LoginSession | None:
+        """The session with this id if it exists and has not expired by the store's clock;
+        None otherwise (any string is accepted: a malformed id is just unknown). Using it
+        sets ``last_used_at`` to now when that was more than a minute ago (at most one write
+        per session per minute)."""
+
+    @abc.abstractmethod
+    async def delete_login_session(self, session_id: str) -> bool:
+        """Log out: delete the session, so that no node accepts it any more. True if it
+        existed (expired or not)."""
+
+    @abc.abstractmethod
+    async def end_login_sessions(self, keep_fingerprints: Collection[str]) -> int:
+        """Delete every session started with a token whose fingerprint is not in
+        ``keep_fingerprints`` (tokens removed from the configuration); the number deleted."""
+
+    @abc.abstractmethod
+    async def prune_login_sessions(self) -> int:
+        """Delete the expired sessions; the number deleted."""
+
+
 class PreferenceStore(abc.ABC):
     """Per-user preferences."""
 
@@ -578,6 +618,7 @@ class CronStore(
     SchedulerStore,
     DeliveryStore,
     SessionStore,
+    LoginSessionStore,
     PreferenceStore,
     CoordinationStore,
 ):

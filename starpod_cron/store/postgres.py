@@ -28,6 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -53,6 +54,7 @@ from ..models import (
     DeliveryStatus,
     JobUpdate,
     Lease,
+    LoginSession,
     NodeInfo,
     RunStats,
     RunStatus,
@@ -60,7 +62,7 @@ from ..models import (
 )
 from ..settings import StoreSettings
 from ..timeutil import check_zone, from_ms, to_ms
-from . import planning
+from . import logins, planning
 from .base import CronStore
 from .common import (
     MAX_ID,
@@ -831,6 +833,68 @@ class PostgresStore(CronStore):
 
         await self._write(body)
 
+    # ---------------------------------------------------- dashboard log-in sessions
+    async def create_login_session(
+        self, user_id: str, token_fingerprint: str, ttl_secs: float
+    ) -> str:
+        ttl_ms = logins.check_new(user_id, token_fingerprint, ttl_secs)
+        session_id, key = logins.new_session()
+
+        async def body(conn: Conn) -> None:
+            now = self.clock.now_ms()
+            await conn.execute(Q["delete_expired_login_sessions"], now)
+            row = (key, user_id, token_fingerprint, now, now + ttl_ms, now)
+            await conn.execute(Q["insert_login_session"], *row)
+
+        await self._write(body)
+        return session_id
+
+    async def get_login_session(self, session_id: str) -> LoginSession | None:
+        key = logins.id_hash(session_id)
+        if key is None:
+            return None
+        now = self.clock.now_ms()
+        rows = await self._fetch(Q["get_login_session"], key, now)
+        if not rows:
+            return None
+        session = logins.session_from_row(tuple(rows[0]))
+        if int(rows[0][4]) < now - logins.TOUCH_MS:
+
+            async def body(conn: Conn) -> None:
+                await conn.execute(Q["touch_login_session"], now, key, now - logins.TOUCH_MS)
+
+            await self._write(body)
+            session = replace(session, last_used_at=from_ms(now))
+        return session
+
+    async def delete_login_session(self, session_id: str) -> bool:
+        key = logins.id_hash(session_id)
+        if key is None:
+            return False
+
+        async def body(conn: Conn) -> bool:
+            return _count(await conn.execute(Q["delete_login_session"], key)) > 0
+
+        deleted: bool = await self._write(body)
+        return deleted
+
+    async def end_login_sessions(self, keep_fingerprints: Collection[str]) -> int:
+        keep = sorted(str(f) for f in keep_fingerprints)
+
+        async def body(conn: Conn) -> int:
+            return _count(await conn.execute(Q["end_login_sessions"], keep))
+
+        ended: int = await self._write(body)
+        return ended
+
+    async def prune_login_sessions(self) -> int:
+        async def body(conn: Conn) -> int:
+            now = self.clock.now_ms()
+            return _count(await conn.execute(Q["delete_expired_login_sessions"], now))
+
+        pruned: int = await self._write(body)
+        return pruned
+
     # --------------------------------------------------------- scheduler primitives
     async def claim_due(
         self, owner: str, limit: int, lease_secs: float, *, ahead_secs: float = 0
@@ -936,6 +1000,11 @@ async def lock_job(conn: Conn, job_id: str) -> JobRecord:
     if row is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return JobRecord.from_row(row)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``DELETE 3``."""
+    return int(status.split()[-1])
 
 
 async def lock_jobs(conn: Conn, ids: set[str]) -> dict[str, JobRecord]:

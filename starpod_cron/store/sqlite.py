@@ -21,6 +21,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ from ..models import (
     DeliveryStatus,
     JobUpdate,
     Lease,
+    LoginSession,
     NodeInfo,
     RunStats,
     RunStatus,
@@ -49,7 +51,7 @@ from ..models import (
 )
 from ..settings import StoreSettings
 from ..timeutil import check_zone, from_ms, to_ms
-from . import planning
+from . import logins, planning
 from .base import CronStore
 from .common import (
     MAX_ID,
@@ -770,6 +772,68 @@ class SqliteStore(CronStore):
                 conn.execute(Q["trim_messages"], params)
 
         await self._write(body)
+
+    # ---------------------------------------------------- dashboard log-in sessions
+    async def create_login_session(
+        self, user_id: str, token_fingerprint: str, ttl_secs: float
+    ) -> str:
+        ttl_ms = logins.check_new(user_id, token_fingerprint, ttl_secs)
+        session_id, key = logins.new_session()
+
+        def body(conn: Conn) -> None:
+            now = self.clock.now_ms()
+            conn.execute(Q["delete_expired_login_sessions"], (now,))
+            row = (key, user_id, token_fingerprint, now, now + ttl_ms, now)
+            conn.execute(Q["insert_login_session"], row)
+
+        await self._write(body)
+        return session_id
+
+    async def get_login_session(self, session_id: str) -> LoginSession | None:
+        key = logins.id_hash(session_id)
+        if key is None:
+            return None
+        now = self.clock.now_ms()
+        rows = await self._rows(Q["get_login_session"], (key, now))
+        if not rows:
+            return None
+        session = logins.session_from_row(rows[0])
+        if int(rows[0][4]) < now - logins.TOUCH_MS:
+
+            def body(conn: Conn) -> None:
+                conn.execute(Q["touch_login_session"], (now, key, now - logins.TOUCH_MS))
+
+            await self._write(body)
+            session = replace(session, last_used_at=from_ms(now))
+        return session
+
+    async def delete_login_session(self, session_id: str) -> bool:
+        key = logins.id_hash(session_id)
+        if key is None:
+            return False
+
+        def body(conn: Conn) -> bool:
+            return int(conn.execute(Q["delete_login_session"], (key,)).rowcount) > 0
+
+        deleted: bool = await self._write(body)
+        return deleted
+
+    async def end_login_sessions(self, keep_fingerprints: Collection[str]) -> int:
+        keep = json.dumps(sorted(str(f) for f in keep_fingerprints))
+
+        def body(conn: Conn) -> int:
+            return int(conn.execute(Q["end_login_sessions"], (keep,)).rowcount)
+
+        ended: int = await self._write(body)
+        return ended
+
+    async def prune_login_sessions(self) -> int:
+        def body(conn: Conn) -> int:
+            now = self.clock.now_ms()
+            return int(conn.execute(Q["delete_expired_login_sessions"], (now,)).rowcount)
+
+        pruned: int = await self._write(body)
+        return pruned
 
     # --------------------------------------------------------- scheduler primitives
     async def claim_due(

@@ -283,3 +283,24 @@ WHERE created_at < $1 AND status IN ('delivered', 'dead', 'published');
 
 -- name: delete_old_deliveries
 DELETE FROM deliveries WHERE created_at < $1 AND status IN ('delivered', 'dead', 'published');
+
+-- name: insert_login_session
+INSERT INTO login_sessions
+    (id_hash, user_id, token_fingerprint, created_at, expires_at, last_used_at)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: get_login_session
+SELECT user_id, token_fingerprint, created_at, expires_at, last_used_at
+FROM login_sessions WHERE id_hash = $1 AND expires_at > $2;
+
+-- name: touch_login_session
+UPDATE login_sessions SET last_used_at = $1 WHERE id_hash = $2 AND last_used_at < $3;
+
+-- name: delete_login_session
+DELETE FROM login_sessions WHERE id_hash = $1;
+
+-- name: end_login_sessions
+DELETE FROM login_sessions WHERE NOT (token_fingerprint = ANY($1::text[]));
+
+-- name: delete_expired_login_sessions
+DELETE FROM login_sessions WHERE expires_at <= $1;

@@ -262,3 +262,25 @@ WHERE created_at < ? AND status IN ('delivered', 'dead', 'published');
 
 -- name: delete_old_deliveries
 DELETE FROM deliveries WHERE created_at < ? AND status IN ('delivered', 'dead', 'published');
+
+-- name: insert_login_session
+INSERT INTO login_sessions
+    (id_hash, user_id, token_fingerprint, created_at, expires_at, last_used_at)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: get_login_session
+SELECT user_id, token_fingerprint, created_at, expires_at, last_used_at
+FROM login_sessions WHERE id_hash = ? AND expires_at > ?;
+
+-- name: touch_login_session
+UPDATE login_sessions SET last_used_at = ? WHERE id_hash = ? AND last_used_at < ?;
+
+-- name: delete_login_session
+DELETE FROM login_sessions WHERE id_hash = ?;
+
+-- name: end_login_sessions
+DELETE FROM login_sessions
+WHERE token_fingerprint NOT IN (SELECT value FROM json_each(?));
+
+-- name: delete_expired_login_sessions
+DELETE FROM login_sessions WHERE expires_at <= ?;

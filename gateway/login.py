@@ -1,0 +1,119 @@
+"""Dashboard log-in sessions: what the login cookie holds and who it stands for, for the HTTP
+side (``gateway/http.py``) and the WebSocket side (``gateway/ws.py``) alike.
+
+The cookie holds a random 128-bit session id, never a token. The store keeps the id's SHA-256
+with the user, the fingerprint (SHA-256) of the token that logged in, and the session's start,
+end (``[gateway] session_ttl_secs`` after the log-in, however often it is used) and last use,
+so every gateway node on the store knows every session, and a log-out on one node (a POST to
+``/logout``) ends the session on all of them.
+
+Removing a token from ``[gateway.tokens]`` ends its sessions. Each node maps a session's token
+fingerprint through its OWN configured tokens at every lookup: a session whose token this node
+does not have, or whose token now names another user, is refused, and the user's rights
+(admin or not) are the current configuration's, not a copy taken at log-in. So a removal takes
+effect on each node as soon as that node runs with the new configuration, without nodes having
+to tell each other and whatever order they restart in. At start-up a node also deletes the
+sessions of tokens it does not have, so they stay ended even if the token is added back later.
+(Nodes sharing a store are meant to share one token list; a node started with fewer tokens
+ends the sessions of the tokens it lacks.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from starpod_cron.access import Principal
+from starpod_cron.store import LoginSessionStore
+
+log = logging.getLogger("gateway.login")
+
+COOKIE = "starpod_session"
+OLD_COOKIE = "starpod_token"
+"""Where older versions kept the raw token: cleared at every log-in and log-out."""
+
+
+def fingerprint(token: str) -> str:
+    """What the store keeps of the token a session logged in with (SHA-256, hex)."""
+    data = b"starpod-cron gateway token\0" + token.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
+class LoginSessions:
+    """Log in (a token for a new session id), resolve a session id to its principal, log out."""
+
+    def __init__(
+        self,
+        store: LoginSessionStore,
+        tokens: Mapping[str, Principal],
+        ttl_secs: float,
+        *,
+        secure: bool = False,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.ttl_secs = ttl_secs
+        self.secure = secure
+        """Mark the cookie Secure even on plain HTTP (behind an HTTPS reverse proxy)."""
+        self._by_fingerprint = {fingerprint(t): who for t, who in tokens.items()}
+
+    async def end_removed(self) -> int:
+        """At start-up: delete the sessions of tokens not configured here, and expired ones."""
+        ended = await self.store.end_login_sessions(self._by_fingerprint)
+        if ended:
+            log.warning("ended %d dashboard session(s) of tokens no longer configured", ended)
+        await self.store.prune_login_sessions()
+        return ended
+
+    async def log_in(self, token: str, replacing: str = "") -> str | None:
+        """A new session id for a configured token (ending the session ``replacing``, the
+        browser's previous one, if any); None for any other string."""
+        who = self.tokens.get(token)
+        if who is None or not who.user_id:
+            return None
+        await self.log_out(replacing)
+        return await self.store.create_login_session(who.user_id, fingerprint(token), self.ttl_secs)
+
+    async def principal(self, session_id: str) -> Principal | None:
+        """Who the session stands for now; None if it is unknown, expired, logged out, or its
+        token is no longer configured here (or now names someone else)."""
+        if not session_id or not self._by_fingerprint:
+            return None
+        session = await self.store.get_login_session(session_id)
+        if session is None:
+            return None
+        who = self._by_fingerprint.get(session.token_fingerprint)
+        if who is None or who.user_id != session.user_id:
+            return None
+        return who
+
+    async def log_out(self, session_id: str) -> None:
+        if session_id:
+            await self.store.delete_login_session(session_id)
+
+    def _secure(self, request: HTTPConnection) -> bool:
+        return self.secure or request.url.scheme == "https"
+
+    def set_cookie(self, response: Response, session_id: str, request: HTTPConnection) -> None:
+        """The session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site's
+        page makes the browser send it), Secure over HTTPS, for the whole site, until the
+        session ends."""
+        response.set_cookie(
+            COOKIE,
+            session_id,
+            max_age=int(self.ttl_secs),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=self._secure(request),
+        )
+        response.delete_cookie(OLD_COOKIE, path="/")
+
+    def clear_cookie(self, response: Response, request: HTTPConnection) -> None:
+        secure = self._secure(request)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure)
+        response.delete_cookie(OLD_COOKIE, path="/")
