@@ -197,6 +197,7 @@ class Gateway:
             metrics,
             ws_port=lambda: ws.port,
             outbox=lambda: self.outbox,
+            policy=ws.policy,
         )
         tasks.spawn(self.http.serve(sock), "http", critical=True)
 

@@ -12,6 +12,9 @@ cookie the login page sets (HttpOnly, SameSite=Strict). A request that changes s
 the cookie must also carry ``X-Starpod-CSRF: 1``, a header a page on another site cannot send
 (no CORS), so a forged cross-site request is refused. Without tokens every local client is an
 admin, as on the WebSocket.
+
+Before any of that, every request passes the browser rule of :mod:`gateway.origin` (Host,
+Origin, Sec-Fetch-Site, JSON bodies).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -52,6 +56,7 @@ from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
 from .metrics import CONTENT_TYPE, Metrics
+from .origin import BrowserGuard, BrowserPolicy
 from .outbox import Outbox
 from .ws import SESSION_COOKIE
 
@@ -92,6 +97,7 @@ class HttpApi:
         *,
         ws_port: Callable[[], int],
         outbox: Callable[[], Outbox | None],
+        policy: BrowserPolicy,
         secure_cookie: bool = False,
     ) -> None:
         self.ops = ops
@@ -129,7 +135,7 @@ class HttpApi:
             Route("/", self.index),
             Mount("/static", StaticFiles(directory=str(WEB))),
         ]
-        self.app = Starlette(routes=routes)
+        self.app = Starlette(routes=routes, middleware=[Middleware(BrowserGuard, policy=policy)])
 
     # ------------------------------------------------------------------------ auth
     def principal(self, request: Request) -> Principal | None:
