@@ -39,6 +39,7 @@ from starpod_cron.timeutil import from_ms
 from .events import EventFeed
 from .http import HttpApi, listen
 from .metrics import Metrics
+from .origin import check_bind
 from .outbox import Channel, Outbox
 from .ws import WsServer, load_tokens
 
@@ -64,6 +65,7 @@ def setup_logging(verbose: bool) -> None:
 
 class Gateway:
     def __init__(self, config: AgentConfig, *, db_url: str | None = None) -> None:
+        check_bind(config.gateway)  # before anything is opened: one line, exit 2
         self.config = config
         self.db_url = store_url(config, db_url)
         self.telegram_token = os.environ.get(config.telegram.token_env, "") or config.telegram.token
