@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +18,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from gateway.app import Gateway
+from gateway.origin import browser_policy
 from gateway.ws import WsServer
-from starpod_cron.config import GatewayConfig, TokenConfig
+from starpod_cron.config import GatewayConfig, TokenConfig, parse_config
 from starpod_cron.errors import ConfigError
 from tests.processes import CLI, environment, free_port
 
@@ -271,3 +273,87 @@ async def test_serve_on_every_address_without_allowed_hosts_refuses_to_start(
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 2, lines
     assert len(lines) == 1 and "allowed_hosts" in lines[0], lines
+
+
+@pytest.mark.timeout(60)
+async def test_mcp_over_http_serves_only_its_hosts(tmp_path: Path) -> None:
+    """On an address the MCP SDK does not guard itself (127.0.0.2), the Host rule still holds;
+    the MCP client (no Origin, its own Host) keeps working."""
+    (tmp_path / "agent.toml").write_text(
+        '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
+    )
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        CLI,
+        *("--db", str(tmp_path / "m.db"), "mcp", "--http", f"127.0.0.2:{port}"),
+        cwd=tmp_path,
+        env=environment(),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        seen = b""
+        while b"/mcp" not in seen:
+            line = await asyncio.wait_for(proc.stderr.readline(), 20)
+            assert line, seen
+            seen += line
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"},
+            },
+        }
+        headers = {
+            "Authorization": "Bearer alice-token",
+            "Accept": "application/json, text/event-stream",
+        }
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.2:{port}", headers=headers) as mcp:
+            rebound = await mcp.post("/mcp", json=initialize, headers={"Host": "evil.example"})
+            assert rebound.status_code == 421, rebound.text
+            foreign = await mcp.post("/mcp", json=initialize, headers={"Origin": "http://x.test"})
+            assert foreign.status_code == 403, foreign.text
+            served = await mcp.post("/mcp", json=initialize)
+            assert served.status_code == 200, served.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ('allowed_hosts = ["cron.example.com:8766"]', "allowed_hosts"),
+        ('allowed_hosts = ["*"]', "allowed_hosts"),
+        ('allowed_hosts = ["https://cron.example.com"]', "allowed_hosts"),
+        ('allowed_hosts = "cron.example.com"', "allowed_hosts"),
+        ('public_url = "cron.example.com"', "public_url"),
+        ('allowed_origins = ["https://ops.example.com/app"]', "allowed_origins"),
+        ('allowed_origins = ["ftp://ops.example.com"]', "allowed_origins"),
+        ("allowed_origin = []", "allowed_origin"),  # unknown keys stay errors
+    ],
+)
+def test_browser_keys_in_agent_toml_are_checked(line: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        parse_config(f"[gateway]\n{line}\n")
+
+
+def test_browser_keys_in_agent_toml_are_read() -> None:
+    cfg = parse_config(
+        "[gateway]\n"
+        'host = "0.0.0.0"\n'
+        'allowed_hosts = ["Cron.Example.com", "[::1]", "10.0.0.5"]\n'
+        'public_url = "https://proxy.example.com/cron/"\n'
+        'allowed_origins = ["https://ops.example.com:8443"]\n'
+    ).gateway
+    policy = browser_policy(cfg, 8766)
+    assert policy.hosts == {"cron.example.com", "::1", "10.0.0.5", "proxy.example.com"}
+    assert "http://cron.example.com:8766" in policy.origins
+    assert "http://[::1]:8766" in policy.origins
+    assert {"https://proxy.example.com", "https://ops.example.com:8443"} <= policy.origins
+    assert policy.origin_allowed("HTTPS://PROXY.example.com:443")
+    assert not policy.origin_allowed("https://proxy.example.com:8443")
+    assert not policy.host_allowed("127.0.0.1:8766")  # allowed_hosts replaces the default
