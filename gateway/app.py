@@ -40,6 +40,7 @@ from .events import EventFeed
 from .http import HttpApi, listen
 from .login import LoginSessions
 from .metrics import Metrics
+from .origin import check_bind
 from .outbox import Channel, Outbox
 from .ws import WsServer, load_tokens
 
@@ -65,6 +66,7 @@ def setup_logging(verbose: bool) -> None:
 
 class Gateway:
     def __init__(self, config: AgentConfig, *, db_url: str | None = None) -> None:
+        check_bind(config.gateway)  # before anything is opened: one line, exit 2
         self.config = config
         self.db_url = store_url(config, db_url)
         self.telegram_token = os.environ.get(config.telegram.token_env, "") or config.telegram.token
@@ -122,7 +124,12 @@ class Gateway:
                 else None
             )
             g = config.gateway
-            logins = LoginSessions(store, self.tokens, g.session_ttl_secs)
+            logins = LoginSessions(
+                store,
+                self.tokens,
+                g.session_ttl_secs,
+                secure=g.public_url.startswith("https://"),  # TLS ends at a reverse proxy
+            )
             await logins.end_removed()  # a token removed from the config ends its sessions
             self.ws = WsServer(ops, g, self.tokens, chat, logins)
             events = EventFeed(store, self.ws.publish)
@@ -202,6 +209,7 @@ class Gateway:
             ws_port=lambda: ws.port,
             outbox=lambda: self.outbox,
             logins=logins,
+            policy=ws.policy,
         )
         tasks.spawn(self.http.serve(sock), "http", critical=True)
 

@@ -12,6 +12,9 @@ cookie the login page sets (a random session id: :mod:`gateway.login`). A reques
 changes something with the cookie must also carry ``X-Starpod-CSRF: 1``, a header a page on
 another site cannot send (no CORS), so a forged cross-site request is refused. Without tokens
 every local client is an admin, as on the WebSocket.
+
+Before any of that, every request passes the browser rule of :mod:`gateway.origin` (Host,
+Origin, Sec-Fetch-Site, JSON bodies).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -53,6 +57,7 @@ from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
 from .login import COOKIE, LoginSessions
 from .metrics import CONTENT_TYPE, Metrics
+from .origin import BrowserGuard, BrowserPolicy
 from .outbox import Outbox
 
 log = logging.getLogger("gateway.http")
@@ -92,6 +97,7 @@ class HttpApi:
         ws_port: Callable[[], int],
         outbox: Callable[[], Outbox | None],
         logins: LoginSessions,
+        policy: BrowserPolicy,
     ) -> None:
         self.ops = ops
         self.scheduler = scheduler
@@ -128,7 +134,11 @@ class HttpApi:
             Route("/", self.index),
             Mount("/static", StaticFiles(directory=str(WEB))),
         ]
-        self.app = Starlette(routes=routes, exception_handlers={StarpodCronError: _failed})
+        self.app = Starlette(
+            routes=routes,
+            middleware=[Middleware(BrowserGuard, policy=policy)],
+            exception_handlers={StarpodCronError: _failed},
+        )
 
     # ------------------------------------------------------------------------ auth
     async def principal(self, request: Request) -> Principal | None:

@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import replace
 from typing import Any
 
 import mcp.types as types
@@ -23,7 +24,7 @@ from mcp.server.stdio import stdio_server
 from starpod_cron import StarpodCronError, declared
 from starpod_cron.access import LOCAL_ADMIN, Principal
 from starpod_cron.bootstrap import open_store, user_limits
-from starpod_cron.config import AgentConfig
+from starpod_cron.config import AgentConfig, GatewayConfig
 from starpod_cron.errors import ConfigError
 from starpod_cron.executors import build_executor
 from starpod_cron.maintenance import configured_jobs
@@ -32,6 +33,7 @@ from starpod_cron.operations import JobOperations
 from starpod_cron.scheduler import CronScheduler
 from starpod_cron.tools import TOOLS, call_tool
 
+from .origin import BrowserGuard, browser_policy, check_bind
 from .ws import load_tokens
 
 log = logging.getLogger("gateway.mcp")
@@ -112,6 +114,8 @@ async def serve_mcp(
             "MCP client sends one as Authorization: Bearer <token>"
         )
     address = parse_http(http) if http else None
+    if address is not None:
+        check_bind(replace(config.gateway, host=address[0]))  # the browser rule needs it
     who = Principal(user) if user else LOCAL_ADMIN
     async with open_store(config, db_url) as store:
         registry = configured_jobs(config, store)
@@ -126,14 +130,14 @@ async def serve_mcp(
                 async with stdio_server() as (read, write):
                     await server.run(read, write, server.create_initialization_options())
             else:
-                await _serve_http(server, *address, tokens or {})
+                await _serve_http(server, *address, tokens or {}, config.gateway)
         finally:
             await scheduler.stop()
             await executor.aclose()
 
 
 async def _serve_http(
-    server: Server[Any], host: str, port: int, tokens: dict[str, Principal]
+    server: Server[Any], host: str, port: int, tokens: dict[str, Principal], gateway: GatewayConfig
 ) -> None:
     import uvicorn
     from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -149,6 +153,7 @@ async def _serve_http(
         return await call_next(request)
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=require_token)
+    app.add_middleware(BrowserGuard, policy=browser_policy(replace(gateway, host=host), None))
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to whatever handler
     # was there before: make that one harmless, so a clean stop exits 0
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -43,6 +43,7 @@ from starpod_cron.tools import call_tool, error_code
 from . import protocol
 from .login import COOKIE as SESSION_COOKIE
 from .login import LoginSessions
+from .origin import browser_policy, check_bind, host_name, is_wildcard
 
 log = logging.getLogger("gateway.ws")
 
@@ -61,17 +62,6 @@ def _cookie(header: str, name: str) -> str:
         return ""
     morsel = jar.get(name)
     return morsel.value if morsel is not None else ""
-
-
-def _same_host_origin(headers: Headers) -> bool:
-    """The dashboard's session cookie counts only from a page of this host (its HTTP port):
-    with SameSite=Strict a browser sends it only same-site anyway; this also refuses a page
-    of another site that managed to send one."""
-    origin = headers.get("Origin")
-    host = headers.get("Host", "")
-    if origin is None:
-        return False
-    return urlsplit(origin).hostname == urlsplit(f"//{host}").hostname
 
 
 def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
@@ -119,6 +109,7 @@ class WsServer:
                 f"[gateway] host {config.host!r} is reachable from other machines: configure "
                 "[gateway] tokens (or $" + config.tokens_env + ") first"
             )
+        check_bind(config)
         self.ops = ops
         self.chat = chat
         self.config = config
@@ -131,11 +122,23 @@ class WsServer:
         self.run_started_events = config.run_started_events
         self.clients: set[Client] = set()
         self.dropped_slow = 0
-        self.http_port: int | None = None
-        """Where the dashboard and HTTP API listen (plain HTTP to this port is sent there)."""
+        self._http_port: int | None = None
+        self.policy = browser_policy(config, None)
+        """The browser rule (:mod:`gateway.origin`) of this node's ports."""
         self._server: Server | None = None
         self._tasks = TaskSet("gateway:ws")
         self.replay_page = max(1, min(REPLAY_PAGE, config.client_queue_size // 2))
+
+    @property
+    def http_port(self) -> int | None:
+        """Where the dashboard and HTTP API listen (plain HTTP to this port is sent there);
+        the dashboard's origins, the only ones whose pages may connect, are on this port."""
+        return self._http_port
+
+    @http_port.setter
+    def http_port(self, port: int | None) -> None:
+        self._http_port = port
+        self.policy = browser_policy(self.config, port)
 
     @property
     def port(self) -> int:
@@ -167,7 +170,7 @@ class WsServer:
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if not token:
             token = (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
-        if not token and _same_host_origin(request.headers):
+        if not token and self.policy.origin_allowed(request.headers.get("Origin")):
             session = _cookie(request.headers.get("Cookie", ""), SESSION_COOKIE)
             return await self.logins.principal(session)
         return self.tokens.get(token)
@@ -175,7 +178,27 @@ class WsServer:
     async def _authenticate(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        if "websocket" not in request.headers.get("Upgrade", "").lower():
+        headers = request.headers
+        refusal = self.policy.check(
+            "GET",
+            urlsplit(request.path).path,
+            headers.get("Host"),
+            headers.get("Origin"),
+            headers.get("Sec-Fetch-Site"),
+        )
+        if refusal is not None:
+            log.warning(
+                "refused a request to the WebSocket port from %s: %s",
+                connection.remote_address,
+                refusal.message,
+            )
+            return Response(
+                refusal.status,
+                HTTPStatus(refusal.status).phrase,
+                Headers({"Content-Type": "application/json"}),
+                refusal.body(),
+            )
+        if "websocket" not in headers.get("Upgrade", "").lower():
             return self._plain_http(request)
         try:
             who = await self._principal(request)
@@ -211,8 +234,11 @@ class WsServer:
                 Headers({"Content-Type": "text/plain", "Upgrade": "websocket"}),
                 b"this port speaks WebSocket; the HTTP API is off ([gateway] http = false)\n",
             )
-        host = urlsplit(f"//{request.headers.get('Host', self.config.host)}").hostname
-        location = f"http://{host or self.config.host}:{self.http_port}{request.path}"
+        host = host_name(request.headers.get("Host", ""))  # a served host (checked before)
+        if not host:
+            host = "127.0.0.1" if is_wildcard(self.config.host) else host_name(self.config.host)
+        shown = f"[{host}]" if ":" in host else host
+        location = f"http://{shown}:{self.http_port}{request.path}"
         return Response(
             HTTPStatus.TEMPORARY_REDIRECT.value,
             "Temporary Redirect",

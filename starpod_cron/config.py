@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .settings import SchedulerSettings, StoreSettings
@@ -131,8 +132,14 @@ class GatewayConfig:
     heartbeat_secs: float = 5  # node heartbeat in the store; gone after 3 missed
     run_started_events: bool = True  # publish run.started for WebSocket clients who subscribe
     session_ttl_secs: float = 7 * 86_400  # a dashboard log-in lasts this long (1 s to 366 days)
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names a request's ``Host`` may carry (port ignored); empty: 127.0.0.1, localhost,
+    ::1. ``host`` (when a specific address) and ``public_url``'s host are served too."""
+    public_url: str = ""  # the dashboard's address behind a reverse proxy (its origin is allowed)
+    allowed_origins: tuple[str, ...] = ()  # more browser origins allowed, "https://host[:port]"
 
     def __post_init__(self) -> None:
+        _check_browser_keys(self)
         if not self.host.strip():
             raise ConfigError("host: must not be empty")
         if not 0 <= self.port < 65536:
@@ -160,6 +167,40 @@ class GatewayConfig:
             raise ConfigError(
                 "max_jobs_per_user and min_interval_secs must be >= 0, max_prompt_chars >= 1"
             )
+
+
+def _check_browser_keys(config: GatewayConfig) -> None:
+    """``allowed_hosts``: bare names or addresses; ``public_url`` and ``allowed_origins``:
+    http(s) URLs with a host (``allowed_origins`` without a path)."""
+    for host in config.allowed_hosts:
+        bare = host.strip()
+        if bare.startswith("[") and bare.endswith("]"):
+            bare = bare[1:-1]
+        if not bare or any(c in bare for c in "/@ *?#") or (":" in bare and bare.count(":") < 2):
+            raise ConfigError(
+                f"allowed_hosts: {host!r} is not a host name: give names or addresses without "
+                'scheme, port or wildcard, e.g. ["cron.example.com", "127.0.0.1"]'
+            )
+    if config.public_url and not _web_url(config.public_url):
+        raise ConfigError(
+            f"public_url: {config.public_url!r} must be an http:// or https:// URL with a host, "
+            'e.g. "https://cron.example.com"'
+        )
+    for origin in config.allowed_origins:
+        if not _web_url(origin) or urlsplit(origin).path not in ("", "/"):
+            raise ConfigError(
+                f'allowed_origins: {origin!r} must be an origin like "https://host[:port]" '
+                "(scheme, host and port only)"
+            )
+
+
+def _web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 @dataclass(frozen=True, slots=True)
