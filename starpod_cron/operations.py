@@ -138,11 +138,13 @@ class JobOperations:
         spec = jobfields.job_spec(
             fields, now=self.now(), default_timezone=tz, user_id=user_id, origin=origin
         )
+        limit: int | None = None
         if not who.admin:
-            await self._check_count(user_id)
             self._check_prompt(spec.prompt)
             self._check_schedule(spec.schedule, spec.timezone or tz)
-        job_id = (await self.store.add_jobs([spec]))[0]
+            limit = self.limits.max_jobs_per_user or None
+        # counted in the store's own transaction: concurrent adds cannot pass the limit
+        job_id = (await self.store.add_jobs([spec], max_jobs_per_owner=limit))[0]
         job = await self.store.get_job(job_id)
         assert job is not None
         return job
@@ -196,16 +198,6 @@ class JobOperations:
         return job, await self.store.list_runs(job.id, max(1, min(limit, 200)))
 
     # ------------------------------------------------------------------ limits
-    async def _check_count(self, user_id: str | None) -> None:
-        limit = self.limits.max_jobs_per_user
-        if limit and user_id is not None:
-            have = len(await self.store.list_jobs_for_user(user_id))
-            if have >= limit:
-                raise LimitExceeded(
-                    f"you already have {have} jobs, the most a user may have; remove one first "
-                    "([gateway] max_jobs_per_user)"
-                )
-
     def _check_prompt(self, prompt: str) -> None:
         limit = self.limits.max_prompt_chars
         if len(prompt) > limit:
