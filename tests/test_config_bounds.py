@@ -201,3 +201,12 @@ def test_tokens_from_the_environment_need_a_user_too(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", '{"": {"user_id": "alice"}}')
     with pytest.raises(ConfigError, match=r"\$STARPOD_GATEWAY_TOKENS: tokens: must"):
         load_tokens(GatewayConfig())
+
+
+def test_the_readme_lists_the_bounds_of_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Bounds of every setting", 1)[1].split("\n## ", 1)[0]
+    renamed = {"default_timezone": "timezone"}
+    for cls in SECTIONS:
+        for key in rules(cls):
+            assert f"`{renamed.get(key, key)}`" in table, f"README bounds table lacks {key}"
