@@ -24,6 +24,7 @@ from starpod_cron.config import (
     load_config,
     parse_config,
 )
+from starpod_cron.operations import UserLimits
 from tests.processes import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +157,7 @@ SECTIONS = [
     TelegramConfig,
     MaintenanceConfig,
     TokenConfig,
+    UserLimits,
 ]
 
 
