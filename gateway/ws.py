@@ -34,7 +34,7 @@ from starpod_cron import (
 )
 from starpod_cron.access import Principal
 from starpod_cron.chat import AgentChat
-from starpod_cron.config import GatewayConfig
+from starpod_cron.config import GatewayConfig, TokenConfig, check_token
 from starpod_cron.operations import JobOperations
 from starpod_cron.routing import RUN_STARTED, WS_PREFIX
 from starpod_cron.tasks import TaskSet
@@ -72,7 +72,11 @@ def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
         try:
             extra = json.loads(raw)
             for token, spec in extra.items():
-                tokens[str(token)] = Principal(str(spec["user_id"]), bool(spec.get("admin")))
+                check_token(str(token))  # and TokenConfig refuses an empty user_id
+                entry = TokenConfig(str(spec["user_id"]), bool(spec.get("admin")))
+                tokens[str(token)] = Principal(entry.user_id, entry.admin)
+        except ConfigError as exc:
+            raise ConfigError(f"${config.tokens_env}: {exc}") from None
         except (ValueError, AttributeError, KeyError, TypeError) as exc:
             raise ConfigError(
                 f"${config.tokens_env} must be JSON like "

@@ -17,22 +17,32 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
+from .errors import ConfigError, InvalidSchedule
+from .schedules import Schedule
 from .settings import SchedulerSettings, StoreSettings
 
 S = TypeVar("S")
 
 
-def _kinds(*kinds: str) -> dict[str, Any]:
-    return {"kinds": kinds}
+def _kinds(*kinds: str, rule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Field metadata: the executor kinds a key belongs to (and its bounds, see bounds.py)."""
+    return {"kinds": kinds, **(rule or {})}
+
+
+TELEGRAM_ID = 2**53  # Telegram user and chat ids fit in 52 bits and a sign
+MAX_DAYS = 36_600  # a hundred years
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """``[store]``: where jobs live (``synchronous`` goes to :class:`StoreSettings`)."""
 
-    url: str = "starpod-cron.db"
+    url: str = field(default="starpod-cron.db", metadata=identity(4096))
     """A file path, ``sqlite:///path``, or ``postgresql://user@host/db``."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +53,22 @@ class MaintenanceConfig:
     ``maintenance-optimize``; each is also a CLI command with ``--dry-run``."""
 
     cron: str = "15 3 * * *"
-    runs_days: int = 0  # delete run history older than this many days
-    sessions_hours: int = 0  # delete conversation messages older than this many hours
-    deliveries_days: int = 0  # delete delivered, dead and published deliveries older than this
+    # delete run history older than this many days
+    runs_days: int = field(default=0, metadata=whole(0, MAX_DAYS))
+    # delete conversation messages older than this many hours
+    sessions_hours: int = field(default=0, metadata=whole(0, MAX_DAYS * 24))
+    # delete delivered, dead and published deliveries older than this many days
+    deliveries_days: int = field(default=0, metadata=whole(0, MAX_DAYS))
     optimize: bool = False  # refresh the database's query statistics
 
     def __post_init__(self) -> None:
-        if min(self.runs_days, self.sessions_hours, self.deliveries_days) < 0:
-            raise ConfigError("runs_days, sessions_hours and deliveries_days must be >= 0")
+        check_fields(self)
+        try:  # checked when the file is read, so every command refuses it, not only serve
+            Schedule.cron(self.cron)
+        except InvalidSchedule as exc:
+            raise ConfigError(
+                f"cron: must be a cron expression such as '15 3 * * *'; {exc}"
+            ) from None
 
 
 EXECUTOR_KINDS = ("echo", "openai", "command", "python")
@@ -69,19 +87,26 @@ class ExecutorConfig:
         default="You are a scheduled agent run. Do the task and reply with the result.",
         metadata=_kinds("openai"),
     )
-    request_timeout_secs: float = field(default=600, metadata=_kinds("openai"))
-    max_history_messages: int = field(default=20, metadata=_kinds("openai"))
-    temperature: float | None = field(default=None, metadata=_kinds("openai"))
-    max_tokens: int | None = field(default=None, metadata=_kinds("openai"))
+    request_timeout_secs: float = field(
+        default=600, metadata=_kinds("openai", rule=within(0, DAY, above=True))
+    )
+    max_history_messages: int = field(default=20, metadata=_kinds("openai", rule=whole(1, 10_000)))
+    temperature: float | None = field(default=None, metadata=_kinds("openai", rule=within(0, 2)))
+    max_tokens: int | None = field(
+        default=None, metadata=_kinds("openai", rule=whole(1, 10_000_000))
+    )
     allow_scheduling_from_runs: bool = field(default=False, metadata=_kinds("openai"))
     """A scheduled run's model may call the scheduling tools (a job creating jobs)."""
     argv: tuple[str, ...] = field(default=(), metadata=_kinds("command"))
     shell: bool = field(default=False, metadata=_kinds("command"))
-    output_limit_bytes: int = field(default=1024 * 1024, metadata=_kinds("command"))
-    kill_grace_secs: float = field(default=2, metadata=_kinds("command"))
+    output_limit_bytes: int = field(
+        default=1024 * 1024, metadata=_kinds("command", rule=whole(1, 2**30, note="1 GiB"))
+    )
+    kill_grace_secs: float = field(default=2, metadata=_kinds("command", rule=within(0, HOUR)))
     target: str = field(default="", metadata=_kinds("python"))
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.kind not in EXECUTOR_KINDS:
             raise ConfigError(
                 f"kind: must be one of {', '.join(EXECUTOR_KINDS)}, got {self.kind!r}"
@@ -91,13 +116,8 @@ class ExecutorConfig:
                 raise ConfigError("base_url: must start with http:// or https://")
             if not self.model.strip():
                 raise ConfigError("model: name the model to call")
-            if self.request_timeout_secs <= 0 or self.max_history_messages < 1:
-                raise ConfigError("request_timeout_secs must be > 0 and max_history_messages >= 1")
-        if self.kind == "command":
-            if not self.argv:
-                raise ConfigError('argv: kind = "command" needs argv = ["program", ...]')
-            if self.output_limit_bytes < 1 or self.kill_grace_secs < 0:
-                raise ConfigError("output_limit_bytes must be >= 1 and kill_grace_secs >= 0")
+        if self.kind == "command" and not self.argv:
+            raise ConfigError('argv: kind = "command" needs argv = ["program", ...]')
         if self.kind == "python" and not self.target:
             raise ConfigError('target: kind = "python" needs target = "module:function"')
 
@@ -106,32 +126,54 @@ class ExecutorConfig:
 class TokenConfig:
     """Who a gateway token belongs to: ``{user_id = "u1", admin = false}``."""
 
-    user_id: str
+    user_id: str = field(metadata=identity())
     admin: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def check_token(token: str) -> None:
+    """A gateway token (``[gateway.tokens]`` or ``$tokens_env``): not empty, no spaces or
+    control characters. The message never shows the token."""
+    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError("tokens: must be non-empty, without spaces or control characters")
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """``[gateway]``: the WebSocket server, the delivery outbox and per-user limits."""
 
-    host: str = "127.0.0.1"
-    port: int = 8765
+    host: str = field(default="127.0.0.1", metadata=identity(255))
+    port: int = field(default=8765, metadata=whole(0, 65535, note="0: any free port"))
     http: bool = True  # the dashboard, HTTP API, /healthz, /readyz and /metrics
-    http_port: int = 8766  # 0: any free port
+    http_port: int = field(default=8766, metadata=whole(0, 65535, note="0: any free port"))
     tokens: dict[str, TokenConfig] = field(default_factory=dict)
-    tokens_env: str = "STARPOD_GATEWAY_TOKENS"  # JSON in the same shape as tokens
+    # JSON in the same shape as tokens
+    tokens_env: str = field(default="STARPOD_GATEWAY_TOKENS", metadata=identity())
     share_agent_events: bool = False  # non-admin users also see agent-level jobs' events
-    client_queue_size: int = 1000
-    max_frame_bytes: int = 64 * 1024
-    delivery_max_attempts: int = 8
-    delivery_backoff_secs: tuple[float, ...] = (1, 5, 30, 120, 600)
-    delivery_lease_secs: float = 60  # a gateway killed mid-send: resent after this long
-    max_jobs_per_user: int = 50  # 0: no limit; admins are never limited
-    min_interval_secs: float = 60  # shortest repeat non-admins may schedule
-    max_prompt_chars: int = 4000  # longest prompt non-admins may schedule
-    heartbeat_secs: float = 5  # node heartbeat in the store; gone after 3 missed
+    client_queue_size: int = field(default=1000, metadata=whole(1, 1_000_000))
+    max_frame_bytes: int = field(
+        default=64 * 1024, metadata=whole(1024, 64 * 1024 * 1024, note="64 MiB")
+    )
+    delivery_max_attempts: int = field(default=8, metadata=whole(1, 1000))
+    delivery_backoff_secs: tuple[float, ...] = field(
+        default=(1, 5, 30, 120, 600), metadata=each(0, DAY)
+    )
+    # a gateway killed mid-send: resent after this long
+    delivery_lease_secs: float = field(default=60, metadata=within(0, HOUR, above=True))
+    # 0: no limit; admins are never limited
+    max_jobs_per_user: int = field(default=50, metadata=whole(0, 1_000_000, note="0: no limit"))
+    # shortest repeat non-admins may schedule
+    min_interval_secs: float = field(default=60, metadata=within(0, YEAR, note="a year"))
+    # longest prompt non-admins may schedule (the store takes 64 KiB at most)
+    max_prompt_chars: int = field(default=4000, metadata=whole(1, 64 * 1024))
+    # node heartbeat in the store; gone after 3 missed
+    heartbeat_secs: float = field(default=5, metadata=within(0.1, HOUR))
     run_started_events: bool = True  # publish run.started for WebSocket clients who subscribe
-    session_ttl_secs: float = 7 * 86_400  # a dashboard log-in lasts this long (1 s to 366 days)
+    session_ttl_secs: float = field(  # a dashboard log-in lasts this long
+        default=7 * 86_400, metadata=within(1, 366 * 86_400, note="1 s to 366 days")
+    )
     allowed_hosts: tuple[str, ...] = ()
     """Host names a request's ``Host`` may carry (port ignored); empty: 127.0.0.1, localhost,
     ::1. ``host`` (when a specific address) and ``public_url``'s host are served too."""
@@ -139,34 +181,10 @@ class GatewayConfig:
     allowed_origins: tuple[str, ...] = ()  # more browser origins allowed, "https://host[:port]"
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        for token in self.tokens:
+            check_token(token)
         _check_browser_keys(self)
-        if not self.host.strip():
-            raise ConfigError("host: must not be empty")
-        if not 0 <= self.port < 65536:
-            raise ConfigError(f"port: must be 1-65535 (or 0 for any free port), got {self.port}")
-        if not 0 <= self.http_port < 65536:
-            raise ConfigError(f"http_port: must be 1-65535 (or 0 for any), got {self.http_port}")
-        if self.client_queue_size < 1:
-            raise ConfigError("client_queue_size: must be at least 1")
-        if self.max_frame_bytes < 1024:
-            raise ConfigError("max_frame_bytes: must be at least 1024")
-        if self.delivery_max_attempts < 1:
-            raise ConfigError("delivery_max_attempts: must be at least 1")
-        if not self.delivery_backoff_secs or min(self.delivery_backoff_secs) < 0:
-            raise ConfigError("delivery_backoff_secs: must be a non-empty list of delays >= 0")
-        if self.delivery_lease_secs <= 0:
-            raise ConfigError("delivery_lease_secs: must be greater than 0")
-        if not 0.1 <= self.heartbeat_secs <= 3600:
-            raise ConfigError("heartbeat_secs: must be between 0.1 and 3600")
-        if not 1 <= self.session_ttl_secs <= 366 * 86_400:
-            raise ConfigError(
-                "session_ttl_secs: must be between 1 and 31622400 (366 days), "
-                f"got {self.session_ttl_secs:g}"
-            )
-        if self.max_jobs_per_user < 0 or self.min_interval_secs < 0 or self.max_prompt_chars < 1:
-            raise ConfigError(
-                "max_jobs_per_user and min_interval_secs must be >= 0, max_prompt_chars >= 1"
-            )
 
 
 def _check_browser_keys(config: GatewayConfig) -> None:
@@ -207,22 +225,26 @@ def _web_url(url: str) -> bool:
 class TelegramConfig:
     """``[telegram]``: the chat bot (started when a token is found)."""
 
-    token_env: str = "TELEGRAM_BOT_TOKEN"
+    token_env: str = field(default="TELEGRAM_BOT_TOKEN", metadata=identity())
     token: str = ""  # prefer token_env: a token in a file is easy to leak
-    allowed_user_ids: tuple[int, ...] = ()
-    notify_chat_ids: tuple[int, ...] = ()
+    allowed_user_ids: tuple[int, ...] = field(
+        default=(), metadata=each(1, TELEGRAM_ID, integer=True, min_items=0, max_items=10_000)
+    )
+    notify_chat_ids: tuple[int, ...] = field(
+        default=(),
+        metadata=each(-TELEGRAM_ID, TELEGRAM_ID, integer=True, min_items=0, max_items=1000),
+    )
     base_url: str = "https://api.telegram.org/bot"
-    poll_timeout_secs: float = 10
-    retry_max_secs: float = 300  # longest wait between attempts while Telegram refuses us
-    leader_lease_secs: float = 6  # one node polls; another takes over this long after it dies
+    poll_timeout_secs: float = field(default=10, metadata=within(0, 300, above=True))
+    # longest wait between attempts while Telegram refuses us
+    retry_max_secs: float = field(default=300, metadata=within(0, DAY, above=True))
+    # one node polls; another takes over this long after it dies
+    leader_lease_secs: float = field(default=6, metadata=within(1, 300))
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError("base_url: must start with http:// or https://")
-        if not 1 <= self.leader_lease_secs <= 300:
-            raise ConfigError("leader_lease_secs: must be between 1 and 300")
-        if self.poll_timeout_secs <= 0 or self.retry_max_secs <= 0:
-            raise ConfigError("poll_timeout_secs and retry_max_secs must be greater than 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,10 +384,14 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
         if isinstance(item, type) and dataclasses.is_dataclass(item):
-            for key, sub in value.items():
+            # entries are named by position: a key may be a secret (a gateway token)
+            for n, sub in enumerate(value.values(), 1):
                 if not isinstance(sub, dict):
-                    raise ConfigError(f"{where}.{key}: expected a table")
-            return {str(k): _section(item, v, f"{where}.{k}") for k, v in value.items()}
+                    raise ConfigError(f"{where} entry {n}: expected a table")
+            return {
+                str(k): _section(item, v, f"{where} entry {n}")
+                for n, (k, v) in enumerate(value.items(), 1)
+            }
         return {str(k): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         (item, _) = typing.get_args(hint)

@@ -7,15 +7,16 @@ HTTP API and the agent tools are thin adapters over this class.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import jobfields
 from .access import Principal
+from .bounds import YEAR, check_fields, whole, within
 from .declared import check_editable
 from .durations import describe_ms
-from .errors import AmbiguousJobName, ConfigError, InvalidInput, JobNotFound, LimitExceeded
+from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
 from .jobfields import JobFields
 from .models import UNSET, CronJob, CronRun
 from .schedules import Cron, Interval, Schedule
@@ -31,16 +32,13 @@ Runner = Callable[[str], Awaitable[CronRun]]
 class UserLimits:
     """Limits for non-admin users (``[gateway]`` in ``agent.toml``); admins have none."""
 
-    max_jobs_per_user: int = 50
-    """0: no limit."""
-    min_interval_secs: float = 60
-    max_prompt_chars: int = 4000
+    max_jobs_per_user: int = field(default=50, metadata=whole(0, 1_000_000, note="0: no limit"))
+    """0: no limit. Counted in the store's add transaction (concurrent adds cannot pass it)."""
+    min_interval_secs: float = field(default=60, metadata=within(0, YEAR, note="a year"))
+    max_prompt_chars: int = field(default=4000, metadata=whole(1, 64 * 1024))
 
     def __post_init__(self) -> None:
-        if self.max_jobs_per_user < 0 or self.min_interval_secs < 0 or self.max_prompt_chars < 1:
-            raise ConfigError(
-                "max_jobs_per_user and min_interval_secs must be >= 0, max_prompt_chars >= 1"
-            )
+        check_fields(self)
 
 
 def shortest_gap_secs(schedule: Schedule, tz: str, now: datetime) -> float | None:
@@ -138,11 +136,13 @@ class JobOperations:
         spec = jobfields.job_spec(
             fields, now=self.now(), default_timezone=tz, user_id=user_id, origin=origin
         )
+        limit: int | None = None
         if not who.admin:
-            await self._check_count(user_id)
             self._check_prompt(spec.prompt)
             self._check_schedule(spec.schedule, spec.timezone or tz)
-        job_id = (await self.store.add_jobs([spec]))[0]
+            limit = self.limits.max_jobs_per_user or None
+        # counted in the store's own transaction: concurrent adds cannot pass the limit
+        job_id = (await self.store.add_jobs([spec], max_jobs_per_owner=limit))[0]
         job = await self.store.get_job(job_id)
         assert job is not None
         return job
@@ -196,16 +196,6 @@ class JobOperations:
         return job, await self.store.list_runs(job.id, max(1, min(limit, 200)))
 
     # ------------------------------------------------------------------ limits
-    async def _check_count(self, user_id: str | None) -> None:
-        limit = self.limits.max_jobs_per_user
-        if limit and user_id is not None:
-            have = len(await self.store.list_jobs_for_user(user_id))
-            if have >= limit:
-                raise LimitExceeded(
-                    f"you already have {have} jobs, the most a user may have; remove one first "
-                    "([gateway] max_jobs_per_user)"
-                )
-
     def _check_prompt(self, prompt: str) -> None:
         limit = self.limits.max_prompt_chars
         if len(prompt) > limit:

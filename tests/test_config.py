@@ -66,7 +66,7 @@ def test_the_example_file_loads_and_sets_every_key() -> None:
         ("[cron]\ndefault_max_retries = 2.5", "default_max_retries: expected an integer"),
         ("[cron]\ndefault_max_retries = true", "default_max_retries: expected an integer"),
         ("[cron]\ntimezone = 'Mars/Base'", "timezone"),
-        ("[cron]\nmax_concurrent_runs = 0", "max_concurrent_runs: must be at least 1"),
+        ("[cron]\nmax_concurrent_runs = 0", "max_concurrent_runs: must be a whole number from 1"),
         ("[cron]\nlease_secs = 10\nclaim_ahead_secs = 10", "claim_ahead_secs: must be shorter"),
         ("[executor]\nkind = 'command'\nargv = ['x']\nmodel = 'gpt'", "model: applies to"),
         ("[gateway]\nport = 70000", "[gateway] port: must be"),

@@ -161,10 +161,21 @@ class JobStore(abc.ABC):
         return job_id
 
     @abc.abstractmethod
-    async def add_jobs(self, specs: Sequence[JobSpec]) -> list[str]:
+    async def add_jobs(
+        self, specs: Sequence[JobSpec], *, max_jobs_per_owner: int | None = None
+    ) -> list[str]:
         """Create many jobs in ONE transaction: all are created or, if any is invalid or a
         name is taken (by the same owner, in the store or twice in ``specs``), none is.
-        Returns ids in order."""
+        Returns ids in order.
+
+        ``max_jobs_per_owner`` (None or 0: no limit): each user owning a job in ``specs``
+        may have at most this many jobs afterwards, counted inside the same transaction that
+        inserts them and serialized per owner against every other limited add, on every node
+        sharing the store (SQLite: the one writer; PostgreSQL: a per-owner lock held to
+        commit). So no interleaving of concurrent adds passes the limit: of N concurrent
+        single adds for a user with ``k`` jobs, exactly ``max(0, limit - k)`` succeed and the
+        rest raise LimitExceeded (naming ``[gateway] max_jobs_per_user``), writing nothing.
+        Agent-level jobs (no user) are never counted or limited."""
 
     @abc.abstractmethod
     async def list_jobs(self) -> list[CronJob]:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning
+from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning, LimitExceeded
 from ..logs import run_log
 from ..models import CronJob, CronRun, Lease, NodeInfo, RunStatus, RunTrigger
 from ..owner import is_dead
@@ -132,6 +132,34 @@ def new_records(specs: Sequence[JobSpec], now: int, settings: StoreSettings) -> 
             raise DuplicateJobName(f"job name {rec.name!r} appears twice in one batch")
         seen.add(key)
     return records
+
+
+def limited_owners(records: Sequence[JobRecord], limit: int | None) -> list[str]:
+    """The users (sorted) whose job count ``add_jobs`` must check: every owner in the batch
+    when a limit is given; agent-level jobs are never counted."""
+    if not limit:
+        return []
+    return sorted({r.user_id for r in records if r.user_id is not None})
+
+
+def check_owner_limit(
+    records: Sequence[JobRecord], have: Mapping[str, int], limit: int | None
+) -> None:
+    """LimitExceeded when a batch would give an owner more than ``limit`` jobs (``have``: the
+    owners' jobs counted inside the adding transaction)."""
+    if not limit:
+        return
+    adding: dict[str, int] = {}
+    for rec in records:
+        if rec.user_id is not None:
+            adding[rec.user_id] = adding.get(rec.user_id, 0) + 1
+    for owner, count in sorted(adding.items()):
+        held = have.get(owner, 0)
+        if held + count > limit:
+            raise LimitExceeded(
+                f"you already have {held} jobs and may have at most {limit}; remove one first "
+                "([gateway] max_jobs_per_user)"
+            )
 
 
 def manual_run(job: JobRecord, now: int, lease_secs: float | None, owner: str | None) -> RunRecord:

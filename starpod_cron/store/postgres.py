@@ -73,10 +73,12 @@ from .common import (
     bounded,
     check_completions,
     check_lease,
+    check_owner_limit,
     duplicate_name,
     interrupt_expired,
     lease_from_row,
     lease_since,
+    limited_owners,
     manual_run,
     may_take_lease,
     new_records,
@@ -415,12 +417,19 @@ class PostgresStore(CronStore):
             self._pool.terminate()
 
     # ---------------------------------------------------------------------- jobs
-    async def add_jobs(self, specs: Sequence[JobSpec]) -> list[str]:
+    async def add_jobs(
+        self, specs: Sequence[JobSpec], *, max_jobs_per_owner: int | None = None
+    ) -> list[str]:
         records = new_records(specs, self.clock.now_ms(), self.settings)
         if not records:
             return []
+        owners = limited_owners(records, max_jobs_per_owner)
 
         async def body(conn: Conn) -> None:
+            if owners:  # held to commit: another add for these owners waits, then counts
+                await conn.execute(Q["lock_owners"], self.channel, owners)
+                have = await conn.fetch(Q["owner_job_counts"], owners)
+                check_owner_limit(records, {r[0]: r[1] for r in have}, max_jobs_per_owner)
             owners_, names = [r.user_id or "" for r in records], [r.name for r in records]
             taken = await conn.fetchrow(Q["names_taken"], owners_, names)
             if taken:

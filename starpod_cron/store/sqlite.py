@@ -62,10 +62,12 @@ from .common import (
     bounded,
     check_completions,
     check_lease,
+    check_owner_limit,
     duplicate_name,
     interrupt_expired,
     lease_from_row,
     lease_since,
+    limited_owners,
     manual_run,
     may_take_lease,
     new_records,
@@ -357,12 +359,18 @@ class SqliteStore(CronStore):
             self._conn = None
 
     # ---------------------------------------------------------------------- jobs
-    async def add_jobs(self, specs: Sequence[JobSpec]) -> list[str]:
+    async def add_jobs(
+        self, specs: Sequence[JobSpec], *, max_jobs_per_owner: int | None = None
+    ) -> list[str]:
         records = new_records(specs, self.clock.now_ms(), self.settings)
         if not records:
             return []
+        owners = limited_owners(records, max_jobs_per_owner)
 
         def body(conn: Conn) -> None:
+            if owners:  # BEGIN IMMEDIATE: no other add runs between this count and the insert
+                have = conn.execute(Q["owner_job_counts"], (json.dumps(owners),)).fetchall()
+                check_owner_limit(records, dict(have), max_jobs_per_owner)
             pairs = json.dumps([[r.user_id or "", r.name] for r in records])
             taken = conn.execute(Q["names_taken"], (pairs,)).fetchone()
             if taken:

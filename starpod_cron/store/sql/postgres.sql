@@ -33,6 +33,16 @@ SELECT j.user_id, j.name FROM unnest($1::text[], $2::text[]) AS w(owner, name)
 JOIN jobs j ON coalesce(j.user_id, '') = w.owner AND j.name = w.name
 LIMIT 1;
 
+-- name: lock_owners
+-- Serializes adds per owner (READ COMMITTED would let two adds both count 4 of 5): a
+-- transaction-scoped advisory lock per user id, $1 the store's channel (one per schema), $2
+-- the user ids sorted (unnest keeps their order, so two adds never deadlock).
+SELECT pg_advisory_xact_lock(hashtextextended($1 || ':jobs:' || o, 0))
+FROM unnest($2::text[]) AS o;
+
+-- name: owner_job_counts
+SELECT user_id, count(*) FROM jobs WHERE user_id = ANY($1::text[]) GROUP BY user_id;
+
 -- name: list_jobs
 SELECT {job_columns} FROM jobs ORDER BY name, user_id IS NOT NULL, user_id;
 

@@ -31,6 +31,12 @@ SELECT j.user_id, j.name FROM json_each(?) AS w
 JOIN jobs j ON ifnull(j.user_id, '') = json_extract(w.value, '$[0]')
            AND j.name = json_extract(w.value, '$[1]');
 
+-- name: owner_job_counts
+-- ? is a JSON array of user ids; in the add's BEGIN IMMEDIATE transaction (one writer at a
+-- time), so the count and the insert that follows cannot interleave with another add.
+SELECT user_id, count(*) FROM jobs
+WHERE user_id IN (SELECT value FROM json_each(?)) GROUP BY user_id;
+
 -- name: list_jobs
 SELECT {job_columns} FROM jobs ORDER BY name, user_id IS NOT NULL, user_id;
 
