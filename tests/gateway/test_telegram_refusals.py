@@ -18,9 +18,11 @@ import pytest
 
 from gateway.app import Gateway
 from starpod_cron import CronStore, Delivery, DeliveryStatus, JobSpec, Schedule
+from starpod_cron.config import TelegramConfig
+from tests.backends import BACKENDS, store_url
 from tests.conftest import eventually
 from tests.gateway.botapi import TOKEN, BotApi, running_botapi
-from tests.gateway.conftest import config, telegram_gateway
+from tests.gateway.conftest import config, running_gateway, telegram_gateway
 
 CHATS = (42, 43, 44)
 ROOT = {"Authorization": "Bearer root-token"}
@@ -172,3 +174,44 @@ async def test_a_blocked_or_missing_chat_has_its_messages_dead_the_others_get_th
     assert "chat not found" in errors[f"tg:{missing}"].lower()
     sent_in_order_once(api, final, fine)
     assert await store.refusing_destinations() == []  # one chat refusing is not the bot
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_two_gateways_on_one_store_wait_behind_one_probe_then_send_each_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    monkeypatch.setenv("STARPOD_TEST_TG_TOKEN", TOKEN)
+    base = config(tmp_path)
+    async with store_url(backend, str(tmp_path)) as url, running_botapi() as api:
+        telegram = TelegramConfig(
+            token_env="STARPOD_TEST_TG_TOKEN",
+            base_url=api.base_url,
+            poll_timeout_secs=1,
+            allowed_user_ids=(42,),
+        )
+        cfg = replace(
+            base,
+            telegram=telegram,
+            gateway=replace(base.gateway, delivery_max_attempts=3, delivery_backoff_secs=(0.5,)),
+        )
+        api.token_revoked = True
+        async with running_gateway(cfg, url) as first, running_gateway(cfg, url) as second:
+            assert first.store is not None and second.store is not None
+            count = await queue_results(first.store, per_chat=3)
+            await all_planned(first.store, count)
+            await asyncio.sleep(1.5)
+            before = api.calls.count("sendMessage")
+            await asyncio.sleep(3)
+            # the refusal is the store's: both nodes hold back, one message probes every 0.5 s
+            # (two nodes on their own would send at least twice as many)
+            assert api.calls.count("sendMessage") - before <= 8
+            waiting = await telegram_deliveries(second.store)
+            assert DeliveryStatus.DEAD not in {d.status for d in waiting}
+            assert await second.store.refusing_destinations() != []
+            api.token_revoked = False
+            delivered = await settled(second.store, count)
+            await asyncio.sleep(1)
+            assert {d.status for d in delivered} == {DeliveryStatus.DELIVERED}
+            assert len(api.sent) == count
+            for chat in CHATS:
+                sent_in_order_once(api, delivered, chat)
