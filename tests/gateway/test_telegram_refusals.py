@@ -23,6 +23,7 @@ from tests.backends import BACKENDS, store_url
 from tests.conftest import eventually
 from tests.gateway.botapi import TOKEN, BotApi, running_botapi
 from tests.gateway.conftest import config, running_gateway, telegram_gateway
+from tests.gateway.test_telegram import until
 
 CHATS = (42, 43, 44)
 ROOT = {"Authorization": "Bearer root-token"}
@@ -215,3 +216,23 @@ async def test_two_gateways_on_one_store_wait_behind_one_probe_then_send_each_on
             assert len(api.sent) == count
             for chat in CHATS:
                 sent_in_order_once(api, delivered, chat)
+
+
+async def test_a_refusal_with_no_message_waiting_is_probed_with_getme_and_cleared(
+    bot: tuple[BotApi, Gateway],
+) -> None:
+    api, gateway = bot
+    store = gateway.store
+    assert store is not None
+    api.token_revoked = True
+    await store.refuse_destination("telegram:123456", "Telegram refuses the bot: 401", (0.2,))
+    calls = api.calls.count("getMe")
+    await until(lambda: api.calls.count("getMe") >= calls + 3, what="getMe probes")
+    assert (await store.refusing_destinations())[0].failures >= 2  # still refusing, backing off
+    assert "sendMessage" not in api.calls  # nothing to send, so nothing was
+    api.token_revoked = False
+
+    async def cleared() -> bool:
+        return await store.refusing_destinations() == []
+
+    await eventually(cleared, timeout=10, what="the refusal cleared")
