@@ -142,7 +142,12 @@ class Gateway:
             tasks = TaskSet("gateway", on_failure=lambda _: self._stop.set())
             stack.push_async_callback(tasks.stop, 5)
             tasks.spawn(events.run(), "events", critical=True)
-            metrics = Metrics(store, scheduler, lambda: len(self.ws.clients) if self.ws else 0)
+            metrics = Metrics(
+                store,
+                scheduler,
+                lambda: len(self.ws.clients) if self.ws else 0,
+                lambda: self.outbox.names if self.outbox else (),
+            )
             stack.callback(metrics.close)
             if g.http:
                 self._serve_http(tasks, stack, ops, scheduler, metrics, logins)
@@ -168,6 +173,7 @@ class Gateway:
                     max_attempts=g.delivery_max_attempts,
                     backoff_secs=g.delivery_backoff_secs,
                     lease_secs=g.delivery_lease_secs,
+                    idle_secs=min(30, config.scheduler.tick_secs),  # readiness: passes that often
                 )
                 tasks.spawn(self.outbox.run(), "outbox", critical=True)
             heartbeat = NodeHeartbeat(

@@ -5,7 +5,7 @@ checks and metrics.
   and ownership rules as the WebSocket API), recent runs, deliveries; ``/openapi.json``.
 - ``/``: the dashboard (static files from the package; no CDN, no build step).
 - ``/healthz`` (the process answers), ``/readyz`` (store reachable, scheduler loop and outbox
-  alive), ``/metrics`` (Prometheus).
+  passing; :mod:`gateway.health`), ``/metrics`` (Prometheus).
 
 Auth uses ``[gateway.tokens]``: ``Authorization: Bearer <token>`` for the API, or the session
 cookie the login page sets (a random session id: :mod:`gateway.login`). A request that
@@ -55,6 +55,7 @@ from starpod_cron.operations import JobOperations
 from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
+from .health import readiness
 from .login import COOKIE, LoginSessions
 from .metrics import CONTENT_TYPE, Metrics
 from .origin import BrowserGuard, BrowserPolicy
@@ -347,30 +348,10 @@ class HttpApi:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        """Ready when the store answers, the scheduler loop runs and passed recently (it
-        sleeps at most ``tick_secs``), and the outbox (if any) runs."""
-        checks: dict[str, Any] = {}
-        ready = True
-        try:
-            await asyncio.wait_for(self.ops.store.ping(), 5)
-            checks["store"] = "ok"
-        except (StarpodCronError, TimeoutError) as exc:  # unreachable, closed, no answer
-            checks["store"] = f"unavailable: {str(exc) or 'no answer in 5 s'}"
-            ready = False
-        now = self.ops.store.clock.now_ms()
-        last = self.scheduler.last_pass_ms
-        age = None if last is None else (now - last) / 1000
-        limit = self.scheduler.settings.tick_secs * 2 + 5
-        loop_ok = self.scheduler.alive and age is not None and age <= limit
-        checks["scheduler"] = {"alive": self.scheduler.alive, "last_pass_age_secs": age}
-        ready = ready and loop_ok
-        outbox = self.outbox()
-        if outbox is not None:
-            checks["outbox"] = {"last_pass_ms": outbox.last_pass_ms}
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        """503 unless the store answers and the scheduler and outbox loops pass (health.py);
+        destinations refusing are listed, never a reason to answer 503."""
+        ready, body = await readiness(self.ops.store, self.scheduler, self.outbox())
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         if self.tokens and await self.principal(request) is None:

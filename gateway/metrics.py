@@ -1,7 +1,9 @@
 """Prometheus metrics of one gateway node (``GET /metrics``, ``prometheus-client``): runs by
 status, lateness and executor duration histograms (from this node's finished runs), runs in
 flight and claims (this node's scheduler), deliveries by status (the store), WebSocket clients,
-and the process basics (CPU, memory, file descriptors)."""
+destinations refusing every message (``starpod_cron_destination_refusing``, by kind and id:
+``telegram`` and the bot id, never its token), and the process basics (CPU, memory, file
+descriptors)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from starpod_cron import CronScheduler, CronStore, DeliveryStatus, RunFinished
-from starpod_cron.views import late_ms
+from starpod_cron.views import destination_labels, late_ms
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -28,9 +30,14 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200
 
 class Metrics:
     def __init__(
-        self, store: CronStore, scheduler: CronScheduler, ws_clients: Callable[[], int]
+        self,
+        store: CronStore,
+        scheduler: CronScheduler,
+        ws_clients: Callable[[], int],
+        destinations: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self.store = store
+        self.destinations = destinations
         self.scheduler = scheduler
         self.ws_clients = ws_clients
         r = self.registry = CollectorRegistry()
@@ -73,6 +80,13 @@ class Metrics:
             "WebSocket clients connected to this node",
             registry=r,
         )
+        self.refusing = Gauge(
+            "starpod_cron_destination_refusing",
+            "1 while a destination refuses every message (a rejected bot token, Telegram "
+            "unreachable): its deliveries wait, probed on the delivery backoff; 0 when it answers",
+            ["kind", "id"],
+            registry=r,
+        )
         self._unsubscribe = store.on_run_finished(self._finished)
 
     def _finished(self, events: Sequence[RunFinished]) -> None:
@@ -91,6 +105,10 @@ class Metrics:
         self.in_flight.set(len(self.scheduler.active_runs()))
         self.claims.set(self.scheduler.claimed_total)
         self.clients.set(self.ws_clients())
+        refusing = {r.name for r in await self.store.refusing_destinations()}
+        self.refusing.clear()
+        for name in refusing.union(self.destinations()):
+            self.refusing.labels(*destination_labels(name)).set(int(name in refusing))
         return generate_latest(self.registry)
 
     def close(self) -> None:

@@ -27,7 +27,15 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 import httpx
 from telegram import Update
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from starpod_cron import Delivery, InvalidInput, JobAlreadyRunning, StarpodCronError
@@ -157,6 +165,26 @@ def _one_line(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
+def delivery_error(exc: TelegramError | httpx.HTTPError) -> DeliveryError:
+    """What a Bot API error means for a delivery (:class:`~gateway.outbox.DeliveryError`):
+
+    - 429 (``RetryAfter``): this chat waits ``retry_after``, not a failed attempt;
+    - 401 / 404 (``InvalidToken``: the token rejected, or no such API), network errors,
+      timeouts and 5xx (``NetworkError``): the bot as a whole refuses, every chat waits;
+    - 400 (``BadRequest``: chat not found, message refused), 403 (``Forbidden``: the bot was
+      blocked or kicked) and a chat that moved (``ChatMigrated``): this message is dead;
+    - anything else (409 ``Conflict``, an answer that is not JSON): a failed attempt.
+    """
+    line = _one_line(exc)
+    if isinstance(exc, RetryAfter):
+        return DeliveryError(f"Telegram rate limit: {line}", retry_after=_seconds(exc.retry_after))
+    if isinstance(exc, BadRequest | Forbidden | ChatMigrated):  # BadRequest is a NetworkError
+        return DeliveryError(f"Telegram refused: {line}", permanent=True)
+    if isinstance(exc, InvalidToken | NetworkError | httpx.HTTPError):
+        return DeliveryError(f"Telegram refuses the bot: {line}", refusing=True)
+    return DeliveryError(f"Telegram failed: {line}")
+
+
 class TelegramBot:
     """Long-polls the Bot API; only ``allowed_user_ids`` may use it."""
 
@@ -176,6 +204,8 @@ class TelegramBot:
         self.refused: set[int] = set()
         self.polling = False
         """True while getUpdates answers (for health checks)."""
+        self.name = lease_name(token)
+        """The bot as a destination (``telegram:<bot id>``, no secret; see Channel)."""
         self.app = (
             Application.builder()
             .token(token)
@@ -297,14 +327,15 @@ class TelegramBot:
                 )
                 if index + 1 < len(pieces):
                     await progress(index + 1)
-        except RetryAfter as exc:
-            raise DeliveryError(
-                f"Telegram rate limit: {_one_line(exc)}", retry_after=_seconds(exc.retry_after)
-            ) from exc
-        except (BadRequest, Forbidden) as exc:
-            raise DeliveryError(f"Telegram refused: {_one_line(exc)}", permanent=True) from exc
-        except (TelegramError, httpx.HTTPError) as exc:  # network errors, timeouts and 5xx
-            raise DeliveryError(f"Telegram unreachable: {_one_line(exc)}") from exc
+        except (TelegramError, httpx.HTTPError) as exc:
+            raise delivery_error(exc) from exc
+
+    async def check(self) -> None:
+        """Ask Telegram who the bot is (getMe): DeliveryError if it refuses."""
+        try:
+            await self.app.bot.get_me()
+        except (TelegramError, httpx.HTTPError) as exc:
+            raise delivery_error(exc) from exc
 
     # ----------------------------------------------------------------- chat commands
     def _guard(self, handler: Any) -> Any:

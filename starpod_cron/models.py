@@ -264,6 +264,20 @@ class Lease:
     state: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DestinationRefusal:
+    """A destination refusing every message as a whole (``telegram:<bot id>`` with its token
+    rejected, or its API unreachable): its deliveries wait untried (no attempt counted) while
+    one outbox probes it at ``retry_at``. ``failures`` counts the refusals in a row (the probe
+    backoff); ``error`` is the last answer, redacted. ``name`` never holds a secret."""
+
+    name: str
+    since: datetime
+    retry_at: datetime
+    failures: int
+    error: str
+
+
 class NodeStatus(enum.StrEnum):
     """``up`` (heartbeat seen recently), ``gone`` (no heartbeat for 3 intervals: killed,
     or cut off from the database) or ``stopped`` (it said goodbye)."""

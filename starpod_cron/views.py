@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from .jitter import fire_time
-from .models import CronJob, CronRun, RunTrigger
+from .models import CronJob, CronRun, DestinationRefusal, RunTrigger
 from .schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
 from .timeutil import zone
 
@@ -67,6 +67,28 @@ def run_json(run: CronRun, job: CronJob | None = None) -> dict[str, Any]:
         "session_id": run.session_id,
         "prompt_tokens": run.prompt_tokens,
         "completion_tokens": run.completion_tokens,
+    }
+
+
+def destination_labels(name: str) -> tuple[str, str]:
+    """``(kind, id)`` of a destination name: ``telegram:123456`` -> ``("telegram", "123456")``
+    (the bot id, the public part of its token)."""
+    kind, _, ident = name.partition(":")
+    return kind, ident
+
+
+def refusal_json(refusal: DestinationRefusal) -> dict[str, Any]:
+    """A destination refusing every message, as ``/readyz`` and ``status --json`` show it."""
+    kind, ident = destination_labels(refusal.name)
+    return {
+        "name": refusal.name,
+        "kind": kind,
+        "id": ident,
+        "refusing": True,
+        "since": refusal.since.isoformat(),
+        "refusals": refusal.failures,
+        "next_probe": refusal.retry_at.isoformat(),
+        "error": refusal.error,
     }
 
 

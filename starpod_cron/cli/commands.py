@@ -23,7 +23,7 @@ from ..operations import JobOperations
 from ..schedules import Schedule, format_duration_ms
 from ..store.base import CronStore
 from ..timeutil import check_zone, from_ms
-from ..views import fires_across, job_fires
+from ..views import fires_across, job_fires, refusal_json
 from .render import (
     Output,
     iso,
@@ -539,6 +539,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     nodes = await c.store.list_nodes()
     leases = [x for x in await c.store.list_leases() if x.expires_at > now]
     running = await c.store.list_recent_runs(1000, status=RunStatus.RUNNING)
+    refusing = await c.store.refusing_destinations()
     upcoming = fires_across(jobs, 10)
     job_rows: list[dict[str, Any]] = []
     for job in jobs:
@@ -576,6 +577,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             {"job": job.name, "at": iso(when, c.tz(job.timezone))} for when, job in upcoming
         ],
         "jobs": job_rows,
+        "destinations_refusing": [refusal_json(r) for r in refusing],
     }
     out = Output(data, "table", "Jobs")
     up = [n for n in nodes if n.status(now) is NodeStatus.UP]
@@ -585,6 +587,12 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
         + (f", {len(nodes) - len(up)} gone or stopped" if len(nodes) > len(up) else ""),
         f"Runs in flight: {len(running)}"
         + (f" ({', '.join(sorted({r.job_name for r in running})[:5])})" if running else ""),
+    ]
+    # its deliveries wait (nothing is lost) while one message probes it
+    lines += [
+        f"Destination refusing: {r.name} since {relative(r.since, now)}, {r.failures} "
+        f"time(s) in a row, next probe {relative(r.retry_at, now)}: {r.error}"
+        for r in refusing
     ]
     if upcoming:
         lines.append("Next fires:")

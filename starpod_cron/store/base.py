@@ -21,6 +21,7 @@ from ..models import (
     CronRun,
     Delivery,
     DeliveryStatus,
+    DestinationRefusal,
     JobUpdate,
     Lease,
     LoginSession,
@@ -501,6 +502,32 @@ class DeliveryStore(abc.ABC):
     async def next_delivery_at(self, prefixes: Sequence[str] | None = None) -> datetime | None:
         """When the earliest pending delivery (or expired lease) to destinations starting with
         one of ``prefixes`` (None: any) becomes due, if any."""
+
+    @abc.abstractmethod
+    async def refuse_destination(
+        self, name: str, error: str, backoff_secs: Sequence[float]
+    ) -> DestinationRefusal:
+        """Record that the destination ``name`` (a channel as a whole, such as
+        ``telegram:<bot id>``; never a secret) refuses every message, with its ``error``: one
+        more refusal in a row (``failures``; the first opens it, ``since`` now), to be probed
+        again ``backoff_secs[failures - 1]`` from now (the last delay repeats). Every node sees
+        it (:meth:`refusing_destinations`) until :meth:`clear_destination`."""
+
+    @abc.abstractmethod
+    async def take_destination_probe(self, name: str, lease_secs: float) -> bool:
+        """Let one caller probe the refusing destination ``name`` now: True when it was due
+        (``retry_at`` passed), its ``retry_at`` then moved ``lease_secs`` ahead so that nobody
+        else probes meanwhile; of callers racing, exactly one gets True. False when it is not
+        refusing or not due."""
+
+    @abc.abstractmethod
+    async def clear_destination(self, name: str) -> bool:
+        """The destination ``name`` answers again: forget its refusal and wake every node's
+        outbox (its waiting deliveries are due). True if it was refusing."""
+
+    @abc.abstractmethod
+    async def refusing_destinations(self) -> list[DestinationRefusal]:
+        """The destinations refusing now, by name."""
 
 
 class CoordinationStore(abc.ABC):

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning, LimitExceeded
 from ..logs import run_log
-from ..models import CronJob, CronRun, Lease, NodeInfo, RunStatus, RunTrigger
+from ..models import CronJob, CronRun, DestinationRefusal, Lease, NodeInfo, RunStatus, RunTrigger
 from ..owner import is_dead
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
@@ -313,6 +313,27 @@ def check_lease(name: str, holder: str, lease_secs: float | None = None) -> None
         raise InvalidInput("a lease needs a non-empty name and holder")
     if lease_secs is not None and not 0.1 <= lease_secs <= 86_400:
         raise InvalidInput(f"lease_secs must be between 0.1 and 86400, not {lease_secs!r}")
+
+
+def check_destination(name: str, backoff_secs: Sequence[float] | None = None) -> None:
+    """InvalidInput for an empty destination name or a probe backoff that is empty, negative
+    or over a day."""
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise InvalidInput("a destination needs a non-empty name of at most 200 characters")
+    if backoff_secs is not None and (
+        not backoff_secs or not all(0 <= b <= 86_400 for b in backoff_secs)
+    ):
+        raise InvalidInput("backoff_secs must be a non-empty list of delays of 0 to 86400 s")
+
+
+def refusal_delay_ms(backoff_secs: Sequence[float], failures: int) -> int:
+    """How long after its ``failures``-th refusal in a row a destination is probed again."""
+    return round(backoff_secs[min(failures, len(backoff_secs)) - 1] * 1000)
+
+
+def refusal_from_row(row: Iterable[Any]) -> DestinationRefusal:
+    name, since, retry_at, failures, error = row
+    return DestinationRefusal(name, from_ms(since), from_ms(retry_at), int(failures), error)
 
 
 def may_take_lease(holder: str, current_holder: str | None, expires_at: int, now: int) -> bool:

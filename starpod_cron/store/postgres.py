@@ -52,6 +52,7 @@ from ..models import (
     CronRun,
     Delivery,
     DeliveryStatus,
+    DestinationRefusal,
     JobUpdate,
     Lease,
     LoginSession,
@@ -72,6 +73,7 @@ from .common import (
     Note,
     bounded,
     check_completions,
+    check_destination,
     check_lease,
     check_owner_limit,
     duplicate_name,
@@ -85,6 +87,8 @@ from .common import (
     node_from_row,
     node_params,
     outcome_params,
+    refusal_delay_ms,
+    refusal_from_row,
     start_rows,
     write_notes,
 )
@@ -730,6 +734,53 @@ class PostgresStore(CronStore):
     async def next_delivery_at(self, prefixes: Sequence[str] | None = None) -> datetime | None:
         value = await self._value(Q["next_delivery_at"], prefixes is None, list(prefixes or ()))
         return None if value is None else from_ms(int(value))
+
+    async def refuse_destination(
+        self, name: str, error: str, backoff_secs: Sequence[float]
+    ) -> DestinationRefusal:
+        check_destination(name, backoff_secs)
+
+        async def body(conn: Conn) -> DestinationRefusal:
+            now = self.clock.now_ms()
+            row = await conn.fetchrow(Q["refuse_destination"], name, now, error)
+            assert row is not None  # an upsert returns its row
+            since, failures = row
+            retry_at = now + refusal_delay_ms(backoff_secs, failures)
+            await conn.execute(Q["destination_retry_at"], retry_at, name)
+            return DestinationRefusal(name, from_ms(since), from_ms(retry_at), failures, error)
+
+        refusal: DestinationRefusal = await self._write(body)
+        return refusal
+
+    async def take_destination_probe(self, name: str, lease_secs: float) -> bool:
+        check_destination(name)
+        check_lease(name, "probe", lease_secs)
+
+        async def body(conn: Conn) -> bool:
+            now = self.clock.now_ms()
+            until = now + round(lease_secs * 1000)
+            status = await conn.execute(Q["take_destination_probe"], until, name, now)
+            return bool(status == "UPDATE 1")
+
+        taken: bool = await self._write(body)
+        return taken
+
+    async def clear_destination(self, name: str) -> bool:
+        check_destination(name)
+
+        async def body(conn: Conn) -> bool:
+            status = await conn.execute(Q["clear_destination"], name)
+            if status == "DELETE 1":
+                await self._notify(conn, Topic.DELIVERIES)
+            return bool(status == "DELETE 1")
+
+        cleared: bool = await self._write(body)
+        if cleared:
+            self._signal(Topic.DELIVERIES)
+        return cleared
+
+    async def refusing_destinations(self) -> list[DestinationRefusal]:
+        return [refusal_from_row(r) for r in await self._fetch(Q["refusing_destinations"])]
 
     # ------------------------------------------------------------ coordination
     async def acquire_lease(self, name: str, holder: str, lease_secs: float) -> Lease | None:

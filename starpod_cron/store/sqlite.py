@@ -41,6 +41,7 @@ from ..models import (
     CronRun,
     Delivery,
     DeliveryStatus,
+    DestinationRefusal,
     JobUpdate,
     Lease,
     LoginSession,
@@ -61,6 +62,7 @@ from .common import (
     Note,
     bounded,
     check_completions,
+    check_destination,
     check_lease,
     check_owner_limit,
     duplicate_name,
@@ -74,6 +76,8 @@ from .common import (
     node_from_row,
     node_params,
     outcome_params,
+    refusal_delay_ms,
+    refusal_from_row,
     start_rows,
     write_notes,
 )
@@ -670,6 +674,49 @@ class SqliteStore(CronStore):
         params = {"any": prefixes is None, "prefixes": json.dumps(list(prefixes or ()))}
         ((value,),) = await self._rows(Q["next_delivery_at"], params)
         return None if value is None else from_ms(int(value))
+
+    async def refuse_destination(
+        self, name: str, error: str, backoff_secs: Sequence[float]
+    ) -> DestinationRefusal:
+        check_destination(name, backoff_secs)
+
+        def body(conn: Conn) -> DestinationRefusal:
+            now = self.clock.now_ms()
+            since, failures = conn.execute(
+                Q["refuse_destination"], (name, now, now, error)
+            ).fetchone()
+            retry_at = now + refusal_delay_ms(backoff_secs, failures)
+            conn.execute(Q["destination_retry_at"], (retry_at, name))
+            return DestinationRefusal(name, from_ms(since), from_ms(retry_at), failures, error)
+
+        refusal: DestinationRefusal = await self._write(body)
+        return refusal
+
+    async def take_destination_probe(self, name: str, lease_secs: float) -> bool:
+        check_destination(name)
+        check_lease(name, "probe", lease_secs)
+
+        def body(conn: Conn) -> bool:
+            now = self.clock.now_ms()
+            params = (now + round(lease_secs * 1000), name, now)
+            return bool(conn.execute(Q["take_destination_probe"], params).rowcount == 1)
+
+        taken: bool = await self._write(body)
+        return taken
+
+    async def clear_destination(self, name: str) -> bool:
+        check_destination(name)
+
+        def body(conn: Conn) -> bool:
+            return bool(conn.execute(Q["clear_destination"], (name,)).rowcount == 1)
+
+        cleared: bool = await self._write(body)
+        if cleared:
+            self._signal(Topic.DELIVERIES)
+        return cleared
+
+    async def refusing_destinations(self) -> list[DestinationRefusal]:
+        return [refusal_from_row(r) for r in await self._rows(Q["refusing_destinations"])]
 
     # ------------------------------------------------------------ coordination
     async def acquire_lease(self, name: str, holder: str, lease_secs: float) -> Lease | None:

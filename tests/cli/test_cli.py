@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from starpod_cron import CronStore
 from starpod_cron.cli.main import build_parser, main
 from tests.cli.conftest import CLI, snapshot
 
@@ -495,6 +497,29 @@ def test_status_shows_each_jobs_state_its_errors_and_the_next_fires_in_order(
     assert data["in_flight"] == [] and data["nodes"] == []
     text = cli("status").out
     assert "Runs in flight: 0" in text and "FAILING" in text
+
+
+def test_status_shows_a_destination_refusing_every_message(cli: CLI, db: str) -> None:
+    cli("jobs", "add", "hourly", "p", "--every", "1h")
+    assert cli("--json", "status").json["data"]["destinations_refusing"] == []
+
+    async def refuse() -> None:
+        async with CronStore.open(db) as store:
+            error = "Telegram refuses the bot: InvalidToken: Unauthorized"
+            await store.refuse_destination("telegram:123456", error, (60,))
+
+    asyncio.run(refuse())
+    (shown,) = cli("--json", "status").json["data"]["destinations_refusing"]
+    assert (shown["name"], shown["kind"], shown["id"], shown["refusals"]) == (
+        "telegram:123456",
+        "telegram",
+        "123456",
+        1,
+    )
+    assert shown["error"] == "Telegram refuses the bot: InvalidToken: Unauthorized"
+    text = cli("status").out
+    assert "Destination refusing: telegram:123456 since " in text
+    assert re.search(r"next probe in (1m|59s): Telegram refuses the bot: InvalidToken", text)
 
 
 def test_maintenance_commands_report_what_they_would_delete_then_delete_it(cli: CLI) -> None:

@@ -1,5 +1,6 @@
 """A Telegram Bot API stand-in on 127.0.0.1 (getMe, getUpdates, sendMessage, deleteWebhook),
-driven by tests: they queue user messages and read what the bot sent."""
+driven by tests: they queue user messages, read what the bot sent, and make Telegram refuse
+(a revoked token, flood control, a blocked or missing chat, 5xx)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class BotApi:
         self.fail_at: dict[int, tuple[int, dict[str, Any]]] = {}  # by sendMessage attempt no.
         self.fail_all_with: int | None = None
         self.token_revoked = False  # every method answers 401, as for a revoked token
+        self.flood_until = 0.0  # until this time.monotonic(), sendMessage answers 429 (1 s)
+        self.blocked_chats: set[int] = set()  # sendMessage there: 403, the bot was blocked
+        self.missing_chats: set[int] = set()  # sendMessage there: 400, chat not found
         self.send_delay = 0.0  # seconds each sendMessage takes
         self.send_attempts = 0
         self.calls: list[str] = []
@@ -133,6 +137,13 @@ class BotApi:
 
     def _send_message(self, params: dict[str, Any]) -> web.Response:
         self.send_attempts += 1
+        chat_id = int(params["chat_id"])
+        if time.monotonic() < self.flood_until:  # flood control: "retry after 1", again and again
+            return _error(429, "Too Many Requests: retry after 1", {"retry_after": 1})
+        if chat_id in self.blocked_chats:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.missing_chats:
+            return _error(400, "Bad Request: chat not found")
         planned = self.fail_at.pop(self.send_attempts, None)
         if planned or self.failures or self.fail_all_with is not None:
             status, body = planned or (
@@ -147,7 +158,6 @@ class BotApi:
                 },
                 status=status,
             )
-        chat_id = int(params["chat_id"])
         thread = params.get("message_thread_id")
         record = {
             "chat_id": chat_id,
@@ -178,6 +188,13 @@ async def _params(request: web.Request) -> dict[str, Any]:
         except ValueError:
             out[key] = text
     return out
+
+
+def _error(status: int, description: str, parameters: Any = None) -> web.Response:
+    body = {"ok": False, "error_code": status, "description": description}
+    if parameters is not None:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
 
 
 def _ok(result: Any) -> web.Response:

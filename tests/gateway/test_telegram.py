@@ -8,10 +8,22 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from gateway.app import Gateway
-from gateway.telegram import parse_schedule, split_message
+from gateway.telegram import delivery_error, parse_schedule, split_message
 from starpod_cron import InvalidInput, JobSpec, Schedule
 from tests.gateway.botapi import TOKEN, BotApi, running_botapi
 from tests.gateway.conftest import telegram_gateway
@@ -212,3 +224,33 @@ def test_parse_schedule() -> None:
     assert parse_schedule("cron", "@daily backup", "UTC", now)["cron"] == "@daily"
     with pytest.raises(InvalidInput):
         parse_schedule("in", "", "UTC", now)
+
+
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        (RetryAfter(3), "wait"),
+        (InvalidToken("Unauthorized"), "refusing"),  # 401, and 404 on every method
+        (NetworkError("Bad Gateway"), "refusing"),  # 5xx and other statuses
+        (TimedOut(), "refusing"),
+        (httpx.ConnectError("refused"), "refusing"),
+        (BadRequest("Chat not found"), "dead"),  # a NetworkError subclass, yet this chat only
+        (Forbidden("Forbidden: bot was blocked by the user"), "dead"),
+        (ChatMigrated(-1001), "dead"),
+        (Conflict("Conflict"), "failed"),
+        (TelegramError("Invalid server response"), "failed"),
+    ],
+)
+def test_each_bot_api_error_means_one_outcome_for_a_delivery(error: Exception, kind: str) -> None:
+    got = delivery_error(error)  # type: ignore[arg-type]
+    outcome = (
+        "wait"
+        if got.retry_after is not None
+        else "refusing"
+        if got.refusing
+        else "dead"
+        if got.permanent
+        else "failed"
+    )
+    assert outcome == kind
+    assert (got.retry_after, got.refusing, got.permanent).count(True) <= 1

@@ -314,3 +314,23 @@ DELETE FROM login_sessions WHERE NOT (token_fingerprint = ANY($1::text[]));
 
 -- name: delete_expired_login_sessions
 DELETE FROM login_sessions WHERE expires_at <= $1;
+
+-- name: refuse_destination
+-- One more refusal in a row (the first one opens the row); the caller sets retry_at next.
+INSERT INTO destination_refusals (name, since, retry_at, failures, error)
+VALUES ($1, $2, $2, 1, $3)
+ON CONFLICT (name) DO UPDATE SET failures = destination_refusals.failures + 1,
+                                 error = excluded.error
+RETURNING since, failures;
+
+-- name: destination_retry_at
+UPDATE destination_refusals SET retry_at = $1 WHERE name = $2;
+
+-- name: take_destination_probe
+UPDATE destination_refusals SET retry_at = $1 WHERE name = $2 AND retry_at <= $3;
+
+-- name: clear_destination
+DELETE FROM destination_refusals WHERE name = $1;
+
+-- name: refusing_destinations
+SELECT name, since, retry_at, failures, error FROM destination_refusals ORDER BY name;

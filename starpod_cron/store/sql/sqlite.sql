@@ -290,3 +290,21 @@ WHERE token_fingerprint NOT IN (SELECT value FROM json_each(?));
 
 -- name: delete_expired_login_sessions
 DELETE FROM login_sessions WHERE expires_at <= ?;
+
+-- name: refuse_destination
+-- One more refusal in a row (the first one opens the row); the caller sets retry_at next.
+INSERT INTO destination_refusals (name, since, retry_at, failures, error) VALUES (?, ?, ?, 1, ?)
+ON CONFLICT (name) DO UPDATE SET failures = failures + 1, error = excluded.error
+RETURNING since, failures;
+
+-- name: destination_retry_at
+UPDATE destination_refusals SET retry_at = ? WHERE name = ?;
+
+-- name: take_destination_probe
+UPDATE destination_refusals SET retry_at = ? WHERE name = ? AND retry_at <= ?;
+
+-- name: clear_destination
+DELETE FROM destination_refusals WHERE name = ?;
+
+-- name: refusing_destinations
+SELECT name, since, retry_at, failures, error FROM destination_refusals ORDER BY name;
