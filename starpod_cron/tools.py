@@ -28,6 +28,7 @@ from .errors import (
     StarpodCronError,
     StoreUnavailable,
 )
+from .inputrules import check_all_text
 from .jobfields import JobFields
 from .operations import JobOperations
 from .schedules import Schedule
@@ -334,10 +335,12 @@ TOOLS: dict[str, Tool] = {
 
 
 def _check(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments as the schema allows them: unknown or missing fields are InvalidInput
-    (types are checked where the fields are read, with the CLI's messages)."""
+    """The arguments as the schema allows them: unknown or missing fields, and text that
+    cannot be stored or sent back (a lone surrogate, NUL), are InvalidInput (types are
+    checked where the fields are read, with the CLI's messages)."""
     if not isinstance(arguments, Mapping):
         raise InvalidInput(f"{tool.name}: arguments must be an object")
+    check_all_text(f"{tool.name}: arguments", arguments)
     known = tool.parameters["properties"]
     unknown = sorted(set(arguments) - set(known))
     if unknown:
