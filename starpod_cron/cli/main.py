@@ -402,11 +402,13 @@ def not_utf8(args: argparse.Namespace) -> str | None:
             continue
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str) and text_problem(text) is not None:
+                option = dest.rstrip("_").replace("_", "-")
+                if "\x00" in text:  # only from main([...]): a real argv cannot hold NUL
+                    return f"the {option} argument {text_problem(text)}"
                 try:
                     shown = repr(os.fsencode(text))
                 except UnicodeEncodeError:
                     shown = ascii(text)
-                option = dest.rstrip("_").replace("_", "-")
                 return (
                     f"the {option} argument {shown} is not UTF-8 text: "
                     "give names, prompts and other values in UTF-8"
