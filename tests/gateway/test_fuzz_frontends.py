@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 from websockets.sync.client import ClientConnection, connect
@@ -42,10 +42,10 @@ from tests.gateway.fuzzing import LoopThread, arguments, fuzz_text, json_text, s
 
 OWNER = 42
 ALICE = Principal("alice")
-EXAMPLES = int(os.environ.get("STARPOD_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("STARPOD_FUZZ_EXAMPLES", "25"))  # bench/fuzz_frontends.py: more
 FUZZ = settings(
     max_examples=EXAMPLES,
-    derandomize=True,
+    derandomize=not os.environ.get("STARPOD_FUZZ_RANDOM"),
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
@@ -205,7 +205,7 @@ def _http_case(tool: str) -> st.SearchStrategy[tuple[str, str, Any]]:
     return name.map(lambda n: (method, f"/api/jobs/{_path(n)}{suffix}", None))
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 if EXAMPLES <= 25 else 0)
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_http_api_answers_every_input_without_a_server_error(
     node: Node, no_failures_logged: None, tool: str
@@ -230,7 +230,7 @@ def test_http_api_answers_every_input_without_a_server_error(
     check()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 if EXAMPLES <= 25 else 0)
 @pytest.mark.parametrize(
     "query",
     [
@@ -257,7 +257,7 @@ def test_http_query_numbers_are_ascii_digits_within_bounds(
     check()
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(60 if EXAMPLES <= 25 else 0)
 def test_http_bodies_that_are_not_json_objects_are_refused(
     node: Node, no_failures_logged: None
 ) -> None:
@@ -285,7 +285,7 @@ def _ws_request(node: Node, message: dict[str, Any]) -> dict[str, Any]:
             return answer
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 if EXAMPLES <= 25 else 0)
 @pytest.mark.parametrize("kind", sorted(protocol.COMMANDS))
 def test_websocket_commands_answer_every_input_without_internal(
     node: Node, no_failures_logged: None, kind: str
@@ -303,8 +303,11 @@ def test_websocket_commands_answer_every_input_without_internal(
     @FUZZ
     @given(request_id=ids, fields=fields)
     def check(request_id: Any, fields: dict[str, Any]) -> None:
+        message = {"id": request_id, "type": kind, **fields}
+        # a frame over max_frame_bytes closes the connection (1009), by design: not fuzzed
+        assume(len(json_text(message).encode()) < 60_000)
         before = node.snapshot()
-        answer = _ws_request(node, {"id": request_id, "type": kind, **fields})
+        answer = _ws_request(node, message)
         if request_id == "req":
             assert answer["id"] == "req"
         if not answer["ok"]:
@@ -316,7 +319,7 @@ def test_websocket_commands_answer_every_input_without_internal(
     check()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 if EXAMPLES <= 25 else 0)
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_mcp_tools_answer_every_input_without_a_failure(
     node: Node, no_failures_logged: None, tool: str
@@ -352,7 +355,7 @@ def _telegram_text() -> st.SearchStrategy[str]:
     )
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(180 if EXAMPLES <= 25 else 0)
 def test_telegram_commands_answer_every_input(node: Node, no_failures_logged: None) -> None:
     api = node.api
 
