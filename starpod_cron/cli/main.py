@@ -32,7 +32,7 @@ STATUSES = ["running", "success", "failed", "timeout", "interrupted", "skipped"]
 COMMAND_GROUP = "starpod_cron.commands"
 MAX_LIMIT = 10_000
 MAX_PREVIEW = 1000
-WHOLE = re.compile(r"-?[0-9]{1,18}")
+WHOLE = re.compile(r"-?[0-9]{1,4000}")  # int() refuses longer digit strings
 PATH_ARGUMENTS = frozenset({"db", "config"})
 """Arguments that are file names (or URLs), which may be any bytes the file system allows."""
 
