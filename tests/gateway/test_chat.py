@@ -100,7 +100,7 @@ async def test_a_message_that_cannot_be_stored_is_refused_before_the_model(
     for text, words in (("hi \ud800 there", "lone surrogate"), ("nul \x00 here", "NUL")):
         before = len(api.texts(OWNER))
         api.type(OWNER, text)
-        await until(lambda n=before: len(api.texts(OWNER)) > n, what="the refusal")  # type: ignore[misc]
+        await until(lambda n=before: len(api.texts(OWNER)) > n, what="the refusal")
         said = api.texts(OWNER)[before]
         assert said.startswith("Error: the message contains") and words in said, said
     assert fake.requests == []
