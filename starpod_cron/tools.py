@@ -28,7 +28,7 @@ from .errors import (
     StarpodCronError,
     StoreUnavailable,
 )
-from .inputrules import check_all_text
+from .inputrules import MAX_NAME_CHARS, check_all_text
 from .jobfields import JobFields
 from .operations import JobOperations
 from .schedules import Schedule
@@ -228,7 +228,9 @@ TOOLS: dict[str, Tool] = {
                 {
                     "name": {
                         "type": "string",
-                        "description": "A short unique name (default: made from the prompt).",
+                        "maxLength": MAX_NAME_CHARS,
+                        "description": "A short unique name, without '/', '\\' or control "
+                        "characters (default: made from the prompt).",
                     },
                     **_JOB_FIELDS,
                     "user_id": {
@@ -262,7 +264,11 @@ TOOLS: dict[str, Tool] = {
             _object(
                 {
                     "name": _NAME,
-                    "rename": {"type": "string", "description": "A new name."},
+                    "rename": {
+                        "type": "string",
+                        "maxLength": MAX_NAME_CHARS,
+                        "description": "A new name, without '/', '\\' or control characters.",
+                    },
                     "enabled": {"type": "boolean", "description": "false pauses the job."},
                     **_JOB_FIELDS,
                 },
