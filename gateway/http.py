@@ -50,6 +50,7 @@ from starpod_cron import (
     StarpodCronError,
 )
 from starpod_cron.access import LOCAL_ADMIN, Principal
+from starpod_cron.inputrules import whole_number
 from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
 from starpod_cron.tools import TOOLS, call_tool, error_code
@@ -205,7 +206,7 @@ class HttpApi:
             raise ApiError(413, "too_large", f"a request body is at most {MAX_BODY} bytes")
         try:
             body = (await request.json()) if raw else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ApiError(400, "bad_json", f"not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise ApiError(400, "invalid", "the body must be a JSON object")
@@ -412,9 +413,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 def _int(value: str | None, default: int, low: int, high: int, name: str) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise ApiError(400, "invalid", f"{name} must be a whole number from {low} to {high}")
-    return int(value)
+    return whole_number(name, value, low, high)  # ASCII digits: "²" and "١٢" are refused
 
 
 def _status(value: str) -> RunStatus:

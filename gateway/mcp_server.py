@@ -99,7 +99,7 @@ def _bearer(request: Any, tokens: dict[str, Principal]) -> Principal | None:
 
 def parse_http(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(f"--http needs HOST:PORT, e.g. 127.0.0.1:8766, not {value!r}")
     return host, int(port)
 

@@ -10,7 +10,9 @@ Responses: ``{"id", "ok": true, "data": {...}}`` or ``{"id", "ok": false, "error
 "scheduled_for", "ts"}`` (always before the run's notification).
 
 Numbers from clients are bounded here (``since`` an event id up to 2**63-1, ``limit`` 1-200),
-so nothing larger ever reaches the store.
+so nothing larger ever reaches the store; every string in a request (the ``id`` too) is text
+that can be stored and sent back (no lone surrogate such as ``"\\ud800"``, no NUL), else the
+answer is ``invalid``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starpod_cron import Delivery
+from starpod_cron import Delivery, InvalidInput
+from starpod_cron.inputrules import check_all_text
 from starpod_cron.routing import NOTIFICATION, RUN_STARTED
 from starpod_cron.tools import TOOLS
 from starpod_cron.views import job_json, run_json
@@ -72,6 +75,14 @@ def decode(frame: str | bytes) -> Request:
     if not isinstance(message, dict):
         raise ProtocolError("bad_request", "a request must be a JSON object")
     request_id = message.get("id")
+    try:
+        check_all_text("id", request_id)
+    except InvalidInput as exc:
+        raise ProtocolError("invalid", f"the request {exc}") from None  # no id to echo
+    try:
+        check_all_text("the request", message)
+    except InvalidInput as exc:
+        raise ProtocolError("invalid", str(exc), request_id) from None
     kind = message.get("type")
     if kind not in COMMANDS:
         raise ProtocolError(

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from .access import Principal
 from .errors import StarpodCronError
+from .inputrules import check_text
 from .operations import JobOperations
 from .store.base import SessionStore
 from .timeutil import zone
@@ -129,7 +130,9 @@ class AgentChat:
     async def reply(
         self, who: Principal, text: str, *, origin: dict[str, Any] | None = None
     ) -> str:
-        """The model's answer to ``text`` from ``who`` (the tools act for ``who``)."""
+        """The model's answer to ``text`` from ``who`` (the tools act for ``who``). Text that
+        cannot be stored (a lone surrogate, NUL) is InvalidInput before the model is asked."""
+        check_text("the message", text)
         key = f"user:{who.user_id}" if who.user_id else "agent"
         session = await self.sessions.main_session_id(key)
         history = await self.sessions.session_messages(session, self.max_history)

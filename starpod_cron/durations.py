@@ -15,9 +15,11 @@ from .schedules import MIN_INTERVAL_MS, OneShot, Schedule, format_duration_ms
 from .timeutil import MAX_INSTANT, zone
 
 MAX_DURATION_MS = 100 * 365 * 86_400_000
-_DURATION = re.compile(r"(\d{1,15})(ms|d|h|m|s)")
+_DURATION = re.compile(r"([0-9]{1,15})(ms|d|h|m|s)")  # ASCII digits only, not "²" or "١٢"
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_RELATIVE_DAY = re.compile(r"^(today|tomorrow)\s+(\d{1,2})(?::(\d{2}))?\s*$", re.IGNORECASE)
+_RELATIVE_DAY = re.compile(
+    r"^(today|tomorrow)\s+([0-9]{1,2})(?::([0-9]{2}))?\s*$", re.IGNORECASE | re.ASCII
+)
 MAX_TEXT = 200
 
 SCHEDULE_KINDS = ("cron", "every", "at", "in")

@@ -3,7 +3,9 @@
 
 Rules that hold everywhere live here: exactly one of ``cron``/``every``/``at``/``in``; a time
 given with ``at`` is read in the job's zone; a job made with ``in`` is deleted after it runs
-(unless ``delete_after_run`` says otherwise); names are generated from the prompt when not given.
+(unless ``delete_after_run`` says otherwise); names are generated from the prompt when not given
+(a name given empty or blank is refused, never replaced); text fields are storable text
+(:mod:`starpod_cron.inputrules`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from . import durations
 from .errors import InvalidInput, InvalidJob
+from .inputrules import check_text
 from .models import UNSET, CronJob, JobUpdate, MisfirePolicy, Overlap, SessionMode
 from .schedules import Schedule
 from .store.types import JobSpec
@@ -83,6 +86,8 @@ class JobFields:
             if not ok:
                 wanted = " or ".join(_KIND_NAMES[k] for k in kinds)
                 raise InvalidInput(f"{key} must be {wanted}, got {value!r}")
+            if isinstance(value, str):
+                check_text(key, value)
             values["in_" if key == "in" else key] = value
         return cls(**values)
 
@@ -157,7 +162,7 @@ def job_spec(
     schedule = durations.schedule(given[0], given[1], tz, now)
     delete_after_run = f.delete_after_run if f.delete_after_run is not None else given[0] == "in"
     return JobSpec(
-        name=f.name or generated_name(f.prompt),
+        name=generated_name(f.prompt) if f.name is None else f.name,
         prompt=f.prompt,
         schedule=schedule,
         delete_after_run=delete_after_run,

@@ -17,6 +17,7 @@ from .bounds import YEAR, check_fields, whole, within
 from .declared import check_editable
 from .durations import describe_ms
 from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
+from .inputrules import check_text
 from .jobfields import JobFields
 from .models import UNSET, CronJob, CronRun
 from .schedules import Cron, Interval, Schedule
@@ -97,6 +98,7 @@ class JobOperations:
         with the same words whether the job is missing or someone else's."""
         if not isinstance(name_or_id, str) or not name_or_id.strip():
             raise InvalidInput("name the job")
+        check_text("the job's name", name_or_id)
         if len(name_or_id) > MAX_NAME_QUERY:
             raise JobNotFound(f"no job named {name_or_id[:40]!r}…")
         job = await self.store.get_job_by_name(name_or_id, who.user_id)

@@ -28,6 +28,7 @@ from .errors import (
     StarpodCronError,
     StoreUnavailable,
 )
+from .inputrules import MAX_NAME_CHARS, check_all_text
 from .jobfields import JobFields
 from .operations import JobOperations
 from .schedules import Schedule
@@ -227,7 +228,9 @@ TOOLS: dict[str, Tool] = {
                 {
                     "name": {
                         "type": "string",
-                        "description": "A short unique name (default: made from the prompt).",
+                        "maxLength": MAX_NAME_CHARS,
+                        "description": "A short unique name, without '/', '\\' or control "
+                        "characters (default: made from the prompt).",
                     },
                     **_JOB_FIELDS,
                     "user_id": {
@@ -261,7 +264,11 @@ TOOLS: dict[str, Tool] = {
             _object(
                 {
                     "name": _NAME,
-                    "rename": {"type": "string", "description": "A new name."},
+                    "rename": {
+                        "type": "string",
+                        "maxLength": MAX_NAME_CHARS,
+                        "description": "A new name, without '/', '\\' or control characters.",
+                    },
                     "enabled": {"type": "boolean", "description": "false pauses the job."},
                     **_JOB_FIELDS,
                 },
@@ -334,10 +341,12 @@ TOOLS: dict[str, Tool] = {
 
 
 def _check(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments as the schema allows them: unknown or missing fields are InvalidInput
-    (types are checked where the fields are read, with the CLI's messages)."""
+    """The arguments as the schema allows them: unknown or missing fields, and text that
+    cannot be stored or sent back (a lone surrogate, NUL), are InvalidInput (types are
+    checked where the fields are read, with the CLI's messages)."""
     if not isinstance(arguments, Mapping):
         raise InvalidInput(f"{tool.name}: arguments must be an object")
+    check_all_text(f"{tool.name}: arguments", arguments)
     known = tool.parameters["properties"]
     unknown = sorted(set(arguments) - set(known))
     if unknown:

@@ -62,7 +62,7 @@ function fail(error) {
 async function jobsPage() {
   const { jobs } = await api("GET", "/api/jobs");
   const rows = jobs.map((job) => el("tr", { "data-job": job.name },
-    el("td", { "data-label": "Name" }, el("a", { href: `#/job/${encodeURIComponent(job.name)}` }, job.name),
+    el("td", { "data-label": "Name" }, el("a", { href: `#/job/${encodeURIComponent(job.id)}` }, job.name),
       job.description ? el("div", { class: "muted" }, job.description) : null),
     el("td", { "data-label": "Schedule" }, job.schedule.in_words,
       el("div", { class: "muted" }, `${job.schedule.text} · ${job.timezone}`)),
@@ -85,8 +85,10 @@ async function jobsPage() {
   );
 }
 
+// every link and API call names a job by its id: a name may be anything a person typed, an id
+// is 32 hex digits, which no URL can misread
 function actions(job) {
-  const name = encodeURIComponent(job.name);
+  const name = encodeURIComponent(job.id);
   const act = (label, method, path, confirmText) => el("button", {
     type: "button",
     "aria-label": `${label} ${job.name}`,
@@ -102,10 +104,10 @@ function actions(job) {
   );
 }
 
-async function jobPage(name) {
+async function jobPage(id) {
   const [{ job }, { runs }] = await Promise.all([
-    api("GET", `/api/jobs/${encodeURIComponent(name)}`),
-    api("GET", `/api/jobs/${encodeURIComponent(name)}/runs?limit=50`),
+    api("GET", `/api/jobs/${encodeURIComponent(id)}`),
+    api("GET", `/api/jobs/${encodeURIComponent(id)}/runs?limit=50`),
   ]);
   const fields = [
     ["Prompt", job.prompt], ["Schedule", `${job.schedule.in_words} (${job.schedule.text})`],
@@ -134,7 +136,7 @@ function runsTable(runs, withJob) {
     el("thead", {}, el("tr", {}, [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Result"]
       .filter((h) => h !== null).map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, runs.map((run) => el("tr", { "data-run": run.id },
-      withJob ? el("td", {}, el("a", { href: `#/job/${encodeURIComponent(run.job_name)}` }, run.job_name)) : null,
+      withJob ? el("td", {}, el("a", { href: `#/job/${encodeURIComponent(run.job_id)}` }, run.job_name)) : null,
       el("td", {}, local(run.started_at)),
       el("td", {}, status(run.status)),
       el("td", {}, run.duration_ms === null ? "-" : `${run.duration_ms} ms`),
@@ -216,7 +218,7 @@ async function timelinePage() {
   const { fires } = await api("GET", "/api/timeline?hours=24");
   show(el("h2", {}, "Next 24 hours"),
     fires.length ? el("ol", { class: "card" }, fires.map((f) => el("li", {},
-      `${local(f.at)} (${relative(f.at)}) `, el("a", { href: `#/job/${encodeURIComponent(f.job)}` }, f.job))))
+      `${local(f.at)} (${relative(f.at)}) `, el("a", { href: `#/job/${encodeURIComponent(f.job_id)}` }, f.job))))
       : el("p", { class: "muted" }, "Nothing fires in the next 24 hours."));
 }
 

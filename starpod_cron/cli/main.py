@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -19,6 +21,7 @@ from typing import NoReturn
 from ..bootstrap import open_store, store_url
 from ..config import AgentConfig, load_config
 from ..errors import DatabaseMissing, StarpodCronError
+from ..inputrules import text_problem
 from ..logs import RedactingFormatter, redact
 from ..runner import run as run_async
 from ..timeutil import check_zone, from_ms
@@ -29,6 +32,9 @@ STATUSES = ["running", "success", "failed", "timeout", "interrupted", "skipped"]
 COMMAND_GROUP = "starpod_cron.commands"
 MAX_LIMIT = 10_000
 MAX_PREVIEW = 1000
+WHOLE = re.compile(r"-?[0-9]{1,4000}")  # int() refuses longer digit strings
+PATH_ARGUMENTS = frozenset({"db", "config"})
+"""Arguments that are file names (or URLs), which may be any bytes the file system allows."""
 
 ADD_EXAMPLES = """examples:
   starpod-cron jobs add inbox "Summarize my inbox" --cron "0 9 * * 1-5" --tz Europe/Rome
@@ -50,10 +56,9 @@ class _Parser(argparse.ArgumentParser):
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not WHOLE.fullmatch(text):  # ASCII digits only: int() would take "١٢" and " 1_2"
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        value = int(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
         return value
@@ -388,6 +393,29 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
         return await handlers[args.command](c, args)
 
 
+def not_utf8(args: argparse.Namespace) -> str | None:
+    """What to say about an argument that is not UTF-8 text, or None. (Python decodes argv with
+    ``surrogateescape``: a byte such as 0xff arrives as the lone surrogate U+DCFF, which no
+    store, terminal or JSON answer can hold.)"""
+    for dest, value in sorted(vars(args).items()):
+        if dest in PATH_ARGUMENTS:
+            continue
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and text_problem(text) is not None:
+                option = dest.rstrip("_").replace("_", "-")
+                if "\x00" in text:  # only from main([...]): a real argv cannot hold NUL
+                    return f"the {option} argument {text_problem(text)}"
+                try:
+                    shown = repr(os.fsencode(text))
+                except UnicodeEncodeError:
+                    shown = ascii(text)
+                return (
+                    f"the {option} argument {shown} is not UTF-8 text: "
+                    "give names, prompts and other values in UTF-8"
+                )
+    return None
+
+
 def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("starpod-cron: %(levelname)s %(name)s: %(message)s"))
@@ -404,6 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.group is None:
         parser.print_help(sys.stderr)
+        return 2
+    problem = not_utf8(args)
+    if problem is not None:
+        print(f"starpod-cron: error: {problem}", file=sys.stderr)
         return 2
     handler = getattr(args, "run", None)
     if handler is None and getattr(args, "command", None) is None:

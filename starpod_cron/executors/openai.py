@@ -37,7 +37,7 @@ def retry_after_secs(value: str | None, now: float | None = None) -> float | Non
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

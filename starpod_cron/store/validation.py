@@ -4,38 +4,36 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import unicodedata
 
 from ..errors import InvalidJob, InvalidSchedule
+from ..inputrules import name_problem, text_problem
 from ..jitter import MAX_JITTER_SECS
 from ..models import MisfirePolicy, Overlap, SessionMode
 from ..schedules import Interval, OneShot, Schedule
 from ..timeutil import check_zone, from_ms, to_ms
 
-MAX_NAME_CHARS = 200
 MAX_PROMPT_BYTES = 64 * 1024
 MAX_RETRIES = 100
 MAX_TIMEOUT_SECS = 30 * 86_400
 MAX_USER_ID_CHARS = 200
 MAX_DESCRIPTION_CHARS = 1000
 MAX_INSTANCES = 1000
-_ID_LIKE = re.compile(r"[0-9a-f]{32}")
+
+
+def _text(field: str, value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidJob(f"{field} {problem}")
+    return value
 
 
 def name(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
+    """The one rule for job names (:func:`starpod_cron.inputrules.name_problem`)."""
+    if not isinstance(value, str):
         raise InvalidJob("job name must be a non-empty string")
-    if len(value) > MAX_NAME_CHARS:
-        raise InvalidJob(f"job name is {len(value)} characters; the limit is {MAX_NAME_CHARS}")
-    if value != value.strip():
-        raise InvalidJob(f"job name {value!r} has leading or trailing whitespace")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise InvalidJob(f"job name {value!r} contains control characters")
-    if _ID_LIKE.fullmatch(value):
-        raise InvalidJob(
-            f"job name {value!r} looks like a job id (32 hex digits); choose another name"
-        )
+    problem = name_problem(value)
+    if problem is not None:
+        raise InvalidJob(problem)
     return value
 
 
@@ -48,12 +46,13 @@ def description(value: object) -> str | None:
         raise InvalidJob(
             f"description is {len(value)} characters; the limit is {MAX_DESCRIPTION_CHARS}"
         )
-    return value or None
+    return _text("description", value) or None
 
 
 def prompt(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidJob("prompt must be a non-empty string")
+    _text("prompt", value)
     size = len(value.encode("utf-8"))
     if size > MAX_PROMPT_BYTES:
         raise InvalidJob(f"prompt is {size} bytes; the limit is {MAX_PROMPT_BYTES} (64 KiB)")
@@ -71,7 +70,7 @@ def schedule(value: object) -> Schedule:
 def timezone(value: object) -> str:
     if not isinstance(value, str):
         raise InvalidJob("timezone must be an IANA zone name such as 'Europe/Rome'")
-    return check_zone(value)
+    return check_zone(_text("timezone", value))
 
 
 def max_retries(value: object) -> int:
@@ -154,7 +153,7 @@ def user_id(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_USER_ID_CHARS:
         raise InvalidJob(f"user_id must be None or a non-empty string, got {value!r}")
-    return value
+    return _text("user_id", value)
 
 
 def origin(value: object) -> str | None:

@@ -156,6 +156,11 @@ BAD_ADDS = [
     (["--every", "1h", "--cron", "* * * * *"], "not allowed with argument"),
     ([], "one of the arguments --cron --every --at --in is required"),
     (["--every", "1h", "--session", "shared"], "invalid choice: 'shared'"),
+    (["--every", "١٢m"], "invalid duration '١٢m'"),  # Unicode digits are not read as 12
+    (["--every", "1h", "--retries", "²"], "expected a whole number, got '²'"),
+    (["--every", "1h", "--max-instances", "١٢"], "expected a whole number"),
+    (["--at", "tomorrow ٩:00"], "invalid time"),
+    (["--every", "1h", "--description", "nul\x00"], "the description argument contains a NUL"),
 ]
 
 
@@ -580,3 +585,51 @@ def test_jitter_and_overlap_options(cli: CLI, db: str) -> None:
     assert snapshot(db) == before
     assert cli("jobs", "edit", "spread", "--jitter", "0").code == 0
     assert cli("--json", "jobs", "show", "spread").json["data"]["jitter_secs"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("a/runs", "contains '/'"),
+        ("a\\b", "contains '\\\\'"),
+        ("", "job name is empty"),
+        ("   ", "job name is empty"),
+        ("tab\there", "control character U+0009"),
+        ("\u202eevil", "control character U+202E"),
+    ],
+)
+def test_add_refuses_names_no_url_or_terminal_can_hold(cli: CLI, name: str, message: str) -> None:
+    result = cli("jobs", "add", name, "p", "--every", "1h")
+    assert result.code == 2 and message in result.err and result.err.count("\n") == 1, result.err
+    assert "'/', '\\' or control characters" in result.err or "empty" in result.err
+    assert snapshot(str(Path.cwd() / "cli.db"))[0] == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"jobs", b"add", b"name\xff", b"a prompt", b"--every", b"1h"],
+        [b"jobs", b"add", b"name", b"pro\xc3mpt", b"--every", b"1h"],
+        [b"jobs", b"add", b"name", b"p", b"--every", b"1h", b"--description", b"\xfe"],
+        [b"jobs", b"show", b"\xff"],
+        [b"jobs", b"history", b"--job", b"x\xff"],
+    ],
+)
+def test_a_non_utf8_argument_is_one_line_and_exit_2(tmp_path: Path, argv: list[bytes]) -> None:
+    """Python hands a byte such as 0xff to the program as a lone surrogate (surrogateescape):
+    the CLI says which argument, in one line, and writes nothing (a real process, bytes argv)."""
+    db = tmp_path / "jobs.db"
+    assert main(["--db", str(db), "jobs", "add", "keep", "p", "--every", "1h"]) == 0
+    before = snapshot(str(db))
+    exe = str(Path(sys.executable).with_name("starpod-cron"))
+    done = subprocess.run(
+        [exe.encode(), b"--db", str(db).encode(), *argv],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("starpod-cron: error: the ") and "is not UTF-8 text" in err, err
+    assert snapshot(str(db)) == before

@@ -106,8 +106,11 @@ async def test_naive_one_shot_is_read_in_the_jobs_zone(store: CronStore) -> None
 
 
 async def test_text_round_trips_unchanged(store: CronStore) -> None:
-    name = 'résumé\'; DROP TABLE jobs;-- "x" % _ \\ 名前 🚀'
-    prompt = "Line 1\nLine 2 with 'quotes', \"doubles\", NUL-free \t tabs, emoji 👩‍💻 and ∑\u200b"
+    name = 'résumé\'; DROP TABLE jobs;-- "x" % _ 名前 🚀 \u200fשלום\u200e'  # RTL marks
+    prompt = (
+        "Line 1\nLine 2 with 'quotes', \"doubles\", NUL-free \t tabs, emoji 👩‍💻 and ∑\u200b"
+        " a\\b/c \u202eevil\u202c"
+    )
     job_id = await store.add_job_full(name, prompt, Schedule.cron("*/5 * * * *"), user_id="ü'ser")
     job = await store.get_job_by_name(name, "ü'ser")
     assert job is not None and job.id == job_id
@@ -131,6 +134,19 @@ BAD_JOBS = [
     (dict(name=" padded"), InvalidJob),
     (dict(name="line\nbreak"), InvalidJob),
     (dict(name="x" * 201), InvalidJob),
+    (dict(name="a/runs"), InvalidJob),  # would be a path in /api/jobs/<name>
+    (dict(name="a\\b"), InvalidJob),
+    (dict(name="tab\tbed"), InvalidJob),
+    (dict(name="nul\x00"), InvalidJob),
+    (dict(name="lone\ud800"), InvalidJob),  # no store can hold it
+    (dict(name="line\u2028sep"), InvalidJob),
+    (dict(name="\u202eevil"), InvalidJob),  # a bidirectional override reorders the name
+    (dict(name="\u3000"), InvalidJob),  # ideographic space only
+    (dict(prompt="nul \x00 inside"), InvalidJob),  # PostgreSQL text cannot hold NUL
+    (dict(prompt="lone \udcff surrogate"), InvalidJob),
+    (dict(description="lone \ud800"), InvalidJob),
+    (dict(user_id="u\x00"), InvalidJob),
+    (dict(timezone="UTC\ud800"), InvalidJob),
     (dict(prompt=""), InvalidJob),
     (dict(prompt=" \n "), InvalidJob),
     (dict(prompt="x" * (64 * 1024 + 1)), InvalidJob),

@@ -90,6 +90,24 @@ async def test_a_refused_tool_call_is_told_to_the_model_and_nothing_is_written(
     assert await gateway.store.list_jobs() == []
 
 
+async def test_a_message_that_cannot_be_stored_is_refused_before_the_model(
+    agent: tuple[BotApi, FakeOpenAI, Gateway],
+) -> None:
+    """A lone surrogate (JSON can carry one escaped) or a NUL in a chat message: the person is
+    told, the model is not asked and the conversation stores nothing."""
+    api, fake, gateway = agent
+    assert gateway.store is not None
+    for text, words in (("hi \ud800 there", "lone surrogate"), ("nul \x00 here", "NUL")):
+        before = len(api.texts(OWNER))
+        api.type(OWNER, text)
+        await until(lambda n=before: len(api.texts(OWNER)) > n, what="the refusal")
+        said = api.texts(OWNER)[before]
+        assert said.startswith("Error: the message contains") and words in said, said
+    assert fake.requests == []
+    session = await gateway.store.main_session_id(f"user:tg:{OWNER}")
+    assert await gateway.store.session_messages(session, 10) == []
+
+
 async def test_a_scheduled_run_gets_no_tools_unless_allowed(tmp_path: Path) -> None:
     for allowed in (False, True):
         due = Schedule.one_shot(datetime.now(UTC) + timedelta(seconds=1))

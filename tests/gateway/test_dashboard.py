@@ -136,3 +136,48 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await page.screenshot(path=str(SHOTS / "jobs-phone.png"))
         finally:
             await browser.close()
+
+
+@pytest.mark.timeout(120)
+async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_path: Path) -> None:
+    """A name stored by an older version with a '/' in it ('a/runs', which /api/jobs/a%2Fruns
+    would read as job a's runs) opens, and is paused, from the dashboard: links and actions
+    name jobs by id."""
+    import sqlite3
+
+    from playwright.async_api import async_playwright, expect
+
+    _, base = dashboard
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": "Bearer alice-token"}
+    ) as api:
+        ids = {}
+        for name, prompt in (("a", "plain a"), ("legacy", "the old one")):
+            added = await api.post(
+                "/api/jobs", json={"name": name, "prompt": prompt, "every": "1h"}
+            )
+            assert added.status_code == 200, added.text
+            ids[name] = added.json()["job"]["id"]
+        with sqlite3.connect(tmp_path / "starpod-cron.db") as db:
+            db.execute("UPDATE jobs SET name = 'a/runs' WHERE id = ?", (ids["legacy"],))
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+            page = await browser.new_page()
+            try:
+                await page.goto(base + "/login")
+                await page.get_by_label("Gateway token").fill("alice-token")
+                await page.get_by_role("button", name="Log in").click()
+                row = page.locator('tr[data-job="a/runs"]')
+                link = row.get_by_role("link", name="a/runs")
+                await expect(link).to_have_attribute("href", f"#/job/{ids['legacy']}")
+                await link.click()
+                await expect(page.get_by_role("heading", name="a/runs")).to_be_visible()
+                await expect(page.get_by_text("the old one")).to_be_visible()
+                await expect(page.get_by_text("No runs yet.")).to_be_visible()
+                await page.get_by_role("button", name="Pause a/runs").click()
+                await expect(page.get_by_role("button", name="Resume a/runs")).to_be_visible()
+            finally:
+                await browser.close()
+        legacy = (await api.get(f"/api/jobs/{ids['legacy']}")).json()["job"]
+        plain = (await api.get(f"/api/jobs/{ids['a']}")).json()["job"]
+        assert (legacy["name"], legacy["enabled"], plain["enabled"]) == ("a/runs", False, True)
