@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -51,6 +52,7 @@ from starpod_cron.operations import JobOperations
 from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
+from .bodylimit import BodyLimit
 from .metrics import CONTENT_TYPE, Metrics
 from .outbox import Outbox
 from .ws import SESSION_COOKIE
@@ -60,6 +62,7 @@ log = logging.getLogger("gateway.http")
 COOKIE = SESSION_COOKIE
 CSRF_HEADER = "x-starpod-csrf"
 MAX_BODY = 64 * 1024
+MAX_LOGIN_BODY = 4 * 1024
 MAX_TIMELINE = 500
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 HTTP_STATUS = {
@@ -129,7 +132,9 @@ class HttpApi:
             Route("/", self.index),
             Mount("/static", StaticFiles(directory=str(WEB))),
         ]
-        self.app = Starlette(routes=routes)
+        limits = {"/login": MAX_LOGIN_BODY}
+        body_limit = Middleware(BodyLimit, default=MAX_BODY, limits=limits)
+        self.app = Starlette(routes=routes, middleware=[body_limit])
 
     # ------------------------------------------------------------------------ auth
     def principal(self, request: Request) -> Principal | None:
@@ -196,9 +201,7 @@ class HttpApi:
 
     # ----------------------------------------------------------------------- API
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, "too_large", f"a request body is at most {MAX_BODY} bytes")
+        raw = await request.body()  # at most MAX_BODY bytes: BodyLimit refuses more with 413
         try:
             body = (await request.json()) if raw else {}
         except ValueError as exc:
