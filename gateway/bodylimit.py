@@ -59,18 +59,18 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await _Exchange(scope, self.limit_for(scope["path"]), receive, send).run(self.app, scope)
+        await _Exchange(self.limit_for(scope["path"]), receive, send).run(self.app, scope)
 
 
 class _Exchange:
     """One request under a limit: counts what the app receives, answers 413 past the limit."""
 
-    def __init__(self, scope: Scope, limit: int, receive: Receive, send: Send) -> None:
+    def __init__(self, limit: int, receive: Receive, send: Send) -> None:
         self.limit = limit
         self.receive_raw = receive
         self.send_raw = send
         self.received = 0
-        self.body_done = not _has_body(scope)
+        self.body_done = False
         self.started = False
         """The app has started its own response (too late for a 413)."""
         self.refused = False
@@ -111,14 +111,6 @@ class _Exchange:
             return  # the 413 is the answer; the app's own (an error about the body) is dropped
         if message["type"] == "http.response.start":
             self.started = True
-        elif (
-            message["type"] == "http.response.body"
-            and not message.get("more_body", False)
-            and not self.body_done
-        ):  # answered without reading the whole body (a 401, say): drain it before the end
-            await self.send_raw({**message, "more_body": True})
-            await self._drain()
-            message = {"type": "http.response.body", "body": b"", "more_body": False}
         await self.send_raw(message)
 
     async def _refuse(self) -> None:
@@ -163,11 +155,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None  # the server refuses a malformed length itself
     return None
-
-
-def _has_body(scope: Scope) -> bool:
-    """Whether the request says a body follows (a length above 0, or chunked)."""
-    if any(name == b"transfer-encoding" for name, _ in scope.get("headers", ())):
-        return True
-    length = _content_length(scope)
-    return length is not None and length > 0
