@@ -117,6 +117,9 @@ class RunCgroup:
                             _kill(pid)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.05)
+        except asyncio.CancelledError:  # stopped again while waiting: the kill is sent
+            self.remove()
+            raise
         except TimeoutError:
             log.warning(
                 "processes %s in the cgroup %s outlived SIGKILL for %g s; leaving it",

@@ -128,10 +128,12 @@ class CommandExecutor:
                 env=env,
                 start_new_session=True,  # own process group: killed as a whole
             )
-        except OSError as exc:
+        except BaseException as exc:  # not started (or cancelled meanwhile): nothing to kill
             if group is not None:
                 group.remove()
-            raise TransientJobError(f"cannot start {self._argv[0]!r}: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise TransientJobError(f"cannot start {self._argv[0]!r}: {exc}") from exc
+            raise
         pid = transport.get_pid()
         try:
             gate = b""
