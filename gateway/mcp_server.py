@@ -160,6 +160,7 @@ async def _serve_http(
         sock = listen(host, port)
     except OSError as exc:  # one line and exit 1, as `serve` says it
         raise StartupError(_listen_error(host, port, exc)) from None
+    port = int(sock.getsockname()[1])  # the one chosen, for port 0
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to whatever handler
     # was there before: make that one harmless, so a clean stop exits 0
     for sig in (signal.SIGINT, signal.SIGTERM):
