@@ -115,27 +115,42 @@ class CommandExecutor:
         program = ["/bin/sh", "-c", " ".join(self._argv)] if self._shell else self._argv
         group = self._new_cgroup(ctx)
         collector = _Collector(self._limit)
+        cancelled = False
         try:
             if group is not None and shutil.which(program[0]) is None:
                 raise FileNotFoundError(2, "No such file or directory", program[0])
-            transport, _ = await loop.subprocess_exec(
-                lambda: collector,
-                *(GATE if group is not None else []),
-                *program,
-                stdin=pipes,
-                stdout=pipes,
-                stderr=pipes,
-                env=env,
-                start_new_session=True,  # own process group: killed as a whole
+            # awaited right here, shielded: cancelled inside subprocess_exec, asyncio kills the
+            # program alone and then waits for its pipes, which what it started may hold forever
+            start = loop.create_task(
+                loop.subprocess_exec(
+                    lambda: collector,
+                    *(GATE if group is not None else []),
+                    *program,
+                    stdin=pipes,
+                    stdout=pipes,
+                    stderr=pipes,
+                    env=env,
+                    start_new_session=True,  # own process group: killed as a whole
+                ),
+                name=f"starpod-cron:command-start:{ctx.run_id}",
             )
-        except BaseException as exc:  # not started (or cancelled meanwhile): nothing to kill
+            try:
+                transport, _ = await asyncio.shield(start)
+            except asyncio.CancelledError:
+                cancelled = True  # let it finish starting, then kill what it started below
+                transport, _ = await start
+        except BaseException as exc:  # not started: nothing to kill
             if group is not None:
                 group.remove()
-            if isinstance(exc, OSError):
+            if isinstance(exc, OSError) and not cancelled:
                 raise TransientJobError(f"cannot start {self._argv[0]!r}: {exc}") from exc
+            if cancelled:
+                raise asyncio.CancelledError from exc
             raise
         pid = transport.get_pid()
         try:
+            if cancelled:
+                raise asyncio.CancelledError
             gate = b""
             if group is not None:
                 group = self._enter(group, pid, ctx)
