@@ -57,7 +57,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 MCP_EPILOG = """examples:
   starpod-cron mcp                                stdio, for a client that starts it
   starpod-cron mcp --user alice                   only alice's jobs, with the user limits
-  starpod-cron mcp --http 127.0.0.1:8766          streamable HTTP; clients send a token"""
+  starpod-cron mcp --http 127.0.0.1:8767          streamable HTTP; clients send a token"""
 
 
 def _mcp(args: argparse.Namespace, config: AgentConfig) -> int:

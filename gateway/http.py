@@ -56,6 +56,7 @@ from starpod_cron.operations import JobOperations
 from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
+from .bodylimit import BodyLimit
 from .health import readiness
 from .login import COOKIE, LoginSessions
 from .metrics import CONTENT_TYPE, Metrics
@@ -66,6 +67,7 @@ log = logging.getLogger("gateway.http")
 
 CSRF_HEADER = "x-starpod-csrf"
 MAX_BODY = 64 * 1024
+MAX_LOGIN_BODY = 4 * 1024
 MAX_TIMELINE = 500
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 HTTP_STATUS = {
@@ -136,9 +138,13 @@ class HttpApi:
             Route("/", self.index),
             Mount("/static", StaticFiles(directory=str(WEB))),
         ]
+        limits = {"/login": MAX_LOGIN_BODY}
         self.app = Starlette(
             routes=routes,
-            middleware=[Middleware(BrowserGuard, policy=policy)],
+            middleware=[  # outermost first: a body is bounded before anything reads it
+                Middleware(BodyLimit, default=MAX_BODY, limits=limits),
+                Middleware(BrowserGuard, policy=policy),
+            ],
             exception_handlers={StarpodCronError: _failed},
         )
 
@@ -201,9 +207,7 @@ class HttpApi:
 
     # ----------------------------------------------------------------------- API
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, "too_large", f"a request body is at most {MAX_BODY} bytes")
+        raw = await request.body()  # at most MAX_BODY bytes: BodyLimit refuses more with 413
         try:
             body = (await request.json()) if raw else {}
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep

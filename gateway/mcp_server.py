@@ -33,10 +33,16 @@ from starpod_cron.operations import JobOperations
 from starpod_cron.scheduler import CronScheduler
 from starpod_cron.tools import TOOLS, call_tool
 
+from .app import StartupError, _listen_error
+from .bodylimit import BodyLimit
+from .http import listen
 from .origin import BrowserGuard, browser_policy, check_bind
 from .ws import load_tokens
 
 log = logging.getLogger("gateway.mcp")
+
+MAX_BODY = 1024 * 1024
+"""A JSON-RPC message over HTTP, in bytes: a prompt at its limit (64 KiB) fits, escaped."""
 
 INSTRUCTIONS = (
     "Schedule prompts for the agent to run later, once or on a schedule, and inspect or "
@@ -100,7 +106,7 @@ def _bearer(request: Any, tokens: dict[str, Principal]) -> Principal | None:
 def parse_http(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise ConfigError(f"--http needs HOST:PORT, e.g. 127.0.0.1:8766, not {value!r}")
+        raise ConfigError(f"--http needs HOST:PORT, e.g. 127.0.0.1:8767, not {value!r}")
     return host, int(port)
 
 
@@ -154,17 +160,23 @@ async def _serve_http(
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=require_token)
     app.add_middleware(BrowserGuard, policy=browser_policy(replace(gateway, host=host), None))
+    app.add_middleware(BodyLimit, default=MAX_BODY)  # added last: the outermost
+    try:
+        sock = listen(host, port)
+    except OSError as exc:  # one line and exit 1, as `serve` says it
+        raise StartupError(_listen_error(host, port, exc)) from None
+    port = int(sock.getsockname()[1])  # the one chosen, for port 0
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to whatever handler
     # was there before: make that one harmless, so a clean stop exits 0
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    settings = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    settings = uvicorn.Config(app, log_level="warning", lifespan="on")
     print(
         f"starpod-cron MCP server on http://{host}:{port}/mcp (token auth)",
         file=sys.stderr,
         flush=True,
     )
-    await uvicorn.Server(settings).serve()
+    await uvicorn.Server(settings).serve(sockets=[sock])
 
 
 def stop_on_signals(task: asyncio.Task[Any] | None) -> None:

@@ -1,11 +1,18 @@
 """The ``command`` executor: run a program with the prompt on stdin; its stdout is the result.
 
-What is killed: the program runs in its own process group. On timeout or stop the whole group
-(children and grandchildren that stay in it) gets SIGTERM, then SIGKILL after
-``kill_grace_secs``; when the program exits on its own, whatever it left running in its group
-is killed. What is not: a process that leaves the group (``setsid``, a daemon) keeps running;
-once the program itself has exited, its output is no longer waited for (after half a second)
-and the run is recorded.
+What is killed: each run gets its own cgroup v2 (:mod:`.cgroup`) when the machine has a
+writable one (as root: ``/sys/fs/cgroup``, or ``/sys/fs/cgroup/unified`` on hybrid hosts), and
+the program runs in its own process group. On timeout or stop the group gets SIGTERM, then
+SIGKILL after ``kill_grace_secs``; at the run's end, however it ended, the whole cgroup is
+killed (``cgroup.kill``), so nothing the program started outlives the run, not even a process
+that left the group (``setsid``, a daemon). The program is placed in its cgroup before it runs:
+it starts as a tiny ``sh`` gate that waits for one line on stdin, written only once its pid is
+in the cgroup, then replaces itself with the program (``exec``: same pid, same stdin, the prompt).
+
+Without a writable cgroup v2 (or with ``cgroup=False``) the run's process group is killed as
+above, and a process that leaves it (``setsid``, a daemon) keeps running. Either way, once the
+program itself has exited, its output is waited for half a second at most, so such a process
+cannot hold the run open.
 
 Output is collected as it arrives (``asyncio.SubprocessProtocol``) and capped, so a chatty
 program can never block on a full pipe or exhaust memory.
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 from collections.abc import Sequence
 
@@ -25,11 +33,18 @@ from ..logs import run_log
 from ..models import JobContext, JobResult
 from ..store.base import SessionStore
 from .base import session_for
+from .cgroup import RunCgroup, RunCgroups
 
 log = logging.getLogger("starpod_cron.executors")
 
 STDERR_TAIL_BYTES = 4096
 PIPE_GRACE_SECS = 0.5
+GATE = ["/bin/sh", "-c", 'read -r _ || exit 125; exec "$@"', "starpod-cron-gate"]
+"""Waits for one line on stdin (sent once the pid is in its cgroup), then becomes the program."""
+NO_CGROUP_NOTE = (
+    "command executor: no writable cgroup v2 (needs root, or a delegated subtree): a process "
+    "that leaves a run's process group (setsid, a daemon) can outlive the run"
+)
 
 
 class _Collector(asyncio.SubprocessProtocol):
@@ -71,16 +86,19 @@ class CommandExecutor:
         shell: bool = False,
         output_limit_bytes: int = 1024 * 1024,
         kill_grace_secs: float = 2.0,
+        cgroup: bool = True,
     ) -> None:
+        """``cgroup=False``: never use cgroups, kill the process group only."""
         if not argv:
             raise ValueError("argv must name a program")
+        self._cgroups = RunCgroups.open() if cgroup else None
         self._store = store
         self._argv = list(argv)
         self._shell = shell
         self._limit = output_limit_bytes
         self._grace = kill_grace_secs
         self.description = f"command ({' '.join(self._argv)}{', via shell' if shell else ''})"
-        self.notes: tuple[str, ...] = ()
+        self.notes: tuple[str, ...] = () if self._cgroups or not cgroup else (NO_CGROUP_NOTE,)
 
     async def __call__(self, ctx: JobContext) -> JobResult:
         session_id = await session_for(ctx, self._store)
@@ -94,34 +112,52 @@ class CommandExecutor:
         }
         loop = asyncio.get_running_loop()
         pipes = asyncio.subprocess.PIPE
-        options = {
-            "stdin": pipes,
-            "stdout": pipes,
-            "stderr": pipes,
-            "env": env,
-            "start_new_session": True,  # own process group: killed as a whole
-        }
+        program = ["/bin/sh", "-c", " ".join(self._argv)] if self._shell else self._argv
+        group = self._new_cgroup(ctx)
         collector = _Collector(self._limit)
+        cancelled = False
         try:
-            if self._shell:
-                transport, _ = await loop.subprocess_shell(
+            if group is not None and shutil.which(program[0]) is None:
+                raise FileNotFoundError(2, "No such file or directory", program[0])
+            # awaited right here, shielded: cancelled inside subprocess_exec, asyncio kills the
+            # program alone and then waits for its pipes, which what it started may hold forever
+            start = loop.create_task(
+                loop.subprocess_exec(
                     lambda: collector,
-                    " ".join(self._argv),
-                    **options,  # type: ignore[arg-type]
-                )
-            else:
-                transport, _ = await loop.subprocess_exec(
-                    lambda: collector,
-                    *self._argv,
-                    **options,  # type: ignore[arg-type]
-                )
-        except OSError as exc:
-            raise TransientJobError(f"cannot start {self._argv[0]!r}: {exc}") from exc
+                    *(GATE if group is not None else []),
+                    *program,
+                    stdin=pipes,
+                    stdout=pipes,
+                    stderr=pipes,
+                    env=env,
+                    start_new_session=True,  # own process group: killed as a whole
+                ),
+                name=f"starpod-cron:command-start:{ctx.run_id}",
+            )
+            try:
+                transport, _ = await asyncio.shield(start)
+            except asyncio.CancelledError:
+                cancelled = True  # let it finish starting, then kill what it started below
+                transport, _ = await start
+        except BaseException as exc:  # not started: nothing to kill
+            if group is not None:
+                group.remove()
+            if isinstance(exc, OSError) and not cancelled:
+                raise TransientJobError(f"cannot start {self._argv[0]!r}: {exc}") from exc
+            if cancelled:
+                raise asyncio.CancelledError from exc
+            raise
         pid = transport.get_pid()
         try:
+            if cancelled:
+                raise asyncio.CancelledError
+            gate = b""
+            if group is not None:
+                group = self._enter(group, pid, ctx)
+                gate = b"\n"  # released only now: the program starts inside its cgroup
             stdin = transport.get_pipe_transport(0)
             if isinstance(stdin, asyncio.WriteTransport):
-                stdin.write(ctx.prompt.encode())  # buffered: never blocks on a full pipe
+                stdin.write(gate + ctx.prompt.encode())  # buffered: never blocks on a full pipe
                 stdin.close()
             await collector.exited.wait()
             await self._drain(collector, ctx)
@@ -130,6 +166,8 @@ class CommandExecutor:
             raise
         finally:
             _signal_group(pid, signal.SIGKILL)  # no orphans left in the group
+            if group is not None:
+                await group.kill()  # nor anywhere else (setsid)
             transport.close()
         text = bytes(collector.out).decode("utf-8", errors="replace")
         if collector.truncated:
@@ -139,6 +177,35 @@ class CommandExecutor:
             tail = bytes(collector.err).decode("utf-8", errors="replace").strip() or "(no stderr)"
             raise TransientJobError(f"{self._argv[0]} exited with status {code}: {tail}")
         return JobResult(session_id=session_id, summary=text)
+
+    def _new_cgroup(self, ctx: JobContext) -> RunCgroup | None:
+        if self._cgroups is None:
+            return None
+        try:
+            return self._cgroups.create(ctx.run_id)
+        except OSError as exc:
+            run_log(log, ctx.job_name, ctx.run_id).warning(
+                "cannot make a cgroup for the run (%s); only its process group will be killed",
+                exc,
+                action="execute",
+            )
+            return None
+
+    @staticmethod
+    def _enter(group: RunCgroup, pid: int, ctx: JobContext) -> RunCgroup | None:
+        """Move the gated program into its cgroup; None (and a warning) if the kernel refuses."""
+        try:
+            group.add(pid)
+        except OSError as exc:
+            run_log(log, ctx.job_name, ctx.run_id).warning(
+                "cannot move the program into its cgroup (%s); only its process group will "
+                "be killed",
+                exc,
+                action="execute",
+            )
+            group.remove()
+            return None
+        return group
 
     @staticmethod
     async def _drain(collector: _Collector, ctx: JobContext) -> None:

@@ -3,7 +3,10 @@ stdio (and streamable HTTP with a token), the official `mcp` client, a real stor
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import socket
 from pathlib import Path
 
 import httpx
@@ -112,3 +115,78 @@ async def test_mcp_over_http_requires_a_token_and_acts_for_its_user(tmp_path: Pa
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
     assert json.dumps("alice-token") not in (await proc.stderr.read()).decode()
+
+
+async def _mcp_http(tmp_path: Path, port: int) -> asyncio.subprocess.Process:
+    (tmp_path / "agent.toml").write_text(
+        '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
+    )
+    return await asyncio.create_subprocess_exec(
+        CLI,
+        "--db",
+        str(tmp_path / "jobs.db"),
+        "mcp",
+        "--http",
+        f"127.0.0.1:{port}",
+        cwd=tmp_path,
+        env=environment(),
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.mark.timeout(60)
+async def test_mcp_over_http_on_a_port_in_use_says_so_in_one_line_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = await _mcp_http(tmp_path, port)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    said = err.decode()
+    assert proc.returncode == 1, said
+    assert said.strip().splitlines()[-1] == (
+        f"starpod-cron: error: cannot listen on 127.0.0.1:{port}: "
+        "the address is already in use (another gateway?)"
+    ), said
+    assert "MCP server on" not in said and "Errno" not in said and "Traceback" not in said
+
+
+@pytest.mark.timeout(90)
+async def test_mcp_over_http_answers_413_to_a_100_mb_body_without_holding_it(
+    tmp_path: Path,
+) -> None:
+    from tests.gateway.test_bodylimit import MB, chunks, peak_rss_kib
+
+    port = free_port()
+    proc = await _mcp_http(tmp_path, port)
+    try:
+        assert proc.stderr is not None
+        seen = b""
+        while b"/mcp" not in seen:
+            line = await asyncio.wait_for(proc.stderr.readline(), 20)
+            assert line, seen
+            seen += line
+        url = f"http://127.0.0.1:{port}/mcp"
+        headers = {
+            "Authorization": "Bearer alice-token",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        }
+        async with httpx.AsyncClient(headers=headers, timeout=60) as http:
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            assert (await http.post(url, json=ping)).status_code != 413
+            before = peak_rss_kib(proc.pid)
+            chunked = await http.post(url, content=chunks(100 * MB))
+            assert chunked.status_code == 413, chunked.text
+            assert chunked.json()["error"]["code"] == "too_large"
+            length = {"Content-Length": str(100 * MB)}
+            declared = await http.post(url, content=chunks(100 * MB), headers=length)
+            assert declared.status_code == 413, declared.text
+            after = peak_rss_kib(proc.pid)
+            print(f"mcp --http peak RSS before {before} KiB, after 200 MB refused {after} KiB")
+            assert after - before < 10 * 1024, (before, after)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
