@@ -92,9 +92,8 @@ async def test_serve_stays_up_through_25_connection_resets(tmp_path: Path) -> No
 async def test_the_search_path_of_the_url_reaches_the_server(tmp_path: Path) -> None:
     async with pg_schema() as dsn:  # dsn is PG_DSN + ?search_path=<new schema>
         schema = dsn.rsplit("=", 1)[1]
-        url, app = named(dsn)
         code, _, err = await run_cli(
-            tmp_path, "--db", url, "jobs", "add", "x", "p", "--every", "1h"
+            tmp_path, "--db", dsn, "jobs", "add", "x", "p", "--every", "1h"
         )
         assert code == 0, err
         tables = await query(
