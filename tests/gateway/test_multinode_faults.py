@@ -1,6 +1,7 @@
 """Three `starpod-cron serve` processes on one PostgreSQL schema, per-second jobs, and rounds of
-faults about 2.5 s apart: SIGKILL a node (restarted at once, as systemd would), SIGSTOP a node
-for 2 s, and `pg_terminate_backend` on every node's connections. Every occurrence due between
+faults about 2.5 s apart: each round terminates every node's connections
+(`pg_terminate_backend`), and in turn also SIGKILLs a node (restarted at once, as systemd
+would) or SIGSTOPs one for 2 s. Every occurrence due between
 the first and the last round is recorded once: 0 lost, 0 twice (the runs table is the judge)."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.processes import Serve, serve
 
 NODES = 3
 JOBS = 30
-ROUNDS = 12  # 4 of each fault, in turn
+ROUNDS = 12  # each resets every connection; 4 also SIGKILL a node, 4 SIGSTOP one
 ROUND_SECS = 2.5
 
 CONFIG = """
@@ -81,19 +82,20 @@ async def test_three_nodes_through_kills_freezes_and_connection_resets(tmp_path:
             for r in range(ROUNDS):
                 await asyncio.sleep(ROUND_SECS)
                 victim = r % NODES
-                kind = ("pg_terminate_backend", "SIGKILL", "SIGSTOP")[r % 3]
-                if kind == "pg_terminate_backend":
-                    for _, name in urls:
-                        faults["connections terminated"] += await terminate(admin, name)
-                elif kind == "SIGKILL":
+                for _, name in urls:  # every round resets every node's connections
+                    faults["connections terminated"] += await terminate(admin, name)
+                faults["pg_terminate_backend"] += 1
+                kind = (None, "SIGKILL", "SIGSTOP")[r % 3]
+                if kind == "SIGKILL":
                     nodes[victim].proc.kill()
                     await nodes[victim].proc.wait()
                     nodes[victim] = await start(victim)  # as Restart=on-failure would
-                else:
+                elif kind == "SIGSTOP":
                     nodes[victim].proc.send_signal(signal.SIGSTOP)
                     await asyncio.sleep(2)
                     nodes[victim].proc.send_signal(signal.SIGCONT)
-                faults[kind] += 1
+                if kind:
+                    faults[kind] += 1
                 for node in nodes:  # a connection reset never takes a node down
                     assert node.proc.returncode is None, node.log and node.log.read_text()[-3000:]
             last = to_ms(datetime.now(UTC)) // 1000 * 1000 - 1000
@@ -115,7 +117,7 @@ async def test_three_nodes_through_kills_freezes_and_connection_resets(tmp_path:
     print(
         f"{NODES} nodes, {JOBS} per-second jobs, {ROUNDS} rounds "
         f"({faults['SIGKILL']} SIGKILL, {faults['SIGSTOP']} SIGSTOP, "
-        f"{faults['pg_terminate_backend']} pg_terminate_backend of every node: "
+        f"{faults['pg_terminate_backend']} pg_terminate_backend of every node, "
         f"{faults['connections terminated']} connections): {runs} runs in "
         f"{(last - first) / 1000 + 1:.0f} s of fires, {lost} lost, {twice} recorded twice; "
         f"{wall:.0f} s wall"
