@@ -329,7 +329,8 @@ class PostgresStore(CronStore):
         return await asyncio.shield(future)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """A read; retried once on a new connection if its connection was reset."""
+        """A read; retried once on a new connection if its connection was reset (not when
+        the server cannot be reached)."""
         self._check_open()
         for attempt in (1, 2):
             try:
@@ -339,8 +340,8 @@ class PostgresStore(CronStore):
             except Exception as exc:
                 if not is_connection_error(exc):
                     raise
-                if attempt == 2 or self._closed:
-                    raise unavailable(exc, self.url) from None
+                if attempt == 2 or self._closed or isinstance(exc, OSError | TimeoutError):
+                    raise unavailable(exc, self.url) from None  # unreachable: no second wait
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _value(self, sql: str, *args: Any) -> Any:
