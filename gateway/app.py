@@ -190,7 +190,10 @@ class Gateway:
             stack.push_async_callback(self._stop_scheduler)
             self._announce(executor.description, bool(channels))
             self.ready.set()
-            await self._stop.wait()
+            try:
+                await self._stop.wait()
+            finally:
+                self._stop.set()  # from here on, tasks ending is the shutdown, not a failure
             log.info("stopping: scheduler (waiting for running jobs), outbox, servers")
         log.info("stopped")
         if self.failure is not None:

@@ -315,9 +315,15 @@ class PostgresStore(CronStore):
                 delay *= 2
             except Exception as exc:
                 if is_connection_error(exc):
+                    await self._reset()
                     raise unavailable(exc, self.url) from None
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reset(self) -> None:
+        """After a connection error, replace every pooled connection on its next use: one reset
+        (a failover, a pooler restart) usually ends them all, idle ones included."""
+        await self._pool.expire_connections()
 
     async def _write(self, body: Callable[[Conn], Awaitable[T]]) -> T:
         """Run ``body`` in one transaction. Shielded: if the caller is cancelled, the
@@ -329,8 +335,8 @@ class PostgresStore(CronStore):
         return await asyncio.shield(future)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """A read; retried once on a new connection if its connection was reset (not when
-        the server cannot be reached)."""
+        """A read; retried once on new connections if its connection was reset (not when the
+        server cannot be reached)."""
         self._check_open()
         for attempt in (1, 2):
             try:
@@ -340,6 +346,7 @@ class PostgresStore(CronStore):
             except Exception as exc:
                 if not is_connection_error(exc):
                     raise
+                await self._reset()
                 if attempt == 2 or self._closed or isinstance(exc, OSError | TimeoutError):
                     raise unavailable(exc, self.url) from None  # unreachable: no second wait
         raise AssertionError("unreachable")  # pragma: no cover
