@@ -2,6 +2,12 @@
 token) the Telegram bot, as named, supervised tasks in one process; stopped gracefully on
 SIGINT/SIGTERM (a second signal interrupts running jobs at once) or when a critical task dies.
 
+Background work is supervised by one :class:`TaskSet`: the event feed, the outbox and the
+heartbeat are restartable (a failure is logged with its traceback and the task restarted with
+backoff; store outages are retried inside them); the HTTP and WebSocket servers and the
+scheduler loop are critical: if one fails, the node stops and ``serve`` exits 1, so a
+supervisor (systemd ``Restart=on-failure``) starts it again. Only SIGINT/SIGTERM exit 0.
+
 Everything opened is registered on one ``AsyncExitStack`` as soon as it exists, so a start-up
 failure at any step (a port in use, a bad executor target) closes what was already open and
 the process exits: ``serve`` never hangs after printing an error.
@@ -51,6 +57,10 @@ class StartupError(StarpodCronError):
     """The gateway could not start (a port in use, say); the message says why."""
 
 
+class NodeFailed(StarpodCronError):
+    """Something the node cannot run without (a server, the scheduler) failed; it stopped."""
+
+
 def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -85,6 +95,14 @@ class Gateway:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._signals = 0
+        self.failure: str | None = None
+        """Why the node stopped, if not asked to (a critical task failed)."""
+
+    def _fail(self, what: str) -> None:
+        if self.failure is None and not self._stop.is_set():
+            self.failure = what
+            log.critical("%s; stopping the node", what)
+        self._stop.set()
 
     def request_stop(self) -> None:
         """First call: stop gracefully. Later calls: interrupt running jobs at once."""
@@ -139,9 +157,12 @@ class Gateway:
             except OSError as exc:
                 raise StartupError(_listen_error(g.host, g.port, exc)) from None
             stack.push_async_callback(self.ws.stop)
-            tasks = TaskSet("gateway", on_failure=lambda _: self._stop.set())
+            tasks = TaskSet(
+                "gateway", on_failure=lambda task: self._fail(f"{task.get_name()} stopped")
+            )
             stack.push_async_callback(tasks.stop, 5)
-            tasks.spawn(events.run(), "events", critical=True)
+            tasks.spawn(self.ws.closed(), "websocket-server", critical=True)
+            tasks.keep(events.run, "events")
             metrics = Metrics(
                 store,
                 scheduler,
@@ -175,19 +196,24 @@ class Gateway:
                     lease_secs=g.delivery_lease_secs,
                     idle_secs=min(30, config.scheduler.tick_secs),  # readiness: passes that often
                 )
-                tasks.spawn(self.outbox.run(), "outbox", critical=True)
+                tasks.keep(self.outbox.run, "outbox")
             heartbeat = NodeHeartbeat(
                 store, self.node_id, every_secs=g.heartbeat_secs, roles=self.roles
             )
-            tasks.spawn(heartbeat.run(), "heartbeat")
+            tasks.keep(heartbeat.run, "heartbeat")
             main = scheduler.start()
-            main.add_done_callback(lambda t: self._stop.set())
+            main.add_done_callback(lambda _: self._fail("the scheduler loop stopped"))
             stack.push_async_callback(self._stop_scheduler)
             self._announce(executor.description, bool(channels))
             self.ready.set()
-            await self._stop.wait()
+            try:
+                await self._stop.wait()
+            finally:
+                self._stop.set()  # from here on, tasks ending is the shutdown, not a failure
             log.info("stopping: scheduler (waiting for running jobs), outbox, servers")
         log.info("stopped")
+        if self.failure is not None:
+            raise NodeFailed(f"the node stopped: {self.failure} (see the log above)")
 
     def _serve_http(
         self,
@@ -284,7 +310,8 @@ def serve(
 ) -> int:
     """``starpod-cron serve``: run the gateway in the foreground until SIGINT/SIGTERM.
 
-    Exit codes: 0 stopped by a signal; 1 a runtime error at start-up; 2 a configuration error.
+    Exit codes: 0 stopped by SIGINT/SIGTERM; 1 a runtime error at start-up, or a critical
+    task (a server, the scheduler loop) failed; 2 a configuration error.
     Errors are one line on stderr, without a traceback."""
     gateway_config = config.gateway
     if host is not None:

@@ -15,7 +15,8 @@ SERVE_EPILOG = """examples:
   TELEGRAM_BOT_TOKEN=123:abc starpod-cron serve   with the Telegram bot
 
 exit codes: 0 stopped by SIGINT/SIGTERM; 1 a runtime error at start-up (port in use, database
-unreachable); 2 a configuration error. Ctrl-C once stops gracefully, twice at once."""
+unreachable) or a failure that stopped the node (a server or the scheduler loop); 2 a
+configuration error. Ctrl-C once stops gracefully, twice at once."""
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

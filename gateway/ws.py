@@ -160,6 +160,11 @@ class WsServer:
             max_queue=64,
         )
 
+    async def closed(self) -> None:
+        """Return when the listening server has closed (run it as a critical task)."""
+        assert self._server is not None
+        await self._server.wait_closed()
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()

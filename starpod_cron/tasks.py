@@ -1,8 +1,21 @@
-"""Supervised background tasks: every task is named, kept, its failure logged, and cancelled on
-stop with a bounded wait, so one task that ignores cancellation can never hang a shutdown.
+"""Supervised background tasks: every task is named, kept, its failure logged with its
+traceback, and cancelled on stop with a bounded wait, so one task that ignores cancellation can
+never hang a shutdown.
 
->>> tasks = TaskSet("gateway")
->>> tasks.spawn(outbox.run(), "outbox", critical=True)
+A task is one of three kinds, chosen when it is started:
+
+- **restartable** (``keep(factory, name)``): a service loop that must always run (the event
+  feed, the outbox, a heartbeat). Whenever it ends, raising or returning, before ``stop``, it is
+  logged and started again from ``factory()`` after a backoff: 1 s, doubling up to 60 s, back
+  to 1 s once a run has lasted ``healthy_secs`` (60 s). It never stops the service.
+- **critical** (``spawn(coro, name, critical=True)``): something the service cannot run
+  without (a listening server). If it raises or ends before ``stop``, ``on_failure`` is called
+  and the service stops (``serve`` then exits 1, so a supervisor restarts it).
+- **plain** (``spawn(coro, name)``): one piece of work; a failure is logged, nothing else.
+
+>>> tasks = TaskSet("gateway", on_failure=lambda task: stop.set())
+>>> tasks.keep(outbox.run, "outbox")
+>>> tasks.spawn(http.serve(sock), "http", critical=True)
 >>> await tasks.stop(grace=5)
 """
 
@@ -12,11 +25,30 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 log = logging.getLogger("starpod_cron.tasks")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a restartable task is restarted: after ``first`` seconds, doubling up to ``most``;
+    back to ``first`` once a run has lasted ``healthy`` seconds."""
+
+    first: float = 1.0
+    most: float = 60.0
+    healthy: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first <= self.most or self.healthy <= 0:
+            raise ValueError(f"impossible restart backoff {self}")
+
+
+RESTART = Backoff()
 
 
 async def cancel_and_wait(
@@ -63,12 +95,13 @@ def _log_outcome(task: asyncio.Future[Any]) -> None:
 
 
 class TaskSet:
-    """A named group of background tasks.
+    """A named group of background tasks (the kinds are described in the module docstring).
 
-    ``spawn`` keeps a reference (asyncio keeps only weak ones), names the task and, when it
-    ends with an exception, logs it; a ``critical`` task's failure also calls ``on_failure``
-    (a service stops instead of running half-alive). ``stop`` cancels what is left and waits
-    at most ``grace`` seconds.
+    ``spawn`` and ``keep`` keep a reference (asyncio keeps only weak ones) and name the task
+    ``<prefix>:<name>``; a failure is logged with its traceback; a ``critical`` task's failure
+    also calls ``on_failure`` (a service stops instead of running half-alive); a kept task is
+    restarted with backoff (``restarts`` counts them per name). ``stop`` cancels what is left
+    and waits at most ``grace`` seconds.
     """
 
     def __init__(
@@ -78,6 +111,8 @@ class TaskSet:
         self.on_failure = on_failure
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.restarts: dict[str, int] = {}
+        """How many times each kept task was restarted."""
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -96,6 +131,42 @@ class TaskSet:
         task.add_done_callback(lambda t: self._done(t, critical))
         return task
 
+    def keep(
+        self,
+        factory: Callable[[], Coroutine[Any, Any, object]],
+        name: str,
+        *,
+        backoff: Backoff = RESTART,
+    ) -> asyncio.Task[None]:
+        """Run ``factory()`` as the restartable task ``name`` until ``stop``: each time it ends
+        (an exception is logged with its traceback), it is started again after ``backoff``."""
+        return self.spawn(self._keep(factory, name, backoff), name)
+
+    async def _keep(
+        self, factory: Callable[[], Coroutine[Any, Any, object]], name: str, backoff: Backoff
+    ) -> None:
+        full = f"{self.prefix}:{name}"
+        delay = backoff.first
+        while True:
+            started = time.monotonic()
+            try:
+                await factory()
+            except Exception:  # logged with its traceback, then restarted
+                if self._closed:
+                    raise
+                if time.monotonic() - started >= backoff.healthy:
+                    delay = backoff.first
+                log.exception("%s failed; restarting it in %.1fs", full, delay)
+            else:
+                if self._closed:
+                    return
+                if time.monotonic() - started >= backoff.healthy:
+                    delay = backoff.first
+                log.error("%s ended unexpectedly; restarting it in %.1fs", full, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, backoff.most)
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+
     def adopt(self, task: asyncio.Task[Any]) -> None:
         """Keep (and supervise) a task created elsewhere, e.g. one abandoned after a timeout."""
         self._tasks.add(task)
@@ -104,6 +175,10 @@ class TaskSet:
     def _done(self, task: asyncio.Task[Any], critical: bool) -> None:
         self._tasks.discard(task)
         if task.cancelled():
+            if critical and not self._closed:  # cancelled by someone else than stop()
+                log.error("%s was cancelled", task.get_name())
+                if self.on_failure is not None:
+                    self.on_failure(task)
             return
         exc = task.exception()
         if exc is None:

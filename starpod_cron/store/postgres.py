@@ -46,7 +46,7 @@ from ..errors import (
     StarpodCronError,
     StoreUnavailable,
 )
-from ..logs import redact, register_secret
+from ..logs import register_secret
 from ..models import (
     CronJob,
     CronRun,
@@ -92,6 +92,8 @@ from .common import (
     start_rows,
     write_notes,
 )
+from .pgerrors import RETRIED, is_connection_error, unavailable, why
+from .pglisten import Listener
 from .records import (
     DELIVERY_COLUMNS,
     JOB_COLUMNS,
@@ -230,19 +232,8 @@ BULK = {
         "WHERE job_id = ANY($1::text[])) AS ranked WHERE newer > $2 AND status <> 'running')"
     ),
 }
-RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-UNREACHABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InvalidCatalogNameError,
-)
 SLICE_SECS = 0.005  # planning yields at least this often (a sleeper waits ~3 slices)
 CHUNK_ROWS = 1000  # rows per set-based statement; a chunk encodes well under a slice
-LISTEN_RETRY_MAX_SECS = 30
 
 
 def safe_dsn(dsn: str) -> str:
@@ -283,12 +274,14 @@ class PostgresStore(CronStore):
         where = safe_dsn(dsn)
         try:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10, command_timeout=60)
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {where}: {_why(exc)}"
-            ) from None
-        except asyncpg.PostgresError as exc:
-            raise StoreUnavailable(f"PostgreSQL at {where} refused: {_why(exc)}") from None
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise StoreUnavailable(
+                    f"cannot connect to PostgreSQL at {where}: {why(exc)}"
+                ) from None
+            if isinstance(exc, asyncpg.PostgresError):
+                raise StoreUnavailable(f"PostgreSQL at {where} refused: {why(exc)}") from None
+            raise
         try:
             async with pool.acquire() as conn:
                 schema = await conn.fetchval("SELECT current_schema()")
@@ -298,8 +291,14 @@ class PostgresStore(CronStore):
                         "no existing schema); create it or fix the search_path"
                     )
                 await migrate(conn, where, create=create)
-        except BaseException:
+        except Exception as exc:
+            if is_connection_error(exc):
+                pool.terminate()
+                raise unavailable(exc, where) from None
             await pool.close()
+            raise
+        except BaseException:
+            pool.terminate()
             raise
         return cls(pool, dsn, settings, clock, str(schema))
 
@@ -315,18 +314,24 @@ class PostgresStore(CronStore):
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await body(conn)
             except RETRIED as exc:
-                log.warning("a transaction on %s lost a race (%s); retrying", self.url, _why(exc))
+                log.warning("a transaction on %s lost a race (%s); retrying", self.url, why(exc))
                 if attempt == 5:
                     raise StoreUnavailable(
                         f"PostgreSQL kept refusing a transaction: {exc}"
                     ) from exc
                 await asyncio.sleep(delay * random.uniform(1, 2))
                 delay *= 2
-            except UNREACHABLE as exc:
-                raise StoreUnavailable(f"PostgreSQL at {self.url}: {_why(exc)}") from None
-            except asyncpg.UniqueViolationError as exc:
-                raise StoreUnavailable(f"PostgreSQL at {self.url}: {_why(exc)}") from exc
+            except Exception as exc:
+                if is_connection_error(exc):
+                    await self._reset()
+                    raise unavailable(exc, self.url) from None
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reset(self) -> None:
+        """After a connection error, replace every pooled connection on its next use: one reset
+        (a failover, a pooler restart) usually ends them all, idle ones included."""
+        await self._pool.expire_connections()
 
     async def _write(self, body: Callable[[Conn], Awaitable[T]]) -> T:
         """Run ``body`` in one transaction. Shielded: if the caller is cancelled, the
@@ -338,13 +343,21 @@ class PostgresStore(CronStore):
         return await asyncio.shield(future)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """A read; retried once on new connections if its connection was reset (not when the
+        server cannot be reached)."""
         self._check_open()
-        try:
-            async with self._pool.acquire() as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                return rows
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(f"PostgreSQL at {self.url}: {_why(exc)}") from None
+        for attempt in (1, 2):
+            try:
+                async with self._pool.acquire() as conn:
+                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    return rows
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                await self._reset()
+                if attempt == 2 or self._closed or isinstance(exc, OSError | TimeoutError):
+                    raise unavailable(exc, self.url) from None  # unreachable: no second wait
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _value(self, sql: str, *args: Any) -> Any:
         rows = await self._fetch(sql, *args)
@@ -368,39 +381,8 @@ class PostgresStore(CronStore):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._listener = loop.create_task(self._listen(), name="starpod-cron:pg-listen")
-
-    async def _listen(self) -> None:
-        """Hold a LISTEN connection; reconnect with backoff when it drops. After every
-        (re)connection, signal once: notifications sent while disconnected were missed."""
-        delay = 0.5
-        while not self._closed:
-            lost = asyncio.Event()
-            try:
-                conn = await asyncpg.connect(self._dsn)
-            except (*UNREACHABLE, asyncpg.PostgresError) as exc:
-                log.error("LISTEN connection to %s failed: %s; retrying", self.url, _why(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LISTEN_RETRY_MAX_SECS)
-                continue
-            try:
-                conn.add_termination_listener(lambda _, lost=lost: lost.set())
-                await conn.add_listener(self.channel, self._on_notify)
-                delay = 0.5
-                self._signal(Topic.JOBS, Topic.DELIVERIES)
-                await lost.wait()
-                log.warning("LISTEN connection to %s was lost; reconnecting", self.url)
-            finally:
-                if not conn.is_closed():
-                    await conn.close(timeout=2)
-
-    def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        try:
-            topic = Topic(str(payload))
-        except ValueError:
-            log.warning("ignoring a notification with unknown topic %r", payload)
-            return
-        self._signal(topic)
+        listen = Listener(self._dsn, self.channel, self.url, self._signal).run()
+        self._listener = loop.create_task(listen, name="starpod-cron:pg-listen")
 
     async def ping(self) -> None:
         await self._value("SELECT 1")
@@ -1048,11 +1030,6 @@ class Slices:
         if time.perf_counter() - self._since >= SLICE_SECS:
             await asyncio.sleep(0)
             self._since = time.perf_counter()
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return redact(text.splitlines()[0])
 
 
 async def lock_job(conn: Conn, job_id: str) -> JobRecord:
