@@ -109,7 +109,8 @@ def busy_port() -> Iterator[int]:
 @pytest.mark.parametrize(
     ("config", "args", "code", "message"),
     [
-        ("", ["--host", "0.0.0.0"], 2, "reachable from other machines: configure"),
+        ("", ["--host", "127.0.0.2"], 2, "reachable from other machines: configure"),
+        ("", ["--host", "0.0.0.0"], 2, "set [gateway] allowed_hosts"),
         (
             '[executor]\nkind = "python"\ntarget = "no_such_module:run"\n',
             [],
