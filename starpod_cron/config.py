@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
+from .declared import from_config
 from .errors import ConfigError, InvalidSchedule
 from .schedules import Schedule
 from .settings import SchedulerSettings, StoreSettings
@@ -359,6 +360,9 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
     if "synchronous" in store:
         store_keys["synchronous"] = store.pop("synchronous")
     values.update(_cron(cron, store_keys, f"{source} [cron]"))
+    # checked when the file is read (as the store checks a new job), so every command
+    # refuses a bad [[jobs]] table, not only serve and jobs sync
+    from_config(values["jobs"], source, values["store_settings"])
     for name, cls in _SECTIONS.items():
         if name == "store":
             section = store

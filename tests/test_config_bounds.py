@@ -199,6 +199,44 @@ async def test_a_bad_maintenance_cron_is_refused_by_every_command(tmp_path: Path
         assert "minute field '61'" in err
 
 
+JOB = '[[jobs]]\nname = "standup"\nprompt = "post it"\nevery = "1h"\n'
+BAD_JOBS = [
+    (JOB + "max_retries = 1000000000", "max_retries must be an integer from 0 to 100"),
+    (JOB + "max_retries = true", "max_retries must be an integer"),
+    (JOB + "timeout_secs = -1", "timeout_secs must be"),
+    (JOB + "jitter_secs = 1e12", "jitter_secs must be"),
+    (JOB + "max_instances = 0", "max_instances must be"),
+    (JOB + 'timezone = "Mars/Base"', "unknown time zone 'Mars/Base'"),
+    (JOB + 'session_mode = "shared"', "session_mode must be"),
+    (JOB.replace('every = "1h"', 'cron = "61 * * * *"'), "minute field '61'"),
+    (JOB.replace('"post it"', '""'), "prompt must be"),
+]
+
+
+@pytest.mark.parametrize(("text", "says"), BAD_JOBS)
+def test_a_bad_jobs_table_is_refused_by_every_command(
+    text: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    db = str(tmp_path / "jobs.db")
+    for command in (["jobs", "list"], ["status"], ["jobs", "add", "x", "p", "--every", "1h"]):
+        assert main(["--config", str(path), "--db", db, *command]) == 2, command
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, (command, err)
+        assert err.startswith("starpod-cron: error: ") and "[[jobs]] #1 (standup): " in err
+        assert says in err, (command, err)
+    assert not Path(db).exists()  # refused before anything is opened
+
+
+@pytest.mark.timeout(60)
+async def test_serve_refuses_a_bad_jobs_table_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "agent.toml").write_text(JOB + "max_retries = 1000000000")
+    code, out, err = await run_cli(tmp_path, "serve", "--port", "0", "--http-port", "0")
+    assert code == 2 and err.count("\n") == 1, (code, out, err)
+    assert "agent.toml [[jobs]] #1 (standup): max_retries must be" in err, err
+
+
 def test_tokens_from_the_environment_need_a_user_too(monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.ws import load_tokens
 
