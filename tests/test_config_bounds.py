@@ -235,6 +235,7 @@ async def test_serve_refuses_a_bad_jobs_table_in_one_line(tmp_path: Path) -> Non
     code, out, err = await run_cli(tmp_path, "serve", "--port", "0", "--http-port", "0")
     assert code == 2 and err.count("\n") == 1, (code, out, err)
     assert "agent.toml [[jobs]] #1 (standup): max_retries must be" in err, err
+    assert not (tmp_path / "starpod-cron.db").exists()  # refused before the store is opened
 
 
 def test_tokens_from_the_environment_need_a_user_too(monkeypatch: pytest.MonkeyPatch) -> None:
