@@ -129,7 +129,9 @@ class Gateway:
                     synced.updated or "none",
                     synced.disabled or "none",
                 )
-            model = build_executor(config.executor, store, config.base_dir)
+            model = build_executor(
+                config.executor, store, config.base_dir, limits=user_limits(config)
+            )
             executor = declared.with_declared(model, registry)
             stack.push_async_callback(executor.aclose)
             for note in executor.notes:

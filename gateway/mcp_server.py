@@ -125,7 +125,7 @@ async def serve_mcp(
     who = Principal(user) if user else LOCAL_ADMIN
     async with open_store(config, db_url) as store:
         registry = configured_jobs(config, store)
-        model = build_executor(config.executor, store, config.base_dir)
+        model = build_executor(config.executor, store, config.base_dir, limits=user_limits(config))
         executor = declared.with_declared(model, registry)
         scheduler = CronScheduler(store, executor, config.scheduler)  # for cron_run only
         ops = JobOperations(store, scheduler.run_now, user_limits(config))

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
-import os
 import socket
 import weakref
 from http import HTTPStatus
@@ -34,7 +32,7 @@ from starpod_cron import (
 )
 from starpod_cron.access import Principal
 from starpod_cron.chat import AgentChat
-from starpod_cron.config import GatewayConfig, TokenConfig, check_token
+from starpod_cron.config import GatewayConfig, gateway_tokens
 from starpod_cron.operations import JobOperations
 from starpod_cron.routing import RUN_STARTED, WS_PREFIX
 from starpod_cron.tasks import TaskSet
@@ -65,24 +63,9 @@ def _cookie(header: str, name: str) -> str:
 
 
 def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
-    """Tokens from ``[gateway] tokens`` plus the JSON in ``$tokens_env`` (same shape)."""
-    tokens = {t: Principal(c.user_id, c.admin) for t, c in config.tokens.items()}
-    raw = os.environ.get(config.tokens_env, "")
-    if raw:
-        try:
-            extra = json.loads(raw)
-            for token, spec in extra.items():
-                check_token(str(token))  # and TokenConfig refuses an empty user_id
-                entry = TokenConfig(str(spec["user_id"]), bool(spec.get("admin")))
-                tokens[str(token)] = Principal(entry.user_id, entry.admin)
-        except ConfigError as exc:
-            raise ConfigError(f"${config.tokens_env}: {exc}") from None
-        except (ValueError, AttributeError, KeyError, TypeError) as exc:
-            raise ConfigError(
-                f"${config.tokens_env} must be JSON like "
-                '{"<token>": {"user_id": "u1", "admin": false}}: ' + type(exc).__name__
-            ) from None
-    return tokens
+    """Tokens from ``[gateway] tokens`` plus the JSON in ``$tokens_env`` (same shape, same
+    checks: see :func:`starpod_cron.config.gateway_tokens`)."""
+    return {t: Principal(c.user_id, c.admin) for t, c in gateway_tokens(config).items()}
 
 
 class Client:

@@ -9,15 +9,19 @@ Loading builds the settings objects the library uses (:class:`StoreSettings`,
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
+from .declared import from_config
 from .errors import ConfigError, InvalidSchedule
 from .schedules import Schedule
 from .settings import SchedulerSettings, StoreSettings
@@ -133,11 +137,21 @@ class TokenConfig:
         check_fields(self)
 
 
-def check_token(token: str) -> None:
-    """A gateway token (``[gateway.tokens]`` or ``$tokens_env``): not empty, no spaces or
-    control characters. The message never shows the token."""
-    if not token or any(c.isspace() or not c.isprintable() for c in token):
-        raise ConfigError("tokens: must be non-empty, without spaces or control characters")
+MIN_TOKEN_CHARS = 16
+"""Shorter tokens are guessable (and log redaction skips values under 6 characters)."""
+
+
+def check_token(token: str, where: str = "tokens") -> None:
+    """A gateway token (``[gateway.tokens]`` or ``$tokens_env``): at least
+    :data:`MIN_TOKEN_CHARS` characters, no spaces or control characters. ``where`` names the
+    entry by position; the message never shows the token."""
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError(f"{where}: must be a token without spaces or control characters")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{where}: must be a token of at least {MIN_TOKEN_CHARS} characters "
+            f"(got {len(token)}); make one with: openssl rand -hex 16"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +196,39 @@ class GatewayConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        for token in self.tokens:
-            check_token(token)
+        for n, token in enumerate(self.tokens, 1):
+            check_token(token, f"tokens entry {n}")
         _check_browser_keys(self)
+
+
+def gateway_tokens(
+    config: GatewayConfig, environ: Mapping[str, str] | None = None
+) -> dict[str, TokenConfig]:
+    """The tokens of ``[gateway] tokens`` plus the JSON object in ``$tokens_env``
+    (``{"<token>": {"user_id": "u1", "admin": false}}``), each entry read by the same checker
+    as ``[gateway.tokens]``: a wrong type (``"admin": "false"``), an unknown key or an empty
+    ``user_id`` raises ConfigError naming the entry by position and the key, never the token."""
+    tokens = dict(config.tokens)
+    env = config.tokens_env
+    raw = (os.environ if environ is None else environ).get(env, "")
+    if not raw:
+        return tokens
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"${env} must be JSON like "
+            '{"<token>": {"user_id": "u1", "admin": false}}: ' + type(exc).__name__
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f'${env} must be a JSON object like {{"<token>": {{"user_id": "u1"}}}}, '
+            f"not a {type(data).__name__}"
+        )
+    for n, token in enumerate(data, 1):
+        check_token(token, f"${env} entry {n}")
+    tokens.update(_coerce(data, dict[str, TokenConfig], f"${env}"))
+    return tokens
 
 
 def _check_browser_keys(config: GatewayConfig) -> None:
@@ -316,6 +360,9 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
     if "synchronous" in store:
         store_keys["synchronous"] = store.pop("synchronous")
     values.update(_cron(cron, store_keys, f"{source} [cron]"))
+    # checked when the file is read (as the store checks a new job), so every command
+    # refuses a bad [[jobs]] table, not only serve and jobs sync
+    from_config(values["jobs"], source, values["store_settings"])
     for name, cls in _SECTIONS.items():
         if name == "store":
             section = store

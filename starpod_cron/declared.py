@@ -141,8 +141,13 @@ jobs = JobRegistry()
 """The registry the decorators of imported job modules fill."""
 
 
-def from_config(entries: Iterable[Mapping[str, Any]], source: str) -> list[DeclaredJob]:
-    """The ``[[jobs]]`` tables of ``agent.toml``; ConfigError names the table at fault."""
+def from_config(
+    entries: Iterable[Mapping[str, Any]], source: str, settings: StoreSettings | None = None
+) -> list[DeclaredJob]:
+    """The ``[[jobs]]`` tables of ``agent.toml``, each checked as the store would check it
+    (with ``settings``, default :class:`StoreSettings`); ConfigError names the table at fault
+    and the key. Called when the file is read, so every command refuses a bad table."""
+    settings = settings or StoreSettings()
     declared: list[DeclaredJob] = []
     for index, entry in enumerate(entries, 1):
         where = f"{source} [[jobs]] #{index}"
@@ -160,8 +165,9 @@ def from_config(entries: Iterable[Mapping[str, Any]], source: str) -> list[Decla
         try:
             fields = JobFields.from_mapping(entry)
             now = datetime.now().astimezone()
-            spec = jobfields.job_spec(fields, now=now, default_timezone="UTC", user_id=None)
-            planning.new_job(spec, to_ms(now), StoreSettings())  # the store's own checks
+            zone = settings.default_timezone
+            spec = jobfields.job_spec(fields, now=now, default_timezone=zone, user_id=None)
+            planning.new_job(spec, to_ms(now), settings)  # the store's own checks
         except InvalidInput as exc:
             raise ConfigError(f"{where} ({name}): {exc}") from None
         declared.append(DeclaredJob(name, fields, f"{source} [[jobs]] {name}"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from starpod_cron import ConfigError, SchedulerSettings, StoreSettings
+from starpod_cron.access import Principal
 from starpod_cron.bounds import rules
 from starpod_cron.cli.main import main
 from starpod_cron.config import (
@@ -75,8 +76,13 @@ BAD = [
     (TOKEN + '{ user_id = " " }', ENTRY),
     (TOKEN + '{ user_id = "a\\u0000" }', ENTRY),
     (TOKEN + '{ user_id = "alice", admin = 1 }', "[gateway] tokens entry 1 admin"),
-    ('[gateway.tokens]\n"" = { user_id = "alice" }', "[gateway] tokens: must"),
-    ('[gateway.tokens]\n"two words" = { user_id = "alice" }', "[gateway] tokens: must"),
+    ('[gateway.tokens]\n"" = { user_id = "alice" }', "[gateway] tokens entry 1: must"),
+    ('[gateway.tokens]\n"two words" = { user_id = "alice" }', "[gateway] tokens entry 1: must"),
+    ('[gateway.tokens]\n"a" = { user_id = "alice" }', "[gateway] tokens entry 1: must"),
+    (
+        TOKEN + '{ user_id = "alice" }\n"0123456789abcde" = { user_id = "bob" }',
+        "[gateway] tokens entry 2: must be a token of at least 16 characters",
+    ),
     (OPENAI + "request_timeout_secs = 1e9", "[executor] request_timeout_secs"),
     (OPENAI + "max_history_messages = 1000000", "[executor] max_history_messages"),
     (OPENAI + "temperature = 5", "[executor] temperature"),
@@ -193,16 +199,115 @@ async def test_a_bad_maintenance_cron_is_refused_by_every_command(tmp_path: Path
         assert "minute field '61'" in err
 
 
+JOB = '[[jobs]]\nname = "standup"\nprompt = "post it"\nevery = "1h"\n'
+BAD_JOBS = [
+    (JOB + "max_retries = 1000000000", "max_retries must be an integer from 0 to 100"),
+    (JOB + "max_retries = true", "max_retries must be an integer"),
+    (JOB + "timeout_secs = -1", "timeout_secs must be"),
+    (JOB + "jitter_secs = 1e12", "jitter_secs must be"),
+    (JOB + "max_instances = 0", "max_instances must be"),
+    (JOB + 'timezone = "Mars/Base"', "unknown time zone 'Mars/Base'"),
+    (JOB + 'session_mode = "shared"', "session_mode must be"),
+    (JOB.replace('every = "1h"', 'cron = "61 * * * *"'), "minute field '61'"),
+    (JOB.replace('"post it"', '""'), "prompt must be"),
+]
+
+
+@pytest.mark.parametrize(("text", "says"), BAD_JOBS)
+def test_a_bad_jobs_table_is_refused_by_every_command(
+    text: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    db = str(tmp_path / "jobs.db")
+    for command in (["jobs", "list"], ["status"], ["jobs", "add", "x", "p", "--every", "1h"]):
+        assert main(["--config", str(path), "--db", db, *command]) == 2, command
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, (command, err)
+        assert err.startswith("starpod-cron: error: ") and "[[jobs]] #1 (standup): " in err
+        assert says in err, (command, err)
+    assert not Path(db).exists()  # refused before anything is opened
+
+
+@pytest.mark.timeout(60)
+async def test_serve_refuses_a_bad_jobs_table_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "agent.toml").write_text(JOB + "max_retries = 1000000000")
+    code, out, err = await run_cli(tmp_path, "serve", "--port", "0", "--http-port", "0")
+    assert code == 2 and err.count("\n") == 1, (code, out, err)
+    assert "agent.toml [[jobs]] #1 (standup): max_retries must be" in err, err
+    assert not (tmp_path / "starpod-cron.db").exists()  # refused before the store is opened
+
+
 def test_tokens_from_the_environment_need_a_user_too(monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.ws import load_tokens
 
     monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", f'{{"{SECRET}": {{"user_id": ""}}}}')
-    with pytest.raises(ConfigError, match=r"\$STARPOD_GATEWAY_TOKENS: user_id: must not") as err:
+    with pytest.raises(ConfigError, match=r"\$STARPOD_GATEWAY_TOKENS entry 1 user_id: must") as err:
         load_tokens(GatewayConfig())
     assert SECRET not in str(err.value)
     monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", '{"": {"user_id": "alice"}}')
-    with pytest.raises(ConfigError, match=r"\$STARPOD_GATEWAY_TOKENS: tokens: must"):
+    with pytest.raises(ConfigError, match=r"\$STARPOD_GATEWAY_TOKENS entry 1: must"):
         load_tokens(GatewayConfig())
+
+
+# $STARPOD_GATEWAY_TOKENS entries are read by the [gateway.tokens] checker: a string is not a
+# boolean, a misspelled key is not ignored, a number is not a user id, and tokens are long
+ENV_BAD = [
+    ('{"user_id": "mallory", "admin": "false"}', "entry 1 admin: expected true or false"),
+    ('{"user_id": "mallory", "admin": 0}', "entry 1 admin: expected true or false"),
+    ('{"user_id": "mallory", "adnim": true}', "entry 1: unknown key 'adnim'"),
+    ('{"user_id": 42}', "entry 1 user_id: expected a string, got 42"),
+    ('{"admin": true}', "entry 1: missing required key 'user_id'"),
+    ('{"user_id": " "}', "entry 1 user_id: must not be empty"),
+    ('"mallory"', "entry 1: expected a table"),
+]
+
+
+@pytest.mark.parametrize(("entry", "says"), ENV_BAD)
+def test_environment_tokens_are_checked_like_the_file(
+    entry: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.ws import load_tokens
+
+    good = '"root-token-0123456789": {"user_id": "root", "admin": true}'
+    monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", f'{{"{SECRET}": {entry}, {good}}}')
+    with pytest.raises(ConfigError) as err:
+        load_tokens(GatewayConfig())
+    assert str(err.value).startswith(f"$STARPOD_GATEWAY_TOKENS {says}"), str(err.value)
+    assert SECRET not in str(err.value)
+
+
+def test_environment_tokens_that_are_right_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.ws import load_tokens
+
+    monkeypatch.setenv(
+        "STARPOD_GATEWAY_TOKENS",
+        f'{{"{SECRET}": {{"user_id": "alice", "admin": false}}, '
+        '"root-token-0123456789": {"user_id": "root", "admin": true}}',
+    )
+    file_token = GatewayConfig(tokens={"file-token-0123456789": TokenConfig("bob")})
+    tokens = load_tokens(file_token)
+    assert tokens[SECRET] == Principal("alice") and not tokens[SECRET].admin
+    assert tokens["root-token-0123456789"] == Principal("root", admin=True)
+    assert tokens["file-token-0123456789"] == Principal("bob")
+    for short in ("a", "0123456789abcde"):  # 15 characters: one short
+        monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", f'{{"{short}": {{"user_id": "alice"}}}}')
+        with pytest.raises(ConfigError, match="entry 1: must be a token of at least 16") as err:
+            load_tokens(GatewayConfig())
+        assert f"got {len(short)})" in str(err.value)
+    assert "0123456789abcde" not in str(err.value)  # a refused token is never shown
+
+
+@pytest.mark.timeout(60)
+async def test_serve_refuses_a_string_admin_in_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "agent.toml").write_text("")
+    env = {"STARPOD_GATEWAY_TOKENS": f'{{"{SECRET}": {{"user_id": "mallory", "admin": "false"}}}}'}
+    for command in (["serve", "--port", "0", "--http-port", "0"], ["mcp", "--http", "127.0.0.1:0"]):
+        code, out, err = await run_cli(tmp_path, *command, env=env)
+        assert code == 2, (command, code, out, err)
+        assert err.count("\n") == 1, err
+        assert "$STARPOD_GATEWAY_TOKENS entry 1 admin: expected true or false" in err, err
+        assert SECRET not in err + out
 
 
 def test_the_readme_lists_the_bounds_of_every_key() -> None:

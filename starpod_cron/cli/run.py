@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from .. import declared
+from ..bootstrap import user_limits
 from ..errors import InvalidInput, JobAlreadyRunning
 from ..executors import build_executor
 from ..maintenance import configured_jobs
@@ -38,7 +39,7 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
     )
     config = c.config
     registry = configured_jobs(config, c.store)
-    model = build_executor(config.executor, c.store, config.base_dir)
+    model = build_executor(config.executor, c.store, config.base_dir, limits=user_limits(config))
     executor = declared.with_declared(model, registry)
     if "executor" not in c.config.configured:
         print(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..logs import register_secret
-from ..operations import JobOperations
+from ..operations import JobOperations, UserLimits
 from ..store.base import CronStore, SessionStore
 from .base import BuiltExecutor, execution_note, session_for, session_key
 from .command import CommandExecutor
@@ -43,11 +43,17 @@ __all__ = [
 
 
 def build_executor(
-    config: ExecutorConfig, store: SessionStore, base_dir: Path | None = None
+    config: ExecutorConfig,
+    store: SessionStore,
+    base_dir: Path | None = None,
+    *,
+    limits: UserLimits | None = None,
 ) -> BuiltExecutor:
     """The executor ``config`` describes. Configuration errors (a ``python`` target that does
     not import, say) raise ConfigError here, at start-up, not at the first run. Things a user
-    should know (no API key found) are in the executor's ``notes``."""
+    should know (no API key found) are in the executor's ``notes``. ``limits``: the per-user
+    limits jobs made by scheduled runs obey (``allow_scheduling_from_runs``); give the
+    configured ones (``bootstrap.user_limits(config)``), the library defaults otherwise."""
     if config.kind == "openai":
         api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
         notes: tuple[str, ...] = ()
@@ -65,7 +71,7 @@ def build_executor(
             max_history_messages=config.max_history_messages,
             temperature=config.temperature,
             max_tokens=config.max_tokens,
-            run_tools=_run_tools(config, store),
+            run_tools=_run_tools(config, store, limits),
         )
         executor.notes = notes
         return executor
@@ -82,10 +88,13 @@ def build_executor(
     return EchoExecutor(store)
 
 
-def _run_tools(config: ExecutorConfig, store: SessionStore) -> JobOperations | None:
-    """The scheduling tools for scheduled runs, only with ``allow_scheduling_from_runs``."""
+def _run_tools(
+    config: ExecutorConfig, store: SessionStore, limits: UserLimits | None
+) -> JobOperations | None:
+    """The scheduling tools for scheduled runs, only with ``allow_scheduling_from_runs``, under
+    the owner's limits like every other front end."""
     if not config.allow_scheduling_from_runs:
         return None
     if not isinstance(store, CronStore):
         raise ConfigError("allow_scheduling_from_runs needs a full store, not a session store")
-    return JobOperations(store)
+    return JobOperations(store, limits=limits)

@@ -311,7 +311,12 @@ class PostgresStore(CronStore):
         delay = 0.01
         for attempt in range(1, 6):
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
+                # read committed whatever the server's default: every transaction here is
+                # written for it (explicit row and advisory locks, then fresh reads)
+                async with (
+                    self._pool.acquire() as conn,
+                    conn.transaction(isolation="read_committed"),
+                ):
                     return await body(conn)
             except RETRIED as exc:
                 log.warning("a transaction on %s lost a race (%s); retrying", self.url, why(exc))

@@ -4,11 +4,13 @@ transaction, so no interleaving of concurrent adds (one store or several) passes
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
 from starpod_cron import CronStore, JobSpec, ManualClock, Schedule, StoreSettings
 from starpod_cron.errors import LimitExceeded
+from tests.backends import needs_postgres, pg_schema
 from tests.contract.conftest import Opener
 
 HOURLY = Schedule.interval(3_600_000)
@@ -35,6 +37,37 @@ async def test_forty_concurrent_adds_with_a_limit_of_five_store_exactly_five(
     assert all(isinstance(r, LimitExceeded) for r in refused), refused
     assert all("[gateway] max_jobs_per_user" in str(r) for r in refused)
     assert len(await store.list_jobs_for_user("alice")) == 5
+
+
+def with_server_setting(dsn: str, key: str, value: str) -> str:
+    """``dsn`` with a server setting in its query (asyncpg sends unknown keys to the server)."""
+    parts = urlsplit(dsn)
+    query = [*parse_qsl(parts.query), (key, value)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@needs_postgres
+async def test_the_limit_holds_when_the_database_defaults_to_repeatable_read(
+    settings: StoreSettings, clock: ManualClock
+) -> None:
+    """A server (or DSN) whose default isolation is repeatable read: the store's transactions
+    are still read committed, so the count after the owner's lock sees every committed add."""
+    async with pg_schema() as dsn:
+        url = with_server_setting(dsn, "default_transaction_isolation", "repeatable read")
+        stores = [await CronStore.open(url, settings=settings, clock=clock) for _ in range(2)]
+        try:
+            results = await asyncio.gather(
+                *(
+                    stores[i % 2].add_jobs([spec(f"job-{i}")], max_jobs_per_owner=5)
+                    for i in range(40)
+                ),
+                return_exceptions=True,
+            )
+            assert len(await stores[0].list_jobs_for_user("alice")) == 5
+        finally:
+            for s in stores:
+                await s.close()
+    assert all(isinstance(r, LimitExceeded) for r in results if isinstance(r, BaseException))
 
 
 async def test_the_limit_counts_what_the_owner_has_and_a_whole_batch(store: CronStore) -> None:

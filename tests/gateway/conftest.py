@@ -22,9 +22,9 @@ from starpod_cron.config import (
 )
 
 TOKENS = {
-    "alice-token": TokenConfig("alice"),
-    "bob-token": TokenConfig("bob"),
-    "root-token": TokenConfig("root", admin=True),
+    "alice-token-0123456789": TokenConfig("alice"),
+    "bob-token-0123456789": TokenConfig("bob"),
+    "root-token-0123456789": TokenConfig("root", admin=True),
 }
 
 

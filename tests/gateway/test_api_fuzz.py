@@ -17,7 +17,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.processes import CLI, environment, free_port
 
-ADMIN = {"Authorization": "Bearer root-token"}
+ADMIN = {"Authorization": "Bearer root-token-0123456789"}
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
     cwd: Path = tmp_path_factory.mktemp("fuzz")
     (cwd / "agent.toml").write_text(
         '[executor]\nkind = "python"\ntarget = "tests.gateway.targets:run"\n'
-        '[gateway.tokens]\n"root-token" = { user_id = "root", admin = true }\n'
-        '"alice-token" = { user_id = "alice" }\n'
+        '[gateway.tokens]\n"root-token-0123456789" = { user_id = "root", admin = true }\n'
+        '"alice-token-0123456789" = { user_id = "alice" }\n'
     )
     log = cwd / "serve.log"
     with open(log, "wb") as out:

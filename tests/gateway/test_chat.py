@@ -130,10 +130,35 @@ async def test_websocket_chat_answers_and_schedules_for_that_user(tmp_path: Path
         )
         async with running_gateway(openai_config(tmp_path, fake), str(tmp_path / "c.db")) as gw:
             assert gw.store is not None
-            async with ws_client(gw, "alice-token") as alice:
+            async with ws_client(gw, "alice-token-0123456789") as alice:
                 answer = await alice.request("chat", text="check the build every hour")
                 assert answer["data"] == {"reply": "Scheduled hourly."}
                 bad = await alice.request("chat", text="   ")
                 assert bad["error"]["code"] == "invalid"
             (job,) = await gw.store.list_jobs()
             assert (job.user_id, job.prompt) == ("alice", "check the build")
+
+
+async def test_jobs_a_scheduled_run_creates_count_against_the_owners_limit(tmp_path: Path) -> None:
+    """``allow_scheduling_from_runs``: the run's cron_add calls go through the configured
+    ``[gateway]`` limits, not the library defaults. Alice's own job is one of her 3, so of the
+    model's three adds two are stored and the third is refused with the limit named."""
+    due = Schedule.one_shot(datetime.now(UTC) + timedelta(seconds=1))
+    adds = [
+        tool_call("cron_add", {"name": f"spawn-{n}", "prompt": f"p{n}", "every": "1h"}, f"c{n}")
+        for n in range(3)
+    ]
+    async with running_openai() as fake:
+        fake.answer(Reply(tool_calls=adds), Reply(content="scheduled what I could"))
+        cfg = openai_config(tmp_path, fake, allow_scheduling_from_runs=True)
+        cfg = replace(cfg, gateway=replace(cfg.gateway, max_jobs_per_user=3))
+        async with running_gateway(cfg, str(tmp_path / "spawn.db")) as gateway:
+            assert gateway.store is not None
+            await gateway.store.add_jobs([JobSpec("digest", "spawn jobs", due, user_id="alice")])
+            await until(lambda: len(fake.requests) >= 2, what="the model's second turn")
+            spawned = [
+                j for j in await gateway.store.list_jobs_for_user("alice") if j.name != "digest"
+            ]
+    assert sorted(j.name for j in spawned) == ["spawn-0", "spawn-1"]
+    results = [m["content"] for m in fake.requests[1]["messages"] if m["role"] == "tool"]
+    assert len(results) == 3 and "max_jobs_per_user" in results[2], results

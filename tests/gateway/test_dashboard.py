@@ -34,7 +34,7 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[tuple[Serve, str]]:
     (tmp_path / "agent.toml").write_text(
         '[executor]\nkind = "python"\ntarget = "tests.gateway.targets:run"\n'
         "[gateway]\nmin_interval_secs = 0\n"
-        '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
+        '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
     )
     gateway = await serve(tmp_path, log=tmp_path / "serve.log")
     text = await gateway.read_until(b"Dashboard and API on")
@@ -67,7 +67,7 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
             await page.screenshot(path=str(SHOTS / "login.png"))
 
-            await page.get_by_label("Gateway token").fill("alice-token")
+            await page.get_by_label("Gateway token").fill("alice-token-0123456789")
             await page.get_by_role("button", name="Log in").click()
             await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")
@@ -99,7 +99,8 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await expect(page.get_by_text("allow, up to 2 at once")).to_be_visible()
             async with httpx.AsyncClient(base_url=base) as api:
                 ran = await api.post(
-                    "/api/jobs/stretch/run", headers={"Authorization": "Bearer alice-token"}
+                    "/api/jobs/stretch/run",
+                    headers={"Authorization": "Bearer alice-token-0123456789"},
                 )
                 assert ran.status_code == 200, ran.text
             await expect(page.locator("tr[data-run] .status-success")).to_have_count(1)
@@ -149,7 +150,7 @@ async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_p
 
     _, base = dashboard
     async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": "Bearer alice-token"}
+        base_url=base, headers={"Authorization": "Bearer alice-token-0123456789"}
     ) as api:
         ids = {}
         for name, prompt in (("a", "plain a"), ("legacy", "the old one")):
@@ -165,7 +166,7 @@ async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_p
             page = await browser.new_page()
             try:
                 await page.goto(base + "/login")
-                await page.get_by_label("Gateway token").fill("alice-token")
+                await page.get_by_label("Gateway token").fill("alice-token-0123456789")
                 await page.get_by_role("button", name="Log in").click()
                 row = page.locator('tr[data-job="a/runs"]')
                 link = row.get_by_role("link", name="a/runs")

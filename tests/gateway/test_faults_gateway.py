@@ -164,7 +164,7 @@ async def test_a_client_far_behind_replays_everything_page_by_page(tmp_path: Pat
             what="all 90 notifications",
         )
         await eventually(lambda: _none(store.next_delivery_at(["ws:"])), what="all broadcast")
-        async with ws_client(gateway, "root-token") as root:
+        async with ws_client(gateway, "root-token-0123456789") as root:
             since, pages, more = 0, 0, True
             while more:
                 answer = await root.request("replay", since=since)
@@ -196,7 +196,10 @@ async def _none(pending: Any) -> bool:
 
 # ------------------------------------------------ 17.2 names per owner, never across owners
 async def test_job_names_and_ids_never_reach_across_owners(gateway: Gateway) -> None:
-    async with ws_client(gateway, "alice-token") as alice, ws_client(gateway, "bob-token") as bob:
+    async with (
+        ws_client(gateway, "alice-token-0123456789") as alice,
+        ws_client(gateway, "bob-token-0123456789") as bob,
+    ):
         secret = await alice.request("cron.add", name="alice-secret-plan", prompt="p", every="1h")
         assert secret["ok"]
         mine = await bob.request("cron.add", name="alice-secret-plan", prompt="q", every="1h")
@@ -230,8 +233,8 @@ async def test_per_user_limits_are_enforced_for_users_not_admins(tmp_path: Path)
     )
     async with (
         running_gateway(replace(cfg, gateway=limits), str(tmp_path / "l.db")) as gw,
-        ws_client(gw, "alice-token") as alice,
-        ws_client(gw, "root-token") as root,
+        ws_client(gw, "alice-token-0123456789") as alice,
+        ws_client(gw, "root-token-0123456789") as root,
     ):
         for fields, message in [
             ({"prompt": "p", "every": "30s"}, "at most every 1m"),
@@ -290,7 +293,7 @@ async def test_per_user_limits_are_enforced_for_users_not_admins(tmp_path: Path)
 async def test_hostile_websocket_input_is_refused_not_crashed(
     gateway: Gateway, frame: str, code: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with ws_client(gateway, "alice-token") as alice:
+    async with ws_client(gateway, "alice-token-0123456789") as alice:
         await alice.conn.send(frame)
         answer = await alice.response(1 if code != "bad_json" else None)
         assert answer["error"]["code"] == code, answer  # was: "internal" with a traceback
@@ -302,14 +305,15 @@ async def test_hostile_websocket_input_is_refused_not_crashed(
 @pytest.mark.parametrize("size", [65 * 1024, 1024 * 1024, 2 * 1024 * 1024])
 async def test_one_rule_for_every_oversized_frame(gateway: Gateway, size: int) -> None:
     assert gateway.ws is not None
-    async with ws_client(gateway, "alice-token") as alice:
+    async with ws_client(gateway, "alice-token-0123456789") as alice:
         big = json.dumps({"id": "big", "type": "cron.add", "prompt": "p" * size, "every": "1h"})
         await alice.conn.send(big)
         await asyncio.wait([alice.reader], timeout=10)  # the server closed the connection ...
         assert (
             alice.reader.done() and alice.conn.close_code == 1009
         )  # ... with "message too big", whatever the size
-    async with ws_client(gateway, "root-token") as root:  # the largest allowed frame works
+    # the largest allowed frame works
+    async with ws_client(gateway, "root-token-0123456789") as root:
         prompt = "p" * (64 * 1024 - 200)
         answer = await root.request("cron.add", name="big", prompt=prompt, every="1h")
         assert answer["ok"], answer

@@ -132,12 +132,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         with (
             httpx.Client(
                 base_url=f"http://127.0.0.1:{gw.http_port}",
-                headers={"Authorization": "Bearer alice-token"},
+                headers={"Authorization": "Bearer alice-token-0123456789"},
                 timeout=20,
             ) as http,
             connect(
                 f"ws://127.0.0.1:{gw.ws.port}/",
-                additional_headers={"Authorization": "Bearer alice-token"},
+                additional_headers={"Authorization": "Bearer alice-token-0123456789"},
                 max_size=None,
             ) as ws,
         ):

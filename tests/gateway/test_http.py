@@ -13,9 +13,9 @@ from gateway.app import Gateway
 from tests.conftest import eventually
 from tests.gateway.conftest import config, running_gateway, ws_client
 
-ALICE = {"Authorization": "Bearer alice-token"}
-BOB = {"Authorization": "Bearer bob-token"}
-ROOT = {"Authorization": "Bearer root-token"}
+ALICE = {"Authorization": "Bearer alice-token-0123456789"}
+BOB = {"Authorization": "Bearer bob-token-0123456789"}
+ROOT = {"Authorization": "Bearer root-token-0123456789"}
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ async def test_cookie_sessions_need_the_csrf_header_to_change_anything(
     refused = await client.post("/login", data={"token": "wrong"})
     assert refused.status_code == 303 and refused.headers["location"] == "/login?error=1"
     assert "set-cookie" not in refused.headers
-    login = await client.post("/login", data={"token": "alice-token"})
+    login = await client.post("/login", data={"token": "alice-token-0123456789"})
     cookie = login.headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
     assert (await client.get("/api/jobs")).status_code == 200  # the cookie logs in
@@ -114,7 +114,7 @@ async def test_health_readiness_and_metrics(http: tuple[Gateway, httpx.AsyncClie
     assert (await client.get("/metrics")).status_code == 401  # tokens are configured
     await client.post("/api/jobs", json={"name": "m", "prompt": "x", "every": "1h"}, headers=ROOT)
     await client.post("/api/jobs/m/run", headers=ROOT)
-    async with ws_client(gw, "alice-token"):
+    async with ws_client(gw, "alice-token-0123456789"):
         text = (await client.get("/metrics", headers=ROOT)).text
     assert 'starpod_cron_runs_total{status="success"} 1.0' in text
     assert "starpod_cron_run_lateness_seconds_bucket" in text

@@ -24,7 +24,7 @@ from tests.gateway.botapi import TOKEN, BotApi, running_botapi
 from tests.gateway.conftest import telegram_gateway, ws_client
 
 OWNER = 42
-ALICE = {"Authorization": "Bearer alice-token"}
+ALICE = {"Authorization": "Bearer alice-token-0123456789"}
 BAD = [("a/runs", "contains '/'"), ("a\\b", "contains '\\\\'"), ("", "empty"), ("  ", "empty")]
 
 
@@ -52,7 +52,7 @@ async def test_bad_names_are_refused_alike_at_every_front_end(
         await ops.add(Principal("alice"), JobFields(name="keep", prompt="p", every="1h"))
         async with (
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", headers=ALICE) as http,
-            ws_client(gw, "alice-token") as ws,
+            ws_client(gw, "alice-token-0123456789") as ws,
             Client(build_server(ops, Principal("alice"))) as mcp,
         ):
             for name, words in BAD:

@@ -40,7 +40,7 @@ async def test_http_adds_never_pass_the_limit(tmp_path: Path, url: str) -> None:
                     client.post(
                         "/api/jobs",
                         json={"name": f"h{i}", "prompt": "p", "every": "1h"},
-                        headers={"Authorization": "Bearer alice-token"},
+                        headers={"Authorization": "Bearer alice-token-0123456789"},
                     )
                     for i in range(ATTEMPTS)
                 )
@@ -57,7 +57,10 @@ async def test_websocket_adds_never_pass_the_limit(tmp_path: Path, url: str) -> 
     limited = GatewayConfig(port=0, http_port=0, tokens=TOKENS, max_jobs_per_user=LIMIT)
     async with running_gateway(replace(config(tmp_path), gateway=limited), url) as gw:
         assert gw.store is not None
-        async with ws_client(gw, "bob-token") as one, ws_client(gw, "bob-token") as two:
+        async with (
+            ws_client(gw, "bob-token-0123456789") as one,
+            ws_client(gw, "bob-token-0123456789") as two,
+        ):
             replies = await asyncio.gather(
                 *(
                     (one, two)[i % 2].request("cron.add", name=f"w{i}", prompt="p", every="1h")
@@ -68,7 +71,7 @@ async def test_websocket_adds_never_pass_the_limit(tmp_path: Path, url: str) -> 
         for r in (r for r in replies if not r["ok"]):
             assert r["error"]["code"] == "limit" and LIMIT_KEY in r["error"]["message"], r
         assert len(await gw.store.list_jobs_for_user("bob")) == LIMIT
-        async with ws_client(gw, "root-token") as root:  # admins are never limited
+        async with ws_client(gw, "root-token-0123456789") as root:  # admins are never limited
             made = await root.request("cron.add", name="r", prompt="p", every="1h", user_id="bob")
             assert made["ok"], made
         assert len(await gw.store.list_jobs_for_user("bob")) == LIMIT + 1
@@ -79,7 +82,7 @@ async def test_mcp_tool_calls_never_pass_the_limit(tmp_path: Path) -> None:
     """Eight MCP sessions over streamable HTTP, five calls each, all at once."""
     db = str(tmp_path / "jobs.db")
     (tmp_path / "agent.toml").write_text(
-        f'[gateway]\nmax_jobs_per_user = {LIMIT}\n[gateway.tokens]\n"alice-token" = '
+        f'[gateway]\nmax_jobs_per_user = {LIMIT}\n[gateway.tokens]\n"alice-token-0123456789" = '
         '{ user_id = "alice" }\n'
     )
     port = free_port()
@@ -99,7 +102,7 @@ async def test_mcp_tool_calls_never_pass_the_limit(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{port}/mcp"
 
         async def session(calls: range) -> list[Any]:
-            http = httpx2.AsyncClient(headers={"Authorization": "Bearer alice-token"})
+            http = httpx2.AsyncClient(headers={"Authorization": "Bearer alice-token-0123456789"})
             async with http, Client(streamable_http_client(url, http_client=http)) as client:
                 return list(
                     await asyncio.gather(

@@ -206,7 +206,7 @@ async def test_a_session_expires_after_session_ttl_secs(tmp_path: Path) -> None:
     async with running_gateway(cfg, str(tmp_path / "ttl.db")) as gw:
         base = f"http://127.0.0.1:{gw.http_port}"
         async with httpx.AsyncClient(base_url=base) as client:
-            login = await client.post("/login", data={"token": "alice-token"})
+            login = await client.post("/login", data={"token": "alice-token-0123456789"})
             assert login.status_code == 303 and login.headers["location"] == "/"
             assert "max-age=2" in login.headers["set-cookie"].lower()
             session = client.cookies[COOKIE]
@@ -223,10 +223,11 @@ async def test_a_bad_token_or_a_forged_cookie_logs_nobody_in(tmp_path: Path) -> 
     async with running_gateway(config(tmp_path), str(tmp_path / "bad.db")) as gw:
         base = f"http://127.0.0.1:{gw.http_port}"
         async with httpx.AsyncClient(base_url=base) as client:
-            refused = await client.post("/login", data={"token": "alice-token "})
+            refused = await client.post("/login", data={"token": "alice-token-0123456789 "})
             assert refused.headers["location"] == "/login?error=1"
             assert "set-cookie" not in refused.headers
-            for forged in ("alice-token", "A" * 22, "x" * 4000):  # the raw token no longer works
+            # the raw token no longer works
+            for forged in ("alice-token-0123456789", "A" * 22, "x" * 4000):
                 client.cookies.set(COOKIE, forged)
                 assert (await client.get("/api/me")).status_code == 401
                 client.cookies.set("starpod_token", forged)
@@ -247,9 +248,9 @@ async def test_logging_in_again_replaces_the_browsers_session(tmp_path: Path) ->
         assert gw.store is not None
         base = f"http://127.0.0.1:{gw.http_port}"
         async with httpx.AsyncClient(base_url=base) as client:
-            await client.post("/login", data={"token": "alice-token"})
+            await client.post("/login", data={"token": "alice-token-0123456789"})
             first = client.cookies[COOKIE]
-            await client.post("/login", data={"token": "bob-token"})
+            await client.post("/login", data={"token": "bob-token-0123456789"})
             second = client.cookies[COOKIE]
             assert second != first
             assert (await client.get("/api/me")).json()["user_id"] == "bob"

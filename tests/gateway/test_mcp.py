@@ -79,7 +79,7 @@ async def test_mcp_over_http_requires_a_token_and_acts_for_its_user(tmp_path: Pa
 
     db = str(tmp_path / "jobs.db")
     (tmp_path / "agent.toml").write_text(
-        '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
+        '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
     )
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
@@ -105,7 +105,7 @@ async def test_mcp_over_http_requires_a_token_and_acts_for_its_user(tmp_path: Pa
         async with httpx.AsyncClient() as http:
             refused = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
             assert refused.status_code == 401
-        headers = {"Authorization": "Bearer alice-token"}
+        headers = {"Authorization": "Bearer alice-token-0123456789"}
         http = httpx2.AsyncClient(headers=headers)
         async with http, Client(streamable_http_client(url, http_client=http)) as client:
             added = await client.call_tool("cron_add", {"prompt": "stretch", "in": "20m"})
@@ -114,12 +114,12 @@ async def test_mcp_over_http_requires_a_token_and_acts_for_its_user(tmp_path: Pa
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
-    assert json.dumps("alice-token") not in (await proc.stderr.read()).decode()
+    assert json.dumps("alice-token-0123456789") not in (await proc.stderr.read()).decode()
 
 
 async def _mcp_http(tmp_path: Path, port: int) -> asyncio.subprocess.Process:
     (tmp_path / "agent.toml").write_text(
-        '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
+        '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
     )
     return await asyncio.create_subprocess_exec(
         CLI,
@@ -170,7 +170,7 @@ async def test_mcp_over_http_answers_413_to_a_100_mb_body_without_holding_it(
             seen += line
         url = f"http://127.0.0.1:{port}/mcp"
         headers = {
-            "Authorization": "Bearer alice-token",
+            "Authorization": "Bearer alice-token-0123456789",
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
         }

@@ -35,7 +35,7 @@ JOBS_PER_USER = {"u0": 67, "u1": 67, "u2": 66}  # 200 runs
 
 
 def agent_toml(url: str, api: BotApi) -> str:
-    tokens = "\n".join(f'"{u}-token" = {{ user_id = "{u}" }}' for u in USERS)
+    tokens = "\n".join(f'"{u}-token-0123456789" = {{ user_id = "{u}" }}' for u in USERS)
     return f"""
 [cron]
 tick_secs = 1
@@ -94,7 +94,7 @@ async def cluster(
 
 @asynccontextmanager
 async def ws(node: Serve, user: str) -> AsyncIterator[WsClient]:
-    headers = {"Authorization": f"Bearer {user}-token"}
+    headers = {"Authorization": f"Bearer {user}-token-0123456789"}
     async with connect(f"ws://127.0.0.1:{node.port}/", additional_headers=headers) as conn:
         client = WsClient(conn)
         try:

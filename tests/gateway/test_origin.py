@@ -184,12 +184,12 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
     async with running_gateway(config(tmp_path), str(tmp_path / "gw.db")) as gw:
         assert gw.ws is not None
         async with _http(gw) as http:
-            login = await http.post("/login", data={"token": "alice-token"})
+            login = await http.post("/login", data={"token": "alice-token-0123456789"})
             assert login.status_code == 303, login.text
             cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
             assert cookie
             added = await http.post(
-                "/api/jobs", json=JOB, headers={"Authorization": "Bearer alice-token"}
+                "/api/jobs", json=JOB, headers={"Authorization": "Bearer alice-token-0123456789"}
             )
             assert added.status_code == 200
         url = f"ws://127.0.0.1:{gw.ws.port}/ws"
@@ -212,7 +212,9 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
             async with connect(url, additional_headers=headers):
                 pass
         assert refused.value.response.status_code == 401
-        async with connect(url, additional_headers={"Authorization": "Bearer alice-token"}) as ws:
+        async with connect(
+            url, additional_headers={"Authorization": "Bearer alice-token-0123456789"}
+        ) as ws:
             await ws.send(json.dumps({"id": 1, "type": "cron.list"}))  # an SDK with its token
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["ok"] is True
 
@@ -276,7 +278,7 @@ async def test_mcp_over_http_serves_only_its_hosts(tmp_path: Path) -> None:
     """On an address the MCP SDK does not guard itself (127.0.0.2), the Host rule still holds;
     the MCP client (no Origin, its own Host) keeps working."""
     (tmp_path / "agent.toml").write_text(
-        '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
+        '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
     )
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
@@ -304,7 +306,7 @@ async def test_mcp_over_http_serves_only_its_hosts(tmp_path: Path) -> None:
             },
         }
         headers = {
-            "Authorization": "Bearer alice-token",
+            "Authorization": "Bearer alice-token-0123456789",
             "Accept": "application/json, text/event-stream",
         }
         async with httpx.AsyncClient(base_url=f"http://127.0.0.2:{port}", headers=headers) as mcp:

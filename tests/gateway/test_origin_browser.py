@@ -138,8 +138,8 @@ async def test_the_login_cookie_opens_no_websocket_for_another_port_of_the_host(
 ) -> None:
     """Logged in on http://localhost:<http_port>, the cookie goes to every port of
     localhost; a page on localhost:<another port> still gets neither the jobs nor a job in."""
-    tokens = '[gateway.tokens]\n"alice-token" = { user_id = "alice" }\n'
-    bearer = {"Authorization": "Bearer alice-token"}
+    tokens = '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
+    bearer = {"Authorization": "Bearer alice-token-0123456789"}
     async with gateway(tmp_path, tokens) as (base, ws_port), stranger_page() as other:
         dashboard = base.replace("127.0.0.1", "localhost")
         async with httpx.AsyncClient(base_url=base, headers=bearer) as api:  # an SDK
@@ -150,7 +150,7 @@ async def test_the_login_cookie_opens_no_websocket_for_another_port_of_the_host(
             context = await browser.new_context()
             page = await context.new_page()
             await page.goto(dashboard + "/login")
-            await page.get_by_label("Gateway token").fill("alice-token")
+            await page.get_by_label("Gateway token").fill("alice-token-0123456789")
             await page.get_by_role("button", name="Log in").click()
             await expect(page.get_by_role("heading", name="Jobs (1)")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")  # its own WebSocket: fine

@@ -26,7 +26,7 @@ from tests.gateway.conftest import config, running_gateway, telegram_gateway
 from tests.gateway.test_telegram import until
 
 CHATS = (42, 43, 44)
-ROOT = {"Authorization": "Bearer root-token"}
+ROOT = {"Authorization": "Bearer root-token-0123456789"}
 GAUGE = re.compile(r'starpod_cron_destination_refusing\{id="123456",kind="telegram"\} (\S+)')
 
 

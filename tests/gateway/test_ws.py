@@ -28,7 +28,8 @@ async def test_bad_or_missing_token_is_refused_at_the_handshake(gateway: Gateway
             async with connect(url, **kwargs):
                 pass
         assert err.value.response.status_code == 401
-    async with connect(url + "?token=alice-token") as conn:  # token in the query works too
+    # token in the query works too
+    async with connect(url + "?token=alice-token-0123456789") as conn:
         await conn.send(json.dumps({"id": 1, "type": "cron.list"}))
         assert json.loads(await conn.recv()) == {
             "id": 1,
@@ -41,8 +42,10 @@ def test_tokens_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.ws import load_tokens
     from starpod_cron.access import Principal
 
-    monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", '{"t1": {"user_id": "carol", "admin": true}}')
-    assert load_tokens(GatewayConfig())["t1"] == Principal("carol", admin=True)
+    monkeypatch.setenv(
+        "STARPOD_GATEWAY_TOKENS", '{"carol-token-0123456789": {"user_id": "carol", "admin": true}}'
+    )
+    assert load_tokens(GatewayConfig())["carol-token-0123456789"] == Principal("carol", admin=True)
     monkeypatch.setenv("STARPOD_GATEWAY_TOKENS", "not json")
     with pytest.raises(ConfigError, match="STARPOD_GATEWAY_TOKENS"):
         load_tokens(GatewayConfig())
@@ -54,7 +57,7 @@ def test_refuses_a_public_address_without_tokens() -> None:
 
 
 async def test_commands(gateway: Gateway) -> None:
-    async with ws_client(gateway, "alice-token") as alice:
+    async with ws_client(gateway, "alice-token-0123456789") as alice:
         added = await alice.request(
             "cron.add",
             name="standup",
@@ -93,7 +96,7 @@ async def test_commands(gateway: Gateway) -> None:
 
 async def test_bad_requests_get_an_error_and_the_connection_survives(gateway: Gateway) -> None:
     assert gateway.store is not None
-    async with ws_client(gateway, "alice-token") as alice:
+    async with ws_client(gateway, "alice-token-0123456789") as alice:
         await alice.conn.send("{not json")
         assert (await alice.response(None))["error"]["code"] == "bad_json"
         await alice.conn.send(json.dumps({"id": "x", "type": "cron.explode"}))
@@ -115,9 +118,9 @@ async def test_bad_requests_get_an_error_and_the_connection_survives(gateway: Ga
 
 async def test_users_touch_only_their_own_jobs(gateway: Gateway) -> None:
     async with (
-        ws_client(gateway, "alice-token") as alice,
-        ws_client(gateway, "bob-token") as bob,
-        ws_client(gateway, "root-token") as root,
+        ws_client(gateway, "alice-token-0123456789") as alice,
+        ws_client(gateway, "bob-token-0123456789") as bob,
+        ws_client(gateway, "root-token-0123456789") as root,
     ):
         assert (await alice.request("cron.add", name="mine", prompt="p", every="1h"))["ok"]
         for kind in ("cron.get", "cron.remove", "cron.disable", "cron.run", "cron.runs"):
@@ -130,9 +133,9 @@ async def test_users_touch_only_their_own_jobs(gateway: Gateway) -> None:
 
 async def test_events_reach_their_audience_and_can_be_replayed(gateway: Gateway) -> None:
     async with (
-        ws_client(gateway, "alice-token") as alice,
-        ws_client(gateway, "bob-token") as bob,
-        ws_client(gateway, "root-token") as root,
+        ws_client(gateway, "alice-token-0123456789") as alice,
+        ws_client(gateway, "bob-token-0123456789") as bob,
+        ws_client(gateway, "root-token-0123456789") as root,
     ):
         await alice.request("cron.add", name="tick", prompt="hello", every="1s")
         await alice.until(lambda: len(alice.events) >= 2)
@@ -144,14 +147,14 @@ async def test_events_reach_their_audience_and_can_be_replayed(gateway: Gateway)
         assert {"event_id", "run_id", "job_id", "ts"} <= set(event)
         assert bob.events == []
         await alice.request("cron.disable", name="tick")
-    async with ws_client(gateway, "alice-token") as again:
+    async with ws_client(gateway, "alice-token-0123456789") as again:
         first = event["event_id"]
         replay = await again.request("replay", since=first)
         assert replay["ok"] and replay["data"]["replayed"] == len(again.events) >= 1
         assert all(e["event_id"] > first and e["job_name"] == "tick" for e in again.events)
         nothing = await again.request("replay", since=replay["data"]["last_event_id"])
         assert nothing["data"]["replayed"] == 0
-    async with ws_client(gateway, "bob-token") as bob_again:
+    async with ws_client(gateway, "bob-token-0123456789") as bob_again:
         assert (await bob_again.request("replay", since=0))["data"]["replayed"] == 0
 
 
@@ -159,9 +162,9 @@ async def test_run_started_events_go_to_subscribers_before_the_run_finishes(
     gateway: Gateway,
 ) -> None:
     async with (
-        ws_client(gateway, "alice-token") as alice,
-        ws_client(gateway, "alice-token") as plain,
-        ws_client(gateway, "bob-token") as bob,
+        ws_client(gateway, "alice-token-0123456789") as alice,
+        ws_client(gateway, "alice-token-0123456789") as plain,
+        ws_client(gateway, "bob-token-0123456789") as bob,
     ):
         answer = await alice.request("subscribe", events=["run.started", "notification"])
         assert answer["data"] == {"events": ["notification", "run.started"]}
@@ -182,7 +185,7 @@ async def test_run_started_events_go_to_subscribers_before_the_run_finishes(
         assert {e["type"] for e in plain.events} == {"notification"}  # did not ask for them
         assert bob.events == []  # alice's job: not bob's to see
         since = alice.events[0]["event_id"] - 1
-    async with ws_client(gateway, "alice-token") as later:
+    async with ws_client(gateway, "alice-token-0123456789") as later:
         replayed = await later.request("replay", since=since)
         assert {e["type"] for e in later.events} == {"notification"}
         assert replayed["data"]["replayed"] == len(later.events)
@@ -197,7 +200,7 @@ async def test_run_started_events_can_be_turned_off(tmp_path: Path) -> None:
     cfg = replace(cfg, gateway=replace(cfg.gateway, run_started_events=False))
     async with (
         running_gateway(cfg, str(tmp_path / "off.db")) as gw,
-        ws_client(gw, "alice-token") as alice,
+        ws_client(gw, "alice-token-0123456789") as alice,
     ):
         refused = await alice.request("subscribe", events=["run.started"])
         assert "run_started_events = false" in refused["error"]["message"]
@@ -266,7 +269,7 @@ async def test_serve_syncs_declared_jobs_at_start_and_refuses_their_edits(tmp_pa
     cfg = replace(config(tmp_path), jobs=declared)
     async with (
         running_gateway(cfg, str(tmp_path / "d.db")) as gw,
-        ws_client(gw, "root-token") as root,
+        ws_client(gw, "root-token-0123456789") as root,
     ):
         got = await root.request("cron.get", name="standup")
         assert got["data"]["prompt"] == "Post it"
