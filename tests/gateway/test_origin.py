@@ -24,7 +24,7 @@ from starpod_cron.config import GatewayConfig, TokenConfig, parse_config
 from starpod_cron.errors import ConfigError
 from tests.processes import CLI, environment, free_port
 
-from .conftest import config, running_gateway
+from .conftest import config, running_gateway, tab_protocols, tab_secret
 
 JOB = {"name": "secret", "prompt": "the secret prompt", "every": "1h"}
 
@@ -185,7 +185,8 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
         assert gw.ws is not None
         async with _http(gw) as http:
             login = await http.post("/login", data={"token": "alice-token"})
-            assert login.status_code == 303, login.text
+            assert login.status_code == 200, login.text
+            secret = tab_secret(login.text)
             cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
             assert cookie
             added = await http.post(
@@ -195,7 +196,9 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
         url = f"ws://127.0.0.1:{gw.ws.port}/ws"
         headers = {"Cookie": cookie}
         own = f"http://127.0.0.1:{gw.http_port}"
-        async with connect(url, origin=own, additional_headers=headers) as ws:  # type: ignore[arg-type]
+        tab = tab_protocols(secret)
+        async with connect(url, origin=own, additional_headers=headers, subprotocols=tab) as ws:  # type: ignore[arg-type]
+            assert ws.subprotocol == "starpod"
             await ws.send(json.dumps({"id": 1, "type": "cron.list"}))
             answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert [j["name"] for j in answer["data"]["jobs"]] == ["secret"]
@@ -205,7 +208,9 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
             f"http://127.0.0.1:{gw.ws.port}",  # the WebSocket port's own origin: not the dashboard
         ):
             with pytest.raises(InvalidStatus) as refused:
-                async with connect(url, origin=origin, additional_headers=headers):  # type: ignore[arg-type]
+                async with connect(
+                    url, origin=origin, additional_headers=headers, subprotocols=tab
+                ):  # type: ignore[arg-type]
                     pass
             assert refused.value.response.status_code == 403, origin
         with pytest.raises(InvalidStatus) as refused:  # a cookie without any Origin: no user
