@@ -148,7 +148,7 @@ async def ws_client(
 def tab_secret(login_page: str) -> str:
     """The tab secret a successful log-in POST hands to the page (gateway/login.py)."""
     (secret,) = re.findall(r'name="starpod-csrf" content="([0-9a-f]{64})"', login_page)
-    return secret
+    return str(secret)
 
 
 def tab_protocols(secret: str) -> list[Subprotocol]:

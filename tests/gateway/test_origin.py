@@ -246,21 +246,24 @@ async def test_a_public_url_and_allowed_origins_are_the_dashboards_too(tmp_path:
 
 def test_listening_on_every_address_needs_allowed_hosts() -> None:
     tokens = {"a-long-enough-token": TokenConfig("alice")}
-    for host in ("0.0.0.0", "::"):
+    for host in ("0.0.0.0", "::", "0", "0.0", "0x0", "::ffff:0.0.0.0", "[::]"):
         with pytest.raises(ConfigError, match="allowed_hosts"):
             WsServer(None, GatewayConfig(host=host, tokens=tokens), {"t": None})  # type: ignore[arg-type, dict-item]
     check_bind(GatewayConfig(host="0.0.0.0", tokens=tokens, allowed_hosts=("cron.lan",)))
+    for specific in ("127.0.0.1", "::1", "localhost", "10.0.0.1", "cron.lan", "0.0.0.1"):
+        check_bind(GatewayConfig(host=specific, tokens=tokens))
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "0", "::ffff:0.0.0.0"])  # all mean every address
 async def test_serve_on_every_address_without_allowed_hosts_refuses_to_start(
-    tmp_path: Path,
+    tmp_path: Path, host: str
 ) -> None:
     (tmp_path / "agent.toml").write_text(
         '[gateway.tokens]\n"alice-long-token" = { user_id = "alice" }\n'
     )
     proc = await asyncio.create_subprocess_exec(
         CLI,
-        *("--db", str(tmp_path / "x.db"), "serve", "--host", "0.0.0.0", "--port", "0"),
+        *("--db", str(tmp_path / "x.db"), "serve", "--host", host, "--port", "0"),
         cwd=tmp_path,
         env=environment(),
         stderr=asyncio.subprocess.PIPE,
