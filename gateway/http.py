@@ -8,10 +8,10 @@ checks and metrics.
   passing; :mod:`gateway.health`), ``/metrics`` (Prometheus).
 
 Auth uses ``[gateway.tokens]``: ``Authorization: Bearer <token>`` for the API, or the session
-cookie the login page sets (a random session id: :mod:`gateway.login`). A request that
-changes something with the cookie must also carry ``X-Starpod-CSRF: 1``, a header a page on
-another site cannot send (no CORS), so a forged cross-site request is refused. Without tokens
-every local client is an admin, as on the WebSocket.
+cookie the login page sets (a random session id: :mod:`gateway.login`). Every request with
+the cookie must also carry the tab secret the log-in handed to the page, in
+``X-Starpod-CSRF``, so a program that replays the cookie (another port of this host gets it
+too) is refused with 403. Without tokens every local client is an admin, as on the WebSocket.
 
 Before any of that, every request passes the browser rule of :mod:`gateway.origin` (Host,
 Origin, Sec-Fetch-Site, JSON bodies).
@@ -58,18 +58,16 @@ from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
 from .bodylimit import BodyLimit
 from .health import readiness
-from .login import COOKIE, LoginSessions
+from .login import COOKIE, SECRET_HEADER, LoginSessions, TabSecretRefused, handover_page
 from .metrics import CONTENT_TYPE, Metrics
 from .origin import BrowserGuard, BrowserPolicy
 from .outbox import Outbox
 
 log = logging.getLogger("gateway.http")
 
-CSRF_HEADER = "x-starpod-csrf"
 MAX_BODY = 64 * 1024
 MAX_LOGIN_BODY = 4 * 1024
 MAX_TIMELINE = 500
-SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 HTTP_STATUS = {
     "not_found": 404,
     "conflict": 409,
@@ -145,7 +143,7 @@ class HttpApi:
                 Middleware(BodyLimit, default=MAX_BODY, limits=limits),
                 Middleware(BrowserGuard, policy=policy),
             ],
-            exception_handlers={StarpodCronError: _failed},
+            exception_handlers={StarpodCronError: _failed, ApiError: _api_failed},
         )
 
     # ------------------------------------------------------------------------ auth
@@ -155,14 +153,11 @@ class HttpApi:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             return self.tokens.get(header[7:].strip())
-        who = await self.logins.principal(request.cookies.get(COOKIE, ""))
-        if (
-            who is not None
-            and request.method not in SAFE
-            and request.headers.get(CSRF_HEADER) != "1"
-        ):
-            raise ApiError(403, "csrf", f"a cookie-authenticated change needs {CSRF_HEADER}")
-        return who
+        cookie, secret = request.cookies.get(COOKIE, ""), request.headers.get(SECRET_HEADER, "")
+        try:
+            return await self.logins.authorize(cookie, secret)
+        except TabSecretRefused as exc:
+            raise ApiError(403, "csrf", str(exc)) from None
 
     def _endpoint(
         self, fn: Callable[[Request, Principal], Awaitable[Any]]
@@ -186,12 +181,12 @@ class HttpApi:
             return FileResponse(str(WEB / "login.html"))
         form = await request.form()
         token, previous = str(form.get("token") or ""), request.cookies.get(COOKIE, "")
-        session = await self.logins.log_in(token, replacing=previous)
-        if session is None:
+        started = await self.logins.log_in(token, replacing=previous)
+        if started is None:
             log.warning("refused a dashboard login from %s: bad token", request.client)
             return RedirectResponse("/login?error=1", status_code=303)
-        response = RedirectResponse("/", status_code=303)
-        self.logins.set_cookie(response, session, request)
+        response = handover_page(started[1])  # the tab secret: in this answer only
+        self.logins.set_cookie(response, started[0], request)
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -408,6 +403,11 @@ def listen(host: str, port: int) -> socket.socket:
 async def _failed(request: Request, exc: Exception) -> Response:
     code = error_code(exc) if isinstance(exc, StarpodCronError) else "internal"
     return _error(HTTP_STATUS.get(code, 500), code, str(exc))
+
+
+async def _api_failed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)  # principal()'s 403 outside _endpoint (/metrics)
+    return _error(exc.status, exc.code, str(exc))
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

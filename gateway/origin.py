@@ -30,11 +30,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starpod_cron.config import GatewayConfig
 from starpod_cron.errors import ConfigError
@@ -101,11 +102,24 @@ def _bracketed(host: str) -> str:
 
 
 def is_wildcard(host: str) -> bool:
-    """Whether binding ``host`` listens on every address (0.0.0.0, ::)."""
+    """Whether binding ``host`` listens on every address: resolved as the socket layer will
+    (``0``, ``0.0``, ``0x0``, ``::ffff:0.0.0.0`` are 0.0.0.0 or ::), numeric forms only; a
+    name (``localhost``) is a specific address."""
+    name = host.strip().strip("[]")
+    if name in WILDCARD_HOSTS or name == "":
+        return True  # "" binds every address too
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return host.strip() in WILDCARD_HOSTS
+        found = socket.getaddrinfo(
+            name, None, flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST, type=socket.SOCK_STREAM
+        )
+    except (socket.gaierror, UnicodeError, ValueError):
+        return False
+    for _family, _type, _proto, _name, address in found:
+        ip = ipaddress.ip_address(str(address[0]).partition("%")[0])
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        if ip.is_unspecified or (mapped is not None and mapped.is_unspecified):
+            return True
+    return False
 
 
 def served_hosts(config: GatewayConfig) -> frozenset[str]:
@@ -200,9 +214,19 @@ def check_bind(config: GatewayConfig) -> None:
         )
 
 
+FRAMING_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+)
+"""On every HTTP answer: no page may frame the dashboard (clickjacking), no answer is
+sniffed into another type."""
+
+
 class BrowserGuard:
     """ASGI middleware applying :meth:`BrowserPolicy.check` to every HTTP request and
-    WebSocket handshake before the app sees it."""
+    WebSocket handshake before the app sees it, and adding :data:`FRAMING_HEADERS` to every
+    HTTP answer."""
 
     def __init__(self, app: ASGIApp, policy: BrowserPolicy) -> None:
         self.app = app
@@ -224,7 +248,7 @@ class BrowserGuard:
             _has_body(headers),
         )
         if refusal is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _framing(send) if scope["type"] == "http" else send)
             return
         log.warning(
             "refused %s %s from %s: %s", method, scope.get("path"), _client(scope), refusal.code
@@ -255,7 +279,19 @@ async def _respond(send: Send, refusal: Refusal) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"vary", b"Origin, Sec-Fetch-Site"),
+                *FRAMING_HEADERS,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _framing(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            extra = [(n, v) for n, v in FRAMING_HEADERS if n not in present]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending

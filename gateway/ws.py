@@ -13,7 +13,9 @@ import asyncio
 import itertools
 import logging
 import socket
+import time
 import weakref
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -23,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from starpod_cron import (
     ConfigError,
@@ -40,7 +43,7 @@ from starpod_cron.tools import call_tool, error_code
 
 from . import protocol
 from .login import COOKIE as SESSION_COOKIE
-from .login import LoginSessions
+from .login import WS_SUBPROTOCOL, LoginSessions, TabSecretRefused, ws_secret
 from .origin import browser_policy, check_bind, host_name, is_wildcard
 
 log = logging.getLogger("gateway.ws")
@@ -50,6 +53,20 @@ SEND_BUFFER_BYTES = 64 * 1024
 REQUESTS_IN_FLIGHT = 16  # per client; further frames wait (back-pressure on the socket)
 REPLAY_PAGE = 500
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+SESSION_RECHECK_SECS = 5.0
+"""How long a connection opened with the login cookie trusts its session before asking the
+store again: a log-out, an expiry or a removed token (on any node) ends it within this."""
+CLOSE_SESSION_ENDED = 1008  # policy violation
+
+
+class Auth:
+    """Who a handshake authenticated as, and the login session it used ("" for a token)."""
+
+    __slots__ = ("session", "who")
+
+    def __init__(self, who: Principal, session: str = "") -> None:
+        self.who = who
+        self.session = session
 
 
 def _cookie(header: str, name: str) -> str:
@@ -71,10 +88,16 @@ def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
 class Client:
     _ids = itertools.count(1)
 
-    def __init__(self, connection: ServerConnection, who: Principal, queue_size: int) -> None:
+    def __init__(
+        self, connection: ServerConnection, who: Principal, queue_size: int, session: str = ""
+    ) -> None:
         self.id = next(self._ids)
         self.connection = connection
         self.who = who
+        self.session = session
+        """The login session this connection was opened with ("" for a bearer token)."""
+        self.checked_at = time.monotonic()
+        """When the session was last found valid."""
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.closing = False
         self.in_flight = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
@@ -102,10 +125,10 @@ class WsServer:
         self.config = config
         self.tokens = tokens
         self.logins = logins or LoginSessions(ops.store, tokens, config.session_ttl_secs)
-        self._who: weakref.WeakKeyDictionary[ServerConnection, Principal] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._who: weakref.WeakKeyDictionary[ServerConnection, Auth] = weakref.WeakKeyDictionary()
         """Who each connection authenticated as at its handshake."""
+        self.recheck_secs = SESSION_RECHECK_SECS
+        self._warned_query_token = False
         self.run_started_events = config.run_started_events
         self.clients: set[Client] = set()
         self.dropped_slow = 0
@@ -139,9 +162,11 @@ class WsServer:
             self.config.host,
             self.config.port,
             process_request=self._authenticate,
+            select_subprotocol=_select_subprotocol,
             max_size=self.config.max_frame_bytes,
             max_queue=64,
         )
+        self._tasks.spawn(self._recheck_sessions(), "sessions")
 
     async def closed(self) -> None:
         """Return when the listening server has closed (run it as a critical task)."""
@@ -155,17 +180,26 @@ class WsServer:
         await self._tasks.stop(grace=2)
 
     # ------------------------------------------------------------------------ auth
-    async def _principal(self, request: Request) -> Principal | None:
+    async def _principal(self, request: Request) -> Auth | None:
+        """TabSecretRefused: the login cookie without its tab secret."""
         if not self.tokens:
-            return Principal(None, admin=True)  # local use, no tokens configured
+            return Auth(Principal(None, admin=True))  # local use, no tokens configured
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if not token:
             token = (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
+            if token and not self._warned_query_token:
+                self._warned_query_token = True
+                log.warning(
+                    "a WebSocket client sent its token in the URL (?token=), which ends up in "
+                    "logs and histories: deprecated, send Authorization: Bearer <token>"
+                )
         if not token and self.policy.origin_allowed(request.headers.get("Origin")):
             session = _cookie(request.headers.get("Cookie", ""), SESSION_COOKIE)
-            return await self.logins.principal(session)
-        return self.tokens.get(token)
+            who = await self.logins.authorize(session, ws_secret(_offered(request.headers)))
+            return None if who is None else Auth(who, session)
+        found = self.tokens.get(token)
+        return None if found is None else Auth(found)
 
     async def _authenticate(
         self, connection: ServerConnection, request: Request
@@ -194,6 +228,14 @@ class WsServer:
             return self._plain_http(request)
         try:
             who = await self._principal(request)
+        except TabSecretRefused as exc:
+            log.warning("refused a WebSocket handshake from %s: %s", connection.remote_address, exc)
+            return Response(
+                HTTPStatus.FORBIDDEN.value,
+                "Forbidden",
+                Headers({"Content-Type": "text/plain"}),
+                f"{exc}\n".encode(),
+            )
         except StarpodCronError as exc:  # the store is unreachable: sessions cannot be checked
             log.warning("refused a WebSocket handshake: %s", exc)
             return Response(
@@ -230,7 +272,8 @@ class WsServer:
         if not host:
             host = "127.0.0.1" if is_wildcard(self.config.host) else host_name(self.config.host)
         shown = f"[{host}]" if ":" in host else host
-        location = f"http://{shown}:{self.http_port}{request.path}"
+        path = urlsplit(request.path).path or "/"  # never the query: it may hold a token
+        location = f"http://{shown}:{self.http_port}{path}"
         return Response(
             HTTPStatus.TEMPORARY_REDIRECT.value,
             "Temporary Redirect",
@@ -241,16 +284,19 @@ class WsServer:
     # -------------------------------------------------------------------- clients
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None
-        who = self._who.pop(connection)
+        auth = self._who.pop(connection)
         sock = connection.transport.get_extra_info("socket")
         if sock is not None:  # bound what one client can park in the kernel (no autotuning)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        client = Client(connection, who, self.config.client_queue_size)
+        client = Client(connection, auth.who, self.config.client_queue_size, auth.session)
         self.clients.add(client)
         writer = self._tasks.spawn(self._write(client), f"writer:{client.id}")
         try:
             async for frame in connection:
                 await client.in_flight.acquire()
+                if not await self._session_alive(client):
+                    client.in_flight.release()
+                    break
                 self._tasks.spawn(self._answer(client, frame), f"request:{client.id}")
         except ConnectionClosed as exc:
             if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
@@ -263,6 +309,37 @@ class WsServer:
             self.clients.discard(client)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+
+    async def _session_alive(self, client: Client) -> bool:
+        """Whether a connection opened with the login cookie may go on: its session is asked
+        for again once :attr:`recheck_secs` have passed since it was last found valid; an
+        ended session (logged out on any node, expired, its token removed) closes the
+        connection with 1008 and nothing more is answered or sent."""
+        if not client.session or time.monotonic() - client.checked_at < self.recheck_secs:
+            return True
+        try:
+            alive = await self.logins.principal(client.session) is not None
+        except StarpodCronError as exc:  # the store is unreachable: the session is unproven
+            log.warning(
+                "closing WebSocket client %d: its session cannot be checked: %s", client.id, exc
+            )
+            alive = False
+        if alive:
+            client.checked_at = time.monotonic()
+            return True
+        client.closing = True
+        self.clients.discard(client)
+        log.info("closing WebSocket client %d: its login session ended", client.id)
+        await client.connection.close(CLOSE_SESSION_ENDED, "the login session ended; log in again")
+        return False
+
+    async def _recheck_sessions(self) -> None:
+        """Connections that only listen (events) are re-checked too, every
+        :attr:`recheck_secs`, so a log-out stops their events as well."""
+        while True:
+            await asyncio.sleep(self.recheck_secs / 2)
+            for client in [c for c in self.clients if c.session and not c.closing]:
+                await self._session_alive(client)
 
     async def _write(self, client: Client) -> None:
         try:
@@ -380,3 +457,17 @@ class WsServer:
         more = len(events) == self.replay_page
         data = {"replayed": len(wanted), "last_event_id": last, "more": more}
         self.offer(client, protocol.ok(request.id, data))
+
+
+def _offered(headers: Headers) -> list[str]:
+    """The subprotocols a handshake offers (``Sec-WebSocket-Protocol``, any number of headers)."""
+    values = headers.get_all("Sec-WebSocket-Protocol")
+    return [p.strip() for value in values for p in value.split(",") if p.strip()]
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``starpod`` when the client offers it (the dashboard does, beside its tab secret: a
+    browser needs one of its offers selected); no subprotocol otherwise (every other client)."""
+    return Subprotocol(WS_SUBPROTOCOL) if WS_SUBPROTOCOL in offered else None

@@ -4,16 +4,22 @@
 
 const page = document.getElementById("page");
 let me = null;
+// The tab secret the log-in handed to this tab (handover.js): the login cookie alone is
+// refused, since browsers send it to every port of this host.
+const secret = sessionStorage.getItem("starpod-csrf") || "";
 
 async function api(method, path, body) {
-  const options = { method, headers: { "X-Starpod-CSRF": "1" }, credentials: "same-origin" };
+  const options = { method, headers: { "X-Starpod-CSRF": secret }, credentials: "same-origin" };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
   const response = await fetch(path, options);
-  if (response.status === 401) { location.href = "/login"; throw new Error("logged out"); }
   const data = await response.json();
+  if (response.status === 401 || (data.error && data.error.code === "csrf")) {
+    location.href = "/login";  // logged out, or this tab never logged in
+    throw new Error("logged out");
+  }
   if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
   return data;
 }
@@ -263,7 +269,8 @@ async function route() {
 function connect() {
   const live = document.getElementById("live");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.hostname}:${me.ws_port}/ws`);
+  const protocols = secret ? ["starpod", `starpod.csrf.${secret}`] : [];
+  const socket = new WebSocket(`${scheme}://${location.hostname}:${me.ws_port}/ws`, protocols);
   socket.onopen = () => { live.textContent = "live"; };
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
@@ -272,10 +279,17 @@ function connect() {
     const [, name] = (location.hash || "#/jobs").split("/");
     if (name !== "add") route();  // a new run or status: redraw what is shown
   };
-  socket.onclose = () => { live.textContent = "reconnecting…"; setTimeout(connect, 2000); };
+  socket.onclose = (event) => {
+    if (event.code === 1008) { location.href = "/login"; return; }  // the session ended
+    live.textContent = "reconnecting…";
+    setTimeout(connect, 2000);
+  };
 }
 
 window.addEventListener("hashchange", route);
+document.querySelector('form[action="/logout"]').addEventListener("submit", () => {
+  sessionStorage.removeItem("starpod-csrf");
+});
 (async () => {
   try {
     me = await api("GET", "/api/me");

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from gateway.app import Gateway
 from starpod_cron import SchedulerSettings, StoreSettings
@@ -141,3 +143,14 @@ async def ws_client(
             yield client
         finally:
             await client.close()
+
+
+def tab_secret(login_page: str) -> str:
+    """The tab secret a successful log-in POST hands to the page (gateway/login.py)."""
+    (secret,) = re.findall(r'name="starpod-csrf" content="([0-9a-f]{64})"', login_page)
+    return str(secret)
+
+
+def tab_protocols(secret: str) -> list[Subprotocol]:
+    """The subprotocols the dashboard offers at the WebSocket handshake."""
+    return [Subprotocol("starpod"), Subprotocol(f"starpod.csrf.{secret}")]

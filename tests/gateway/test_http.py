@@ -11,7 +11,7 @@ import pytest
 
 from gateway.app import Gateway
 from tests.conftest import eventually
-from tests.gateway.conftest import config, running_gateway, ws_client
+from tests.gateway.conftest import config, running_gateway, tab_secret, ws_client
 
 ALICE = {"Authorization": "Bearer alice-token-0123456789"}
 BOB = {"Authorization": "Bearer bob-token-0123456789"}
@@ -81,9 +81,12 @@ async def test_the_api_runs_pauses_and_answers_errors_with_the_clis_words(
     assert "/api/jobs" in spec["paths"] and spec["openapi"].startswith("3.")
 
 
-async def test_cookie_sessions_need_the_csrf_header_to_change_anything(
+async def test_cookie_sessions_need_the_tab_secret_for_every_request(
     http: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
+    """The cookie reaches any program on another port of this host (browsers send it to every
+    port): alone, or with the constant header older dashboards sent, it is refused (403); the
+    tab secret handed over at log-in makes it work."""
     _, client = http
     refused = await client.post("/login", data={"token": "wrong"})
     assert refused.status_code == 303 and refused.headers["location"] == "/login?error=1"
@@ -91,13 +94,26 @@ async def test_cookie_sessions_need_the_csrf_header_to_change_anything(
     login = await client.post("/login", data={"token": "alice-token-0123456789"})
     cookie = login.headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
-    assert (await client.get("/api/jobs")).status_code == 200  # the cookie logs in
-    forged = await client.post("/api/jobs", json={"prompt": "p", "every": "1h"})
-    assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf"
-    made = await client.post(
-        "/api/jobs", json={"prompt": "p", "every": "1h"}, headers={"X-Starpod-CSRF": "1"}
-    )
+    assert login.headers["cache-control"] == "no-store"
+    secret = tab_secret(login.text)
+    job = {"prompt": "p", "every": "1h"}
+    wrong = secret[:-1] + ("1" if secret.endswith("0") else "0")
+    for replayed in ({}, {"X-Starpod-CSRF": "1"}, {"X-Starpod-CSRF": wrong}):
+        for answer in (
+            await client.get("/api/jobs", headers=replayed),
+            await client.get("/api/me", headers=replayed),
+            await client.get("/metrics", headers=replayed),
+            await client.post("/api/jobs", json=job, headers=replayed),
+        ):
+            assert answer.status_code == 403, (replayed, answer.text)
+            assert answer.json()["error"]["code"] == "csrf"
+    assert (await client.get("/api/jobs", headers={"X-Starpod-CSRF": secret})).json()["jobs"] == []
+    made = await client.post("/api/jobs", json=job, headers={"X-Starpod-CSRF": secret})
     assert made.status_code == 200 and made.json()["job"]["user_id"] == "alice"
+    bearer = await client.get(
+        "/api/jobs", headers={"Authorization": "Bearer alice-token-0123456789"}
+    )
+    assert len(bearer.json()["jobs"]) == 1  # token clients need no secret
 
 
 async def _ready(client: httpx.AsyncClient) -> httpx.Response | None:

@@ -27,7 +27,7 @@ from websockets.typing import Origin
 from starpod_cron import ConfigError
 from starpod_cron.config import GatewayConfig
 from tests.backends import BACKENDS, query, store_url
-from tests.gateway.conftest import TOKENS, config, running_gateway
+from tests.gateway.conftest import TOKENS, config, running_gateway, tab_protocols, tab_secret
 from tests.gateway.test_dashboard import CHROMIUM, FLAGS
 from tests.processes import Serve, serve
 
@@ -68,17 +68,18 @@ async def stop(node: Node) -> None:
     assert await asyncio.wait_for(node.serve.proc.wait(), 30) == 0
 
 
-async def http_user(node: Node, session: str) -> str | None:
-    """Who the cookie logs in as on ``node``'s HTTP API (None: refused with 401)."""
+async def http_user(node: Node, session: str, secret: str) -> str | None:
+    """Who the cookie (with its tab secret) logs in as on ``node``'s HTTP API (None: refused
+    with 401)."""
     async with httpx.AsyncClient(base_url=node.base, cookies={COOKIE: session}) as client:
-        answer = await client.get("/api/me")
+        answer = await client.get("/api/me", headers={"X-Starpod-CSRF": secret})
     if answer.status_code == 401:
         return None
     assert answer.status_code == 200, answer.text
     return str(answer.json()["user_id"])
 
 
-async def ws_jobs(node: Node, session: str) -> int | None:
+async def ws_jobs(node: Node, session: str, secret: str) -> int | None:
     """The number of jobs the cookie lists over ``node``'s WebSocket, as the dashboard page of
     that node would (None: the handshake was refused with 401)."""
     try:
@@ -86,6 +87,7 @@ async def ws_jobs(node: Node, session: str) -> int | None:
             node.ws,
             origin=Origin(node.base),
             additional_headers={"Cookie": f"{COOKIE}={session}"},
+            subprotocols=tab_protocols(secret),
         ) as conn:
             await conn.send('{"id": 1, "type": "cron.list"}')
             answer = json.loads(await asyncio.wait_for(conn.recv(), 10))
@@ -141,6 +143,8 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
 
             (cookie,) = await context.cookies()  # the one cookie the log-in set
             session = cookie["value"]
+            secret = await page.evaluate("sessionStorage.getItem('starpod-csrf')")
+            assert re.fullmatch(r"[0-9a-f]{64}", secret), secret
             assert token not in session and session != token
             assert cookie["name"] == COOKIE
             assert re.fullmatch(r"[A-Za-z0-9_-]{22}", session), session
@@ -157,17 +161,21 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
             assert session not in repr(rows) and token not in repr(rows)
 
             # node B knows the session: its dashboard (HTTP and WebSocket) in the same browser
+            # (behind a load balancer both nodes have one origin, so one sessionStorage: here
+            # node B's origin is another, so the test hands it the tab's secret)
+            await page.goto(b.base + "/login")
+            await page.evaluate(f"sessionStorage.setItem('starpod-csrf', '{secret}')")
             await page.goto(b.base + "/")
             await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")
-            assert await http_user(b, session) == "alice"
-            assert await ws_jobs(b, session) == 0
+            assert await http_user(b, session, secret) == "alice"
+            assert await ws_jobs(b, session, secret) == 0
 
             # a GET to /logout (a link, an <img> on some page) does not log out
             await page.goto(a.base + "/logout")
             await page.goto(a.base + "/")
             await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
-            assert await http_user(a, session) == "alice"
+            assert await http_user(a, session, secret) == "alice"
 
             # log out on node B (the dashboard's button: a POST): no node accepts it again
             await page.goto(b.base + "/")
@@ -176,8 +184,8 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
             assert [c for c in await context.cookies() if c["name"] == COOKIE] == []
             assert await session_rows(url) == []
             for node in (a, b):
-                assert await http_user(node, session) is None  # the cookie replayed
-                assert await ws_jobs(node, session) is None
+                assert await http_user(node, session, secret) is None  # the cookie replayed
+                assert await ws_jobs(node, session, secret) is None
             await page.goto(a.base + "/")
             await expect(page).to_have_url(a.base + "/login")
 
@@ -188,14 +196,15 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
             await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
             (cookie,) = [c for c in await context.cookies() if c["name"] == COOKIE]
             again = cookie["value"]
-            assert again != session and await http_user(b, again) == "alice"
+            secret = await page.evaluate("sessionStorage.getItem('starpod-csrf')")
+            assert again != session and await http_user(b, again, secret) == "alice"
             (tmp_path / "agent.toml").write_text(agent_toml(url, {"bob-token-0123456789": "bob"}))
             await stop(a)
             nodes[0] = a = await start(tmp_path, "a2")
             assert await session_rows(url) == []
             for node in (a, b):
-                assert await http_user(node, again) is None
-                assert await ws_jobs(node, again) is None
+                assert await http_user(node, again, secret) is None
+                assert await ws_jobs(node, again, secret) is None
         finally:
             await browser.close()
 
@@ -207,14 +216,15 @@ async def test_a_session_expires_after_session_ttl_secs(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{gw.http_port}"
         async with httpx.AsyncClient(base_url=base) as client:
             login = await client.post("/login", data={"token": "alice-token-0123456789"})
-            assert login.status_code == 303 and login.headers["location"] == "/"
+            assert login.status_code == 200
+            tab = {"X-Starpod-CSRF": tab_secret(login.text)}
             assert "max-age=2" in login.headers["set-cookie"].lower()
             session = client.cookies[COOKIE]
             assert session not in TOKENS
-            assert (await client.get("/api/me")).json()["user_id"] == "alice"
+            assert (await client.get("/api/me", headers=tab)).json()["user_id"] == "alice"
             await asyncio.sleep(2.2)
             client.cookies.set(COOKIE, session)  # a client that ignores Max-Age
-            assert (await client.get("/api/me")).status_code == 401
+            assert (await client.get("/api/me", headers=tab)).status_code == 401
             page = await client.get("/")
             assert page.status_code == 303 and page.headers["location"] == "/login"
 
@@ -250,10 +260,11 @@ async def test_logging_in_again_replaces_the_browsers_session(tmp_path: Path) ->
         async with httpx.AsyncClient(base_url=base) as client:
             await client.post("/login", data={"token": "alice-token-0123456789"})
             first = client.cookies[COOKIE]
-            await client.post("/login", data={"token": "bob-token-0123456789"})
+            login = await client.post("/login", data={"token": "bob-token-0123456789"})
             second = client.cookies[COOKIE]
             assert second != first
-            assert (await client.get("/api/me")).json()["user_id"] == "bob"
+            tab = {"X-Starpod-CSRF": tab_secret(login.text)}
+            assert (await client.get("/api/me", headers=tab)).json()["user_id"] == "bob"
             assert await gw.store.get_login_session(first) is None
             found = await gw.store.get_login_session(second)
             assert found is not None and found.user_id == "bob"

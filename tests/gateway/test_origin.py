@@ -24,7 +24,7 @@ from starpod_cron.config import GatewayConfig, TokenConfig, parse_config
 from starpod_cron.errors import ConfigError
 from tests.processes import CLI, environment, free_port
 
-from .conftest import config, running_gateway
+from .conftest import config, running_gateway, tab_protocols, tab_secret
 
 JOB = {"name": "secret", "prompt": "the secret prompt", "every": "1h"}
 
@@ -185,7 +185,8 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
         assert gw.ws is not None
         async with _http(gw) as http:
             login = await http.post("/login", data={"token": "alice-token-0123456789"})
-            assert login.status_code == 303, login.text
+            assert login.status_code == 200, login.text
+            secret = tab_secret(login.text)
             cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
             assert cookie
             added = await http.post(
@@ -195,7 +196,9 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
         url = f"ws://127.0.0.1:{gw.ws.port}/ws"
         headers = {"Cookie": cookie}
         own = f"http://127.0.0.1:{gw.http_port}"
-        async with connect(url, origin=own, additional_headers=headers) as ws:  # type: ignore[arg-type]
+        tab = tab_protocols(secret)
+        async with connect(url, origin=own, additional_headers=headers, subprotocols=tab) as ws:  # type: ignore[arg-type]
+            assert ws.subprotocol == "starpod"
             await ws.send(json.dumps({"id": 1, "type": "cron.list"}))
             answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert [j["name"] for j in answer["data"]["jobs"]] == ["secret"]
@@ -205,7 +208,9 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
             f"http://127.0.0.1:{gw.ws.port}",  # the WebSocket port's own origin: not the dashboard
         ):
             with pytest.raises(InvalidStatus) as refused:
-                async with connect(url, origin=origin, additional_headers=headers):  # type: ignore[arg-type]
+                async with connect(
+                    url, origin=origin, additional_headers=headers, subprotocols=tab
+                ):  # type: ignore[arg-type]
                     pass
             assert refused.value.response.status_code == 403, origin
         with pytest.raises(InvalidStatus) as refused:  # a cookie without any Origin: no user
@@ -243,21 +248,24 @@ async def test_a_public_url_and_allowed_origins_are_the_dashboards_too(tmp_path:
 
 def test_listening_on_every_address_needs_allowed_hosts() -> None:
     tokens = {"a-long-enough-token": TokenConfig("alice")}
-    for host in ("0.0.0.0", "::"):
+    for host in ("0.0.0.0", "::", "0", "0.0", "0x0", "::ffff:0.0.0.0", "[::]"):
         with pytest.raises(ConfigError, match="allowed_hosts"):
             WsServer(None, GatewayConfig(host=host, tokens=tokens), {"t": None})  # type: ignore[arg-type, dict-item]
     check_bind(GatewayConfig(host="0.0.0.0", tokens=tokens, allowed_hosts=("cron.lan",)))
+    for specific in ("127.0.0.1", "::1", "localhost", "10.0.0.1", "cron.lan", "0.0.0.1"):
+        check_bind(GatewayConfig(host=specific, tokens=tokens))
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "0", "::ffff:0.0.0.0"])  # all mean every address
 async def test_serve_on_every_address_without_allowed_hosts_refuses_to_start(
-    tmp_path: Path,
+    tmp_path: Path, host: str
 ) -> None:
     (tmp_path / "agent.toml").write_text(
         '[gateway.tokens]\n"alice-long-token" = { user_id = "alice" }\n'
     )
     proc = await asyncio.create_subprocess_exec(
         CLI,
-        *("--db", str(tmp_path / "x.db"), "serve", "--host", "0.0.0.0", "--port", "0"),
+        *("--db", str(tmp_path / "x.db"), "serve", "--host", host, "--port", "0"),
         cwd=tmp_path,
         env=environment(),
         stderr=asyncio.subprocess.PIPE,
