@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +27,40 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     return env
+
+
+@dataclass
+class McpHttp:
+    proc: asyncio.subprocess.Process
+    url: str
+    """The ``/mcp`` endpoint."""
+    seen: bytes
+    """What it wrote to stderr before it listened."""
+
+
+@contextlib.asynccontextmanager
+async def mcp_http(cwd: Path, db: str, host: str = "127.0.0.1") -> AsyncIterator[McpHttp]:
+    """``starpod-cron mcp --http`` on a free port (with ``cwd``'s agent.toml), yielded once it
+    listens; at the end SIGTERM, which it must answer by exiting 0."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *(CLI, "--db", db, "mcp", "--http", f"{host}:{port}"),
+        cwd=cwd,
+        env=environment(),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        seen = b""
+        while b"/mcp" not in seen:  # log lines (a migration, say) may come first
+            line = await asyncio.wait_for(proc.stderr.readline(), 20)
+            assert line, seen
+            seen += line
+        yield McpHttp(proc, f"http://{host}:{port}/mcp", seen)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
 
 
 @dataclass

@@ -5,7 +5,6 @@ the limit error (the store counts inside its own add transaction)."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from starpod_cron.config import GatewayConfig, TelegramConfig
 from starpod_cron.operations import JobOperations, UserLimits
 from tests.gateway.botapi import TOKEN, running_botapi
 from tests.gateway.conftest import TOKENS, config, running_gateway, ws_client
-from tests.processes import CLI, environment, free_port
+from tests.processes import mcp_http
 
 LIMIT, ATTEMPTS = 5, 40
 LIMIT_KEY = "[gateway] max_jobs_per_user"
@@ -85,21 +84,8 @@ async def test_mcp_tool_calls_never_pass_the_limit(tmp_path: Path) -> None:
         f'[gateway]\nmax_jobs_per_user = {LIMIT}\n[gateway.tokens]\n"alice-token-0123456789" = '
         '{ user_id = "alice" }\n'
     )
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *(CLI, "--db", db, "mcp", "--http", f"127.0.0.1:{port}"),
-        cwd=tmp_path,
-        env=environment(),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stderr is not None
-        seen = b""
-        while b"/mcp" not in seen:
-            line = await asyncio.wait_for(proc.stderr.readline(), 20)
-            assert line, seen
-            seen += line
-        url = f"http://127.0.0.1:{port}/mcp"
+    async with mcp_http(tmp_path, db) as mcp:
+        url = mcp.url
 
         async def session(calls: range) -> list[Any]:
             http = httpx2.AsyncClient(headers={"Authorization": "Bearer alice-token-0123456789"})
@@ -117,9 +103,6 @@ async def test_mcp_tool_calls_never_pass_the_limit(tmp_path: Path) -> None:
 
         sessions = await asyncio.gather(*(session(range(i, ATTEMPTS, 8)) for i in range(8)))
         results = [r for one in sessions for r in one]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 20)
     refused = [r.content[0].text for r in results if r.is_error]
     assert len(refused) == ATTEMPTS - LIMIT, refused
     assert all(LIMIT_KEY in text for text in refused), refused

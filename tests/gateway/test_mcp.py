@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import socket
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from starpod_cron import CronStore, JobSpec, Schedule
 from starpod_cron.tools import TOOLS
-from tests.processes import CLI, environment, free_port
+from tests.processes import CLI, environment, mcp_http
 
 
 def stdio(db: str, *args: str, cwd: Path) -> StdioServerParameters:
@@ -74,47 +73,24 @@ async def _cli_error(cwd: Path, db: str, *args: str) -> str:
 
 @pytest.mark.timeout(60)
 async def test_mcp_over_http_requires_a_token_and_acts_for_its_user(tmp_path: Path) -> None:
-    import asyncio
-    import signal
-
     db = str(tmp_path / "jobs.db")
     (tmp_path / "agent.toml").write_text(
         '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
     )
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        CLI,
-        "--db",
-        db,
-        "mcp",
-        "--http",
-        f"127.0.0.1:{port}",
-        cwd=tmp_path,
-        env=environment(),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stderr is not None
-        seen = b""
-        while b"/mcp" not in seen:  # log lines (a migration, say) may come first
-            line = await asyncio.wait_for(proc.stderr.readline(), 20)
-            assert line, seen
-            seen += line
-        assert b"MCP server on http://127.0.0.1" in seen, seen
-        url = f"http://127.0.0.1:{port}/mcp"
+    async with mcp_http(tmp_path, db) as mcp:
+        assert b"MCP server on http://127.0.0.1" in mcp.seen, mcp.seen
         async with httpx.AsyncClient() as http:
-            refused = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            refused = await http.post(mcp.url, json=ping)
             assert refused.status_code == 401
         headers = {"Authorization": "Bearer alice-token-0123456789"}
         http = httpx2.AsyncClient(headers=headers)
-        async with http, Client(streamable_http_client(url, http_client=http)) as client:
+        async with http, Client(streamable_http_client(mcp.url, http_client=http)) as client:
             added = await client.call_tool("cron_add", {"prompt": "stretch", "in": "20m"})
             assert not added.is_error, added.content
             assert added.structured_content["job"]["user_id"] == "alice"  # type: ignore[index]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
-    assert json.dumps("alice-token-0123456789") not in (await proc.stderr.read()).decode()
+    assert mcp.proc.stderr is not None
+    assert json.dumps("alice-token-0123456789") not in (await mcp.proc.stderr.read()).decode()
 
 
 async def _mcp_http(tmp_path: Path, port: int) -> asyncio.subprocess.Process:
@@ -159,16 +135,10 @@ async def test_mcp_over_http_answers_413_to_a_100_mb_body_without_holding_it(
 ) -> None:
     from tests.gateway.test_bodylimit import MB, chunks, peak_rss_kib
 
-    port = free_port()
-    proc = await _mcp_http(tmp_path, port)
-    try:
-        assert proc.stderr is not None
-        seen = b""
-        while b"/mcp" not in seen:
-            line = await asyncio.wait_for(proc.stderr.readline(), 20)
-            assert line, seen
-            seen += line
-        url = f"http://127.0.0.1:{port}/mcp"
+    (tmp_path / "agent.toml").write_text(
+        '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
+    )
+    async with mcp_http(tmp_path, str(tmp_path / "jobs.db")) as mcp:
         headers = {
             "Authorization": "Bearer alice-token-0123456789",
             "Content-Type": "application/json",
@@ -176,17 +146,14 @@ async def test_mcp_over_http_answers_413_to_a_100_mb_body_without_holding_it(
         }
         async with httpx.AsyncClient(headers=headers, timeout=60) as http:
             ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-            assert (await http.post(url, json=ping)).status_code != 413
-            before = peak_rss_kib(proc.pid)
-            chunked = await http.post(url, content=chunks(100 * MB))
+            assert (await http.post(mcp.url, json=ping)).status_code != 413
+            before = peak_rss_kib(mcp.proc.pid)
+            chunked = await http.post(mcp.url, content=chunks(100 * MB))
             assert chunked.status_code == 413, chunked.text
             assert chunked.json()["error"]["code"] == "too_large"
             length = {"Content-Length": str(100 * MB)}
-            declared = await http.post(url, content=chunks(100 * MB), headers=length)
+            declared = await http.post(mcp.url, content=chunks(100 * MB), headers=length)
             assert declared.status_code == 413, declared.text
-            after = peak_rss_kib(proc.pid)
+            after = peak_rss_kib(mcp.proc.pid)
             print(f"mcp --http peak RSS before {before} KiB, after 200 MB refused {after} KiB")
             assert after - before < 10 * 1024, (before, after)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0

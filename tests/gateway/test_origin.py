@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from gateway.origin import browser_policy, check_bind
 from gateway.ws import WsServer
 from starpod_cron.config import GatewayConfig, TokenConfig, parse_config
 from starpod_cron.errors import ConfigError
-from tests.processes import CLI, environment, free_port
+from tests.processes import CLI, environment, free_port, mcp_http
 
 from .conftest import config, running_gateway, tab_protocols, tab_secret
 
@@ -288,21 +287,7 @@ async def test_mcp_over_http_serves_only_its_hosts(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text(
         '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
     )
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        CLI,
-        *("--db", str(tmp_path / "m.db"), "mcp", "--http", f"127.0.0.2:{port}"),
-        cwd=tmp_path,
-        env=environment(),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stderr is not None
-        seen = b""
-        while b"/mcp" not in seen:
-            line = await asyncio.wait_for(proc.stderr.readline(), 20)
-            assert line, seen
-            seen += line
+    async with mcp_http(tmp_path, str(tmp_path / "m.db"), "127.0.0.2") as served_mcp:
         initialize = {
             "jsonrpc": "2.0",
             "id": 1,
@@ -317,16 +302,14 @@ async def test_mcp_over_http_serves_only_its_hosts(tmp_path: Path) -> None:
             "Authorization": "Bearer alice-token-0123456789",
             "Accept": "application/json, text/event-stream",
         }
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.2:{port}", headers=headers) as mcp:
+        base = served_mcp.url.removesuffix("/mcp")
+        async with httpx.AsyncClient(base_url=base, headers=headers) as mcp:
             rebound = await mcp.post("/mcp", json=initialize, headers={"Host": "evil.example"})
             assert rebound.status_code == 421, rebound.text
             foreign = await mcp.post("/mcp", json=initialize, headers={"Origin": "http://x.test"})
             assert foreign.status_code == 403, foreign.text
             served = await mcp.post("/mcp", json=initialize)
             assert served.status_code == 200, served.text
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
 
 
 @pytest.mark.parametrize(
