@@ -36,11 +36,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from functools import cache
 from typing import Any, Final, Literal
 
 from .bounds import Within
 from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
+from .settings import StoreSettings
 
 Who = Literal["user", "internal", "runtime"]
 Storage = Literal["same", "flag", "ms", "secs_ms", "enum", "json", "schedule", "derived"]
@@ -59,6 +61,14 @@ class _Required(enum.Enum):
 
 REQUIRED: Final = _Required.REQUIRED
 """The default of a field every new job must be given (name, prompt, schedule)."""
+
+
+_SCHEDULE_COLUMNS = (
+    ("schedule_kind", "str"),
+    ("schedule_expr", "str"),
+    ("schedule_anchor_ms", "int | None"),
+)
+_STORED_TYPES = {"flag": "bool", "ms": "int", "secs_ms": "int", "enum": "str", "json": "str"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +154,22 @@ class JobField:
             "number": "number",
             "duration": "duration",
         }.get(self.input, "text")
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """The ``(column, annotation)`` pairs the field is stored in (``JobRecord``)."""
+        if self.storage == "schedule":
+            return _SCHEDULE_COLUMNS
+        column = self.column_name
+        if column is None or self.storage == "derived":
+            return ()
+        base = _STORED_TYPES.get(self.storage, self.base_type)
+        return ((column, base + (" | None" if self.nullable else "")),)
+
+    def default_value(self) -> Any:
+        """A new job's value when none is given, the setting's default included."""
+        if self.setting is None:
+            return self.default
+        return next(s.default for s in dataclass_fields(StoreSettings) if s.name == self.setting)
 
     def default_text(self) -> str:
         """The default in words, for help texts: ``3 ([cron] default_max_retries)``."""

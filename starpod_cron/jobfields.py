@@ -59,19 +59,21 @@ class JobFields:
     every: str | None = None
     at: str | None = None
     in_: str | None = None
+    rename: str | None = None
+    # fields: JobFields (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
+    enabled: bool | None = None
+    delete_after_run: bool | None = None
     timezone: str | None = None
     max_retries: int | None = None
     timeout_secs: float | None = None
     session_mode: str | None = None
-    delete_after_run: bool | None = None
-    misfire_policy: str | None = None
-    enabled: bool | None = None
-    rename: str | None = None
     user_id: str | None = None
+    misfire_policy: str | None = None
     description: str | None = None
     jitter_secs: float | None = None
     overlap: str | None = None
     max_instances: int | None = None
+    # end of generated fields
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> JobFields:
