@@ -16,7 +16,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from ..fields import JOB_FIELDS, JobField, public_fields
+from ..fields import JOB_FIELDS, REQUIRED, JobField, public_fields
 from ..models import (
     CronJob,
     CronRun,
@@ -130,6 +130,29 @@ JOB_STATE_COLUMNS: tuple[str, ...] = tuple(
 JOB_RUNTIME_COLUMNS: tuple[str, ...] = tuple(
     c for f in JOB_FIELDS if f.on_run for c, _ in f.columns()
 )
+
+
+_NEW_ROW = {
+    c: f.default
+    for f in JOB_FIELDS
+    if f.who == "runtime" and f.default is not REQUIRED
+    for c, _ in f.columns()
+}
+
+
+def new_record(job_id: str, now_ms: int, values: dict[str, Any]) -> JobRecord:
+    """A new job's row: ``values`` (the checked columns of its spec) and every runtime
+    column at its declared start (no runs, no retry), created and updated at ``now_ms``."""
+    return JobRecord(
+        **_NEW_ROW,
+        id=job_id,
+        created_at=now_ms,
+        updated_at=now_ms,
+        schedule_kind="",
+        schedule_expr="",
+        schedule_anchor_ms=None,
+        **values,
+    )
 
 
 def _public_expr(f: JobField) -> str:
