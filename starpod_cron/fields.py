@@ -119,6 +119,13 @@ class JobField:
     def choices(self) -> tuple[str, ...]:
         return () if self.enum_type is None else tuple(m.value for m in self.enum_type)
 
+    def choices_text(self) -> str:
+        """The choices for a message: ``'skip', 'queue' or 'allow'``."""
+        quoted = [repr(c) for c in self.choices]
+        return (
+            " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        )
+
     @property
     def input(self) -> Input:
         if self.enum_type is not None:

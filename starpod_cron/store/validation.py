@@ -145,7 +145,7 @@ def flag(field: str, value: object) -> bool:
 
 
 def _bounds(rule: Within) -> str:
-    low, high = f"{rule.low:g}", f"{rule.high:g}"
+    low, high = (str(int(x)) if float(x).is_integer() else str(x) for x in (rule.low, rule.high))
     if rule.integer:
         return f"an integer from {low} to {high}"
     if rule.above:
@@ -168,13 +168,8 @@ def _number(f: JobField, value: object) -> float:
 
 
 def _choice(f: JobField, value: object) -> str:
-    choices = f.choices
-    if value not in choices:
-        quoted = [repr(c) for c in choices]
-        wanted = " or ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1])
-        if len(quoted) >= 3:
-            wanted += f" or {quoted[-1]}"
-        raise InvalidJob(f"{f.name} must be {wanted}, got {value!r}")
+    if value not in f.choices:
+        raise InvalidJob(f"{f.name} must be {f.choices_text()}, got {value!r}")
     return str(value)
 
 
