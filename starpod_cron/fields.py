@@ -102,6 +102,8 @@ class JobField:
     on_add: bool = True
     on_update: bool = True
     widget_hint: str | None = None
+    default_note: str | None = None
+    """The default in words when a value cannot say it (``"true for 'in', else false"``)."""
     on_run: bool = False
     """Changed by claims and completions (written by ``update_job_runtime``)."""
     immutable: bool = False
@@ -179,7 +181,9 @@ class JobField:
         return next(s.default for s in dataclass_fields(StoreSettings) if s.name == self.setting)
 
     def default_text(self) -> str:
-        """The default in words, for help texts: ``3 ([cron] default_max_retries)``."""
+        """The default in words, for help texts: ``[cron] default_max_retries``."""
+        if self.default_note is not None:
+            return self.default_note
         if self.setting is not None:
             return f"[cron] {self.setting}"
         if self.default is REQUIRED:
@@ -244,9 +248,9 @@ JOB_FIELDS: tuple[JobField, ...] = (
     _user(
         "delete_after_run",
         "bool",
-        "For a one-time job: delete it after it succeeds (default: true for 'in', false for "
-        "'at', which is disabled instead).",
+        "For a one-time job: delete it after it succeeds (else it is disabled).",
         default=False,
+        default_note="true for 'in', false for 'at'",
         storage="flag",
         flag="--delete-after-run",
         toml=False,
@@ -256,6 +260,7 @@ JOB_FIELDS: tuple[JobField, ...] = (
         "str",
         'IANA time zone such as "Europe/Rome", in which times and cron expressions are read.',
         setting="default_timezone",
+        default_note="the user's own zone, else [cron] timezone",
         flag="--tz",
         metavar="ZONE",
     ),

@@ -83,8 +83,7 @@ class CronJob:
     enabled: bool
     """false pauses the job."""
     delete_after_run: bool
-    """For a one-time job: delete it after it succeeds (default: true for 'in', false for 'at',
-    which is disabled instead)."""
+    """For a one-time job: delete it after it succeeds (else it is disabled)."""
     timezone: str
     """IANA time zone such as "Europe/Rome", in which times and cron expressions are read."""
     created_at: datetime
