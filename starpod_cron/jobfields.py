@@ -20,7 +20,7 @@ from typing import Any
 from . import durations
 from .errors import InvalidInput, InvalidJob
 from .fields import SPECIAL_INPUTS, JobField, user_fields
-from .inputrules import check_text
+from .inputrules import check_text, whole_number
 from .models import UNSET, CronJob, JobUpdate
 from .schedules import Schedule
 from .store.types import JobSpec
@@ -112,6 +112,37 @@ class JobFields:
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
+
+
+def from_text(field: JobField, text: str) -> Any:
+    """The value of ``field`` as a person types it (a CLI option, a form box, a chat command):
+    a whole number in ASCII digits within the field's bounds, a number, a duration (``10m``,
+    ``1h30m``; ``0`` for none) as seconds, ``true``/``false``, a choice or text as given.
+    InvalidInput names the field; the store checks the value again on its way in."""
+    check_text(field.name, text)
+    kind = field.input
+    if kind == "int":
+        rule = field.rule
+        low, high = (int(rule.low), int(rule.high)) if rule else (0, 10**18)
+        return whole_number(field.name, text.strip(), low, high)
+    if kind == "duration":
+        return 0.0 if text.strip() == "0" else durations.duration_ms(text) / 1000
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            raise InvalidInput(f"{field.name} must be a number, got {text!r}") from None
+    if kind == "bool":
+        answer = _BOOLS.get(text.strip().lower())
+        if answer is None:
+            raise InvalidInput(f"{field.name} must be true or false, got {text!r}")
+        return answer
+    if kind == "choice" and text not in field.choices:
+        raise InvalidInput(f"{field.name} must be {field.choices_text()}, got {text!r}")
+    return text
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
 def generated_name(prompt: str) -> str:

@@ -13,7 +13,7 @@ from starpod_cron import fieldgen
 from starpod_cron import fields as fields_module
 from starpod_cron.bounds import Within
 from starpod_cron.declared import JOB_KEYS
-from starpod_cron.errors import InvalidJob
+from starpod_cron.errors import InvalidInput, InvalidJob
 from starpod_cron.fields import (
     JOB_FIELDS,
     SPECIAL_INPUTS,
@@ -23,7 +23,7 @@ from starpod_cron.fields import (
     public_fields,
     user_fields,
 )
-from starpod_cron.jobfields import JobFields
+from starpod_cron.jobfields import JobFields, from_text
 from starpod_cron.models import CronJob, JobUpdate
 from starpod_cron.schedules import Schedule
 from starpod_cron.settings import StoreSettings
@@ -144,3 +144,15 @@ def test_every_user_field_reaches_every_front_end() -> None:
 def _sample_job() -> CronJob:
     spec = JobSpec("n", "p", Schedule.cron("0 9 * * *"))
     return planning.new_job(spec, 1_800_000_000_000, StoreSettings()).to_public()
+
+
+def test_typed_values_are_read_by_their_declared_kind() -> None:
+    assert from_text(job_field("timeout_secs"), "1h30m") == 5400
+    assert from_text(job_field("jitter_secs"), "0") == 0
+    assert from_text(job_field("max_retries"), "5") == 5
+    assert from_text(job_field("delete_after_run"), "no") is False
+    assert from_text(job_field("overlap"), "queue") == "queue"
+    with pytest.raises(InvalidInput, match="max_retries must be a whole number from 0 to 100"):
+        from_text(job_field("max_retries"), "١")  # an Arabic-Indic one: int() would take it
+    with pytest.raises(InvalidInput, match="overlap must be 'skip', 'queue' or 'allow'"):
+        from_text(job_field("overlap"), "sometimes")
