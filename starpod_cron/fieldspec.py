@@ -16,7 +16,7 @@ Storage = Literal["same", "flag", "ms", "secs_ms", "enum", "json", "schedule", "
 """How a field is kept in its column: as is; a boolean (an integer in SQLite); epoch ms of an
 aware datetime; seconds as whole milliseconds (``timeout_secs`` in ``timeout_ms``); an enum's
 value as text; compact JSON text; a schedule in three columns; or computed (no column)."""
-Input = Literal["text", "int", "number", "bool", "choice", "duration"]
+Input = Literal["text", "int", "number", "bool", "choice", "duration", "time"]
 
 
 class _Required(enum.Enum):
@@ -102,6 +102,8 @@ class JobField:
         if self.duration:
             return "duration"
         base = self.base_type
+        if base == "datetime":
+            return "time"
         if base == "bool":
             return "bool"
         if base == "int":

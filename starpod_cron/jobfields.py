@@ -151,16 +151,22 @@ def generated_name(prompt: str) -> str:
     return "-".join(words)[:40] + "-" + secrets.token_hex(2)
 
 
-def _given(f: JobFields, field: JobField) -> Any:
-    """What ``f`` gives for ``field`` (None: not given), as JobSpec/JobUpdate hold it (an
-    enum's text as its member; InvalidJob names the choices)."""
-    value = getattr(f, field.name)
-    if value is None or field.enum_type is None:
-        return value
-    try:
-        return field.enum_type(value)
-    except ValueError:
-        raise InvalidJob(f"{field.name} must be {field.choices_text()}, got {value!r}") from None
+def spec_value(field: JobField, value: Any, *, tz: str, now: datetime) -> Any:
+    """A value given for ``field`` (None: not given) as JobSpec/JobUpdate hold it: an enum's
+    text as its member (InvalidJob names the choices), a time (ISO 8601, ``tomorrow 9:00``)
+    as the aware instant it means in ``tz``."""
+    if value is None:
+        return None
+    if field.enum_type is not None:
+        try:
+            return field.enum_type(value)
+        except ValueError:
+            raise InvalidJob(
+                f"{field.name} must be {field.choices_text()}, got {value!r}"
+            ) from None
+    if field.input == "time" and isinstance(value, str):
+        return durations.at_time(value, tz, now).instant(tz)
+    return value
 
 
 _OPTIONS = tuple(f for f in user_fields() if f.name not in SPECIAL_INPUTS)
@@ -185,7 +191,11 @@ def job_spec(
         raise InvalidInput("a schedule is required: one of cron, every, at, in")
     schedule = durations.schedule(given[0], given[1], tz, now)
     delete_after_run = f.delete_after_run if f.delete_after_run is not None else given[0] == "in"
-    options = {o.name: _given(f, o) for o in _OPTIONS if o.name != "user_id"}
+    options = {
+        o.name: spec_value(o, getattr(f, o.name), tz=tz, now=now)
+        for o in _OPTIONS
+        if o.name != "user_id"
+    }
     options["delete_after_run"] = delete_after_run
     options["timezone"] = tz
     return JobSpec(
@@ -208,7 +218,11 @@ def job_update(f: JobFields, job: CronJob, *, now: datetime, user_id: Any = UNSE
     delete_after_run: bool | None = f.delete_after_run
     if delete_after_run is None and given is not None and given[0] == "in":
         delete_after_run = True
-    changes = {o.name: _given(f, o) for o in _OPTIONS if o.name != "user_id"}
+    changes = {
+        o.name: spec_value(o, getattr(f, o.name), tz=tz, now=now)
+        for o in _OPTIONS
+        if o.name != "user_id"
+    }
     changes["delete_after_run"] = delete_after_run
     update = JobUpdate(
         name=UNSET if f.rename is None else f.rename,
