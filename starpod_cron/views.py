@@ -122,6 +122,17 @@ def local(dt: datetime | None, tz_name: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S ") + moment.isoformat()[-6:]
 
 
+def schedule_text(schedule: Schedule, tz_name: str) -> str:
+    """The schedule as typed: a cron expression, ``every 30m``, or the one-shot's time in
+    ``tz_name`` with its offset (``at 2026-12-01 09:00:00 +01:00``)."""
+    if isinstance(schedule, Cron):
+        return schedule.expr
+    if isinstance(schedule, Interval):
+        return schedule.describe()
+    assert isinstance(schedule, OneShot)
+    return f"at {local(schedule.instant(tz_name), tz_name)}"
+
+
 def schedule_human(schedule: Schedule, tz_name: str) -> str:
     """The schedule in words, e.g. ``At 09:00, Monday through Friday``."""
     if isinstance(schedule, Cron):
