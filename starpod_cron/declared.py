@@ -114,6 +114,11 @@ class JobRegistry:
     def _declare(
         self, schedule: dict[str, Any], name: str | None, prompt: str | None, options: Any
     ) -> Callable[[F], F]:
+        unknown = set(options) - _OPTION_KEYS
+        if unknown:
+            known = ", ".join(sorted(_OPTION_KEYS))
+            raise ConfigError(f"unknown job option(s) {sorted(unknown)} (known: {known})")
+
         def register(function: F) -> F:
             job_name = name or function.__name__.replace("_", "-")
             where = f"{function.__module__}.{function.__qualname__}"
@@ -180,6 +185,8 @@ JOB_KEYS = frozenset(
 )
 """The keys of a ``[[jobs]]`` table: a name, one schedule, and every declared field marked
 ``toml`` (:mod:`starpod_cron.fields`)."""
+_OPTION_KEYS = JOB_KEYS - {"name", "prompt", "cron", "every", "at", "timezone"}
+"""The options of the decorators (the name, prompt, schedule and zone are their arguments)."""
 
 
 def load(
