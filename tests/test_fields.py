@@ -12,7 +12,7 @@ import pytest
 
 from starpod_cron import fieldgen
 from starpod_cron import fields as fields_module
-from starpod_cron.bounds import Within
+from starpod_cron.bounds import Within, rules
 from starpod_cron.declared import JOB_KEYS
 from starpod_cron.errors import InvalidInput, InvalidJob
 from starpod_cron.fields import (
@@ -178,3 +178,14 @@ def test_typed_values_are_read_by_their_declared_kind() -> None:
         from_text(job_field("max_retries"), "١")  # an Arabic-Indic one: int() would take it
     with pytest.raises(InvalidInput, match="overlap must be 'skip', 'queue' or 'allow'"):
         from_text(job_field("overlap"), "sometimes")
+
+
+def test_a_field_defaulted_by_a_setting_has_that_settings_bounds() -> None:
+    """``[cron] default_max_retries`` can never hold a value a job's max_retries refuses."""
+    setting_rules = rules(StoreSettings)
+    defaulted = [f for f in JOB_FIELDS if f.setting is not None]
+    assert {f.name for f in defaulted} == {"timezone", "max_retries", "timeout_secs", "jitter_secs"}
+    for f in defaulted:
+        assert hasattr(StoreSettings(), f.setting), f.name  # type: ignore[arg-type]
+        if f.rule is not None:
+            assert setting_rules[f.setting] == f.rule, f.name  # type: ignore[index]
