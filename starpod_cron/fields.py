@@ -21,6 +21,7 @@ Iterate it to build a front end (the CLI's options, the dashboard's form)::
     jobfields.from_text(f, "1h30m")    # a typed value -> the field's value (InvalidInput)
     JobFields(**{f.name: value})       # what a person gave -> jobfields.job_spec/job_update
 
+:func:`options_json` gives the same listing as JSON (for the dashboard's form).
 ``JOB_FIELDS`` is every field in the order of :class:`~starpod_cron.models.CronJob` (and of the
 ``jobs`` table's columns); :func:`job_field` finds one by name.
 
@@ -55,6 +56,7 @@ __all__ = [
     "Who",
     "job_field",
     "option_fields",
+    "options_json",
     "public_fields",
     "settable_fields",
     "user_fields",
@@ -360,3 +362,28 @@ def settable_fields() -> Iterator[JobField]:
 def public_fields() -> Iterator[JobField]:
     """The fields of ``CronJob``, in its order."""
     return (f for f in JOB_FIELDS if f.public)
+
+
+def options_json(*, update: bool = False) -> list[dict[str, Any]]:
+    """The options of :func:`option_fields` as JSON, for a form built in a browser (the
+    dashboard's add and edit forms): name, input kind, widget, choices, bounds, help,
+    default in words, and the CLI flag."""
+    listed: list[dict[str, Any]] = []
+    for f in option_fields(update=update):
+        rule = f.rule
+        listed.append(
+            {
+                "name": f.name,
+                "input": f.input,
+                "widget": f.widget,
+                "choices": list(f.choices),
+                "min": None if rule is None else rule.low,
+                "min_exclusive": bool(rule and rule.above),
+                "max": None if rule is None else rule.high,
+                "nullable": f.nullable,
+                "help": f.help,
+                "default": f.default_text(),
+                "flag": f.flag,
+            }
+        )
+    return listed

@@ -5,6 +5,7 @@ forgotten in another."""
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import fields
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ from starpod_cron.fields import (
     JobField,
     job_field,
     option_fields,
+    options_json,
     public_fields,
     user_fields,
 )
@@ -189,3 +191,16 @@ def test_a_field_defaulted_by_a_setting_has_that_settings_bounds() -> None:
         assert hasattr(StoreSettings(), f.setting), f.name  # type: ignore[arg-type]
         if f.rule is not None:
             assert setting_rules[f.setting] == f.rule, f.name  # type: ignore[index]
+
+
+def test_the_options_as_json_say_what_a_form_needs() -> None:
+    listed = {o["name"]: o for o in options_json()}
+    assert "enabled" not in listed and "name" not in listed
+    assert listed["overlap"]["widget"] == "select"
+    assert listed["overlap"]["choices"] == ["skip", "queue", "allow"]
+    assert (listed["max_retries"]["min"], listed["max_retries"]["max"]) == (0, 100)
+    assert listed["timeout_secs"]["input"] == "duration"
+    assert listed["timeout_secs"]["min_exclusive"] is True
+    assert listed["max_retries"]["flag"] == "--retries"
+    json.dumps(listed)
+    assert "enabled" in {o["name"] for o in options_json(update=True)}
