@@ -211,8 +211,9 @@ JOB_FIELDS: tuple[JobField, ...] = (
     _user(
         "user_id",
         "str | None",
-        "The user who owns the job (none: the agent itself). Admins only.",
+        "The user who owns the job. Admins only.",
         default=None,
+        default_note="the agent itself (no user)",
         flag="--user",
         metavar="ID",
         toml=False,

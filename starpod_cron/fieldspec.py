@@ -150,17 +150,20 @@ class JobField:
         return next(s.default for s in dataclass_fields(StoreSettings) if s.name == self.setting)
 
     def default_text(self) -> str:
-        """The default in words, for help texts: ``[cron] default_max_retries``."""
+        """The default in words, for help texts: ``[cron] default_max_retries, 3``."""
         if self.default_note is not None:
             return self.default_note
         if self.setting is not None:
-            return f"[cron] {self.setting}"
-        if self.default is REQUIRED:
-            return "required"
-        if self.default is None:
-            return "none"
-        if isinstance(self.default, enum.Enum):
-            return str(self.default.value)
-        if isinstance(self.default, bool):
-            return "true" if self.default else "false"
-        return str(self.default)
+            return f"[cron] {self.setting}, {words(self.default_value())}"
+        return "required" if self.default is REQUIRED else words(self.default)
+
+
+def words(value: object) -> str:
+    """A default as a person reads it: ``true``, ``none``, ``skip``, ``7200``, ``0.5``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -108,7 +108,7 @@ class CronJob:
     """isolated: every run starts fresh; main: runs continue the user's one conversation with the
     agent."""
     user_id: str | None
-    """The user who owns the job (none: the agent itself). Admins only."""
+    """The user who owns the job. Admins only."""
     misfire_policy: MisfirePolicy
     """Fires missed while no scheduler ran: run_once runs one catch-up; skip records them as
     skipped."""

@@ -14,7 +14,6 @@ the MCP server (``starpod-cron mcp``) and the model's function calls in a chat.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +29,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .fields import REQUIRED, JobField, job_field, option_fields
+from .fieldspec import words
 from .inputrules import MAX_NAME_CHARS, check_all_text
 from .jobfields import JobFields
 from .operations import JobOperations
@@ -74,17 +74,9 @@ def field_schema(f: JobField, *, adding: bool = True) -> dict[str, Any]:
     if f.default_note is not None:
         said = f" Default: {f.default_note}."
     elif default is not None and default is not REQUIRED:
-        said = f" Default: {default_words(default)}."
+        said = f" Default: {words(default)}."
     schema["description"] = f.help + (said if adding else "")
     return schema
-
-
-def default_words(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 _OPTIONS_ADD = {f.name: field_schema(f) for f in option_fields()}

@@ -63,7 +63,7 @@ def test_defaults_on_the_dataclasses_are_the_declared_ones() -> None:
 def test_a_field_is_found_by_name() -> None:
     assert job_field("timeout_secs").column_name == "timeout_ms"
     assert job_field("overlap").choices == ("skip", "queue", "allow")
-    assert job_field("max_retries").default_text() == "[cron] default_max_retries"
+    assert job_field("max_retries").default_text() == "[cron] default_max_retries, 3"
 
 
 class Notify(enum.StrEnum):  # issue 24's first field, declared here only to prove the path
