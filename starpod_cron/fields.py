@@ -3,16 +3,19 @@ it is stored, shown and typed in. Everything else reads this table.
 
 Iterate it to build a front end (the CLI's options, the dashboard's form)::
 
-    from starpod_cron.fields import user_fields
+    from starpod_cron.fields import option_fields
 
-    for f in user_fields():            # the fields a person or an agent may set
+    for f in option_fields():          # what a front end offers as options when adding a job
+                                       # (update=True: when changing one); user_fields() adds
+                                       # name, prompt and schedule, which are read by hand
         f.name                         # "max_retries": the key in JSON, tools, [[jobs]], JobSpec
         f.flag, f.metavar              # "--retries", "N" (None: no CLI option of its own)
         f.input                        # "text" | "int" | "number" | "bool" | "choice"
                                        # | "duration" (seconds; people type 1h30m)
+                                       # | "time" (an instant; people type ISO 8601)
         f.choices                      # ("isolated", "main") for a choice, else ()
         f.help                         # one sentence for people and models alike
-        f.default_text()               # "3 ([cron] default_max_retries)", "skip", ...
+        f.default_text()               # "[cron] default_max_retries, 3", "skip", ...
         f.rule                         # bounds.Within(0, 100, integer=True) or None
         f.widget                       # dashboard hint: text | textarea | number | select
                                        # | checkbox | duration
