@@ -19,7 +19,7 @@ from starpod_cron import (
 )
 from starpod_cron.access import LOCAL_ADMIN
 from starpod_cron.config import parse_config
-from starpod_cron.declared import ManagedJob, load, sync_jobs, with_declared
+from starpod_cron.declared import JobRegistry, ManagedJob, load, sync_jobs, with_declared
 from starpod_cron.errors import ConfigError
 from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
@@ -212,3 +212,10 @@ async def test_maintenance_jobs_are_listed_and_delete_what_the_dry_run_counted(
     assert await store.list_runs(job_id) == []
     await scheduler.stop()
     await store.close()
+
+
+def test_a_decorator_refuses_an_option_no_field_declares() -> None:
+    registry = JobRegistry()
+    with pytest.raises(ConfigError, match=r"unknown job option\(s\) \['max_retry'\]"):
+        registry.every("1h", max_retry=3)
+    registry.every("1h", max_retries=3)  # a declared field is taken

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
-from ..schedules import Cron, Interval, OneShot, Schedule
 from ..timeutil import zone
-from ..views import local, schedule_human
+from ..views import local, schedule_human, schedule_text
 
-__all__ = ["local", "schedule_human"]  # kept here for the CLI's modules
+__all__ = ["local", "schedule_human", "schedule_text"]  # kept here for the CLI's modules
 
 ArtifactType = Literal["table", "presentation_card", "text"]
 RICH_ROW_LIMIT = 500  # larger tables print plain: rich takes seconds for 10,000 rows
@@ -117,17 +116,6 @@ def when(dt: datetime | None, tz_name: str, now: datetime) -> str:
 
 
 # ------------------------------------------------------------------------------ schedules
-def schedule_text(schedule: Schedule, tz_name: str) -> str:
-    """The schedule as typed: a cron expression, ``every 30m``, or the one-shot's time in
-    ``tz_name`` with its offset (``at 2026-12-01 09:00:00 +01:00``)."""
-    if isinstance(schedule, Cron):
-        return schedule.expr
-    if isinstance(schedule, Interval):
-        return schedule.describe()
-    assert isinstance(schedule, OneShot)
-    return f"at {local(schedule.instant(tz_name), tz_name)}"
-
-
 def tokens(prompt: int | None, completion: int | None) -> str:
     """``1,204 in / 310 out``, or ``-`` when the model reported none."""
     if prompt is None and completion is None:

@@ -7,19 +7,16 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from ..models import (
     CronJob,
     CronRun,
     DeliverySpec,
-    MisfirePolicy,
-    Overlap,
+    JobSpec,
     RunStatus,
     RunTrigger,
     SessionMode,
 )
-from ..schedules import Schedule
 from ..settings import StoreSettings
 
 __all__ = [
@@ -46,29 +43,6 @@ class Topic(enum.StrEnum):
     """Something that can make a job due sooner: added, updated, enabled, a retry scheduled."""
     DELIVERIES = "deliveries"
     """Deliveries were queued or became due sooner."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """Everything needed to create a job; unset options take the store's defaults."""
-
-    name: str
-    prompt: str
-    schedule: Schedule
-    delete_after_run: bool = False
-    timezone: str | None = None
-    max_retries: int | None = None
-    timeout_secs: float | None = None
-    session_mode: SessionMode = SessionMode.ISOLATED
-    user_id: str | None = None
-    misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
-    enabled: bool = True
-    origin: dict[str, Any] | None = None
-    description: str | None = None
-    jitter_secs: float | None = None
-    """Defaults to ``[cron] jitter_secs`` (0)."""
-    overlap: Overlap = Overlap.SKIP
-    max_instances: int = 1
 
 
 @dataclass(frozen=True, slots=True)
