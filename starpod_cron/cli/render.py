@@ -1,5 +1,5 @@
-"""Rendering: the ``--json`` envelope, tables (rich on a terminal, plain text otherwise), times
-in a job's zone with its offset, and schedules in words."""
+"""Rendering: the ``--json`` envelope, tables (rich on a terminal, plain text otherwise), and
+times in a job's zone with its offset (schedules in words come from :mod:`starpod_cron.views`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
-from ..schedules import Cron, Interval, OneShot, Schedule
 from ..timeutil import zone
-from ..views import local, schedule_human
+from ..views import local
 
-__all__ = ["local", "schedule_human"]  # kept here for the CLI's modules
+__all__ = ["local"]  # kept here for the CLI's modules
 
 ArtifactType = Literal["table", "presentation_card", "text"]
 RICH_ROW_LIMIT = 500  # larger tables print plain: rich takes seconds for 10,000 rows
@@ -91,6 +90,11 @@ def iso(dt: datetime | None, tz_name: str) -> str | None:
     return None if dt is None else dt.astimezone(zone(tz_name)).isoformat()
 
 
+def utc(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC, as the job and run views give times (for JSON beside them)."""
+    return None if dt is None else dt.isoformat()
+
+
 def relative(dt: datetime | None, now: datetime) -> str:
     """``in 3m``, ``2h ago``, ``now``: the largest unit or two."""
     if dt is None:
@@ -116,20 +120,20 @@ def when(dt: datetime | None, tz_name: str, now: datetime) -> str:
     return f"{local(dt, tz_name)} ({relative(dt, now)})"
 
 
-# ------------------------------------------------------------------------------ schedules
-def schedule_text(schedule: Schedule, tz_name: str) -> str:
-    """The schedule as typed: a cron expression, ``every 30m``, or the one-shot's time in
-    ``tz_name`` with its offset (``at 2026-12-01 09:00:00 +01:00``)."""
-    if isinstance(schedule, Cron):
-        return schedule.expr
-    if isinstance(schedule, Interval):
-        return schedule.describe()
-    assert isinstance(schedule, OneShot)
-    return f"at {local(schedule.instant(tz_name), tz_name)}"
-
-
+# ------------------------------------------------------------------------------- words
 def tokens(prompt: int | None, completion: int | None) -> str:
     """``1,204 in / 310 out``, or ``-`` when the model reported none."""
     if prompt is None and completion is None:
         return "-"
     return f"{prompt or 0:,} in / {completion or 0:,} out"
+
+
+def ms(value: int | None) -> str:
+    """``812 ms``, or ``-`` for none."""
+    return "-" if value is None else f"{value} ms"
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
