@@ -128,6 +128,16 @@ async function jobPage(id) {
     ["Running now", String(job.running)],
     ["Owner", job.user_id || "agent"], ["Id", job.id],
   ];
+  // every other field of the job's view as it is, so a new declared field shows here too
+  const shownAbove = new Set(["name", "prompt", "schedule", "timezone", "enabled", "next_run",
+    "last_status", "last_error", "retry_count", "max_retries", "timeout_secs", "session_mode",
+    "jitter_secs", "overlap", "max_instances", "running", "user_id", "id"]);
+  for (const [key, value] of Object.entries(job)) {
+    if (shownAbove.has(key) || (value !== null && typeof value === "object")) continue;
+    const text = value === null ? "-" : value === true ? "yes" : value === false ? "no" : String(value);
+    const time = typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:/.test(value);
+    fields.push([fieldLabel(key, {}), time ? local(value, job.timezone) : text]);
+  }
   show(
     el("h2", {}, job.name),
     actions(job),

@@ -14,6 +14,7 @@ from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
 from ..declared import check_editable
 from ..errors import InvalidInput
+from ..fields import user_fields
 from ..models import CronJob
 from ..schedules import Schedule, format_duration_ms
 from ..timeutil import check_zone
@@ -113,11 +114,36 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
             + (f", up to {job.max_instances} at once" if job.max_instances > 1 else ""),
         ),
         ("delete after run", "yes" if job.delete_after_run else "no"),
+        *_declared_rows(view),
         ("user", job.user_id or "-"),
         ("created", local(job.created_at, tz)),
         ("running", str(job.running_count) if job.running_count else "no"),
     ]
     return out
+
+
+CARD_FIELDS = frozenset(
+    {"name", "prompt", "schedule", "enabled", "delete_after_run", "timezone", "max_retries",
+     "timeout_secs", "session_mode", "user_id", "misfire_policy", "description", "jitter_secs",
+     "overlap", "max_instances"}
+)  # fmt: skip
+"""The user fields the card shows in words of its own; any other declared one shows as its
+view has it."""
+
+
+def _declared_rows(view: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for f in user_fields():
+        key = f.view_key
+        if f.name not in CARD_FIELDS and key is not None and key in view:
+            rows.append((f.name.replace("_", " "), _shown(view[key])))
+    return rows
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "-"
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 def _preview(text: str | None) -> str | None:
