@@ -12,9 +12,8 @@ a prompt for the executor::
         return await build_digest()
 
 Modules are found through ``[cron] job_modules = ["mypkg.jobs"]`` and the entry-point group
-``starpod_cron.jobs``. In ``agent.toml``, ``[[jobs]]`` tables (name, prompt, one of
-cron/every/at, timezone, max_retries, timeout_secs, session_mode, description, enabled,
-misfire_policy, jitter_secs, overlap, max_instances).
+``starpod_cron.jobs``. In ``agent.toml``, ``[[jobs]]`` tables: name, one of cron/every/at, and
+the declared fields marked ``toml`` (:data:`JOB_KEYS`: prompt, timezone, max_retries, ...).
 
 :func:`sync_jobs` makes the store match, idempotently, by name (agent-level jobs): a declared
 job is created or updated and marked managed (``origin["declared_in"]`` says where); a managed
@@ -35,8 +34,9 @@ from typing import Any, TypeVar
 
 from . import jobfields
 from .errors import ConfigError, DuplicateJobName, InvalidInput
+from .fields import user_fields
 from .jobfields import JobFields
-from .models import UNSET, CronJob, JobContext, JobResult, JobUpdate
+from .models import CronJob, JobContext, JobResult, JobUpdate
 from .settings import StoreSettings
 from .store import planning
 from .store.base import CronStore
@@ -175,24 +175,11 @@ def from_config(
 
 
 JOB_KEYS = frozenset(
-    {
-        "name",
-        "prompt",
-        "cron",
-        "every",
-        "at",
-        "timezone",
-        "max_retries",
-        "timeout_secs",
-        "session_mode",
-        "description",
-        "enabled",
-        "misfire_policy",
-        "jitter_secs",
-        "overlap",
-        "max_instances",
-    }
+    {"name", "cron", "every", "at"}
+    | {f.name for f in user_fields() if f.toml and f.storage != "schedule"}
 )
+"""The keys of a ``[[jobs]]`` table: a name, one schedule, and every declared field marked
+``toml`` (:mod:`starpod_cron.fields`)."""
 
 
 def load(
@@ -289,25 +276,20 @@ async def sync_jobs(
 
 
 def _difference(job: CronJob, spec: JobSpec, store: CronStore) -> JobUpdate:
-    s = store.settings
-    want_retries = s.default_max_retries if spec.max_retries is None else spec.max_retries
-    want_timeout = s.default_timeout_secs if spec.timeout_secs is None else spec.timeout_secs
-    want_jitter = s.jitter_secs if spec.jitter_secs is None else spec.jitter_secs
-    same_schedule = job.schedule.to_storage()[:2] == spec.schedule.to_storage()[:2]
-    return JobUpdate(
-        prompt=UNSET if job.prompt == spec.prompt else spec.prompt,
-        schedule=UNSET if same_schedule else spec.schedule,
-        timezone=UNSET if job.timezone == spec.timezone else (spec.timezone or UNSET),
-        enabled=UNSET if job.enabled == spec.enabled else spec.enabled,
-        max_retries=UNSET if job.max_retries == want_retries else want_retries,
-        timeout_secs=UNSET if job.timeout_secs == want_timeout else want_timeout,
-        session_mode=UNSET if job.session_mode == spec.session_mode else spec.session_mode,
-        misfire_policy=UNSET if job.misfire_policy == spec.misfire_policy else spec.misfire_policy,
-        description=UNSET if job.description == spec.description else spec.description,
-        jitter_secs=UNSET if job.jitter_secs == want_jitter else want_jitter,
-        overlap=UNSET if job.overlap == spec.overlap else spec.overlap,
-        max_instances=UNSET if job.max_instances == spec.max_instances else spec.max_instances,
-    )
+    """What to change on ``job`` to match its declaration ``spec`` (a field the declaration
+    leaves to a ``[cron]`` default compares with that default)."""
+    changes: dict[str, Any] = {}
+    for f in user_fields():
+        if not f.toml or f.name == "name" or f.storage == "schedule":
+            continue
+        want = getattr(spec, f.name)
+        if want is None and f.setting is not None:
+            want = getattr(store.settings, f.setting)
+        if getattr(job, f.name) != want:
+            changes[f.name] = want
+    if job.schedule.to_storage()[:2] != spec.schedule.to_storage()[:2]:
+        changes["schedule"] = spec.schedule
+    return JobUpdate(**changes)
 
 
 def with_declared(executor: Any, registry: JobRegistry) -> Any:

@@ -36,11 +36,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from functools import cache
 from typing import Any, Final, Literal
 
 from .bounds import Within
 from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
+from .settings import StoreSettings
 
 Who = Literal["user", "internal", "runtime"]
 Storage = Literal["same", "flag", "ms", "secs_ms", "enum", "json", "schedule", "derived"]
@@ -59,6 +61,14 @@ class _Required(enum.Enum):
 
 REQUIRED: Final = _Required.REQUIRED
 """The default of a field every new job must be given (name, prompt, schedule)."""
+
+
+_SCHEDULE_COLUMNS = (
+    ("schedule_kind", "str"),
+    ("schedule_expr", "str"),
+    ("schedule_anchor_ms", "int | None"),
+)
+_STORED_TYPES = {"flag": "bool", "ms": "int", "secs_ms": "int", "enum": "str", "json": "str"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,8 @@ class JobField:
     on_add: bool = True
     on_update: bool = True
     widget_hint: str | None = None
+    default_note: str | None = None
+    """The default in words when a value cannot say it (``"true for 'in', else false"``)."""
     on_run: bool = False
     """Changed by claims and completions (written by ``update_job_runtime``)."""
     immutable: bool = False
@@ -108,6 +120,13 @@ class JobField:
     @property
     def choices(self) -> tuple[str, ...]:
         return () if self.enum_type is None else tuple(m.value for m in self.enum_type)
+
+    def choices_text(self) -> str:
+        """The choices for a message: ``'skip', 'queue' or 'allow'``."""
+        quoted = [repr(c) for c in self.choices]
+        return (
+            " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        )
 
     @property
     def input(self) -> Input:
@@ -145,8 +164,26 @@ class JobField:
             "duration": "duration",
         }.get(self.input, "text")
 
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """The ``(column, annotation)`` pairs the field is stored in (``JobRecord``)."""
+        if self.storage == "schedule":
+            return _SCHEDULE_COLUMNS
+        column = self.column_name
+        if column is None or self.storage == "derived":
+            return ()
+        base = _STORED_TYPES.get(self.storage, self.base_type)
+        return ((column, base + (" | None" if self.nullable else "")),)
+
+    def default_value(self) -> Any:
+        """A new job's value when none is given, the setting's default included."""
+        if self.setting is None:
+            return self.default
+        return next(s.default for s in dataclass_fields(StoreSettings) if s.name == self.setting)
+
     def default_text(self) -> str:
-        """The default in words, for help texts: ``3 ([cron] default_max_retries)``."""
+        """The default in words, for help texts: ``[cron] default_max_retries``."""
+        if self.default_note is not None:
+            return self.default_note
         if self.setting is not None:
             return f"[cron] {self.setting}"
         if self.default is REQUIRED:
@@ -211,9 +248,9 @@ JOB_FIELDS: tuple[JobField, ...] = (
     _user(
         "delete_after_run",
         "bool",
-        "For a one-time job: delete it after it succeeds (default: true for 'in', false for "
-        "'at', which is disabled instead).",
+        "For a one-time job: delete it after it succeeds (else it is disabled).",
         default=False,
+        default_note="true for 'in', false for 'at'",
         storage="flag",
         flag="--delete-after-run",
         toml=False,
@@ -223,6 +260,7 @@ JOB_FIELDS: tuple[JobField, ...] = (
         "str",
         'IANA time zone such as "Europe/Rome", in which times and cron expressions are read.',
         setting="default_timezone",
+        default_note="the user's own zone, else [cron] timezone",
         flag="--tz",
         metavar="ZONE",
     ),

@@ -19,12 +19,19 @@ from typing import Any
 
 from . import durations
 from .errors import InvalidInput, InvalidJob
+from .fields import SPECIAL_INPUTS, JobField, user_fields
 from .inputrules import check_text
-from .models import UNSET, CronJob, JobUpdate, MisfirePolicy, Overlap, SessionMode
+from .models import UNSET, CronJob, JobUpdate
 from .schedules import Schedule
 from .store.types import JobSpec
 from .timeutil import check_zone
 
+_KINDS: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "number": (int, float),
+    "duration": (int, float),
+    "bool": (bool,),
+}
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "prompt": (str,),
@@ -32,19 +39,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "every": (str,),
     "at": (str,),
     "in": (str,),
-    "timezone": (str,),
-    "max_retries": (int,),
-    "timeout_secs": (int, float),
-    "session_mode": (str,),
-    "delete_after_run": (bool,),
-    "misfire_policy": (str,),
-    "enabled": (bool,),
     "rename": (str,),
-    "user_id": (str,),
-    "description": (str,),
-    "jitter_secs": (int, float),
-    "overlap": (str,),
-    "max_instances": (int,),
+    **{f.name: _KINDS.get(f.input, (str,)) for f in user_fields() if f.name not in SPECIAL_INPUTS},
 }
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -59,19 +55,21 @@ class JobFields:
     every: str | None = None
     at: str | None = None
     in_: str | None = None
+    rename: str | None = None
+    # fields: JobFields (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
+    enabled: bool | None = None
+    delete_after_run: bool | None = None
     timezone: str | None = None
     max_retries: int | None = None
     timeout_secs: float | None = None
     session_mode: str | None = None
-    delete_after_run: bool | None = None
-    misfire_policy: str | None = None
-    enabled: bool | None = None
-    rename: str | None = None
     user_id: str | None = None
+    misfire_policy: str | None = None
     description: str | None = None
     jitter_secs: float | None = None
     overlap: str | None = None
     max_instances: int | None = None
+    # end of generated fields
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> JobFields:
@@ -122,25 +120,20 @@ def generated_name(prompt: str) -> str:
     return "-".join(words)[:40] + "-" + secrets.token_hex(2)
 
 
-def _session_mode(value: str) -> SessionMode:
+def _given(f: JobFields, field: JobField) -> Any:
+    """What ``f`` gives for ``field`` (None: not given), as JobSpec/JobUpdate hold it (an
+    enum's text as its member; InvalidJob names the choices)."""
+    value = getattr(f, field.name)
+    if value is None or field.enum_type is None:
+        return value
     try:
-        return SessionMode(value)
+        return field.enum_type(value)
     except ValueError:
-        raise InvalidJob(f"session_mode must be 'isolated' or 'main', got {value!r}") from None
+        raise InvalidJob(f"{field.name} must be {field.choices_text()}, got {value!r}") from None
 
 
-def _misfire(value: str) -> MisfirePolicy:
-    try:
-        return MisfirePolicy(value)
-    except ValueError:
-        raise InvalidJob(f"misfire_policy must be 'run_once' or 'skip', got {value!r}") from None
-
-
-def _overlap(value: str) -> Overlap:
-    try:
-        return Overlap(value)
-    except ValueError:
-        raise InvalidJob(f"overlap must be 'skip', 'queue' or 'allow', got {value!r}") from None
+_OPTIONS = tuple(f for f in user_fields() if f.name not in SPECIAL_INPUTS)
+"""The fields read the same way everywhere (every user field but name, prompt, schedule)."""
 
 
 def job_spec(
@@ -161,23 +154,16 @@ def job_spec(
         raise InvalidInput("a schedule is required: one of cron, every, at, in")
     schedule = durations.schedule(given[0], given[1], tz, now)
     delete_after_run = f.delete_after_run if f.delete_after_run is not None else given[0] == "in"
+    options = {o.name: _given(f, o) for o in _OPTIONS if o.name != "user_id"}
+    options["delete_after_run"] = delete_after_run
+    options["timezone"] = tz
     return JobSpec(
         name=generated_name(f.prompt) if f.name is None else f.name,
         prompt=f.prompt,
         schedule=schedule,
-        delete_after_run=delete_after_run,
-        timezone=tz,
-        max_retries=f.max_retries,
-        timeout_secs=f.timeout_secs,
-        session_mode=_session_mode(f.session_mode or SessionMode.ISOLATED.value),
         user_id=user_id,
-        misfire_policy=_misfire(f.misfire_policy or MisfirePolicy.RUN_ONCE.value),
-        enabled=True if f.enabled is None else f.enabled,
         origin=origin,
-        description=f.description,
-        jitter_secs=f.jitter_secs,
-        overlap=_overlap(f.overlap or Overlap.SKIP.value),
-        max_instances=1 if f.max_instances is None else f.max_instances,
+        **{k: v for k, v in options.items() if v is not None},
     )
 
 
@@ -191,22 +177,14 @@ def job_update(f: JobFields, job: CronJob, *, now: datetime, user_id: Any = UNSE
     delete_after_run: bool | None = f.delete_after_run
     if delete_after_run is None and given is not None and given[0] == "in":
         delete_after_run = True
+    changes = {o.name: _given(f, o) for o in _OPTIONS if o.name != "user_id"}
+    changes["delete_after_run"] = delete_after_run
     update = JobUpdate(
         name=UNSET if f.rename is None else f.rename,
         prompt=UNSET if f.prompt is None else f.prompt,
         schedule=UNSET if schedule is None else schedule,
-        timezone=UNSET if f.timezone is None else f.timezone,
-        enabled=UNSET if f.enabled is None else f.enabled,
-        max_retries=UNSET if f.max_retries is None else f.max_retries,
-        timeout_secs=UNSET if f.timeout_secs is None else f.timeout_secs,
-        session_mode=UNSET if f.session_mode is None else _session_mode(f.session_mode),
-        delete_after_run=UNSET if delete_after_run is None else delete_after_run,
-        misfire_policy=UNSET if f.misfire_policy is None else _misfire(f.misfire_policy),
         user_id=user_id,
-        description=UNSET if f.description is None else f.description,
-        jitter_secs=UNSET if f.jitter_secs is None else f.jitter_secs,
-        overlap=UNSET if f.overlap is None else _overlap(f.overlap),
-        max_instances=UNSET if f.max_instances is None else f.max_instances,
+        **{k: v for k, v in changes.items() if v is not None},
     )
     if update == JobUpdate():
         raise InvalidInput("nothing to change: give at least one field to change")

@@ -71,40 +71,70 @@ class RunTrigger(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CronJob:
+    # fields: CronJob (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
     id: str
+    """The job's id: 32 lowercase hex characters."""
     name: str
+    """A short name, unique for its owner, without '/', '\\' or control characters."""
     prompt: str
+    """What the agent is asked to do at each run, written as an instruction."""
     schedule: Schedule
+    """When the job fires: a cron expression, an interval or one time."""
     enabled: bool
+    """false pauses the job."""
     delete_after_run: bool
+    """For a one-time job: delete it after it succeeds (else it is disabled)."""
     timezone: str
+    """IANA time zone such as "Europe/Rome", in which times and cron expressions are read."""
     created_at: datetime
+    """When the job was created."""
     updated_at: datetime
+    """When the job last changed."""
     last_run_at: datetime | None
+    """When its last run started."""
     next_run_at: datetime | None
+    """The time of its next occurrence (without jitter)."""
     retry_count: int
+    """Retries used since the last success."""
     max_retries: int
+    """Retries after a failed run before giving up."""
     last_error: str | None
+    """The error of its last failed run."""
     retry_at: datetime | None
+    """When the pending retry runs."""
     timeout_secs: float
+    """A run taking longer than this many seconds is stopped and recorded as timed out."""
     session_mode: SessionMode
+    """isolated: every run starts fresh; main: runs continue the user's one conversation with the
+    agent."""
     user_id: str | None
+    """The user who owns the job (none: the agent itself). Admins only."""
     misfire_policy: MisfirePolicy
+    """Fires missed while no scheduler ran: run_once runs one catch-up; skip records them as
+    skipped."""
     last_status: RunStatus | None
+    """How its last run ended."""
     run_count: int
+    """Runs recorded for the job."""
     running_run_id: str | None
+    """A run of the job in flight now."""
     origin: dict[str, Any] | None = None
     """Where the job was created (e.g. a Telegram chat), for routing its results."""
     description: str | None = None
+    """What the job is for, for people."""
     jitter_secs: float = 0
-    """Each occurrence fires up to this long after its time (a fixed offset per occurrence)."""
+    """Fire each occurrence up to this many seconds late (a fixed offset per occurrence), to
+    spread jobs that share a time."""
     next_fire_at: datetime | None = None
-    """When the next occurrence (``next_run_at``) actually fires: its time plus its jitter."""
+    """When the next occurrence actually fires: its time plus its jitter."""
     overlap: Overlap = Overlap.SKIP
+    """Fires due while a run is still going: skip collapses them into one catch-up run; queue
+    runs each afterwards, in order; allow runs them alongside, up to max_instances."""
     max_instances: int = 1
-    """Runs of this job that may be in flight at once (more than 1 only with ``allow``)."""
+    """With overlap allow: runs of the job at once."""
     running_count: int = 0
-    """Runs of this job in flight now."""
+    """Runs of the job in flight now."""
+    # end of generated fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +265,7 @@ UNSET: Final = _Unset.UNSET
 class JobUpdate:
     """Fields to change on a job; anything left ``UNSET`` keeps its value."""
 
+    # fields: JobUpdate (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
     name: str | _Unset = UNSET
     prompt: str | _Unset = UNSET
     schedule: Schedule | _Unset = UNSET
@@ -250,6 +281,7 @@ class JobUpdate:
     jitter_secs: float | _Unset = UNSET
     overlap: Overlap | _Unset = UNSET
     max_instances: int | _Unset = UNSET
+    # end of generated fields
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ the MCP server (``starpod-cron mcp``) and the model's function calls in a chat.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +29,7 @@ from .errors import (
     StarpodCronError,
     StoreUnavailable,
 )
+from .fields import REQUIRED, JobField, job_field, option_fields
 from .inputrules import MAX_NAME_CHARS, check_all_text
 from .jobfields import JobFields
 from .operations import JobOperations
@@ -49,68 +51,48 @@ _SCHEDULE_HELP = (
 )
 _NAME = {"type": "string", "description": "The job's name (or its id)."}
 _JOB_FIELDS: dict[str, Any] = {
-    "prompt": {
-        "type": "string",
-        "description": "What the agent is asked to do at each run, written as an instruction.",
-    },
+    "prompt": {"type": "string", "description": job_field("prompt").help},
     "cron": {"type": "string", "description": "A cron expression. " + _SCHEDULE_HELP},
     "every": {"type": "string", "description": 'A repeat interval, e.g. "30m".'},
     "at": {"type": "string", "description": 'One time, e.g. "2026-12-01 09:00".'},
     "in": {"type": "string", "description": 'Once, after a delay, e.g. "20m".'},
-    "timezone": {
-        "type": "string",
-        "description": 'IANA time zone such as "Europe/Rome"; default: the user\'s zone.',
-    },
-    "max_retries": {
-        "type": "integer",
-        "minimum": 0,
-        "maximum": 100,
-        "description": "Retries after a failed run before giving up (default 3).",
-    },
-    "timeout_secs": {
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "description": "A run taking longer is stopped and recorded as timed out.",
-    },
-    "session_mode": {
-        "type": "string",
-        "enum": ["isolated", "main"],
-        "description": "isolated: every run starts fresh (default); main: runs continue the "
-        "user's one conversation with the agent.",
-    },
-    "delete_after_run": {
-        "type": "boolean",
-        "description": "For a one-time job: delete it after it succeeds (default: true for "
-        "'in', false for 'at', which is disabled instead).",
-    },
-    "misfire_policy": {
-        "type": "string",
-        "enum": ["run_once", "skip"],
-        "description": "Fires missed while no scheduler ran: run_once runs one catch-up "
-        "(default); skip records them as skipped.",
-    },
-    "description": {"type": "string", "description": "What the job is for, for people."},
-    "jitter_secs": {
-        "type": "number",
-        "minimum": 0,
-        "maximum": 86400,
-        "description": "Fire each occurrence up to this many seconds late (a fixed offset per "
-        "occurrence), to spread jobs that share a time. Default 0.",
-    },
-    "overlap": {
-        "type": "string",
-        "enum": ["skip", "queue", "allow"],
-        "description": "Fires due while a run is still going: skip collapses them into one "
-        "catch-up run (default); queue runs each afterwards, in order; allow runs them "
-        "alongside, up to max_instances.",
-    },
-    "max_instances": {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": 1000,
-        "description": "With overlap allow: runs of the job at once (default 1).",
-    },
 }
+_JSON_TYPES = {"int": "integer", "number": "number", "duration": "number", "bool": "boolean"}
+
+
+def field_schema(f: JobField, *, adding: bool = True) -> dict[str, Any]:
+    """The JSON schema of a declared job field: its type, choices, bounds and help (with its
+    default when ``adding``)."""
+    schema: dict[str, Any] = {"type": _JSON_TYPES.get(f.input, "string")}
+    if f.choices:
+        schema["enum"] = list(f.choices)
+    if f.rule is not None:
+        schema["exclusiveMinimum" if f.rule.above else "minimum"] = f.rule.low
+        schema["maximum"] = f.rule.high
+    default = f.default_value()
+    said = ""
+    if f.default_note is not None:
+        said = f" Default: {f.default_note}."
+    elif default is not None and default is not REQUIRED:
+        said = f" Default: {default_words(default)}."
+    schema["description"] = f.help + (said if adding else "")
+    return schema
+
+
+def default_words(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_OPTIONS_ADD = {f.name: field_schema(f) for f in option_fields()}
+_OPTIONS_UPDATE = {
+    f.name: field_schema(f, adding=False) for f in option_fields(update=True) if f.name != "user_id"
+}
+"""Every declared option, as the tools take it (cron_update cannot give a job away: user_id
+is for admins creating a job for someone)."""
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -233,10 +215,7 @@ TOOLS: dict[str, Tool] = {
                         "characters (default: made from the prompt).",
                     },
                     **_JOB_FIELDS,
-                    "user_id": {
-                        "type": "string",
-                        "description": "Admins only: create the job for this user.",
-                    },
+                    **_OPTIONS_ADD,
                 },
                 ["prompt"],
             ),
@@ -269,8 +248,8 @@ TOOLS: dict[str, Tool] = {
                         "maxLength": MAX_NAME_CHARS,
                         "description": "A new name, without '/', '\\' or control characters.",
                     },
-                    "enabled": {"type": "boolean", "description": "false pauses the job."},
                     **_JOB_FIELDS,
+                    **_OPTIONS_UPDATE,
                 },
                 ["name"],
             ),
@@ -328,7 +307,7 @@ TOOLS: dict[str, Tool] = {
                         "type": "string",
                         "description": 'A cron expression, e.g. "0 9 * * 1-5".',
                     },
-                    "timezone": _JOB_FIELDS["timezone"],
+                    "timezone": _OPTIONS_ADD["timezone"],
                     "count": {"type": "integer", "minimum": 1, "maximum": MAX_PREVIEW},
                 },
                 ["expression"],

@@ -1,65 +1,78 @@
-"""The JSON shapes of jobs and runs in answers: the WebSocket API, the agent tools and the MCP
-server show the same fields with the same names."""
+"""The JSON shapes of jobs and runs in answers, the one place they are made: the WebSocket API,
+the agent tools, the MCP server, the HTTP API and the CLI's ``--json`` show the same fields
+with the same names. A job's keys come from the declaration (:mod:`starpod_cron.fields`)."""
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from .fields import JobField, public_fields
 from .jitter import fire_time
 from .models import CronJob, CronRun, DestinationRefusal, RunTrigger
 from .schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
 from .timeutil import zone
 
 
-def job_json(job: CronJob) -> dict[str, Any]:
-    kind, expr, _ = job.schedule.to_storage()
+def _iso(value: datetime | None, tz: str | None) -> str | None:
+    if value is None:
+        return None
+    return (value if tz is None else value.astimezone(zone(tz))).isoformat()
+
+
+def _shown(f: JobField) -> Callable[[CronJob, str | None], Any]:
+    """How ``f``'s value appears in a job's JSON: enums by their value, times as ISO 8601
+    (in ``tz`` when given), the schedule as an object."""
+    name = f.name
+    if f.storage == "schedule":
+        return lambda job, tz: schedule_json(job.schedule, job.timezone)
+    if f.annotation.startswith("datetime"):
+        return lambda job, tz: _iso(getattr(job, name), tz)
+    if f.enum_type is not None:
+        return lambda job, tz: None if (v := getattr(job, name)) is None else v.value
+    return lambda job, tz: getattr(job, name)
+
+
+_JOB_VIEW: tuple[tuple[str, Callable[[CronJob, str | None], Any]], ...] = tuple(
+    (f.view_key, _shown(f)) for f in public_fields() if f.view_key is not None
+)
+
+
+def job_json(job: CronJob, tz: str | None = None) -> dict[str, Any]:
+    """A job as every answer shows it: each declared field with a view key
+    (:mod:`starpod_cron.fields`; ``next_run`` is the next fire, jitter included). Times are
+    ISO 8601 in UTC, or in ``tz`` when given (the CLI's ``--tz``)."""
+    return {key: show(job, tz) for key, show in _JOB_VIEW}
+
+
+def schedule_json(schedule: Schedule, tz: str) -> dict[str, Any]:
+    kind, expr, _ = schedule.to_storage()
     return {
-        "id": job.id,
-        "name": job.name,
-        "prompt": job.prompt,
-        "schedule": {
-            "kind": kind,
-            "expression": expr,
-            "text": job.schedule.describe(),
-            "in_words": schedule_human(job.schedule, job.timezone),
-        },
-        "timezone": job.timezone,
-        "enabled": job.enabled,
-        "next_run": None if job.next_fire_at is None else job.next_fire_at.isoformat(),
-        "last_run": None if job.last_run_at is None else job.last_run_at.isoformat(),
-        "last_status": None if job.last_status is None else job.last_status.value,
-        "last_error": job.last_error,
-        "retry_count": job.retry_count,
-        "max_retries": job.max_retries,
-        "timeout_secs": job.timeout_secs,
-        "session_mode": job.session_mode.value,
-        "delete_after_run": job.delete_after_run,
-        "misfire_policy": job.misfire_policy.value,
-        "user_id": job.user_id,
-        "run_count": job.run_count,
-        "description": job.description,
-        "jitter_secs": job.jitter_secs,
-        "overlap": job.overlap.value,
-        "max_instances": job.max_instances,
-        "running": job.running_count,
+        "kind": kind,
+        "expression": expr,
+        "text": schedule.describe(),
+        "in_words": schedule_human(schedule, tz),
     }
 
 
-def run_json(run: CronRun, job: CronJob | None = None) -> dict[str, Any]:
-    """A run's JSON; with its ``job``, ``late_ms`` counts from the jittered fire time."""
+def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) -> dict[str, Any]:
+    """A run's JSON; with its ``job``, ``late_ms`` counts from the jittered fire time. Times
+    are ISO 8601 in UTC, or in ``tz`` when given. ``run_id`` repeats ``id`` for one release
+    (the CLI's ``--json`` called it so)."""
     return {
         "id": run.id,
+        "run_id": run.id,
         "job_id": run.job_id,
         "job_name": run.job_name,
         "status": run.status.value,
         "trigger": run.trigger.value,
         "attempt": run.attempt,
-        "scheduled_for": run.scheduled_for.isoformat(),
-        "started_at": run.started_at.isoformat(),
-        "completed_at": None if run.completed_at is None else run.completed_at.isoformat(),
+        "scheduled_for": _iso(run.scheduled_for, tz),
+        "started_at": _iso(run.started_at, tz),
+        "completed_at": _iso(run.completed_at, tz),
         "duration_ms": run.duration_ms,
         "late_ms": late_ms(run, job),
         "result": run.result_summary,

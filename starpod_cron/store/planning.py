@@ -17,7 +17,7 @@ from ..schedules import Cron, Interval, OneShot, Schedule
 from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms
 from . import validation as check
-from .records import JobRecord, RunRecord
+from .records import JobRecord, RunRecord, new_record
 from .types import Completion, JobSpec
 
 MISSED_STEPS = 20
@@ -40,51 +40,12 @@ def new_id(now_ms: int) -> str:
 
 def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
     """Validate ``spec`` and build its row; raises before anything is written."""
-    tz = check.timezone(spec.timezone if spec.timezone is not None else settings.default_timezone)
-    sched, first = check.first_fire(check.schedule(spec.schedule), tz, now)
-    retries = settings.default_max_retries if spec.max_retries is None else spec.max_retries
-    timeout = settings.default_timeout_secs if spec.timeout_secs is None else spec.timeout_secs
-    enabled = check.flag("enabled", spec.enabled)
-    jitter = settings.jitter_secs if spec.jitter_secs is None else spec.jitter_secs
-    misfire = check.misfire_policy(spec.misfire_policy)
-    overlap = check.overlap(spec.overlap)
-    instances = check.max_instances(spec.max_instances)
-    check.overlap_rules(overlap, instances, misfire)
-    job = JobRecord(
-        id=new_id(now),
-        name=check.name(spec.name),
-        prompt=check.prompt(spec.prompt),
-        schedule_kind="",
-        schedule_expr="",
-        schedule_anchor_ms=None,
-        enabled=enabled,
-        delete_after_run=check.flag("delete_after_run", spec.delete_after_run),
-        timezone=tz,
-        created_at=now,
-        updated_at=now,
-        last_run_at=None,
-        next_run_at=first if enabled else None,
-        retry_count=0,
-        max_retries=check.max_retries(retries),
-        last_error=None,
-        retry_at=None,
-        retry_scheduled_for=None,
-        retry_attempt=0,
-        timeout_ms=check.timeout_ms(timeout),
-        session_mode=check.session_mode(spec.session_mode),
-        user_id=check.user_id(spec.user_id),
-        misfire_policy=misfire,
-        last_status=None,
-        run_count=0,
-        running_run_id=None,
-        origin=check.origin(spec.origin),
-        description=check.description(spec.description),
-        jitter_ms=check.jitter_ms(jitter),
-        overlap=overlap,
-        max_instances=instances,
-    )
+    values = check.spec_columns(spec, settings)
+    check.overlap_rules(values["overlap"], values["max_instances"], values["misfire_policy"])
+    sched, first = check.first_fire(check.schedule(spec.schedule), values["timezone"], now)
+    job = new_record(new_id(now), now, values)
     job.set_schedule(sched)
-    set_next(job, job.next_run_at)
+    set_next(job, first if job.enabled else None)
     return job
 
 
@@ -108,38 +69,13 @@ def clear_retry(job: JobRecord) -> None:
 
 def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
     """Apply ``update`` to ``job`` (validated first: on error ``job`` is unchanged)."""
-    values: dict[str, object] = {}
     u = update
-    if not isinstance(u.name, _Unset):
-        values["name"] = check.name(u.name)
-    if not isinstance(u.prompt, _Unset):
-        values["prompt"] = check.prompt(u.prompt)
-    if not isinstance(u.delete_after_run, _Unset):
-        values["delete_after_run"] = check.flag("delete_after_run", u.delete_after_run)
-    if not isinstance(u.max_retries, _Unset):
-        values["max_retries"] = check.max_retries(u.max_retries)
-    if not isinstance(u.timeout_secs, _Unset):
-        values["timeout_ms"] = check.timeout_ms(u.timeout_secs)
-    if not isinstance(u.session_mode, _Unset):
-        values["session_mode"] = check.session_mode(u.session_mode)
-    if not isinstance(u.user_id, _Unset):
-        values["user_id"] = check.user_id(u.user_id)
-    if not isinstance(u.misfire_policy, _Unset):
-        values["misfire_policy"] = check.misfire_policy(u.misfire_policy)
-    if not isinstance(u.description, _Unset):
-        values["description"] = check.description(u.description)
-    if not isinstance(u.jitter_secs, _Unset):
-        values["jitter_ms"] = check.jitter_ms(u.jitter_secs)
-    overlap = job.overlap if isinstance(u.overlap, _Unset) else check.overlap(u.overlap)
-    instances = (
-        job.max_instances
-        if isinstance(u.max_instances, _Unset)
-        else check.max_instances(u.max_instances)
+    values = check.update_columns(u, skip=("timezone", "enabled"))
+    check.overlap_rules(
+        values.get("overlap", job.overlap),
+        values.get("max_instances", job.max_instances),
+        values.get("misfire_policy", job.misfire_policy),
     )
-    misfire = values.get("misfire_policy", job.misfire_policy)
-    check.overlap_rules(overlap, instances, str(misfire))
-    values["overlap"] = overlap
-    values["max_instances"] = instances
     tz = job.timezone if isinstance(u.timezone, _Unset) else check.timezone(u.timezone)
     enabled = job.enabled if isinstance(u.enabled, _Unset) else check.flag("enabled", u.enabled)
     sched: Schedule = job.schedule

@@ -1,24 +1,27 @@
 """Row-level records shared by every store backend: one mutable job row, one run row.
 
-Column tuples here are the single source of the column order; SQL templates use
-``{job_columns}`` / ``{run_columns}`` and rows map positionally onto these records.
+The job row's columns, their order and their conversion to :class:`CronJob` come from the
+declaration (:mod:`starpod_cron.fields`); ``JobRecord``'s attributes are generated from it
+(``python -m starpod_cron.fieldgen``). Column tuples here are the single source of the column
+order; SQL templates use ``{job_columns}`` / ``{run_columns}`` and rows map positionally onto
+these records.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
+from ..fields import JOB_FIELDS, REQUIRED, JobField, public_fields
 from ..models import (
     CronJob,
     CronRun,
     Delivery,
     DeliveryStatus,
-    MisfirePolicy,
-    Overlap,
     RunStatus,
     RunTrigger,
     SessionMode,
@@ -29,14 +32,13 @@ from ..timeutil import from_ms, opt_from_ms
 # Enum lookups by value through dicts: Enum(value) is several times slower, and these run for
 # every job claimed and every run recorded.
 _SESSION_MODES = {m.value: m for m in SessionMode}
-_MISFIRE_POLICIES = {m.value: m for m in MisfirePolicy}
-_OVERLAPS = {m.value: m for m in Overlap}
 _STATUSES = {m.value: m for m in RunStatus}
 _TRIGGERS = {m.value: m for m in RunTrigger}
 
 
 @dataclass(slots=True)
 class JobRecord:
+    # fields: JobRecord (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
     id: str
     name: str
     prompt: str
@@ -63,15 +65,14 @@ class JobRecord:
     last_status: str | None
     run_count: int
     running_run_id: str | None
-    origin: str | None = None  # JSON
+    origin: str | None = None
     description: str | None = None
     jitter_ms: int = 0
     fire_offset_ms: int = 0
-    """The jitter of the next occurrence (see :mod:`starpod_cron.jitter`); kept with
-    ``next_run_at`` by :func:`~starpod_cron.store.planning.set_next`."""
-    overlap: str = Overlap.SKIP.value
+    overlap: str = "skip"
     max_instances: int = 1
     running_count: int = 0
+    # end of generated fields
 
     @property
     def next_fire_ms(self) -> int | None:
@@ -97,12 +98,14 @@ class JobRecord:
     def set_schedule(self, schedule: Schedule) -> None:
         self.schedule_kind, self.schedule_expr, self.schedule_anchor_ms = schedule.to_storage()
 
+    @property
+    def next_fire_at(self) -> datetime | None:
+        """``next_fire_ms`` as ``CronJob.next_fire_at`` shows it."""
+        return opt_from_ms(self.next_fire_ms)
+
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> JobRecord:
-        rec = cls(*row)
-        rec.enabled = bool(rec.enabled)
-        rec.delete_after_run = bool(rec.delete_after_run)
-        return rec
+        return _job_from_row(cls, row)
 
     def to_row(self) -> tuple[object, ...]:
         return _JOB_ROW(self)
@@ -117,58 +120,88 @@ class JobRecord:
         return _JOB_RUNTIME(self)
 
     def to_public(self) -> CronJob:
-        return CronJob(
-            id=self.id,
-            name=self.name,
-            prompt=self.prompt,
-            schedule=self.schedule,
-            enabled=self.enabled,
-            delete_after_run=self.delete_after_run,
-            timezone=self.timezone,
-            created_at=from_ms(self.created_at),
-            updated_at=from_ms(self.updated_at),
-            last_run_at=opt_from_ms(self.last_run_at),
-            next_run_at=opt_from_ms(self.next_run_at),
-            retry_count=self.retry_count,
-            max_retries=self.max_retries,
-            last_error=self.last_error,
-            retry_at=opt_from_ms(self.retry_at),
-            timeout_secs=self.timeout_ms / 1000,
-            session_mode=_SESSION_MODES[self.session_mode],
-            user_id=self.user_id,
-            misfire_policy=_MISFIRE_POLICIES[self.misfire_policy],
-            last_status=None if self.last_status is None else _STATUSES[self.last_status],
-            run_count=self.run_count,
-            running_run_id=self.running_run_id,
-            origin=None if self.origin is None else json.loads(self.origin),
-            description=self.description,
-            jitter_secs=self.jitter_ms / 1000,
-            next_fire_at=opt_from_ms(self.next_fire_ms),
-            overlap=_OVERLAPS[self.overlap],
-            max_instances=self.max_instances,
-            running_count=self.running_count,
-        )
+        return _job_to_public(self)
 
 
-JOB_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(JobRecord))
-_IMMUTABLE = {"id", "created_at"}
-JOB_STATE_COLUMNS: tuple[str, ...] = tuple(c for c in JOB_COLUMNS if c not in _IMMUTABLE)
-JOB_RUNTIME_COLUMNS: tuple[str, ...] = (
-    "enabled",
-    "updated_at",
-    "last_run_at",
-    "next_run_at",
-    "retry_count",
-    "last_error",
-    "retry_at",
-    "retry_scheduled_for",
-    "retry_attempt",
-    "last_status",
-    "run_count",
-    "running_run_id",
-    "fire_offset_ms",
-    "running_count",
+JOB_COLUMNS: tuple[str, ...] = tuple(c for f in JOB_FIELDS for c, _ in f.columns())
+JOB_STATE_COLUMNS: tuple[str, ...] = tuple(
+    c for f in JOB_FIELDS if not f.immutable for c, _ in f.columns()
 )
+JOB_RUNTIME_COLUMNS: tuple[str, ...] = tuple(
+    c for f in JOB_FIELDS if f.on_run for c, _ in f.columns()
+)
+
+
+_NEW_ROW = {
+    c: f.default
+    for f in JOB_FIELDS
+    if f.who == "runtime" and f.default is not REQUIRED
+    for c, _ in f.columns()
+}
+
+
+def new_record(job_id: str, now_ms: int, values: dict[str, Any]) -> JobRecord:
+    """A new job's row: ``values`` (the checked columns of its spec) and every runtime
+    column at its declared start (no runs, no retry), created and updated at ``now_ms``."""
+    return JobRecord(
+        **_NEW_ROW,
+        id=job_id,
+        created_at=now_ms,
+        updated_at=now_ms,
+        schedule_kind="",
+        schedule_expr="",
+        schedule_anchor_ms=None,
+        **values,
+    )
+
+
+def _public_expr(f: JobField) -> str:
+    """The expression turning record ``r``'s column(s) into ``CronJob``'s value of ``f``."""
+    col = f"r.{f.column_name}"
+    if f.storage in ("schedule", "derived"):
+        return f"r.{f.name}"
+    if f.storage == "ms":
+        return f"{'opt_from_ms' if f.nullable else 'from_ms'}({col})"
+    if f.storage == "secs_ms":
+        return f"{col} / 1000"
+    if f.storage == "enum":
+        lookup = f"_ENUMS[{f.name!r}][{col}]"
+        return f"None if {col} is None else {lookup}" if f.nullable else lookup
+    if f.storage == "json":
+        return f"None if {col} is None else json.loads({col})"
+    return col
+
+
+def _compile() -> tuple[
+    Callable[[JobRecord], CronJob], Callable[[type[JobRecord], Any], JobRecord]
+]:
+    """``to_public`` and ``from_row``, written out from the declaration once at import (as
+    ``dataclasses`` writes ``__init__``): as fast as hand-written code, which they replace,
+    since they run for every job claimed and every run recorded."""
+    kwargs = ", ".join(f"{f.name}={_public_expr(f)}" for f in public_fields())
+    flags = "".join(
+        f"    rec.{c} = bool(rec.{c})\n"
+        for f in JOB_FIELDS
+        if f.storage == "flag"
+        for c, _ in f.columns()
+    )
+    source = (
+        f"def to_public(r):\n    return CronJob({kwargs})\n"
+        f"def from_row(cls, row):\n    rec = cls(*row)\n{flags}    return rec\n"
+    )
+    enums = {f.name: {m.value: m for m in f.enum_type} for f in JOB_FIELDS if f.enum_type}
+    scope: dict[str, Any] = {
+        "CronJob": CronJob,
+        "from_ms": from_ms,
+        "opt_from_ms": opt_from_ms,
+        "json": json,
+        "_ENUMS": enums,
+    }
+    exec(source, scope)  # the source is built above from the declaration, never from input
+    return scope["to_public"], scope["from_row"]
+
+
+_job_to_public, _job_from_row = _compile()
 # Row tuples are built by attrgetter (C), several times faster than a generator of getattr:
 # they are built for every job claimed and every run recorded.
 _JOB_ROW = attrgetter(*JOB_COLUMNS)

@@ -52,23 +52,28 @@ class Topic(enum.StrEnum):
 class JobSpec:
     """Everything needed to create a job; unset options take the store's defaults."""
 
+    # fields: JobSpec (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
     name: str
     prompt: str
     schedule: Schedule
+    enabled: bool = True
     delete_after_run: bool = False
     timezone: str | None = None
+    """Default: [cron] default_timezone."""
     max_retries: int | None = None
+    """Default: [cron] default_max_retries."""
     timeout_secs: float | None = None
+    """Default: [cron] default_timeout_secs."""
     session_mode: SessionMode = SessionMode.ISOLATED
     user_id: str | None = None
     misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
-    enabled: bool = True
     origin: dict[str, Any] | None = None
     description: str | None = None
     jitter_secs: float | None = None
-    """Defaults to ``[cron] jitter_secs`` (0)."""
+    """Default: [cron] jitter_secs."""
     overlap: Overlap = Overlap.SKIP
     max_instances: int = 1
+    # end of generated fields
 
 
 @dataclass(frozen=True, slots=True)

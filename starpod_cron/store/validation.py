@@ -1,23 +1,31 @@
-"""Validation of job fields, shared by every backend; each failure says what to change."""
+"""Validation of job fields, shared by every backend; each failure says what to change.
+
+A field is checked by its declaration (:mod:`starpod_cron.fields`): its kind, choices and
+bounds; the few with rules of their own (name, prompt, timezone, user_id, origin, description)
+register them here with ``@_special``. :func:`spec_columns` and :func:`update_columns` turn a
+``JobSpec`` / ``JobUpdate`` into checked column values."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Any, TypeVar
 
+from ..bounds import Within
 from ..errors import InvalidJob, InvalidSchedule
+from ..fields import JobField, settable_fields, user_fields
 from ..inputrules import name_problem, text_problem
-from ..jitter import MAX_JITTER_SECS
-from ..models import MisfirePolicy, Overlap, SessionMode
+from ..models import JobUpdate, MisfirePolicy, Overlap, _Unset
 from ..schedules import Interval, OneShot, Schedule
+from ..settings import StoreSettings
 from ..timeutil import check_zone, from_ms, to_ms
+from .types import JobSpec
 
 MAX_PROMPT_BYTES = 64 * 1024
-MAX_RETRIES = 100
-MAX_TIMEOUT_SECS = 30 * 86_400
 MAX_USER_ID_CHARS = 200
 MAX_DESCRIPTION_CHARS = 1000
-MAX_INSTANCES = 1000
 
 
 def _text(field: str, value: str) -> str:
@@ -27,6 +35,21 @@ def _text(field: str, value: str) -> str:
     return value
 
 
+_Check = TypeVar("_Check", bound=Callable[[object], object])
+_SPECIAL: dict[str, Callable[[object], object]] = {}
+"""Fields whose check is their own (filled below): every other field is checked by its kind."""
+
+
+def _special(*names: str) -> Callable[[_Check], _Check]:
+    def register(check: _Check) -> _Check:
+        for field_name in names:
+            _SPECIAL[field_name] = check
+        return check
+
+    return register
+
+
+@_special("name")
 def name(value: object) -> str:
     """The one rule for job names (:func:`starpod_cron.inputrules.name_problem`)."""
     if not isinstance(value, str):
@@ -37,6 +60,7 @@ def name(value: object) -> str:
     return value
 
 
+@_special("description")
 def description(value: object) -> str | None:
     if value is None:
         return None
@@ -49,6 +73,7 @@ def description(value: object) -> str | None:
     return _text("description", value) or None
 
 
+@_special("prompt")
 def prompt(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidJob("prompt must be a non-empty string")
@@ -67,71 +92,11 @@ def schedule(value: object) -> Schedule:
     return value
 
 
+@_special("timezone")
 def timezone(value: object) -> str:
     if not isinstance(value, str):
         raise InvalidJob("timezone must be an IANA zone name such as 'Europe/Rome'")
     return check_zone(_text("timezone", value))
-
-
-def max_retries(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
-        raise InvalidJob(f"max_retries must be an integer from 0 to {MAX_RETRIES}, got {value!r}")
-    return value
-
-
-def timeout_ms(value: object) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 < value <= MAX_TIMEOUT_SECS
-    ):
-        raise InvalidJob(
-            f"timeout_secs must be a number above 0 and at most {MAX_TIMEOUT_SECS}, got {value!r}"
-        )
-    return max(1, round(value * 1000))
-
-
-def session_mode(value: object) -> str:
-    try:
-        return SessionMode(str(value)).value
-    except ValueError:
-        raise InvalidJob(f"session_mode must be 'isolated' or 'main', got {value!r}") from None
-
-
-def misfire_policy(value: object) -> str:
-    try:
-        return MisfirePolicy(str(value)).value
-    except ValueError:
-        raise InvalidJob(f"misfire_policy must be 'run_once' or 'skip', got {value!r}") from None
-
-
-def jitter_ms(value: object) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= MAX_JITTER_SECS
-    ):
-        raise InvalidJob(
-            f"jitter_secs must be a number from 0 to {MAX_JITTER_SECS} (a day), got {value!r}"
-        )
-    return round(value * 1000)
-
-
-def overlap(value: object) -> str:
-    try:
-        return Overlap(str(value)).value
-    except ValueError:
-        raise InvalidJob(f"overlap must be 'skip', 'queue' or 'allow', got {value!r}") from None
-
-
-def max_instances(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INSTANCES:
-        raise InvalidJob(
-            f"max_instances must be an integer from 1 to {MAX_INSTANCES}, got {value!r}"
-        )
-    return value
 
 
 def overlap_rules(overlap_value: str, instances: int, misfire: str) -> None:
@@ -148,6 +113,7 @@ def overlap_rules(overlap_value: str, instances: int, misfire: str) -> None:
         )
 
 
+@_special("user_id")
 def user_id(value: object) -> str | None:
     if value is None:
         return None
@@ -156,6 +122,7 @@ def user_id(value: object) -> str | None:
     return _text("user_id", value)
 
 
+@_special("origin")
 def origin(value: object) -> str | None:
     """A job's origin as stored (compact JSON), e.g. ``{"telegram_chat_id": 1}``."""
     if value is None:
@@ -175,6 +142,93 @@ def flag(field: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidJob(f"{field} must be True or False, got {value!r}")
     return value
+
+
+def _bounds(rule: Within) -> str:
+    low, high = (str(int(x)) if float(x).is_integer() else str(x) for x in (rule.low, rule.high))
+    if rule.integer:
+        return f"an integer from {low} to {high}"
+    if rule.above:
+        return f"a number above {low} and at most {high}"
+    return f"a number from {low} to {high}" + (f" ({rule.note})" if rule.note else "")
+
+
+def _number(f: JobField, value: object) -> float:
+    rule = f.rule
+    ok = not isinstance(value, bool) and isinstance(value, int if f.input == "int" else int | float)
+    if ok and rule is not None:
+        assert isinstance(value, int | float)
+        ok = math.isfinite(value) and (value > rule.low if rule.above else value >= rule.low)
+        ok = ok and value <= rule.high
+    if not ok:
+        wanted = _bounds(rule) if rule is not None else f"a number ({f.input})"
+        raise InvalidJob(f"{f.name} must be {wanted}, got {value!r}")
+    assert isinstance(value, int | float)
+    return value
+
+
+def _choice(f: JobField, value: object) -> str:
+    if value not in f.choices:
+        raise InvalidJob(f"{f.name} must be {f.choices_text()}, got {value!r}")
+    return str(value)
+
+
+def _instant(f: JobField, value: object) -> int:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidJob(f"{f.name} must be an aware datetime, got {value!r}")
+    return to_ms(value)
+
+
+def stored(f: JobField, value: object) -> object:
+    """``value`` of field ``f`` checked and turned into what its column holds (seconds into
+    milliseconds, an enum into its text); InvalidJob says what to change. None passes for a
+    field that may be None."""
+    special = _SPECIAL.get(f.name)
+    if special is not None:
+        return special(value)
+    if value is None and f.nullable:
+        return None
+    if f.storage == "flag":
+        return flag(f.name, value)
+    if f.enum_type is not None:
+        return _choice(f, value)
+    if f.storage == "ms":
+        return _instant(f, value)
+    if f.input in ("int", "number", "duration"):
+        number = _number(f, value)
+        if f.storage == "secs_ms":
+            return max(1, round(number * 1000)) if f.rule and f.rule.above else round(number * 1000)
+        return number
+    if not isinstance(value, str):
+        raise InvalidJob(f"{f.name} must be text, got {value!r}")
+    return _text(f.name, value)
+
+
+def spec_columns(spec: JobSpec, settings: StoreSettings) -> dict[str, Any]:
+    """The columns of every declared field ``spec`` sets (but the schedule), checked; a field
+    left None takes its ``[cron]`` default. Raises before anything is written."""
+    values: dict[str, Any] = {}
+    for f in settable_fields():
+        if f.storage == "schedule":
+            continue
+        value = getattr(spec, f.name)
+        if value is None and f.setting is not None:
+            value = getattr(settings, f.setting)
+        if f.column_name is not None:
+            values[f.column_name] = stored(f, value)
+    return values
+
+
+def update_columns(update: JobUpdate, *, skip: Collection[str] = ()) -> dict[str, Any]:
+    """The columns ``update`` changes (the fields it leaves UNSET, and those in ``skip``,
+    left out), checked."""
+    values: dict[str, Any] = {}
+    for f in user_fields():
+        value = getattr(update, f.name)
+        if isinstance(value, _Unset) or f.name in skip or f.column_name is None:
+            continue
+        values[f.column_name] = stored(f, value)
+    return values
 
 
 def first_fire(sched: Schedule, tz: str, now_ms: int) -> tuple[Schedule, int]:

@@ -1,0 +1,146 @@
+"""The job field declaration (starpod_cron/fields.py) is the one place a field is named: every
+dataclass, column list and front end follows it, so a field cannot be added in one place and
+forgotten in another."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import fields
+
+import pytest
+
+from starpod_cron import fieldgen
+from starpod_cron import fields as fields_module
+from starpod_cron.bounds import Within
+from starpod_cron.declared import JOB_KEYS
+from starpod_cron.errors import InvalidJob
+from starpod_cron.fields import (
+    JOB_FIELDS,
+    SPECIAL_INPUTS,
+    JobField,
+    job_field,
+    option_fields,
+    public_fields,
+    user_fields,
+)
+from starpod_cron.jobfields import JobFields
+from starpod_cron.models import CronJob, JobUpdate
+from starpod_cron.schedules import Schedule
+from starpod_cron.settings import StoreSettings
+from starpod_cron.store import planning, validation
+from starpod_cron.store.records import JOB_COLUMNS, JobRecord
+from starpod_cron.store.types import JobSpec
+from starpod_cron.tools import TOOLS, field_schema
+from starpod_cron.views import job_json
+
+
+def test_the_generated_dataclass_blocks_are_fresh() -> None:
+    assert fieldgen.generate(check=True) == [], "run: python -m starpod_cron.fieldgen"
+
+
+def test_each_dataclass_has_exactly_the_declared_fields() -> None:
+    assert [f.name for f in fields(CronJob)] == [f.name for f in public_fields()]
+    assert [f.name for f in fields(JobUpdate)] == [f.name for f in user_fields()]
+    settable = [f.name for f in JOB_FIELDS if f.who in ("user", "internal")]
+    assert [f.name for f in fields(JobSpec)] == settable
+    assert tuple(f.name for f in fields(JobRecord)) == JOB_COLUMNS
+    given = {f.name for f in fields(JobFields)}
+    assert {f.name for f in option_fields()} | {"enabled"} <= given
+
+
+def test_defaults_on_the_dataclasses_are_the_declared_ones() -> None:
+    spec = {f.name: f.default for f in fields(JobSpec)}
+    for f in JOB_FIELDS:
+        if f.who == "runtime" or f.name in ("name", "prompt", "schedule"):
+            continue
+        want = None if f.setting is not None else f.default
+        assert spec[f.name] == want, f.name
+
+
+def test_a_field_is_found_by_name() -> None:
+    assert job_field("timeout_secs").column_name == "timeout_ms"
+    assert job_field("overlap").choices == ("skip", "queue", "allow")
+    assert job_field("max_retries").default_text() == "[cron] default_max_retries"
+
+
+class Notify(enum.StrEnum):  # issue 24's first field, declared here only to prove the path
+    ALWAYS = "always"
+    ON_FAILURE = "on_failure"
+    NEVER = "never"
+
+
+NOTIFY = JobField(
+    "notify",
+    "Notify",
+    "Which runs are delivered: always, on_failure or never.",
+    who="user",
+    default=Notify.ALWAYS,
+    enum_type=Notify,
+    storage="enum",
+    flag="--notify",
+)
+RUNS_LEFT = JobField(
+    "max_runs",
+    "int | None",
+    "Runs after which the job disables itself.",
+    who="user",
+    default=None,
+    rule=Within(1, 1_000_000, integer=True),
+    flag="--max-runs",
+    metavar="N",
+)
+
+
+def test_a_new_field_needs_only_its_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Appending declarations is all it takes: the generated dataclasses, the column list,
+    the checks, the tools' schema, the [[jobs]] keys, the CLI's and the form's listing
+    follow (the migration and the code acting on the field are the rest)."""
+    monkeypatch.setattr(fields_module, "JOB_FIELDS", (*JOB_FIELDS, NOTIFY, RUNS_LEFT))
+    monkeypatch.setattr(fieldgen, "JOB_FIELDS", fields_module.JOB_FIELDS)
+    assert "notify: Notify = Notify.ALWAYS" in fieldgen.cron_job()
+    assert "max_runs: int | None = None" in fieldgen.cron_job()
+    assert "notify: Notify | _Unset = UNSET" in fieldgen.job_update()
+    assert "max_runs: int | _Unset | None = UNSET" in fieldgen.job_update()
+    assert "notify: Notify = Notify.ALWAYS" in fieldgen.job_spec()
+    assert 'notify: str = "always"' in fieldgen.job_record()
+    assert "max_runs: int | None = None" in fieldgen.job_record()
+    assert "notify: str | None = None" in fieldgen.job_fields()
+    assert "max_runs: int | None = None" in fieldgen.job_fields()
+    listed = {f.name: f for f in fields_module.option_fields()}
+    assert listed["notify"].choices == ("always", "on_failure", "never")
+    assert (listed["max_runs"].flag, listed["max_runs"].input) == ("--max-runs", "int")
+    schema = field_schema(NOTIFY)
+    assert schema["enum"] == ["always", "on_failure", "never"]
+    assert field_schema(RUNS_LEFT)["maximum"] == 1_000_000
+    assert validation.stored(NOTIFY, Notify.NEVER) == "never"
+    with pytest.raises(InvalidJob, match="notify must be 'always', 'on_failure' or 'never'"):
+        validation.stored(NOTIFY, "sometimes")
+    with pytest.raises(InvalidJob, match="max_runs must be an integer from 1 to 1000000"):
+        validation.stored(RUNS_LEFT, 0)
+    assert validation.stored(RUNS_LEFT, None) is None
+
+
+def test_every_user_field_reaches_every_front_end() -> None:
+    """The declaration, walked: each user field is in JobSpec, JobUpdate, CronJob, the job
+    view, the columns, the tools (add and update), [[jobs]] and JobFields, unless its
+    declaration says it is not."""
+    spec, update, job = ({f.name for f in fields(cls)} for cls in (JobSpec, JobUpdate, CronJob))
+    add_tool = TOOLS["cron_add"].parameters["properties"]
+    update_tool = TOOLS["cron_update"].parameters["properties"]
+    given = {f.name for f in fields(JobFields)}
+    view = set(job_json(_sample_job()))
+    for f in user_fields():
+        assert f.name in spec and f.name in update and f.name in job, f.name
+        assert f.view_key in view, f.name
+        assert f.storage == "schedule" or f.column_name in JOB_COLUMNS, f.name
+        assert (f.name in JOB_KEYS) == (f.toml and f.storage != "schedule"), f.name
+        if f.name in SPECIAL_INPUTS:
+            continue
+        assert f.name in given, f.name
+        assert (f.name in add_tool) == f.on_add, f.name
+        assert (f.name in update_tool) == (f.on_update and f.name != "user_id"), f.name
+
+
+def _sample_job() -> CronJob:
+    spec = JobSpec("n", "p", Schedule.cron("0 9 * * *"))
+    return planning.new_job(spec, 1_800_000_000_000, StoreSettings()).to_public()
