@@ -27,7 +27,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
         job = jobs.get(run.job_id)
         return c.tz(job.timezone if job else "UTC")
 
-    entries = [run_json(r, jobs.get(r.job_id)) for r in runs]
+    entries = [run_json(r, jobs.get(r.job_id), tz(r)) for r in runs]
     out = Output({"entries": entries, "total": len(entries)}, "table", "Job Execution History")
     if not runs:
         which = f"{status.value} " if status else ""

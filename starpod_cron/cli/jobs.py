@@ -21,7 +21,7 @@ from ..timeutil import check_zone
 from ..views import fires_after, job_fires, job_json, schedule_human
 from .context import Context, find_jobs
 from .options import fields_from
-from .render import Output, iso, local, one_line, relative, tokens, utc, when
+from .render import Output, iso, local, one_line, relative, tokens, when
 
 PREVIEW_CHARS = 500
 NO_JOBS = "No jobs. Add one: starpod-cron jobs add NAME PROMPT --every 30m"
@@ -32,7 +32,7 @@ async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
     if not args.all:
         jobs = [j for j in jobs if j.enabled]
     now = c.now()
-    views = [job_json(j) for j in jobs]
+    views = [job_json(j, c.tz(j.timezone)) for j in jobs]
     out = Output({"jobs": views, "total": len(jobs)}, "table", "Scheduled Jobs")
     if not jobs:
         out.text = NO_JOBS
@@ -63,12 +63,9 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
     total_in = sum(r.prompt_tokens or 0 for r in history)
     total_out = sum(r.completion_tokens or 0 for r in history)
     upcoming = job_fires(job, 5)
-    view = job_json(job)
+    view = job_json(job, tz)
     data = view | {
-        "next_runs": [utc(t) for t in upcoming],
-        "retry_at": utc(job.retry_at),
-        "created_at": utc(job.created_at),
-        "updated_at": utc(job.updated_at),
+        "next_runs": [iso(t, tz) for t in upcoming],
         "last_run_result": _preview(last.result_summary) if last else None,
         "last_run_tokens": None
         if last is None
@@ -172,9 +169,9 @@ async def jobs_next(
     return out
 
 
-def _changed(job: CronJob, message: str) -> dict[str, Any]:
+def _changed(c: Context, job: CronJob, message: str) -> dict[str, Any]:
     """What ``add`` and ``edit`` answer: the job's view, with ``job_name`` and the message."""
-    return job_json(job) | {"job_name": job.name, "message": message}
+    return job_json(job, c.tz(job.timezone)) | {"job_name": job.name, "message": message}
 
 
 async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
@@ -187,14 +184,14 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
     message = f"Job '{job.name}' added ({words}); next run {next_run}"
     if job.delete_after_run:
         message += "; it is deleted after it succeeds"
-    return Output(_changed(job, message), "text", "Job Added", text=message)
+    return Output(_changed(c, job, message), "text", "Job Added", text=message)
 
 
 async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
     job = await c.ops.update(LOCAL_ADMIN, args.name, fields_from(args))
     next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
     message = f"Job '{job.name}' updated; next run {next_run}"
-    return Output(_changed(job, message), "text", "Job Updated", text=message)
+    return Output(_changed(c, job, message), "text", "Job Updated", text=message)
 
 
 async def jobs_enable(c: Context, args: argparse.Namespace) -> Output:

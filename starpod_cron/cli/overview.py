@@ -10,7 +10,7 @@ from ..models import CronJob, NodeStatus, RunStats, RunStatus
 from ..views import fires_across, job_json, refusal_json, run_json
 from .context import Context
 from .jobs import NO_JOBS
-from .render import Output, iso, local, ms, relative, tokens, utc, when
+from .render import Output, iso, local, ms, relative, tokens, when
 
 
 async def nodes_list(c: Context, args: argparse.Namespace) -> Output:
@@ -80,7 +80,8 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     refusing = await c.store.refusing_destinations()
     upcoming = fires_across(jobs, 10)
     job_rows = [
-        job_json(job) | {"state": job_state(job), "stats": _stats(stats.get(job.id))}
+        job_json(job, c.tz(job.timezone))
+        | {"state": job_state(job), "stats": _stats(stats.get(job.id))}
         for job in jobs
     ]
     data = {
@@ -96,8 +97,11 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             for n in nodes
         ],
         "leases": [{"name": x.name, "holder": x.holder} for x in leases],
-        "in_flight": [run_json(r) for r in running],
-        "next_fires": [{"job": job.name, "job_id": job.id, "at": utc(at)} for at, job in upcoming],
+        "in_flight": [run_json(r, tz=c.tz("UTC")) for r in running],
+        "next_fires": [
+            {"job": job.name, "job_id": job.id, "at": iso(at, c.tz(job.timezone))}
+            for at, job in upcoming
+        ],
         "jobs": job_rows,
         "destinations_refusing": [refusal_json(r) for r in refusing],
     }

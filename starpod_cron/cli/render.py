@@ -90,11 +90,6 @@ def iso(dt: datetime | None, tz_name: str) -> str | None:
     return None if dt is None else dt.astimezone(zone(tz_name)).isoformat()
 
 
-def utc(dt: datetime | None) -> str | None:
-    """ISO 8601 in UTC, as the job and run views give times (for JSON beside them)."""
-    return None if dt is None else dt.isoformat()
-
-
 def relative(dt: datetime | None, now: datetime) -> str:
     """``in 3m``, ``2h ago``, ``now``: the largest unit or two."""
     if dt is None:

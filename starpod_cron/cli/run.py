@@ -53,7 +53,9 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
     parallel = 1 if args.sequential else c.config.scheduler.max_concurrent_runs
     limit = asyncio.Semaphore(parallel)
     progress = _Progress(len(jobs))
-    batch = asyncio.gather(*(_run_one(scheduler, job, limit, progress) for job in jobs))
+    batch = asyncio.gather(
+        *(_run_one(scheduler, job, c.tz(job.timezone), limit, progress) for job in jobs)
+    )
     interrupts = _Interrupts(scheduler, batch)
     try:
         results = list(await batch)
@@ -87,7 +89,11 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
 
 
 async def _run_one(
-    scheduler: CronScheduler, job: CronJob, limit: asyncio.Semaphore, progress: _Progress
+    scheduler: CronScheduler,
+    job: CronJob,
+    tz: str,
+    limit: asyncio.Semaphore,
+    progress: _Progress,
 ) -> dict[str, Any]:
     """The run's view (as every front end shows runs); a job that was already running is
     ``status: "not_run"`` with the reason as its ``error``."""
@@ -108,7 +114,7 @@ async def _run_one(
                 "completion_tokens": None,
             }
         else:
-            entry = run_json(run, job)
+            entry = run_json(run, job, tz)
         progress.done(job.name, str(entry["status"]), time.monotonic() - started)
         return entry
 

@@ -27,11 +27,12 @@ async def _cli(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> dict
 
 
 async def _views(url: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The job called ``name`` and its runs (newest first), as the views show them."""
+    """The job called ``name`` and its runs (newest first), as the views show them, with times
+    in the job's zone (as the CLI shows them without ``--tz``)."""
     async with CronStore.open(url) as store:
         (job,) = [j for j in await store.list_jobs() if j.name == name]
         runs = await store.list_runs(job.id, 100)
-        return job_json(job), [run_json(r, job) for r in runs]
+        return job_json(job, job.timezone), [run_json(r, job, job.timezone) for r in runs]
 
 
 async def test_a_job_and_a_run_in_json_are_the_views_of_every_front_end(
@@ -48,7 +49,8 @@ async def test_a_job_and_a_run_in_json_are_the_views_of_every_front_end(
     ran = (await _cli(capsys, url, "jobs", "run", "morning"))["jobs_run"]
     job, runs = await _views(url, "morning")
     assert ran == runs and runs[0]["id"] and runs[0]["status"] == "success"
-    assert "run_id" not in ran[0] or ran[0]["run_id"] == ran[0]["id"]  # the alias, if any
+    assert ran[0]["run_id"] == ran[0]["id"]  # the old name, kept as an alias for one release
+    assert ran[0]["started_at"].endswith(("+01:00", "+02:00"))  # in the job's zone
 
     history = (await _cli(capsys, url, "jobs", "history"))["entries"]
     assert history == runs
@@ -60,9 +62,6 @@ async def test_a_job_and_a_run_in_json_are_the_views_of_every_front_end(
     assert {k: shown[k] for k in job} == job  # the view, plus what only the card adds:
     assert set(shown) - set(job) == {
         "next_runs",
-        "retry_at",
-        "created_at",
-        "updated_at",
         "last_run_result",
         "last_run_tokens",
         "history_tokens",
@@ -75,3 +74,15 @@ async def test_a_job_and_a_run_in_json_are_the_views_of_every_front_end(
     status = await _cli(capsys, url, "status")
     (row,) = status["jobs"]
     assert {k: row[k] for k in job} == job and row["stats"]["runs"] == 1
+
+    # --tz shows every time in that zone, in the same shapes
+    async with CronStore.open(url) as store:
+        (stored,) = await store.list_jobs()
+        (run,) = await store.list_runs(stored.id, 1)
+    tokyo = ["--tz", "Asia/Tokyo"]
+    assert (await _cli(capsys, url, *tokyo, "jobs", "list"))["jobs"] == [
+        job_json(stored, "Asia/Tokyo")
+    ]
+    assert (await _cli(capsys, url, *tokyo, "jobs", "history"))["entries"] == [
+        run_json(run, stored, "Asia/Tokyo")
+    ]
