@@ -14,7 +14,6 @@ from .. import durations
 from ..fields import JobField, job_field, option_fields
 from ..jobfields import JobFields
 from ..schedules import format_duration_ms
-from ..settings import StoreSettings
 
 WHOLE = re.compile(r"-?[0-9]{1,4000}")  # int() refuses longer digit strings
 
@@ -102,8 +101,6 @@ def help_text(f: JobField) -> str:
         )
     elif f.rule is not None and f.input == "int":
         text += f", {f.rule.low:g}-{f.rule.high:g}"
-    if "default" in f.help:  # the help says it already (a default that depends)
-        return text
     return f"{text} (default: {_default(f)})"
 
 
@@ -115,9 +112,9 @@ def _sentence(help_: str) -> str:
 
 
 def _default(f: JobField) -> str:
-    if f.setting is None:
+    if f.setting is None or f.default_note is not None:
         return f.default_text()
-    value = getattr(StoreSettings(), f.setting)
+    value = f.default_value()
     if f.duration:
         value = format_duration_ms(round(value * 1000)) if value else "0"
     return f"[cron] {f.setting}, {value}"
