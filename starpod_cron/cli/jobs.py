@@ -156,11 +156,12 @@ async def jobs_next(
     schedule = Schedule.cron(args.expr)
     fires = fires_after(schedule, tz, now, args.count)
     human = schedule_human(schedule, tz)
-    data = {
+    data = {  # the shape of the cron_next tool (GET /api/next); schedule_human: its old name
         "expression": args.expr,
-        "schedule_human": human,
+        "in_words": human,
         "timezone": tz,
         "next_runs": [iso(t, tz) for t in fires],
+        "schedule_human": human,
     }
     out = Output(data, "table", f"Next runs of {args.expr}")
     out.header = f"{args.expr}  ({human}, {tz})"

@@ -316,7 +316,7 @@ def test_next_previews_without_saving(cli: CLI, db: str) -> None:
     data = doc["data"]
     assert data["timezone"] == "Europe/Berlin" and len(data["next_runs"]) == 3
     assert all("T02:30:00+0" in t or "T03:00:00+02:00" in t for t in data["next_runs"])
-    assert data["schedule_human"] == "At 02:30"
+    assert data["in_words"] == data["schedule_human"] == "At 02:30"  # as cron_next, and before
     human = cli("jobs", "next", "*/15 * * * *", "-n", "2").out
     assert human.startswith("*/15 * * * *  (Every 15 minutes, UTC)")
     assert cli("jobs", "next", "not cron").code == 2
