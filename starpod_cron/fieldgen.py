@@ -123,7 +123,7 @@ def job_fields() -> list[str]:
 BLOCKS: dict[str, tuple[str, Callable[[], list[str]]]] = {
     "CronJob": ("models.py", cron_job),
     "JobUpdate": ("models.py", job_update),
-    "JobSpec": ("store/types.py", job_spec),
+    "JobSpec": ("models.py", job_spec),
     "JobRecord": ("store/records.py", job_record),
     "JobFields": ("jobfields.py", job_fields),
 }

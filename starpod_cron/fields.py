@@ -18,6 +18,9 @@ Iterate it to build a front end (the CLI's options, the dashboard's form)::
                                        # | checkbox | duration
         f.on_add, f.on_update          # settable when adding / when updating (CLI, tools)
 
+    jobfields.from_text(f, "1h30m")    # a typed value -> the field's value (InvalidInput)
+    JobFields(**{f.name: value})       # what a person gave -> jobfields.job_spec/job_update
+
 ``JOB_FIELDS`` is every field in the order of :class:`~starpod_cron.models.CronJob` (and of the
 ``jobs`` table's columns); :func:`job_field` finds one by name.
 
@@ -33,168 +36,29 @@ The dataclasses that mypy must see (``CronJob``, ``JobUpdate``, ``JobSpec``, ``J
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
-from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
 from functools import cache
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from .bounds import Within
+from .fieldspec import REQUIRED, Input, JobField, Storage, Who
+from .jitter import MAX_JITTER_SECS
 from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
-from .settings import StoreSettings
+from .settings import MAX_RETRIES, MAX_TIMEOUT_SECS
 
-Who = Literal["user", "internal", "runtime"]
-Storage = Literal["same", "flag", "ms", "secs_ms", "enum", "json", "schedule", "derived"]
-"""How a field is kept in its column: as is; a boolean (an integer in SQLite); epoch ms of an
-aware datetime; seconds as whole milliseconds (``timeout_secs`` in ``timeout_ms``); an enum's
-value as text; compact JSON text; a schedule in three columns; or computed (no column)."""
-Input = Literal["text", "int", "number", "bool", "choice", "duration"]
-
-
-class _Required(enum.Enum):
-    REQUIRED = "REQUIRED"
-
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-REQUIRED: Final = _Required.REQUIRED
-"""The default of a field every new job must be given (name, prompt, schedule)."""
-
-
-_SCHEDULE_COLUMNS = (
-    ("schedule_kind", "str"),
-    ("schedule_expr", "str"),
-    ("schedule_anchor_ms", "int | None"),
-)
-_STORED_TYPES = {"flag": "bool", "ms": "int", "secs_ms": "int", "enum": "str", "json": "str"}
-
-
-@dataclass(frozen=True, slots=True)
-class JobField:
-    """One field of a job (see the module doc)."""
-
-    name: str
-    annotation: str
-    """The annotation on ``CronJob``, e.g. ``"int"``, ``"SessionMode"``, ``"str | None"``."""
-    help: str
-    who: Who = "runtime"
-    default: Any = REQUIRED
-    """A new job's value when none is given (runtime fields: the value of a new row)."""
-    setting: str | None = None
-    """The ``StoreSettings`` attribute giving the default (``JobSpec`` then defaults to None)."""
-    rule: Within | None = None
-    enum_type: type[enum.StrEnum] | None = None
-    column: str | None = ""
-    """The ``jobs`` column ("" for the field's name; None: no column of its own)."""
-    storage: Storage = "same"
-    public: bool = True
-    """On ``CronJob`` (False: a column only)."""
-    view: str | None = ""
-    """The key in the JSON view of a job ("" for the field's name; None: not shown)."""
-    flag: str | None = None
-    metavar: str | None = None
-    duration: bool = False
-    """Seconds that people type as a duration (``10m``, ``1h30m``) in the CLI and the form."""
-    toml: bool = True
-    """A ``[[jobs]]`` key (user fields)."""
-    on_add: bool = True
-    on_update: bool = True
-    widget_hint: str | None = None
-    default_note: str | None = None
-    """The default in words when a value cannot say it (``"true for 'in', else false"``)."""
-    on_run: bool = False
-    """Changed by claims and completions (written by ``update_job_runtime``)."""
-    immutable: bool = False
-    """Never changes after the job is created (``id``, ``created_at``)."""
-
-    @property
-    def column_name(self) -> str | None:
-        return self.name if self.column == "" else self.column
-
-    @property
-    def view_key(self) -> str | None:
-        return self.name if self.view == "" else self.view
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        return () if self.enum_type is None else tuple(m.value for m in self.enum_type)
-
-    def choices_text(self) -> str:
-        """The choices for a message: ``'skip', 'queue' or 'allow'``."""
-        quoted = [repr(c) for c in self.choices]
-        return (
-            " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-        )
-
-    @property
-    def input(self) -> Input:
-        if self.enum_type is not None:
-            return "choice"
-        if self.duration:
-            return "duration"
-        base = self.base_type
-        if base == "bool":
-            return "bool"
-        if base == "int":
-            return "int"
-        if base == "float":
-            return "number"
-        return "text"
-
-    @property
-    def base_type(self) -> str:
-        """The type without ``| None``."""
-        return self.annotation.removesuffix(" | None")
-
-    @property
-    def nullable(self) -> bool:
-        return self.annotation.endswith(" | None")
-
-    @property
-    def widget(self) -> str:
-        if self.widget_hint is not None:
-            return self.widget_hint
-        return {
-            "choice": "select",
-            "bool": "checkbox",
-            "int": "number",
-            "number": "number",
-            "duration": "duration",
-        }.get(self.input, "text")
-
-    def columns(self) -> tuple[tuple[str, str], ...]:
-        """The ``(column, annotation)`` pairs the field is stored in (``JobRecord``)."""
-        if self.storage == "schedule":
-            return _SCHEDULE_COLUMNS
-        column = self.column_name
-        if column is None or self.storage == "derived":
-            return ()
-        base = _STORED_TYPES.get(self.storage, self.base_type)
-        return ((column, base + (" | None" if self.nullable else "")),)
-
-    def default_value(self) -> Any:
-        """A new job's value when none is given, the setting's default included."""
-        if self.setting is None:
-            return self.default
-        return next(s.default for s in dataclass_fields(StoreSettings) if s.name == self.setting)
-
-    def default_text(self) -> str:
-        """The default in words, for help texts: ``[cron] default_max_retries``."""
-        if self.default_note is not None:
-            return self.default_note
-        if self.setting is not None:
-            return f"[cron] {self.setting}"
-        if self.default is REQUIRED:
-            return "required"
-        if self.default is None:
-            return "none"
-        if isinstance(self.default, enum.Enum):
-            return str(self.default.value)
-        if isinstance(self.default, bool):
-            return "true" if self.default else "false"
-        return str(self.default)
+__all__ = [
+    "JOB_FIELDS",
+    "REQUIRED",
+    "Input",
+    "JobField",
+    "Storage",
+    "Who",
+    "job_field",
+    "option_fields",
+    "public_fields",
+    "settable_fields",
+    "user_fields",
+]
 
 
 def _user(name: str, type_: str, help_: str, **kw: Any) -> JobField:
@@ -209,9 +73,6 @@ def _whole(low: int, high: int) -> Within:
     return Within(low, high, integer=True)
 
 
-MAX_RETRIES: Final = 100
-MAX_TIMEOUT_SECS: Final = 30 * 86_400
-MAX_JITTER_SECS: Final = 86_400
 MAX_INSTANCES: Final = 1000
 
 JOB_FIELDS: tuple[JobField, ...] = (

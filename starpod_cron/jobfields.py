@@ -20,7 +20,7 @@ from typing import Any
 from . import durations
 from .errors import InvalidInput, InvalidJob
 from .fields import SPECIAL_INPUTS, JobField, user_fields
-from .inputrules import check_text
+from .inputrules import check_text, whole_number
 from .models import UNSET, CronJob, JobUpdate
 from .schedules import Schedule
 from .store.types import JobSpec
@@ -114,22 +114,59 @@ class JobFields:
         return all(getattr(self, f.name) is None for f in fields(self))
 
 
+def from_text(field: JobField, text: str) -> Any:
+    """The value of ``field`` as a person types it (a CLI option, a form box, a chat command):
+    a whole number in ASCII digits within the field's bounds, a number, a duration (``10m``,
+    ``1h30m``; ``0`` for none) as seconds, ``true``/``false``, a choice or text as given.
+    InvalidInput names the field; the store checks the value again on its way in."""
+    check_text(field.name, text)
+    kind = field.input
+    if kind == "int":
+        rule = field.rule
+        low, high = (int(rule.low), int(rule.high)) if rule else (0, 10**18)
+        return whole_number(field.name, text.strip(), low, high)
+    if kind == "duration":
+        return 0.0 if text.strip() == "0" else durations.duration_ms(text) / 1000
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            raise InvalidInput(f"{field.name} must be a number, got {text!r}") from None
+    if kind == "bool":
+        answer = _BOOLS.get(text.strip().lower())
+        if answer is None:
+            raise InvalidInput(f"{field.name} must be true or false, got {text!r}")
+        return answer
+    if kind == "choice" and text not in field.choices:
+        raise InvalidInput(f"{field.name} must be {field.choices_text()}, got {text!r}")
+    return text
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def generated_name(prompt: str) -> str:
     """A readable, unique-enough name from the prompt: ``check-the-build-3f2a``."""
     words = re.findall(r"[a-z0-9]+", prompt.lower())[:3] or ["job"]
     return "-".join(words)[:40] + "-" + secrets.token_hex(2)
 
 
-def _given(f: JobFields, field: JobField) -> Any:
-    """What ``f`` gives for ``field`` (None: not given), as JobSpec/JobUpdate hold it (an
-    enum's text as its member; InvalidJob names the choices)."""
-    value = getattr(f, field.name)
-    if value is None or field.enum_type is None:
-        return value
-    try:
-        return field.enum_type(value)
-    except ValueError:
-        raise InvalidJob(f"{field.name} must be {field.choices_text()}, got {value!r}") from None
+def spec_value(field: JobField, value: Any, *, tz: str, now: datetime) -> Any:
+    """A value given for ``field`` (None: not given) as JobSpec/JobUpdate hold it: an enum's
+    text as its member (InvalidJob names the choices), a time (ISO 8601, ``tomorrow 9:00``)
+    as the aware instant it means in ``tz``."""
+    if value is None:
+        return None
+    if field.enum_type is not None:
+        try:
+            return field.enum_type(value)
+        except ValueError:
+            raise InvalidJob(
+                f"{field.name} must be {field.choices_text()}, got {value!r}"
+            ) from None
+    if field.input == "time" and isinstance(value, str):
+        return durations.at_time(value, tz, now).instant(tz)
+    return value
 
 
 _OPTIONS = tuple(f for f in user_fields() if f.name not in SPECIAL_INPUTS)
@@ -154,7 +191,11 @@ def job_spec(
         raise InvalidInput("a schedule is required: one of cron, every, at, in")
     schedule = durations.schedule(given[0], given[1], tz, now)
     delete_after_run = f.delete_after_run if f.delete_after_run is not None else given[0] == "in"
-    options = {o.name: _given(f, o) for o in _OPTIONS if o.name != "user_id"}
+    options = {
+        o.name: spec_value(o, getattr(f, o.name), tz=tz, now=now)
+        for o in _OPTIONS
+        if o.name != "user_id"
+    }
     options["delete_after_run"] = delete_after_run
     options["timezone"] = tz
     return JobSpec(
@@ -177,7 +218,11 @@ def job_update(f: JobFields, job: CronJob, *, now: datetime, user_id: Any = UNSE
     delete_after_run: bool | None = f.delete_after_run
     if delete_after_run is None and given is not None and given[0] == "in":
         delete_after_run = True
-    changes = {o.name: _given(f, o) for o in _OPTIONS if o.name != "user_id"}
+    changes = {
+        o.name: spec_value(o, getattr(f, o.name), tz=tz, now=now)
+        for o in _OPTIONS
+        if o.name != "user_id"
+    }
     changes["delete_after_run"] = delete_after_run
     update = JobUpdate(
         name=UNSET if f.rename is None else f.rename,

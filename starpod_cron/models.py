@@ -285,6 +285,34 @@ class JobUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything needed to create a job; unset options take the store's defaults."""
+
+    # fields: JobSpec (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
+    name: str
+    prompt: str
+    schedule: Schedule
+    enabled: bool = True
+    delete_after_run: bool = False
+    timezone: str | None = None
+    """Default: [cron] default_timezone."""
+    max_retries: int | None = None
+    """Default: [cron] default_max_retries."""
+    timeout_secs: float | None = None
+    """Default: [cron] default_timeout_secs."""
+    session_mode: SessionMode = SessionMode.ISOLATED
+    user_id: str | None = None
+    misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
+    origin: dict[str, Any] | None = None
+    description: str | None = None
+    jitter_secs: float | None = None
+    """Default: [cron] jitter_secs."""
+    overlap: Overlap = Overlap.SKIP
+    max_instances: int = 1
+    # end of generated fields
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     """A named lease: one holder at a time (the node long-polling a Telegram bot, say), with
     the ``state`` its holder hands on to the next (the bot's update offset)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import fields
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +14,7 @@ from starpod_cron import fieldgen
 from starpod_cron import fields as fields_module
 from starpod_cron.bounds import Within
 from starpod_cron.declared import JOB_KEYS
-from starpod_cron.errors import InvalidJob
+from starpod_cron.errors import InvalidInput, InvalidJob
 from starpod_cron.fields import (
     JOB_FIELDS,
     SPECIAL_INPUTS,
@@ -23,7 +24,7 @@ from starpod_cron.fields import (
     public_fields,
     user_fields,
 )
-from starpod_cron.jobfields import JobFields
+from starpod_cron.jobfields import JobFields, from_text, spec_value
 from starpod_cron.models import CronJob, JobUpdate
 from starpod_cron.schedules import Schedule
 from starpod_cron.settings import StoreSettings
@@ -91,11 +92,23 @@ RUNS_LEFT = JobField(
 )
 
 
+START = JobField(
+    "start_at",
+    "datetime | None",
+    "No fire before this time.",
+    who="user",
+    default=None,
+    storage="ms",
+    flag="--start-at",
+    metavar="TIME",
+)
+
+
 def test_a_new_field_needs_only_its_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Appending declarations is all it takes: the generated dataclasses, the column list,
     the checks, the tools' schema, the [[jobs]] keys, the CLI's and the form's listing
     follow (the migration and the code acting on the field are the rest)."""
-    monkeypatch.setattr(fields_module, "JOB_FIELDS", (*JOB_FIELDS, NOTIFY, RUNS_LEFT))
+    monkeypatch.setattr(fields_module, "JOB_FIELDS", (*JOB_FIELDS, NOTIFY, RUNS_LEFT, START))
     monkeypatch.setattr(fieldgen, "JOB_FIELDS", fields_module.JOB_FIELDS)
     assert "notify: Notify = Notify.ALWAYS" in fieldgen.cron_job()
     assert "max_runs: int | None = None" in fieldgen.cron_job()
@@ -118,6 +131,15 @@ def test_a_new_field_needs_only_its_declaration(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(InvalidJob, match="max_runs must be an integer from 1 to 1000000"):
         validation.stored(RUNS_LEFT, 0)
     assert validation.stored(RUNS_LEFT, None) is None
+    assert "start_at: datetime | None = None" in fieldgen.cron_job()
+    assert "start_at: int | None = None" in fieldgen.job_record()
+    assert "start_at: str | None = None" in fieldgen.job_fields()
+    assert field_schema(START)["type"] == "string"
+    now = datetime(2027, 1, 15, 8, tzinfo=UTC)
+    start = spec_value(START, "tomorrow 9:00", tz="Europe/Rome", now=now)
+    assert start == datetime(2027, 1, 16, 8, tzinfo=UTC)
+    assert validation.stored(START, start) == 1_800_086_400_000
+    assert spec_value(NOTIFY, "never", tz="UTC", now=now) is Notify.NEVER
 
 
 def test_every_user_field_reaches_every_front_end() -> None:
@@ -144,3 +166,15 @@ def test_every_user_field_reaches_every_front_end() -> None:
 def _sample_job() -> CronJob:
     spec = JobSpec("n", "p", Schedule.cron("0 9 * * *"))
     return planning.new_job(spec, 1_800_000_000_000, StoreSettings()).to_public()
+
+
+def test_typed_values_are_read_by_their_declared_kind() -> None:
+    assert from_text(job_field("timeout_secs"), "1h30m") == 5400
+    assert from_text(job_field("jitter_secs"), "0") == 0
+    assert from_text(job_field("max_retries"), "5") == 5
+    assert from_text(job_field("delete_after_run"), "no") is False
+    assert from_text(job_field("overlap"), "queue") == "queue"
+    with pytest.raises(InvalidInput, match="max_retries must be a whole number from 0 to 100"):
+        from_text(job_field("max_retries"), "١")  # an Arabic-Indic one: int() would take it
+    with pytest.raises(InvalidInput, match="overlap must be 'skip', 'queue' or 'allow'"):
+        from_text(job_field("overlap"), "sometimes")

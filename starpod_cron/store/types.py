@@ -7,19 +7,16 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from ..models import (
     CronJob,
     CronRun,
     DeliverySpec,
-    MisfirePolicy,
-    Overlap,
+    JobSpec,
     RunStatus,
     RunTrigger,
     SessionMode,
 )
-from ..schedules import Schedule
 from ..settings import StoreSettings
 
 __all__ = [
@@ -46,34 +43,6 @@ class Topic(enum.StrEnum):
     """Something that can make a job due sooner: added, updated, enabled, a retry scheduled."""
     DELIVERIES = "deliveries"
     """Deliveries were queued or became due sooner."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """Everything needed to create a job; unset options take the store's defaults."""
-
-    # fields: JobSpec (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
-    name: str
-    prompt: str
-    schedule: Schedule
-    enabled: bool = True
-    delete_after_run: bool = False
-    timezone: str | None = None
-    """Default: [cron] default_timezone."""
-    max_retries: int | None = None
-    """Default: [cron] default_max_retries."""
-    timeout_secs: float | None = None
-    """Default: [cron] default_timeout_secs."""
-    session_mode: SessionMode = SessionMode.ISOLATED
-    user_id: str | None = None
-    misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
-    origin: dict[str, Any] | None = None
-    description: str | None = None
-    jitter_secs: float | None = None
-    """Default: [cron] jitter_secs."""
-    overlap: Overlap = Overlap.SKIP
-    max_instances: int = 1
-    # end of generated fields
 
 
 @dataclass(frozen=True, slots=True)
