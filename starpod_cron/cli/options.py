@@ -10,9 +10,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .. import durations
 from ..fields import JobField, job_field, option_fields
-from ..jobfields import JobFields
+from ..jobfields import JobFields, from_text
 from ..schedules import format_duration_ms
 
 WHOLE = re.compile(r"-?[0-9]{1,4000}")  # int() refuses longer digit strings
@@ -142,10 +141,8 @@ def fields_from(args: argparse.Namespace, *, name: str | None = None) -> JobFiel
 
 
 def _value(f: JobField, raw: Any) -> Any:
-    """A duration typed by a person (``10m``; ``0`` where none is allowed) in seconds; any
-    other value as parsed."""
-    if raw is None or not f.duration:
+    """A value typed by a person (a duration such as ``10m`` in seconds, ``0`` for none; a
+    number; a time) read as every front end reads it; what argparse already typed, as is."""
+    if not isinstance(raw, str):
         return raw
-    if raw.strip() == "0" and _zero_allowed(f):
-        return 0.0
-    return durations.duration_ms(raw) / 1000
+    return from_text(f, raw)
