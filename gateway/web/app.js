@@ -128,6 +128,16 @@ async function jobPage(id) {
     ["Running now", String(job.running)],
     ["Owner", job.user_id || "agent"], ["Id", job.id],
   ];
+  // every other field of the job's view as it is, so a new declared field shows here too
+  const shownAbove = new Set(["name", "prompt", "schedule", "timezone", "enabled", "next_run",
+    "last_status", "last_error", "retry_count", "max_retries", "timeout_secs", "session_mode",
+    "jitter_secs", "overlap", "max_instances", "running", "user_id", "id"]);
+  for (const [key, value] of Object.entries(job)) {
+    if (shownAbove.has(key) || (value !== null && typeof value === "object")) continue;
+    const text = value === null ? "-" : value === true ? "yes" : value === false ? "no" : String(value);
+    const time = typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:/.test(value);
+    fields.push([fieldLabel(key, {}), time ? local(value, job.timezone) : text]);
+  }
   show(
     el("h2", {}, job.name),
     actions(job),
@@ -154,36 +164,29 @@ function runsTable(runs, withJob) {
     ))));
 }
 
-function addPage() {
+// The name, the prompt and the schedule by hand; every other field of a job from the API's
+// description of a new job (form.js), so a field added to the declaration appears here too.
+async function addPage() {
   const preview = el("div", { id: "preview", "aria-live": "polite", class: "muted" });
   const kind = el("select", { id: "kind", name: "kind" },
     ["cron", "every", "at", "in"].map((k) => el("option", { value: k }, k)));
   const when = el("input", { id: "when", name: "when", required: true, placeholder: "0 9 * * 1-5" });
+  const [inputs, given] = await jobFieldInputs(me.admin);
   const form = el("form", { class: "card", id: "add-form" },
     el("label", { for: "name" }, "Name"), el("input", { id: "name", name: "name", placeholder: "standup (optional)" }),
     el("label", { for: "prompt" }, "Prompt"), el("textarea", { id: "prompt", name: "prompt", required: true, rows: 3 }),
     el("div", { class: "row" },
       el("div", {}, el("label", { for: "kind" }, "Schedule kind"), kind),
-      el("div", {}, el("label", { for: "when" }, "When"), when),
-      el("div", {}, el("label", { for: "timezone" }, "Time zone"),
-        el("input", { id: "timezone", name: "timezone", placeholder: "your default zone" }))),
-    el("div", { class: "row" },
-      el("div", {}, el("label", { for: "jitter" }, "Jitter (seconds)"),
-        el("input", { id: "jitter", name: "jitter", type: "number", min: "0", max: "86400", placeholder: "0" })),
-      el("div", {}, el("label", { for: "overlap" }, "While a run is still going"),
-        el("select", { id: "overlap", name: "overlap" },
-          [["skip", "skip: one catch-up"], ["queue", "queue: run each afterwards"], ["allow", "allow: run alongside"]]
-            .map(([v, t]) => el("option", { value: v }, t)))),
-      el("div", {}, el("label", { for: "max_instances" }, "At once (allow)"),
-        el("input", { id: "max_instances", name: "max_instances", type: "number", min: "1", max: "1000", placeholder: "1" }))),
+      el("div", {}, el("label", { for: "when" }, "When"), when)),
+    inputs,
     el("h3", {}, "Next fires"), preview,
     el("p", { id: "form-error", class: "error", role: "alert" }),
     el("button", { type: "submit", class: "primary" }, "Add job"),
   );
-  const fields = () => {
+  const zone = form.elements.namedItem("timezone");  // the preview reads the job's zone
+  const schedule = () => {
     const data = { [kind.value]: when.value.trim() };
-    const tz = form.timezone.value.trim();
-    if (tz) data.timezone = tz;
+    if (zone && zone.value.trim()) data.timezone = zone.value.trim();
     return data;
   };
   let timer = null;
@@ -192,7 +195,7 @@ function addPage() {
     timer = setTimeout(async () => {
       if (!when.value.trim()) { preview.replaceChildren("…"); return; }
       try {
-        const p = await api("POST", "/api/preview", fields());
+        const p = await api("POST", "/api/preview", schedule());
         preview.replaceChildren(el("p", {}, p.in_words), el("ol", { id: "preview-list" },
           p.next_runs.map((t) => el("li", {}, `${local(t, p.timezone)} (${relative(t)})`))));
       } catch (error) { preview.replaceChildren(el("span", { class: "error" }, error.message)); }
@@ -203,14 +206,11 @@ function addPage() {
     when.placeholder = { cron: "0 9 * * 1-5", every: "30m", at: "tomorrow 9:00", in: "20m" }[kind.value];
     refresh();
   });
-  form.timezone.addEventListener("input", refresh);
+  if (zone) zone.addEventListener("input", refresh);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = { prompt: form.prompt.value, ...fields() };
-    if (form.name.value.trim()) body.name = form.name.value.trim();
-    if (form.jitter.value.trim()) body.jitter_secs = Number(form.jitter.value);
-    if (form.overlap.value !== "skip") body.overlap = form.overlap.value;
-    if (form.max_instances.value.trim()) body.max_instances = Number(form.max_instances.value);
+    const body = { ...given(), prompt: form.prompt.value, ...schedule() };
+    if (form.elements.namedItem("name").value.trim()) body.name = form.elements.namedItem("name").value.trim();
     try {
       const { job } = await api("POST", "/api/jobs", body);
       location.hash = `#/jobs`;
@@ -257,7 +257,7 @@ async function route() {
   }
   try {
     if (name === "job") await jobPage(decodeURIComponent(arg || ""));
-    else if (name === "add") addPage();
+    else if (name === "add") await addPage();
     else if (name === "timeline") await timelinePage();
     else if (name === "runs") await runsPage();
     else if (name === "deliveries") await deliveriesPage();

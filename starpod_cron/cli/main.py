@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
@@ -25,14 +24,16 @@ from ..inputrules import text_problem
 from ..logs import RedactingFormatter, redact
 from ..runner import run as run_async
 from ..timeutil import check_zone, from_ms
-from . import commands
+from . import history, jobs, overview, upkeep
+from .context import Context
+from .options import add_arguments, bounded_int, edit_arguments
 from .render import Output, emit
 
+MAINTENANCE = ("sessions", "deliveries", "optimize")
 STATUSES = ["running", "success", "failed", "timeout", "interrupted", "skipped"]
 COMMAND_GROUP = "starpod_cron.commands"
 MAX_LIMIT = 10_000
 MAX_PREVIEW = 1000
-WHOLE = re.compile(r"-?[0-9]{1,4000}")  # int() refuses longer digit strings
 PATH_ARGUMENTS = frozenset({"db", "config"})
 """Arguments that are file names (or URLs), which may be any bytes the file system allows."""
 
@@ -52,18 +53,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Usage errors: one line on stderr, exit code 2."""
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not WHOLE.fullmatch(text):  # ASCII digits only: int() would take "١٢" and " 1_2"
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
-
-    return parse
 
 
 def _globals(parser: argparse.ArgumentParser, *, suppress: bool, tz: bool = True) -> None:
@@ -118,79 +107,6 @@ def _common_no_tz() -> _Parser:
     return common
 
 
-def _job_options(p: argparse.ArgumentParser, *, required: bool) -> None:
-    group = p.add_mutually_exclusive_group(required=required)
-    group.add_argument(
-        "--cron",
-        metavar="EXPR",
-        help="cron expression: 5 fields (minute hour day month weekday) or 6 (SECONDS first), "
-        'e.g. "0 9 * * 1-5"',
-    )
-    group.add_argument(
-        "--every", metavar="DURATION", help="repeat at a fixed interval, e.g. 30s, 10m, 1h30m"
-    )
-    group.add_argument(
-        "--at",
-        metavar="TIME",
-        help="once, at a time: ISO 8601 ('2026-12-01 09:00') or 'tomorrow 9:00', read in --tz",
-    )
-    group.add_argument(
-        "--in",
-        dest="in_",
-        metavar="DURATION",
-        help="once, after a delay, e.g. 20m (the job is deleted after it succeeds)",
-    )
-    p.add_argument("--tz", metavar="ZONE", help="IANA time zone of the job, e.g. Europe/Rome")
-    p.add_argument(
-        "--retries",
-        type=bounded_int(0, 100),
-        metavar="N",
-        help="retries after a failure, 0-100 (default: [cron] default_max_retries, 3)",
-    )
-    p.add_argument(
-        "--timeout",
-        metavar="DURATION",
-        help="cancel a run after this long, e.g. 10m (default: [cron] default_timeout_secs, 2h)",
-    )
-    p.add_argument(
-        "--session",
-        choices=["isolated", "main"],
-        help="isolated: a fresh conversation per run (default); main: one ongoing conversation",
-    )
-    p.add_argument("--user", metavar="ID", help="the user who owns the job (default: the agent)")
-    p.add_argument(
-        "--delete-after-run",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="delete a one-shot after it succeeds (default: only for --in; otherwise disable it)",
-    )
-    p.add_argument(
-        "--misfire",
-        choices=["run_once", "skip"],
-        help="fires missed while no scheduler ran: run_once runs one catch-up (default); "
-        "skip records them as skipped",
-    )
-    p.add_argument("--description", metavar="TEXT", help="what the job is for (shown in lists)")
-    p.add_argument(
-        "--jitter",
-        metavar="DURATION",
-        help="fire each occurrence up to this long after its time, e.g. 5m: a fixed offset "
-        "per occurrence (default: [cron] jitter_secs, 0)",
-    )
-    p.add_argument(
-        "--overlap",
-        choices=["skip", "queue", "allow"],
-        help="fires due while a run is still going: skip collapses them into one catch-up "
-        "(default); queue runs each afterwards, in order; allow runs them alongside",
-    )
-    p.add_argument(
-        "--max-instances",
-        type=bounded_int(1, 1000),
-        metavar="N",
-        help="with --overlap allow: runs of the job at once (default 1)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="starpod-cron",
@@ -222,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ADD_EXAMPLES,
         formatter_class=formatter,
     )
-    p.add_argument("name", help="a name for the job, unique for its owner")
-    p.add_argument("prompt", help="what the agent is asked to do at each run")
-    _job_options(p, required=True)
+    add_arguments(p)
 
     p = jobs.add_parser(
         "edit",
@@ -233,10 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EDIT_EXAMPLES,
         formatter_class=formatter,
     )
-    p.add_argument("name", help="the job's name (or id)")
-    p.add_argument("--prompt", help="a new prompt")
-    p.add_argument("--rename", metavar="NEW_NAME", help="a new name")
-    _job_options(p, required=False)
+    edit_arguments(p)
 
     for verb, text in (("enable", "enable jobs"), ("disable", "disable (pause) jobs")):
         p = jobs.add_parser(verb, help=text, parents=[common])
@@ -346,51 +257,48 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     return load_config(default) if default.is_file() else AgentConfig()
 
 
+Handler = Callable[[Context, argparse.Namespace], Awaitable[Output]]
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("status", "status"): overview.status,
+    ("nodes", "list"): overview.nodes_list,
+    ("jobs", "list"): jobs.jobs_list,
+    ("jobs", "show"): jobs.jobs_show,
+    ("jobs", "add"): jobs.jobs_add,
+    ("jobs", "edit"): jobs.jobs_edit,
+    ("jobs", "enable"): jobs.jobs_enable,
+    ("jobs", "disable"): jobs.jobs_enable,
+    ("jobs", "remove"): jobs.jobs_remove,
+    ("jobs", "history"): history.jobs_history,
+    ("jobs", "prune"): history.jobs_prune,
+    ("jobs", "sync"): upkeep.jobs_sync,
+    **{("maintenance", task): upkeep.maintenance for task in MAINTENANCE},
+}
+"""Each command that opens the store; ``jobs next`` and ``jobs run`` are dispatched apart."""
+CREATES = frozenset({("jobs", "add"), ("jobs", "sync")})
+"""The commands that may create the database; every other one refuses a missing one."""
+
+
 async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
-    if args.group == "status":
-        async with await open_store(config, store_url(config, args.db), create=False) as store:
-            return await commands.status(commands.Context(store, config, args.display_tz), args)
-    if args.group == "maintenance":
-        async with await open_store(config, store_url(config, args.db), create=False) as store:
-            c = commands.Context(store, config, args.display_tz)
-            return await commands.maintenance(c, args)
-    if args.group == "nodes":
-        async with await open_store(config, store_url(config, args.db), create=False) as store:
-            return await commands.nodes_list(commands.Context(store, config, args.display_tz), args)
-    if args.command == "next":
+    key = (args.group, args.command)
+    if key == ("jobs", "next"):
         from ..clock import SystemClock
 
-        return await commands.jobs_next(
-            config, args.display_tz, args, from_ms(SystemClock().now_ms())
-        )
-    url = store_url(config, args.db)
+        return await jobs.jobs_next(config, args.display_tz, args, from_ms(SystemClock().now_ms()))
     try:
-        opened = await open_store(config, url, create=args.command in ("add", "sync"))
+        opened = await open_store(config, store_url(config, args.db), create=key in CREATES)
     except DatabaseMissing as exc:
-        if args.command != "list":
+        if key != ("jobs", "list"):
             raise
         empty = Output({"jobs": [], "total": 0}, "table", "Scheduled Jobs")
         empty.text = f"No jobs ({exc}). Add one: starpod-cron jobs add NAME PROMPT --every 30m"
         return empty
     async with opened as store:
-        c = commands.Context(store, config, args.display_tz)
-        if args.command == "run":
+        c = Context(store, config, args.display_tz)
+        if key == ("jobs", "run"):
             from .run import jobs_run  # imports the executors (httpx) only when running jobs
 
             return await jobs_run(c, args)
-        handlers = {
-            "list": commands.jobs_list,
-            "show": commands.jobs_show,
-            "add": commands.jobs_add,
-            "edit": commands.jobs_edit,
-            "remove": commands.jobs_remove,
-            "history": commands.jobs_history,
-            "prune": commands.jobs_prune,
-            "sync": commands.jobs_sync,
-        }
-        if args.command in ("enable", "disable"):
-            return await commands.jobs_enable(c, args, args.command == "enable")
-        return await handlers[args.command](c, args)
+        return await HANDLERS[key](c, args)
 
 
 def not_utf8(args: argparse.Namespace) -> str | None:

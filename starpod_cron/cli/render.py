@@ -1,5 +1,5 @@
-"""Rendering: the ``--json`` envelope, tables (rich on a terminal, plain text otherwise), times
-in a job's zone with its offset, and schedules in words."""
+"""Rendering: the ``--json`` envelope, tables (rich on a terminal, plain text otherwise), and
+times in a job's zone with its offset (schedules in words come from :mod:`starpod_cron.views`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any, Literal, TextIO
 
 from ..timeutil import zone
-from ..views import local, schedule_human, schedule_text
+from ..views import local
 
-__all__ = ["local", "schedule_human", "schedule_text"]  # kept here for the CLI's modules
+__all__ = ["local"]  # kept here for the CLI's modules
 
 ArtifactType = Literal["table", "presentation_card", "text"]
 RICH_ROW_LIMIT = 500  # larger tables print plain: rich takes seconds for 10,000 rows
@@ -115,9 +115,20 @@ def when(dt: datetime | None, tz_name: str, now: datetime) -> str:
     return f"{local(dt, tz_name)} ({relative(dt, now)})"
 
 
-# ------------------------------------------------------------------------------ schedules
+# ------------------------------------------------------------------------------- words
 def tokens(prompt: int | None, completion: int | None) -> str:
     """``1,204 in / 310 out``, or ``-`` when the model reported none."""
     if prompt is None and completion is None:
         return "-"
     return f"{prompt or 0:,} in / {completion or 0:,} out"
+
+
+def ms(value: int | None) -> str:
+    """``812 ms``, or ``-`` for none."""
+    return "-" if value is None else f"{value} ms"
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

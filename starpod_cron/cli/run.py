@@ -19,12 +19,12 @@ from ..bootstrap import user_limits
 from ..errors import InvalidInput, JobAlreadyRunning
 from ..executors import build_executor
 from ..maintenance import configured_jobs
-from ..models import CronJob, RunStatus
-from ..notify import summarize
+from ..models import CronJob
 from ..scheduler import CronScheduler
 from ..tasks import TaskSet
-from .commands import Context, find_jobs
-from .render import Output, tokens
+from ..views import run_json
+from .context import Context, find_jobs
+from .render import Output, ms, one_line, tokens
 
 
 async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
@@ -53,7 +53,9 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
     parallel = 1 if args.sequential else c.config.scheduler.max_concurrent_runs
     limit = asyncio.Semaphore(parallel)
     progress = _Progress(len(jobs))
-    batch = asyncio.gather(*(_run_one(scheduler, job, limit, progress) for job in jobs))
+    batch = asyncio.gather(
+        *(_run_one(scheduler, job, c.tz(job.timezone), limit, progress) for job in jobs)
+    )
     interrupts = _Interrupts(scheduler, batch)
     try:
         results = list(await batch)
@@ -75,9 +77,9 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         [
             r["job_name"],
             r["status"],
-            f"{r['duration_ms'] or 0} ms",
+            ms(r["duration_ms"]),
             tokens(r["prompt_tokens"], r["completion_tokens"]),
-            " ".join(str(r["result"]["message"]).split())[:80],
+            one_line((r["result"] if r["status"] == "success" else r["error"]) or "", 80),
         ]
         for r in results
     ]
@@ -87,37 +89,32 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
 
 
 async def _run_one(
-    scheduler: CronScheduler, job: CronJob, limit: asyncio.Semaphore, progress: _Progress
+    scheduler: CronScheduler,
+    job: CronJob,
+    tz: str,
+    limit: asyncio.Semaphore,
+    progress: _Progress,
 ) -> dict[str, Any]:
+    """The run's view (as every front end shows runs); a job that was already running is
+    ``status: "not_run"`` with the reason as its ``error``."""
     async with limit:
         started = time.monotonic()
         try:
             run = await scheduler.run_now(job.id)
         except JobAlreadyRunning as exc:
             entry: dict[str, Any] = {
+                "id": None,
+                "job_id": job.id,
                 "job_name": job.name,
                 "status": "not_run",
                 "duration_ms": 0,
-                "run_id": None,
+                "result": None,
+                "error": str(exc),
                 "prompt_tokens": None,
                 "completion_tokens": None,
-                "result": {"success": False, "message": str(exc)},
             }
         else:
-            text = run.result_summary if run.status is RunStatus.SUCCESS else run.error
-            entry = {
-                "job_name": job.name,
-                "status": run.status.value,
-                "duration_ms": run.duration_ms,
-                "run_id": run.id,
-                "prompt_tokens": run.prompt_tokens,
-                "completion_tokens": run.completion_tokens,
-                "result": {
-                    "success": run.status is RunStatus.SUCCESS,
-                    "message": summarize(text or ""),
-                    "session_id": run.session_id,
-                },
-            }
+            entry = run_json(run, job, tz)
         progress.done(job.name, str(entry["status"]), time.monotonic() - started)
         return entry
 

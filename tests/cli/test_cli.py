@@ -59,8 +59,8 @@ def test_add_then_list(cli: CLI) -> None:
     assert doc["artifact_type"] == "table" and doc["title"] == "Scheduled Jobs"
     assert doc["data"]["total"] == 2
     morning = doc["data"]["jobs"][0]
-    assert morning["schedule"] == "0 9 * * 1-5" and morning["enabled"] is True
-    assert morning["schedule_human"] == "At 09:00, Monday through Friday"
+    assert morning["schedule"]["expression"] == "0 9 * * 1-5" and morning["enabled"] is True
+    assert morning["schedule"]["in_words"] == "At 09:00, Monday through Friday"
     assert morning["next_run"].endswith("+01:00") and morning["timezone"] == "Europe/Rome"
 
 
@@ -101,7 +101,8 @@ def test_show(cli: CLI) -> None:
     card = cli("--json", "jobs", "show", "report").json
     assert card["artifact_type"] == "presentation_card" and card["title"] == "Job: report"
     d = card["data"]
-    assert d["schedule"] == "0 0 9 * * MON" and d["schedule_human"] == "At 09:00, only on Monday"
+    assert d["schedule"]["expression"] == "0 0 9 * * MON"
+    assert d["schedule"]["in_words"] == "At 09:00, only on Monday"
     assert len(d["next_runs"]) == 5 and d["next_run"] == d["next_runs"][0]
     assert all(t.endswith(("-05:00", "-04:00")) for t in d["next_runs"])
     assert (d["max_retries"], d["timeout_secs"], d["session_mode"], d["user_id"]) == (
@@ -131,10 +132,10 @@ def test_show(cli: CLI) -> None:
         ),
         (
             ["--in", "20m", "--delete-after-run"],
-            lambda d: d["delete_after_run"] is True and d["schedule_kind"] == "one_shot",
+            lambda d: d["delete_after_run"] is True and d["schedule"]["kind"] == "one_shot",
         ),
-        (["--every", "90s"], lambda d: d["schedule_human"] == "Every 90 seconds"),
-        (["--cron", "@daily"], lambda d: d["schedule_human"] == "At 00:00"),
+        (["--every", "90s"], lambda d: d["schedule"]["in_words"] == "Every 90 seconds"),
+        (["--cron", "@daily"], lambda d: d["schedule"]["in_words"] == "At 00:00"),
     ],
 )
 def test_add_schedule_forms(cli: CLI, args: list[str], check: object) -> None:
@@ -218,7 +219,11 @@ def test_edit(cli: CLI) -> None:
     )
     assert result.code == 0 and "Job 'k' updated" in result.out
     d = cli("--json", "jobs", "show", "k").json["data"]
-    assert (d["schedule"], d["prompt"], d["max_retries"]) == ("0 9 * * *", "new prompt", 0)
+    assert (d["schedule"]["expression"], d["prompt"], d["max_retries"]) == (
+        "0 9 * * *",
+        "new prompt",
+        0,
+    )
     assert cli("jobs", "show", "j").code == 2
 
 
@@ -260,7 +265,7 @@ def test_run_through_the_configured_executor(cli: CLI, tmp_path: Path) -> None:
     assert doc["title"] == "Job Execution Results" and doc["artifact_type"] == "table"
     (entry,) = doc["data"]["jobs_run"]
     assert entry["job_name"] == "good" and entry["status"] == "success"
-    assert entry["result"]["success"] is True and entry["result"]["message"] == "done: summarize"
+    assert entry["result"] == "done: summarize" and entry["error"] is None
     assert isinstance(entry["duration_ms"], int)
     assert (doc["data"]["total"], doc["data"]["succeeded"], doc["data"]["failed"]) == (1, 1, 0)
 
@@ -311,7 +316,7 @@ def test_next_previews_without_saving(cli: CLI, db: str) -> None:
     data = doc["data"]
     assert data["timezone"] == "Europe/Berlin" and len(data["next_runs"]) == 3
     assert all("T02:30:00+0" in t or "T03:00:00+02:00" in t for t in data["next_runs"])
-    assert data["schedule_human"] == "At 02:30"
+    assert data["in_words"] == data["schedule_human"] == "At 02:30"  # as cron_next, and before
     human = cli("jobs", "next", "*/15 * * * *", "-n", "2").out
     assert human.startswith("*/15 * * * *  (Every 15 minutes, UTC)")
     assert cli("jobs", "next", "not cron").code == 2
@@ -443,7 +448,7 @@ def test_a_python_target_next_to_agent_toml_needs_no_pythonpath(cli: CLI, tmp_pa
     cli("jobs", "add", "a", "hello", "--every", "1h")
     ran = cli("--config", str(project / "agent.toml"), "--json", "jobs", "run", "a")
     assert ran.code == 0, ran.err
-    assert ran.json["data"]["jobs_run"][0]["result"]["message"] == "mine: hello"
+    assert ran.json["data"]["jobs_run"][0]["result"] == "mine: hello"
 
 
 def test_one_rule_for_in_and_one_shot_times_with_their_offset(cli: CLI) -> None:
@@ -489,7 +494,9 @@ def test_status_shows_each_jobs_state_its_errors_and_the_next_fires_in_order(
     cli("--config", str(config), "jobs", "run", "broken")
     cli("--config", str(config), "jobs", "run", "hourly")
     data = cli("--json", "status").json["data"]
-    states = {j["name"]: (j["state"], j["runs"], j["errors"]) for j in data["jobs"]}
+    states = {
+        j["name"]: (j["state"], j["stats"]["runs"], j["stats"]["errors"]) for j in data["jobs"]
+    }
     assert states == {
         "hourly": ("IDLE", 1, 0),
         "daily": ("IDLE", 0, 0),

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from starpod_cron.fields import option_fields
 from tests.processes import Serve, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,13 +75,17 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
 
             # add a job through the form, with the live preview of its next fires
             await page.get_by_role("link", name="Add a job").click()
+            # every declared field of a new job has its input (user_id: admins only)
+            for field in option_fields():
+                shown = 0 if field.name == "user_id" else 1
+                await expect(page.locator(f'#add-form [name="{field.name}"]')).to_have_count(shown)
             await page.get_by_label("Name").fill("stretch")
             await page.get_by_label("Prompt").fill("Remind me to stretch")
             await page.get_by_label("Schedule kind").select_option("cron")
             await page.get_by_label("When").fill("0 9 * * 1-5")
             await page.get_by_label("Jitter (seconds)").fill("600")
-            await page.get_by_label("While a run is still going").select_option("allow")
-            await page.get_by_label("At once (allow)").fill("2")
+            await page.get_by_label("Overlap").select_option("allow")
+            await page.get_by_label("Max instances").fill("2")
             await expect(page.locator("#preview-list li")).to_have_count(5)
             await expect(page.locator("#preview")).to_contain_text("Monday through Friday")
             await page.screenshot(path=str(SHOTS / "add.png"))
@@ -97,6 +102,10 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await expect(page.get_by_text("No runs yet.")).to_be_visible()
             await expect(page.get_by_text("up to 600 s (next run includes it)")).to_be_visible()
             await expect(page.get_by_text("allow, up to 2 at once")).to_be_visible()
+            # the view's other fields, as they are (a new declared field shows unedited)
+            card = page.locator("dl.card")
+            await expect(card).to_contain_text("Misfire policyrun_once")
+            await expect(card).to_contain_text("Delete after runno")
             async with httpx.AsyncClient(base_url=base) as api:
                 ran = await api.post(
                     "/api/jobs/stretch/run",

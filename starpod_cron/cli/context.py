@@ -1,0 +1,47 @@
+"""What every command is handed: the open store, the configuration and the display zone, and
+the one way commands look jobs up by name or id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..access import LOCAL_ADMIN
+from ..config import AgentConfig
+from ..errors import JobNotFound
+from ..models import CronJob
+from ..operations import JobOperations
+from ..store.base import CronStore
+from ..timeutil import from_ms
+
+
+@dataclass
+class Context:
+    store: CronStore
+    config: AgentConfig
+    display_tz: str | None
+
+    def tz(self, job_tz: str) -> str:
+        return self.display_tz or job_tz
+
+    def now(self) -> datetime:
+        return from_ms(self.store.clock.now_ms())
+
+    @property
+    def ops(self) -> JobOperations:
+        return JobOperations(self.store)
+
+
+async def find_jobs(c: Context, names: list[str]) -> list[CronJob]:
+    """Every named job (by name or id), before anything is changed; JobNotFound names all
+    the missing ones."""
+    found: list[CronJob] = []
+    missing: list[str] = []
+    for name in names:
+        try:
+            found.append(await c.ops.find(LOCAL_ADMIN, name))
+        except LookupError:
+            missing.append(name)
+    if missing:
+        raise JobNotFound("no job named " + ", ".join(repr(m) for m in missing))
+    return found

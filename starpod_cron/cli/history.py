@@ -1,0 +1,75 @@
+"""``jobs history`` and ``jobs prune``: the run history, shown as the same run views every
+front end uses, and its cleanup."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+
+from ..models import CronJob, CronRun, RunStatus
+from ..views import run_json
+from .context import Context, find_jobs
+from .render import Output, local, ms, one_line, relative, tokens
+
+
+async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
+    job_id = (await find_jobs(c, [args.job]))[0].id if args.job else None
+    status = RunStatus(args.status) if args.status else None
+    runs = await c.store.list_recent_runs(args.limit, job_id=job_id, status=status)
+    jobs: dict[str, CronJob] = {}
+    for run_job in {r.job_id for r in runs}:  # only the jobs shown, not every job in the store
+        job = await c.store.get_job(run_job)
+        if job is not None:
+            jobs[run_job] = job
+    now = c.now()
+
+    def tz(run: CronRun) -> str:
+        job = jobs.get(run.job_id)
+        return c.tz(job.timezone if job else "UTC")
+
+    entries = [run_json(r, jobs.get(r.job_id), tz(r)) for r in runs]
+    out = Output({"entries": entries, "total": len(entries)}, "table", "Job Execution History")
+    if not runs:
+        which = f"{status.value} " if status else ""
+        of = f" of {args.job}" if args.job else ""
+        out.text = f"No {which}runs{of} recorded."
+        return out
+    out.columns = [
+        "JOB",
+        "STATUS",
+        "RUN AT",
+        "DURATION",
+        "ATTEMPT",
+        "TRIGGER",
+        "TOKENS",
+        "RESULT / ERROR",
+    ]
+    out.rows = [
+        [
+            r.job_name,
+            r.status.value,
+            f"{local(r.started_at, tz(r))} ({relative(r.started_at, now)})",
+            ms(r.duration_ms),
+            str(r.attempt),
+            r.trigger.value,
+            tokens(r.prompt_tokens, r.completion_tokens),
+            one_line(r.error or r.result_summary or ""),
+        ]
+        for r in runs
+    ]
+    return out
+
+
+async def jobs_prune(c: Context, args: argparse.Namespace) -> Output:
+    cutoff = c.now() - timedelta(days=args.days)
+    count = await c.store.prune_runs(cutoff, dry_run=args.dry_run)
+    verb = "Would delete" if args.dry_run else "Deleted"
+    message = f"{verb} {count} run(s) that finished more than {args.days} day(s) ago"
+    data = {
+        "runs_deleted": 0 if args.dry_run else count,
+        "runs_matching": count,
+        "days_threshold": args.days,
+        "dry_run": args.dry_run,
+        "message": message,
+    }
+    return Output(data, "text", "Run History Cleanup", text=message)

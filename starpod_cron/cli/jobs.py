@@ -1,0 +1,234 @@
+"""``jobs list|show|add|edit|enable|disable|remove|next``: options in, the operations the
+gateway uses (as the local operator), and the same JSON views of a job every front end shows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from datetime import datetime
+from typing import Any
+
+from ..access import LOCAL_ADMIN
+from ..config import AgentConfig
+from ..declared import check_editable
+from ..errors import InvalidInput
+from ..fields import user_fields
+from ..models import CronJob
+from ..schedules import Schedule, format_duration_ms
+from ..timeutil import check_zone
+from ..views import fires_after, job_fires, job_json, schedule_human
+from .context import Context, find_jobs
+from .options import fields_from
+from .render import Output, iso, local, one_line, relative, tokens, when
+
+PREVIEW_CHARS = 500
+NO_JOBS = "No jobs. Add one: starpod-cron jobs add NAME PROMPT --every 30m"
+
+
+async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
+    jobs = await (c.store.list_jobs_for_user(args.user) if args.user else c.store.list_jobs())
+    if not args.all:
+        jobs = [j for j in jobs if j.enabled]
+    now = c.now()
+    views = [job_json(j, c.tz(j.timezone)) for j in jobs]
+    out = Output({"jobs": views, "total": len(jobs)}, "table", "Scheduled Jobs")
+    if not jobs:
+        out.text = NO_JOBS
+        return out
+    out.columns = ["NAME", "SCHEDULE", "IN WORDS", "ENABLED", "NEXT RUN", "LAST STATUS"]
+    out.rows = [
+        [
+            j.name if not j.description else f"{j.name} ({one_line(j.description, 40)})",
+            view["schedule"]["text"],
+            view["schedule"]["in_words"],
+            "yes" if j.enabled else "no",
+            when(j.next_fire_at, c.tz(j.timezone), now),
+            view["last_status"] or "-",
+        ]
+        for j, view in zip(jobs, views, strict=True)
+    ]
+    return out
+
+
+async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
+    """The job's view, plus what only this card shows: its next fires, when it was made and
+    changed, and the token usage of its recent runs."""
+    (job,) = await find_jobs(c, [args.name])
+    tz = c.tz(job.timezone)
+    now = c.now()
+    history = await c.store.list_runs(job.id, c.store.settings.runs_keep_per_job)
+    last = history[0] if history else None
+    total_in = sum(r.prompt_tokens or 0 for r in history)
+    total_out = sum(r.completion_tokens or 0 for r in history)
+    upcoming = job_fires(job, 5)
+    view = job_json(job, tz)
+    data = view | {
+        "next_runs": [iso(t, tz) for t in upcoming],
+        "last_run_result": _preview(last.result_summary) if last else None,
+        "last_run_tokens": None
+        if last is None
+        else {"prompt": last.prompt_tokens, "completion": last.completion_tokens},
+        "history_tokens": {"prompt": total_in, "completion": total_out, "runs": len(history)},
+    }
+    out = Output(data, "presentation_card", f"Job: {job.name}")
+    out.fields = [
+        ("name", job.name),
+        ("id", job.id),
+        ("description", job.description or "-"),
+        ("prompt", job.prompt),
+        ("schedule", f"{view['schedule']['text']}  ({view['schedule']['in_words']})"),
+        ("timezone", job.timezone),
+        ("enabled", "yes" if job.enabled else "no"),
+        ("next runs", "\n".join(when(t, tz, now) for t in upcoming) or "-"),
+        ("last run", when(job.last_run_at, tz, now)),
+        ("last status", view["last_status"] or "-"),
+        ("last error", job.last_error or "-"),
+        ("run count", str(job.run_count)),
+        (
+            "tokens",
+            f"last run {tokens(last.prompt_tokens, last.completion_tokens) if last else '-'}; "
+            f"last {len(history)} run(s) {tokens(total_in or None, total_out or None)}",
+        ),
+        (
+            "retries",
+            f"{job.retry_count} of {job.max_retries} used"
+            + (f", next at {local(job.retry_at, tz)}" if job.retry_at else ""),
+        ),
+        ("timeout", f"{job.timeout_secs:g}s"),
+        ("session", job.session_mode.value),
+        ("misfire", job.misfire_policy.value),
+        (
+            "jitter",
+            f"up to {format_duration_ms(round(job.jitter_secs * 1000))} (next runs include it)"
+            if job.jitter_secs
+            else "none",
+        ),
+        (
+            "overlap",
+            job.overlap.value
+            + (f", up to {job.max_instances} at once" if job.max_instances > 1 else ""),
+        ),
+        ("delete after run", "yes" if job.delete_after_run else "no"),
+        *_declared_rows(view),
+        ("user", job.user_id or "-"),
+        ("created", local(job.created_at, tz)),
+        ("running", str(job.running_count) if job.running_count else "no"),
+    ]
+    return out
+
+
+CARD_FIELDS = frozenset(
+    {"name", "prompt", "schedule", "enabled", "delete_after_run", "timezone", "max_retries",
+     "timeout_secs", "session_mode", "user_id", "misfire_policy", "description", "jitter_secs",
+     "overlap", "max_instances"}
+)  # fmt: skip
+"""The user fields the card shows in words of its own; any other declared one shows as its
+view has it."""
+
+
+def _declared_rows(view: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for f in user_fields():
+        key = f.view_key
+        if f.name not in CARD_FIELDS and key is not None and key in view:
+            rows.append((f.name.replace("_", " "), _shown(view[key])))
+    return rows
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "-"
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None or len(text) <= PREVIEW_CHARS:
+        return text
+    return text[: PREVIEW_CHARS - 1] + "…"
+
+
+async def jobs_next(
+    config: AgentConfig, display_tz: str | None, args: argparse.Namespace, now: datetime
+) -> Output:
+    tz = check_zone(args.tz or display_tz or config.store_settings.default_timezone)
+    schedule = Schedule.cron(args.expr)
+    fires = fires_after(schedule, tz, now, args.count)
+    human = schedule_human(schedule, tz)
+    data = {  # the shape of the cron_next tool (GET /api/next); schedule_human: its old name
+        "expression": args.expr,
+        "in_words": human,
+        "timezone": tz,
+        "next_runs": [iso(t, tz) for t in fires],
+        "schedule_human": human,
+    }
+    out = Output(data, "table", f"Next runs of {args.expr}")
+    out.header = f"{args.expr}  ({human}, {tz})"
+    out.columns = ["#", "TIME", "FROM NOW"]
+    out.rows = [[str(i), local(t, tz), relative(t, now)] for i, t in enumerate(fires, 1)]
+    return out
+
+
+def _changed(c: Context, job: CronJob, message: str) -> dict[str, Any]:
+    """What ``add`` and ``edit`` answer: the job's view, with ``job_name`` and the message."""
+    return job_json(job, c.tz(job.timezone)) | {"job_name": job.name, "message": message}
+
+
+async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
+    fields = fields_from(args, name=args.name)
+    if fields.timezone is None and c.display_tz:
+        fields = dataclasses.replace(fields, timezone=c.display_tz)
+    job = await c.ops.add(LOCAL_ADMIN, fields)
+    next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
+    words = schedule_human(job.schedule, job.timezone)
+    message = f"Job '{job.name}' added ({words}); next run {next_run}"
+    if job.delete_after_run:
+        message += "; it is deleted after it succeeds"
+    return Output(_changed(c, job, message), "text", "Job Added", text=message)
+
+
+async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
+    job = await c.ops.update(LOCAL_ADMIN, args.name, fields_from(args))
+    next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
+    message = f"Job '{job.name}' updated; next run {next_run}"
+    return Output(_changed(c, job, message), "text", "Job Updated", text=message)
+
+
+async def jobs_enable(c: Context, args: argparse.Namespace) -> Output:
+    enabled = args.command == "enable"
+    jobs = await find_jobs(c, args.names)
+    for job in jobs:
+        check_editable(job)
+    verb = "enabled" if enabled else "disabled"
+    for job in jobs:
+        if enabled:
+            await c.store.enable_job(job.id)
+        else:
+            await c.store.disable_job(job.id)
+    names = [j.name for j in jobs]
+    message = "\n".join(f"Job '{n}' has been {verb}" for n in names)
+    data: dict[str, Any] = {"jobs": names, "enabled": enabled, "message": message}
+    if len(names) == 1:
+        data["job_name"] = names[0]
+    return Output(data, "text", f"Job {verb.capitalize()}", text=message)
+
+
+async def jobs_remove(c: Context, args: argparse.Namespace) -> Output:
+    jobs = await find_jobs(c, args.names)
+    for job in jobs:
+        check_editable(job)
+    names = [j.name for j in jobs]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput(f"refusing to remove {', '.join(names)} without --yes")
+        answer = await asyncio.to_thread(
+            input, f"Remove {len(names)} job(s): {', '.join(names)}? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            nothing = "Nothing removed"
+            return Output({"removed": [], "message": nothing}, "text", "Jobs Removed", text=nothing)
+    for job in jobs:
+        await c.store.remove_job(job.id)
+    message = "\n".join(f"Job '{n}' has been removed" for n in names)
+    return Output({"removed": names, "message": message}, "text", "Jobs Removed", text=message)
