@@ -32,6 +32,7 @@ from starpod_cron.operations import JobOperations
 from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
+from .origin import Refusal
 from .principals import principal_of
 
 MAX_TIMELINE = 500
@@ -51,12 +52,11 @@ Where = Literal["path", "query"]
 
 
 class ApiError(Exception):
-    """An answer other than a library error's (a body that is not JSON)."""
+    """An answer other than a library error's (a body that is not JSON): :attr:`refusal`."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.code = code
+        self.refusal = Refusal(status, code, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ class Api:
                 assert endpoint.tool is not None
                 return JSONResponse(await self.tool(who, endpoint.tool, arguments))
             except ApiError as exc:
-                return error(exc.status, exc.code, str(exc))
+                return error(exc.refusal.status, exc.refusal.code, exc.refusal.message)
             except StarpodCronError as exc:
                 code = "forbidden" if isinstance(exc, AdminOnly) else error_code(exc)
                 return error(HTTP_STATUS[code], code, str(exc))
