@@ -91,7 +91,7 @@ class Activity:
 
     async def store_health(self, timeout_secs: float) -> list[DestinationRefusal]:
         """The destinations refusing now, once the store answered within ``timeout_secs``;
-        :class:`StoreUnavailable` when it did not."""
+        :class:`StoreUnavailable` when it did not (another StarpodCronError when closed)."""
         try:
             async with asyncio.timeout(timeout_secs):
                 await self._store.ping()
