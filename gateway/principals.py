@@ -17,7 +17,7 @@ The rules, one set for every front end:
    right secret is its user; a valid session without it is **403** ``csrf`` (a replayed
    cookie); no valid session is **401**. On the handshake the cookie counts only with one of
    the dashboard's ``Origin`` s (a browser always sends one there; :mod:`gateway.origin`).
-4. The store unreachable while a session is checked: **503** ``unavailable``.
+4. The store unreachable (or closed) while a session is checked: **503** ``unavailable``.
 
 :mod:`gateway.origin` judges every request first (Host, Origin, Sec-Fetch-Site, JSON bodies).
 """
@@ -42,7 +42,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from websockets.datastructures import Headers
 
-from starpod_cron import StoreUnavailable
+from starpod_cron import StarpodCronError
 from starpod_cron.access import LOCAL_ADMIN, Principal
 from starpod_cron.config import GatewayConfig, gateway_tokens
 
@@ -146,7 +146,7 @@ class Principals:
                 who = await self.logins.authorize(offered.session, offered.secret)
             except TabSecretRefused as exc:
                 raise Refused(Refusal(403, "csrf", str(exc))) from None
-            except StoreUnavailable as exc:  # rule 4: the session cannot be checked
+            except StarpodCronError as exc:  # rule 4: unreachable or closed, so unproven
                 log.warning("cannot check a login session: %s", exc)
                 raise Refused(Refusal(503, "unavailable", f"{exc}; try again")) from None
             if who is not None:

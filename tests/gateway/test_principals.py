@@ -173,3 +173,9 @@ async def test_http_websocket_and_mcp_resolve_the_same_credentials_alike(tmp_pat
             if set(answers.values()) != {(seen, code)}:
                 disagree.append((what, (seen, code), answers))
         assert not disagree, "\n".join(map(str, disagree))
+        # rule 4: the store gone, a session cannot be proven: 503 on both of this node's ports
+        assert gw.store is not None
+        await gw.store.close()
+        offered = Offered("", alice, alice_secret)
+        assert await over_http(base, offered) == (503, "unavailable")
+        assert await over_ws(gw, base, offered) == (503, "unavailable")
