@@ -10,8 +10,8 @@ The rules, one set for every front end:
 1. No ``[gateway.tokens]`` configured: everyone is the local admin (the gateway then listens
    on a loopback address only; ``mcp --http`` refuses to start).
 2. A bearer token (``Authorization: Bearer <token>``; on the WebSocket handshake also the
-   deprecated ``?token=``, warned about once) decides alone: a configured token is its
-   user; any other is **401**, whatever cookie comes with it.
+   deprecated ``?token=``, which the WebSocket server warns about once) decides alone: a
+   configured token is its user; any other is **401**, whatever cookie comes with it.
 3. Otherwise the login cookie, with its session's tab secret (``X-Starpod-CSRF`` on HTTP,
    the subprotocol ``starpod.csrf.<secret>`` on the handshake): a valid session with the
    right secret is its user; a valid session without it is **403** ``csrf`` (a replayed
@@ -124,19 +124,12 @@ class Principals:
     def __init__(self, tokens: Mapping[str, Principal], logins: LoginSessions | None) -> None:
         self.tokens = tokens
         self.logins = logins
-        self._warned_query_token = False
 
     async def resolve(self, offered: Credentials) -> Identity:
         """Who ``offered`` stands for; :class:`Refused` when nobody."""
         if not self.tokens:
             return Identity(LOCAL_ADMIN)  # rule 1
         if offered.token:  # rule 2
-            if offered.in_query and not self._warned_query_token:
-                self._warned_query_token = True
-                log.warning(
-                    "a WebSocket client sent its token in the URL (?token=), which ends up in "
-                    "logs and histories: deprecated, send Authorization: Bearer <token>"
-                )
             found = self.tokens.get(offered.token)
             if found is None:
                 raise Refused(UNAUTHORIZED)

@@ -107,6 +107,7 @@ class WsServer:
         )
         """Who each connection authenticated as at its handshake."""
         self.recheck_secs = SESSION_RECHECK_SECS
+        self._warned_query_token = False
         self.run_started_events = config.run_started_events
         self.clients: set[Client] = set()
         self.dropped_slow = 0
@@ -173,10 +174,15 @@ class WsServer:
             return _refuse(connection, "a request to the WebSocket port", refusal)
         if "websocket" not in headers.get("Upgrade", "").lower():
             return self._plain_http(request)
-        try:
-            found = await self.principals.resolve(
-                Credentials.of_handshake(request.path, headers, self.policy)
+        offered = Credentials.of_handshake(request.path, headers, self.policy)
+        if offered.in_query and not self._warned_query_token:
+            self._warned_query_token = True
+            log.warning(
+                "a WebSocket client sent its token in the URL (?token=), which ends up in "
+                "logs and histories: deprecated, send Authorization: Bearer <token>"
             )
+        try:
+            found = await self.principals.resolve(offered)
         except Refused as exc:  # gateway/principals.py: the rules every front end shares
             return _refuse(connection, "a WebSocket handshake", exc.refusal)
         self._who[connection] = found
