@@ -7,10 +7,10 @@ shares it and all would go unready at once: it is listed in the answer instead (
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from starpod_cron import CronScheduler, CronStore, StarpodCronError
+from starpod_cron import CronScheduler, StarpodCronError
+from starpod_cron.activity import Activity
 from starpod_cron.views import refusal_json
 
 from .outbox import Outbox
@@ -25,19 +25,18 @@ def _loop(alive: bool, last_pass_ms: int | None, now_ms: int, limit: float) -> d
 
 
 async def readiness(
-    store: CronStore, scheduler: CronScheduler, outbox: Outbox | None
+    activity: Activity, scheduler: CronScheduler, outbox: Outbox | None
 ) -> tuple[bool, dict[str, Any]]:
     """``(ready, body)`` of ``/readyz``."""
     checks: dict[str, Any] = {}
     ready = True
     try:
-        await asyncio.wait_for(store.ping(), STORE_TIMEOUT_SECS)
+        refusing = await activity.store_health(STORE_TIMEOUT_SECS)
         checks["store"] = "ok"
-        refusing = await asyncio.wait_for(store.refusing_destinations(), STORE_TIMEOUT_SECS)
-    except (StarpodCronError, TimeoutError) as exc:  # unreachable, closed, no answer
-        checks["store"] = f"unavailable: {str(exc) or 'no answer in 5 s'}"
+    except StarpodCronError as exc:  # unreachable, closed, no answer
+        checks["store"] = f"unavailable: {exc}"
         ready, refusing = False, []
-    now = store.clock.now_ms()
+    now = activity.now_ms()
     limit = scheduler.settings.tick_secs * 2 + 5
     checks["scheduler"] = _loop(scheduler.alive, scheduler.last_pass_ms, now, limit)
     ready = ready and checks["scheduler"]["ok"]

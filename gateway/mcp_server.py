@@ -2,9 +2,11 @@
 Claude Desktop, Claude Code, Cursor and any other MCP client, with the official ``mcp`` SDK.
 
 stdio by default (the client starts this process); ``--http HOST:PORT`` serves streamable
-HTTP at ``/mcp`` and requires a ``[gateway.tokens]`` token (``Authorization: Bearer``), whose
-user the calls act for. Over stdio the calls act for ``--user ID`` (that user's jobs, with the
-per-user limits), or without it for the local operator (every job, like the CLI).
+HTTP at ``/mcp`` and requires ``[gateway.tokens]``: each request is resolved to a user by the
+rules every gateway port shares (:mod:`gateway.principals`: a bearer token, or the login
+cookie with its tab secret), and the calls act for that user. Over stdio the calls act for
+``--user ID`` (that user's jobs, with the per-user limits), or without it for the local
+operator (every job, like the CLI).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 import mcp.types as types
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from starlette.requests import HTTPConnection
 
 from starpod_cron import StarpodCronError, declared
-from starpod_cron.access import LOCAL_ADMIN, Principal
+from starpod_cron.access import Principal
 from starpod_cron.bootstrap import open_store, user_limits
 from starpod_cron.config import AgentConfig, GatewayConfig
 from starpod_cron.errors import ConfigError
@@ -36,8 +39,9 @@ from starpod_cron.tools import TOOLS, call_tool
 from .app import StartupError, _listen_error
 from .bodylimit import BodyLimit
 from .http import listen
+from .login import LoginSessions
 from .origin import BrowserGuard, browser_policy, check_bind
-from .ws import load_tokens
+from .principals import Principals, configured_user, load_tokens, principal_of
 
 log = logging.getLogger("gateway.mcp")
 
@@ -51,11 +55,9 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(
-    ops: JobOperations, who: Principal, tokens: dict[str, Principal] | None = None
-) -> Server[Any]:
-    """An MCP server whose tools act for ``who`` (stdio), or, over HTTP with ``tokens``, for
-    the user of the request's bearer token."""
+def build_server(ops: JobOperations, who: Principal | None) -> Server[Any]:
+    """An MCP server whose tools act for ``who`` (stdio), or with None (over HTTP) for whom
+    each request was resolved to (``request.user``, set by :class:`Principals`' middleware)."""
 
     async def list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
@@ -68,8 +70,7 @@ def build_server(
         )
 
     async def call(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        request = getattr(ctx, "request", None)  # the HTTP request, over HTTP
-        caller = who if tokens is None else _bearer(request, tokens)
+        caller = who if who is not None else _caller(getattr(ctx, "request", None))
         if caller is None:
             return _error("invalid or missing token")
         try:
@@ -96,11 +97,11 @@ def _error(message: str) -> types.CallToolResult:
     )
 
 
-def _bearer(request: Any, tokens: dict[str, Principal]) -> Principal | None:
-    """The user of the request's ``Authorization: Bearer`` token, if it is one of ours."""
-    header = request.headers.get("authorization", "") if request is not None else ""
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    return tokens.get(token) if token else None
+def _caller(request: Any) -> Principal | None:
+    """Whom the HTTP request was resolved to (None: not resolved, so refused)."""
+    if not isinstance(request, HTTPConnection) or "user" not in request.scope:
+        return None
+    return principal_of(request)
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -122,43 +123,37 @@ async def serve_mcp(
     address = parse_http(http) if http else None
     if address is not None:
         check_bind(replace(config.gateway, host=address[0]))  # the browser rule needs it
-    who = Principal(user) if user else LOCAL_ADMIN
+    who = configured_user(user)
     async with open_store(config, db_url) as store:
         registry = configured_jobs(config, store)
         model = build_executor(config.executor, store, config.base_dir, limits=user_limits(config))
         executor = declared.with_declared(model, registry)
         scheduler = CronScheduler(store, executor, config.scheduler)  # for cron_run only
         ops = JobOperations(store, scheduler.run_now, user_limits(config))
-        server = build_server(ops, who, tokens)
         try:
             if address is None:
+                server = build_server(ops, who)
                 stop_on_signals(asyncio.current_task())
                 async with stdio_server() as (read, write):
                     await server.run(read, write, server.create_initialization_options())
             else:
-                await _serve_http(server, *address, tokens or {}, config.gateway)
+                g = config.gateway
+                logins = LoginSessions(store, tokens or {}, g.session_ttl_secs)
+                principals = Principals(tokens or {}, logins)
+                await _serve_http(build_server(ops, None), *address, principals, g)
         finally:
             await scheduler.stop()
             await executor.aclose()
 
 
 async def _serve_http(
-    server: Server[Any], host: str, port: int, tokens: dict[str, Principal], gateway: GatewayConfig
+    server: Server[Any], host: str, port: int, principals: Principals, gateway: GatewayConfig
 ) -> None:
     import uvicorn
-    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-    from starlette.requests import Request
-    from starlette.responses import PlainTextResponse, Response
 
     app = server.streamable_http_app(host=host)
-
-    async def require_token(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if _bearer(request, tokens) is None:
-            log.warning("refused an MCP request from %s: bad or missing token", request.client)
-            return PlainTextResponse("invalid or missing token\n", status_code=401)
-        return await call_next(request)
-
-    app.add_middleware(BaseHTTPMiddleware, dispatch=require_token)
+    auth = principals.middleware()  # every request: someone, or its refusal (401/403/503)
+    app.add_middleware(auth.cls, *auth.args, **auth.kwargs)
     app.add_middleware(BrowserGuard, policy=browser_policy(replace(gateway, host=host), None))
     app.add_middleware(BodyLimit, default=MAX_BODY)  # added last: the outermost
     try:

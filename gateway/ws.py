@@ -17,9 +17,8 @@ import time
 import weakref
 from collections.abc import Sequence
 from http import HTTPStatus
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -34,17 +33,19 @@ from starpod_cron import (
     StarpodCronError,
 )
 from starpod_cron.access import Principal
+from starpod_cron.activity import Activity
 from starpod_cron.chat import AgentChat
-from starpod_cron.config import GatewayConfig, gateway_tokens
+from starpod_cron.config import GatewayConfig
 from starpod_cron.operations import JobOperations
-from starpod_cron.routing import RUN_STARTED, WS_PREFIX
+from starpod_cron.routing import RUN_STARTED
 from starpod_cron.tasks import TaskSet
 from starpod_cron.tools import call_tool, error_code
 
 from . import protocol
-from .login import COOKIE as SESSION_COOKIE
-from .login import WS_SUBPROTOCOL, LoginSessions, TabSecretRefused, ws_secret
-from .origin import browser_policy, check_bind, host_name, is_wildcard
+from .login import WS_SUBPROTOCOL, LoginSessions
+from .origin import Refusal, browser_policy, check_bind, host_name, is_wildcard
+from .principals import Credentials, Identity, Principals, Refused
+from .principals import load_tokens as load_tokens  # where it was: gateway.ws.load_tokens
 
 log = logging.getLogger("gateway.ws")
 
@@ -57,32 +58,6 @@ SESSION_RECHECK_SECS = 5.0
 """How long a connection opened with the login cookie trusts its session before asking the
 store again: a log-out, an expiry or a removed token (on any node) ends it within this."""
 CLOSE_SESSION_ENDED = 1008  # policy violation
-
-
-class Auth:
-    """Who a handshake authenticated as, and the login session it used ("" for a token)."""
-
-    __slots__ = ("session", "who")
-
-    def __init__(self, who: Principal, session: str = "") -> None:
-        self.who = who
-        self.session = session
-
-
-def _cookie(header: str, name: str) -> str:
-    jar = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        return ""
-    morsel = jar.get(name)
-    return morsel.value if morsel is not None else ""
-
-
-def load_tokens(config: GatewayConfig) -> dict[str, Principal]:
-    """Tokens from ``[gateway] tokens`` plus the JSON in ``$tokens_env`` (same shape, same
-    checks: see :func:`starpod_cron.config.gateway_tokens`)."""
-    return {t: Principal(c.user_id, c.admin) for t, c in gateway_tokens(config).items()}
 
 
 class Client:
@@ -125,7 +100,11 @@ class WsServer:
         self.config = config
         self.tokens = tokens
         self.logins = logins or LoginSessions(ops.store, tokens, config.session_ttl_secs)
-        self._who: weakref.WeakKeyDictionary[ServerConnection, Auth] = weakref.WeakKeyDictionary()
+        self.principals = Principals(tokens, self.logins)
+        self.activity = Activity(ops)
+        self._who: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
+            weakref.WeakKeyDictionary()
+        )
         """Who each connection authenticated as at its handshake."""
         self.recheck_secs = SESSION_RECHECK_SECS
         self._warned_query_token = False
@@ -180,27 +159,6 @@ class WsServer:
         await self._tasks.stop(grace=2)
 
     # ------------------------------------------------------------------------ auth
-    async def _principal(self, request: Request) -> Auth | None:
-        """TabSecretRefused: the login cookie without its tab secret."""
-        if not self.tokens:
-            return Auth(Principal(None, admin=True))  # local use, no tokens configured
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        if not token:
-            token = (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
-            if token and not self._warned_query_token:
-                self._warned_query_token = True
-                log.warning(
-                    "a WebSocket client sent its token in the URL (?token=), which ends up in "
-                    "logs and histories: deprecated, send Authorization: Bearer <token>"
-                )
-        if not token and self.policy.origin_allowed(request.headers.get("Origin")):
-            session = _cookie(request.headers.get("Cookie", ""), SESSION_COOKIE)
-            who = await self.logins.authorize(session, ws_secret(_offered(request.headers)))
-            return None if who is None else Auth(who, session)
-        found = self.tokens.get(token)
-        return None if found is None else Auth(found)
-
     async def _authenticate(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
@@ -213,49 +171,21 @@ class WsServer:
             headers.get("Sec-Fetch-Site"),
         )
         if refusal is not None:
-            log.warning(
-                "refused a request to the WebSocket port from %s: %s",
-                connection.remote_address,
-                refusal.message,
-            )
-            return Response(
-                refusal.status,
-                HTTPStatus(refusal.status).phrase,
-                Headers({"Content-Type": "application/json"}),
-                refusal.body(),
-            )
+            return _refuse(connection, "a request to the WebSocket port", refusal)
         if "websocket" not in headers.get("Upgrade", "").lower():
             return self._plain_http(request)
-        try:
-            who = await self._principal(request)
-        except TabSecretRefused as exc:
-            log.warning("refused a WebSocket handshake from %s: %s", connection.remote_address, exc)
-            return Response(
-                HTTPStatus.FORBIDDEN.value,
-                "Forbidden",
-                Headers({"Content-Type": "text/plain"}),
-                f"{exc}\n".encode(),
-            )
-        except StarpodCronError as exc:  # the store is unreachable: sessions cannot be checked
-            log.warning("refused a WebSocket handshake: %s", exc)
-            return Response(
-                HTTPStatus.SERVICE_UNAVAILABLE.value,
-                "Service Unavailable",
-                Headers({"Content-Type": "text/plain"}),
-                b"the store is unavailable; try again\n",
-            )
-        if who is None:
+        offered = Credentials.of_handshake(request.path, headers, self.policy)
+        if offered.in_query and not self._warned_query_token:
+            self._warned_query_token = True
             log.warning(
-                "refused a WebSocket handshake from %s: bad or missing token",
-                connection.remote_address,
+                "a WebSocket client sent its token in the URL (?token=), which ends up in "
+                "logs and histories: deprecated, send Authorization: Bearer <token>"
             )
-            return Response(
-                HTTPStatus.UNAUTHORIZED.value,
-                "Unauthorized",
-                Headers({"Content-Type": "text/plain"}),
-                b"invalid or missing token\n",
-            )
-        self._who[connection] = who
+        try:
+            found = await self.principals.resolve(offered)
+        except Refused as exc:  # gateway/principals.py: the rules every front end shares
+            return _refuse(connection, "a WebSocket handshake", exc.refusal)
+        self._who[connection] = found
         return None
 
     def _plain_http(self, request: Request) -> Response:
@@ -318,7 +248,7 @@ class WsServer:
         if not client.session or time.monotonic() - client.checked_at < self.recheck_secs:
             return True
         try:
-            alive = await self.logins.principal(client.session) is not None
+            alive = await self.principals.visitor(client.session) is not None
         except StarpodCronError as exc:  # the store is unreachable: the session is unproven
             log.warning(
                 "closing WebSocket client %d: its session cannot be checked: %s", client.id, exc
@@ -443,12 +373,11 @@ class WsServer:
         """Events after ``since``, one page at a time: the answer says where the page ended
         and whether more follow (ask again with ``since`` = ``last_event_id``)."""
         since = int(request.fields["since"])
-        seen = client.who.audiences(self.config.share_agent_events)
-        events = await self.ops.store.list_deliveries(
+        events = await self.activity.events(
+            client.who,
             since,
-            None if seen is None else sorted(seen),
-            limit=self.replay_page,
-            prefix=WS_PREFIX,
+            self.replay_page,
+            share_agent_events=self.config.share_agent_events,
         )
         wanted = [d for d in events if protocol.event_type(d) in client.events]
         for delivery in wanted:
@@ -459,10 +388,15 @@ class WsServer:
         self.offer(client, protocol.ok(request.id, data))
 
 
-def _offered(headers: Headers) -> list[str]:
-    """The subprotocols a handshake offers (``Sec-WebSocket-Protocol``, any number of headers)."""
-    values = headers.get_all("Sec-WebSocket-Protocol")
-    return [p.strip() for value in values for p in value.split(",") if p.strip()]
+def _refuse(connection: ServerConnection, what: str, refusal: Refusal) -> Response:
+    """The handshake's answer to a refused request: the JSON error of every port."""
+    log.warning("refused %s from %s: %s", what, connection.remote_address, refusal.message)
+    return Response(
+        refusal.status,
+        HTTPStatus(refusal.status).phrase,
+        Headers({"Content-Type": "application/json"}),
+        refusal.body(),
+    )
 
 
 def _select_subprotocol(

@@ -47,12 +47,17 @@ async def node(tmp_path: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient
             yield gateway, client
 
 
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 200
+
+
 async def test_readyz_answers_503_while_the_outbox_is_not_running(
     node: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     gateway, client = node
     assert gateway.store is not None
-    assert (await client.get("/readyz")).status_code == 200
+    # the scheduler's first pass may still be under way when the node says it started
+    await eventually(lambda: _ready(client), timeout=10, what="/readyz 200")
     gateway.outbox = Outbox(gateway.store, gateway.node_id, {"tg:": HangingChannel()})
     answer = await client.get("/readyz")  # an outbox whose task is not running
     assert answer.status_code == 503, answer.text

@@ -1,0 +1,385 @@
+"""The JSON API (``/api/...``), each endpoint declared once in :data:`ENDPOINTS`: its method
+and path, and either the agent tool it applies (:mod:`starpod_cron.tools`: the tool's JSON
+schema says which fields come from the path, the query string and the body) or the
+parameters it declares itself. That one declaration routes the request, reads and checks its
+arguments, and writes the endpoint into ``/openapi.json`` (:mod:`gateway.openapi`).
+
+Every endpoint is a thin adapter over the library (:class:`~starpod_cron.operations.
+JobOperations` through the tools, :class:`~starpod_cron.activity.Activity`) and reads who is
+asking from ``request.user`` (:mod:`gateway.principals`). Bad input answers 4xx with the
+CLI's words, never 500.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from starpod_cron import DeliveryStatus, InvalidInput, RunStatus, StarpodCronError
+from starpod_cron.access import Principal
+from starpod_cron.activity import MAX_DELIVERIES, MAX_RECENT_RUNS, Activity, AdminOnly
+from starpod_cron.inputrules import whole_number
+from starpod_cron.jobfields import JobFields
+from starpod_cron.operations import JobOperations
+from starpod_cron.tools import TOOLS, call_tool, error_code
+from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
+
+from .origin import Refusal
+from .principals import principal_of
+
+MAX_TIMELINE = 500
+HTTP_STATUS = {
+    "not_found": 404,
+    "conflict": 409,
+    "limit": 403,
+    "forbidden": 403,
+    "invalid": 400,
+    "unavailable": 503,
+    "error": 400,
+}
+BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
+PREVIEW_FIELDS = ("cron", "every", "at", "in", "timezone")
+"""The fields of ``cron_add`` that ``POST /api/preview`` reads (a schedule and its zone)."""
+Where = Literal["path", "query"]
+
+
+class ApiError(Exception):
+    """An answer other than a library error's (a body that is not JSON): :attr:`refusal`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.refusal = Refusal(status, code, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of an endpoint: where it is read, its JSON schema, its default."""
+
+    name: str
+    where: Where
+    schema: dict[str, Any]
+    required: bool = False
+    default: Any = None
+
+
+Handler = Callable[["Api", Principal, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One operation of the API. With ``tool``, its parameters and body are the tool's
+    fields (path ones by name, ``query`` ones from the query string, the rest from the body)
+    and, without a ``handler``, the answer is the tool's; otherwise ``params`` and ``body``
+    declare what the ``handler`` reads."""
+
+    method: str
+    path: str
+    """OpenAPI form, ``/api/jobs/{name}``."""
+    summary: str
+    tool: str | None = None
+    query: tuple[str, ...] = ()
+    params: tuple[Param, ...] = ()
+    body: dict[str, Any] | None = None
+    handler: Handler | None = None
+
+    @property
+    def operation_id(self) -> str:
+        if self.tool is not None:
+            return self.tool
+        assert self.handler is not None
+        return self.handler.__name__.strip("_")
+
+    def path_names(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    def parameters(self) -> list[Param]:
+        """Path and query parameters, with their schemas."""
+        if self.tool is None:
+            return list(self.params)
+        schema = TOOLS[self.tool].parameters
+        fields, required = schema["properties"], set(schema.get("required", []))
+        found = [Param(n, "path", fields[n], required=True) for n in self.path_names()]
+        return found + [Param(n, "query", fields[n], n in required) for n in self.query]
+
+    def body_schema(self) -> dict[str, Any] | None:
+        """The JSON body's schema (None: no body)."""
+        if self.tool is None:
+            return self.body
+        schema = TOOLS[self.tool].parameters
+        taken = {p.name for p in self.parameters()}
+        rest = {k: v for k, v in schema["properties"].items() if k not in taken}
+        if self.method not in BODY_METHODS or not rest:
+            return None
+        body: dict[str, Any] = {**schema, "properties": rest}
+        required = [f for f in schema.get("required", []) if f not in taken]
+        if required:
+            body["required"] = required
+        else:
+            body.pop("required", None)
+        return body
+
+    def route_path(self) -> str:
+        """Starlette's form: integer path parameters converted (``{id:int}``)."""
+        path = self.path
+        for param in self.parameters():
+            if param.where == "path" and param.schema.get("type") == "integer":
+                path = path.replace(f"{{{param.name}}}", f"{{{param.name}:int}}")
+        return path
+
+
+class Api:
+    """The endpoints of one node over its library operations."""
+
+    def __init__(self, ops: JobOperations, ws_port: Callable[[], int]) -> None:
+        self.ops = ops
+        self.activity = Activity(ops)
+        self.ws_port = ws_port
+
+    def routes(self, auth: Middleware) -> list[Route]:
+        """Every endpoint of :data:`ENDPOINTS` behind ``auth`` (it sets ``request.user``)."""
+        return [
+            Route(e.route_path(), self._endpoint(e), methods=[e.method], middleware=[auth])
+            for e in ENDPOINTS
+        ]
+
+    def _endpoint(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def answer(request: Request) -> Response:
+            try:
+                arguments = await _arguments(endpoint, request)
+                who = principal_of(request)
+                if endpoint.handler is not None:
+                    return JSONResponse(await endpoint.handler(self, who, arguments))
+                assert endpoint.tool is not None
+                return JSONResponse(await self.tool(who, endpoint.tool, arguments))
+            except ApiError as exc:
+                return error(exc.refusal.status, exc.refusal.code, exc.refusal.message)
+            except StarpodCronError as exc:
+                code = "forbidden" if isinstance(exc, AdminOnly) else error_code(exc)
+                return error(HTTP_STATUS[code], code, str(exc))
+
+        return answer
+
+    async def tool(self, who: Principal, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return await call_tool(self.ops, name, arguments, user=who)
+
+
+async def _arguments(endpoint: Endpoint, request: Request) -> dict[str, Any]:
+    """The endpoint's arguments: its body's fields, then its path and query parameters
+    (which win), each read by its schema (a missing one takes its default, if any)."""
+    arguments: dict[str, Any] = {}
+    schema = endpoint.body_schema()
+    if schema is not None:
+        arguments = await _body(request)
+        if endpoint.tool is None:  # a tool checks its own fields
+            unknown = sorted(set(arguments) - set(schema["properties"]))
+            if unknown:
+                raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
+    for param in endpoint.parameters():
+        raw: str | None
+        if param.where == "path":
+            raw = str(request.path_params[param.name])  # an {id:int} is digits already
+        else:
+            raw = request.query_params.get(param.name)
+        if raw is None or raw == "":
+            if param.default is not None:
+                arguments[param.name] = param.default
+            continue
+        arguments[param.name] = from_text(param.name, param.schema, raw)
+    return arguments
+
+
+def from_text(name: str, schema: dict[str, Any], raw: str) -> Any:
+    """A query-string value read by its JSON schema (integers: ASCII digits within its
+    bounds; enums: one of their values); InvalidInput otherwise."""
+    if schema.get("type") == "integer":
+        return whole_number(name, raw, schema.get("minimum", 0), schema.get("maximum", 2**63 - 1))
+    known = schema.get("enum")
+    if known is not None and raw not in known:
+        raise InvalidInput(f"{name} must be one of {', '.join(known)}")
+    return raw
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()  # at most MAX_BODY bytes: BodyLimit refuses more with 413
+    try:
+        body = (await request.json()) if raw else {}
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise ApiError(400, "bad_json", f"not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid", "the body must be a JSON object")
+    return body
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+# ------------------------------------------------------------------- handlers
+async def _me(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    return {"user_id": who.user_id, "admin": who.admin, "ws_port": api.ws_port()}
+
+
+async def _jobs(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    """``cron_list``, each job with its runs, errors and tokens (for the dashboard)."""
+    answer = await api.tool(who, "cron_list", a)
+    stats = await api.activity.job_stats(who)
+    for job in answer["jobs"]:
+        found = stats.get(job["id"])
+        job["stats"] = {
+            "runs": found.runs if found else 0,
+            "errors": found.errors if found else 0,
+            "prompt_tokens": found.prompt_tokens if found else 0,
+            "completion_tokens": found.completion_tokens if found else 0,
+        }
+    return answer
+
+
+async def _runs(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    """Recent runs across the jobs ``who`` may see, newest first."""
+    status = RunStatus(a["status"]) if "status" in a else None
+    runs, jobs = await api.activity.recent_runs(who, a["limit"], status)
+    return {"runs": [run_json(r, jobs.get(r.job_id)) for r in runs]}
+
+
+async def _timeline(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    """Every fire of the next ``hours`` across the jobs ``who`` may see."""
+    now = api.ops.now()
+    end = now + timedelta(hours=a["hours"])
+    fires: list[dict[str, Any]] = []
+    for job in await api.ops.list_jobs(who):
+        if not job.enabled or job.next_fire_at is None or job.next_fire_at > end:
+            continue
+        times = job_fires(job, MAX_TIMELINE)
+        fires += [
+            {"job": job.name, "job_id": job.id, "at": t.isoformat()} for t in times if t <= end
+        ]
+    fires.sort(key=lambda f: f["at"])
+    return {"from": now.isoformat(), "to": end.isoformat(), "fires": fires[:MAX_TIMELINE]}
+
+
+async def _preview(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    """The next 5 fires of a schedule given as for cron_add; saves nothing."""
+    fields = JobFields.from_mapping(a)
+    tz = fields.timezone or await api.ops.default_zone(who)
+    now = api.ops.now()
+    schedule = fields.schedule(tz, now)
+    if schedule is None:
+        raise InvalidInput("give one of cron, every, at, in")
+    fires = fires_after(schedule, tz, now, 5)
+    return {
+        "in_words": schedule_human(schedule, tz),
+        "timezone": tz,
+        "next_runs": [t.isoformat() for t in fires],
+    }
+
+
+async def _deliveries(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    status = DeliveryStatus(a["status"])
+    found, counts = await api.activity.deliveries(who, status, a["limit"])
+    return {
+        "deliveries": [
+            {
+                "id": d.id,
+                "run_id": d.run_id,
+                "job_name": d.job_name,
+                "destination": d.destination,
+                "status": d.status.value,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "created_at": d.created_at.isoformat(),
+            }
+            for d in found
+        ],
+        "counts": {s.value: n for s, n in counts.items()},
+    }
+
+
+async def _retry(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    if not await api.activity.retry_delivery(who, a["id"]):
+        raise ApiError(404, "not_found", f"no dead delivery {a['id']}")
+    return {"retried": a["id"]}
+
+
+def _integer(low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+def _enum(kind: type[RunStatus] | type[DeliveryStatus]) -> dict[str, Any]:
+    return {"type": "string", "enum": [s.value for s in kind]}
+
+
+_ADD = TOOLS["cron_add"].parameters["properties"]
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/api/me", "Who the token belongs to", handler=_me),
+    Endpoint("GET", "/api/jobs", "List your jobs", tool="cron_list", handler=_jobs),
+    Endpoint("POST", "/api/jobs", "Add a job", tool="cron_add"),
+    Endpoint("GET", "/api/jobs/{name}", "One job", tool="cron_get"),
+    Endpoint("PATCH", "/api/jobs/{name}", "Change a job", tool="cron_update"),
+    Endpoint("DELETE", "/api/jobs/{name}", "Remove a job and its history", tool="cron_remove"),
+    Endpoint("POST", "/api/jobs/{name}/pause", "Pause a job", tool="cron_pause"),
+    Endpoint("POST", "/api/jobs/{name}/resume", "Resume a job", tool="cron_resume"),
+    Endpoint("POST", "/api/jobs/{name}/run", "Run a job now", tool="cron_run"),
+    Endpoint(
+        "GET", "/api/jobs/{name}/runs", "A job's recent runs", tool="cron_runs", query=("limit",)
+    ),
+    Endpoint(
+        "GET",
+        "/api/runs",
+        "Recent runs of the jobs you see",
+        params=(
+            Param("limit", "query", _integer(1, MAX_RECENT_RUNS), default=50),
+            Param("status", "query", _enum(RunStatus)),
+        ),
+        handler=_runs,
+    ),
+    Endpoint(
+        "GET",
+        "/api/timeline",
+        "Every fire in the next hours",
+        params=(Param("hours", "query", _integer(1, 168), default=24),),
+        handler=_timeline,
+    ),
+    Endpoint(
+        "GET",
+        "/api/next",
+        "Next fires of a cron expression",
+        tool="cron_next",
+        query=("expression", "timezone", "count"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/preview",
+        "Preview a schedule's next fires (saves nothing)",
+        body={
+            "type": "object",
+            "properties": {k: _ADD[k] for k in PREVIEW_FIELDS},
+            "additionalProperties": False,
+        },
+        handler=_preview,
+    ),
+    Endpoint(
+        "GET",
+        "/api/deliveries",
+        "Deliveries by status (admins)",
+        params=(
+            Param("status", "query", _enum(DeliveryStatus), default="dead"),
+            Param("limit", "query", _integer(1, MAX_DELIVERIES), default=100),
+        ),
+        handler=_deliveries,
+    ),
+    Endpoint(
+        "POST",
+        "/api/deliveries/{id}/retry",
+        "Retry a dead delivery (admins)",
+        params=(Param("id", "path", _integer(1, 2**63 - 1), required=True),),
+        handler=_retry,
+    ),
+)

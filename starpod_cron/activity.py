@@ -1,0 +1,109 @@
+"""What the jobs did, on behalf of someone, with the ownership rules of
+:class:`~starpod_cron.operations.JobOperations`: recent runs and run statistics (a user sees
+those of their own jobs, an admin all), the deliveries of run results (admins only: their
+destinations are everyone's), the WebSocket events a principal may replay, and whether the
+store answers. The HTTP API, the WebSocket server and the CLI are thin adapters over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from .access import Principal
+from .errors import LimitExceeded, StoreUnavailable
+from .models import (
+    CronJob,
+    CronRun,
+    Delivery,
+    DeliveryStatus,
+    DestinationRefusal,
+    RunStats,
+    RunStatus,
+)
+from .operations import JobOperations
+from .routing import WS_PREFIX
+
+MAX_RECENT_RUNS = 500
+MAX_DELIVERIES = 1000
+
+
+class AdminOnly(LimitExceeded):
+    """Something only an admin may see or do (the deliveries of every destination)."""
+
+
+class Activity:
+    """Runs, deliveries and events as ``who`` may see them."""
+
+    def __init__(self, jobs: JobOperations) -> None:
+        self.jobs = jobs
+        self._store = jobs.store
+
+    async def recent_runs(
+        self, who: Principal, limit: int = 50, status: RunStatus | None = None
+    ) -> tuple[list[CronRun], dict[str, CronJob]]:
+        """The newest ``limit`` runs (1-500) of the jobs ``who`` may see, optionally in one
+        status, newest first; and those jobs by id (a deleted one-shot's runs have none)."""
+        limit = max(1, min(limit, MAX_RECENT_RUNS))
+        mine = await self.jobs.list_jobs(who)
+        if who.admin:
+            runs = await self._store.list_recent_runs(limit, status=status)
+        else:
+            found = [
+                await self._store.list_recent_runs(limit, job_id=j.id, status=status) for j in mine
+            ]
+            runs = sorted((r for f in found for r in f), key=_newest_first)[:limit]
+        return runs, {j.id: j for j in mine}
+
+    async def job_stats(self, who: Principal) -> dict[str, RunStats]:
+        """Per job id ``who`` may see: its kept runs, errors and tokens (jobs without runs
+        are left out)."""
+        mine = {j.id for j in await self.jobs.list_jobs(who)}
+        return {k: v for k, v in (await self._store.run_stats()).items() if k in mine}
+
+    async def deliveries(
+        self, who: Principal, status: DeliveryStatus = DeliveryStatus.DEAD, limit: int = 100
+    ) -> tuple[list[Delivery], dict[DeliveryStatus, int]]:
+        """The newest ``limit`` deliveries (1-1000) in ``status``, and how many there are in
+        each status. Admins only (:class:`AdminOnly`)."""
+        _admin(who, "see deliveries")
+        found = await self._store.deliveries_with_status(status, max(1, min(limit, MAX_DELIVERIES)))
+        return found, await self._store.count_deliveries()
+
+    async def retry_delivery(self, who: Principal, delivery_id: int) -> bool:
+        """Give a dead delivery another round of attempts; False unless it was dead. Admins
+        only (:class:`AdminOnly`)."""
+        _admin(who, "retry deliveries")
+        return await self._store.retry_delivery(delivery_id)
+
+    async def events(
+        self, who: Principal, since: int, limit: int, *, share_agent_events: bool
+    ) -> list[Delivery]:
+        """The WebSocket events after id ``since`` that ``who`` may see, oldest first, at
+        most ``limit`` (the replay of an event stream)."""
+        seen = who.audiences(share_agent_events)
+        destinations: Sequence[str] | None = None if seen is None else sorted(seen)
+        return await self._store.list_deliveries(since, destinations, limit, prefix=WS_PREFIX)
+
+    def now_ms(self) -> int:
+        """The store's clock (every node's judge of lease and pass ages)."""
+        return self._store.clock.now_ms()
+
+    async def store_health(self, timeout_secs: float) -> list[DestinationRefusal]:
+        """The destinations refusing now, once the store answered within ``timeout_secs``;
+        :class:`StoreUnavailable` when it did not (another StarpodCronError when closed)."""
+        try:
+            async with asyncio.timeout(timeout_secs):
+                await self._store.ping()
+                return await self._store.refusing_destinations()
+        except TimeoutError:
+            raise StoreUnavailable(f"the store did not answer in {timeout_secs:g} s") from None
+
+
+def _admin(who: Principal, what: str) -> None:
+    if not who.admin:
+        raise AdminOnly(f"only admins {what}")
+
+
+def _newest_first(run: CronRun) -> float:
+    return -run.started_at.timestamp()

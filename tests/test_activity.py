@@ -1,0 +1,110 @@
+"""starpod_cron.activity: runs, statistics, deliveries and events as someone may see them, over
+every backend (a real store, a real scheduler recording manual runs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from starpod_cron import CronStore, DeliveryStatus, JobSpec, RunStatus, Schedule
+from starpod_cron.access import LOCAL_ADMIN, Principal
+from starpod_cron.activity import Activity, AdminOnly
+from starpod_cron.bootstrap import open_store
+from starpod_cron.clock import ManualClock
+from starpod_cron.config import AgentConfig
+from starpod_cron.models import JobContext, JobResult
+from starpod_cron.operations import JobOperations
+from starpod_cron.scheduler import CronScheduler
+
+ALICE, BOB = Principal("alice"), Principal("bob")
+
+
+FAILING: set[str] = set()
+"""Ids of the jobs whose runs fail now."""
+
+
+async def _run(ctx: JobContext) -> JobResult:
+    if ctx.job_id in FAILING:
+        raise RuntimeError("it failed on purpose")
+    return JobResult(session_id="s", summary=ctx.prompt)
+
+
+async def test_users_see_only_the_runs_and_stats_of_their_own_jobs(
+    store: CronStore, clock: ManualClock
+) -> None:
+    scheduler = CronScheduler(store, _run)
+    every = Schedule.interval(3_600_000)
+    ids = await store.add_jobs(
+        [
+            JobSpec("a-ok", "ok", every, user_id="alice"),
+            JobSpec("a-bad", "fail", every, user_id="alice", max_retries=0),
+            JobSpec("b-ok", "bob's secret", every, user_id="bob"),
+        ]
+    )
+    FAILING.add(ids[1])
+    for job_id in [ids[0], ids[1], ids[0], ids[0], ids[1], ids[2]]:
+        clock.advance(1)
+        await scheduler.run_now(job_id)
+        if job_id == ids[1]:
+            FAILING.clear()  # a-bad fails once, then its later run succeeds
+    activity = Activity(JobOperations(store, scheduler.run_now))
+
+    runs, jobs = await activity.recent_runs(ALICE, 10)
+    assert {r.job_id for r in runs} == {ids[0], ids[1]} and len(runs) == 5
+    assert [r.started_at for r in runs] == sorted((r.started_at for r in runs), reverse=True)
+    assert set(jobs) == {ids[0], ids[1]}
+    # the status filter applies before the limit: alice's one failed run is found with limit 1
+    # although every job of hers has a newer success
+    failed, _ = await activity.recent_runs(ALICE, 1, RunStatus.FAILED)
+    assert [(r.job_id, r.status) for r in failed] == [(ids[1], RunStatus.FAILED)]
+    assert [r.job_id for r in (await activity.recent_runs(BOB, 10))[0]] == [ids[2]]
+    assert len((await activity.recent_runs(LOCAL_ADMIN, 10))[0]) == 6
+    assert len((await activity.recent_runs(Principal(None), 10))[0]) == 0  # nobody's
+
+    stats = await activity.job_stats(ALICE)
+    assert set(stats) == {ids[0], ids[1]}
+    assert (stats[ids[0]].runs, stats[ids[1]].runs, stats[ids[1]].errors) == (3, 2, 1)
+    assert set(await activity.job_stats(BOB)) == {ids[2]}
+
+
+async def test_only_admins_see_and_retry_deliveries(store: CronStore) -> None:
+    activity = Activity(JobOperations(store))
+    for who in (ALICE, Principal("root")):
+        with pytest.raises(AdminOnly, match="only admins"):
+            await activity.deliveries(who, DeliveryStatus.DEAD, 10)
+        with pytest.raises(AdminOnly, match="only admins"):
+            await activity.retry_delivery(who, 1)
+    found, counts = await activity.deliveries(LOCAL_ADMIN, DeliveryStatus.DEAD, 10)
+    assert (found, counts) == ([], {})
+    assert await activity.retry_delivery(LOCAL_ADMIN, 1) is False  # no such dead delivery
+
+
+async def test_events_are_those_the_principal_may_see(url: str, clock: ManualClock) -> None:
+    """A manual run's WebSocket events (run.started, its notification: the gateway's routing,
+    as bootstrap opens the store) go to its owner's audience: alice replays hers, bob
+    nothing, an admin all."""
+    async with open_store(AgentConfig(), url, clock=clock) as store:
+        scheduler = CronScheduler(store, _run)
+        spec = JobSpec("a", "hi", Schedule.interval(3_600_000), user_id="alice")
+        (job_id,) = await store.add_jobs([spec])
+        await scheduler.run_now(job_id)
+        await _replays(Activity(JobOperations(store)))
+
+
+async def _replays(activity: Activity) -> None:
+    mine = await activity.events(ALICE, 0, 100, share_agent_events=False)
+    assert mine and {d.destination for d in mine} == {"ws:user:alice"}
+    assert await activity.events(BOB, 0, 100, share_agent_events=False) == []
+    assert len(await activity.events(LOCAL_ADMIN, 0, 100, share_agent_events=False)) == len(mine)
+    assert await activity.events(ALICE, mine[-1].id, 100, share_agent_events=False) == []
+
+
+async def test_store_health_lists_refusing_destinations_or_says_unavailable(
+    store: CronStore,
+) -> None:
+    from starpod_cron import StarpodCronError
+
+    activity = Activity(JobOperations(store))
+    assert await activity.store_health(5) == []
+    await store.close()
+    with pytest.raises(StarpodCronError):  # closed (StoreUnavailable when unreachable)
+        await activity.store_health(5)
