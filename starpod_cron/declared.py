@@ -38,8 +38,7 @@ from .errors import ConfigError, DuplicateJobName, InvalidInput
 from .jobfields import JobFields
 from .models import UNSET, CronJob, JobContext, JobResult, JobUpdate
 from .settings import StoreSettings
-from .store import planning
-from .store.base import CronStore
+from .store import CronStore, planning
 from .store.types import JobSpec
 from .timeutil import to_ms
 

@@ -21,7 +21,7 @@ from ..maintenance import configured_jobs
 from ..models import CronJob, CronRun, NodeStatus, RunStatus
 from ..operations import JobOperations
 from ..schedules import Schedule, format_duration_ms
-from ..store.base import CronStore
+from ..store import CronStore
 from ..timeutil import check_zone, from_ms
 from ..views import fires_across, job_fires, refusal_json
 from .render import (
