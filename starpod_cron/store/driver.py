@@ -13,9 +13,11 @@ writes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+from ..tasks import TaskSet
 from .types import Topic
 
 T = TypeVar("T")
@@ -90,3 +92,24 @@ class Driver(Protocol):
 
     async def close(self) -> None:
         """Stop watching, wait for writes in flight, release the database. Idempotent."""
+
+
+class Background:
+    """A driver's work that outlives a call: its watcher task (a :class:`TaskSet`) and its
+    writes in flight, each shielded from its caller's cancellation (it still commits or
+    rolls back, and its caller's outcome is its own, so it is a future, not a task of the
+    set); :meth:`stop` ends the one and waits for the others."""
+
+    def __init__(self, prefix: str) -> None:
+        self.tasks = TaskSet(prefix)
+        self._writes: set[asyncio.Future[Any]] = set()
+
+    async def shielded(self, future: asyncio.Future[T]) -> T:
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+        return await asyncio.shield(future)
+
+    async def stop(self) -> None:
+        await self.tasks.stop()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)

@@ -33,8 +33,7 @@ import asyncpg
 
 from ...errors import DatabaseMissing, SchemaVersionError, StarpodCronError, StoreUnavailable
 from ...logs import register_secret
-from ...tasks import TaskSet
-from ..driver import Params, Row, Script, Tx
+from ..driver import Background, Params, Row, Script, Tx
 from ..pgerrors import RETRIED, is_connection_error, unavailable, why
 from ..pglisten import Listener
 from ..sqlfile import load_migrations, load_queries, parameter_names, parameters
@@ -167,8 +166,8 @@ class PostgresDriver:
         self._types = types
         self._bulk: dict[tuple[str, tuple[str, ...]], str] = {}
         self._closed = False
-        self._inflight: set[asyncio.Future[Any]] = set()
-        self._tasks: TaskSet | None = None
+        self._background = Background("starpod-cron:pg")
+        self._watching = False
 
     @classmethod
     async def connect(cls, dsn: str, *, create: bool) -> PostgresDriver:
@@ -261,14 +260,9 @@ class PostgresDriver:
         await self._pool.expire_connections()
 
     async def write(self, script: Script[T]) -> tuple[T, frozenset[Topic]]:
-        """Shielded: if the caller is cancelled, the transaction still commits or rolls back.
-        It runs as a future of its own (not a TaskSet task: it must never be cancelled, and
-        its outcome goes to its caller); ``close`` waits for every one in flight."""
+        """Shielded from the caller's cancellation (see :class:`.Background`)."""
         self._check_open()
-        future = asyncio.ensure_future(self._transaction(script))
-        self._inflight.add(future)
-        future.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(future)
+        return await self._background.shielded(asyncio.ensure_future(self._transaction(script)))
 
     async def read(self, script: Script[T]) -> T:
         """Retried once on new connections if its connection was reset (not when the server
@@ -293,20 +287,17 @@ class PostgresDriver:
         await self.read(probe)
 
     def watch(self, signal: Callable[..., None]) -> None:
-        if self._tasks is not None or self._closed:
+        if self._watching or self._closed:
             return
-        self._tasks = TaskSet("starpod-cron:pg")
+        self._watching = True
         listener = Listener(self._dsn, self.channel, self.url, signal)
-        self._tasks.spawn(listener.run(), "listen")
+        self._background.tasks.spawn(listener.run(), "listen")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._tasks is not None:
-            await self._tasks.stop()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self._background.stop()
         try:
             await asyncio.wait_for(self._pool.close(), 10)
         except TimeoutError:

@@ -31,8 +31,7 @@ from ...errors import (
     StoreUnavailable,
 )
 from ...settings import StoreSettings
-from ...tasks import TaskSet
-from ..driver import Params, Row, Script
+from ..driver import Background, Params, Row, Script
 from ..sqlfile import load_migrations, load_queries, parameters
 from ..types import Topic
 
@@ -159,12 +158,12 @@ class SqliteDriver:
         self.settings = settings
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starpod-cron-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._inflight: set[asyncio.Future[Any]] = set()
+        self._background = Background("starpod-cron:sqlite")
+        self._watching = False
         self._closed = False
         self._identity: tuple[int, int] | None = None
         self._lost: str | None = None
         self._data_version = 0
-        self._tasks: TaskSet | None = None
 
     @classmethod
     async def connect(cls, path: str, settings: StoreSettings, *, create: bool) -> SqliteDriver:
@@ -281,14 +280,10 @@ class SqliteDriver:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def write(self, script: Script[T]) -> tuple[T, frozenset[Topic]]:
-        """Shielded: if the caller is cancelled the transaction still commits or rolls back
-        (closing the store waits for it)."""
+        """Shielded from the caller's cancellation (see :class:`.Background`)."""
         self._check_open()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._write_sync, script)
-        self._inflight.add(future)
-        future.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(future)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._write_sync, script)
+        return await self._background.shielded(future)
 
     async def read(self, script: Script[T]) -> T:
         return await self._on_thread(self._read_sync, script)
@@ -300,10 +295,10 @@ class SqliteDriver:
             raise unavailable(exc, self.path) from exc
 
     def watch(self, signal: Callable[..., None]) -> None:
-        if self._tasks is not None or self._closed or self._identity is None:
+        if self._watching or self._closed or self._identity is None:
             return
-        self._tasks = TaskSet("starpod-cron:sqlite")
-        self._tasks.spawn(self._watch(signal), "watch")
+        self._watching = True
+        self._background.tasks.spawn(self._watch(signal), "watch")
 
     async def _watch(self, signal: Callable[..., None]) -> None:
         """Notice commits by other processes (and a vanished file) within a quarter second."""
@@ -329,10 +324,7 @@ class SqliteDriver:
         if self._closed:
             return
         self._closed = True
-        if self._tasks is not None:
-            await self._tasks.stop()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self._background.stop()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, self._close_sync)
         self._pool.shutdown(wait=False)
