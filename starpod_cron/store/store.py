@@ -25,8 +25,8 @@ from .types import DeliveryPlanner
 
 class CronStore(
     JobOps,
-    HistoryOps,
     SchedulerOps,
+    HistoryOps,
     OutboxOps,
     CoordinationOps,
     StoreSignals,

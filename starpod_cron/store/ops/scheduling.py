@@ -22,7 +22,6 @@ from ..batches import (
     start_rows,
     write_notes,
 )
-from ..core import StoreCore
 from ..driver import Tx
 from ..records import (
     JOB_RUNTIME_COLUMNS,
@@ -32,6 +31,7 @@ from ..records import (
     RunRecord,
 )
 from ..types import Claim, Completion, RecoveryReport, RunFinished, Topic
+from .history import HistoryOps
 from .jobs import lock_job, lock_jobs
 
 _RUNTIME = (*JOB_RUNTIME_COLUMNS, "id")
@@ -70,7 +70,7 @@ async def write_finished(
         await tx.execute("prune_job_runs", {"job_ids": full, "keep": keep})
 
 
-class SchedulerOps(StoreCore):
+class SchedulerOps(HistoryOps):
     async def record_run_start(
         self, job_id: str, *, lease_secs: float | None = None, owner: str | None = None
     ) -> str:
@@ -107,7 +107,7 @@ class SchedulerOps(StoreCore):
         )
         (done,) = await self.complete_runs([completion], owner=None)
         if not done:
-            if await self.get_run(run_id) is None:  # type: ignore[attr-defined]
+            if await self.get_run(run_id) is None:
                 raise RunNotFound(f"no run with id {run_id!r}")
             raise RunNotRunning(f"run {run_id} is not running (already finished or recovered)")
 
