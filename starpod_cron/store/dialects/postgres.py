@@ -185,7 +185,7 @@ class PostgresDriver:
             raise
         try:
             async with pool.acquire() as conn:
-                schema = await conn.fetchval("SELECT current_schema()")
+                schema = await conn.fetchval(_sql("current_schema"))
                 if schema is None:
                     raise StoreUnavailable(
                         f"PostgreSQL at {where}: no schema to work in (the search_path names "

@@ -201,3 +201,6 @@ SELECT coalesce(max(version), 0) FROM starpod_cron_schema;
 
 -- name: record_version
 INSERT INTO starpod_cron_schema (version) VALUES (:version);
+
+-- name: current_schema
+SELECT current_schema();
