@@ -15,13 +15,13 @@ from ..models import (
     LoginSession,
     NodeInfo,
 )
-from .types import (
-    DeliveryOutcome,
-)
+from .types import DeliveryOutcome
 
 
 class DeliveryStore(Protocol):
-    """The durable outbox: what to tell whom about finished runs."""
+    """The durable outbox: what to tell whom about finished runs. What goes in is decided by
+    the planners handed over when the store is opened (``CronStore.open(...,
+    delivery_planner=, start_planner=)``), inside the transaction that records the run."""
 
     async def claim_deliveries(
         self,
