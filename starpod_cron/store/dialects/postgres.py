@@ -291,7 +291,7 @@ class PostgresDriver:
             return
         self._watching = True
         listener = Listener(self._dsn, self.channel, self.url, signal)
-        self._background.tasks.spawn(listener.run(), "listen")
+        self._background.tasks.keep(listener.run, "listen")  # restarted if it dies
 
     async def close(self) -> None:
         if self._closed:

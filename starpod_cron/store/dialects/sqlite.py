@@ -298,7 +298,7 @@ class SqliteDriver:
         if self._watching or self._closed or self._identity is None:
             return
         self._watching = True
-        self._background.tasks.spawn(self._watch(signal), "watch")
+        self._background.tasks.keep(lambda: self._watch(signal), "watch")  # restarted if it dies
 
     async def _watch(self, signal: Callable[..., None]) -> None:
         """Notice commits by other processes (and a vanished file) within a quarter second."""
