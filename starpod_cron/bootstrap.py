@@ -10,25 +10,7 @@ from .clock import Clock
 from .config import AgentConfig
 from .operations import UserLimits
 from .routing import DeliveryRouter
-from .store.base import CronStore, StoreOpener
-
-
-class ConfiguredOpener(StoreOpener):
-    """:class:`StoreOpener` that also installs the configured delivery planner (and the
-    ``run.started`` events, unless ``[gateway] run_started_events = false``)."""
-
-    def __init__(self, config: AgentConfig, url: str, clock: Clock | None, create: bool) -> None:
-        super().__init__(url, config.store_settings, clock, create)
-        self._config = config
-
-    async def _open(self) -> CronStore:
-        store = await super()._open()
-        router = delivery_router(self._config)
-        store.set_delivery_planner(router)
-        if self._config.gateway.run_started_events:
-            store.set_start_planner(router.started)
-        return store
-
+from .store import CronStore, StoreOpener
 
 STORE_ENV = "STARPOD_DB"
 
@@ -44,10 +26,19 @@ def open_store(
     *,
     create: bool = True,
     clock: Clock | None = None,
-) -> ConfiguredOpener:
+) -> StoreOpener[CronStore]:
     """``await open_store(config)`` or ``async with open_store(config) as store``: the store at
-    ``url`` (default: see :func:`store_url`) with the config's settings and delivery routing."""
-    return ConfiguredOpener(config, store_url(config, url), clock, create)
+    ``url`` (default: see :func:`store_url`) with the config's settings and delivery routing
+    (and the ``run.started`` events, unless ``[gateway] run_started_events = false``)."""
+    router = delivery_router(config)
+    return CronStore.open(
+        store_url(config, url),
+        settings=config.store_settings,
+        clock=clock,
+        create=create,
+        delivery_planner=router,
+        start_planner=router.started if config.gateway.run_started_events else None,
+    )
 
 
 def delivery_router(config: AgentConfig) -> DeliveryRouter:

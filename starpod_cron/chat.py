@@ -18,7 +18,7 @@ from .access import Principal
 from .errors import StarpodCronError
 from .inputrules import check_text
 from .operations import JobOperations
-from .store.base import SessionStore
+from .store.contract import SessionStore
 from .timeutil import zone
 from .tools import call_tool, openai_tools
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from .errors import StarpodCronError, StoreLost
-from .store.base import SchedulerStore
+from .store.contract import SchedulerStore
 from .store.types import Completion
 
 log = logging.getLogger("starpod_cron.scheduler")

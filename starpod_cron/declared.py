@@ -38,8 +38,7 @@ from .fields import user_fields
 from .jobfields import JobFields
 from .models import CronJob, JobContext, JobResult, JobUpdate
 from .settings import StoreSettings
-from .store import planning
-from .store.base import CronStore
+from .store import CronStore, planning
 from .store.types import JobSpec
 from .timeutil import to_ms
 

@@ -11,7 +11,7 @@ from .config import AgentConfig, MaintenanceConfig
 from .declared import DeclaredJob, JobRegistry, load
 from .jobfields import JobFields
 from .models import JobContext, JobResult
-from .store.base import CronStore
+from .store import CronStore
 from .timeutil import from_ms
 
 SOURCE = "agent.toml [maintenance]"

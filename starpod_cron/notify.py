@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from .logs import run_log
 from .models import RunStatus
-from .store.base import StoreSignals
+from .store.contract import StoreSignals
 from .store.types import RunFinished
 from .tasks import TaskSet
 

@@ -21,7 +21,7 @@ from .inputrules import check_text
 from .jobfields import JobFields
 from .models import UNSET, CronJob, CronRun
 from .schedules import Cron, Interval, Schedule
-from .store.base import CronStore
+from .store import CronStore
 from .timeutil import check_zone, from_ms
 
 MAX_NAME_QUERY = 200

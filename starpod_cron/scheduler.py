@@ -24,7 +24,7 @@ from .loopwatch import LoopWatch
 from .models import CronJob, CronRun, JobContext, JobResult, RunStatus, RunTrigger
 from .notify import Notifier, NotifierFeed
 from .settings import SchedulerSettings
-from .store.base import CronStore
+from .store import CronStore
 from .store.types import Claim, Completion
 from .tasks import TaskSet
 from .timeutil import from_ms, to_ms

@@ -34,7 +34,7 @@ from .inputrules import MAX_NAME_CHARS, check_all_text
 from .jobfields import JobFields
 from .operations import JobOperations
 from .schedules import Schedule
-from .store.base import CronStore
+from .store import CronStore
 from .timeutil import check_zone, zone
 from .views import fires_after, job_json, run_json, schedule_human
 

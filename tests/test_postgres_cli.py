@@ -10,7 +10,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from starpod_cron.store.postgres import safe_dsn
+from starpod_cron.store.dialects.postgres import safe_dsn
 from tests.backends import needs_postgres, pg_schema
 from tests.processes import run_cli, serve
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from starpod_cron import CronStore, Overlap, Schedule, SchemaVersionError
+from starpod_cron.store.dialects.sqlite import statements
 from starpod_cron.store.sqlfile import load_migrations
-from starpod_cron.store.sqlite import statements
 from tests.backends import assert_keeps_user_data
 
 

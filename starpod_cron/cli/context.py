@@ -11,7 +11,7 @@ from ..config import AgentConfig
 from ..errors import JobNotFound
 from ..models import CronJob
 from ..operations import JobOperations
-from ..store.base import CronStore
+from ..store import CronStore
 from ..timeutil import from_ms
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..logs import register_secret
 from ..operations import JobOperations, UserLimits
-from ..store.base import CronStore, SessionStore
+from ..store import CronStore, SessionStore
 from .base import BuiltExecutor, execution_note, session_for, session_key
 from .command import CommandExecutor
 from .echo import EchoExecutor

@@ -6,7 +6,7 @@ import uuid
 from typing import Protocol
 
 from ..models import JobContext, JobResult, SessionMode
-from ..store.base import SessionStore
+from ..store.contract import SessionStore
 
 
 class BuiltExecutor(Protocol):

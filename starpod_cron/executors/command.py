@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from ..errors import TransientJobError
 from ..logs import run_log
 from ..models import JobContext, JobResult
-from ..store.base import SessionStore
+from ..store.contract import SessionStore
 from .base import session_for
 from .cgroup import RunCgroup, RunCgroups
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..models import JobContext, JobResult
-from ..store.base import SessionStore
+from ..store.contract import SessionStore
 from .base import session_for
 
 log = logging.getLogger("starpod_cron.executors")

@@ -22,7 +22,7 @@ from ..chat import ModelReply, ToolUse, converse
 from ..errors import PermanentJobError, ProviderSaturated, TransientJobError
 from ..models import JobContext, JobResult, SessionMode
 from ..operations import JobOperations
-from ..store.base import SessionStore
+from ..store.contract import SessionStore
 from .base import execution_note, session_for
 
 log = logging.getLogger("starpod_cron.executors")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..models import JobContext, JobResult
-from ..store.base import SessionStore
+from ..store.contract import SessionStore
 from ..tasks import in_daemon_thread
 from .base import session_for
 

@@ -1,15 +1,17 @@
-"""Store backends behind one contract (:class:`~starpod_cron.store.base.CronStore`)."""
+"""The store: one concrete :class:`CronStore` on SQLite or PostgreSQL, behind the contract's
+per-concern protocols (``contract.py``, ``contract_nodes.py``)."""
 
-from .base import (
-    CronStore,
-    DeliveryStore,
+from .contract import (
     JobStore,
-    LoginSessionStore,
     PreferenceStore,
     RunStore,
     SchedulerStore,
     SessionStore,
+    StoreSignals,
 )
+from .contract_nodes import CoordinationStore, DeliveryStore, LoginSessionStore
+from .opener import StoreOpener
+from .store import CronStore
 from .types import (
     Claim,
     Completion,
@@ -25,6 +27,7 @@ from .types import (
 __all__ = [
     "Claim",
     "Completion",
+    "CoordinationStore",
     "CronStore",
     "DeliveryOutcome",
     "DeliveryPlanner",
@@ -38,6 +41,8 @@ __all__ = [
     "RunStore",
     "SchedulerStore",
     "SessionStore",
+    "StoreOpener",
     "StoreSettings",
+    "StoreSignals",
     "Topic",
 ]

@@ -1,29 +1,33 @@
-"""Which backend a store URL means, and opening it. Backends are imported by name, on use:
-this module imports none of them, and none of them imports it (no cycle)."""
+"""Which dialect a store URL means, connecting its driver, and the opener that
+``CronStore.open`` returns. PostgreSQL's dialect is imported by name, on use (it needs asyncpg,
+an optional dependency); this module never imports the store."""
 
 from __future__ import annotations
 
 import importlib
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
 
-from ..clock import Clock, SystemClock
 from ..errors import ConfigError
 from ..settings import StoreSettings
+from .dialects.sqlite import SqliteDriver
+from .driver import Driver
 
-if TYPE_CHECKING:
-    from .base import CronStore
-
-_BACKENDS = {
-    "sqlite": "starpod_cron.store.sqlite:SqliteStore",
-    "postgresql": "starpod_cron.store.postgres:PostgresStore",
-}
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 SUPPORTED = "a file path, sqlite:///path, or postgresql://user@host/db"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Closable)
 
 
 def parse_url(url: str) -> tuple[str, str]:
-    """``(backend, target)``: ``("sqlite", path)`` or ``("postgresql", dsn)``.
+    """``(dialect, target)``: ``("sqlite", path)`` or ``("postgresql", dsn)``.
 
     ``sqlite:///jobs.db`` is the relative path ``jobs.db`` and ``sqlite:////var/jobs.db`` the
     absolute one (SQLAlchemy's convention); anything without a scheme is a file path.
@@ -43,19 +47,45 @@ def parse_url(url: str) -> tuple[str, str]:
     raise ConfigError(f"unsupported store URL scheme {scheme!r}: give {SUPPORTED}")
 
 
-async def open_store(
-    url: str, settings: StoreSettings, clock: Clock | None, *, create: bool = True
-) -> CronStore:
-    backend, target = parse_url(url)
-    module_name, _, class_name = _BACKENDS[backend].partition(":")
+async def connect_driver(url: str, settings: StoreSettings, *, create: bool) -> Driver:
+    """The dialect driver of ``url``, connected (and the database migrated)."""
+    dialect, target = parse_url(url)
+    if dialect == "sqlite":
+        return await SqliteDriver.connect(target, settings, create=create)
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module("starpod_cron.store.dialects.postgres")
     except ImportError as exc:
         raise ConfigError(
-            f"the {backend} store needs a package that is not installed ({exc.name}): "
+            f"the {dialect} store needs a package that is not installed ({exc.name}): "
             "pip install 'starpod-cron[postgres]'"
         ) from exc
-    store_class: type[CronStore] = getattr(module, class_name)
-    connect = getattr(store_class, "connect")  # noqa: B009 - each backend's own classmethod
-    store: CronStore = await connect(target, settings, clock or SystemClock(), create=create)
-    return store
+    driver: Driver = await module.PostgresDriver.connect(target, create=create)
+    return driver
+
+
+class StoreOpener(Generic[S]):
+    """What ``CronStore.open`` returns: ``await`` it, or use it as ``async with`` (the store
+    is closed on exit)."""
+
+    def __init__(self, opening: Callable[[], Awaitable[S]]) -> None:
+        self._opening = opening
+        self._store: S | None = None
+
+    async def _open(self) -> S:
+        return await self._opening()
+
+    def __await__(self) -> Generator[Any, None, S]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> S:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()

@@ -40,9 +40,10 @@ _NOT_CONNECTION = (
 _CLIENT = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg_base.InternalClientError)
 _SQLSTATE_PREFIXES = ("08", "57P", "28", "3D000", "53300")
 
-RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.UniqueViolationError)
-"""Races a transaction lost; the transaction is run again (a unique key violated in a claim is
-another node's claim of the same occurrence committed first: the retry sees it)."""
+RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+"""Races a transaction lost; the transaction is run again. (A unique key is no race: every
+insert that two nodes may race for says what to do on conflict in its SQL, so a claim of an
+occurrence another node recorded first simply drops it.)"""
 
 
 def is_connection_error(exc: BaseException) -> bool:

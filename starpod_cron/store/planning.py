@@ -6,23 +6,20 @@ input is randomness for new ids.
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
 from ..jitter import fire_offset_ms
 from ..models import JobUpdate, MisfirePolicy, Overlap, RunStatus, RunTrigger, _Unset
-from ..schedules import Cron, Interval, OneShot, Schedule
+from ..schedules import Interval, OneShot, Schedule
 from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms
 from . import validation as check
+from .occurrences import count_between, next_ms
 from .records import JobRecord, RunRecord, new_record
 from .types import Completion, JobSpec
 
-MISSED_STEPS = 20
-"""Missed cron fires are counted one by one up to this many, then estimated from their spacing
-("about 1,800"): the count is only for the message of a skipped run and must stay cheap."""
 RESULT_LIMIT = 256 * 1024
 ERROR_LIMIT = 8 * 1024
 
@@ -104,35 +101,6 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
         clear_retry(job)
     job.enabled = enabled
     job.updated_at = now
-
-
-def _count_between(sched: Schedule, tz: str, first: int, last: int) -> tuple[int, bool]:
-    """Occurrences in [first, last] (both fires) and whether the count is an estimate.
-    Intervals are counted exactly; cron fires are stepped at most MISSED_STEPS times and the
-    rest estimated from the average spacing of those."""
-    if first == last:
-        return 1, False
-    if isinstance(sched, Interval):
-        return (last - first) // sched.every_ms + 1, False
-    count, t = 1, first
-    fires = sched.fires_after(from_ms(first), tz) if isinstance(sched, Cron) else iter(())
-    for fire in itertools.islice(fires, MISSED_STEPS - 1):
-        ms = to_ms(fire)
-        if ms > last:
-            return count, False
-        t = ms
-        count += 1
-    if count < MISSED_STEPS:
-        return count, False
-    spacing = (t - first) / (count - 1)
-    return count + round((last - t) / spacing), True
-
-
-def _next_ms(sched: Schedule, tz: str, after: int) -> int | None:
-    if isinstance(sched, Interval):
-        return sched.next_ms(after)
-    nxt = sched.next_run(from_ms(after), tz)
-    return None if nxt is None else to_ms(nxt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,14 +238,14 @@ def _plan_claim(
     if job.retry_at is not None:  # a regular fire comes before the retry: it supersedes it
         clear_retry(job)
     sched, tz, first = job.schedule, job.timezone, job.next_run_at
-    following = _next_ms(sched, tz, first)
+    following = next_ms(sched, tz, first)
     if following is None or following > now:
         latest, count, capped = first, 1, False
         set_next(job, following)
     elif job.overlap == Overlap.QUEUE.value:
         return _plan_queued(job, first, now, owner, lease_until, claimed_at, queue_limit)
     else:
-        set_next(job, _next_ms(sched, tz, now))
+        set_next(job, next_ms(sched, tz, now))
         latest_dt = sched.latest_run(from_ms(now), tz)
         latest = max(first, to_ms(latest_dt)) if latest_dt is not None else first
         count, capped = 0, False  # counted only where it matters: misfire_policy = "skip"
@@ -285,7 +253,7 @@ def _plan_claim(
     skipped = None
     if job.misfire_policy == MisfirePolicy.SKIP.value:
         if count == 0:
-            count, capped = _count_between(sched, tz, first, latest)
+            count, capped = count_between(sched, tz, first, latest)
         if now - latest - _jitter_of(job, latest) > grace_ms:  # even the latest is stale
             job.last_status = RunStatus.SKIPPED.value
             if job.next_fire_ms is None:  # a one-shot that can no longer run
@@ -327,10 +295,10 @@ def _plan_queued(
     if oldest > first:
         before = sched.latest_run(from_ms(oldest - 1), tz)
         last_dropped = max(first, to_ms(before)) if before is not None else first
-        count, capped = _count_between(sched, tz, first, last_dropped)
+        count, capped = count_between(sched, tz, first, last_dropped)
         why = f"while more than queue_limit ({queue_limit}) fires were waiting; overlap=queue"
         skipped = _skipped_run(job, first, last_dropped, count, capped, now, why)
-    set_next(job, _next_ms(sched, tz, oldest))
+    set_next(job, next_ms(sched, tz, oldest))
     run = start_run(job, RunTrigger.SCHEDULE, oldest, 1, now, owner, lease_until, claimed_at)
     return ClaimPlan(run=run, skipped=skipped)
 
@@ -432,7 +400,7 @@ def repair(job: JobRecord, now: int) -> bool:
     """
     if not job.enabled or job.next_run_at is not None or job.schedule_kind == OneShot.kind:
         return False
-    nxt = _next_ms(job.schedule, job.timezone, now)
+    nxt = next_ms(job.schedule, job.timezone, now)
     if nxt is None:
         job.enabled = False
         job.last_error = "schedule never fires again; job disabled"

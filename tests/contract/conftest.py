@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from starpod_cron import CronStore, ManualClock, StoreSettings
+from starpod_cron import CronStore, DeliveryPlanner, ManualClock, StoreSettings
 
 Opener = Callable[[StoreSettings, ManualClock], Awaitable[CronStore]]
 
@@ -33,3 +33,32 @@ async def store(
     s = await open_store(settings, clock)
     yield s
     await s.close()
+
+
+Reopen = Callable[..., Awaitable[CronStore]]
+
+
+@pytest.fixture
+async def reopen(url: str, settings: StoreSettings, clock: ManualClock) -> AsyncIterator[Reopen]:
+    """Open another store object on the same database with planners handed over at open:
+    ``await reopen(delivery_planner=..., start_planner=...)`` (closed after the test)."""
+    opened: list[CronStore] = []
+
+    async def opener(
+        *,
+        delivery_planner: DeliveryPlanner | None = None,
+        start_planner: DeliveryPlanner | None = None,
+    ) -> CronStore:
+        s = await CronStore.open(
+            url,
+            settings=settings,
+            clock=clock,
+            delivery_planner=delivery_planner,
+            start_planner=start_planner,
+        )
+        opened.append(s)
+        return s
+
+    yield opener
+    for s in opened:
+        await s.close()

@@ -25,7 +25,7 @@ from starpod_cron import (
     StoreSettings,
 )
 from starpod_cron.timeutil import from_ms
-from tests.contract.conftest import Opener
+from tests.contract.conftest import Opener, Reopen
 
 
 async def test_one_holder_at_a_time_and_renewal_keeps_the_tenure(
@@ -146,10 +146,10 @@ def broadcasting(job: CronJob, run: CronRun) -> Sequence[DeliverySpec]:
 
 
 async def test_broadcast_events_are_published_never_claimed_by_an_outbox(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
     assert await store.last_delivery_id() == 0
-    store.set_delivery_planner(broadcasting)
+    store = await reopen(delivery_planner=broadcasting)
     await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
     clock.advance(60)
     (claim,) = await store.claim_due("me", 10, 30)

@@ -21,6 +21,7 @@ from starpod_cron import (
     Schedule,
 )
 from starpod_cron.owner import new_owner
+from tests.contract.conftest import Reopen
 
 
 def planner(job: CronJob, run: CronRun) -> Sequence[DeliverySpec]:
@@ -39,9 +40,9 @@ async def finish_one(store: CronStore, clock: ManualClock, status: RunStatus) ->
 
 
 async def test_deliveries_are_written_with_the_completion(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await store.add_job_full(
         "j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 42, "thread_id": 7}
     )
@@ -59,11 +60,11 @@ async def test_deliveries_are_written_with_the_completion(
 
 
 async def test_no_planner_no_deliveries_and_interruptions_are_not_announced(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
     await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
     await finish_one(store, clock, RunStatus.SUCCESS)
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await finish_one(store, clock, RunStatus.INTERRUPTED)
     assert await store.list_deliveries(0, ["ws:agent"]) == []
     clock.advance(30)
@@ -73,18 +74,22 @@ async def test_no_planner_no_deliveries_and_interruptions_are_not_announced(
     assert event.payload["status"] == "failed"
 
 
-async def test_a_broken_planner_never_loses_the_run(store: CronStore, clock: ManualClock) -> None:
+async def test_a_broken_planner_never_loses_the_run(
+    store: CronStore, clock: ManualClock, reopen: Reopen
+) -> None:
     def broken(job: CronJob, run: CronRun) -> Sequence[DeliverySpec]:
         raise RuntimeError("planner bug")
 
-    store.set_delivery_planner(broken)
+    store = await reopen(delivery_planner=broken)
     job_id = await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
     await finish_one(store, clock, RunStatus.SUCCESS)
     assert [r.status for r in await store.list_runs(job_id)] == [RunStatus.SUCCESS]
 
 
-async def test_claim_and_finish_deliveries(store: CronStore, clock: ManualClock) -> None:
-    store.set_delivery_planner(planner)
+async def test_claim_and_finish_deliveries(
+    store: CronStore, clock: ManualClock, reopen: Reopen
+) -> None:
+    store = await reopen(delivery_planner=planner)
     await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 1})
     await finish_one(store, clock, RunStatus.SUCCESS)
     claimed = await store.claim_deliveries("w1", 10, 30)
@@ -108,9 +113,9 @@ async def test_claim_and_finish_deliveries(store: CronStore, clock: ManualClock)
 
 
 async def test_an_expired_delivery_lease_is_claimed_again(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
     await finish_one(store, clock, RunStatus.SUCCESS)
     (first,) = await store.claim_deliveries("dead-gateway", 10, 30)
@@ -132,9 +137,9 @@ async def test_user_timezone(store: CronStore) -> None:
 
 
 async def test_a_delivery_handed_back_untried_keeps_its_attempt_count(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
     await finish_one(store, clock, RunStatus.SUCCESS)
     (claimed,) = await store.claim_deliveries("w", 10, 30)
@@ -149,11 +154,11 @@ async def test_a_delivery_handed_back_untried_keeps_its_attempt_count(
 
 
 async def test_finish_deliveries_records_a_batch_with_one_answer_each(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
     from starpod_cron import DeliveryOutcome
 
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 9})
     await finish_one(store, clock, RunStatus.SUCCESS)
     ws, tg = await store.claim_deliveries("w", 10, 30)
@@ -173,9 +178,9 @@ async def test_finish_deliveries_records_a_batch_with_one_answer_each(
 
 
 async def test_dead_deliveries_are_counted_listed_and_retried_once(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 42})
     await finish_one(store, clock, RunStatus.SUCCESS)
     (claimed,) = await store.claim_deliveries("outbox", 10, 30, ["tg:"])
@@ -191,9 +196,9 @@ async def test_dead_deliveries_are_counted_listed_and_retried_once(
 
 
 async def test_a_sender_that_died_on_this_machine_leaves_its_deliveries_at_once(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 42})
     await finish_one(store, clock, RunStatus.SUCCESS)
     code = "from starpod_cron.owner import new_owner; print(new_owner())"
@@ -211,9 +216,9 @@ async def test_a_sender_that_died_on_this_machine_leaves_its_deliveries_at_once(
 
 
 async def test_maintenance_deletes_exactly_what_its_dry_run_counted(
-    store: CronStore, clock: ManualClock
+    store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:
-    store.set_delivery_planner(planner)
+    store = await reopen(delivery_planner=planner)
     await store.add_job_full("j", "p", Schedule.interval(every_ms=60_000), origin={"chat_id": 7})
     await finish_one(store, clock, RunStatus.SUCCESS)  # ws:agent + tg:7, both pending
     (sent,) = await store.claim_deliveries("outbox", 10, 30, ["tg:"])

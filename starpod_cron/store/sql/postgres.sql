@@ -1,113 +1,45 @@
--- Queries of the PostgreSQL store, loaded by name. {job_columns} and friends expand to the
--- column lists of starpod_cron.store.records; parameters are asyncpg's $1, $2, ...
+-- The PostgreSQL side of what differs between dialects (common.sql holds the rest). Several
+-- nodes write at once: rows are locked FOR UPDATE (in id order, so writers never deadlock) or
+-- skipped when another claimer holds them (SKIP LOCKED); lists are arrays; a bulk write is
+-- one statement over unnest(:rows), which the driver turns into one typed array per column
+-- (types read from the catalog of the statement's table at connect).
 
--- name: insert_job
-INSERT INTO jobs ({job_columns}) VALUES ({job_placeholders});
-
--- name: update_job_state
-UPDATE jobs SET {job_state_assignments} WHERE id = ${job_state_id};
-
--- name: delete_job
-DELETE FROM jobs WHERE id = $1;
-
--- name: delete_job_runs
-DELETE FROM runs WHERE job_id = $1;
-
--- name: get_job
-SELECT {job_columns} FROM jobs WHERE id = $1;
-
+-- ------------------------------------------------------------------------------- jobs
 -- name: lock_job
-SELECT {job_columns} FROM jobs WHERE id = $1 FOR UPDATE;
-
--- name: get_job_by_name
-SELECT {job_columns} FROM jobs WHERE coalesce(user_id, '') = coalesce($2, '') AND name = $1;
-
--- name: find_jobs_by_name
-SELECT {job_columns} FROM jobs WHERE name = $1 ORDER BY user_id IS NOT NULL, user_id;
+SELECT {job_columns} FROM jobs WHERE id = :id FOR UPDATE;
 
 -- name: lock_jobs
-SELECT {job_columns} FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE;
-
--- name: names_taken
-SELECT j.user_id, j.name FROM unnest($1::text[], $2::text[]) AS w(owner, name)
-JOIN jobs j ON coalesce(j.user_id, '') = w.owner AND j.name = w.name
-LIMIT 1;
+SELECT {job_columns} FROM jobs WHERE id = ANY(:ids::text[]) ORDER BY id FOR UPDATE;
 
 -- name: lock_owners
 -- Serializes adds per owner (READ COMMITTED would let two adds both count 4 of 5): a
--- transaction-scoped advisory lock per user id, $1 the store's channel (one per schema), $2
--- the user ids sorted (unnest keeps their order, so two adds never deadlock).
-SELECT pg_advisory_xact_lock(hashtextextended($1 || ':jobs:' || o, 0))
-FROM unnest($2::text[]) AS o;
+-- transaction-scoped advisory lock per user id of this schema, the ids sorted (unnest keeps
+-- their order, so two adds never deadlock).
+SELECT pg_advisory_xact_lock(hashtextextended('starpod_cron:jobs:' || current_schema() || ':' || o, 0))
+FROM unnest(:owners::text[]) AS o;
 
 -- name: owner_job_counts
-SELECT user_id, count(*) FROM jobs WHERE user_id = ANY($1::text[]) GROUP BY user_id;
+SELECT user_id, count(*) FROM jobs WHERE user_id = ANY(:owners::text[]) GROUP BY user_id;
 
--- name: list_jobs
-SELECT {job_columns} FROM jobs ORDER BY name, user_id IS NOT NULL, user_id;
+-- name: names_taken
+SELECT j.user_id, j.name FROM unnest(:owners::text[], :names::text[]) AS w(owner, name)
+JOIN jobs j ON coalesce(j.user_id, '') = w.owner AND j.name = w.name
+LIMIT 1;
 
--- name: list_jobs_for_user
-SELECT {job_columns} FROM jobs WHERE user_id = $1 ORDER BY name;
-
--- name: select_due
-SELECT {job_columns} FROM jobs WHERE due_at <= $1 ORDER BY due_at LIMIT $2;
+-- name: insert_jobs
+INSERT INTO jobs ({job_columns}) SELECT * FROM unnest(:rows) ON CONFLICT DO NOTHING;
 
 -- name: claim_due_jobs
 -- Rows another claimer has locked are skipped, not waited for: two nodes claim disjoint jobs.
-SELECT {job_columns} FROM jobs WHERE due_at <= $1 ORDER BY due_at LIMIT $2
+SELECT {job_columns} FROM jobs WHERE due_at <= :until ORDER BY due_at LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
--- name: next_due_at
-SELECT min(due_at) FROM jobs WHERE due_at IS NOT NULL;
+-- name: update_jobs_runtime
+UPDATE jobs AS t SET {job_runtime_assign_v}
+FROM unnest(:rows) AS v({job_runtime_columns}, id) WHERE t.id = v.id;
 
--- name: insert_run
-INSERT INTO runs ({run_columns}) VALUES ({run_placeholders});
-
--- name: update_job_runtime
-UPDATE jobs SET {job_runtime_assignments} WHERE id = ${job_runtime_id};
-
--- name: get_run
-SELECT {run_columns} FROM runs WHERE id = $1;
-
--- name: lock_runs
-SELECT {run_columns} FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE;
-
--- name: list_runs
-SELECT {run_columns} FROM runs WHERE job_id = $1 ORDER BY seq DESC LIMIT $2;
-
--- name: list_recent_runs
-SELECT {run_columns} FROM runs
-WHERE ($1::text IS NULL OR job_id = $1) AND ($2::text IS NULL OR status = $2)
-ORDER BY seq DESC LIMIT $3;
-
--- name: count_old_runs
-SELECT count(*) FROM runs WHERE completed_at IS NOT NULL AND completed_at < $1;
-
--- name: delete_old_runs
-DELETE FROM runs WHERE completed_at IS NOT NULL AND completed_at < $1;
-
--- name: renew_leases
--- Rows are locked in id order, like every other writer of runs (completions, recovery): two
--- writers of the same runs then wait for each other but never deadlock.
-UPDATE runs SET lease_expires_at = $1, lease_renewed_at = $2
-WHERE id IN (
-    SELECT id FROM runs
-    WHERE lease_owner = $3 AND status = 'running' AND ($4 OR id = ANY($5::text[]))
-    ORDER BY id
-    FOR UPDATE
-)
-RETURNING id;
-
--- name: running_owners
-SELECT DISTINCT lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL;
-
--- name: expired_runs
-SELECT {run_columns} FROM runs
-WHERE status = 'running'
-  AND (lease_expires_at < $1 OR lease_owner = ANY($2::text[]))
-  AND NOT (id = ANY($3::text[]))
-ORDER BY id
-FOR UPDATE SKIP LOCKED;
+-- name: delete_jobs
+DELETE FROM jobs WHERE id = ANY(:ids::text[]);
 
 -- name: release_orphaned_jobs
 UPDATE jobs SET running_run_id = NULL, running_count = 0
@@ -124,38 +56,69 @@ SELECT {job_columns} FROM jobs
 WHERE enabled AND next_run_at IS NULL AND schedule_kind <> 'one_shot'
 FOR UPDATE SKIP LOCKED;
 
--- name: get_session_by_key
-SELECT id FROM sessions WHERE key = $1;
+-- ------------------------------------------------------------------------------- runs
+-- name: insert_runs
+-- An occurrence already recorded (the runs_occurrence index) is another claimer's, committed
+-- first: this claim lost the race and drops the run it planned (no error, no retry).
+INSERT INTO runs ({run_columns}) SELECT * FROM unnest(:rows)
+ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' DO NOTHING;
 
--- name: insert_session
-INSERT INTO sessions (id, key, created_at, updated_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (key) DO NOTHING;
+-- name: runs_present
+SELECT id FROM runs WHERE id = ANY(:ids::text[]);
 
--- name: session_messages
-SELECT role, content, run_id, created_at FROM (
-    SELECT seq, role, content, run_id, created_at FROM messages
-    WHERE session_id = $1 ORDER BY seq DESC LIMIT $2
-) AS newest ORDER BY seq;
+-- name: lock_runs
+SELECT {run_columns} FROM runs WHERE id = ANY(:ids::text[]) ORDER BY id FOR UPDATE;
 
--- name: insert_message
-INSERT INTO messages (session_id, role, content, run_id, created_at) VALUES ($1, $2, $3, $4, $5);
+-- name: finish_runs
+UPDATE runs AS t SET {run_result_assign_v}
+FROM unnest(:rows) AS v({run_result_columns}, id) WHERE t.id = v.id;
 
--- name: touch_session
-UPDATE sessions SET updated_at = $1 WHERE id = $2;
-
--- name: trim_messages
-DELETE FROM messages
-WHERE session_id = $1 AND seq < (
-    SELECT seq FROM messages WHERE session_id = $1 ORDER BY seq DESC OFFSET $2 - 1 LIMIT 1
+-- name: prune_job_runs
+DELETE FROM runs WHERE seq IN (
+    SELECT seq FROM (
+        SELECT seq, status, row_number() OVER (PARTITION BY job_id ORDER BY seq DESC) AS newer
+        FROM runs WHERE job_id = ANY(:job_ids::text[])
+    ) AS ranked WHERE newer > :keep AND status <> 'running'
 );
 
+-- name: renew_leases
+-- Rows are locked in id order, like every other writer of runs (completions, recovery): two
+-- writers of the same runs then wait for each other but never deadlock.
+UPDATE runs SET lease_expires_at = :until, lease_renewed_at = :now
+WHERE id IN (
+    SELECT id FROM runs
+    WHERE lease_owner = :owner AND status = 'running' AND (:all OR id = ANY(:ids::text[]))
+    ORDER BY id
+    FOR UPDATE
+)
+RETURNING id;
+
+-- name: expired_runs
+SELECT {run_columns} FROM runs
+WHERE status = 'running'
+  AND (lease_expires_at < :now OR lease_owner = ANY(:dead::text[]))
+  AND NOT (id = ANY(:held::text[]))
+ORDER BY id
+FOR UPDATE SKIP LOCKED;
+
+-- name: analyze
+ANALYZE jobs, runs, deliveries, messages, sessions;
+
+-- ---------------------------------------------------------------------- conversations
+-- name: insert_messages
+INSERT INTO messages (session_id, role, content, run_id, created_at)
+SELECT * FROM unnest(:rows);
+
+-- ---------------------------------------------------------------------------- outbox
 -- name: lock_delivery_ids
 -- Held to commit by every transaction that inserts deliveries: ids then become visible in
 -- id order, so a reader tailing events by id never skips one that commits late.
 SELECT pg_advisory_xact_lock(hashtextextended('starpod_cron:deliveries:' || current_schema(), 0));
 
--- name: sending_owners
-SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending';
+-- name: insert_deliveries
+INSERT INTO deliveries ({delivery_insert_columns}, attempts)
+SELECT v.*, 0 FROM unnest(:rows) AS v
+ON CONFLICT (run_id, destination, event) DO NOTHING;
 
 -- name: claim_deliveries
 -- Due deliveries, oldest first, never overtaking an older undelivered one to the same
@@ -164,44 +127,40 @@ SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending';
 -- other claimers (SKIP LOCKED).
 WITH due AS (
     SELECT d.id FROM deliveries d
-    WHERE ((d.status = 'pending' AND d.next_attempt_at <= $1)
-           OR (d.status = 'sending' AND (d.lease_expires_at < $1
-                                         OR d.lease_owner = ANY($7::text[]))))
-      AND ($2 OR EXISTS (
-            SELECT 1 FROM unnest($3::text[]) AS p(prefix)
+    WHERE ((d.status = 'pending' AND d.next_attempt_at <= :now)
+           OR (d.status = 'sending' AND (d.lease_expires_at < :now
+                                         OR d.lease_owner = ANY(:dead::text[]))))
+      AND (:any OR EXISTS (
+            SELECT 1 FROM unnest(:prefixes::text[]) AS p(prefix)
             WHERE starts_with(d.destination, p.prefix)))
       AND NOT EXISTS (
             SELECT 1 FROM deliveries e
             WHERE e.destination = d.destination AND e.id < d.id
               AND e.status IN ('pending', 'sending')
-              AND ((e.status = 'pending' AND e.next_attempt_at > $1)
-                   OR (e.status = 'sending' AND e.lease_expires_at >= $1
-                       AND NOT e.lease_owner = ANY($7::text[]))))
+              AND ((e.status = 'pending' AND e.next_attempt_at > :now)
+                   OR (e.status = 'sending' AND e.lease_expires_at >= :now
+                       AND NOT e.lease_owner = ANY(:dead::text[]))))
       AND pg_try_advisory_xact_lock(
             hashtextextended('starpod_cron:destination:' || current_schema() || d.destination, 0))
     ORDER BY d.id
-    LIMIT $4
+    LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-UPDATE deliveries SET status = 'sending', lease_owner = $5, lease_expires_at = $6,
+UPDATE deliveries SET status = 'sending', lease_owner = :owner, lease_expires_at = :until,
        attempts = deliveries.attempts + 1
 FROM due WHERE deliveries.id = due.id
 RETURNING {delivery_columns_qualified};
 
--- name: finish_delivery
-UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, delivered_at = $4,
-       attempts = attempts - $5, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = $6 AND status = 'sending' AND lease_owner = $7;
-
--- name: delivery_progress
-UPDATE deliveries SET progress = $1 WHERE id = $2 AND status = 'sending' AND lease_owner = $3;
+-- name: renew_deliveries
+UPDATE deliveries SET lease_expires_at = :until
+WHERE lease_owner = :owner AND status = 'sending' AND id = ANY(:ids::bigint[]);
 
 -- name: list_deliveries
 SELECT {delivery_columns} FROM deliveries
-WHERE id > $1
-  AND ($2 OR destination = ANY($3::text[]))
-  AND ($4::text IS NULL OR starts_with(destination, $4))
-ORDER BY id LIMIT $5;
+WHERE id > :since
+  AND (:everywhere OR destination = ANY(:destinations::text[]))
+  AND (:prefix::text IS NULL OR starts_with(destination, :prefix))
+ORDER BY id LIMIT :limit;
 
 -- name: next_delivery_at
 SELECT min(t) FROM (
@@ -209,128 +168,39 @@ SELECT min(t) FROM (
     UNION ALL
     SELECT lease_expires_at, destination FROM deliveries WHERE status = 'sending'
 ) AS open
-WHERE $1 OR EXISTS (
-    SELECT 1 FROM unnest($2::text[]) AS p(prefix) WHERE starts_with(destination, p.prefix));
+WHERE :any OR EXISTS (
+    SELECT 1 FROM unnest(:prefixes::text[]) AS p(prefix) WHERE starts_with(destination, p.prefix));
 
--- name: get_user_timezone
-SELECT timezone FROM user_prefs WHERE user_id = $1;
-
--- name: set_user_timezone
-INSERT INTO user_prefs (user_id, timezone, updated_at) VALUES ($1, $2, $3)
-ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, updated_at = excluded.updated_at;
-
--- name: notify
-SELECT pg_notify($1, $2);
-
--- name: get_lease_for_update
-SELECT name, holder, since, expires_at, state FROM leases WHERE name = $1 FOR UPDATE;
-
--- name: insert_lease
-INSERT INTO leases (name, holder, since, expires_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (name) DO NOTHING;
-
--- name: update_lease
-UPDATE leases SET holder = $2, since = $3, expires_at = $4 WHERE name = $1;
-
--- name: save_lease_state
-UPDATE leases SET state = $1 WHERE name = $2 AND holder = $3 AND expires_at > $4;
-
--- name: release_lease
-UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND expires_at > $4;
-
--- name: list_leases
-SELECT name, holder, since, expires_at, state FROM leases ORDER BY name;
-
--- name: heartbeat
-INSERT INTO nodes (id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen,
-                               heartbeat_ms = excluded.heartbeat_ms,
-                               stopped_at = excluded.stopped_at, roles = excluded.roles;
-
--- name: forget_nodes
-DELETE FROM nodes WHERE last_seen < $1;
-
--- name: list_nodes
-SELECT id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles
-FROM nodes WHERE last_seen >= $1 ORDER BY started_at DESC, id;
-
--- name: last_delivery_id
-SELECT coalesce(max(id), 0) FROM deliveries;
-
--- name: renew_deliveries
-UPDATE deliveries SET lease_expires_at = $1
-WHERE lease_owner = $2 AND status = 'sending' AND id = ANY($3::bigint[]);
-
--- name: count_deliveries
-SELECT status, count(*) FROM deliveries GROUP BY status;
-
--- name: deliveries_with_status
-SELECT {delivery_columns} FROM deliveries WHERE status = $1 ORDER BY id DESC LIMIT $2;
-
--- name: retry_delivery
-UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_owner = NULL,
-       lease_expires_at = NULL
-WHERE id = $2 AND status = 'dead';
-
--- name: run_stats
-SELECT job_id, count(*), sum(CASE WHEN status IN ('failed', 'timeout') THEN 1 ELSE 0 END),
-       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
-       (SELECT r.duration_ms FROM runs r
-        WHERE r.job_id = runs.job_id AND r.duration_ms IS NOT NULL
-        ORDER BY r.seq DESC LIMIT 1)
-FROM runs GROUP BY job_id;
-
--- name: count_old_messages
-SELECT count(*) FROM messages WHERE created_at < $1;
-
--- name: delete_old_messages
-DELETE FROM messages WHERE created_at < $1;
-
--- name: count_old_deliveries
-SELECT count(*) FROM deliveries
-WHERE created_at < $1 AND status IN ('delivered', 'dead', 'published');
-
--- name: delete_old_deliveries
-DELETE FROM deliveries WHERE created_at < $1 AND status IN ('delivered', 'dead', 'published');
-
--- name: insert_login_session
-INSERT INTO login_sessions
-    (id_hash, user_id, token_fingerprint, created_at, expires_at, last_used_at)
-VALUES ($1, $2, $3, $4, $5, $6);
-
--- name: get_login_session
-SELECT user_id, token_fingerprint, created_at, expires_at, last_used_at
-FROM login_sessions WHERE id_hash = $1 AND expires_at > $2;
-
--- name: touch_login_session
-UPDATE login_sessions SET last_used_at = $1 WHERE id_hash = $2 AND last_used_at < $3;
-
--- name: delete_login_session
-DELETE FROM login_sessions WHERE id_hash = $1;
+-- ---------------------------------------------------------------------- coordination
+-- name: lock_lease
+SELECT name, holder, since, expires_at, state FROM leases WHERE name = :name FOR UPDATE;
 
 -- name: end_login_sessions
-DELETE FROM login_sessions WHERE NOT (token_fingerprint = ANY($1::text[]));
+DELETE FROM login_sessions WHERE NOT (token_fingerprint = ANY(:keep::text[]));
 
--- name: delete_expired_login_sessions
-DELETE FROM login_sessions WHERE expires_at <= $1;
+-- --------------------------------------------------------------- the driver's own
+-- name: notify
+SELECT pg_notify(:channel, :topic);
 
--- name: refuse_destination
--- One more refusal in a row (the first one opens the row); the caller sets retry_at next.
-INSERT INTO destination_refusals (name, since, retry_at, failures, error)
-VALUES ($1, $2, $2, 1, $3)
-ON CONFLICT (name) DO UPDATE SET failures = destination_refusals.failures + 1,
-                                 error = excluded.error
-RETURNING since, failures;
+-- name: column_types
+-- Every column's type, for the typed arrays of unnest(:rows): read at connect, never listed
+-- by hand, so a new column needs only its migration.
+SELECT c.relname, a.attname, format_type(a.atttypid, NULL)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+  AND a.attnum > 0 AND NOT a.attisdropped;
 
--- name: destination_retry_at
-UPDATE destination_refusals SET retry_at = $1 WHERE name = $2;
+-- name: migrate_lock
+SELECT pg_advisory_xact_lock(hashtextextended('starpod_cron:migrate:' || current_schema(), 0));
 
--- name: take_destination_probe
-UPDATE destination_refusals SET retry_at = $1 WHERE name = $2 AND retry_at <= $3;
+-- name: schema_table
+CREATE TABLE IF NOT EXISTS starpod_cron_schema (version integer NOT NULL);
 
--- name: clear_destination
-DELETE FROM destination_refusals WHERE name = $1;
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM starpod_cron_schema;
 
--- name: refusing_destinations
-SELECT name, since, retry_at, failures, error FROM destination_refusals ORDER BY name;
+-- name: record_version
+INSERT INTO starpod_cron_schema (version) VALUES (:version);
+
+-- name: current_schema
+SELECT current_schema();

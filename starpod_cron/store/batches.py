@@ -1,7 +1,8 @@
-"""What every backend shares beyond planning: bounds for numbers from outside, the messages of
-a few errors, and the in-transaction bookkeeping of a claim, a completion and a recovery pass
-(``ClaimBatch``, ``FinishBatch``, ``interrupt_expired``), so a backend only reads and writes
-rows."""
+"""What a transaction decides, dialect-free: the in-transaction bookkeeping of a claim, a
+completion and a recovery pass (``ClaimBatch``, ``FinishBatch``, ``interrupt_expired``), the
+rows of deliveries, leases and nodes, bounds for numbers from outside and the messages of a
+few errors. The transaction scripts (``ops/``) read rows, hand them here, and write back what
+was decided."""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ NOTIFIED = frozenset({RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus
 FINAL_FOR_COMPLETION = frozenset(
     {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
 )
+DELIVERY_INSERT_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "job_id",
+    "job_name",
+    "destination",
+    "payload",
+    "next_attempt_at",
+    "created_at",
+    "status",
+    "event",
+)
+"""The columns of a new delivery, in the order of :func:`delivery_rows`' tuples."""
 MAX_ROWS = 1_000_000
 MAX_ID = 2**63 - 1
 
@@ -181,16 +194,25 @@ def check_completions(completions: Sequence[Completion]) -> None:
             )
 
 
-def outcome_params(o: DeliveryOutcome, now: int) -> tuple[str, int, str | None, int | None, int]:
-    """(status, next attempt or time of the end, error, delivered at, attempts to give back)
-    for a delivery's outcome; an outcome never attempted gives its attempt back."""
+def outcome_params(o: DeliveryOutcome, now: int, owner: str) -> dict[str, object]:
+    """The ``finish_delivery`` parameters of a delivery's outcome (status, next attempt or
+    time of the end, error, delivered at, attempts to give back: an outcome never attempted
+    gives its attempt back)."""
     if o.delivered:
-        params: tuple[str, int, str | None, int | None] = ("delivered", now, o.error, now)
+        status, at, delivered = "delivered", now, now
     elif o.retry_at is not None:
-        params = ("pending", to_ms(o.retry_at), o.error, None)
+        status, at, delivered = "pending", to_ms(o.retry_at), None
     else:
-        params = ("dead", now, o.error, None)
-    return (*params, 0 if o.attempted else 1)
+        status, at, delivered = "dead", now, None
+    return {
+        "status": status,
+        "next_attempt_at": at,
+        "error": o.error,
+        "delivered_at": delivered,
+        "give_back": 0 if o.attempted else 1,
+        "id": o.delivery_id,
+        "owner": owner,
+    }
 
 
 @dataclass
@@ -228,6 +250,26 @@ class ClaimBatch:
             self.claims.append(claim_of(job, plan.run, self.lease_until))
             if self.start_planner is not None:
                 self.deliveries.extend(start_rows(self.start_planner, job, plan.run, self.now))
+
+    def drop(self, lost: Collection[str]) -> None:
+        """Forget the runs ``lost`` whose occurrence another claimer recorded first (a lost
+        race, not an error): no claim and no start event for them, and their jobs no longer
+        count them as running (the occurrence is taken, so the job stays advanced past it)."""
+        jobs = {job.id: job for job in self.jobs}
+        for run in self.runs:
+            if run.id not in lost:
+                continue
+            job = jobs[run.job_id]
+            job.run_count -= 1
+            if run.status == RunStatus.RUNNING.value:
+                job.running_count -= 1
+                if job.running_run_id == run.id:
+                    job.running_run_id = None
+            why = f"lost a race: occurrence {from_ms(run.scheduled_for).isoformat()} is taken"
+            self.notes.append((logging.WARNING, "%s", (why,), (job.name, run.id)))
+        self.runs = [r for r in self.runs if r.id not in lost]
+        self.claims = [c for c in self.claims if c.run_id not in lost]
+        self.deliveries = [d for d in self.deliveries if d[0] not in lost]
 
 
 def start_rows(
@@ -359,19 +401,19 @@ def lease_from_row(row: Iterable[Any]) -> Lease:
     return Lease(name, holder, from_ms(since), from_ms(expires_at), state)
 
 
-def node_params(node: NodeInfo, now: int, stopped: bool) -> tuple[object, ...]:
-    """(id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles)."""
-    return (
-        node.id,
-        node.host,
-        node.pid,
-        node.version,
-        to_ms(node.started_at),
-        now,
-        round(node.heartbeat_secs * 1000),
-        now if stopped else None,
-        json.dumps(list(node.roles)),
-    )
+def node_params(node: NodeInfo, now: int, stopped: bool) -> dict[str, object]:
+    """The ``heartbeat`` parameters of ``node``, seen ``now``."""
+    return {
+        "id": node.id,
+        "host": node.host,
+        "pid": node.pid,
+        "version": node.version,
+        "started_at": to_ms(node.started_at),
+        "last_seen": now,
+        "heartbeat_ms": round(node.heartbeat_secs * 1000),
+        "stopped_at": now if stopped else None,
+        "roles": json.dumps(list(node.roles)),
+    }
 
 
 def node_from_row(row: Iterable[Any]) -> NodeInfo:

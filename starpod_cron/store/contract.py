@@ -1,0 +1,317 @@
+"""The store contract, split by concern: protocols whose docstrings ARE the guarantees
+(``tests/contract`` checks them against every dialect). The one concrete store,
+:class:`~starpod_cron.store.CronStore`, is all of them; code that needs one concern types
+against it (an executor needs only a :class:`SessionStore`). The protocols of what gateway
+nodes share (the outbox, leases, log-ins) are in :mod:`.contract_nodes`. No factory here: a
+store is opened by ``CronStore.open`` (``store.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..models import (
+    CronJob,
+    CronRun,
+    JobUpdate,
+    MisfirePolicy,
+    RunStats,
+    RunStatus,
+    SessionMessage,
+    SessionMode,
+)
+from ..schedules import Schedule
+from .types import (
+    Claim,
+    Completion,
+    JobSpec,
+    RecoveryReport,
+    RunFinished,
+    Topic,
+)
+
+Listener = Callable[[], None]
+FinishedListener = Callable[[Sequence[RunFinished]], None]
+
+
+class StoreSignals(Protocol):
+    """Change signals: in-process subscribers told after commits."""
+
+    def on_change(self, callback: Listener, topic: Topic = Topic.JOBS) -> Listener:
+        """Call ``callback()`` after a committed change about ``topic``: made through this store
+        object (at once) or, within about a quarter second, by another process or node
+        (SQLite: ``PRAGMA data_version``; PostgreSQL: ``LISTEN/NOTIFY``). A signal is only a
+        hint to look again: the tables stay the truth. Returns a function that unsubscribes.
+
+        Which writes signal, the same on every dialect: ``JOBS`` when a job may be due sooner
+        or was released (a job added or changed, a run finished by ``complete_runs``, runs
+        interrupted or jobs repaired by ``recover``); ``DELIVERIES`` when deliveries were
+        queued or became due (planned with a claim, a start or a completion; a retry or a
+        dead one retried; a destination cleared). A write that changed nothing of that kind
+        (a completion refused to a fenced-off holder, say) signals nothing."""
+
+    def on_run_finished(self, callback: FinishedListener) -> Listener:
+        """Call ``callback(events)`` after runs finished through THIS store object were
+        durably recorded with success, failure or timeout (with the deliveries planned for
+        them). Runs finished by other processes are not reported here: their deliveries are
+        in the store. Returns a function that unsubscribes."""
+
+
+class JobStore(Protocol):
+    """Jobs: create, read, change, delete. Names are unique per owner: each user has their
+    own namespace, and agent-level jobs (no user) have theirs."""
+
+    async def add_job(
+        self,
+        name: str,
+        prompt: str,
+        schedule: Schedule,
+        delete_after_run: bool = False,
+        timezone: str | None = None,
+    ) -> str:
+        """Create an agent-level job with the store's default retries/timeout; returns its id."""
+
+    async def add_job_full(
+        self,
+        name: str,
+        prompt: str,
+        schedule: Schedule,
+        delete_after_run: bool = False,
+        timezone: str | None = None,
+        max_retries: int | None = None,
+        timeout_secs: float | None = None,
+        session_mode: SessionMode = SessionMode.ISOLATED,
+        user_id: str | None = None,
+        misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE,
+        origin: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Create a job with every option; returns its id. ``origin`` records where the job
+        came from (say, a Telegram chat) so its results can be routed back.
+
+        Raises InvalidSchedule (malformed, never fires, one-shot in the past), InvalidTimezone,
+        InvalidJob (empty name/prompt, prompt over 64 KiB, bad retries/timeout) or
+        DuplicateJobName (the owner already has a job of that name); nothing is written then.
+        """
+
+    async def add_jobs(
+        self, specs: Sequence[JobSpec], *, max_jobs_per_owner: int | None = None
+    ) -> list[str]:
+        """Create many jobs in ONE transaction: all are created or, if any is invalid or a
+        name is taken (by the same owner, in the store or twice in ``specs``), none is.
+        Returns ids in order.
+
+        ``max_jobs_per_owner`` (None or 0: no limit): each user owning a job in ``specs``
+        may have at most this many jobs afterwards, counted inside the same transaction that
+        inserts them and serialized per owner against every other limited add, on every node
+        sharing the store (SQLite: the one writer; PostgreSQL: a per-owner lock held to
+        commit). So no interleaving of concurrent adds passes the limit: of N concurrent
+        single adds for a user with ``k`` jobs, exactly ``max(0, limit - k)`` succeed and the
+        rest raise LimitExceeded (naming ``[gateway] max_jobs_per_user``), writing nothing.
+        Agent-level jobs (no user) are never counted or limited."""
+
+    async def list_jobs(self) -> list[CronJob]:
+        """Every job, ordered by name."""
+
+    async def list_jobs_for_user(self, user_id: str) -> list[CronJob]:
+        """The jobs owned by ``user_id``, ordered by name."""
+
+    async def get_job(self, job_id: str) -> CronJob | None:
+        """The job with this id, or None."""
+
+    async def get_job_by_name(self, name: str, user_id: str | None = None) -> CronJob | None:
+        """The job called ``name`` owned by ``user_id`` (None: the agent-level job), or None.
+        Never a job of another owner."""
+
+    async def find_jobs_by_name(self, name: str) -> list[CronJob]:
+        """Every job called ``name``, whoever owns it (for operators), agent-level first."""
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> CronJob:
+        """Change the fields set in ``update``; returns the job as stored.
+
+        A new schedule or zone recomputes ``next_run_at`` from now (an interval without an
+        anchor is re-anchored at now). Enabling recomputes ``next_run_at`` and clears any
+        pending retry; enabling a one-shot whose time has passed raises InvalidSchedule.
+        Raises JobNotFound, and the same validation errors as :meth:`add_job_full`.
+        """
+
+    async def enable_job(self, job_id: str) -> CronJob:
+        """Enable; the next fire is computed from now (missed fires are not caught up)."""
+
+    async def disable_job(self, job_id: str) -> CronJob:
+        """Disable; a run in progress finishes, nothing new is claimed."""
+
+    async def remove_job(self, job_id: str) -> None:
+        """Delete the job and its run history. Raises JobNotFound. A run in progress is
+        recorded when it finishes but the job is not recreated."""
+
+    async def remove_by_name(self, name: str, user_id: str | None = None) -> None:
+        """Delete the job called ``name`` of owner ``user_id`` (see :meth:`remove_job`).
+        Raises JobNotFound."""
+
+    async def get_due_jobs(self) -> list[CronJob]:
+        """Read-only: enabled jobs not running whose next fire or retry is due now."""
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest time any enabled, idle job becomes due (may be in the past)."""
+
+
+class RunStore(Protocol):
+    """Run history."""
+
+    async def list_runs(self, job_id: str, limit: int = 20) -> list[CronRun]:
+        """The job's runs, newest first, at most ``limit``."""
+
+    async def list_recent_runs(
+        self,
+        limit: int = 20,
+        *,
+        job_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[CronRun]:
+        """Runs across jobs (including deleted one-shots), newest first, optionally filtered."""
+
+    async def get_run(self, run_id: str) -> CronRun | None:
+        """The run with this id, or None."""
+
+    async def run_stats(self) -> dict[str, RunStats]:
+        """Per job id: its kept runs, how many failed or timed out, and the tokens they used.
+        Jobs without runs are left out."""
+
+    async def prune_messages(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete conversation messages (``main`` sessions) written before ``older_than``;
+        with ``dry_run`` only count them. Returns how many."""
+
+    async def prune_deliveries(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete deliveries created before ``older_than`` that are done with (delivered,
+        dead, or published events; never one still pending or being sent); with ``dry_run``
+        only count them. Returns how many. Replay reaches back no further than what is kept."""
+
+    async def optimize(self) -> None:
+        """Refresh the database's query statistics (SQLite ``PRAGMA optimize``, PostgreSQL
+        ``ANALYZE`` of this store's tables)."""
+
+    async def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete finished runs that completed before ``older_than``; returns how many were
+        (or, with ``dry_run``, would be) deleted. Running runs are never deleted."""
+
+
+class SchedulerStore(Protocol):
+    """The scheduler's atomic primitives: claim, renew, complete, recover; manual runs."""
+
+    async def record_run_start(
+        self, job_id: str, *, lease_secs: float | None = None, owner: str | None = None
+    ) -> str:
+        """Start a MANUAL run of the job now; returns the run id.
+
+        The job counts as running until :meth:`record_run_complete` (so the scheduler will not
+        run it concurrently). The run is leased for ``lease_secs`` (default: the job's timeout
+        plus one minute) to ``owner`` (default: a fresh ``manual:`` owner); a holder renews it
+        with ``renew_leases``; if nobody completes or renews it in time, recovery marks it
+        interrupted. Raises JobNotFound or JobAlreadyRunning. Manual runs never schedule
+        retries and never consume a one-shot's occurrence.
+        """
+
+    async def record_run_complete(
+        self,
+        run_id: str,
+        status: RunStatus,
+        summary: str | None = None,
+        *,
+        error: str | None = None,
+        session_id: str | None = None,
+        permanent: bool = False,
+    ) -> None:
+        """Finish a run (see :meth:`complete_runs`). Raises RunNotFound,
+        RunNotRunning, or InvalidInput for a non-final status."""
+
+    async def claim_due(
+        self, owner: str, limit: int, lease_secs: float, *, ahead_secs: float = 0
+    ) -> list[Claim]:
+        """Atomically claim up to ``limit`` due occurrences for ``owner``.
+
+        With ``ahead_secs``, occurrences due within that many seconds are claimed too; their
+        run starts (``Claim.start_at``, the run's ``started_at``) at their fire time, so a
+        scheduler can call the executor exactly on time however long claiming takes.
+
+        In ONE transaction, for each due job (enabled, not running, next fire or retry <= now,
+        earliest first): decide the occurrence (a due retry first, unless a regular fire comes
+        earlier, which supersedes it), apply the misfire policy to fires missed by more than
+        one occurrence or the grace period (recording one ``skipped`` run when skipping),
+        advance ``next_run_at`` past now, insert the run row (status ``running``, leased to
+        ``owner`` until now + ``lease_secs``) and mark the job running. Two callers, even in
+        two processes or on two machines, never receive the same occurrence (the database
+        enforces one run per job, occurrence and attempt), and a job is never claimed while
+        a run of it is in progress.
+        """
+
+    async def renew_leases(
+        self, owner: str, lease_secs: float, run_ids: Collection[str] | None = None
+    ) -> set[str]:
+        """Extend to now + ``lease_secs`` the lease of each running run in ``run_ids`` (None:
+        every run) still held by ``owner``; returns the ids still held. A run missing from the
+        answer was recovered by someone else: its holder must stop working on it."""
+
+    async def complete_runs(
+        self, completions: Sequence[Completion], *, owner: str | None
+    ) -> list[bool]:
+        """Record the end of several runs in ONE transaction; durable when this returns.
+
+        For each: only a run still ``running`` (and, if ``owner`` is given, still leased to
+        it: a holder whose lease was taken over is fenced off) is finished; the answer is
+        False otherwise and nothing changes for it. The job is released and its state
+        advanced: success resets retries and deletes (if ``delete_after_run``) or disables a
+        one-shot that fired; a failure or timeout schedules a retry with backoff (30 s, 60 s,
+        5 min, 15 min, 60 min by default) until ``max_retries`` is used, after which the count
+        resets and a one-shot is disabled with its ``last_error`` (never deleted). History
+        beyond ``runs_keep_per_job`` is pruned. Deliveries planned for runs ending in
+        success, failure or timeout are inserted in the same transaction.
+        """
+
+    async def recover(self, *, held: Collection[str] = (), repair: bool = True) -> RecoveryReport:
+        """Mark ``interrupted`` every running run whose lease has expired, or whose owner is
+        a process on this machine that no longer exists, and release its job; runs in
+        ``held`` (the caller's own live runs) are skipped.
+
+        An interrupted run counts as an attempt (a retry is scheduled at once if retries
+        remain) only if its owner was alive at or after the run's start; a run claimed ahead
+        whose owner died before its fire time never started, so it is retried at its fire
+        time without using up a retry. With ``repair`` (the default), also release jobs
+        pointing at a run that is not running and give every enabled recurring job without
+        a next fire a new one: these scan every job, so a scheduler repairs at start and only
+        expires leases afterwards. Safe to call any time, from any process.
+        """
+
+
+class SessionStore(Protocol):
+    """Conversations of ``session_mode = "main"`` jobs."""
+
+    async def main_session_id(self, key: str) -> str:
+        """The id of the one persistent conversation for ``key`` (``user:<id>`` or ``agent``),
+        created on first use. Concurrent callers get the same id."""
+
+    async def session_messages(self, session_id: str, limit: int) -> list[SessionMessage]:
+        """The last ``limit`` messages of the conversation, oldest first."""
+
+    async def append_session_messages(
+        self,
+        session_id: str,
+        messages: Sequence[tuple[str, str]],
+        *,
+        run_id: str | None = None,
+        keep: int | None = None,
+    ) -> None:
+        """Append ``(role, content)`` turns in one transaction; with ``keep``, drop all but
+        the newest ``keep`` messages of the conversation."""
+
+
+class PreferenceStore(Protocol):
+    """Per-user preferences."""
+
+    async def get_user_timezone(self, user_id: str) -> str | None:
+        """The zone a user chose as their default, if any."""
+
+    async def set_user_timezone(self, user_id: str, timezone: str) -> None:
+        """Store a user's default zone (validated: InvalidTimezone writes nothing)."""

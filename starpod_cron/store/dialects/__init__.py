@@ -1,0 +1,1 @@
+"""Database dialects: each a small driver running the store's transaction scripts."""

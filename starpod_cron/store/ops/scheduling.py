@@ -1,0 +1,217 @@
+"""The scheduler's atomic primitives: claim, renew, complete, recover; manual runs.
+
+Each is one transaction script; what it decides comes from :mod:`..batches` and
+:mod:`..planning` (pure), so a script only reads rows, hands them over, and writes back."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from ... import owner as owners
+from ...errors import RunNotFound, RunNotRunning
+from ...models import RunStatus
+from .. import planning
+from ..batches import (
+    DELIVERY_INSERT_COLUMNS,
+    ClaimBatch,
+    FinishBatch,
+    Note,
+    check_completions,
+    interrupt_expired,
+    manual_run,
+    start_rows,
+    write_notes,
+)
+from ..driver import Tx
+from ..records import (
+    JOB_RUNTIME_COLUMNS,
+    RUN_COLUMNS,
+    RUN_RESULT_COLUMNS,
+    JobRecord,
+    RunRecord,
+)
+from ..types import Claim, Completion, RecoveryReport, RunFinished, Topic
+from .history import HistoryOps
+from .jobs import lock_job, lock_jobs
+
+_RUNTIME = (*JOB_RUNTIME_COLUMNS, "id")
+_RESULT = (*RUN_RESULT_COLUMNS, "id")
+
+
+async def update_jobs(tx: Tx, jobs: Collection[JobRecord]) -> None:
+    await tx.execute_many("update_jobs_runtime", [j.runtime_params() for j in jobs], _RUNTIME)
+
+
+async def insert_deliveries(tx: Tx, rows: Sequence[Sequence[object]]) -> None:
+    """Insert deliveries as the last writes of a transaction: where several nodes write, their
+    ids are taken under a lock held to commit (ids become visible in order), so keep what
+    follows short."""
+    if rows:
+        await tx.execute("lock_delivery_ids")
+        await tx.execute_many("insert_deliveries", rows, DELIVERY_INSERT_COLUMNS)
+        tx.changed(Topic.DELIVERIES)
+
+
+async def write_finished(
+    tx: Tx,
+    runs: Sequence[RunRecord],
+    jobs: Collection[JobRecord],
+    deleted: Collection[str],
+    keep: int,
+) -> None:
+    """Record finished runs and their jobs' new state; delete the jobs ``deleted``; prune the
+    history of jobs holding more than ``keep`` runs."""
+    await tx.execute_many("finish_runs", [r.result_params() for r in runs], _RESULT)
+    await update_jobs(tx, jobs)
+    if deleted:
+        await tx.execute("delete_jobs", {"ids": sorted(deleted)})
+    full = [j.id for j in jobs if j.run_count > keep]
+    if full:
+        await tx.execute("prune_job_runs", {"job_ids": full, "keep": keep})
+
+
+class SchedulerOps(HistoryOps):
+    async def record_run_start(
+        self, job_id: str, *, lease_secs: float | None = None, owner: str | None = None
+    ) -> str:
+        starts = self._start_planner
+
+        async def script(tx: Tx) -> str:
+            job = await lock_job(tx, job_id)
+            now = self.clock.now_ms()
+            run = manual_run(job, now, lease_secs, owner)
+            await tx.execute_many("insert_runs", [run.to_row()], RUN_COLUMNS)
+            await update_jobs(tx, [job])
+            await insert_deliveries(tx, [] if starts is None else start_rows(starts, job, run, now))
+            return run.id
+
+        return await self._write(script)
+
+    async def record_run_complete(
+        self,
+        run_id: str,
+        status: RunStatus,
+        summary: str | None = None,
+        *,
+        error: str | None = None,
+        session_id: str | None = None,
+        permanent: bool = False,
+    ) -> None:
+        completion = Completion(
+            run_id,
+            status,
+            summary=summary,
+            error=error,
+            session_id=session_id,
+            permanent=permanent,
+        )
+        (done,) = await self.complete_runs([completion], owner=None)
+        if not done:
+            if await self.get_run(run_id) is None:
+                raise RunNotFound(f"no run with id {run_id!r}")
+            raise RunNotRunning(f"run {run_id} is not running (already finished or recovered)")
+
+    async def complete_runs(
+        self, completions: Sequence[Completion], *, owner: str | None
+    ) -> list[bool]:
+        check_completions(completions)
+        if not completions:
+            return []
+        planner = self._planner
+        tell = planner is not None or bool(self._finished_listeners)
+
+        async def script(tx: Tx) -> tuple[list[bool], list[RunFinished]]:
+            ids = sorted({c.run_id for c in completions})
+            runs = {
+                r.id: r for r in map(RunRecord.from_row, await tx.rows("lock_runs", {"ids": ids}))
+            }
+            jobs = await lock_jobs(tx, {r.job_id for r in runs.values()})
+            now = self.clock.now_ms()
+            batch = FinishBatch(runs, jobs, owner, now, self.settings, planner, tell)
+            for done in completions:
+                await tx.pause()  # plan in slices: the event loop stays responsive
+                batch.add(done)
+            keep = self.settings.runs_keep_per_job
+            await write_finished(tx, batch.finished, batch.touched.values(), batch.deleted, keep)
+            await insert_deliveries(tx, batch.deliveries)
+            if batch.finished:  # jobs released (and retries scheduled): due again
+                tx.changed(Topic.JOBS)
+            return batch.answers, batch.events
+
+        answers, events = await self._write(script)
+        self._finished(events)
+        return answers
+
+    async def claim_due(
+        self, owner: str, limit: int, lease_secs: float, *, ahead_secs: float = 0
+    ) -> list[Claim]:
+        if limit <= 0:
+            return []
+        grace = round(self.settings.misfire_grace_secs * 1000)
+        ahead = max(0, round(ahead_secs * 1000))
+        queue_limit, starts = self.settings.queue_limit, self._start_planner
+
+        async def script(tx: Tx) -> tuple[list[Claim], list[Note]]:
+            now = self.clock.now_ms()
+            lease_until = now + round(lease_secs * 1000)
+            rows = await tx.rows("claim_due_jobs", {"until": now + ahead, "limit": limit})
+            batch = ClaimBatch(owner, now, lease_until, grace, queue_limit, starts)
+            for row in rows:
+                await tx.pause()  # plan in slices: the event loop stays responsive
+                batch.add(JobRecord.from_row(row))
+            run_rows = [r.to_row() for r in batch.runs]
+            if await tx.execute_many("insert_runs", run_rows, RUN_COLUMNS) < len(run_rows):
+                ids = [r.id for r in batch.runs]
+                present = {str(r[0]) for r in await tx.rows("runs_present", {"ids": ids})}
+                batch.drop(set(ids) - present)
+            await update_jobs(tx, batch.jobs)
+            await insert_deliveries(tx, batch.deliveries)
+            return batch.claims, batch.notes
+
+        claims, notes = await self._write(script)
+        write_notes(notes)
+        return claims
+
+    async def renew_leases(
+        self, owner: str, lease_secs: float, run_ids: Collection[str] | None = None
+    ) -> set[str]:
+        if run_ids is not None and not run_ids:
+            return set()
+
+        async def script(tx: Tx) -> set[str]:
+            now = self.clock.now_ms()
+            params = {
+                "until": now + round(lease_secs * 1000),
+                "now": now,
+                "owner": owner,
+                "all": run_ids is None,
+                "ids": list(run_ids or ()),
+            }
+            return {str(row[0]) for row in await tx.rows("renew_leases", params)}
+
+        return await self._write(script)
+
+    async def recover(self, *, held: Collection[str] = (), repair: bool = True) -> RecoveryReport:
+        async def script(tx: Tx) -> tuple[RecoveryReport, list[Note]]:
+            now = self.clock.now_ms()
+            holders = [row[0] for row in await tx.rows("running_owners")]
+            dead = [h for h in holders if owners.is_dead(h)]
+            params = {"now": now, "dead": dead, "held": list(held)}
+            expired = [RunRecord.from_row(r) for r in await tx.rows("expired_runs", params)]
+            jobs = await lock_jobs(tx, {r.job_id for r in expired})
+            touched, notes = interrupt_expired(expired, jobs, dead, now, self.settings)
+            keep = self.settings.runs_keep_per_job
+            await write_finished(tx, expired, touched.values(), (), keep)
+            repaired: list[JobRecord] = []
+            if repair:  # whole-table scans: at start-up, not on every periodic pass
+                await tx.execute("release_orphaned_jobs")
+                rows = await tx.rows("jobs_missing_next_run")
+                repaired = [j for j in map(JobRecord.from_row, rows) if planning.repair(j, now)]
+                await update_jobs(tx, repaired)
+            if expired or repaired:
+                tx.changed(Topic.JOBS)
+            return RecoveryReport([r.id for r in expired], len(repaired)), notes
+
+        report, notes = await self._write(script)
+        write_notes(notes)
+        return report
