@@ -75,6 +75,8 @@ class RunsInFlight:
         self._settings = settings
         self._on_finished = on_finished
         self._runs: dict[str, Run] = {}
+        self._by_task: dict[asyncio.Task[object], Run] = {}
+        self._ended_cb = self._task_ended  # one bound method for every run's task
         self.tasks = TaskSet("starpod-cron")
         """Gates, the watchdog, the completion writer and the lease renewal."""
         self._calls = TaskSet("starpod-cron:run")
@@ -140,11 +142,10 @@ class RunsInFlight:
             attempt=claim.attempt,
             scheduled_for=claim.scheduled_for,
         )
-        run.task = self._calls.spawn(
-            self._call(run, ctx, gate),
-            f"{claim.job_name}:{claim.run_id}",
-            on_done=lambda _: self._settle(run),
+        run.task = task = self._calls.spawn(
+            self._call(run, ctx, gate), f"{claim.job_name}:{claim.run_id}", on_done=self._ended_cb
         )
+        self._by_task[task] = run
         self.watchdog.watch(run, deadline)
         self.leases.keep()
         return run
@@ -250,6 +251,9 @@ class RunsInFlight:
             action="abandon",
         )
         self._settle(run)
+
+    def _task_ended(self, task: asyncio.Task[object]) -> None:
+        self._settle(self._by_task.pop(task))
 
     def _settle(self, run: Run) -> None:
         """The run's outcome is known: hand it to the completion writer (once)."""

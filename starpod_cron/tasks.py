@@ -114,6 +114,8 @@ class TaskSet:
         self.on_failure = on_failure
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._handed: dict[asyncio.Task[Any], Callable[[asyncio.Task[Any]], None]] = {}
+        self._hand_over = self._handed_over  # one bound method for every handed-over task
         self.restarts: dict[str, int] = {}
         """How many times each kept task was restarted."""
 
@@ -143,12 +145,14 @@ class TaskSet:
         self._tasks.add(task)
         if on_done is None:
             task.add_done_callback(lambda t: self._done(t, critical))
-        else:
-            task.add_done_callback(lambda t: self._hand_over(t, on_done))
+        else:  # no closure per task: thousands of runs at once keep the GC's work down
+            self._handed[task] = on_done
+            task.add_done_callback(self._hand_over)
         return task
 
-    def _hand_over(self, task: asyncio.Task[T], on_done: Callable[[asyncio.Task[T]], None]) -> None:
+    def _handed_over(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        on_done = self._handed.pop(task)
         try:
             on_done(task)
         except Exception:
