@@ -220,11 +220,11 @@ class CommandExecutor:
     async def _drain(collector: _Collector, ctx: JobContext) -> None:
         """The program exited; give its pipes a moment to deliver what is buffered. A pipe
         still open after that is held by a process that left the group: stop waiting."""
-        waits = [asyncio.ensure_future(e.wait()) for e in collector.eof.values()]
-        _, pending = await asyncio.wait(waits, timeout=PIPE_GRACE_SECS)
-        for waiter in pending:
-            waiter.cancel()
-        if pending:
+        try:
+            async with asyncio.timeout(PIPE_GRACE_SECS):
+                for eof in collector.eof.values():
+                    await eof.wait()
+        except TimeoutError:
             run_log(log, ctx.job_name, ctx.run_id).warning(
                 "the program exited but something it started still holds its output open (it "
                 "left the process group); not waiting for it",
