@@ -69,7 +69,6 @@ class RunsInFlight:
         *,
         on_finished: Callable[[], None],
     ) -> None:
-        self._store = store
         self._clock = store.clock
         self._executor = executor
         self._settings = settings
@@ -77,20 +76,19 @@ class RunsInFlight:
         self._runs: dict[str, Run] = {}
         self._by_task: dict[asyncio.Task[object], Run] = {}
         self._ended_cb = self._task_ended  # one bound method for every run's task
-        self.tasks = TaskSet("starpod-cron")
-        """Gates, the watchdog, the completion writer and the lease renewal."""
+        self._tasks = TaskSet("starpod-cron")  # gates, watchdog, completion writer, leases
         self._calls = TaskSet("starpod-cron:run")
         self._never = asyncio.Event()
         self.stopping = False
         """Set by the scheduler's stop: a run not in an executor call is handed back at once."""
-        self.completions = CompletionWriter(store, owner, tasks=self.tasks)
-        self.limit = AdaptiveLimit(settings.max_concurrent_runs)
-        self.watchdog: Watchdog[Run] = Watchdog(store.clock, self._expire, tasks=self.tasks)
-        self.leases = LeaseRenewal(
+        self._completions = CompletionWriter(store, owner, tasks=self._tasks)
+        self._limit = AdaptiveLimit(settings.max_concurrent_runs)
+        self.watchdog: Watchdog[Run] = Watchdog(store.clock, self._expire, tasks=self._tasks)
+        self._leases = LeaseRenewal(
             store,
             owner,
             settings.lease_secs,
-            tasks=self.tasks,
+            tasks=self._tasks,
             held=self._runs.keys,
             on_lost=self._lose,
         )
@@ -117,7 +115,7 @@ class RunsInFlight:
                 gate = gates.get(start)
                 if gate is None:
                     gate = gates[start] = asyncio.Event()
-                    self.tasks.spawn(self._open_at(start, gate), f"start-at:{start}")
+                    self._tasks.spawn(self._open_at(start, gate), f"start-at:{start}")
             self.spawn(claim, gate, max(start, now))
 
     async def _open_at(self, start_ms: int, gate: asyncio.Event) -> None:
@@ -125,7 +123,7 @@ class RunsInFlight:
         gate.set()
         # Renew at once: the store then knows these runs' holder was alive at their start,
         # so a crash from now on counts as an attempt (recovery spares runs that never began).
-        self.leases.renew_now()
+        self._leases.renew_now()
 
     def spawn(self, claim: Claim, gate: asyncio.Event | None, start_ms: int) -> Run:
         """Hold ``claim`` and start its task (after ``gate`` opens, if given)."""
@@ -147,7 +145,7 @@ class RunsInFlight:
         )
         self._by_task[task] = run
         self.watchdog.watch(run, deadline)
-        self.leases.keep()
+        self._leases.keep()
         return run
 
     # ------------------------------------------------------------------ calling executors
@@ -165,7 +163,7 @@ class RunsInFlight:
         """Call the executor through the adaptive limit. A provider's "saturated" answer is not
         a failure: the call is retried after its delay in the same attempt, while the limit
         holds back further calls; a stop hands the run back instead of waiting."""
-        limit = self.limit
+        limit = self._limit
         while True:
             await limit.acquire()
             if run.phase == "waiting":
@@ -267,7 +265,7 @@ class RunsInFlight:
         outcome = completion(self._ended(run))
         if outcome.status is RunStatus.FAILED:
             run.log.warning("failed: %s", outcome.error, action="fail")
-        self.completions.submit(outcome, lambda answer: self._recorded(run, outcome, answer))
+        self._completions.submit(outcome, lambda answer: self._recorded(run, outcome, answer))
 
     def _ended(self, run: Run) -> RunEnd:
         task = run.task
@@ -322,7 +320,7 @@ class RunsInFlight:
         # every run now ends (or is abandoned) within cancel_grace_secs; recording may take
         # longer if the database fails, and is given up after shutdown_timeout_secs
         await wait_all([r.done for r in self._runs.values()], s.cancel_grace_secs + 1)
-        if not await self.completions.close(within=max(1.0, shutdown_timeout_secs)):
+        if not await self._completions.close(within=max(1.0, shutdown_timeout_secs)):
             log.error(
                 "some run outcomes could not be recorded; those runs stay 'running' in the "
                 "store until their lease expires, then they are recovered as interrupted"
@@ -330,7 +328,7 @@ class RunsInFlight:
         await wait_all([r.done for r in self._runs.values()], 1)
         self._runs.clear()
         await self.watchdog.close()
-        await self.tasks.stop(grace=s.cancel_grace_secs)
+        await self._tasks.stop(grace=s.cancel_grace_secs)
         abandoned = self._calls.close()
         if abandoned:
             log.error("%d executor call(s) ignored cancellation and were abandoned", abandoned)
