@@ -38,7 +38,7 @@ from starpod_cron import (
 )
 from starpod_cron.completions import GroupCommit
 from starpod_cron.logs import redact
-from starpod_cron.tasks import cancel_and_wait
+from starpod_cron.tasks import TaskSet, cancel_and_wait
 from starpod_cron.timeutil import from_ms, to_ms
 
 log = logging.getLogger("gateway.outbox")
@@ -107,8 +107,11 @@ class Outbox:
         self._batch = batch
         self._idle_ms = round(idle_secs * 1000)
         self._wake = asyncio.Event()
+        self._tasks = TaskSet("outbox")  # the outcome writer and each batch's lease renewal
         self._outcomes: GroupCommit[DeliveryOutcome, bool] = GroupCommit(
-            lambda items: store.finish_deliveries(owner, items), what="delivery outcome(s)"
+            lambda items: store.finish_deliveries(owner, items),
+            what="delivery outcome(s)",
+            tasks=self._tasks,
         )
         self.alive = False
         """True while :meth:`run` runs (for readiness)."""
@@ -216,12 +219,12 @@ class Outbox:
         self._held = {d.id for d in batch}
         # a batch to one chat can take longer than a lease (Telegram sends about one message
         # a second per chat): renew it while sending, so no other node takes it over
-        renewer = asyncio.create_task(self._renew_while_sending(), name="outbox:renew")
+        renewer = self._tasks.spawn(self._renew_while_sending(), "renew")
         try:
             # one destination in order (a chat sees results in order); destinations in parallel
             await asyncio.gather(*(self._send_in_order(d) for d in by_destination.values()))
         finally:
-            await cancel_and_wait([renewer], grace=2, what="outbox lease renewal")
+            await cancel_and_wait([renewer], grace=2, what="outbox lease renewal", log_errors=False)
             self._held = set()
         for channel in self._channels.values():
             was = refusing.get(channel.name)

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 from .errors import StarpodCronError, StoreLost
 from .store.contract import SchedulerStore
 from .store.types import Completion
+from .tasks import TaskSet
 
 log = logging.getLogger("starpod_cron.scheduler")
 
@@ -39,8 +40,11 @@ class GroupCommit(Generic[I, R]):
         what: str,
         max_batch: int = 2000,
         retry_delays: Sequence[float] = RETRY_DELAYS,
+        tasks: TaskSet | None = None,
     ) -> None:
+        """``tasks`` holds the writing task (by default a TaskSet of its own)."""
         self._write = write
+        self._tasks = tasks if tasks is not None else TaskSet("starpod-cron")
         self._what = what
         self._max_batch = max_batch
         self._delays = list(retry_delays)
@@ -59,7 +63,7 @@ class GroupCommit(Generic[I, R]):
         self._idle.clear()
         self._ready.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name=f"starpod-cron:{self._what}")
+            self._task = self._tasks.spawn(self._drain(), self._what)
 
     async def write(self, item: I) -> R:
         """Submit ``item`` and wait for its answer (raises the give-up error)."""
@@ -137,8 +141,15 @@ class GroupCommit(Generic[I, R]):
 class CompletionWriter(GroupCommit[Completion, bool]):
     """Group commit of run completions for one lease holder."""
 
-    def __init__(self, store: SchedulerStore, owner: str, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        store: SchedulerStore,
+        owner: str,
+        max_batch: int = 2000,
+        *,
+        tasks: TaskSet | None = None,
+    ) -> None:
         async def write(items: Sequence[Completion]) -> Sequence[bool]:
             return await store.complete_runs(items, owner=owner)
 
-        super().__init__(write, what="run completion(s)", max_batch=max_batch)
+        super().__init__(write, what="run completion(s)", max_batch=max_batch, tasks=tasks)

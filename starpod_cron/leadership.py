@@ -24,7 +24,7 @@ from typing import Any
 from .errors import StarpodCronError, StoreUnavailable
 from .models import Lease
 from .store import CronStore
-from .tasks import cancel_and_wait
+from .tasks import TaskSet, cancel_and_wait
 
 log = logging.getLogger("starpod_cron.leadership")
 
@@ -91,6 +91,7 @@ class LeaderElection:
         self.is_leader = False
         self.terms = 0
         """How many times this process took the lease."""
+        self._tasks = TaskSet("lead")
 
     async def run(self, work: Work) -> None:
         """Until cancelled: wait for the lease, run ``work(term)`` while holding it, and stop
@@ -130,7 +131,7 @@ class LeaderElection:
         self.terms += 1
         log.info("lease %s: this process (%s) leads now", self.name, self.holder)
         term = LeaderTerm(self.store, lease, safe_until)
-        task = asyncio.create_task(work(term), name=f"lead:{self.name}")
+        task = self._tasks.spawn(work(term), self.name, on_done=self._log_end)
         renew_every = self.lease_secs / 3
         try:
             while True:
@@ -140,8 +141,7 @@ class LeaderElection:
                     return
                 next_renewal = min(asked + renew_every, safe_until) - now
                 done, _ = await asyncio.wait({task}, timeout=max(0.0, next_renewal))
-                if done:
-                    self._log_end(task)
+                if done:  # its end is logged by _log_end
                     await self._release()
                     return
                 asked = time.monotonic()
@@ -154,9 +154,12 @@ class LeaderElection:
                 safe_until = term.safe_until = self._safe_until(asked)
         finally:
             self.is_leader = False
-            await cancel_and_wait([task], grace=self.lease_secs, what="leader work")
+            await cancel_and_wait(
+                [task], grace=self.lease_secs, what="leader work", log_errors=False
+            )
 
     def _log_end(self, task: asyncio.Task[None]) -> None:
+        """How a term's work ended (a cancel, when the term ends first, is not news)."""
         if task.cancelled():
             return
         exc = task.exception()

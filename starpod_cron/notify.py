@@ -9,6 +9,7 @@ dropped; it never breaks or blocks the scheduler.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -60,11 +61,35 @@ async def deliver(
         lines.exception("notifier failed", action="notify")
 
 
-class NotifierFeed:
-    """Feeds a store's run-finished events to one notifier, each call a supervised task."""
+def check_notifier(notifier: object) -> None:
+    """TypeError unless ``notifier`` is an ``async def`` function (or an object whose
+    ``__call__`` is one): a plain function's return value could not be awaited."""
+    if inspect.iscoroutinefunction(notifier):
+        return
+    call = getattr(notifier, "__call__", None)  # noqa: B004 - an object's async __call__
+    if call is not None and inspect.iscoroutinefunction(call):
+        return
+    name = getattr(notifier, "__qualname__", None) or repr(notifier)
+    raise TypeError(
+        f"notifier {name} is not an async def function; write it as "
+        "`async def notifier(job_name, session_id, result_text, success) -> None`"
+    )
 
-    def __init__(self, store: StoreSignals, notifier: Notifier, timeout_secs: float) -> None:
-        self._notifier = notifier
+
+class NotifierFeed:
+    """Feeds a store's run-finished events to notifiers, each call a supervised task; only
+    the runs ``mine(run_id)`` accepts (the runs of one scheduler)."""
+
+    def __init__(
+        self,
+        store: StoreSignals,
+        notifiers: Sequence[Notifier],
+        timeout_secs: float,
+        *,
+        mine: Callable[[str], bool],
+    ) -> None:
+        self._notifiers = notifiers
+        self._mine = mine
         self._timeout = timeout_secs
         self._tasks = TaskSet("starpod-cron:notify")
         self._unsubscribe = store.on_run_finished(self._on_finished)
@@ -72,18 +97,21 @@ class NotifierFeed:
     def _on_finished(self, events: Sequence[RunFinished]) -> None:
         for event in events:
             run = event.run
-            self._tasks.spawn(
-                deliver(
-                    self._notifier,
-                    run.job_name,
-                    run.session_id or "",
-                    result_text(event),
-                    run.status is RunStatus.SUCCESS,
-                    run_id=run.id,
-                    timeout_secs=self._timeout,
-                ),
-                f"{run.job_name}:{run.id}",
-            )
+            if not self._mine(run.id):
+                continue
+            for notifier in self._notifiers:
+                self._tasks.spawn(
+                    deliver(
+                        notifier,
+                        run.job_name,
+                        run.session_id or "",
+                        result_text(event),
+                        run.status is RunStatus.SUCCESS,
+                        run_id=run.id,
+                        timeout_secs=self._timeout,
+                    ),
+                    f"{run.job_name}:{run.id}",
+                )
 
     async def close(self, grace: float) -> None:
         """Stop listening; wait up to ``grace`` for notifier calls in progress."""

@@ -12,6 +12,9 @@ A task is one of three kinds, chosen when it is started:
   without (a listening server). If it raises or ends before ``stop``, ``on_failure`` is called
   and the service stops (``serve`` then exits 1, so a supervisor restarts it).
 - **plain** (``spawn(coro, name)``): one piece of work; a failure is logged, nothing else.
+- **handed over** (``spawn(coro, name, on_done=callback)``): one piece of work whose outcome
+  belongs to the caller (a run's executor call): ``callback(task)`` gets the ended task, its
+  failure is not logged here. Cheap enough for one task per run (one done callback each).
 
 >>> tasks = TaskSet("gateway", on_failure=lambda task: stop.set())
 >>> tasks.keep(outbox.run, "outbox")
@@ -111,6 +114,8 @@ class TaskSet:
         self.on_failure = on_failure
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._handed: dict[asyncio.Task[Any], Callable[[asyncio.Task[Any]], None]] = {}
+        self._hand_over = self._handed_over  # one bound method for every handed-over task
         self.restarts: dict[str, int] = {}
         """How many times each kept task was restarted."""
 
@@ -121,15 +126,37 @@ class TaskSet:
         return iter(list(self._tasks))
 
     def spawn(
-        self, coro: Coroutine[Any, Any, T], name: str, *, critical: bool = False
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str,
+        *,
+        critical: bool = False,
+        on_done: Callable[[asyncio.Task[T]], None] | None = None,
     ) -> asyncio.Task[T]:
+        """Start ``coro`` as the task ``<prefix>:<name>``. With ``on_done``, its outcome is the
+        caller's: ``on_done(task)`` is called when it ends (instead of logging a failure)."""
         if self._closed:
             coro.close()
             raise RuntimeError(f"{self.prefix}: cannot start {name!r} after stop()")
+        if critical and on_done is not None:
+            coro.close()
+            raise ValueError("a critical task's outcome cannot be handed over")
         task = asyncio.create_task(coro, name=f"{self.prefix}:{name}")
         self._tasks.add(task)
-        task.add_done_callback(lambda t: self._done(t, critical))
+        if on_done is None:
+            task.add_done_callback(lambda t: self._done(t, critical))
+        else:  # no closure per task: thousands of runs at once keep the GC's work down
+            self._handed[task] = on_done
+            task.add_done_callback(self._hand_over)
         return task
+
+    def _handed_over(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        on_done = self._handed.pop(task)
+        try:
+            on_done(task)
+        except Exception:
+            log.exception("the done callback of %s failed", task.get_name())
 
     def keep(
         self,
@@ -192,9 +219,18 @@ class TaskSet:
             self.on_failure(task)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Cancel every task and wait up to ``grace`` seconds; idempotent."""
+        """Cancel every task (but the one calling ``stop``) and wait up to ``grace`` seconds;
+        idempotent."""
         self._closed = True
-        await cancel_and_wait(list(self._tasks), grace=grace, what="task", log_errors=False)
+        current = asyncio.current_task()
+        others = [t for t in self._tasks if t is not current]
+        await cancel_and_wait(others, grace=grace, what="task", log_errors=False)
+
+    def close(self) -> int:
+        """Refuse new tasks from now on, and leave those still running alone (held until they
+        end: tasks that ignored cancellation, already logged); returns how many there are."""
+        self._closed = True
+        return len(self._tasks)
 
     async def wait(self, within: float | None = None) -> bool:
         """Wait (without cancelling) until every task has ended; False after ``within``."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from .clock import Clock
+from .tasks import TaskSet
 
 log = logging.getLogger("starpod_cron.scheduler")
 
@@ -26,8 +27,12 @@ class Watchdog(Generic[T]):
     memory follows the number of runs in flight, not the number of runs ever watched.
     """
 
-    def __init__(self, clock: Clock, on_expiry: Callable[[T], None]) -> None:
+    def __init__(
+        self, clock: Clock, on_expiry: Callable[[T], None], *, tasks: TaskSet | None = None
+    ) -> None:
+        """``tasks`` holds the timer task (by default a TaskSet of its own)."""
         self._clock = clock
+        self._tasks = tasks if tasks is not None else TaskSet("starpod-cron")
         self._on_expiry = on_expiry
         self._heap: list[tuple[int, int, T]] = []
         self._live: dict[int, int] = {}  # id(item) -> seq of its live entry
@@ -49,7 +54,7 @@ class Watchdog(Generic[T]):
         self._live[id(item)] = seq
         heapq.heappush(self._heap, (deadline_ms, seq, item))
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="starpod-cron:watchdog")
+            self._task = self._tasks.spawn(self._run(), "watchdog")
         elif earliest is None or deadline_ms < earliest:
             self._wake.set()
 

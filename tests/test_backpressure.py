@@ -5,6 +5,7 @@ calls settle at what the provider admits."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -168,9 +169,13 @@ async def test_calls_settle_at_what_a_concurrency_limited_provider_admits(
         await runner.cleanup()
 
 
-async def test_stop_hands_back_at_once_a_run_still_waiting_for_a_slot(tmp_path: Path) -> None:
-    """A run claimed while the provider is saturated waits for the adaptive limit; it has not
-    started, so stopping hands it back at once (no attempt used), like a run claimed ahead."""
+async def test_stop_hands_back_at_once_the_runs_waiting_for_a_slot_or_a_retry(
+    tmp_path: Path,
+) -> None:
+    """A run claimed while the provider is saturated waits for the adaptive limit, and a run
+    the provider refused sleeps in its Retry-After: neither is in an executor call, so
+    stopping hands both back at once (no attempt used), like a run claimed ahead; the stop
+    waits only for the run in a call."""
     clock = ManualClock(START)
     store = await CronStore.open(str(tmp_path / "wait.db"), clock=clock)
     release = asyncio.Event()
@@ -184,7 +189,9 @@ async def test_stop_hands_back_at_once_a_run_still_waiting_for_a_slot(tmp_path: 
         return JobResult("", "ok")
 
     first = START + timedelta(seconds=1)
-    await store.add_jobs([JobSpec(n, "p", Schedule.one_shot(first)) for n in ("a", "b")])
+    refused, running = await store.add_jobs(
+        [JobSpec(n, "p", Schedule.one_shot(first)) for n in ("a", "b")]
+    )
     (late,) = await store.add_jobs(
         [JobSpec("c", "p", Schedule.one_shot(first + timedelta(seconds=1)))]
     )
@@ -197,12 +204,57 @@ async def test_stop_hands_back_at_once_a_run_still_waiting_for_a_slot(tmp_path: 
     clock.advance(1)  # c is claimed, but the limit fell to 1 (b in flight): c waits
     await until(lambda: len(scheduler.active_runs()) == 3, what="c claimed")
     assert calls.count("c") == 0
+    assert sorted((n, started) for n, _, started in scheduler.active_runs()) == [
+        ("a", False),
+        ("b", True),
+        ("c", False),
+    ]
     stopping = asyncio.create_task(scheduler.stop())
-    await until(lambda: len(scheduler.active_runs()) == 2, what="c handed back", timeout=2)
-    (run,) = await store.list_runs(late)
-    assert run.status is RunStatus.INTERRUPTED and "waited for a free slot" in (run.error or "")
-    job = await store.get_job(late)
-    assert job is not None and job.retry_at is not None and job.retry_count == 0
+    await until(lambda: len(scheduler.active_runs()) == 1, what="a and c handed back", timeout=2)
+    for job_id, why in ((late, "waited for a free slot"), (refused, "saturated provider")):
+        (run,) = await store.list_runs(job_id)
+        assert run.status is RunStatus.INTERRUPTED and why in (run.error or ""), run.error
+        job = await store.get_job(job_id)
+        assert job is not None and job.retry_at is not None and job.retry_count == 0
+    assert not stopping.done()  # b is in a call: the stop waits for it
     release.set()
-    await stopping
+    await asyncio.wait_for(stopping, 5)
+    (run,) = await store.list_runs(running)
+    assert run.status is RunStatus.SUCCESS
+    await store.close()
+
+
+async def test_a_call_refused_while_stopping_is_handed_back_at_once(tmp_path: Path) -> None:
+    """The stop waits for a run in an executor call; when that call comes back "saturated"
+    (Retry-After: an hour), the run is handed back then, not after shutdown_timeout_secs."""
+    clock = ManualClock(START)
+    store = await CronStore.open(str(tmp_path / "late.db"), clock=clock)
+    answer = asyncio.Event()
+    calls = 0
+
+    async def executor(ctx: JobContext) -> JobResult:
+        nonlocal calls
+        calls += 1
+        await answer.wait()
+        raise ProviderSaturated("HTTP 429", retry_after=3600)
+
+    (job_id,) = await store.add_jobs(
+        [JobSpec("a", "p", Schedule.one_shot(START + timedelta(seconds=1)))]
+    )
+    scheduler = CronScheduler(store, executor, shutdown_timeout_secs=30, cancel_grace_secs=1)
+    scheduler.start()
+    clock.advance(1)
+    await until(lambda: calls == 1, what="the call")
+    stopping = asyncio.create_task(scheduler.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # in a call: the stop waits
+    started = time.monotonic()
+    answer.set()
+    await asyncio.wait_for(stopping, 5)
+    assert time.monotonic() - started < 2
+    (run,) = await store.list_runs(job_id)
+    assert run.status is RunStatus.INTERRUPTED and "saturated provider" in (run.error or "")
+    job = await store.get_job(job_id)
+    assert job is not None and job.retry_count == 0 and job.retry_at == START + timedelta(seconds=1)
+    assert calls == 1
     await store.close()

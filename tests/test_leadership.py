@@ -4,6 +4,7 @@ leader stops, and a leader that cannot renew steps down before its lease can exp
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -112,3 +113,28 @@ async def test_a_leader_that_cannot_renew_stops_before_its_lease_expires(tmp_pat
         await cancel_and_wait(running, grace=3)
         await a.close()
         await b.close()
+
+
+async def test_work_that_fails_ends_its_term_logged_once_and_is_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    store = await CronStore.open(str(tmp_path / "jobs.db"))
+    terms = 0
+
+    async def work(term: LeaderTerm) -> None:
+        nonlocal terms
+        terms += 1
+        raise ValueError(f"term {terms} broke")
+
+    election = LeaderElection(store, "bot", "node-a", lease_secs=1, retry_secs=0.05)
+    running = asyncio.create_task(election.run(work))
+    try:
+        await until(lambda: terms >= 3, what="three terms")
+    finally:
+        await cancel_and_wait([running], grace=2)
+        await store.close()
+    failed = [r for r in caplog.records if "the leader's work failed" in r.getMessage()]
+    assert 3 <= len(failed) <= terms  # each failed term logged once, with its traceback
+    assert all(r.exc_info for r in failed)
+    assert not [r for r in caplog.records if "failed" in r.getMessage() and r not in failed]

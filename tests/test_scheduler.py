@@ -504,3 +504,63 @@ async def test_fires_claimed_ahead_run_exactly_on_time_and_stop_hands_them_back(
         assert (await settle(store, job_id, 2))[0] is RunStatus.SUCCESS
     finally:
         await second.stop()
+
+
+async def test_a_notifier_hears_only_the_runs_of_its_scheduler_while_it_runs(
+    store: CronStore, recorder: Recorder, clock: ManualClock
+) -> None:
+    heard: list[str] = []
+
+    async def notifier(job_name: str, session_id: str, text: str, success: bool) -> None:
+        heard.append(text)
+
+    mine = CronScheduler(store, recorder).with_notifier(notifier)
+    other = CronScheduler(store, recorder)  # the same store object, e.g. `jobs run` beside
+    job_id = await store.add_job("j", "hello", Schedule.cron("0 0 1 1 *"))
+    await other.run_now(job_id)  # before `mine` runs, and not its run
+    run_id = await store.record_run_start(job_id)  # finished by hand through the store
+    await store.record_run_complete(run_id, RunStatus.SUCCESS, "by hand")
+    mine.start()
+    await mine.checkpoint()
+    await other.run_now(job_id)
+    await mine.run_now(job_id)
+    await until(lambda: heard == ["did: hello"], what="its own run")
+    await mine.stop()
+    second = CronScheduler(store, recorder).with_notifier(notifier)
+    await second.run_now(job_id)
+    await until(lambda: len(heard) == 2)
+    await asyncio.sleep(0.05)
+    assert heard == ["did: hello", "did: hello"]  # the stopped scheduler heard nothing more
+    await second.stop()
+    await other.stop()
+
+
+class AsyncHook:
+    async def __call__(self, job_name: str, session_id: str, text: str, success: bool) -> None:
+        return None
+
+
+class SyncHook:
+    def __call__(self, job_name: str, session_id: str, text: str, success: bool) -> None:
+        return None
+
+
+def plain_notifier(job_name: str, session_id: str, text: str, success: bool) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("notifier", "named"),
+    [
+        (plain_notifier, "plain_notifier"),
+        (lambda *args: None, "<lambda>"),
+        (SyncHook(), "SyncHook object"),
+    ],
+)
+async def test_a_notifier_that_is_not_async_is_refused_by_name(
+    store: CronStore, recorder: Recorder, notifier: object, named: str
+) -> None:
+    scheduler = CronScheduler(store, recorder)
+    with pytest.raises(TypeError, match=f"notifier .*{named}.* is not an async def"):
+        scheduler.with_notifier(notifier)  # type: ignore[arg-type]
+    assert scheduler.with_notifier(AsyncHook()) is scheduler  # an async __call__ will do

@@ -107,3 +107,57 @@ async def test_stop_is_not_a_failure_of_a_critical_task() -> None:
     await asyncio.sleep(0.01)
     await tasks.stop()
     assert failed == []
+
+
+async def test_a_handed_over_task_gives_its_outcome_to_its_owner_not_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, "starpod_cron.tasks")
+    ended: list[asyncio.Task[int]] = []
+
+    async def fails() -> int:
+        raise ValueError("the owner reads this")
+
+    async def works() -> int:
+        return 7
+
+    tasks = TaskSet("runs")
+    for name, coro in (("a", fails()), ("b", works())):
+        task = tasks.spawn(coro, name, on_done=ended.append)
+        assert task.get_name() == f"runs:{name}"
+    await until(lambda: len(ended) == 2)
+    assert len(tasks) == 0  # done tasks are not held
+    by_name = {t.get_name(): t for t in ended}
+    assert isinstance(by_name["runs:a"].exception(), ValueError)
+    assert by_name["runs:b"].result() == 7
+    assert not [r for r in caplog.records if "failed" in r.message]
+    with pytest.raises(ValueError, match="critical"):
+        tasks.spawn(works(), "c", critical=True, on_done=ended.append)
+    await tasks.stop()
+
+
+async def test_stop_called_from_a_task_of_the_set_ends_the_others_not_itself() -> None:
+    tasks = TaskSet("t")
+    other = tasks.spawn(asyncio.Event().wait(), "other")
+
+    async def stopper() -> str:
+        await tasks.stop(grace=1)
+        return "finished its own work"
+
+    me = tasks.spawn(stopper(), "stopper")
+    assert await me == "finished its own work"
+    assert other.cancelled()
+
+
+async def test_close_refuses_new_tasks_and_leaves_the_running_ones_alone() -> None:
+    tasks = TaskSet("t")
+    release = asyncio.Event()
+    stubborn = tasks.spawn(release.wait(), "stubborn")
+    assert tasks.close() == 1
+    await asyncio.sleep(0.01)
+    assert not stubborn.done() and len(tasks) == 1  # still held, so never garbage-collected
+    with pytest.raises(RuntimeError, match="after stop"):
+        tasks.spawn(release.wait(), "late")
+    release.set()
+    await stubborn
+    assert len(tasks) == 0

@@ -32,6 +32,7 @@ from ..errors import TransientJobError
 from ..logs import run_log
 from ..models import JobContext, JobResult
 from ..store.contract import SessionStore
+from ..tasks import TaskSet
 from .base import session_for
 from .cgroup import RunCgroup, RunCgroups
 
@@ -39,6 +40,12 @@ log = logging.getLogger("starpod_cron.executors")
 
 STDERR_TAIL_BYTES = 4096
 PIPE_GRACE_SECS = 0.5
+
+
+def _awaited_here(task: asyncio.Task[object]) -> None:
+    """A program's start is awaited by its run, which reads (and raises) its outcome."""
+
+
 GATE = ["/bin/sh", "-c", 'read -r _ || exit 125; exec "$@"', "starpod-cron-gate"]
 """Waits for one line on stdin (sent once the pid is in its cgroup), then becomes the program."""
 NO_CGROUP_NOTE = (
@@ -96,6 +103,7 @@ class CommandExecutor:
         self._argv = list(argv)
         self._shell = shell
         self._limit = output_limit_bytes
+        self._starts = TaskSet("starpod-cron:command-start")  # each awaited by its run
         self._grace = kill_grace_secs
         self.description = f"command ({' '.join(self._argv)}{', via shell' if shell else ''})"
         self.notes: tuple[str, ...] = () if self._cgroups or not cgroup else (NO_CGROUP_NOTE,)
@@ -121,7 +129,7 @@ class CommandExecutor:
                 raise FileNotFoundError(2, "No such file or directory", program[0])
             # awaited right here, shielded: cancelled inside subprocess_exec, asyncio kills the
             # program alone and then waits for its pipes, which what it started may hold forever
-            start = loop.create_task(
+            start = self._starts.spawn(
                 loop.subprocess_exec(
                     lambda: collector,
                     *(GATE if group is not None else []),
@@ -132,7 +140,8 @@ class CommandExecutor:
                     env=env,
                     start_new_session=True,  # own process group: killed as a whole
                 ),
-                name=f"starpod-cron:command-start:{ctx.run_id}",
+                ctx.run_id,
+                on_done=_awaited_here,
             )
             try:
                 transport, _ = await asyncio.shield(start)
@@ -211,11 +220,11 @@ class CommandExecutor:
     async def _drain(collector: _Collector, ctx: JobContext) -> None:
         """The program exited; give its pipes a moment to deliver what is buffered. A pipe
         still open after that is held by a process that left the group: stop waiting."""
-        waits = [asyncio.ensure_future(e.wait()) for e in collector.eof.values()]
-        _, pending = await asyncio.wait(waits, timeout=PIPE_GRACE_SECS)
-        for waiter in pending:
-            waiter.cancel()
-        if pending:
+        try:
+            async with asyncio.timeout(PIPE_GRACE_SECS):
+                for eof in collector.eof.values():
+                    await eof.wait()
+        except TimeoutError:
             run_log(log, ctx.job_name, ctx.run_id).warning(
                 "the program exited but something it started still holds its output open (it "
                 "left the process group); not waiting for it",
