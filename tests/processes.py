@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +18,42 @@ CLI = str(Path(sys.executable).with_name("starpod-cron"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _ports_of_this_worker() -> Iterator[int]:
+    """Under pytest-xdist, this worker's own block of ports below the kernel's ephemeral range
+    (32768 and up), taken in turn: two workers never pick the same port, and no client socket
+    is ever given one. Which blocks a run uses depends on its run id, so two runs at once
+    seldom share one either."""
+    worker = os.environ["PYTEST_XDIST_WORKER"]  # "gw3"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+    block = (zlib.crc32(run.encode()) + int(worker.removeprefix("gw"))) % PORT_BLOCKS
+    start = PORT_BASE + block * PORT_BLOCK
+    return itertools.cycle(range(start, start + PORT_BLOCK))
+
+
+PORT_BASE, PORT_BLOCK, PORT_BLOCKS = 16000, 400, 40
+_ports: Iterator[int] | None = None
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that nobody listens on, for a server the test starts. Asking the
+    kernel for port 0 and closing the socket is not enough in a parallel run: the kernel may
+    hand the same port to another worker before this test's server binds it."""
+    global _ports
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    if _ports is None:
+        _ports = _ports_of_this_worker()
+    for _ in range(PORT_BLOCK):
+        port = next(_ports)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone else's (another run, or a service of the machine)
+            return port
+    raise RuntimeError(f"no free port in this worker's block of {PORT_BLOCK}")
 
 
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:

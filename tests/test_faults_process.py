@@ -31,6 +31,8 @@ from starpod_cron import (
 from tests.conftest import eventually, until
 from tests.processes import CLI, environment, run_cli, serve
 
+pytestmark = pytest.mark.slow
+
 PYTHON_EXECUTOR = '[executor]\nkind = "python"\ntarget = "tests.targets:run"\n'
 
 

@@ -31,6 +31,8 @@ from starpod_cron.scheduler import ExecutorExited
 from starpod_cron.watchdog import Watchdog
 from tests.conftest import eventually, until
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

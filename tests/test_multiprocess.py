@@ -13,6 +13,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from starpod_cron import (
     CronScheduler,
     CronStore,
@@ -25,6 +27,8 @@ from starpod_cron import (
     Schedule,
 )
 from tests.conftest import until
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,12 +14,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from starpod_cron import CronStore, JobSpec, RunStatus, Schedule
 from tests.backends import needs_postgres, pg_schema
 from tests.conftest import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = needs_postgres
+pytestmark = [needs_postgres, pytest.mark.slow, pytest.mark.xdist_group("pg-nodes")]
 
 
 async def spawn(*args: str, log: Path) -> asyncio.subprocess.Process:

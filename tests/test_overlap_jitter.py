@@ -381,6 +381,7 @@ def test_jitter_stays_in_range_and_short_of_the_next_fire_across_dst(
     assert len(set(offsets)) > len(offsets) // 2  # spread out, not a constant
 
 
+@pytest.mark.slow
 def test_jitter_offsets_are_identical_in_another_process(tmp_path: Path) -> None:
     schedule = Schedule.cron("0 * * * *")
     start = to_ms(datetime.fromisoformat("2026-10-24T20:00:00+00:00"))
@@ -406,6 +407,7 @@ def test_jitter_offsets_are_identical_in_another_process(tmp_path: Path) -> None
     assert json.loads(there.stdout) == here
 
 
+@pytest.mark.slow
 async def test_jobs_show_in_another_process_gives_the_same_jittered_times(
     tmp_path: Path,
 ) -> None:

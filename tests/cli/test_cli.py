@@ -330,6 +330,7 @@ def test_bad_config_exits_2(cli: CLI, tmp_path: Path) -> None:
     assert result.code == 2 and "unknown key 'max_concurent_runs'" in result.err
 
 
+@pytest.mark.slow
 def test_console_script_and_module_entry(tmp_path: Path) -> None:
     db = str(tmp_path / "script.db")
     script = Path(sys.executable).with_name("starpod-cron")
@@ -622,6 +623,7 @@ def test_add_refuses_names_no_url_or_terminal_can_hold(cli: CLI, name: str, mess
         [b"jobs", b"history", b"--job", b"x\xff"],
     ],
 )
+@pytest.mark.slow
 def test_a_non_utf8_argument_is_one_line_and_exit_2(tmp_path: Path, argv: list[bytes]) -> None:
     """Python hands a byte such as 0xff to the program as a lone surrogate (surrogateescape):
     the CLI says which argument, in one line, and writes nothing (a real process, bytes argv)."""

@@ -73,6 +73,7 @@ async def test_a_released_lease_is_free_at_once_and_keeps_its_state(
     assert taken is not None and taken.state == "7"
 
 
+@pytest.mark.slow
 async def test_a_holder_that_died_on_this_machine_loses_the_lease_at_once(
     store: CronStore,
 ) -> None:

@@ -195,6 +195,7 @@ async def test_dead_deliveries_are_counted_listed_and_retried_once(
     assert again.id == dead.id and again.attempts == 1
 
 
+@pytest.mark.slow
 async def test_a_sender_that_died_on_this_machine_leaves_its_deliveries_at_once(
     store: CronStore, clock: ManualClock, reopen: Reopen
 ) -> None:

@@ -17,6 +17,8 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.processes import CLI, environment, free_port
 
+pytestmark = pytest.mark.slow
+
 ADMIN = {"Authorization": "Bearer root-token-0123456789"}
 
 

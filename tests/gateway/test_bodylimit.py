@@ -14,6 +14,8 @@ import pytest
 
 from tests.processes import serve
 
+pytestmark = pytest.mark.slow
+
 MB = 1024 * 1024
 CHUNK = b"x" * (64 * 1024)
 

@@ -25,9 +25,12 @@ FLAGS = [
 ]
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"
+    ),
+]
 
 
 @pytest.fixture

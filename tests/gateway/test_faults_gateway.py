@@ -26,6 +26,8 @@ from tests.gateway.conftest import TOKENS, config, running_gateway, telegram_gat
 from tests.gateway.test_telegram import until
 from tests.processes import free_port, serve
 
+pytestmark = pytest.mark.slow
+
 OWNER = 42
 RATE_LIMIT = (429, {"description": "Too Many Requests", "parameters": {"retry_after": 1}})
 

@@ -77,6 +77,7 @@ async def test_websocket_adds_never_pass_the_limit(tmp_path: Path, url: str) -> 
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 async def test_mcp_tool_calls_never_pass_the_limit(tmp_path: Path) -> None:
     """Eight MCP sessions over streamable HTTP, five calls each, all at once."""
     db = str(tmp_path / "jobs.db")

@@ -29,6 +29,8 @@ from tests.gateway.botapi import TOKEN, BotApi, running_botapi
 from tests.gateway.conftest import WsClient
 from tests.processes import Serve, run_cli, serve
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pg-nodes")]
+
 OWNER = 42  # the Telegram user (and private chat) the jobs came from
 USERS = ["u0", "u1", "u2"]
 JOBS_PER_USER = {"u0": 67, "u1": 67, "u2": 66}  # 200 runs

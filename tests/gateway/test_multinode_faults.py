@@ -22,6 +22,8 @@ from tests.backends import PG_DSN, needs_postgres, pg_schema, query
 from tests.pgfaults import named, terminate
 from tests.processes import Serve, serve
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pg-nodes")]
+
 NODES = 3
 JOBS = 30
 ROUNDS = 12  # each resets every connection; 4 also SIGKILL a node, 4 SIGSTOP one

@@ -256,6 +256,7 @@ def test_listening_on_every_address_needs_allowed_hosts() -> None:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "0", "::ffff:0.0.0.0"])  # all mean every address
+@pytest.mark.slow
 async def test_serve_on_every_address_without_allowed_hosts_refuses_to_start(
     tmp_path: Path, host: str
 ) -> None:
@@ -281,6 +282,7 @@ async def test_serve_on_every_address_without_allowed_hosts_refuses_to_start(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 async def test_mcp_over_http_serves_only_its_hosts(tmp_path: Path) -> None:
     """On an address the MCP SDK does not guard itself (127.0.0.2), the Host rule still holds;
     the MCP client (no Origin, its own Host) keeps working."""

@@ -21,9 +21,12 @@ from tests.processes import serve
 
 from .test_dashboard import CHROMIUM, FLAGS
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"
+    ),
+]
 
 SECRET = {"name": "secret", "prompt": "the secret prompt", "every": "1h"}
 PLANTED = {"name": "planted", "prompt": "run by a stranger", "every": "1h"}

@@ -19,6 +19,8 @@ from tests.backends import PG_DSN, needs_postgres, pg_schema, query
 from tests.pgfaults import healthy, http_port, named, terminate
 from tests.processes import environment, run_cli, serve
 
+pytestmark = pytest.mark.slow
+
 ROUNDS = 25
 JOBS = 150
 

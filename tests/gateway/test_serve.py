@@ -10,12 +10,15 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from websockets.asyncio.client import connect
 
 from starpod_cron import CronStore, JobSpec, Schedule
 from tests.gateway.botapi import TOKEN, running_botapi
 from tests.gateway.test_telegram import until
 from tests.processes import free_port, run_cli, serve
+
+pytestmark = pytest.mark.slow
 
 
 async def test_serve_runs_on_the_embedded_default_and_stops_on_sigterm(tmp_path: Path) -> None:

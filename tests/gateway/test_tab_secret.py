@@ -26,6 +26,8 @@ from .conftest import config, running_gateway, tab_protocols, tab_secret
 from .test_dashboard import CHROMIUM
 from .test_origin_browser import chromium, gateway, stranger_page
 
+pytestmark = pytest.mark.slow
+
 COOKIE = "starpod_session"
 JOB = {"name": "planted", "prompt": "p", "every": "1h"}
 ALICE = {"Authorization": "Bearer alice-token-0123456789"}

@@ -131,6 +131,7 @@ async def test_a_rejected_token_holds_every_result_then_each_is_sent_once_in_ord
         assert GAUGE.findall((await client.get("/metrics", headers=ROOT)).text) == ["0.0"]
 
 
+@pytest.mark.slow
 async def test_ten_seconds_of_flood_control_costs_no_attempt_and_nothing_is_dead(
     bot: tuple[BotApi, Gateway],
 ) -> None:
@@ -178,6 +179,7 @@ async def test_a_blocked_or_missing_chat_has_its_messages_dead_the_others_get_th
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 async def test_two_gateways_on_one_store_wait_behind_one_probe_then_send_each_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:

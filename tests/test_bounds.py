@@ -190,6 +190,7 @@ def test_library_settings_refuse_the_same_values() -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 async def test_a_bad_maintenance_cron_is_refused_by_every_command(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text("[maintenance]\ncron = '61 3 * * *'\n")
     for command in (["jobs", "list"], ["status"], ["nodes", "list"], ["serve"]):
@@ -230,6 +231,7 @@ def test_a_bad_jobs_table_is_refused_by_every_command(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 async def test_serve_refuses_a_bad_jobs_table_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text(JOB + "max_retries = 1000000000")
     code, out, err = await run_cli(tmp_path, "serve", "--port", "0", "--http-port", "0")
@@ -299,6 +301,7 @@ def test_environment_tokens_that_are_right_load(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 async def test_serve_refuses_a_string_admin_in_the_environment(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text("")
     env = {"STARPOD_GATEWAY_TOKENS": f'{{"{SECRET}": {{"user_id": "mallory", "admin": "false"}}}}'}

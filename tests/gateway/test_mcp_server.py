@@ -18,6 +18,8 @@ from starpod_cron import CronStore, JobSpec, Schedule
 from starpod_cron.tools import TOOLS
 from tests.processes import CLI, environment, mcp_http
 
+pytestmark = pytest.mark.slow
+
 
 def stdio(db: str, *args: str, cwd: Path) -> StdioServerParameters:
     return StdioServerParameters(

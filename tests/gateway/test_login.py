@@ -31,6 +31,8 @@ from tests.gateway.conftest import TOKENS, config, running_gateway, tab_protocol
 from tests.gateway.test_dashboard import CHROMIUM, FLAGS
 from tests.processes import Serve, serve
 
+pytestmark = pytest.mark.slow
+
 COOKIE = "starpod_session"
 
 

@@ -8,13 +8,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from starpod_cron.store.dialects.postgres import safe_dsn
 from tests.backends import needs_postgres, pg_schema
 from tests.processes import run_cli, serve
 
-pytestmark = needs_postgres
+pytestmark = [needs_postgres, pytest.mark.slow]
 
 
 async def test_cli_and_serve_share_one_postgres_database(tmp_path: Path) -> None:

@@ -1,0 +1,69 @@
+"""The delivery router (starpod_cron/routing.py), as a table: which destinations a finished
+run is sent to, by its job's owner, origin and the configured chats. No store."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from starpod_cron import CronRun, JobSpec, RunStatus, RunTrigger, Schedule, StoreSettings
+from starpod_cron.routing import DeliveryRouter
+from starpod_cron.store import planning
+from starpod_cron.store.records import JobRecord
+from starpod_cron.timeutil import to_ms
+from tests.conftest import START
+
+
+def job(schedule: Schedule, **changes: Any) -> JobRecord:
+    spec = JobSpec("j", "p", schedule, max_retries=2)
+    record = planning.new_job(spec, to_ms(START), StoreSettings())
+    return dataclasses.replace(record, **changes)
+
+
+def run_of(status: RunStatus, summary: str = "ok", error: str | None = None) -> CronRun:
+    return CronRun(
+        "r1",
+        "j1",
+        "report",
+        START,
+        START,
+        START,
+        status,
+        1,
+        RunTrigger.SCHEDULE,
+        summary,
+        error,
+        "s1",
+        10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("owner", "origin", "notify", "destinations"),
+    [
+        (None, None, (), ["ws:agent"]),
+        (None, None, (7, 8), ["ws:agent", "tg:7", "tg:8"]),
+        ("alice", None, (7,), ["ws:user:alice"]),
+        ("tg:42", {"telegram_chat_id": 42}, (7,), ["ws:user:tg:42", "tg:42"]),
+        ("tg:42", {"telegram_chat_id": -100, "thread_id": 3}, (), ["ws:user:tg:42", "tg:-100:3"]),
+        (None, {"telegram_chat_id": True}, (), ["ws:agent"]),  # a bool is not a chat id
+    ],
+)
+def test_delivery_router(
+    owner: str | None, origin: dict[str, Any] | None, notify: Sequence[int], destinations: list[str]
+) -> None:
+    record = job(Schedule.interval(60_000), user_id=owner)
+    public = dataclasses.replace(record.to_public(), name="report", origin=origin)
+    specs = DeliveryRouter(notify_chat_ids=notify)(public, run_of(RunStatus.FAILED, error="boom"))
+    assert [s.destination for s in specs] == destinations
+    event = specs[0].payload
+    assert (event["type"], event["success"], event["result_preview"]) == (
+        "notification",
+        False,
+        "boom",
+    )
+    for spec in specs[1:]:
+        assert spec.payload == {"text": "[report] failed\n\nboom"}
