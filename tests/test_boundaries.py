@@ -10,8 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests import structure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,17 +97,14 @@ def test_every_module_imports_cleanly_on_its_own() -> None:
     assert answer["imported"] == len(structure.sources(ROOT)) - 2  # both __main__ skipped
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: store/base.py <-> store/opener.py")
 def test_no_import_cycle_between_modules() -> None:
     assert structure.cycles(structure.import_graph(ROOT)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: 7 modules over 500 lines today")
 def test_no_module_over_500_lines() -> None:
     assert structure.long_modules(ROOT, limit=500) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: 34 near-identical pairs today, mostly the store")
 def test_at_most_five_near_identical_function_pairs_across_files() -> None:
     pairs = structure.near_pairs(ROOT)
     assert len(pairs) <= 5, "\n".join(pairs)

@@ -13,7 +13,7 @@ from starpod_cron.store import sqlfile
 from starpod_cron.store.dialects.sqlite import run_to_end
 from starpod_cron.store.sqlfile import load_queries, parameter_names, parameters
 
-OPS = Path(__file__).resolve().parent.parent / "starpod_cron" / "store" / "ops"
+OPS = Path(__file__).resolve().parents[2] / "starpod_cron" / "store" / "ops"
 NAMED = re.compile(
     r"""(?:tx\.(?:rows|one|value|execute|execute_many)|_rows|_value|_jobs|_runs)\(\s*f?"(\w+)"""
 )
