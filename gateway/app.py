@@ -2,11 +2,12 @@
 token) the Telegram bot, as named, supervised tasks in one process; stopped gracefully on
 SIGINT/SIGTERM (a second signal interrupts running jobs at once) or when a critical task dies.
 
-Background work is supervised by one :class:`TaskSet`: the event feed, the outbox and the
-heartbeat are restartable (a failure is logged with its traceback and the task restarted with
-backoff; store outages are retried inside them); the HTTP and WebSocket servers and the
-scheduler loop are critical: if one fails, the node stops and ``serve`` exits 1, so a
-supervisor (systemd ``Restart=on-failure``) starts it again. Only SIGINT/SIGTERM exit 0.
+Background work is supervised by one :class:`TaskSet`: the event feed and the outbox are
+restartable, as is the node's heartbeat, which the scheduler runs (a failure is logged with
+its traceback and the task restarted with backoff; store outages are retried inside them);
+the HTTP and WebSocket servers and the scheduler loop are critical: if one fails, the node
+stops and ``serve`` exits 1, so a supervisor (systemd ``Restart=on-failure``) starts it again.
+Only SIGINT/SIGTERM exit 0.
 
 Everything opened is registered on one ``AsyncExitStack`` as soon as it exists, so a start-up
 failure at any step (a port in use, a bad executor target) closes what was already open and
@@ -136,14 +137,19 @@ class Gateway:
             stack.push_async_callback(executor.aclose)
             for note in executor.notes:
                 log.warning("%s", note)
-            scheduler = self.scheduler = CronScheduler(store, executor, config.scheduler)
+            g = config.gateway
+            heartbeat = NodeHeartbeat(
+                store, self.node_id, every_secs=g.heartbeat_secs, roles=self.roles
+            )  # beats while the scheduler runs: one node row for this process
+            scheduler = self.scheduler = CronScheduler(
+                store, executor, config.scheduler, heartbeat=heartbeat
+            )
             ops = JobOperations(store, scheduler.run_now, user_limits(config))
             chat = (
                 AgentChat(model, ops, store, max_history=config.executor.max_history_messages)
                 if isinstance(model, OpenAIExecutor)
                 else None
             )
-            g = config.gateway
             logins = LoginSessions(
                 store,
                 self.tokens,
@@ -199,10 +205,6 @@ class Gateway:
                     idle_secs=min(30, config.scheduler.tick_secs),  # readiness: passes that often
                 )
                 tasks.keep(self.outbox.run, "outbox")
-            heartbeat = NodeHeartbeat(
-                store, self.node_id, every_secs=g.heartbeat_secs, roles=self.roles
-            )
-            tasks.keep(heartbeat.run, "heartbeat")
             main = scheduler.start()
             main.add_done_callback(lambda _: self._fail("the scheduler loop stopped"))
             stack.push_async_callback(self._stop_scheduler)

@@ -21,6 +21,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from starpod_cron import CronScheduler, CronStore, DeliveryStatus, RunFinished
+from starpod_cron.activity import overdue_after_secs, overdue_jobs
+from starpod_cron.timeutil import from_ms
 from starpod_cron.views import destination_labels, late_ms
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -87,6 +89,13 @@ class Metrics:
             ["kind", "id"],
             registry=r,
         )
+        self.overdue = Gauge(
+            "starpod_cron_job_overdue_seconds",
+            "Seconds past its next fire of each enabled job more than 2 * tick_secs + "
+            "misfire_grace_secs late (it looks healthy but does not fire); absent otherwise",
+            ["job", "id"],
+            registry=r,
+        )
         self._unsubscribe = store.on_run_finished(self._finished)
 
     def _finished(self, events: Sequence[RunFinished]) -> None:
@@ -109,6 +118,11 @@ class Metrics:
         self.refusing.clear()
         for name in refusing.union(self.destinations()):
             self.refusing.labels(*destination_labels(name)).set(int(name in refusing))
+        late_after = overdue_after_secs(self.scheduler.settings, self.store.settings)
+        now = from_ms(self.store.clock.now_ms())
+        self.overdue.clear()
+        for job, late in overdue_jobs(await self.store.list_jobs(), now, late_after):
+            self.overdue.labels(job.name, job.id).set(late)
         return generate_latest(self.registry)
 
     def close(self) -> None:

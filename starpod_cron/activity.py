@@ -8,7 +8,8 @@ store answers. The HTTP API, the WebSocket server and the CLI are thin adapters 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from .access import Principal
 from .errors import LimitExceeded, StoreUnavailable
@@ -23,9 +24,34 @@ from .models import (
 )
 from .operations import JobOperations
 from .routing import WS_PREFIX
+from .settings import SchedulerSettings, StoreSettings
 
 MAX_RECENT_RUNS = 500
 MAX_DELIVERIES = 1000
+
+
+def overdue_after_secs(scheduler: SchedulerSettings, store: StoreSettings) -> float:
+    """How far past its next fire an enabled job counts as overdue: ``2 * tick_secs +
+    misfire_grace_secs`` (a running scheduler would have claimed it by then)."""
+    return 2 * scheduler.tick_secs + store.misfire_grace_secs
+
+
+def overdue_jobs(
+    jobs: Iterable[CronJob], now: datetime, after_secs: float
+) -> list[tuple[CronJob, float]]:
+    """The enabled jobs, not running now, whose next fire is more than ``after_secs`` in the
+    past, each with how many seconds past its next fire it is, most overdue first: jobs that
+    look healthy but do not fire (no scheduler up, or one stuck). ``status`` and
+    ``starpod_cron_job_overdue_seconds`` show these."""
+    found = []
+    for job in jobs:
+        due = job.next_fire_at or job.next_run_at
+        if not job.enabled or job.running_count or due is None:
+            continue
+        late = (now - due).total_seconds()
+        if late > after_secs:
+            found.append((job, late))
+    return sorted(found, key=lambda pair: -pair[1])
 
 
 class AdminOnly(LimitExceeded):

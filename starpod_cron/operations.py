@@ -25,6 +25,10 @@ from .store import CronStore
 from .timeutil import check_zone, from_ms
 
 MAX_NAME_QUERY = 200
+NO_SCHEDULER = (
+    "no scheduler is running on this store (no heartbeat from `starpod-cron serve` or a "
+    "CronScheduler): the job fires only once one runs"
+)
 Runner = Callable[[str], Awaitable[CronRun]]
 """Runs a job now by id and returns the recorded run (``CronScheduler.run_now``)."""
 
@@ -148,6 +152,11 @@ class JobOperations:
         job = await self.store.get_job(job_id)
         assert job is not None
         return job
+
+    async def scheduler_warning(self) -> str | None:
+        """What an answer to a job added now warns of (every front end asks here): that no
+        scheduler is up on the store (:data:`NO_SCHEDULER`), or None."""
+        return None if await self.store.schedulers_up() else NO_SCHEDULER
 
     async def update(self, who: Principal, name: str, fields: JobFields) -> CronJob:
         job = await self.find(who, name)

@@ -23,6 +23,7 @@ from .errors import JobNotFound
 from .inflight import Executor, ExecutorExited, Run, RunsInFlight, wait_all
 from .loopwatch import LoopWatch
 from .models import CronJob, CronRun, RunTrigger
+from .nodes import NodeHeartbeat
 from .notify import Notifier, NotifierFeed, check_notifier
 from .settings import SchedulerSettings
 from .store import CronStore
@@ -34,6 +35,10 @@ from .watchdog import Watchdog
 __all__ = ["CronScheduler", "Executor", "ExecutorExited"]
 
 log = logging.getLogger("starpod_cron.scheduler")
+
+
+def _scheduler_roles() -> tuple[str, ...]:
+    return ("scheduler",)
 
 
 class CronScheduler:
@@ -65,6 +70,7 @@ class CronScheduler:
         claim_ahead_secs: float | None = None,
         cancel_grace_secs: float | None = None,
         notify_timeout_secs: float | None = None,
+        heartbeat: NodeHeartbeat | None = None,
     ) -> None:
         self.settings = _folded(
             settings,
@@ -88,6 +94,10 @@ class CronScheduler:
         self._notifiers: list[Notifier] = []
         self._feed: NotifierFeed | None = None
         self._loopwatch: LoopWatch | None = None
+        self.heartbeat = heartbeat or NodeHeartbeat(store, self.owner, roles=_scheduler_roles)
+        """This process's row in the store's nodes while the loop runs (``nodes list``; a
+        job added while no scheduler beats gets a warning). ``serve`` hands in its node's, so
+        one process is one row."""
 
     @property
     def clock(self) -> Clock:
@@ -154,6 +164,7 @@ class CronScheduler:
         self._unsubscribe = self.store.on_change(self.wake)
         self._loopwatch = LoopWatch.for_loop()
         self._main = self._lifecycle.spawn(self._loop.run(), "scheduler")
+        self._lifecycle.keep(self.heartbeat.run, "heartbeat")  # says "stopped" at stop()
         return self._main
 
     def _listen(self) -> None:

@@ -134,7 +134,10 @@ class Tool:
 
 async def _add(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     job = await c.ops.add(c.who, JobFields.from_mapping(a), origin=c.origin)
-    return {"job": job_json(job)}
+    answer: dict[str, Any] = {"job": job_json(job)}
+    if warning := await c.ops.scheduler_warning():
+        answer["warning"] = warning  # saved, but nothing fires it until a scheduler runs
+    return answer
 
 
 async def _list(c: Context, a: dict[str, Any]) -> dict[str, Any]:

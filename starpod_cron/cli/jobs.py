@@ -185,7 +185,11 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
     message = f"Job '{job.name}' added ({words}); next run {next_run}"
     if job.delete_after_run:
         message += "; it is deleted after it succeeds"
-    return Output(_changed(c, job, message), "text", "Job Added", text=message)
+    data = _changed(c, job, message)
+    if warning := await c.ops.scheduler_warning():
+        print(f"warning: {warning}", file=sys.stderr)
+        data["warning"] = warning
+    return Output(data, "text", "Job Added", text=message)
 
 
 async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:

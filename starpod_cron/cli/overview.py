@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..activity import overdue_after_secs, overdue_jobs
 from ..models import CronJob, NodeStatus, RunStats, RunStatus
 from ..views import fires_across, job_json, refusal_json, run_json
 from .context import Context
@@ -79,6 +80,8 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     running = await c.store.list_recent_runs(1000, status=RunStatus.RUNNING)
     refusing = await c.store.refusing_destinations()
     upcoming = fires_across(jobs, 10)
+    late_after = overdue_after_secs(c.config.scheduler, c.store.settings)
+    overdue = overdue_jobs(jobs, now, late_after)
     job_rows = [
         job_json(job, c.tz(job.timezone))
         | {"state": job_state(job), "stats": _stats(stats.get(job.id))}
@@ -104,6 +107,15 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
         ],
         "jobs": job_rows,
         "destinations_refusing": [refusal_json(r) for r in refusing],
+        "overdue": [
+            {
+                "job": job.name,
+                "job_id": job.id,
+                "next_fire_at": iso(job.next_fire_at or job.next_run_at, c.tz(job.timezone)),
+                "overdue_secs": round(late, 3),
+            }
+            for job, late in overdue
+        ],
     }
     out = Output(data, "table", "Jobs")
     up = [n for n in nodes if n.status(now) is NodeStatus.UP]
@@ -119,6 +131,11 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
         f"Destination refusing: {r.name} since {relative(r.since, now)}, {r.failures} "
         f"time(s) in a row, next probe {relative(r.retry_at, now)}: {r.error}"
         for r in refusing
+    ]
+    lines += [
+        f"Overdue: {job.name} should have fired {late:.0f}s ago (more than {late_after:g}s); "
+        "is a scheduler running? (`starpod-cron nodes list`)"
+        for job, late in overdue
     ]
     if upcoming:
         lines.append("Next fires:")

@@ -151,6 +151,11 @@ class CoordinationStore(Protocol):
         """Record that ``node`` is alive now (``last_seen`` is set to the store's clock), or
         with ``stopped`` that it stopped cleanly. Nodes not seen for a week are forgotten."""
 
+    async def schedulers_up(self) -> int:
+        """How many nodes with the ``scheduler`` role (a ``serve``, a library
+        ``CronScheduler``) are up: not stopped, and heard from within their last 3 heartbeats
+        (one query)."""
+
     async def list_nodes(self) -> list[NodeInfo]:
         """Every node seen in the last week, most recently started first."""
 

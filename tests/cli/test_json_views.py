@@ -44,6 +44,7 @@ async def test_a_job_and_a_run_in_json_are_the_views_of_every_front_end(
         "--tz", "Europe/Rome", "--jitter", "10m", "--overlap", "allow", "--max-instances", "2",
     )  # fmt: skip
     job, _ = await _views(url, "morning")
+    assert added.pop("warning").endswith("fires only once one runs")  # no scheduler is up
     assert added == job | {"job_name": "morning", "message": added["message"]}
 
     ran = (await _cli(capsys, url, "jobs", "run", "morning"))["jobs_run"]

@@ -166,3 +166,20 @@ async def test_broadcast_events_are_published_never_claimed_by_an_outbox(
     assert await store.next_delivery_at() is not None  # the claimed one's lease
     (published,) = await store.list_deliveries(0, None, prefix="ws:")
     assert published.status is DeliveryStatus.PUBLISHED
+
+
+async def test_a_scheduler_is_up_only_while_it_beats_and_has_not_stopped(
+    store: CronStore, clock: ManualClock
+) -> None:
+    assert await store.schedulers_up() == 0
+    await store.heartbeat(node("web", clock, ["websocket"]))  # not a scheduler
+    assert await store.schedulers_up() == 0
+    await store.heartbeat(node("a", clock, ["scheduler"]))
+    await store.heartbeat(node("b", clock, ["scheduler", "websocket"]))
+    assert await store.schedulers_up() == 2
+    clock.advance(15)  # exactly 3 heartbeats of 5 s: still up
+    assert await store.schedulers_up() == 2
+    await store.heartbeat(node("b", clock, ["scheduler"]), stopped=True)
+    assert await store.schedulers_up() == 1  # b stopped cleanly
+    clock.advance(0.001)  # a silent for more than 3 heartbeats: gone
+    assert await store.schedulers_up() == 0

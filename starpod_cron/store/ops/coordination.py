@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import replace
 
-from ...models import Lease, LoginSession, NodeInfo
+from ...models import GONE_AFTER_HEARTBEATS, Lease, LoginSession, NodeInfo
 from ...timeutil import from_ms
 from .. import logins
 from ..batches import (
@@ -71,6 +71,10 @@ class CoordinationOps(StoreCore):
             await tx.execute("forget_nodes", {"before": now - NODE_MEMORY_MS})
 
         await self._write(script)
+
+    async def schedulers_up(self) -> int:
+        params = {"beats": GONE_AFTER_HEARTBEATS, "now": self.clock.now_ms()}
+        return int(await self._value("schedulers_up", params))
 
     async def list_nodes(self) -> list[NodeInfo]:
         since = self.clock.now_ms() - NODE_MEMORY_MS

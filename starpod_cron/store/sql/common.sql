@@ -185,6 +185,11 @@ ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen,
 -- name: forget_nodes
 DELETE FROM nodes WHERE last_seen < :before;
 
+-- name: schedulers_up
+SELECT count(*) FROM nodes
+WHERE stopped_at IS NULL AND last_seen + :beats * heartbeat_ms >= :now
+  AND roles LIKE '%"scheduler"%';
+
 -- name: list_nodes
 SELECT id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles
 FROM nodes WHERE last_seen >= :since ORDER BY started_at DESC, id;
