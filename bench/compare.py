@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 from pathlib import Path
@@ -57,14 +58,20 @@ def run_in(tree: Path, step: Step) -> dict[str, Any]:
     saved_root, saved_path = run.ROOT, os.environ.get("PYTHONPATH")
     run.ROOT = tree
     os.environ["PYTHONPATH"] = str(tree)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        return run_driver(US, step, None)
+        got = run_driver(US, step, None)
     finally:
         run.ROOT = saved_root
         if saved_path is None:
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = saved_path
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the driver's CPU (user + system, every process it started): unlike the wall-clock rows
+    # it does not move with the disk's fsync latency or a neighbour's load
+    spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {**got, "cpu_s": round(spent, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{label} ({unit})" if unit else label
         shown = f"{ratio:.2f}" if ratio is not None else ""
         print(f"{name:<62} {fmt(old):>10} {fmt(new):>10} {shown:>8}{flag}")
+    for step_key, sides in results.items():
+        cpu = {
+            side: statistics.median(r["cpu_s"] for r in sides[side] if "cpu_s" in r)
+            for side in ("old", "new")
+            if any("cpu_s" in r for r in sides[side])
+        }
+        if len(cpu) == 2 and cpu["old"]:
+            label = f"{step_key}: driver CPU, every process (s)"
+            print(
+                f"{label:<62} {cpu['old']:>10.2f} {cpu['new']:>10.2f} {cpu['new'] / cpu['old']:>8.2f}"
+            )
     print(f"{worse} row(s) more than 10% worse")
     return 0
 
