@@ -69,6 +69,13 @@ class JobFields:
     jitter_secs: float | None = None
     overlap: str | None = None
     max_instances: int | None = None
+    notify: str | None = None
+    context: str | None = None
+    pause_after_failures: int | None = None
+    start_at: str | None = None
+    end_at: str | None = None
+    max_runs: int | None = None
+    stale_after_secs: float | None = None
     # end of generated fields
 
     @classmethod

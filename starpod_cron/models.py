@@ -61,6 +61,29 @@ class Overlap(enum.StrEnum):
     ALLOW = "allow"
 
 
+class NotifyPolicy(enum.StrEnum):
+    """Which finished runs of a job are delivered (every run is recorded either way).
+
+    ``always``: every run; ``on_failure``: failures, and the first success after a failure
+    (as "recovered"); ``on_change``: a result that differs from the job's last delivered one
+    (compared after trimming and collapsing whitespace; the first is always delivered);
+    ``never``: history only.
+    """
+
+    ALWAYS = "always"
+    ON_FAILURE = "on_failure"
+    ON_CHANGE = "on_change"
+    NEVER = "never"
+
+
+class ContextMode(enum.StrEnum):
+    """What a run is given of the job's past: ``none``, or ``last``: the previous successful
+    result and its time."""
+
+    NONE = "none"
+    LAST = "last"
+
+
 class RunTrigger(enum.StrEnum):
     """Why a run exists: a scheduled occurrence, a retry of one, or a manual run."""
 
@@ -134,6 +157,34 @@ class CronJob:
     """With overlap allow: runs of the job at once."""
     running_count: int = 0
     """Runs of the job in flight now."""
+    notify: NotifyPolicy = NotifyPolicy.ALWAYS
+    """Which runs are delivered: always; on_failure (failures, and the first success after one);
+    on_change (a result different from the last delivered one); never (history only)."""
+    context: ContextMode = ContextMode.NONE
+    """last: each run is given the job's previous successful result and its time; none: every run
+    starts from nothing."""
+    pause_after_failures: int = 0
+    """Pause the job after this many failed or timed-out runs in a row (0: never)."""
+    start_at: datetime | None = None
+    """No fire before this time (an interval keeps its anchor)."""
+    end_at: datetime | None = None
+    """No fire after this time; then the job is disabled (paused_reason 'ended')."""
+    max_runs: int | None = None
+    """Runs the job makes (counting runs that ended: success, failed, timeout); then it is
+    disabled."""
+    stale_after_secs: float | None = None
+    """A run that would start later than this after its fire time is skipped, with one message
+    per stretch of such skips."""
+    consecutive_failures: int = 0
+    """Failed or timed-out runs in a row (after retries), since the last success."""
+    paused_reason: str | None = None
+    """Why the job was disabled by itself (failures in a row, ended, max_runs reached)."""
+    finished_runs: int = 0
+    """Occurrences whose last attempt ended (success, failed, timeout): counted by max_runs."""
+    silent_runs: int = 0
+    """Runs that answered the silent token."""
+    suppressed_runs: int = 0
+    """Runs whose result its notify policy did not deliver."""
     # end of generated fields
 
 
@@ -154,6 +205,14 @@ class CronRun:
     duration_ms: int | None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    silent: bool = False
+    """The answer was the silent token: recorded as a success, delivered nowhere."""
+    suppressed: str | None = None
+    """Why the result was delivered nowhere (``None``: it was delivered): a silent answer, or
+    the job's ``notify`` policy (``"unchanged (notify=on_change)"``)."""
+    notice: str | None = None
+    """What this run did to its job, said to its destinations even when the result itself is
+    suppressed: paused after failures, ended, a stretch of stale skips."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +340,13 @@ class JobUpdate:
     jitter_secs: float | _Unset = UNSET
     overlap: Overlap | _Unset = UNSET
     max_instances: int | _Unset = UNSET
+    notify: NotifyPolicy | _Unset = UNSET
+    context: ContextMode | _Unset = UNSET
+    pause_after_failures: int | _Unset = UNSET
+    start_at: datetime | _Unset | None = UNSET
+    end_at: datetime | _Unset | None = UNSET
+    max_runs: int | _Unset | None = UNSET
+    stale_after_secs: float | _Unset | None = UNSET
     # end of generated fields
 
 
@@ -309,6 +375,14 @@ class JobSpec:
     """Default: [cron] jitter_secs."""
     overlap: Overlap = Overlap.SKIP
     max_instances: int = 1
+    notify: NotifyPolicy = NotifyPolicy.ALWAYS
+    context: ContextMode = ContextMode.NONE
+    pause_after_failures: int | None = None
+    """Default: [cron] pause_after_failures."""
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    max_runs: int | None = None
+    stale_after_secs: float | None = None
     # end of generated fields
 
 

@@ -41,6 +41,13 @@ class StoreSettings:
     """Jitter of jobs created without their own ``jitter_secs`` (0: fire on time)."""
     queue_limit: int = field(default=100, metadata=whole(1, 10_000))
     """With ``overlap = "queue"``, missed fires kept waiting; older ones are skipped."""
+    silent_token: str = "[SILENT]"
+    """A result that is exactly this (after stripping whitespace) is recorded as a silent
+    success and delivered nowhere."""
+    pause_after_failures: int = field(default=0, metadata=whole(0, 1000))
+    """Pause jobs created without their own after this many failed runs in a row (0: never)."""
+    backfill_limit: int = field(default=1000, metadata=whole(1, 1_000_000))
+    """The most occurrences one backfill may run (``--max`` raises it for one call)."""
     synchronous: str = "full"
     """SQLite only: ``full`` (durable on power loss) or ``normal`` (faster; safe on a crash)."""
 
@@ -50,6 +57,8 @@ class StoreSettings:
             check_zone(self.default_timezone)
         except InvalidTimezone as exc:
             raise ConfigError(f"timezone: {exc}") from None
+        if not self.silent_token.strip() or len(self.silent_token) > 200:
+            raise ConfigError("silent_token: must be 1 to 200 characters, not only spaces")
         if self.synchronous not in ("full", "normal"):
             raise ConfigError(f"synchronous: must be 'full' or 'normal', got {self.synchronous!r}")
 

@@ -80,6 +80,10 @@ def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) ->
         "session_id": run.session_id,
         "prompt_tokens": run.prompt_tokens,
         "completion_tokens": run.completion_tokens,
+        "silent": run.silent,
+        "suppressed": run.suppressed is not None,
+        "suppressed_reason": run.suppressed,
+        "notice": run.notice,
     }
 
 

@@ -186,7 +186,13 @@ def test_a_field_defaulted_by_a_setting_has_that_settings_bounds() -> None:
     """``[cron] default_max_retries`` can never hold a value a job's max_retries refuses."""
     setting_rules = rules(StoreSettings)
     defaulted = [f for f in JOB_FIELDS if f.setting is not None]
-    assert {f.name for f in defaulted} == {"timezone", "max_retries", "timeout_secs", "jitter_secs"}
+    assert {f.name for f in defaulted} == {
+        "timezone",
+        "max_retries",
+        "timeout_secs",
+        "jitter_secs",
+        "pause_after_failures",
+    }
     for f in defaulted:
         assert hasattr(StoreSettings(), f.setting), f.name  # type: ignore[arg-type]
         if f.rule is not None:

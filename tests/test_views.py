@@ -41,6 +41,18 @@ JOB_KEYS = {
     "overlap",
     "max_instances",
     "running",
+    "notify",
+    "context",
+    "pause_after_failures",
+    "start_at",
+    "end_at",
+    "max_runs",
+    "stale_after_secs",
+    "consecutive_failures",
+    "paused_reason",
+    "finished_runs",
+    "silent_runs",
+    "suppressed_runs",
 }
 RUN_KEYS = {
     "id",
@@ -60,6 +72,10 @@ RUN_KEYS = {
     "session_id",
     "prompt_tokens",
     "completion_tokens",
+    "silent",
+    "suppressed",
+    "suppressed_reason",
+    "notice",
 }
 
 

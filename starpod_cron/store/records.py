@@ -72,6 +72,22 @@ class JobRecord:
     overlap: str = "skip"
     max_instances: int = 1
     running_count: int = 0
+    notify: str = "always"
+    context: str = "none"
+    pause_after_failures: int = 0
+    start_at: int | None = None
+    end_at: int | None = None
+    max_runs: int | None = None
+    stale_after_ms: int | None = None
+    consecutive_failures: int = 0
+    paused_reason: str | None = None
+    finished_runs: int = 0
+    silent_runs: int = 0
+    suppressed_runs: int = 0
+    notify_hash: str | None = None
+    previous_result: str | None = None
+    previous_result_at: int | None = None
+    stale_streak: int = 0
     # end of generated fields
 
     @property
@@ -163,7 +179,7 @@ def _public_expr(f: JobField) -> str:
     if f.storage == "ms":
         return f"{'opt_from_ms' if f.nullable else 'from_ms'}({col})"
     if f.storage == "secs_ms":
-        return f"{col} / 1000"
+        return f"None if {col} is None else {col} / 1000" if f.nullable else f"{col} / 1000"
     if f.storage == "enum":
         lookup = f"_ENUMS[{f.name!r}][{col}]"
         return f"None if {col} is None else {lookup}" if f.nullable else lookup
@@ -230,6 +246,9 @@ class RunRecord:
     completion_tokens: int | None
     lease_renewed_at: int | None = None
     """When the lease holder last proved alive (claim or renewal)."""
+    silent: bool = False
+    suppressed: str | None = None
+    notice: str | None = None
 
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> RunRecord:
@@ -259,6 +278,9 @@ class RunRecord:
             duration_ms=self.duration_ms,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
+            silent=bool(self.silent),
+            suppressed=self.suppressed,
+            notice=self.notice,
         )
 
 
@@ -274,6 +296,9 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
     "duration_ms",
     "prompt_tokens",
     "completion_tokens",
+    "silent",
+    "suppressed",
+    "notice",
 )
 _RUN_ROW = attrgetter(*RUN_COLUMNS)
 _RUN_RESULT = attrgetter(*RUN_RESULT_COLUMNS, "id")
