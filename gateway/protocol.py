@@ -7,7 +7,10 @@ Responses: ``{"id", "ok": true, "data": {...}}`` or ``{"id", "ok": false, "error
 "message"}}``. Events: ``{"type": "notification", "event_id", "job_name", "session_id",
 "result_preview", "success", "run_id", "job_id", "status", "ts"}`` and, for subscribers,
 ``{"type": "run.started", "event_id", "job_name", "run_id", "job_id", "attempt", "trigger",
-"scheduled_for", "ts"}`` (always before the run's notification).
+"scheduled_for", "ts"}`` (always before the run's notification) and ``{"type": "run.finished",
+"event_id", "job_name", "run_id", "job_id", "status", "silent", "suppressed", "reason",
+"notice", "attempt", "trigger", "scheduled_for", "ts"}`` (every finished run, delivered or not,
+after its notification if it has one).
 
 Numbers from clients are bounded here (``since`` an event id up to 2**63-1, ``limit`` 1-200),
 so nothing larger ever reaches the store; every string in a request (the ``id`` too) is text
@@ -23,7 +26,7 @@ from typing import Any
 
 from starpod_cron import Delivery, InvalidInput
 from starpod_cron.inputrules import check_all_text
-from starpod_cron.routing import NOTIFICATION, RUN_STARTED
+from starpod_cron.routing import NOTIFICATION, RUN_FINISHED, RUN_STARTED
 from starpod_cron.tools import TOOLS
 from starpod_cron.views import job_json, run_json
 
@@ -46,7 +49,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "chat": frozenset({"text"}),
     "subscribe": frozenset({"events"}),
 }
-EVENT_TYPES = frozenset({NOTIFICATION, RUN_STARTED})
+EVENT_TYPES = frozenset({NOTIFICATION, RUN_STARTED, RUN_FINISHED})
 DEFAULT_EVENTS = frozenset({NOTIFICATION})
 MAX_CHAT_CHARS = 4000
 

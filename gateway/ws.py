@@ -37,7 +37,7 @@ from starpod_cron.activity import Activity
 from starpod_cron.chat import AgentChat
 from starpod_cron.config import GatewayConfig
 from starpod_cron.operations import JobOperations
-from starpod_cron.routing import RUN_STARTED
+from starpod_cron.routing import RUN_FINISHED, RUN_STARTED
 from starpod_cron.tasks import TaskSet
 from starpod_cron.tools import call_tool, error_code
 
@@ -109,6 +109,7 @@ class WsServer:
         self.recheck_secs = SESSION_RECHECK_SECS
         self._warned_query_token = False
         self.run_started_events = config.run_started_events
+        self.run_finished_events = config.run_finished_events
         self.clients: set[Client] = set()
         self.dropped_slow = 0
         self._http_port: int | None = None
@@ -357,6 +358,11 @@ class WsServer:
         if RUN_STARTED in events and not self.run_started_events:
             raise InvalidInput(
                 "run.started events are off on this gateway ([gateway] run_started_events = "
+                "false in agent.toml)"
+            )
+        if RUN_FINISHED in events and not self.run_finished_events:
+            raise InvalidInput(
+                "run.finished events are off on this gateway ([gateway] run_finished_events = "
                 "false in agent.toml)"
             )
         client.events = events

@@ -29,7 +29,8 @@ def open_store(
 ) -> StoreOpener[CronStore]:
     """``await open_store(config)`` or ``async with open_store(config) as store``: the store at
     ``url`` (default: see :func:`store_url`) with the config's settings and delivery routing
-    (and the ``run.started`` events, unless ``[gateway] run_started_events = false``)."""
+    (and the ``run.started`` and ``run.finished`` events, unless ``[gateway]
+    run_started_events`` / ``run_finished_events = false``)."""
     router = delivery_router(config)
     return CronStore.open(
         store_url(config, url),
@@ -42,7 +43,10 @@ def open_store(
 
 
 def delivery_router(config: AgentConfig) -> DeliveryRouter:
-    return DeliveryRouter(notify_chat_ids=config.telegram.notify_chat_ids)
+    return DeliveryRouter(
+        notify_chat_ids=config.telegram.notify_chat_ids,
+        finished_events=config.gateway.run_finished_events,
+    )
 
 
 def user_limits(config: AgentConfig) -> UserLimits:

@@ -185,6 +185,7 @@ class GatewayConfig:
     # node heartbeat in the store; gone after 3 missed
     heartbeat_secs: float = field(default=5, metadata=within(0.1, HOUR))
     run_started_events: bool = True  # publish run.started for WebSocket clients who subscribe
+    run_finished_events: bool = True  # publish run.finished (every run, delivered or not) too
     session_ttl_secs: float = field(  # a dashboard log-in lasts this long
         default=7 * 86_400, metadata=within(1, 366 * 86_400, note="1 s to 366 days")
     )

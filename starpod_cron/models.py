@@ -288,6 +288,10 @@ class DeliverySpec:
     destination: str
     payload: dict[str, Any]
     broadcast: bool = False
+    event: str = ""
+    """The kind of event about the run (a run reaches a destination once per kind): "" for
+    the planner's own (``finished`` or ``started``); the router also plans ``report``
+    (``run.finished`` for subscribers) and ``notice`` (the job paused, ended, went stale)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,10 @@ WS_PREFIX = "ws:"
 TELEGRAM_PREFIX = "tg:"
 WS_AGENT = "ws:agent"
 RUN_STARTED = "run.started"
+RUN_FINISHED = "run.finished"
 NOTIFICATION = "notification"
+DELIVERED = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT})
+"""The statuses whose result reaches the job's destinations (unless suppressed)."""
 TELEGRAM_TEXT_LIMIT = 16_000  # at most four Telegram messages per result
 
 
@@ -30,8 +33,9 @@ def telegram_destination(chat_id: int, thread_id: int | None = None) -> str:
     return f"tg:{chat_id}" if thread_id is None else f"tg:{chat_id}:{thread_id}"
 
 
-def telegram_text(job_name: str, run: CronRun, text: str) -> str:
-    mark = {RunStatus.SUCCESS: "done", RunStatus.TIMEOUT: "timed out"}.get(run.status, "failed")
+def telegram_text(job_name: str, run: CronRun, text: str, mark: str | None = None) -> str:
+    if mark is None:
+        mark = {RunStatus.SUCCESS: "done", RunStatus.TIMEOUT: "timed out"}.get(run.status, "failed")
     body = text if len(text) <= TELEGRAM_TEXT_LIMIT else text[:TELEGRAM_TEXT_LIMIT] + "\n[…]"
     return f"[{job_name}] {mark}\n\n{body}".rstrip()
 
@@ -49,6 +53,35 @@ def notification(job: CronJob, run: CronRun) -> dict[str, Any]:
         "run_id": run.id,
         "job_id": job.id,
         "status": run.status.value,
+        "ts": (run.completed_at or run.started_at).isoformat(),
+    }
+
+
+def notice_event(job: CronJob, run: CronRun, notice: str) -> dict[str, Any]:
+    """The WebSocket notification saying what a run did to its job (paused, ended, stale):
+    a ``notification`` with ``notice`` set, so every client that shows results shows it."""
+    return notification(job, run) | {
+        "result_preview": summarize(notice),
+        "success": False,
+        "notice": notice,
+    }
+
+
+def finished_event(job: CronJob, run: CronRun) -> dict[str, Any]:
+    """The WebSocket event about every finished run, delivered or not (for subscribers)."""
+    return {
+        "type": RUN_FINISHED,
+        "job_name": job.name,
+        "run_id": run.id,
+        "job_id": job.id,
+        "status": run.status.value,
+        "silent": run.silent,
+        "suppressed": run.suppressed is not None,
+        "reason": run.suppressed,
+        "notice": run.notice,
+        "attempt": run.attempt,
+        "trigger": run.trigger.value,
+        "scheduled_for": run.scheduled_for.isoformat(),
         "ts": (run.completed_at or run.started_at).isoformat(),
     }
 
@@ -71,33 +104,51 @@ class DeliveryRouter:
     """The store's delivery planner: every finished run goes to its WebSocket audience (a
     broadcast event: every gateway node shows it to its own clients); a run
     of a job created in a Telegram chat also goes to that chat; a run of an agent-level job
-    also goes to ``notify_chat_ids``."""
+    also goes to ``notify_chat_ids``.
 
-    def __init__(self, *, notify_chat_ids: Sequence[int] = ()) -> None:
+    A run whose result is ``suppressed`` (a silent answer, the job's ``notify`` policy) sends
+    its result nowhere; a run with a ``notice`` (it paused or ended its job, or is the first of
+    a stretch of stale skips) says so to the same places, once; every finished run is also a
+    ``run.finished`` event for subscribers (unless ``finished_events`` is off)."""
+
+    def __init__(
+        self, *, notify_chat_ids: Sequence[int] = (), finished_events: bool = True
+    ) -> None:
         self._notify_chat_ids = list(notify_chat_ids)
+        self._finished_events = finished_events
 
     def started(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
         """The start planner: a ``run.started`` event for the run's WebSocket audience."""
         return [DeliverySpec(_audience(job), started_event(job, run), broadcast=True)]
 
     def __call__(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
-        event = notification(job, run)
         audience = _audience(job)
-        specs = [DeliverySpec(audience, event, broadcast=True)]
-        success = run.status is RunStatus.SUCCESS
-        text = (run.result_summary if success else run.error) or ""
-        message = {"text": telegram_text(job.name, run, text)}
+        specs: list[DeliverySpec] = []
+        if run.suppressed is None and run.status in DELIVERED:
+            specs.append(DeliverySpec(audience, notification(job, run), broadcast=True))
+            success = run.status is RunStatus.SUCCESS
+            text = (run.result_summary if success else run.error) or ""
+            message = {"text": telegram_text(job.name, run, text)}
+            specs.extend(DeliverySpec(d, message) for d in self._chats(job))
+        if run.notice:
+            specs.append(DeliverySpec(audience, notice_event(job, run, run.notice), True, "notice"))
+            message = {"text": telegram_text(job.name, run, run.notice, "notice")}
+            specs.extend(DeliverySpec(d, message, event="notice") for d in self._chats(job))
+        if self._finished_events:
+            specs.append(DeliverySpec(audience, finished_event(job, run), True, "report"))
+        return specs
+
+    def _chats(self, job: CronJob) -> list[str]:
+        """The Telegram chats of ``job``: the one it was created in, or ``notify_chat_ids``
+        for an agent-level job."""
         origin = job.origin or {}
         chat = origin.get("telegram_chat_id")
         if isinstance(chat, int) and not isinstance(chat, bool):
             thread = origin.get("thread_id")
-            dest = telegram_destination(chat, thread if isinstance(thread, int) else None)
-            specs.append(DeliverySpec(dest, message))
-        elif job.user_id is None:
-            specs.extend(
-                DeliverySpec(telegram_destination(c), message) for c in self._notify_chat_ids
-            )
-        return specs
+            return [telegram_destination(chat, thread if isinstance(thread, int) else None)]
+        if job.user_id is None:
+            return [telegram_destination(c) for c in self._notify_chat_ids]
+        return []
 
 
 def _audience(job: CronJob) -> str:

@@ -57,7 +57,8 @@ def test_delivery_router(
 ) -> None:
     record = job(Schedule.interval(60_000), user_id=owner)
     public = dataclasses.replace(record.to_public(), name="report", origin=origin)
-    specs = DeliveryRouter(notify_chat_ids=notify)(public, run_of(RunStatus.FAILED, error="boom"))
+    router = DeliveryRouter(notify_chat_ids=notify, finished_events=False)
+    specs = router(public, run_of(RunStatus.FAILED, error="boom"))
     assert [s.destination for s in specs] == destinations
     event = specs[0].payload
     assert (event["type"], event["success"], event["result_preview"]) == (
@@ -67,3 +68,40 @@ def test_delivery_router(
     )
     for spec in specs[1:]:
         assert spec.payload == {"text": "[report] failed\n\nboom"}
+
+
+def test_a_suppressed_run_reaches_subscribers_only_and_a_notice_reaches_every_place() -> None:
+    record = job(Schedule.interval(60_000), user_id="tg:42")
+    public = dataclasses.replace(record.to_public(), origin={"telegram_chat_id": 42})
+    quiet = dataclasses.replace(run_of(RunStatus.SUCCESS), silent=True, suppressed="silent answer")
+    (report,) = DeliveryRouter()(public, quiet)
+    assert (report.destination, report.event, report.broadcast) == ("ws:user:tg:42", "report", True)
+    assert report.payload["type"] == "run.finished"
+    assert (report.payload["silent"], report.payload["suppressed"]) == (True, True)
+    assert report.payload["reason"] == "silent answer"
+    assert DeliveryRouter(finished_events=False)(public, quiet) == []
+
+    paused = dataclasses.replace(
+        run_of(RunStatus.FAILED, error="boom"),
+        suppressed="notify=never",
+        notice="paused after 3 failed runs in a row; last error: boom",
+    )
+    specs = DeliveryRouter(finished_events=False)(public, paused)
+    assert [(s.destination, s.event) for s in specs] == [
+        ("ws:user:tg:42", "notice"),
+        ("tg:42", "notice"),
+    ]
+    assert specs[0].payload["notice"].startswith("paused after 3")
+    assert specs[1].payload == {
+        "text": "[j] notice\n\npaused after 3 failed runs in a row; last error: boom"
+    }
+
+
+def test_a_delivered_run_is_also_reported_with_its_own_event_kind() -> None:
+    public = job(Schedule.interval(60_000)).to_public()
+    specs = DeliveryRouter()(public, run_of(RunStatus.SUCCESS))
+    assert [(s.payload["type"], s.event) for s in specs] == [
+        ("notification", ""),
+        ("run.finished", "report"),
+    ]
+    assert specs[1].payload["suppressed"] is False and specs[1].payload["reason"] is None

@@ -128,7 +128,7 @@ def delivery_rows(
             now,
             now,
             "published" if s.broadcast else "pending",
-            kind,
+            s.event or kind,
         )
         for s in specs
     ]

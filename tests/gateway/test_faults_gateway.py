@@ -389,5 +389,5 @@ async def test_three_kills_while_sending_resend_at_most_the_messages_in_flight(
     assert duplicates <= kills, f"{duplicates} resent after {kills} kills"  # was: 43 per kill
     with sqlite3.connect(db) as conn:
         states = Counter(s for (s,) in conn.execute("SELECT status FROM deliveries"))
-    # chat messages; WebSocket events (run.started and notification for each run)
-    assert states == {"delivered": 300, "published": 600}
+    # chat messages; WebSocket events (run.started, notification and run.finished of each run)
+    assert states == {"delivered": 300, "published": 900}

@@ -136,8 +136,8 @@ async def test_health_readiness_and_metrics(http: tuple[Gateway, httpx.AsyncClie
     assert "starpod_cron_run_lateness_seconds_bucket" in text
     assert "starpod_cron_executor_duration_seconds_count 1.0" in text
     assert "starpod_cron_websocket_clients 1.0" in text
-    # the manual run's WebSocket events: run.started and its notification
-    assert 'starpod_cron_deliveries{status="published"} 2.0' in text
+    # the manual run's WebSocket events: run.started, its notification and run.finished
+    assert 'starpod_cron_deliveries{status="published"} 3.0' in text
     assert "process_resident_memory_bytes" in text
     # the store gone: not ready (503), but alive
     assert gw.store is not None

@@ -195,15 +195,18 @@ async def test_run_started_events_go_to_subscribers_before_the_run_finishes(
         assert {e["type"] for e in later.events} == {"notification", "run.started"}
 
 
-async def test_run_started_events_can_be_turned_off(tmp_path: Path) -> None:
+async def test_run_started_and_finished_events_can_be_turned_off(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    cfg = replace(cfg, gateway=replace(cfg.gateway, run_started_events=False))
+    off = replace(cfg.gateway, run_started_events=False, run_finished_events=False)
+    cfg = replace(cfg, gateway=off)
     async with (
         running_gateway(cfg, str(tmp_path / "off.db")) as gw,
         ws_client(gw, "alice-token-0123456789") as alice,
     ):
         refused = await alice.request("subscribe", events=["run.started"])
         assert "run_started_events = false" in refused["error"]["message"]
+        refused = await alice.request("subscribe", events=["notification", "run.finished"])
+        assert "run_finished_events = false" in refused["error"]["message"]
         await alice.request("cron.add", name="tick", prompt="hello", every="1s")
         await alice.until(lambda: len(alice.events) >= 1)
         assert gw.ws is not None
