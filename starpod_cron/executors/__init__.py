@@ -59,7 +59,7 @@ def build_executor(
         notes: tuple[str, ...] = ()
         if api_key:
             register_secret(api_key)
-        else:
+        elif config.api_key_env:  # api_key_env = "": a server that wants no key, no warning
             notes = (f"no API key in ${config.api_key_env}: calling {config.base_url} without one",)
         executor = OpenAIExecutor(
             store,

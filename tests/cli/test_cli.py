@@ -284,6 +284,24 @@ def test_run_without_executor_config_uses_echo_and_says_so(cli: CLI) -> None:
     assert "hello there" in result.out
 
 
+def test_run_of_a_code_job_names_its_function_not_the_echo_executor(
+    cli: CLI, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('[cron]\njob_modules = ["tests.declared_sample"]\n')
+    assert cli("--config", str(config), "jobs", "sync").code == 0
+    code_job = cli("--config", str(config), "jobs", "run", "heartbeat")
+    assert code_job.code == 0, code_job.err
+    assert "echo" not in code_job.err + code_job.out
+    assert "python function tests.declared_sample.heartbeat" in code_job.out
+    assert "beat 1" in code_job.out
+    cli("jobs", "add", "a", "hello there", "--every", "1h")
+    both = cli("--config", str(config), "--json", "jobs", "run", "heartbeat", "a")
+    assert "echo" in both.err  # the prompt job does go to the demo executor: said once
+    assert both.json["data"]["executor"].startswith("echo (demo")
+    assert "python function tests.declared_sample.heartbeat" in both.json["data"]["executor"]
+
+
 def test_history_filters_and_limit(cli: CLI, tmp_path: Path) -> None:
     config = write_config(tmp_path)
     cli("jobs", "add", "good", "ok", "--every", "1h")
@@ -480,6 +498,14 @@ def test_jobs_run_says_when_the_api_key_variable_is_unset(
     cli("jobs", "add", "a", "p", "--every", "1h", "--retries", "0")
     ran = cli("--config", str(config), "jobs", "run", "a")
     assert "note: no API key in $MY_UNSET_KEY_VAR" in ran.err  # was: silent
+    # api_key_env = "": a local server (Ollama) that wants no key: nothing to warn of
+    config.write_text(
+        '[executor]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'api_key_env = ""\nrequest_timeout_secs = 2\n'
+    )
+    keyless = cli("--config", str(config), "jobs", "run", "a")
+    assert "API key" not in keyless.err  # was: "no API key in $: ..." on every command
+    assert "openai" in keyless.out  # it did run (and fail: nothing listens on port 9)
 
 
 def test_status_shows_each_jobs_state_its_errors_and_the_next_fires_in_order(
