@@ -305,6 +305,13 @@ def with_declared(executor: Any, registry: JobRegistry) -> Any:
     return executor
 
 
+def runs_with(executor: Any, job: CronJob) -> str:
+    """What runs ``job`` under ``executor`` (built by :func:`with_declared`), in words."""
+    if isinstance(executor, DeclaredExecutor):
+        return executor.runs_with(job.name, job.user_id)
+    return str(getattr(executor, "description", "executor"))
+
+
 async def sync_at_start(store: CronStore, registry: JobRegistry, now: datetime) -> SyncReport:
     """:func:`sync_jobs` as a process starts; several starting at once (nodes sharing a
     store) may race to create a job: the loser syncs again and finds it made."""
@@ -324,8 +331,19 @@ class DeclaredExecutor:
         self.description = getattr(fallback, "description", "executor")
         self.notes: tuple[str, ...] = getattr(fallback, "notes", ())
 
+    def _function(self, job_name: str, user_id: str | None) -> JobFunction | None:
+        """The declared function running this job (agent-level jobs only), or None."""
+        return self.registry.function_for(job_name) if user_id is None else None
+
+    def runs_with(self, job_name: str, user_id: str | None) -> str:
+        """What runs the job: its declared function, or the configured executor."""
+        function = self._function(job_name, user_id)
+        if function is None:
+            return str(self.description)
+        return f"python function {function.__module__}.{function.__qualname__}"
+
     async def __call__(self, ctx: JobContext) -> JobResult:
-        function = self.registry.function_for(ctx.job_name) if ctx.user_id is None else None
+        function = self._function(ctx.job_name, ctx.user_id)
         if function is None:
             result: JobResult = await self.fallback(ctx)
             return result

@@ -41,7 +41,8 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
     registry = configured_jobs(config, c.store)
     model = build_executor(config.executor, c.store, config.base_dir, limits=user_limits(config))
     executor = declared.with_declared(model, registry)
-    if "executor" not in c.config.configured:
+    runners = sorted({declared.runs_with(executor, job) for job in jobs})
+    if "executor" not in c.config.configured and executor.description in runners:
         print(
             "note: no [executor] configured in agent.toml: using the built-in echo executor "
             "(a demo that returns each prompt)",
@@ -69,7 +70,7 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         "total": len(results),
         "succeeded": succeeded,
         "failed": len(results) - succeeded,
-        "executor": executor.description,
+        "executor": "; ".join(runners),
     }
     out = Output(data, "table", "Job Execution Results")
     out.columns = ["JOB", "STATUS", "DURATION", "TOKENS", "RESULT"]
@@ -83,7 +84,7 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         ]
         for r in results
     ]
-    out.text = f"{succeeded} of {len(results)} succeeded ({executor.description})"
+    out.text = f"{succeeded} of {len(results)} succeeded ({'; '.join(runners)})"
     out.exit_code = 0 if succeeded == len(results) else 1
     return out
 
