@@ -309,6 +309,8 @@ class AgentConfig:
     """The ``[[jobs]]`` tables: jobs declared in this file (see :mod:`starpod_cron.declared`)."""
     job_modules: tuple[str, ...] = ()
     """``[cron] job_modules``: modules whose decorated functions declare jobs."""
+    source: str = "agent.toml"
+    """The file read (errors found later, such as a job module that does not import, name it)."""
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -375,7 +377,8 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
         if name == "executor":
             _check_executor_keys(section, where)
         values[name] = _section(cls, section, where)
-    return AgentConfig(**values, configured=frozenset(data) | ({"jobs"} if declared else set()))
+    configured = frozenset(data) | ({"jobs"} if declared else set())
+    return AgentConfig(**values, configured=configured, source=source)
 
 
 def _cron(cron: dict[str, Any], store_keys: dict[str, Any], where: str) -> dict[str, Any]:

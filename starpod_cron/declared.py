@@ -205,7 +205,9 @@ def load(
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ConfigError(f"[cron] job_modules: cannot import {module!r}: {exc}") from None
+            raise ConfigError(
+                f"{source} [cron] job_modules: cannot import {module!r}: {exc}"
+            ) from None
     for entry in metadata.entry_points(group=ENTRY_POINTS):
         try:
             entry.load()

@@ -83,7 +83,7 @@ def _job(name: str, text: str, task: Callable[[], Awaitable[str]], cron: str) ->
 def configured_jobs(config: AgentConfig, store: CronStore) -> JobRegistry:
     """Every job ``config`` declares: ``[[jobs]]``, ``job_modules``, entry points and the
     ``[maintenance]`` jobs."""
-    registry = load(config.jobs, config.job_modules, base_dir=config.base_dir)
+    registry = load(config.jobs, config.job_modules, source=config.source, base_dir=config.base_dir)
     for job in maintenance_jobs(config.maintenance, store):
         registry.add(job)
     return registry

@@ -302,6 +302,16 @@ def test_run_of_a_code_job_names_its_function_not_the_echo_executor(
     assert "python function tests.declared_sample.heartbeat" in both.json["data"]["executor"]
 
 
+def test_a_job_module_that_does_not_import_is_reported_in_the_file_that_names_it(
+    cli: CLI, tmp_path: Path
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[cron]\njob_modules = ["no_such_module_xyz"]\n')
+    refused = cli("--config", str(config), "jobs", "sync")
+    assert refused.code == 2
+    assert f"{config} [cron] job_modules: cannot import 'no_such_module_xyz'" in refused.err
+
+
 def test_history_filters_and_limit(cli: CLI, tmp_path: Path) -> None:
     config = write_config(tmp_path)
     cli("jobs", "add", "good", "ok", "--every", "1h")
