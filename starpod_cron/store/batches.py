@@ -347,6 +347,8 @@ def interrupt_expired(
 
 NODE_MEMORY_MS = 7 * 86_400_000
 """Nodes not seen for a week are forgotten."""
+STOPPED_NODE_MEMORY_MS = 86_400_000
+"""Nodes that stopped cleanly are forgotten a day after they stopped."""
 
 
 def check_lease(name: str, holder: str, lease_secs: float | None = None) -> None:

@@ -134,7 +134,9 @@ async def test_nodes_are_up_then_gone_after_three_missed_heartbeats_or_stopped(
     await store.heartbeat(node("a", clock), stopped=True)
     (a,) = [n for n in await store.list_nodes() if n.id == "a"]
     assert a.status(from_ms(clock.now_ms())) is NodeStatus.STOPPED
-    clock.advance(8 * 86_400)  # a week later both are forgotten once anyone beats
+    clock.advance(86_400 + 1)  # a day after it stopped, a is no longer listed; b, gone, is
+    assert [n.id for n in await store.list_nodes()] == ["b"]
+    clock.advance(7 * 86_400)  # a week later both are forgotten once anyone beats
     await store.heartbeat(node("c", clock))
     assert [n.id for n in await store.list_nodes()] == ["c"]
 

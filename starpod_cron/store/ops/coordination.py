@@ -10,6 +10,7 @@ from ...timeutil import from_ms
 from .. import logins
 from ..batches import (
     NODE_MEMORY_MS,
+    STOPPED_NODE_MEMORY_MS,
     check_lease,
     lease_from_row,
     lease_since,
@@ -68,7 +69,11 @@ class CoordinationOps(StoreCore):
         async def script(tx: Tx) -> None:
             now = self.clock.now_ms()
             await tx.execute("heartbeat", node_params(node, now, stopped))
-            await tx.execute("forget_nodes", {"before": now - NODE_MEMORY_MS})
+            forget = {
+                "before": now - NODE_MEMORY_MS,
+                "stopped_before": now - STOPPED_NODE_MEMORY_MS,
+            }
+            await tx.execute("forget_nodes", forget)
 
         await self._write(script)
 
@@ -77,8 +82,9 @@ class CoordinationOps(StoreCore):
         return int(await self._value("schedulers_up", params))
 
     async def list_nodes(self) -> list[NodeInfo]:
-        since = self.clock.now_ms() - NODE_MEMORY_MS
-        return [node_from_row(r) for r in await self._rows("list_nodes", {"since": since})]
+        now = self.clock.now_ms()
+        window = {"since": now - NODE_MEMORY_MS, "stopped_since": now - STOPPED_NODE_MEMORY_MS}
+        return [node_from_row(r) for r in await self._rows("list_nodes", window)]
 
     # ---------------------------------------------------- dashboard log-in sessions
     async def create_login_session(

@@ -183,7 +183,7 @@ ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen,
                                stopped_at = excluded.stopped_at, roles = excluded.roles;
 
 -- name: forget_nodes
-DELETE FROM nodes WHERE last_seen < :before;
+DELETE FROM nodes WHERE last_seen < :before OR stopped_at < :stopped_before;
 
 -- name: schedulers_up
 SELECT count(*) FROM nodes
@@ -192,7 +192,8 @@ WHERE stopped_at IS NULL AND last_seen + :beats * heartbeat_ms >= :now
 
 -- name: list_nodes
 SELECT id, host, pid, version, started_at, last_seen, heartbeat_ms, stopped_at, roles
-FROM nodes WHERE last_seen >= :since ORDER BY started_at DESC, id;
+FROM nodes WHERE last_seen >= :since AND (stopped_at IS NULL OR stopped_at >= :stopped_since)
+ORDER BY started_at DESC, id;
 
 -- ---------------------------------------------------------------- dashboard log-ins
 -- name: insert_login_session
