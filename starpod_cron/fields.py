@@ -47,7 +47,8 @@ from typing import Any, Final
 from .bounds import Within
 from .fieldspec import REQUIRED, Input, JobField, Storage, Who
 from .jitter import MAX_JITTER_SECS
-from .models import ContextMode, MisfirePolicy, NotifyPolicy, Overlap, RunStatus, SessionMode
+from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
+from .policyfields import POLICY_FIELDS
 from .settings import MAX_RETRIES, MAX_TIMEOUT_SECS
 
 __all__ = [
@@ -79,10 +80,8 @@ def _whole(low: int, high: int) -> Within:
 
 
 MAX_INSTANCES: Final = 1000
-MAX_PAUSE_AFTER: Final = 1000
-MAX_RUNS: Final = 1_000_000_000
 
-JOB_FIELDS: tuple[JobField, ...] = (
+_BASE_FIELDS: tuple[JobField, ...] = (
     _run("id", "str", "The job's id: 32 lowercase hex characters.", immutable=True),
     _user(
         "name",
@@ -327,144 +326,8 @@ JOB_FIELDS: tuple[JobField, ...] = (
         view="running",
         on_run=True,
     ),
-    _user(
-        "notify",
-        "NotifyPolicy",
-        "Which runs are delivered: always; on_failure (failures, and the first success after "
-        "one); on_change (a result different from the last delivered one); never (history only).",
-        default=NotifyPolicy.ALWAYS,
-        enum_type=NotifyPolicy,
-        storage="enum",
-        flag="--notify",
-    ),
-    _user(
-        "context",
-        "ContextMode",
-        "last: each run is given the job's previous successful result and its time; none: "
-        "every run starts from nothing.",
-        default=ContextMode.NONE,
-        enum_type=ContextMode,
-        storage="enum",
-        flag="--context",
-    ),
-    _user(
-        "pause_after_failures",
-        "int",
-        "Pause the job after this many failed or timed-out runs in a row (0: never).",
-        setting="pause_after_failures",
-        rule=_whole(0, MAX_PAUSE_AFTER),
-        flag="--pause-after-failures",
-        metavar="N",
-    ),
-    _user(
-        "start_at",
-        "datetime | None",
-        "No fire before this time (an interval keeps its anchor).",
-        default=None,
-        storage="ms",
-        flag="--start-at",
-        metavar="TIME",
-    ),
-    _user(
-        "end_at",
-        "datetime | None",
-        "No fire after this time; then the job is disabled (paused_reason 'ended').",
-        default=None,
-        storage="ms",
-        flag="--end-at",
-        metavar="TIME",
-    ),
-    _user(
-        "max_runs",
-        "int | None",
-        "Runs the job makes (counting runs that ended: success, failed, timeout); then it is "
-        "disabled.",
-        default=None,
-        default_note="no limit",
-        rule=_whole(1, MAX_RUNS),
-        flag="--max-runs",
-        metavar="N",
-    ),
-    _user(
-        "stale_after_secs",
-        "float | None",
-        "A run that would start later than this after its fire time is skipped, with one "
-        "message per stretch of such skips.",
-        default=None,
-        default_note="never stale",
-        rule=Within(0, MAX_TIMEOUT_SECS, above=True, note="30 days"),
-        column="stale_after_ms",
-        storage="secs_ms",
-        flag="--stale-after",
-        metavar="DURATION",
-        duration=True,
-    ),
-    _run(
-        "consecutive_failures",
-        "int",
-        "Failed or timed-out runs in a row (after retries), since the last success.",
-        default=0,
-        on_run=True,
-    ),
-    _run(
-        "paused_reason",
-        "str | None",
-        "Why the job was disabled by itself (failures in a row, ended, max_runs reached).",
-        default=None,
-        on_run=True,
-    ),
-    _run(
-        "finished_runs",
-        "int",
-        "Occurrences whose last attempt ended (success, failed, timeout): counted by max_runs.",
-        default=0,
-        on_run=True,
-    ),
-    _run("silent_runs", "int", "Runs that answered the silent token.", default=0, on_run=True),
-    _run(
-        "suppressed_runs",
-        "int",
-        "Runs whose result its notify policy did not deliver.",
-        default=0,
-        on_run=True,
-    ),
-    _run(
-        "notify_hash",
-        "str | None",
-        "The hash of the last delivered result (notify on_change compares with it).",
-        default=None,
-        public=False,
-        view=None,
-        on_run=True,
-    ),
-    _run(
-        "previous_result",
-        "str | None",
-        "The last successful result, kept for a job with context last.",
-        default=None,
-        public=False,
-        view=None,
-        on_run=True,
-    ),
-    _run(
-        "previous_result_at",
-        "int | None",
-        "When that result's run ended (epoch ms).",
-        default=None,
-        public=False,
-        view=None,
-        on_run=True,
-    ),
-    _run(
-        "stale_streak",
-        "int",
-        "Stale skips in a row (the owner is told once, at the first of a stretch).",
-        default=0,
-        public=False,
-        view=None,
-        on_run=True,
-    ),
 )
+JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS)
 
 SPECIAL_INPUTS: Final = frozenset({"name", "prompt", "schedule"})
 """User fields every front end reads by hand: ``name`` (also ``rename``), ``prompt`` (an

@@ -573,12 +573,12 @@ def test_status_shows_a_destination_refusing_every_message(cli: CLI, db: str) ->
 
 def test_maintenance_commands_report_what_they_would_delete_then_delete_it(cli: CLI) -> None:
     cli("jobs", "add", "a", "p", "--every", "1h")
-    cli("jobs", "run", "a")  # one finished run: its run.started and notification events
+    cli("jobs", "run", "a")  # one finished run: its run.started, notification and run.finished
     dry = cli("--json", "maintenance", "deliveries", "--days", "0", "--dry-run").json["data"]
-    assert (dry["matching"], dry["deleted"], dry["dry_run"]) == (2, 0, True)
+    assert (dry["matching"], dry["deleted"], dry["dry_run"]) == (3, 0, True)
     done = cli("maintenance", "deliveries", "--days", "0")
     assert (
-        done.code == 0 and done.out.strip() == "Deleted 2 finished deliveries older than 0 day(s)"
+        done.code == 0 and done.out.strip() == "Deleted 3 finished deliveries older than 0 day(s)"
     )
     assert cli("--json", "maintenance", "deliveries", "--days", "0").json["data"]["matching"] == 0
     assert "Deleted 0 conversation message(s)" in cli("maintenance", "sessions").out
