@@ -250,8 +250,6 @@ def _every(text: str) -> Meaning | None:
         raise _refuse(
             text, "could mean a time or a count", f"every day at {rest}", f"every {rest} minutes"
         )
-    if head.isalpha() and head not in _UNITS:
-        _days(rest)  # names the day it does not know, if it looks like one
     return None
 
 
@@ -269,7 +267,7 @@ def _every_at(text: str, what: str, when: str) -> Meaning | None:
             f"every {what}",
             f"every day at {when}",
         )
-    return Meaning("cron", f"{_times(text, when)} * * {_days(what)}")
+    return Meaning("cron", f"{_times(text, when)} * * {_days(text, what)}")
 
 
 def _counted(text: str) -> str | None:
@@ -290,7 +288,7 @@ def _is_days(text: str) -> bool:
     return all(part in _DAY_NAMES for part in _AND.split(text))
 
 
-def _days(text: str) -> str:
+def _days(phrase: str, text: str) -> str:
     """``monday, wednesday and friday`` -> ``1,3,5`` (Monday first, Sunday last)."""
     found: list[int] = []
     for part in _AND.split(text):
@@ -298,7 +296,7 @@ def _days(text: str) -> str:
             near = difflib.get_close_matches(part, _DAYS, n=1, cutoff=0.6)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise InvalidSchedule(
-                f"unknown day {part!r}{hint}: name days in full or by three letters, as in "
+                f"{phrase!r}: unknown day {part!r}{hint}; name days in full or by three letters, as in "
                 "'every monday, wednesday and friday at 9:00', or say 'every day', "
                 "'every weekday' or 'every weekend'"
             )
