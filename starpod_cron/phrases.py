@@ -296,8 +296,8 @@ def _days(phrase: str, text: str) -> str:
             near = difflib.get_close_matches(part, _DAYS, n=1, cutoff=0.6)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise InvalidSchedule(
-                f"{phrase!r}: unknown day {part!r}{hint}; name days in full or by three letters, as in "
-                "'every monday, wednesday and friday at 9:00', or say 'every day', "
+                f"{phrase!r}: unknown day {part!r}{hint}; name days in full or by three "
+                "letters, as in 'every monday, wednesday and friday at 9:00', or say 'every day', "
                 "'every weekday' or 'every weekend'"
             )
         if _DAY_NAMES[part] not in found:
