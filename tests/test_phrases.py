@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from starpod_cron import CronStore, ManualClock, Schedule
 from starpod_cron.config import parse_config
@@ -244,3 +246,25 @@ def test_the_example_config_declares_a_job_in_words() -> None:
     worded = [j for j in config.jobs if "when" in j]
     assert worded and translate(worded[0]["when"]).value == "0 17 L * *"
     load(config.jobs, [])  # checked as the store checks it
+
+
+WORDS = (
+    "every at on in the day of month hour and , 9 :15 12pm monday weekday 1st last 2030-12-01 "
+    "minutes tomorrow 25:00"
+).split()
+
+
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join),
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_any_text_is_a_schedule_or_an_invalid_input(phrase: str) -> None:
+    try:
+        understood = interpret(phrase, ROME, NOW)
+    except InvalidInput as exc:
+        assert str(exc)
+    else:
+        assert understood.next_runs and understood.json()["phrase"]
