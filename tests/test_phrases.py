@@ -248,10 +248,30 @@ def test_the_example_config_declares_a_job_in_words() -> None:
     load(config.jobs, [])  # checked as the store checks it
 
 
-WORDS = (
-    "every at on in the day of month hour and , 9 :15 12pm monday weekday 1st last 2030-12-01 "
-    "minutes tomorrow 25:00"
-).split()
+WORDS = [
+    "every",
+    "at",
+    "on",
+    "in",
+    "the",
+    "day",
+    "of",
+    "month",
+    "hour",
+    "and",
+    ",",
+    "9",
+    ":15",
+    "12pm",
+    "monday",
+    "weekday",
+    "1st",
+    "last",
+    "2030-12-01",
+    "minutes",
+    "tomorrow",
+    "25:00",
+]
 
 
 @given(
