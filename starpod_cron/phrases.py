@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from . import durations
+from . import durations, views
 from .errors import InvalidInput, InvalidSchedule
 from .models import CronJob
-from .schedules import Cron, Interval, OneShot, Schedule
+from .schedules import Cron, Interval, Schedule
 from .timeutil import zone
 from .views import fires_after, job_fires, local, schedule_human
 
@@ -152,12 +152,10 @@ class Interpretation:
 def schedule_text(schedule: Schedule, tz: str) -> str:
     """``cron 0 9 * * 1-5 (Europe/Rome)``, ``every 30m``, ``once at 2026-12-01 09:00:00 +01:00
     (Europe/Rome)``: the schedule and, where it is read in one, the zone."""
-    if isinstance(schedule, Cron):
-        return f"{schedule.describe()} ({tz})"
+    typed = views.schedule_text(schedule, tz)
     if isinstance(schedule, Interval):
-        return schedule.describe()
-    assert isinstance(schedule, OneShot)
-    return f"once at {local(schedule.instant(tz), tz)} ({tz})"
+        return typed
+    return f"{'cron' if isinstance(schedule, Cron) else 'once'} {typed} ({tz})"
 
 
 def lines(interpretation: Mapping[str, Any]) -> list[str]:

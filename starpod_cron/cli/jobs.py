@@ -192,6 +192,7 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
         understood = phrases.for_job(fields.when, job)
         data["interpretation"] = understood.json()
         message = "\n".join([f"Job '{job.name}' added.", *understood.lines()])
+        data["message"] = message
     if warning := await c.ops.scheduler_warning():
         print(f"warning: {warning}", file=sys.stderr)
         data["warning"] = warning
