@@ -119,6 +119,8 @@ def test_times_and_days_mean_what_they_say_in_the_jobs_zone() -> None:
     assert interpret("tomorrow at 9", "UTC", NOW).next_runs == (
         datetime(2026, 11, 22, 9, 0, tzinfo=UTC),
     )
+    assert translate("every day at 9 p.m.").value == "0 21 * * *"  # the final dot is the pm's
+    assert translate("every weekday at 9:00 and 5:00 pm").value == "0 9,17 * * 1-5"
     text = "\n".join(weekday.lines())
     assert "Understood 'every weekday at 9:00' as: At 09:00, Monday through Friday" in text
     assert "  2026-11-23 09:00:00 +01:00" in text
