@@ -29,6 +29,7 @@ from starpod_cron.activity import MAX_DELIVERIES, MAX_RECENT_RUNS, Activity, Adm
 from starpod_cron.inputrules import whole_number
 from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
+from starpod_cron.phrases import interpret
 from starpod_cron.tools import TOOLS, call_tool, error_code
 from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
 
@@ -46,7 +47,7 @@ HTTP_STATUS = {
     "error": 400,
 }
 BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
-PREVIEW_FIELDS = ("cron", "every", "at", "in", "timezone")
+PREVIEW_FIELDS = ("cron", "every", "at", "in", "when", "timezone")
 """The fields of ``cron_add`` that ``POST /api/preview`` reads (a schedule and its zone)."""
 Where = Literal["path", "query"]
 
@@ -266,13 +267,16 @@ async def _timeline(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, An
 
 
 async def _preview(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
-    """The next 5 fires of a schedule given as for cron_add; saves nothing."""
+    """The next 5 fires of a schedule given as for cron_add (a ``when`` phrase: what it is
+    understood as, as cron_add's interpretation says it); saves nothing."""
     fields = JobFields.from_mapping(a)
     tz = fields.timezone or await api.ops.default_zone(who)
     now = api.ops.now()
+    if fields.when is not None and fields.schedule_given():  # only one schedule given
+        return interpret(fields.when, tz, now).json()  # as cron_add would understand it
     schedule = fields.schedule(tz, now)
     if schedule is None:
-        raise InvalidInput("give one of cron, every, at, in")
+        raise InvalidInput("give one of cron, every, at, in, when")
     fires = fires_after(schedule, tz, now, 5)
     return {
         "in_words": schedule_human(schedule, tz),

@@ -47,6 +47,7 @@ from starpod_cron.errors import InvalidSchedule
 from starpod_cron.leadership import LeaderElection, LeaderTerm
 from starpod_cron.logs import redact
 from starpod_cron.operations import JobOperations
+from starpod_cron.phrases import lines
 from starpod_cron.tasks import TaskSet
 from starpod_cron.timeutil import zone
 from starpod_cron.tools import call_tool
@@ -62,6 +63,8 @@ HELP = """Schedule prompts for the agent:
 /cron "0 9 * * 1-5" <prompt> - cron expression, in quotes
 /at 2026-12-01 09:00 <prompt> - once, at a time (or: /at tomorrow 9:00 ...)
 /in 20m <prompt> - once, after a delay
+/when every weekday at 9:00 | <prompt> - in words (every 30 minutes, every monday and
+  friday at 18:30, on the last day of every month at 17:00, tomorrow at 9, in 20 minutes)
 Add name=<name> before the prompt to choose a name.
 /jobs - your jobs
 /runs <name> - recent runs of a job
@@ -84,7 +87,7 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 
 def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]:
-    """The fields of ``cron.add`` from what follows /every, /cron, /at or /in."""
+    """The fields of ``cron.add`` from what follows /every, /cron, /at, /in or /when."""
     text = text.strip()
     fields: dict[str, Any] = {}
     if command == "cron":
@@ -114,6 +117,14 @@ def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]
             raise problem or InvalidSchedule(
                 "give a time: /at 2026-12-01 09:00 <prompt> or /at tomorrow 9:00 …"
             )
+    elif command == "when":
+        phrase, bar, rest = text.partition("|")
+        if not bar or not phrase.strip():
+            raise InvalidInput(
+                "give the schedule in words, then | and the prompt: "
+                "/when every weekday at 9:00 | <prompt>"
+            )
+        fields["when"] = phrase.strip()
     else:
         first, _, rest = text.partition(" ")
         if not first:
@@ -220,6 +231,7 @@ class TelegramBot:
             "cron": self._schedule,
             "at": self._schedule,
             "in": self._schedule,
+            "when": self._schedule,
             "jobs": self._jobs,
             "runs": self._runs,
             "pause": self._pause,
@@ -384,7 +396,9 @@ class TelegramBot:
         tz = await self.ops.default_zone(who)
         fields = parse_schedule(command, rest, tz, self.ops.now())
         answer = await self._tool(who, "cron_add", fields, origin=origin_of(update))
-        await self._say(update, f"Scheduled: {describe(answer['job'])}")
+        understood = answer.get("interpretation")
+        said = [f"Scheduled {answer['job']['name']}.", *lines(understood)] if understood else []
+        await self._say(update, "\n".join(said) or f"Scheduled: {describe(answer['job'])}")
 
     async def _jobs(self, update: Update, who: Principal) -> None:
         jobs = (await self._tool(who, "cron_list", {}))["jobs"]

@@ -12,8 +12,11 @@ a prompt for the executor::
         return await build_digest()
 
 Modules are found through ``[cron] job_modules = ["mypkg.jobs"]`` and the entry-point group
-``starpod_cron.jobs``. In ``agent.toml``, ``[[jobs]]`` tables: name, one of cron/every/at, and
-the declared fields marked ``toml`` (:data:`JOB_KEYS`: prompt, timezone, max_retries, ...).
+``starpod_cron.jobs``. In ``agent.toml``, ``[[jobs]]`` tables: name, one of cron/every/at/when,
+and the declared fields marked ``toml`` (:data:`JOB_KEYS`: prompt, timezone, max_retries, ...).
+``when`` is a schedule in words (:mod:`starpod_cron.phrases`), stored as the form it means; a
+phrase read relative to now (``in 20 minutes``, ``tomorrow at 9``) is refused there, since it
+would mean another time at each start.
 
 :func:`sync_jobs` makes the store match, idempotently, by name (agent-level jobs): a declared
 job is created or updated and marked managed (``origin["declared_in"]`` says where); a managed
@@ -32,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import jobfields
+from . import jobfields, phrases
 from .errors import ConfigError, DuplicateJobName, InvalidInput
 from .fields import user_fields
 from .jobfields import JobFields
@@ -98,6 +101,20 @@ class JobRegistry:
     ) -> Callable[[F], F]:
         """Declare ``f`` as a job on a cron expression (read in ``tz``)."""
         return self._declare({"cron": expression, "timezone": tz}, name, prompt, options)
+
+    def when(
+        self,
+        phrase: str,
+        *,
+        tz: str | None = None,
+        name: str | None = None,
+        prompt: str | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Declare ``f`` as a job on a schedule in words (``"every weekday at 9:00"``, read
+        in ``tz``); a phrase relative to now (``in 20 minutes``) is refused."""
+        _fixed(phrase)
+        return self._declare({"when": phrase, "timezone": tz}, name, prompt, options)
 
     def every(
         self,
@@ -168,6 +185,8 @@ def from_config(
             )
         try:
             fields = JobFields.from_mapping(entry)
+            if fields.when is not None:
+                _fixed(fields.when)
             now = datetime.now().astimezone()
             zone = settings.default_timezone
             spec = jobfields.job_spec(fields, now=now, default_timezone=zone, user_id=None)
@@ -178,13 +197,24 @@ def from_config(
     return declared
 
 
+def _fixed(phrase: str) -> None:
+    """ConfigError for a phrase that would mean another time at each sync."""
+    meaning = phrases.translate(phrase)
+    if meaning.relative:
+        raise ConfigError(
+            f"when = {phrase!r} means another time each time the jobs are synced (at every "
+            "start); declare a fixed time ('at 2026-12-01 09:00') or a repeating schedule "
+            "('every weekday at 9:00')"
+        )
+
+
 JOB_KEYS = frozenset(
-    {"name", "cron", "every", "at"}
+    {"name", "cron", "every", "at", "when"}
     | {f.name for f in user_fields() if f.toml and f.storage != "schedule"}
 )
 """The keys of a ``[[jobs]]`` table: a name, one schedule, and every declared field marked
 ``toml`` (:mod:`starpod_cron.fields`)."""
-_OPTION_KEYS = JOB_KEYS - {"name", "prompt", "cron", "every", "at", "timezone"}
+_OPTION_KEYS = JOB_KEYS - {"name", "prompt", "cron", "every", "at", "when", "timezone"}
 """The options of the decorators (the name, prompt, schedule and zone are their arguments)."""
 
 

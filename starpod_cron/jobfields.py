@@ -1,8 +1,10 @@
 """User fields -> :class:`JobSpec` / :class:`JobUpdate`: the one place that reads what a person
 (or an agent) asked for, whatever the front end (CLI, WebSocket, Telegram, HTTP, tools).
 
-Rules that hold everywhere live here: exactly one of ``cron``/``every``/``at``/``in``; a time
-given with ``at`` is read in the job's zone; a job made with ``in`` is deleted after it runs
+Rules that hold everywhere live here: exactly one of ``cron``/``every``/``at``/``in``/``when``;
+a time given with ``at`` is read in the job's zone; ``when`` (a schedule in words,
+:mod:`starpod_cron.phrases`) is the form it means, and its phrase the job's description unless
+one is given; a job made with ``in`` (or ``when = "in 20 minutes"``) is deleted after it runs
 (unless ``delete_after_run`` says otherwise); names are generated from the prompt when not given
 (a name given empty or blank is refused, never replaced); text fields are storable text
 (:mod:`starpod_cron.inputrules`).
@@ -17,7 +19,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from . import durations
+from . import durations, phrases
 from .errors import InvalidInput, InvalidJob
 from .fields import SPECIAL_INPUTS, JobField, user_fields
 from .inputrules import check_text, whole_number
@@ -39,6 +41,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "every": (str,),
     "at": (str,),
     "in": (str,),
+    "when": (str,),
     "rename": (str,),
     **{f.name: _KINDS.get(f.input, (str,)) for f in user_fields() if f.name not in SPECIAL_INPUTS},
 }
@@ -55,6 +58,7 @@ class JobFields:
     every: str | None = None
     at: str | None = None
     in_: str | None = None
+    when: str | None = None
     rename: str | None = None
     # fields: JobFields (generated from starpod_cron/fields.py by python -m starpod_cron.fieldgen)
     enabled: bool | None = None
@@ -97,7 +101,8 @@ class JobFields:
         return cls(**values)
 
     def schedule_given(self) -> tuple[str, str] | None:
-        """``(kind, value)`` of the one schedule given, None if none; InvalidInput if several."""
+        """``(kind, value)`` of the one schedule given, None if none; InvalidInput if several.
+        A ``when`` phrase is given as the form it means (``("cron", "0 9 * * 1-5")``)."""
         given = [
             (kind, value)
             for kind, value in (
@@ -105,13 +110,21 @@ class JobFields:
                 ("every", self.every),
                 ("at", self.at),
                 ("in", self.in_),
+                ("when", self.when),
             )
             if value is not None
         ]
         if len(given) > 1:
             names = ", ".join(k for k, _ in given)
-            raise InvalidInput(f"give only one of cron, every, at, in (got {names})")
+            raise InvalidInput(f"give only one of cron, every, at, in, when (got {names})")
+        if given and given[0][0] == "when":
+            meaning = phrases.translate(given[0][1])
+            return meaning.kind, meaning.value
         return given[0] if given else None
+
+    def phrase(self) -> str | None:
+        """The ``when`` phrase as the job's description keeps it (spaces collapsed)."""
+        return None if self.when is None else " ".join(self.when.split())
 
     def schedule(self, tz: str, now: datetime) -> Schedule | None:
         given = self.schedule_given()
@@ -195,7 +208,7 @@ def job_spec(
     tz = check_zone(f.timezone or default_timezone)
     given = f.schedule_given()
     if given is None:
-        raise InvalidInput("a schedule is required: one of cron, every, at, in")
+        raise InvalidInput("a schedule is required: one of cron, every, at, in, when")
     schedule = durations.schedule(given[0], given[1], tz, now)
     delete_after_run = f.delete_after_run if f.delete_after_run is not None else given[0] == "in"
     options = {
@@ -205,6 +218,8 @@ def job_spec(
     }
     options["delete_after_run"] = delete_after_run
     options["timezone"] = tz
+    if f.description is None:
+        options["description"] = f.phrase()
     return JobSpec(
         name=generated_name(f.prompt) if f.name is None else f.name,
         prompt=f.prompt,
@@ -231,6 +246,8 @@ def job_update(f: JobFields, job: CronJob, *, now: datetime, user_id: Any = UNSE
         if o.name != "user_id"
     }
     changes["delete_after_run"] = delete_after_run
+    if f.description is None and f.when is not None and _is_phrase(job.description):
+        changes["description"] = f.phrase()  # the new phrase replaces the one it came from
     update = JobUpdate(
         name=UNSET if f.rename is None else f.rename,
         prompt=UNSET if f.prompt is None else f.prompt,
@@ -241,3 +258,14 @@ def job_update(f: JobFields, job: CronJob, *, now: datetime, user_id: Any = UNSE
     if update == JobUpdate():
         raise InvalidInput("nothing to change: give at least one field to change")
     return update
+
+
+def _is_phrase(description: str | None) -> bool:
+    """True for no description or one that is itself a schedule in words."""
+    if description is None:
+        return True
+    try:
+        phrases.translate(description)
+    except InvalidInput:
+        return False
+    return True

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .access import LOCAL_ADMIN, Principal
+from .durations import MAX_TEXT
 from .errors import (
     DuplicateJobName,
     InvalidInput,
@@ -32,7 +33,9 @@ from .fields import REQUIRED, JobField, job_field, option_fields
 from .fieldspec import words
 from .inputrules import MAX_NAME_CHARS, check_all_text
 from .jobfields import JobFields
+from .models import CronJob
 from .operations import JobOperations
+from .phrases import for_job
 from .schedules import Schedule
 from .store import CronStore
 from .timeutil import check_zone, zone
@@ -46,7 +49,11 @@ _SCHEDULE_HELP = (
     'minutes, "0 8 1 * *" for the 1st of each month at 08:00 (a 6th leading field is '
     'seconds). every: a repeat interval such as "30m", "2h", "1d", "1h30m". at: one time, '
     '"2026-12-01 09:00", "tomorrow 9:00" or an ISO 8601 time with offset. in: once, after '
-    'a delay such as "20m" (the job deletes itself after it runs). Times and cron '
+    'a delay such as "20m" (the job deletes itself after it runs). when: the schedule in '
+    'words, e.g. "every weekday at 9:00", "every 30 minutes", "every monday and friday at '
+    '18:30", "every hour at :15", "on the last day of every month at 17:00", "in 20 '
+    'minutes", "tomorrow at 9"; the answer says what it was understood as (interpretation); '
+    "an ambiguous phrase is refused with the forms it reads. Times and cron "
     "expressions are read in the job's time zone, which defaults to the user's own zone."
 )
 _NAME = {"type": "string", "description": "The job's name (or its id)."}
@@ -56,6 +63,14 @@ _JOB_FIELDS: dict[str, Any] = {
     "every": {"type": "string", "description": 'A repeat interval, e.g. "30m".'},
     "at": {"type": "string", "description": 'One time, e.g. "2026-12-01 09:00".'},
     "in": {"type": "string", "description": 'Once, after a delay, e.g. "20m".'},
+    "when": {
+        "type": "string",
+        "maxLength": MAX_TEXT,
+        "description": 'The schedule in words, e.g. "every weekday at 9:00" (a cron), '
+        '"every 30 minutes" (an interval), "tomorrow at 9" or "in 20 minutes" (once); '
+        "24-hour times unless am/pm is written. The phrase becomes the job's description "
+        "unless one is given; the answer's interpretation says what it was understood as.",
+    },
 }
 _JSON_TYPES = {"int": "integer", "number": "number", "duration": "number", "bool": "boolean"}
 
@@ -132,9 +147,17 @@ class Tool:
         }
 
 
+def _answer(job: CronJob, a: dict[str, Any]) -> dict[str, Any]:
+    """``{"job": ...}``, with what a ``when`` phrase was understood as (its next fires)."""
+    answer: dict[str, Any] = {"job": job_json(job)}
+    if isinstance(a.get("when"), str):
+        answer["interpretation"] = for_job(a["when"], job).json()
+    return answer
+
+
 async def _add(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     job = await c.ops.add(c.who, JobFields.from_mapping(a), origin=c.origin)
-    answer: dict[str, Any] = {"job": job_json(job)}
+    answer = _answer(job, a)
     if warning := await c.ops.scheduler_warning():
         answer["warning"] = warning  # saved, but nothing fires it until a scheduler runs
     return answer
@@ -151,7 +174,7 @@ async def _get(c: Context, a: dict[str, Any]) -> dict[str, Any]:
 
 async def _update(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     fields = replace(JobFields.from_mapping(a), name=None)  # "name" selects; "rename" renames
-    return {"job": job_json(await c.ops.update(c.who, a["name"], fields))}
+    return _answer(await c.ops.update(c.who, a["name"], fields), a)
 
 
 async def _pause(c: Context, a: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +219,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "cron_add",
             "Schedule a prompt for the agent to run later: once (at/in) or repeatedly "
-            "(cron/every). Use it when the user asks to be reminded, or for something to be "
+            "(cron/every/when). Use it when the user asks to be reminded, or for something to be "
             "done at a time or on a schedule ('every weekday at 9 summarize my inbox' → "
             'cron "0 9 * * 1-5"; \'in 20 minutes remind me to stretch\' → in "20m"). The '
             "prompt is what the agent will be asked at each run, so write it as an instruction "

@@ -4,6 +4,9 @@
 
 const page = document.getElementById("page");
 let me = null;
+// What the last job added in words was understood as (cron_add's interpretation), shown above
+// the jobs until another page is opened.
+let understood = null;
 // The tab secret the log-in handed to this tab (handover.js): the login cookie alone is
 // refused, since browsers send it to every port of this host.
 const secret = sessionStorage.getItem("starpod-csrf") || "";
@@ -83,6 +86,7 @@ async function jobsPage() {
     el("td", { "data-label": "Actions" }, actions(job)),
   ));
   show(
+    understood,
     el("h2", {}, `Jobs (${jobs.length})`),
     jobs.length ? el("table", { class: "jobs" },
       el("thead", {}, el("tr", {}, ["Name", "Schedule", "Next run", "Last status", "Runs", "Tokens", ""].map((h) => el("th", { scope: "col" }, h)))),
@@ -169,7 +173,7 @@ function runsTable(runs, withJob) {
 async function addPage() {
   const preview = el("div", { id: "preview", "aria-live": "polite", class: "muted" });
   const kind = el("select", { id: "kind", name: "kind" },
-    ["cron", "every", "at", "in"].map((k) => el("option", { value: k }, k)));
+    ["cron", "every", "at", "in", "when"].map((k) => el("option", { value: k }, k === "when" ? "when (in words)" : k)));
   const when = el("input", { id: "when", name: "when", required: true, placeholder: "0 9 * * 1-5" });
   const [inputs, given] = await jobFieldInputs(me.admin);
   const form = el("form", { class: "card", id: "add-form" },
@@ -196,14 +200,16 @@ async function addPage() {
       if (!when.value.trim()) { preview.replaceChildren("…"); return; }
       try {
         const p = await api("POST", "/api/preview", schedule());
-        preview.replaceChildren(el("p", {}, p.in_words), el("ol", { id: "preview-list" },
+        preview.replaceChildren(el("p", {}, p.in_words),
+          p.schedule ? el("p", { id: "preview-schedule", class: "muted" }, p.schedule) : null,
+          el("ol", { id: "preview-list" },
           p.next_runs.map((t) => el("li", {}, `${local(t, p.timezone)} (${relative(t)})`))));
       } catch (error) { preview.replaceChildren(el("span", { class: "error" }, error.message)); }
     }, 250);
   };
   when.addEventListener("input", refresh);
   kind.addEventListener("change", () => {
-    when.placeholder = { cron: "0 9 * * 1-5", every: "30m", at: "tomorrow 9:00", in: "20m" }[kind.value];
+    when.placeholder = { cron: "0 9 * * 1-5", every: "30m", at: "tomorrow 9:00", in: "20m", when: "every weekday at 9:00" }[kind.value];
     refresh();
   });
   if (zone) zone.addEventListener("input", refresh);
@@ -212,12 +218,20 @@ async function addPage() {
     const body = { ...given(), prompt: form.prompt.value, ...schedule() };
     if (form.elements.namedItem("name").value.trim()) body.name = form.elements.namedItem("name").value.trim();
     try {
-      const { job } = await api("POST", "/api/jobs", body);
+      const { job, interpretation } = await api("POST", "/api/jobs", body);
+      understood = interpretation ? interpretationCard(job, interpretation) : null;
       location.hash = `#/jobs`;
       document.title = `starpod-cron · added ${job.name}`;
     } catch (error) { form.querySelector("#form-error").textContent = error.message; }
   });
   show(el("h2", {}, "Add a job"), form);
+}
+
+function interpretationCard(job, i) {
+  return el("div", { class: "card", id: "understood", role: "status" },
+    el("p", {}, `Added ${job.name}: “${i.phrase}” was understood as: ${i.in_words}`),
+    el("p", { class: "muted" }, i.schedule + (i.delete_after_run ? " · deleted after it runs" : "")),
+    el("ol", {}, i.next_runs.map((t) => el("li", {}, `${local(t, i.timezone)} (${relative(t)})`))));
 }
 
 async function timelinePage() {
@@ -255,6 +269,7 @@ async function route() {
     link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${name}`);
     if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
   }
+  if (name && name !== "jobs") understood = null;
   try {
     if (name === "job") await jobPage(decodeURIComponent(arg || ""));
     else if (name === "add") await addPage();

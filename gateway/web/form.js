@@ -5,8 +5,8 @@
 // without an edit; only the name, the prompt and the schedule are laid out by hand (app.js).
 "use strict";
 
-// By hand in app.js: the name, the prompt and the schedule (one of cron/every/at/in).
-const BY_HAND = new Set(["name", "prompt", "cron", "every", "at", "in"]);
+// By hand in app.js: the name, the prompt and the schedule (one of cron/every/at/in/when).
+const BY_HAND = new Set(["name", "prompt", "cron", "every", "at", "in", "when"]);
 // Offered to admins only (the API refuses it from anyone else).
 const ADMIN_ONLY = new Set(["user_id"]);
 

@@ -10,6 +10,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from .. import jobfields, phrases
 from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
 from ..declared import check_editable
@@ -17,7 +18,8 @@ from ..errors import InvalidInput
 from ..fields import user_fields
 from ..models import CronJob
 from ..schedules import Schedule, format_duration_ms
-from ..timeutil import check_zone
+from ..store import planning
+from ..timeutil import check_zone, to_ms
 from ..views import fires_after, job_fires, job_json, schedule_human
 from .context import Context, find_jobs
 from .options import fields_from
@@ -186,10 +188,43 @@ async def jobs_add(c: Context, args: argparse.Namespace) -> Output:
     if job.delete_after_run:
         message += "; it is deleted after it succeeds"
     data = _changed(c, job, message)
+    if fields.when is not None:  # what the words were understood as, saved at once
+        understood = phrases.for_job(fields.when, job)
+        data["interpretation"] = understood.json()
+        message = "\n".join([f"Job '{job.name}' added.", *understood.lines()])
+        data["message"] = message
     if warning := await c.ops.scheduler_warning():
         print(f"warning: {warning}", file=sys.stderr)
         data["warning"] = warning
     return Output(data, "text", "Job Added", text=message)
+
+
+def jobs_add_dry_run(
+    config: AgentConfig, display_tz: str | None, args: argparse.Namespace, now: datetime
+) -> Output:
+    """``jobs add --dry-run``: the job checked as the store would check it and what its
+    schedule was understood as, without opening the store (nothing is saved)."""
+    fields = fields_from(args, name=args.name)
+    if fields.timezone is None and display_tz:
+        fields = dataclasses.replace(fields, timezone=display_tz)
+    settings = config.store_settings
+    spec = jobfields.job_spec(
+        fields, now=now, default_timezone=settings.default_timezone, user_id=None
+    )
+    job = planning.new_job(spec, to_ms(now), settings).to_public()  # the store's own checks
+    data: dict[str, Any] = {"dry_run": True, "job_name": job.name}
+    if fields.when is not None:
+        understood = phrases.for_job(fields.when, job)
+        data["interpretation"] = understood.json()
+        shown = understood.lines()
+    else:
+        tz, fires = display_tz or job.timezone, job_fires(job, 5)
+        shown = [f"Schedule: {schedule_human(job.schedule, job.timezone)}", "Next runs:"]
+        shown += [f"  {local(t, tz)}" for t in fires]
+        data["next_runs"] = [iso(t, tz) for t in fires]
+    message = "\n".join([f"Dry run: job '{job.name}' not saved.", *shown])
+    data["message"] = message
+    return Output(data, "text", "Dry Run", text=message)
 
 
 async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:

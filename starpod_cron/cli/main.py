@@ -42,6 +42,9 @@ ADD_EXAMPLES = """examples:
   starpod-cron jobs add build "Check the build" --every 30m --retries 5 --timeout 10m
   starpod-cron jobs add remind "Remind me to stretch" --in 20m     (deleted after it runs)
   starpod-cron jobs add review "Prepare the review" --at "tomorrow 9:00"
+  starpod-cron jobs add digest "Send the digest" --when "every weekday at 9:00"
+  starpod-cron jobs add close "Close the books" --when "on the last day of every month at 17:00"
+  starpod-cron jobs add try "Ping" --when "every hour at :15" --dry-run   (prints, saves nothing)
   starpod-cron jobs add tick "Ping" --cron "*/10 * * * * *"        (6 fields: seconds first)"""
 EDIT_EXAMPLES = """examples:
   starpod-cron jobs edit inbox --cron "30 8 * * 1-5"
@@ -280,10 +283,13 @@ CREATES = frozenset({("jobs", "add"), ("jobs", "sync")})
 
 async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
     key = (args.group, args.command)
-    if key == ("jobs", "next"):
+    if key == ("jobs", "next") or (key == ("jobs", "add") and args.dry_run):
         from ..clock import SystemClock
 
-        return await jobs.jobs_next(config, args.display_tz, args, from_ms(SystemClock().now_ms()))
+        now = from_ms(SystemClock().now_ms())
+        if key == ("jobs", "add"):
+            return jobs.jobs_add_dry_run(config, args.display_tz, args, now)  # no store opened
+        return await jobs.jobs_next(config, args.display_tz, args, now)
     try:
         opened = await open_store(config, store_url(config, args.db), create=key in CREATES)
     except DatabaseMissing as exc:

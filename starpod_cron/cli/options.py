@@ -1,7 +1,8 @@
 """The options of ``jobs add`` and ``jobs edit``, made from the one declaration of a job's fields
 (:mod:`starpod_cron.fields`): each field's flag, metavar, type, choices, bounds, help and default
 come from there, so a new field is an option here without an edit. By hand: the schedule (one of
-``--cron``/``--every``/``--at``/``--in``), the name and the prompt, and ``--rename``."""
+``--cron``/``--every``/``--at``/``--in``/``--when``), the name and the prompt, ``--rename`` and
+``jobs add --dry-run``."""
 
 from __future__ import annotations
 
@@ -51,6 +52,13 @@ def schedule_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         metavar="DURATION",
         help="once, after a delay, e.g. 20m (the job is deleted after it succeeds)",
     )
+    group.add_argument(
+        "--when",
+        metavar="PHRASE",
+        help="a schedule in words, e.g. 'every weekday at 9:00', 'every 30 minutes', "
+        "'on the last day of every month at 17:00', 'tomorrow at 9' (see the README's "
+        "table; the phrase becomes the description unless --description is given)",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help=_sentence(job_field("name").help))
     p.add_argument("prompt", help=_sentence(job_field("prompt").help))
     schedule_options(p, required=True)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only print what the schedule was understood as (its next 5 fires); save nothing",
+    )
     field_options(p, update=False)
 
 
@@ -135,6 +148,7 @@ def fields_from(args: argparse.Namespace, *, name: str | None = None) -> JobFiel
         every=args.every,
         at=args.at,
         in_=args.in_,
+        when=args.when,
         rename=getattr(args, "rename", None),
         **{k: v for k, v in given.items() if v is not None},
     )

@@ -155,7 +155,7 @@ BAD_ADDS = [
     (["--every", "1h", "--retries", "-1"], "--retries: must be from 0 to 100"),
     (["--every", "1h", "--timeout", "forever"], "invalid duration 'forever'"),
     (["--every", "1h", "--cron", "* * * * *"], "not allowed with argument"),
-    ([], "one of the arguments --cron --every --at --in is required"),
+    ([], "one of the arguments --cron --every --at --in --when is required"),
     (["--every", "1h", "--session", "shared"], "invalid choice: 'shared'"),
     (["--every", "١٢m"], "invalid duration '١٢m'"),  # Unicode digits are not read as 12
     (["--every", "1h", "--retries", "²"], "expected a whole number, got '²'"),

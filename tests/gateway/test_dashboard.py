@@ -152,6 +152,51 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
 
 
 @pytest.mark.timeout(120)
+async def test_add_a_job_in_words_and_see_what_it_was_understood_as(
+    dashboard: tuple[Serve, str],
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    _, base = dashboard
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = await browser.new_page(viewport={"width": 1100, "height": 800})
+        try:
+            await page.goto(base + "/login")
+            await page.get_by_label("Gateway token").fill("alice-token-0123456789")
+            await page.get_by_role("button", name="Log in").click()
+            await page.get_by_role("link", name="Add a job").click()
+            await page.get_by_label("Prompt").fill("Send the digest")
+            await page.get_by_label("Schedule kind").select_option("when")
+            await expect(page.get_by_label("When")).to_have_attribute(
+                "placeholder", "every weekday at 9:00"
+            )
+            await page.locator('#add-form [name="timezone"]').fill("Europe/Rome")
+            # an ambiguous phrase: the preview says why, with the forms it reads
+            await page.get_by_label("When").fill("every 9")
+            await expect(page.locator("#preview .error")).to_contain_text("every 9 minutes")
+            await page.get_by_label("When").fill("every weekday at 9:00")
+            await expect(page.locator("#preview-schedule")).to_have_text(
+                "cron 0 9 * * 1-5 (Europe/Rome)"
+            )
+            await expect(page.locator("#preview-list li")).to_have_count(5)
+            await page.get_by_role("button", name="Add job").click()
+            card = page.locator("#understood")
+            await expect(card).to_contain_text(
+                "“every weekday at 9:00” was understood as: At 09:00, Monday through Friday"
+            )
+            await expect(card.locator("li")).to_have_count(5)
+            row = page.locator('tr[data-job^="send-the-digest-"]')
+            await expect(row).to_contain_text("every weekday at 9:00")  # its description
+            await expect(row).to_contain_text("cron 0 9 * * 1-5 · Europe/Rome")
+            await page.screenshot(path=str(SHOTS / "add-when.png"))
+            await page.get_by_role("link", name="Add a job").click()
+            await expect(page.locator("#understood")).to_have_count(0)  # gone once elsewhere
+        finally:
+            await browser.close()
+
+
+@pytest.mark.timeout(120)
 async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_path: Path) -> None:
     """A name stored by an older version with a '/' in it ('a/runs', which /api/jobs/a%2Fruns
     would read as job a's runs) opens, and is paused, from the dashboard: links and actions

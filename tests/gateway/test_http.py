@@ -161,3 +161,32 @@ async def test_plain_http_to_the_websocket_port_is_sent_to_the_dashboard(
             f"http://127.0.0.1:{gw.ws.port}/healthz", follow_redirects=True
         )
         assert followed.json() == {"status": "ok"}
+
+
+async def test_a_schedule_in_words_over_http_and_websocket(
+    http: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    """``when`` through POST /api/preview (saves nothing), POST /api/jobs and the WebSocket
+    ``cron.add``: each answers what the phrase was understood as; a refusal is a 400 /
+    ``invalid`` naming the forms it reads, and nothing is saved."""
+    gw, client = http
+    assert gw.store is not None
+    body = {"when": "every weekday at 9:00", "timezone": "Europe/Rome"}
+    preview = (await client.post("/api/preview", json=body, headers=ALICE)).json()
+    assert preview["schedule"] == "cron 0 9 * * 1-5 (Europe/Rome)"
+    assert len(preview["next_runs"]) == 5 and preview["in_words"].endswith("Monday through Friday")
+    assert await gw.store.list_jobs() == []
+    added = await client.post("/api/jobs", json={**body, "prompt": "p", "name": "w"}, headers=ALICE)
+    assert added.status_code == 200, added.text
+    assert added.json()["interpretation"]["next_runs"] == preview["next_runs"]
+    assert added.json()["job"]["schedule"]["expression"] == "0 9 * * 1-5"
+    refused = await client.post("/api/jobs", json={"prompt": "p", "when": "at 9"}, headers=ALICE)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid"
+    assert "could mean today, tomorrow or every day" in refused.json()["error"]["message"]
+    async with ws_client(gw, "alice-token-0123456789") as alice:
+        answer = await alice.request("cron.add", name="soon", prompt="p", when="in 20 minutes")
+        assert answer["ok"], answer
+        assert answer["data"]["interpretation"]["delete_after_run"] is True
+        bad = await alice.request("cron.add", prompt="p", when="every 9")
+        assert bad["error"]["code"] == "invalid" and "every 9 minutes" in bad["error"]["message"]
+    assert sorted(j.name for j in await gw.store.list_jobs()) == ["soon", "w"]

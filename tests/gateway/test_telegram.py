@@ -124,6 +124,43 @@ async def test_errors_answer_in_the_chat(bot: tuple[BotApi, Gateway]) -> None:
     assert await gateway.store.list_jobs() == []
 
 
+async def test_when_schedules_in_words_and_says_what_it_understood(
+    bot: tuple[BotApi, Gateway],
+) -> None:
+    api, gateway = bot
+    assert gateway.store is not None
+    api.type(OWNER, "/tz Europe/Rome")
+    await reply(api, OWNER, 1)
+    api.type(OWNER, "/when every weekday at 9:00 | name=standup post the standup")
+    said = (await reply(api, OWNER, 2))[1]
+    assert said.startswith("Scheduled standup.\nUnderstood 'every weekday at 9:00' as: ")
+    assert "At 09:00, Monday through Friday" in said
+    assert "Schedule: cron 0 9 * * 1-5 (Europe/Rome)" in said
+    assert said.count(":00:00 +01:00") == 5  # the next 5 fires, in the user's zone
+    job = await gateway.store.get_job_by_name("standup", f"tg:{OWNER}")
+    assert job is not None and job.schedule == Schedule.cron("0 9 * * 1-5")
+    assert (job.timezone, job.prompt, job.description) == (
+        "Europe/Rome", "post the standup", "every weekday at 9:00"
+    )  # fmt: skip
+    assert job.origin == {"telegram_chat_id": OWNER, "telegram_user_id": OWNER}
+    api.type(OWNER, "/when in 20 minutes | stretch")
+    said = (await reply(api, OWNER, 3))[2]
+    assert "It is deleted after it runs." in said and "Runs:" in said
+    for command, error in [
+        ("/when every 9 | check", "could mean a time or a count"),
+        ("/when every blursday at 9 | check", "did you mean 'thursday'?"),
+        ("/when every day at 9 check", "then | and the prompt"),
+        ("/when every day at 9 |", "add the prompt"),
+    ]:
+        before = len(api.texts(OWNER))
+        api.type(OWNER, command)
+        texts = await reply(api, OWNER, before + 1)
+        assert texts[before].startswith("Error:") and error in texts[before], (command, texts)
+    assert len(await gateway.store.list_jobs()) == 2
+    api.type(OWNER, "/help")
+    assert "/when every weekday at 9:00 | <prompt>" in (await reply(api, OWNER, 8))[7]
+
+
 async def test_strangers_get_one_polite_refusal_and_nothing_is_stored(
     bot: tuple[BotApi, Gateway],
 ) -> None:
@@ -224,6 +261,13 @@ def test_parse_schedule() -> None:
     assert parse_schedule("cron", "@daily backup", "UTC", now)["cron"] == "@daily"
     with pytest.raises(InvalidInput):
         parse_schedule("in", "", "UTC", now)
+    assert parse_schedule("when", " every hour at :15 | name=q poll it ", "UTC", now) == {
+        "when": "every hour at :15",
+        "name": "q",
+        "prompt": "poll it",
+    }
+    with pytest.raises(InvalidInput, match=r"/when every weekday at 9:00 \| <prompt>"):
+        parse_schedule("when", "every day at 9 poll", "UTC", now)
 
 
 @pytest.mark.parametrize(
