@@ -279,3 +279,26 @@ async def test_never_keeps_history_only(
     assert (out.notifications, out.telegram, len(out.reports)) == ([], [], 3)
     counted = await store.get_job(job.id)
     assert counted is not None and counted.suppressed_runs == 3
+
+
+async def test_two_stores_on_one_database_compare_with_the_same_hash(
+    url: str, clock: ManualClock
+) -> None:
+    """Runs of one on_change job finished by two processes in turn (two store objects on the
+    same database): each compares with the hash the other stored, in its own transaction."""
+    router = DeliveryRouter()
+    async with (
+        CronStore.open(url, clock=clock, delivery_planner=router) as a,
+        CronStore.open(url, clock=clock, delivery_planner=router) as b,
+    ):
+        spec = JobSpec("w", "p", Schedule.interval(every_ms=60_000), notify=NotifyPolicy.ON_CHANGE)
+        (job_id,) = await a.add_jobs([spec])
+        for i, text in enumerate(["same", "same ", "same", "new", "new", "same"]):
+            node = (a, b)[i % 2]
+            run_id = await node.record_run_start(job_id)
+            await node.record_run_complete(run_id, RunStatus.SUCCESS, text)
+        rows = await b.list_deliveries(0, None)
+        told = [d.payload["result_preview"] for d in rows if d.payload["type"] == "notification"]
+        assert told == ["same", "new", "same"]
+        job = await a.get_job(job_id)
+        assert job is not None and job.suppressed_runs == 3
