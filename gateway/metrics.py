@@ -2,12 +2,13 @@
 status, lateness and executor duration histograms (from this node's finished runs), runs in
 flight and claims (this node's scheduler), deliveries by status (the store), WebSocket clients,
 destinations refusing every message (``starpod_cron_destination_refusing``, by kind and id:
-``telegram`` and the bot id, never its token), and the process basics (CPU, memory, file
-descriptors)."""
+``telegram`` and the bot id, never its token), per job from the store (silent and undelivered
+runs, failures in a row, runs left: read at each scrape, so every node shows the same totals),
+and the process basics (CPU, memory, file descriptors)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,18 +17,63 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from starpod_cron import CronScheduler, CronStore, DeliveryStatus, RunFinished
+from starpod_cron import CronJob, CronScheduler, CronStore, DeliveryStatus, RunFinished
 from starpod_cron.activity import overdue_after_secs, overdue_jobs
 from starpod_cron.timeutil import from_ms
-from starpod_cron.views import destination_labels, late_ms
+from starpod_cron.views import destination_labels, late_ms, remaining_runs
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
+
+
+class JobCounts:
+    """Per-job series from the jobs read at the scrape (``jobs``): silent runs and runs not
+    delivered by their ``notify`` policy (counters: the store's totals, across every node),
+    failures in a row and runs left under ``max_runs`` (gauges). Only jobs with something to
+    count appear, labelled by name and id as ``starpod_cron_job_overdue_seconds`` is."""
+
+    def __init__(self) -> None:
+        self.jobs: Sequence[CronJob] = ()
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["job", "id"]
+        silent = CounterMetricFamily(
+            "starpod_cron_job_silent_runs",
+            "Runs of each job that answered the silent token (recorded, delivered nowhere)",
+            labels=labels,
+        )
+        suppressed = CounterMetricFamily(
+            "starpod_cron_job_suppressed_runs",
+            "Runs of each job its notify policy did not deliver (never, on_failure, on_change)",
+            labels=labels,
+        )
+        failures = GaugeMetricFamily(
+            "starpod_cron_job_consecutive_failures",
+            "Failed or timed-out runs of each job in a row (after retries)",
+            labels=labels,
+        )
+        left = GaugeMetricFamily(
+            "starpod_cron_job_remaining_runs",
+            "Runs each job with max_runs has left (max_runs - finished runs)",
+            labels=labels,
+        )
+        for job in self.jobs:
+            ids = [job.name, job.id]
+            if job.silent_runs:
+                silent.add_metric(ids, job.silent_runs)
+            if job.suppressed_runs:
+                suppressed.add_metric(ids, job.suppressed_runs)
+            if job.consecutive_failures:
+                failures.add_metric(ids, job.consecutive_failures)
+            if (remaining := remaining_runs(job)) is not None:
+                left.add_metric(ids, remaining)
+        yield from (silent, suppressed, failures, left)
 
 
 class Metrics:
@@ -96,6 +142,8 @@ class Metrics:
             ["job", "id"],
             registry=r,
         )
+        self.job_counts = JobCounts()
+        r.register(self.job_counts)
         self._unsubscribe = store.on_run_finished(self._finished)
 
     def _finished(self, events: Sequence[RunFinished]) -> None:
@@ -121,7 +169,8 @@ class Metrics:
         late_after = overdue_after_secs(self.scheduler.settings, self.store.settings)
         now = from_ms(self.store.clock.now_ms())
         self.overdue.clear()
-        for job, late in overdue_jobs(await self.store.list_jobs(), now, late_after):
+        jobs = self.job_counts.jobs = await self.store.list_jobs()
+        for job, late in overdue_jobs(jobs, now, late_after):
             self.overdue.labels(job.name, job.id).set(late)
         return generate_latest(self.registry)
 

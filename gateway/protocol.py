@@ -5,12 +5,14 @@ and ``{"type": "subscribe", "events": ["notification", "run.started"]}`` (the ev
 this connection gets, live and in replays; ``notification`` only, by default).
 Responses: ``{"id", "ok": true, "data": {...}}`` or ``{"id", "ok": false, "error": {"code",
 "message"}}``. Events: ``{"type": "notification", "event_id", "job_name", "session_id",
-"result_preview", "success", "run_id", "job_id", "status", "ts"}`` and, for subscribers,
+"result_preview", "success", "run_id", "job_id", "status", "recovered", "ts"}`` (``recovered``:
+the first success of a ``notify = on_failure`` job after a failure; a silent or suppressed run
+sends none) and, for subscribers,
 ``{"type": "run.started", "event_id", "job_name", "run_id", "job_id", "attempt", "trigger",
 "scheduled_for", "ts"}`` (always before the run's notification) and ``{"type": "run.finished",
 "event_id", "job_name", "run_id", "job_id", "status", "silent", "suppressed", "reason",
-"notice", "attempt", "trigger", "scheduled_for", "ts"}`` (every finished run, delivered or not,
-after its notification if it has one).
+"recovered", "notice", "attempt", "trigger", "scheduled_for", "ts"}`` (every finished run,
+delivered or not, after its notification if it has one).
 
 Numbers from clients are bounded here (``since`` an event id up to 2**63-1, ``limit`` 1-200),
 so nothing larger ever reaches the store; every string in a request (the ``id`` too) is text

@@ -227,6 +227,9 @@ class JobContext:
     run_id: str
     attempt: int
     scheduled_for: datetime
+    one_shot: bool = False
+    """The job runs once (a reminder): its answer is always delivered, so an executor never
+    offers it the silent token."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ def check_notifier(notifier: object) -> None:
 
 class NotifierFeed:
     """Feeds a store's run-finished events to notifiers, each call a supervised task; only
-    the runs ``mine(run_id)`` accepts (the runs of one scheduler)."""
+    the runs ``mine(run_id)`` accepts (the runs of one scheduler), and only those delivered:
+    a notifier is a destination too, so a silent or suppressed run never reaches it."""
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class NotifierFeed:
     def _on_finished(self, events: Sequence[RunFinished]) -> None:
         for event in events:
             run = event.run
-            if not self._mine(run.id):
+            if run.suppressed is not None or not self._mine(run.id):
                 continue
             for notifier in self._notifiers:
                 self._tasks.spawn(

@@ -13,6 +13,7 @@ from typing import Any
 
 from .models import CronJob, CronRun, DeliverySpec, RunStatus
 from .notify import summarize
+from .store.quiet import recovered
 
 WS_PREFIX = "ws:"
 TELEGRAM_PREFIX = "tg:"
@@ -41,7 +42,8 @@ def telegram_text(job_name: str, run: CronRun, text: str, mark: str | None = Non
 
 
 def notification(job: CronJob, run: CronRun) -> dict[str, Any]:
-    """The WebSocket event about a finished run (``event_id`` is added when it is sent)."""
+    """The WebSocket event about a finished run (``event_id`` is added when it is sent);
+    ``recovered``: the first success of a ``notify = on_failure`` job after a failure."""
     success = run.status is RunStatus.SUCCESS
     text = (run.result_summary if success else run.error) or ""
     return {
@@ -53,6 +55,7 @@ def notification(job: CronJob, run: CronRun) -> dict[str, Any]:
         "run_id": run.id,
         "job_id": job.id,
         "status": run.status.value,
+        "recovered": recovered(job, run),
         "ts": (run.completed_at or run.started_at).isoformat(),
     }
 
@@ -63,6 +66,7 @@ def notice_event(job: CronJob, run: CronRun, notice: str) -> dict[str, Any]:
     return notification(job, run) | {
         "result_preview": summarize(notice),
         "success": False,
+        "recovered": False,
         "notice": notice,
     }
 
@@ -78,6 +82,7 @@ def finished_event(job: CronJob, run: CronRun) -> dict[str, Any]:
         "silent": run.silent,
         "suppressed": run.suppressed is not None,
         "reason": run.suppressed,
+        "recovered": recovered(job, run),
         "notice": run.notice,
         "attempt": run.attempt,
         "trigger": run.trigger.value,
@@ -128,7 +133,8 @@ class DeliveryRouter:
             specs.append(DeliverySpec(audience, notification(job, run), broadcast=True))
             success = run.status is RunStatus.SUCCESS
             text = (run.result_summary if success else run.error) or ""
-            message = {"text": telegram_text(job.name, run, text)}
+            mark = "recovered" if recovered(job, run) else None
+            message = {"text": telegram_text(job.name, run, text, mark)}
             specs.extend(DeliverySpec(d, message) for d in self._chats(job))
         if run.notice:
             specs.append(DeliverySpec(audience, notice_event(job, run, run.notice), True, "notice"))

@@ -25,6 +25,7 @@ from .loopwatch import LoopWatch
 from .models import CronJob, CronRun, RunTrigger
 from .nodes import NodeHeartbeat
 from .notify import Notifier, NotifierFeed, check_notifier
+from .schedules import OneShot
 from .settings import SchedulerSettings
 from .store import CronStore
 from .store.types import Claim
@@ -262,4 +263,5 @@ def _manual_claim(run_id: str, job: CronJob, now_ms: int, lease_until_ms: int) -
         RunTrigger.MANUAL,
         now,
         lease_until_ms,
+        isinstance(job.schedule, OneShot),
     )

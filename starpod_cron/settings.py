@@ -15,6 +15,8 @@ from .timeutil import check_zone
 
 MAX_RETRIES = 100
 MAX_TIMEOUT_SECS = 30 * DAY
+SILENT_TOKEN = "[SILENT]"
+"""The default ``[cron] silent_token``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ class StoreSettings:
     """Jitter of jobs created without their own ``jitter_secs`` (0: fire on time)."""
     queue_limit: int = field(default=100, metadata=whole(1, 10_000))
     """With ``overlap = "queue"``, missed fires kept waiting; older ones are skipped."""
-    silent_token: str = "[SILENT]"
+    silent_token: str = SILENT_TOKEN
     """A result that is exactly this (after stripping whitespace) is recorded as a silent
     success and delivered nowhere."""
     pause_after_failures: int = field(default=0, metadata=whole(0, 1000))

@@ -87,6 +87,57 @@ def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) ->
     }
 
 
+def remaining_runs(job: CronJob) -> int | None:
+    """The runs a job with ``max_runs`` has left (``max_runs - finished_runs``, never below
+    0); None without a limit."""
+    if job.max_runs is None:
+        return None
+    return max(0, job.max_runs - job.finished_runs)
+
+
+def run_counts(job: CronJob, tz: str | None = None) -> dict[str, Any]:
+    """What ``status``, ``jobs show``, the dashboard and ``/metrics`` say about a job's runs:
+    how many, how many were silent or not delivered (their ``notify`` policy), failures in a
+    row, why it paused itself, the runs it has left and when it ends."""
+    return {
+        "runs": job.run_count,
+        "silent_runs": job.silent_runs,
+        "suppressed_runs": job.suppressed_runs,
+        "consecutive_failures": job.consecutive_failures,
+        "paused_reason": job.paused_reason,
+        "remaining_runs": remaining_runs(job),
+        "end_at": _iso(job.end_at, tz),
+    }
+
+
+def counts_words(job: CronJob) -> str:
+    """The notable ones of :func:`run_counts` in words (``4 silent, 2 failures in a row, 3
+    runs left``), empty when there is nothing to say."""
+    parts = []
+    if job.silent_runs:
+        parts.append(f"{job.silent_runs} silent")
+    if job.suppressed_runs:
+        parts.append(f"{job.suppressed_runs} not delivered")
+    if job.consecutive_failures:
+        parts.append(f"{job.consecutive_failures} failure(s) in a row")
+    left = remaining_runs(job)
+    if left is not None:
+        parts.append(f"{left} run(s) left")
+    if job.paused_reason:
+        parts.append(f"paused: {job.paused_reason}")
+    return ", ".join(parts)
+
+
+def delivery_words(run: CronRun) -> str:
+    """How a run's result went out: empty when delivered, ``silent``, or ``not delivered:
+    <reason>`` (its job's ``notify`` policy)."""
+    if run.silent:
+        return "silent"
+    if run.suppressed is not None:
+        return f"not delivered: {run.suppressed}"
+    return ""
+
+
 def destination_labels(name: str) -> tuple[str, str]:
     """``(kind, id)`` of a destination name: ``telegram:123456`` -> ``("telegram", "123456")``
     (the bot id, the public part of its token)."""

@@ -63,3 +63,13 @@ async def test_tools_example_runs(tmp_path: Path) -> None:
     assert lines[0] == "alice cron 0 9 * * 1-5" and lines[3] == "10 tools"
     assert lines[2] == "cron 0 11 * * 1-5 (UTC) 11:00"  # a schedule in words, understood
     assert lines[1].startswith("no scheduler is running") and "fires only once" in lines[1]
+
+
+async def test_watcher_example_speaks_only_when_its_result_changes(tmp_path: Path) -> None:
+    (example,) = [
+        b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "NotifyPolicy.ON_CHANGE" in b
+    ]
+    lines = await run_example(tmp_path, example)
+    assert lines[:2] == ["[service] the service is up", "[service] the service is down"]
+    quiet = re.fullmatch(r"(\d+) runs kept quiet", lines[2])
+    assert quiet and int(quiet.group(1)) >= 2 and len(lines) == 3, lines

@@ -79,7 +79,8 @@ async function jobsPage() {
       job.enabled ? `${local(job.next_run, job.timezone)} (${relative(job.next_run)})` : "paused"),
     el("td", { "data-label": "Last status" }, status(job.last_status)),
     el("td", { "data-label": "Runs" }, `${job.stats.runs}`,
-      job.stats.errors ? el("span", { class: "status-failed" }, ` (${job.stats.errors} failed)`) : null),
+      job.stats.errors ? el("span", { class: "status-failed" }, ` (${job.stats.errors} failed)`) : null,
+      quietCounts(job)),
     el("td", { "data-label": "Tokens" },
       job.stats.prompt_tokens + job.stats.completion_tokens
         ? `${job.stats.prompt_tokens.toLocaleString()} in / ${job.stats.completion_tokens.toLocaleString()} out` : "-"),
@@ -93,6 +94,20 @@ async function jobsPage() {
       el("tbody", {}, rows))
       : el("p", {}, "No jobs yet. ", el("a", { href: "#/add" }, "Add one")),
   );
+}
+
+// silent answers and runs its notify policy kept back, when there are any
+function quietCounts(job) {
+  const parts = [job.silent_runs ? `${job.silent_runs} silent` : null,
+    job.suppressed_runs ? `${job.suppressed_runs} not delivered` : null].filter(Boolean);
+  return parts.length ? el("div", { class: "muted quiet" }, parts.join(" · ")) : null;
+}
+
+// how a run's result went out: nothing when delivered, else silent or the policy's reason
+function deliveryNote(run) {
+  if (!run.suppressed) return null;
+  return el("div", { class: "muted quiet", title: run.suppressed_reason || "" },
+    run.silent ? "silent" : `not delivered: ${run.suppressed_reason}`);
 }
 
 // every link and API call names a job by its id: a name may be anything a person typed, an id
@@ -130,6 +145,7 @@ async function jobPage(id) {
     ["Jitter", job.jitter_secs ? `up to ${job.jitter_secs} s (next run includes it)` : "none"],
     ["Overlap", job.overlap + (job.max_instances > 1 ? `, up to ${job.max_instances} at once` : "")],
     ["Running now", String(job.running)],
+    ...(job.max_runs === null ? [] : [["Runs left", String(Math.max(0, job.max_runs - job.finished_runs))]]),
     ["Owner", job.user_id || "agent"], ["Id", job.id],
   ];
   // every other field of the job's view as it is, so a new declared field shows here too
@@ -158,7 +174,7 @@ function runsTable(runs, withJob) {
     el("tbody", {}, runs.map((run) => el("tr", { "data-run": run.id },
       withJob ? el("td", {}, el("a", { href: `#/job/${encodeURIComponent(run.job_id)}` }, run.job_name)) : null,
       el("td", {}, local(run.started_at)),
-      el("td", {}, status(run.status)),
+      el("td", {}, status(run.status), deliveryNote(run)),
       el("td", {}, run.duration_ms === null ? "-" : `${run.duration_ms} ms`),
       el("td", {}, `${run.late_ms} ms`),
       el("td", {}, String(run.attempt)),
@@ -286,11 +302,16 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const protocols = secret ? ["starpod", `starpod.csrf.${secret}`] : [];
   const socket = new WebSocket(`${scheme}://${location.hostname}:${me.ws_port}/ws`, protocols);
-  socket.onopen = () => { live.textContent = "live"; };
+  socket.onopen = () => {
+    live.textContent = "live";
+    // runs nobody is notified of (silent, kept back by notify) come as run.finished only
+    socket.send(JSON.stringify({ id: "live", type: "subscribe", events: ["notification", "run.finished"] }));
+  };
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
-    if (event.type !== "notification") return;
-    live.textContent = `${event.job_name}: ${event.status}`;
+    const quiet = event.type === "run.finished" && event.suppressed;
+    if (event.type !== "notification" && !quiet) return;
+    live.textContent = `${event.job_name}: ${event.status}${event.silent ? " (silent)" : ""}`;
     const [, name] = (location.hash || "#/jobs").split("/");
     if (name !== "add") route();  // a new run or status: redraw what is shown
   };

@@ -7,7 +7,7 @@ import argparse
 from datetime import timedelta
 
 from ..models import CronJob, CronRun, RunStatus
-from ..views import run_json
+from ..views import delivery_words, run_json
 from .context import Context, find_jobs
 from .render import Output, local, ms, one_line, relative, tokens
 
@@ -47,7 +47,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
     out.rows = [
         [
             r.job_name,
-            r.status.value,
+            r.status.value + (f" ({words})" if (words := delivery_words(r)) else ""),
             f"{local(r.started_at, tz(r))} ({relative(r.started_at, now)})",
             ms(r.duration_ms),
             str(r.attempt),

@@ -20,7 +20,7 @@ from ..models import CronJob
 from ..schedules import Schedule, format_duration_ms
 from ..store import planning
 from ..timeutil import check_zone, to_ms
-from ..views import fires_after, job_fires, job_json, schedule_human
+from ..views import counts_words, fires_after, job_fires, job_json, run_counts, schedule_human
 from .context import Context, find_jobs
 from .options import fields_from
 from .render import Output, iso, local, one_line, relative, tokens, when
@@ -73,6 +73,7 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         if last is None
         else {"prompt": last.prompt_tokens, "completion": last.completion_tokens},
         "history_tokens": {"prompt": total_in, "completion": total_out, "runs": len(history)},
+        "counts": run_counts(job, tz),
     }
     out = Output(data, "presentation_card", f"Job: {job.name}")
     out.fields = [
@@ -87,7 +88,7 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         ("last run", when(job.last_run_at, tz, now)),
         ("last status", view["last_status"] or "-"),
         ("last error", job.last_error or "-"),
-        ("run count", str(job.run_count)),
+        ("run count", str(job.run_count) + (f" ({words})" if (words := counts_words(job)) else "")),
         (
             "tokens",
             f"last run {tokens(last.prompt_tokens, last.completion_tokens) if last else '-'}; "

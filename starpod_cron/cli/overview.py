@@ -8,7 +8,7 @@ from typing import Any
 
 from ..activity import overdue_after_secs, overdue_jobs
 from ..models import CronJob, NodeStatus, RunStats, RunStatus
-from ..views import fires_across, job_json, refusal_json, run_json
+from ..views import counts_words, fires_across, job_json, refusal_json, run_counts, run_json
 from .context import Context
 from .jobs import NO_JOBS
 from .render import Output, iso, local, ms, relative, tokens, when
@@ -84,7 +84,11 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     overdue = overdue_jobs(jobs, now, late_after)
     job_rows = [
         job_json(job, c.tz(job.timezone))
-        | {"state": job_state(job), "stats": _stats(stats.get(job.id))}
+        | {
+            "state": job_state(job),
+            "stats": _stats(stats.get(job.id)),
+            "counts": run_counts(job, c.tz(job.timezone)),
+        }
         for job in jobs
     ]
     data = {
@@ -147,7 +151,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     if not jobs:
         out.text = NO_JOBS
         return out
-    out.columns = ["JOB", "STATE", "RUNS", "ERRORS", "LAST DURATION", "TOKENS", "NEXT RUN"]
+    out.columns = ["JOB", "STATE", "RUNS", "ERRORS", "LAST DURATION", "TOKENS", "NEXT RUN", "NOTES"]
     out.rows = [
         [
             job.name,
@@ -157,11 +161,21 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             ms(stats_of["last_duration_ms"]),
             tokens(stats_of["prompt_tokens"] or None, stats_of["completion_tokens"] or None),
             when(job.next_fire_at, c.tz(job.timezone), now),
+            _notes(job, c.tz(job.timezone)),
         ]
         for row, job in zip(job_rows, jobs, strict=True)
         for stats_of in [row["stats"]]
     ]
     return out
+
+
+def _notes(job: CronJob, tz: str) -> str:
+    """The status table's word on a job's runs: silent and undelivered runs, failures in a
+    row, runs left, why it paused itself, when it ends."""
+    words = counts_words(job)
+    if job.end_at is not None:
+        words += (", " if words else "") + f"ends {local(job.end_at, tz)}"
+    return words or "-"
 
 
 def job_state(job: CronJob) -> str:

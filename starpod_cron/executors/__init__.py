@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..logs import register_secret
 from ..operations import JobOperations, UserLimits
+from ..settings import StoreSettings
 from ..store import CronStore, SessionStore
-from .base import BuiltExecutor, execution_note, session_for, session_key
+from .base import BuiltExecutor, execution_note, session_for, session_key, silent_note
 from .command import CommandExecutor
 from .echo import EchoExecutor
 from .openai import OpenAIExecutor
@@ -39,6 +40,7 @@ __all__ = [
     "load_target",
     "session_for",
     "session_key",
+    "silent_note",
 ]
 
 
@@ -72,6 +74,7 @@ def build_executor(
             temperature=config.temperature,
             max_tokens=config.max_tokens,
             run_tools=_run_tools(config, store, limits),
+            silent_token=_silent_token(store),
         )
         executor.notes = notes
         return executor
@@ -86,6 +89,13 @@ def build_executor(
     if config.kind == "python":
         return PythonExecutor(store, config.target, base_dir)
     return EchoExecutor(store)
+
+
+def _silent_token(store: SessionStore) -> str:
+    """The silent token the store that records the runs judges answers by (its ``[cron]
+    silent_token``), so the model is told the very token that silences a run."""
+    settings = store.settings if isinstance(store, CronStore) else StoreSettings()
+    return settings.silent_token
 
 
 def _run_tools(

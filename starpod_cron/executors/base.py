@@ -33,6 +33,19 @@ async def session_for(ctx: JobContext, store: SessionStore) -> str:
     return f"isolated-{uuid.uuid4().hex}"
 
 
+def silent_note(ctx: JobContext, token: str) -> str:
+    """What a recurring job's run is told about the silent token (``[cron] silent_token``):
+    when there is nothing worth reporting, answer exactly that, and nobody is bothered. Empty
+    for a one-shot, whose answer is always delivered."""
+    if ctx.one_shot:
+        return ""
+    return (
+        "This job runs again and again. If this time there is nothing worth reporting (nothing "
+        f"new, nothing changed, nothing needs attention), answer exactly {token} and nothing "
+        "else: the run is recorded and nobody is notified. Otherwise answer with the report."
+    )
+
+
 def execution_note(ctx: JobContext) -> str:
     """The context a scheduled run adds to the system prompt."""
     return (

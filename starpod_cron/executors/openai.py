@@ -22,8 +22,9 @@ from ..chat import ModelReply, ToolUse, converse
 from ..errors import PermanentJobError, ProviderSaturated, TransientJobError
 from ..models import JobContext, JobResult, SessionMode
 from ..operations import JobOperations
+from ..settings import SILENT_TOKEN
 from ..store.contract import SessionStore
-from .base import execution_note, session_for
+from .base import execution_note, session_for, silent_note
 
 log = logging.getLogger("starpod_cron.executors")
 
@@ -65,8 +66,12 @@ class OpenAIExecutor:
         temperature: float | None = None,
         max_tokens: int | None = None,
         run_tools: JobOperations | None = None,
+        silent_token: str = SILENT_TOKEN,
     ) -> None:
+        """``silent_token``: the answer a recurring job's run may give when it has nothing to
+        report (the store's ``[cron] silent_token``, which records such a run as silent)."""
         self._store = store
+        self._silent_token = silent_token
         self._model = model
         self._system_prompt = system_prompt
         self._timeout = request_timeout_secs
@@ -104,7 +109,8 @@ class OpenAIExecutor:
         session_id = await session_for(ctx, self._store)
         main = ctx.session_mode is SessionMode.MAIN
         history = await self._store.session_messages(session_id, self._max_history) if main else []
-        system = "\n\n".join(p for p in (self._system_prompt, execution_note(ctx)) if p)
+        notes = (self._system_prompt, execution_note(ctx), silent_note(ctx, self._silent_token))
+        system = "\n\n".join(p for p in notes if p)
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         messages += [{"role": m.role, "content": m.content} for m in history]
         messages.append({"role": "user", "content": ctx.prompt})

@@ -16,9 +16,10 @@ from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning, LimitExc
 from ..logs import run_log
 from ..models import CronJob, CronRun, DestinationRefusal, Lease, NodeInfo, RunStatus, RunTrigger
 from ..owner import is_dead
+from ..schedules import OneShot
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
-from . import planning
+from . import planning, quiet
 from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
 from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
 
@@ -84,6 +85,7 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         _TRIGGERS[run.trigger],
         from_ms(run.started_at),
         lease_until,
+        job.schedule_kind == OneShot.kind,
     )
 
 
@@ -310,6 +312,7 @@ class FinishBatch:
             return
         job = self.jobs.get(run.job_id)
         before = job.to_public() if self.tell and job is not None else None
+        quiet.settle(job, run, done, self.settings)  # silent / suppressed, before the planner
         action = planning.plan_finish(job, run, done, self.now, self.settings)
         self.finished.append(run)
         if before is not None and run.status in NOTIFIED:

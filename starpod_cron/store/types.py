@@ -62,6 +62,8 @@ class Claim:
     start_at: datetime
     """When to call the executor: now, or the fire time of an occurrence claimed ahead."""
     lease_until_ms: int
+    one_shot: bool = False
+    """The job runs once (its answer is always delivered: never a silent answer)."""
 
 
 @dataclass(frozen=True, slots=True)

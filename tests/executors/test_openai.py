@@ -17,6 +17,7 @@ from starpod_cron import (
     RunStatus,
     Schedule,
     SessionMode,
+    StoreSettings,
     TransientJobError,
 )
 from starpod_cron.config import ExecutorConfig
@@ -253,3 +254,35 @@ async def test_job_timeout_cancels_the_http_call(
     finally:
         await scheduler.stop()
         await executor.aclose()
+
+
+async def test_a_recurring_run_is_told_the_silent_token_and_a_one_shot_is_not(
+    url: str, fake_openai: FakeOpenAI, clock: ManualClock
+) -> None:
+    settings = StoreSettings(silent_token="NOTHING_NEW")
+    async with CronStore.open(url, clock=clock, settings=settings) as store:
+        config = ExecutorConfig(kind="openai", base_url=fake_openai.base_url, model="qwen")
+        executor = build_executor(config, store)  # the store's [cron] silent_token
+        scheduler = CronScheduler(store, executor)
+        fake_openai.answer(Reply(content=" NOTHING_NEW "), Reply(content="NOTHING_NEW"))
+        watch = await store.add_job("watch", "Anything new?", Schedule.interval(every_ms=60_000))
+        remind = await store.add_job(
+            "remind", "Call Anna", Schedule.one_shot(START + timedelta(seconds=90))
+        )
+        scheduler.start()
+        try:
+            clock.advance(60)
+            await until(lambda: len(fake_openai.requests) == 1)
+            clock.advance(30)
+            await until(lambda: len(fake_openai.requests) == 2)
+            await until(lambda: scheduler.running_count == 0)
+        finally:
+            await scheduler.stop()
+            await executor.aclose()
+        recurring, once = (r["messages"][0]["content"] for r in fake_openai.requests)
+        assert "answer exactly NOTHING_NEW and nothing else" in recurring
+        assert "NOTHING_NEW" not in once and "automated, scheduled run" in once
+        (quiet,) = await store.list_runs(watch)
+        (told,) = await store.list_runs(remind)
+        assert (quiet.silent, quiet.suppressed) == (True, "silent answer")
+        assert (told.silent, told.result_summary) == (False, "NOTHING_NEW")  # always delivered

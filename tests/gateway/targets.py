@@ -12,6 +12,8 @@ async def run(ctx: JobContext) -> JobResult:
         return JobResult(session_id=ctx.run_id, summary="x" * 5000 + " end")
     if ctx.prompt.startswith("fail"):
         raise RuntimeError("the model is down")
+    if ctx.prompt.startswith("silent"):
+        return JobResult(session_id=ctx.run_id, summary="[SILENT]  \n")
     return JobResult(
         session_id=f"s-{ctx.run_id}",
         summary=f"done: {ctx.prompt}",

@@ -239,3 +239,43 @@ async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_p
         legacy = (await api.get(f"/api/jobs/{ids['legacy']}")).json()["job"]
         plain = (await api.get(f"/api/jobs/{ids['a']}")).json()["job"]
         assert (legacy["name"], legacy["enabled"], plain["enabled"]) == ("a/runs", False, True)
+
+
+@pytest.mark.timeout(120)
+async def test_silent_and_undelivered_runs_show_as_such_and_arrive_live(
+    dashboard: tuple[Serve, str],
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    _, base = dashboard
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": "Bearer alice-token-0123456789"}
+    ) as api:
+        for body in (
+            {"name": "beat", "prompt": "silent beat", "every": "1s"},
+            {"name": "same", "prompt": "unchanged", "every": "1s", "notify": "on_change"},
+        ):
+            added = await api.post("/api/jobs", json=body)
+            assert added.status_code == 200, added.text
+        beat_id = (await api.get("/api/jobs/beat")).json()["job"]["id"]
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+            page = await browser.new_page(viewport={"width": 1100, "height": 800})
+            try:
+                await page.goto(base + "/login")
+                await page.get_by_label("Gateway token").fill("alice-token-0123456789")
+                await page.get_by_role("button", name="Log in").click()
+                await expect(page.locator("#live")).to_have_text(re.compile("live|beat|same"))
+                # silent runs notify nobody: the page redraws on their run.finished events
+                runs = page.locator('tr[data-job="beat"] td[data-label="Runs"] .quiet')
+                await expect(runs).to_contain_text(re.compile(r"[2-9]\d* silent"), timeout=15_000)
+                same = page.locator('tr[data-job="same"] td[data-label="Runs"] .quiet')
+                await expect(same).to_contain_text("not delivered", timeout=15_000)
+                await page.goto(f"{base}/#/job/{beat_id}")
+                await expect(page.locator("tr[data-run] .quiet").first).to_have_text("silent")
+                await page.goto(f"{base}/#/runs")
+                note = page.locator("tr[data-run] .quiet", has_text="not delivered")
+                await expect(note.first).to_have_text("not delivered: unchanged (notify=on_change)")
+                await page.screenshot(path=str(SHOTS / "quiet-runs.png"))
+            finally:
+                await browser.close()

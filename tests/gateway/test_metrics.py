@@ -1,10 +1,13 @@
 """/metrics flags each enabled job more than 2 * tick_secs + misfire_grace_secs past its next
-fire (`starpod_cron_job_overdue_seconds`), on every backend."""
+fire (`starpod_cron_job_overdue_seconds`) and counts each job's silent and undelivered runs,
+on every backend."""
 
 from __future__ import annotations
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from gateway.metrics import Metrics
-from starpod_cron import CronStore, JobSpec, ManualClock, Schedule
+from starpod_cron import CronStore, JobSpec, ManualClock, NotifyPolicy, Schedule
 from starpod_cron.executors.echo import EchoExecutor
 from starpod_cron.scheduler import CronScheduler
 
@@ -29,3 +32,38 @@ async def test_an_overdue_job_shows_with_its_seconds_and_a_healthy_one_does_not(
         assert 'job="daily"' not in text
     finally:
         metrics.close()
+
+
+async def test_silent_and_undelivered_runs_are_counted_per_job(store: CronStore) -> None:
+    hourly = Schedule.interval(3_600_000)
+    beat, same, _capped = await store.add_jobs(
+        [
+            JobSpec(name="beat", prompt="[SILENT]", schedule=hourly),  # echo: answers the prompt
+            JobSpec(
+                name="same", prompt="all quiet", schedule=hourly, notify=NotifyPolicy.ON_CHANGE
+            ),
+            JobSpec(name="capped", prompt="hi", schedule=hourly, max_runs=4),
+        ]
+    )
+    scheduler = CronScheduler(store, EchoExecutor(store))
+    metrics = Metrics(store, scheduler, lambda: 0)
+    try:
+        for _ in range(3):
+            for job_id in (beat, same):
+                await scheduler.run_now(job_id)
+        families = {
+            f.name: f for f in text_string_to_metric_families((await metrics.render()).decode())
+        }
+    finally:
+        metrics.close()
+        await scheduler.stop()
+
+    def series(name: str) -> dict[str, float]:
+        return {s.labels["job"]: s.value for s in families[name].samples}
+
+    assert families["starpod_cron_job_silent_runs"].type == "counter"
+    assert series("starpod_cron_job_silent_runs") == {"beat": 3.0}
+    assert series("starpod_cron_job_suppressed_runs") == {"same": 2.0}  # the first is delivered
+    assert series("starpod_cron_job_remaining_runs") == {"capped": 4.0}
+    (sample,) = families["starpod_cron_job_silent_runs"].samples
+    assert sample.name == "starpod_cron_job_silent_runs_total" and sample.labels["id"] == beat
