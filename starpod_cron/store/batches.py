@@ -18,7 +18,7 @@ from ..models import CronJob, CronRun, DestinationRefusal, Lease, NodeInfo, RunS
 from ..owner import is_dead
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
-from . import planning
+from . import memory, planning
 from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
 from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
 
@@ -84,6 +84,8 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         _TRIGGERS[run.trigger],
         from_ms(run.started_at),
         lease_until,
+        job.previous_result,
+        opt_from_ms(job.previous_result_at),
     )
 
 
@@ -311,6 +313,8 @@ class FinishBatch:
         job = self.jobs.get(run.job_id)
         before = job.to_public() if self.tell and job is not None else None
         action = planning.plan_finish(job, run, done, self.now, self.settings)
+        if job is not None and action == "update":
+            memory.remember(job, run, self.now, self.settings)
         self.finished.append(run)
         if before is not None and run.status in NOTIFIED:
             event = RunFinished(before, run.to_public())

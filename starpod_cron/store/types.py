@@ -62,6 +62,9 @@ class Claim:
     start_at: datetime
     """When to call the executor: now, or the fire time of an occurrence claimed ahead."""
     lease_until_ms: int
+    previous_result: str | None = None
+    """The job's previous successful result (``context = "last"``), read in the claim."""
+    previous_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
