@@ -242,7 +242,7 @@ class CronScheduler:
         return recorded
 
     async def backfill(
-        self, job_id: str, start: datetime, end: datetime, *, limit: int | None = None
+        self, job_id: str, start: datetime, end: datetime, limit: int | None = None
     ) -> list[CronRun]:
         """Run once, oldest first, each occurrence of the job in [``start``, ``end``] (``end``
         no later than now) without a recorded run (one whose runs were all ``skipped`` or
