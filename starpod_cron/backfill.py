@@ -19,6 +19,7 @@ from .inflight import RunsInFlight
 from .models import CronRun, RunStatus
 from .settings import SchedulerSettings
 from .store import CronStore
+from .store.ops.backfill import MAX_TAKE
 
 MS = timedelta(milliseconds=1)
 
@@ -52,7 +53,7 @@ async def run_backfill(
                 last,
                 owner=owner,
                 lease_secs=settings.lease_secs,
-                take=settings.max_concurrent_runs,
+                take=min(settings.max_concurrent_runs, MAX_TAKE),
             )
             if not claims:
                 if not more:

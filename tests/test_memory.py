@@ -20,6 +20,7 @@ from starpod_cron import (
     JobContext,
     JobResult,
     JobSpec,
+    JobUpdate,
     ManualClock,
     RunStatus,
     Schedule,
@@ -191,3 +192,15 @@ async def test_python_executors_get_the_previous_result_and_none_without_context
     assert [c.previous_result for c in kept[1:]] == [first_result, first_result]
     assert all(c.previous_result is None for c in calls if c.job_name == "forgetful")
     assert forgetful != keeper
+
+    await store.update_job(keeper, JobUpdate(context=ContextMode.NONE))  # memory switched off
+    runner = CronScheduler(store, remember)
+    try:
+        await runner.run_now(keeper)
+        assert calls[-1].previous_result is None and calls[-1].previous_at is None
+        await store.update_job(keeper, JobUpdate(context=ContextMode.LAST))  # and on again
+        await runner.run_now(keeper)
+    finally:
+        await runner.stop()
+    assert calls[-1].previous_result == "result of keeper at 12:03"
+    assert calls[-1].previous_at == START + timedelta(minutes=3)

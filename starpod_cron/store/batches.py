@@ -71,6 +71,7 @@ def write_notes(notes: Sequence[Note]) -> None:
 
 
 def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
+    previous, previous_at = memory.given(job.context, job.previous_result, job.previous_result_at)
     return Claim(
         run.id,
         job.id,
@@ -84,8 +85,8 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         _TRIGGERS[run.trigger],
         from_ms(run.started_at),
         lease_until,
-        job.previous_result,
-        opt_from_ms(job.previous_result_at),
+        previous,
+        opt_from_ms(previous_at),
     )
 
 

@@ -16,6 +16,14 @@ def is_silent(summary: str | None, settings: StoreSettings) -> bool:
     return summary is not None and summary.strip() == settings.silent_token.strip()
 
 
+def given(context: str, text: str | None, at: int | None) -> tuple[str | None, int | None]:
+    """What a run of a job with ``context`` is handed of its kept result (and its end, ms):
+    nothing with ``context = "none"``, even if one was kept while it was ``last``."""
+    if context != ContextMode.LAST.value:
+        return None, None
+    return text, at
+
+
 def remember(job: JobRecord, run: RunRecord, now: int, settings: StoreSettings) -> bool:
     """Keep ``run``'s result on ``job`` if it is a real (not silent) success of a job with
     ``context = "last"``, ended ``now``; True if the job changed."""

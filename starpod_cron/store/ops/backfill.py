@@ -11,6 +11,7 @@ from ..backfill import WINDOW, Unrun, claim_unrun, fires_from, fires_in, unrun
 from ..batches import ClaimBatch, Note, write_notes
 from ..core import StoreCore
 from ..driver import Tx
+from ..memory import given
 from ..records import RUN_COLUMNS, JobRecord
 from ..types import Claim
 from .jobs import lock_job
@@ -78,7 +79,8 @@ class BackfillOps(StoreCore):
             row = await tx.one("job_memory", {"id": job_id})
             if row is None:
                 return None, None
-            return row[0], opt_from_ms(row[1])
+            text, at = given(row[0], row[1], row[2])
+            return text, opt_from_ms(at)
 
         return await self._read(script)
 

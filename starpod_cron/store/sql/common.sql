@@ -95,7 +95,7 @@ WHERE job_id = :job_id AND trigger <> 'manual'
   AND scheduled_for >= :first AND scheduled_for <= :last;
 
 -- name: job_memory
-SELECT previous_result, previous_result_at FROM jobs WHERE id = :id;
+SELECT context, previous_result, previous_result_at FROM jobs WHERE id = :id;
 
 -- ---------------------------------------------------------------------- conversations
 -- name: get_session_by_key
