@@ -332,6 +332,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/jobs/{name}/resume", "Resume a job", tool="cron_resume"),
     Endpoint("POST", "/api/jobs/{name}/run", "Run a job now", tool="cron_run"),
     Endpoint(
+        "POST",
+        "/api/jobs/{name}/backfill",
+        "Run past occurrences that have no run",
+        tool="cron_backfill",
+    ),
+    Endpoint(
         "GET", "/api/jobs/{name}/runs", "A job's recent runs", tool="cron_runs", query=("limit",)
     ),
     Endpoint(

@@ -144,7 +144,9 @@ class Gateway:
             scheduler = self.scheduler = CronScheduler(
                 store, executor, config.scheduler, heartbeat=heartbeat
             )
-            ops = JobOperations(store, scheduler.run_now, user_limits(config))
+            ops = JobOperations(
+                store, scheduler.run_now, user_limits(config), backfiller=scheduler.backfill
+            )
             chat = (
                 AgentChat(model, ops, store, max_history=config.executor.max_history_messages)
                 if isinstance(model, OpenAIExecutor)

@@ -129,7 +129,9 @@ async def serve_mcp(
         model = build_executor(config.executor, store, config.base_dir, limits=user_limits(config))
         executor = declared.with_declared(model, registry)
         scheduler = CronScheduler(store, executor, config.scheduler)  # for cron_run only
-        ops = JobOperations(store, scheduler.run_now, user_limits(config))
+        ops = JobOperations(
+            store, scheduler.run_now, user_limits(config), backfiller=scheduler.backfill
+        )
         try:
             if address is None:
                 server = build_server(ops, who)

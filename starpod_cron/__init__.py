@@ -29,6 +29,7 @@ from .errors import (
 )
 from .models import (
     UNSET,
+    ContextMode,
     CronJob,
     CronRun,
     Delivery,
@@ -73,6 +74,7 @@ __all__ = [
     "Clock",
     "Completion",
     "ConfigError",
+    "ContextMode",
     "Cron",
     "CronJob",
     "CronRun",

@@ -85,11 +85,13 @@ class ContextMode(enum.StrEnum):
 
 
 class RunTrigger(enum.StrEnum):
-    """Why a run exists: a scheduled occurrence, a retry of one, or a manual run."""
+    """Why a run exists: a scheduled occurrence, a retry of one, a manual run, or a past
+    occurrence run by ``jobs backfill``."""
 
     SCHEDULE = "schedule"
     RETRY = "retry"
     MANUAL = "manual"
+    BACKFILL = "backfill"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,11 @@ class JobContext:
     one_shot: bool = False
     """The job runs once (a reminder): its answer is always delivered, so an executor never
     offers it the silent token."""
+    previous_result: str | None = None
+    """With ``context = "last"``: the job's previous successful result (never a silent
+    answer), or None when it has none yet. Always None with ``context = "none"``."""
+    previous_at: datetime | None = None
+    """When the run that gave ``previous_result`` ended."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from . import jobfields
 from .access import Principal
 from .bounds import YEAR, check_fields, whole, within
 from .declared import check_editable
-from .durations import describe_ms
+from .durations import at_time, describe_ms
 from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
 from .inputrules import check_text
 from .jobfields import JobFields
@@ -31,6 +31,10 @@ NO_SCHEDULER = (
 )
 Runner = Callable[[str], Awaitable[CronRun]]
 """Runs a job now by id and returns the recorded run (``CronScheduler.run_now``)."""
+Backfiller = Callable[[str, datetime, datetime, int], Awaitable[list[CronRun]]]
+"""Runs a job's past occurrences without a run (job id, from, to, limit) and returns the runs
+(``CronScheduler.backfill``)."""
+MAX_BACKFILL = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +77,12 @@ class JobOperations:
         store: CronStore,
         runner: Runner | None = None,
         limits: UserLimits | None = None,
+        backfiller: Backfiller | None = None,
     ) -> None:
         self.store = store
         self.runner = runner
         self.limits = limits or UserLimits()
+        self.backfiller = backfiller
 
     def now(self) -> datetime:
         return from_ms(self.store.clock.now_ms())
@@ -193,6 +199,58 @@ class JobOperations:
         if self.runner is None:
             raise InvalidInput("running jobs now is not available here")
         return await self.runner(job.id)
+
+    async def backfill(
+        self,
+        who: Principal,
+        name: str,
+        start: object,
+        end: object,
+        *,
+        dry_run: bool = False,
+        limit: object = None,
+    ) -> tuple[CronJob, list[datetime], list[CronRun]]:
+        """Run once each past occurrence of the job in [``start``, ``end``] (times as people
+        type them, read in the job's zone; "now") that has no recorded run; with ``dry_run``
+        only list them. Returns the job, the occurrences (to run, or run) and the runs.
+        Above ``[cron] backfill_limit`` occurrences (or ``limit``: only admins may pass the
+        setting) it is InvalidInput and nothing runs."""
+        job = await self.find(who, name)
+        first, last = self._instant("from", start, job), self._instant("to", end, job)
+        bound = self.store.settings.backfill_limit
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise InvalidInput(f"--max must be a whole number from 1 to {MAX_BACKFILL:,}")
+            if limit > MAX_BACKFILL or (limit > bound and not who.admin):
+                most = MAX_BACKFILL if who.admin else bound
+                raise LimitExceeded(
+                    f"--max {limit:,} is above {most:,}, the most you may backfill at once "
+                    "([cron] backfill_limit); narrow --from/--to"
+                )
+            bound = limit
+        planned = await self.store.backfill_occurrences(job.id, first, last, limit=bound)
+        if dry_run or not planned:
+            return job, planned, []
+        if self.backfiller is None:
+            raise InvalidInput("backfill is not available here (it needs a scheduler)")
+        runs = await self.backfiller(job.id, first, last, bound)
+        return job, [r.scheduled_for for r in runs], runs
+
+    def _instant(self, which: str, value: object, job: CronJob) -> datetime:
+        """A backfill bound: ISO 8601, "today 9:00", "tomorrow 9:00" (in the job's zone), or
+        "now"."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise InvalidInput(f"--{which} must be an aware time (with its zone)")
+            return value
+        if isinstance(value, str) and value.strip().lower() == "now":
+            return self.now()
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(f"give --{which} as a time, e.g. '2026-12-01 09:00' or 'now'")
+        try:
+            return at_time(value, job.timezone, self.now()).instant(job.timezone)
+        except InvalidInput as exc:
+            raise InvalidInput(f"--{which}: {exc}") from None
 
     async def runs(self, who: Principal, name: str, limit: object = 10) -> list[CronRun]:
         return (await self.job_runs(who, name, limit))[1]

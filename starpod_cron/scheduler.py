@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from . import owner as owners
+from .backfill import run_backfill
 from .claimloop import ClaimLoop
 from .clock import Clock
 from .errors import JobNotFound
@@ -233,11 +234,29 @@ class CronScheduler:
         self._listen()
         now = self.clock.now_ms()
         claim = _manual_claim(run_id, job, now, now + round(lease * 1000))
+        memory = await self.store.job_memory(job_id)
+        claim = dataclasses.replace(claim, previous_result=memory[0], previous_at=memory[1])
         run = self._runs.spawn(claim, None, now)
         await run.done.wait()
         recorded = await self.store.get_run(run_id)
         assert recorded is not None
         return recorded
+
+    async def backfill(
+        self, job_id: str, start: datetime, end: datetime, limit: int | None = None
+    ) -> list[CronRun]:
+        """Run once, oldest first, each occurrence of the job in [``start``, ``end``] (``end``
+        no later than now) without a recorded run (one whose runs were all ``skipped`` or
+        ``interrupted`` has none), as runs with trigger ``backfill``, and return them when
+        they are recorded. They go through this scheduler's runs in flight (its
+        ``max_concurrent_runs``, the job's ``max_instances``), whether or not its loop is
+        started; two processes backfilling one range run each occurrence once. InvalidInput
+        (nothing is written) when the range holds more than ``limit`` occurrences (default
+        ``[cron] backfill_limit``) or is not in the past; JobNotFound."""
+        self._listen()
+        return await run_backfill(
+            self.store, self._runs, self.owner, self.settings, job_id, start, end, limit=limit
+        )
 
 
 def _folded(settings: SchedulerSettings | None, **overrides: Any) -> SchedulerSettings:

@@ -33,8 +33,8 @@ from .fields import REQUIRED, JobField, job_field, option_fields
 from .fieldspec import words
 from .inputrules import MAX_NAME_CHARS, check_all_text
 from .jobfields import JobFields
-from .models import CronJob
-from .operations import JobOperations
+from .models import CronJob, RunStatus
+from .operations import MAX_BACKFILL, JobOperations
 from .phrases import for_job
 from .schedules import Schedule
 from .store import CronStore
@@ -193,6 +193,25 @@ async def _run(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     return {"run": run_json(await c.ops.run(c.who, a["name"]))}
 
 
+async def _backfill(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    dry_run = a.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidInput("dry_run must be true or false")
+    job, occurrences, runs = await c.ops.backfill(
+        c.who, a["name"], a["from"], a["to"], dry_run=dry_run, limit=a.get("max")
+    )
+    tz = zone(job.timezone)
+    answer: dict[str, Any] = {
+        "job": job.name,
+        "dry_run": dry_run,
+        "occurrences": [t.astimezone(tz).isoformat() for t in occurrences],
+    }
+    if not dry_run:
+        answer["runs"] = [run_json(r, job) for r in runs]
+        answer["succeeded"] = sum(1 for r in runs if r.status is RunStatus.SUCCESS)
+    return answer
+
+
 async def _runs(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     job, runs = await c.ops.job_runs(c.who, a["name"], a.get("limit", 10))
     return {"runs": [run_json(r, job) for r in runs]}
@@ -300,6 +319,35 @@ TOOLS: dict[str, Tool] = {
             "Run a job now, once, outside its schedule, and return the run with its result.",
             _object({"name": _NAME}, ["name"]),
             _run,
+            True,
+        ),
+        Tool(
+            "cron_backfill",
+            "Run once, oldest first, each past occurrence of a job's schedule between two "
+            "times that has no recorded run (missed while no scheduler ran, or recorded "
+            "skipped or interrupted), and return the runs when they have finished. Use "
+            "dry_run first to see which occurrences that is. Times: ISO 8601, "
+            "'today 9:00', or 'now', read in the job's time zone.",
+            _object(
+                {
+                    "name": _NAME,
+                    "from": {"type": "string", "description": "The oldest time of the range."},
+                    "to": {"type": "string", "description": "The newest time, e.g. 'now'."},
+                    "dry_run": {
+                        "type": "boolean",
+                        "description": "Only list the occurrences it would run.",
+                    },
+                    "max": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_BACKFILL,
+                        "description": "The most occurrences the range may hold (default: "
+                        "[cron] backfill_limit); a range holding more is refused.",
+                    },
+                },
+                ["name", "from", "to"],
+            ),
+            _backfill,
             True,
         ),
         Tool(

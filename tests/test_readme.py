@@ -60,7 +60,7 @@ async def test_quickstart_cli_commands_run(tmp_path: Path) -> None:
 async def test_tools_example_runs(tmp_path: Path) -> None:
     (example,) = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "call_tool" in b]
     lines = await run_example(tmp_path, example)
-    assert lines[0] == "alice cron 0 9 * * 1-5" and lines[3] == "10 tools"
+    assert lines[0] == "alice cron 0 9 * * 1-5" and lines[3] == "11 tools"
     assert lines[2] == "cron 0 11 * * 1-5 (UTC) 11:00"  # a schedule in words, understood
     assert lines[1].startswith("no scheduler is running") and "fires only once" in lines[1]
 
@@ -73,3 +73,42 @@ async def test_watcher_example_speaks_only_when_its_result_changes(tmp_path: Pat
     assert lines[:2] == ["[service] the service is up", "[service] the service is down"]
     quiet = re.fullmatch(r"(\d+) runs kept quiet", lines[2])
     assert quiet and int(quiet.group(1)) >= 2 and len(lines) == 3, lines
+
+
+def _bash_block_after(heading: str) -> list[str]:
+    """The command lines of the first ```bash block after ``heading`` (comments dropped)."""
+    block = README.split(heading, 1)[1].split("```bash\n", 1)[1].split("```")[0]
+    return [line.split("  #")[0] for line in block.strip().splitlines()]
+
+
+async def _shell(tmp_path: Path, line: str) -> str:
+    """One README command line in ``tmp_path``, the venv's starpod-cron standing in."""
+    line = line.replace(
+        ".venv/bin/starpod-cron", str(Path(sys.executable).with_name("starpod-cron"))
+    )
+    proc = await asyncio.create_subprocess_shell(
+        line, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, (line, err.decode())
+    return out.decode()
+
+
+async def test_memory_examples_run(tmp_path: Path) -> None:
+    section = README.split("### Memory between runs", 1)[1].split("\n### ", 1)[0]
+    (example,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert await run_example(tmp_path, example) == ["changed: 21 °C", "[SILENT]", "changed: 23 °C"]
+    (script,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    (tmp_path / "disk-watch.sh").write_text(script)
+    outputs = [await _shell(tmp_path, line) for line in _bash_block_after("### Memory between")]
+    first, second = outputs[2], outputs[3]
+    assert re.search(r"success .*disk: \d+%", first), first
+    assert "[SILENT]" in second, second
+
+
+async def test_backfill_example_runs(tmp_path: Path) -> None:
+    outputs = [await _shell(tmp_path, line) for line in _bash_block_after("### Backfill")]
+    planned = [line for line in outputs[1].splitlines() if line.startswith("20")]
+    assert planned and f"{len(planned)} occurrence(s) would run" in outputs[1]
+    assert f"{len(planned)} of {len(planned)} backfilled occurrence(s) succeeded" in outputs[2]
+    assert "nothing to backfill" in outputs[3]

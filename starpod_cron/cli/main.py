@@ -167,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="run every enabled job")
     p.add_argument("--sequential", action="store_true", help="one at a time (default: parallel)")
 
+    p = jobs.add_parser(
+        "backfill",
+        help="run once each past occurrence without a run (oldest first)",
+        parents=[common],
+    )
+    p.add_argument("name", metavar="NAME", help="the job's name (or id)")
+    p.add_argument(
+        "--from", dest="start", required=True, metavar="TIME", help="the oldest time of the range"
+    )
+    p.add_argument("--to", dest="end", required=True, metavar="TIME", help="the newest, or now")
+    p.add_argument("--dry-run", action="store_true", help="only list the occurrences it would run")
+    p.add_argument(
+        "--max",
+        type=bounded_int(1, 1_000_000),
+        metavar="N",
+        help="the most occurrences the range may hold (default [cron] backfill_limit)",
+    )
+
     p = jobs.add_parser("history", help="recent runs, newest first", parents=[common])
     p.add_argument("--job", metavar="NAME", help="only this job's runs")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
@@ -304,6 +322,10 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
             from .run import jobs_run  # imports the executors (httpx) only when running jobs
 
             return await jobs_run(c, args)
+        if key == ("jobs", "backfill"):
+            from .run import jobs_backfill
+
+            return await jobs_backfill(c, args)
         return await HANDLERS[key](c, args)
 
 

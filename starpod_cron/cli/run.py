@@ -12,16 +12,21 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from .. import declared
+from ..access import LOCAL_ADMIN
 from ..bootstrap import user_limits
 from ..errors import InvalidInput, JobAlreadyRunning
-from ..executors import build_executor
+from ..executors import BuiltExecutor, build_executor
 from ..maintenance import configured_jobs
 from ..models import CronJob
+from ..operations import JobOperations
 from ..scheduler import CronScheduler
 from ..tasks import TaskSet
+from ..timeutil import zone
 from ..views import run_json
 from .context import Context, find_jobs
 from .render import Output, ms, one_line, tokens
@@ -37,19 +42,8 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
         if args.all
         else await find_jobs(c, args.names)
     )
-    config = c.config
-    registry = configured_jobs(config, c.store)
-    model = build_executor(config.executor, c.store, config.base_dir, limits=user_limits(config))
-    executor = declared.with_declared(model, registry)
+    executor = _executor(c, jobs)
     runners = sorted({declared.runs_with(executor, job) for job in jobs})
-    if "executor" not in c.config.configured and executor.description in runners:
-        print(
-            "note: no [executor] configured in agent.toml: using the built-in echo executor "
-            "(a demo that returns each prompt)",
-            file=sys.stderr,
-        )
-    for note in executor.notes:
-        print(f"note: {note}", file=sys.stderr)
     scheduler = CronScheduler(c.store, executor, c.config.scheduler)
     parallel = 1 if args.sequential else c.config.scheduler.max_concurrent_runs
     limit = asyncio.Semaphore(parallel)
@@ -87,6 +81,92 @@ async def jobs_run(c: Context, args: argparse.Namespace) -> Output:
     out.text = f"{succeeded} of {len(results)} succeeded ({'; '.join(runners)})"
     out.exit_code = 0 if succeeded == len(results) else 1
     return out
+
+
+def _executor(c: Context, jobs: Sequence[CronJob]) -> BuiltExecutor:
+    """The configured executor (with the jobs declared in code), its notes on stderr; the
+    note that the demo executor answers only when one of ``jobs`` goes to it."""
+    config = c.config
+    registry = configured_jobs(config, c.store)
+    model = build_executor(config.executor, c.store, config.base_dir, limits=user_limits(config))
+    executor: BuiltExecutor = declared.with_declared(model, registry)
+    runners = {declared.runs_with(executor, job) for job in jobs}
+    if "executor" not in c.config.configured and executor.description in runners:
+        print(
+            "note: no [executor] configured in agent.toml: using the built-in echo executor "
+            "(a demo that returns each prompt)",
+            file=sys.stderr,
+        )
+    for note in executor.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return executor
+
+
+async def jobs_backfill(c: Context, args: argparse.Namespace) -> Output:
+    """``jobs backfill NAME --from T1 --to T2``: run here, through the configured executor,
+    each past occurrence without a recorded run (``--dry-run``: list them)."""
+    scheduler: CronScheduler | None = None
+    executor: BuiltExecutor | None = None
+    if not args.dry_run:
+        executor = _executor(c, await find_jobs(c, [args.name]))
+        scheduler = CronScheduler(c.store, executor, c.config.scheduler)
+    ops = JobOperations(c.store, backfiller=None if scheduler is None else scheduler.backfill)
+    try:
+        work = asyncio.ensure_future(
+            ops.backfill(
+                LOCAL_ADMIN, args.name, args.start, args.end, dry_run=args.dry_run, limit=args.max
+            )
+        )
+        interrupts = None if scheduler is None else _Interrupts(scheduler, work)
+        try:
+            job, occurrences, runs = await work
+        finally:
+            if interrupts is not None:
+                await interrupts.close()
+    finally:
+        if scheduler is not None:
+            await scheduler.stop()
+        if executor is not None:
+            await executor.aclose()
+    tz = c.tz(job.timezone)
+    if args.dry_run:
+        out = Output(
+            {"job": job.name, "dry_run": True, "occurrences": [iso(t, tz) for t in occurrences]},
+            "table",
+            f"Occurrences of {job.name} without a run",
+        )
+        out.columns = ["OCCURRENCE"] if occurrences else []
+        out.rows = [[iso(t, tz)] for t in occurrences]
+        out.text = f"{len(occurrences)} occurrence(s) would run (--dry-run: nothing ran)"
+        return out
+    entries = [run_json(r, job, tz) for r in runs]
+    succeeded = sum(1 for r in entries if r["status"] == "success")
+    out = Output(
+        {"job": job.name, "dry_run": False, "runs": entries, "succeeded": succeeded},
+        "table",
+        f"Backfill of {job.name}",
+    )
+    out.columns = ["OCCURRENCE", "STATUS", "DURATION", "RESULT"] if entries else []
+    out.rows = [
+        [
+            iso(r.scheduled_for, tz),
+            e["status"],
+            ms(e["duration_ms"]),
+            one_line((e["result"] if e["status"] == "success" else e["error"]) or "", 80),
+        ]
+        for r, e in zip(runs, entries, strict=True)
+    ]
+    out.text = (
+        f"{succeeded} of {len(entries)} backfilled occurrence(s) succeeded"
+        if entries
+        else "nothing to backfill: every occurrence in the range has a run"
+    )
+    out.exit_code = 0 if succeeded == len(entries) else 1
+    return out
+
+
+def iso(t: datetime, tz: str) -> str:
+    return t.astimezone(zone(tz)).isoformat()
 
 
 async def _run_one(

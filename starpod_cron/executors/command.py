@@ -35,6 +35,7 @@ from ..store.contract import SessionStore
 from ..tasks import TaskSet
 from .base import session_for
 from .cgroup import RunCgroup, RunCgroups
+from .memory import VARIABLES, previous_result_env
 
 log = logging.getLogger("starpod_cron.executors")
 
@@ -111,13 +112,17 @@ class CommandExecutor:
     async def __call__(self, ctx: JobContext) -> JobResult:
         session_id = await session_for(ctx, self._store)
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in VARIABLES},
             "STARPOD_JOB_NAME": ctx.job_name,
             "STARPOD_JOB_ID": ctx.job_id,
             "STARPOD_RUN_ID": ctx.run_id,
             "STARPOD_SESSION_ID": session_id,
             "STARPOD_ATTEMPT": str(ctx.attempt),
         }
+        with previous_result_env(ctx) as previous:
+            return await self._run(ctx, session_id, {**env, **previous})
+
+    async def _run(self, ctx: JobContext, session_id: str, env: dict[str, str]) -> JobResult:
         loop = asyncio.get_running_loop()
         pipes = asyncio.subprocess.PIPE
         program = ["/bin/sh", "-c", " ".join(self._argv)] if self._shell else self._argv

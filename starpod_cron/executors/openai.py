@@ -52,6 +52,19 @@ def _excerpt(response: httpx.Response, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def previous_result_messages(ctx: JobContext) -> list[dict[str, Any]]:
+    """With ``context = "last"``: one message giving the job's previous result and its time,
+    sent just before the prompt (none when the job has no previous result)."""
+    if ctx.previous_result is None:
+        return []
+    when = ctx.previous_at.isoformat() if ctx.previous_at is not None else "an earlier run"
+    text = (
+        f"The previous run of this job ended at {when} with this result (compare with it if "
+        f"the task asks what changed):\n\n{ctx.previous_result}"
+    )
+    return [{"role": "system", "content": text}]
+
+
 class OpenAIExecutor:
     def __init__(
         self,
@@ -113,6 +126,7 @@ class OpenAIExecutor:
         system = "\n\n".join(p for p in notes if p)
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         messages += [{"role": m.role, "content": m.content} for m in history]
+        messages += previous_result_messages(ctx)
         messages.append({"role": "user", "content": ctx.prompt})
         if self.run_tools is None:  # the default: a scheduled run cannot schedule
             reply = await self.complete(messages)

@@ -19,7 +19,7 @@ from ..owner import is_dead
 from ..schedules import OneShot
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
-from . import planning, quiet
+from . import memory, planning, quiet
 from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
 from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
 
@@ -72,6 +72,7 @@ def write_notes(notes: Sequence[Note]) -> None:
 
 
 def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
+    previous, previous_at = memory.given(job.context, job.previous_result, job.previous_result_at)
     return Claim(
         run.id,
         job.id,
@@ -86,6 +87,8 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         from_ms(run.started_at),
         lease_until,
         job.schedule_kind == OneShot.kind,
+        previous,
+        opt_from_ms(previous_at),
     )
 
 
@@ -314,6 +317,8 @@ class FinishBatch:
         before = job.to_public() if self.tell and job is not None else None
         quiet.settle(job, run, done, self.settings)  # silent / suppressed, before the planner
         action = planning.plan_finish(job, run, done, self.now, self.settings)
+        if job is not None and action == "update":
+            memory.remember(job, run, self.now, self.settings)
         self.finished.append(run)
         if before is not None and run.status in NOTIFIED:
             event = RunFinished(before, run.to_public())

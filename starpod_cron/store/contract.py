@@ -315,3 +315,39 @@ class PreferenceStore(Protocol):
 
     async def set_user_timezone(self, user_id: str, timezone: str) -> None:
         """Store a user's default zone (validated: InvalidTimezone writes nothing)."""
+
+
+class BackfillStore(Protocol):
+    """Past occurrences run once (``jobs backfill``) and the memory a manual run is given."""
+
+    async def backfill_occurrences(
+        self, job_id: str, start: datetime, end: datetime, *, limit: int | None = None
+    ) -> list[datetime]:
+        """The occurrences of the job's schedule in [``start``, ``end``] (``end`` no later
+        than now) without a recorded run, oldest first. An occurrence whose only runs are
+        ``skipped`` or ``interrupted`` has none; one with a retry pending is the scheduler's.
+        InvalidInput (nothing is written) when the range holds more than ``limit`` occurrences
+        (default ``[cron] backfill_limit``), ends before it starts, or starts in the future;
+        JobNotFound."""
+
+    async def claim_backfill(
+        self,
+        job_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        owner: str,
+        lease_secs: float,
+        take: int = 1,
+    ) -> tuple[list[Claim], bool]:
+        """In ONE transaction, claim for ``owner`` the oldest ``take`` (at most) of those
+        occurrences as runs with trigger ``backfill``, leased like scheduled ones, no more
+        than the job's ``max_instances`` allows beside its runs in flight; and whether more
+        remain. Each takes its occurrence's next attempt number, so the unique index
+        (job, occurrence, attempt) that judges scheduled claims judges these too: two
+        callers, in any processes, never claim one occurrence twice, nor a backfill and the
+        scheduler. Completed like any run (``complete_runs``); backfill runs never retry."""
+
+    async def job_memory(self, job_id: str) -> tuple[str | None, datetime | None]:
+        """The job's previous successful result and when it ended (``context = "last"``; the
+        claims carry it), or (None, None)."""

@@ -355,7 +355,7 @@ def plan_finish(
     job.last_status = status.value
     job.updated_at = max(job.updated_at, now)
     success = status is RunStatus.SUCCESS
-    if run.trigger == RunTrigger.MANUAL.value:
+    if run.trigger in _OFF_SCHEDULE:  # never retried, never moves the schedule
         job.last_error = None if success else run.error
         return "update"
     if success:
@@ -384,6 +384,9 @@ def plan_finish(
     job.retry_scheduled_for = run.scheduled_for
     job.retry_attempt = run.attempt + 1
     return "update"
+
+
+_OFF_SCHEDULE = frozenset({RunTrigger.MANUAL.value, RunTrigger.BACKFILL.value})
 
 
 def _in_flight(job: JobRecord, run: RunRecord) -> bool:

@@ -6,6 +6,7 @@ from ..clock import Clock, SystemClock
 from ..settings import StoreSettings
 from ..timeutil import check_zone
 from .contract import (
+    BackfillStore,
     JobStore,
     PreferenceStore,
     RunStore,
@@ -15,6 +16,7 @@ from .contract import (
 )
 from .contract_nodes import CoordinationStore, DeliveryStore, LoginSessionStore
 from .opener import StoreOpener, connect_driver
+from .ops.backfill import BackfillOps
 from .ops.coordination import CoordinationOps
 from .ops.history import HistoryOps
 from .ops.jobs import JobOps
@@ -29,6 +31,7 @@ class CronStore(
     HistoryOps,
     OutboxOps,
     CoordinationOps,
+    BackfillOps,
     StoreSignals,
     JobStore,
     RunStore,
@@ -38,6 +41,7 @@ class CronStore(
     LoginSessionStore,
     PreferenceStore,
     CoordinationStore,
+    BackfillStore,
 ):
     """Durable home of jobs, runs and deliveries: every concern of the contract, on SQLite or
     PostgreSQL.

@@ -64,6 +64,9 @@ class Claim:
     lease_until_ms: int
     one_shot: bool = False
     """The job runs once (its answer is always delivered: never a silent answer)."""
+    previous_result: str | None = None
+    """The job's previous successful result (``context = "last"``), read in the claim."""
+    previous_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -286,3 +287,19 @@ async def test_a_recurring_run_is_told_the_silent_token_and_a_one_shot_is_not(
         (told,) = await store.list_runs(remind)
         assert (quiet.silent, quiet.suppressed) == (True, "silent answer")
         assert (told.silent, told.result_summary) == (False, "NOTHING_NEW")  # always delivered
+
+
+async def test_the_previous_result_is_sent_before_the_prompt_with_its_time(
+    executor: OpenAIExecutor, fake_openai: FakeOpenAI
+) -> None:
+    ended = START - timedelta(hours=1)
+    fake_openai.answer(Reply(content="changed: 3 alerts"), Reply(content="first"))
+    remembered = replace(ctx(), previous_result="changed: 2 alerts", previous_at=ended)
+    await executor(remembered)
+    _, previous, user = fake_openai.requests[0]["messages"]
+    assert previous["role"] == "system"
+    assert ended.isoformat() in previous["content"]
+    assert previous["content"].endswith("\n\nchanged: 2 alerts")
+    assert user == {"role": "user", "content": "Summarize overnight alerts"}
+    await executor(ctx())  # no previous result: no such message
+    assert [m["role"] for m in fake_openai.requests[1]["messages"]] == ["system", "user"]

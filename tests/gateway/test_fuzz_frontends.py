@@ -183,6 +183,14 @@ def _http_case(tool: str) -> st.SearchStrategy[tuple[str, str, Any]]:
                 {k: v for k, v in a.items() if k != "name"},
             )
         )
+    if tool == "cron_backfill":
+        return arguments(tool).map(
+            lambda a: (
+                "POST",
+                f"/api/jobs/{_path(str(a.get('name', 'keep'))[:1001])}/backfill",
+                {k: v for k, v in a.items() if k != "name"},
+            )
+        )
     if tool == "cron_runs":
         return st.tuples(name, short_text).map(
             lambda t: ("GET", f"/api/jobs/{_path(t[0])}/runs?limit={_path(t[1])}", None)

@@ -190,3 +190,30 @@ async def test_a_schedule_in_words_over_http_and_websocket(
         bad = await alice.request("cron.add", prompt="p", when="every 9")
         assert bad["error"]["code"] == "invalid" and "every 9 minutes" in bad["error"]["message"]
     assert sorted(j.name for j in await gw.store.list_jobs()) == ["soon", "w"]
+
+
+async def test_the_gateway_backfills_in_its_scheduler_and_refuses_above_the_limit(
+    http: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = http
+    await client.post(
+        "/api/jobs", json={"name": "h", "prompt": "hourly", "cron": "0 * * * *"}, headers=ALICE
+    )
+    since = {"from": "2026-11-01 00:00", "to": "2026-11-01 02:30"}
+    dry = await client.post("/api/jobs/h/backfill", json={**since, "dry_run": True}, headers=ALICE)
+    assert dry.status_code == 200, dry.text
+    assert [t[11:16] for t in dry.json()["occurrences"]] == ["00:00", "01:00", "02:00"]
+    done = (await client.post("/api/jobs/h/backfill", json=since, headers=ALICE)).json()
+    assert [(r["status"], r["trigger"], r["result"]) for r in done["runs"]] == [
+        ("success", "backfill", "done: hourly")
+    ] * 3
+    again = (await client.post("/api/jobs/h/backfill", json=since, headers=ALICE)).json()
+    assert again["runs"] == [] and again["occurrences"] == []
+    wide = {"from": "2026-01-01 00:00", "to": "2026-11-01 00:00"}
+    refused = await client.post("/api/jobs/h/backfill", json=wide, headers=ALICE)
+    assert refused.status_code == 400 and "pass --max" in refused.json()["error"]["message"]
+    over = await client.post("/api/jobs/h/backfill", json={**wide, "max": 9000}, headers=ALICE)
+    assert over.status_code == 403 and over.json()["error"]["code"] == "limit"  # admins only
+    assert len((await client.get("/api/jobs/h/runs", headers=ALICE)).json()["runs"]) == 3
+    theirs = await client.post("/api/jobs/h/backfill", json=since, headers=BOB)
+    assert theirs.status_code == 404

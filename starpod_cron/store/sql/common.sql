@@ -86,6 +86,17 @@ WHERE created_at < :cutoff AND status IN ('delivered', 'dead', 'published');
 DELETE FROM deliveries
 WHERE created_at < :cutoff AND status IN ('delivered', 'dead', 'published');
 
+-- ----------------------------------------------------------- backfill and memory
+-- name: occurrence_runs
+-- The runs of a job's occurrences in [first, last] (manual runs are no occurrence's): read
+-- by a backfill under the job's lock, through the runs_occurrence index.
+SELECT scheduled_for, attempt, status FROM runs
+WHERE job_id = :job_id AND trigger <> 'manual'
+  AND scheduled_for >= :first AND scheduled_for <= :last;
+
+-- name: job_memory
+SELECT context, previous_result, previous_result_at FROM jobs WHERE id = :id;
+
 -- ---------------------------------------------------------------------- conversations
 -- name: get_session_by_key
 SELECT id FROM sessions WHERE key = :key;
