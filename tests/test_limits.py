@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from starpod_cron import (
+    Completion,
     CronScheduler,
     CronStore,
+    InvalidSchedule,
     JobSpec,
     JobUpdate,
     ManualClock,
@@ -26,6 +28,7 @@ from starpod_cron import (
 )
 from starpod_cron.models import CronJob, CronRun
 from starpod_cron.routing import DeliveryRouter
+from starpod_cron.store.limits import words_ms
 from starpod_cron.views import job_fires
 from tests.conftest import START, eventually, until
 from tests.test_scheduler import Recorder
@@ -342,3 +345,86 @@ async def test_a_three_hour_outage_gives_one_stale_skip_and_one_message(
         assert (await job(routed, job_id)).enabled
     finally:
         await scheduler.stop()
+
+
+async def claim_and_finish(store: CronStore, status: RunStatus = RunStatus.SUCCESS) -> list[str]:
+    """Claim what is due now and finish it with ``status``, as a scheduler would; the runs."""
+    claims = await store.claim_due("test", 100, 60)
+    done = [Completion(c.run_id, status, "ok", error="boom") for c in claims]
+    assert await store.complete_runs(done, owner="test") == [True] * len(done)
+    return [c.run_id for c in claims]
+
+
+async def test_an_outage_past_end_at_runs_only_a_fire_within_it_then_ends(
+    routed: CronStore, clock: ManualClock
+) -> None:
+    spec = JobSpec(
+        name="hourly",
+        prompt="p",
+        schedule=Schedule.cron("0 * * * *"),
+        end_at=START + timedelta(hours=3),
+    )
+    (job_id,) = await routed.add_jobs([spec])
+    clock.set(START + timedelta(hours=6, minutes=10))  # down from 12:00 to 18:10
+    (run_id,) = await claim_and_finish(routed)
+    run = await routed.get_run(run_id)
+    assert run is not None and run.scheduled_for == START + timedelta(hours=3)  # not 18:00
+    ended = await job(routed, job_id)
+    assert not ended.enabled and ended.paused_reason == "ended" and run.notice is not None
+    assert await claim_and_finish(routed) == []
+
+
+async def test_enabling_a_job_that_made_its_runs_or_ended_keeps_it_disabled_with_why(
+    routed: CronStore, clock: ManualClock
+) -> None:
+    once = JobSpec(name="once", prompt="p", schedule=Schedule.interval(every_ms=60_000), max_runs=1)
+    short = JobSpec(
+        name="short",
+        prompt="p",
+        schedule=Schedule.interval(every_ms=60_000),
+        end_at=START + timedelta(minutes=1, seconds=30),
+    )
+    once_id, short_id = await routed.add_jobs([once, short])
+    clock.advance(60)
+    assert len(await claim_and_finish(routed)) == 2
+    for job_id, why in ((once_id, "max_runs reached (1 runs)"), (short_id, "ended")):
+        again = await routed.enable_job(job_id)
+        assert not again.enabled and again.paused_reason == why and again.next_run_at is None
+    more = await routed.update_job(once_id, JobUpdate(max_runs=2, enabled=True))
+    assert more.enabled and more.paused_reason is None and more.next_run_at is not None
+    later = START + timedelta(hours=1)
+    longer = await routed.update_job(short_id, JobUpdate(end_at=later, enabled=True))
+    assert longer.enabled and job_fires(longer, 100)[-1] == later
+    with pytest.raises(InvalidSchedule, match="must be after start_at"):
+        await routed.update_job(short_id, JobUpdate(start_at=later + timedelta(seconds=1)))
+
+
+async def test_a_stale_one_shot_is_skipped_and_disabled(
+    routed: CronStore, clock: ManualClock
+) -> None:
+    at = START + timedelta(minutes=5)
+    spec = JobSpec(name="remind", prompt="p", schedule=Schedule.one_shot(at), stale_after_secs=60)
+    (job_id,) = await routed.add_jobs([spec])
+    clock.set(at + timedelta(minutes=3))
+    assert await claim_and_finish(routed) == []
+    (run,) = await routed.list_runs(job_id, 10)
+    assert run.status is RunStatus.SKIPPED and run.error == "3 min late, stale after 1 min"
+    gone = await job(routed, job_id)
+    assert not gone.enabled and gone.next_run_at is None
+    assert "one-shot skipped" in (gone.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("ms", "words"),
+    [
+        (0, "0 s"),
+        (999, "0 s"),
+        (45_000, "45 s"),
+        (3_600_000, "1 h"),
+        (9_600_000, "2 h 40 min"),
+        (3_605_000, "1 h"),  # the two largest units next to each other
+        (90_061_000, "1 d 1 h"),
+    ],
+)
+def test_durations_in_words(ms: int, words: str) -> None:
+    assert words_ms(ms) == words
