@@ -428,3 +428,24 @@ async def test_a_stale_one_shot_is_skipped_and_disabled(
 )
 def test_durations_in_words(ms: int, words: str) -> None:
     assert words_ms(ms) == words
+
+
+async def test_the_tools_take_times_as_people_write_them_in_the_jobs_zone(
+    routed: CronStore,
+) -> None:
+    from starpod_cron.tools import call_tool, openai_tools
+
+    args = {
+        "name": "brief",
+        "prompt": "p",
+        "cron": "0 9 * * *",
+        "timezone": ROME,
+        "start_at": "2026-12-01 09:00",
+        "end_at": "2026-12-03 09:00",
+    }
+    answer = await call_tool(routed, "cron_add", args, user="alice")
+    assert answer["job"]["start_at"] == "2026-12-01T08:00:00+00:00"  # 09:00 in Rome
+    assert answer["job"]["max_runs"] is None and answer["job"]["paused_reason"] is None
+    (add,) = [t for t in openai_tools() if t["function"]["name"] == "cron_add"]
+    described = add["function"]["parameters"]["properties"]["end_at"]["description"]
+    assert "'tomorrow 9:00', read in the job's timezone" in described
