@@ -12,7 +12,7 @@ from typing import Any
 
 from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
-from ..declared import check_editable
+from ..declared import check_editable, check_switchable
 from ..errors import InvalidInput
 from ..fields import user_fields
 from ..models import CronJob
@@ -228,7 +228,7 @@ async def jobs_enable(c: Context, args: argparse.Namespace) -> Output:
     enabled = args.command == "enable"
     jobs = await find_jobs(c, args.names)
     for job in jobs:
-        check_editable(job)
+        check_switchable(job, enabled)
     verb = "enabled" if enabled else "disabled"
     lines = []
     for job in jobs:

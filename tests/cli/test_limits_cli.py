@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from starpod_cron import Completion, CronStore, ManualClock, RunStatus
@@ -94,3 +95,20 @@ def test_a_paused_job_says_why_in_list_status_and_enable(cli: CLI, db: str) -> N
     assert again.out.strip() == "Job 'once' stays disabled: max_runs reached (1 runs)"
     assert cli("jobs", "edit", "once", "--max-runs", "2").code == 0
     assert "has been enabled" in cli("jobs", "enable", "once").out
+
+
+def test_a_declared_job_that_paused_itself_can_be_resumed_here(
+    cli: CLI, db: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[[jobs]]\nname = "declared"\nprompt = "p"\nevery = "1h"\nmax_retries = 0\n'
+        "pause_after_failures = 1\n"
+    )
+    assert cli("--config", str(config), "jobs", "sync").code == 0
+    refused = cli("--config", str(config), "jobs", "disable", "declared")
+    assert refused.code == 2 and "declared in" in refused.err  # still managed there
+    asyncio.run(_fail_once(db, "declared"))
+    resumed = cli("--config", str(config), "jobs", "enable", "declared")
+    assert resumed.code == 0 and "has been enabled" in resumed.out, resumed.err
+    assert cli("--config", str(config), "jobs", "enable", "declared").code == 2  # not paused
