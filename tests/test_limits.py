@@ -449,3 +449,36 @@ async def test_the_tools_take_times_as_people_write_them_in_the_jobs_zone(
     (add,) = [t for t in openai_tools() if t["function"]["name"] == "cron_add"]
     described = add["function"]["parameters"]["properties"]["end_at"]["description"]
     assert "'tomorrow 9:00', read in the job's timezone" in described
+
+
+async def test_a_backed_up_queue_skips_its_stale_fires_with_one_message(
+    routed: CronStore, clock: ManualClock
+) -> None:
+    recorder = Recorder()
+    recorder.block = True
+    spec = JobSpec(
+        name="queued",
+        prompt="p",
+        schedule=Schedule.interval(every_ms=10_000),
+        overlap=Overlap.QUEUE,
+        stale_after_secs=15,
+    )
+    (job_id,) = await routed.add_jobs([spec])
+    scheduler = scheduler_for(routed, recorder)
+    scheduler.start()
+    try:
+        clock.advance(10)
+        await until(lambda: recorder.running == 1, what="the first run")
+        clock.advance(50)  # fires at +20 .. +60 wait behind it
+        await scheduler.checkpoint()
+        recorder.release.set()
+        runs = await final_runs(routed, job_id, 6)
+        by_fire = {int((r.scheduled_for - START).total_seconds()): r for r in runs}
+        assert sorted(by_fire) == [10, 20, 30, 40, 50, 60]
+        assert [by_fire[t].status for t in (20, 30, 40)] == [RunStatus.SKIPPED] * 3
+        assert by_fire[20].error == "40 s late, stale after 15 s"
+        assert [by_fire[t].status for t in (10, 50, 60)] == [RunStatus.SUCCESS] * 3
+        assert [r.notice is not None for r in runs].count(True) == 1
+        assert len((await notices(routed))["ws:agent"]) == 1
+    finally:
+        await scheduler.stop()
