@@ -66,12 +66,11 @@ def settle_claim(
     if started is None or started.trigger != RunTrigger.SCHEDULE.value:
         return None
     limit = job.stale_after_ms
-    intended = started.scheduled_for
-    if job.jitter_ms > 0:
-        intended += fire_offset_ms(
+    late = 0 if limit is None else started.started_at - started.scheduled_for
+    if limit is not None and late > limit and job.jitter_ms > 0:  # late from its jittered time
+        late -= fire_offset_ms(
             job.id, job.schedule, job.timezone, started.scheduled_for, job.jitter_ms
         )
-    late = started.started_at - intended
     if limit is None or late <= limit:
         job.stale_streak = 0
         return None
