@@ -29,8 +29,8 @@ NO_JOBS = "No jobs. Add one: starpod-cron jobs add NAME PROMPT --every 30m"
 
 async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
     jobs = await (c.store.list_jobs_for_user(args.user) if args.user else c.store.list_jobs())
-    if not args.all:
-        jobs = [j for j in jobs if j.enabled]
+    if not args.all:  # a job that paused itself is shown, with why: someone should look
+        jobs = [j for j in jobs if j.enabled or j.paused_reason]
     now = c.now()
     views = [job_json(j, c.tz(j.timezone)) for j in jobs]
     out = Output({"jobs": views, "total": len(jobs)}, "table", "Scheduled Jobs")

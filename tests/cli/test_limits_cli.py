@@ -80,7 +80,7 @@ def test_a_paused_job_says_why_in_list_status_and_enable(cli: CLI, db: str) -> N
     cli("jobs", "add", "flaky", "p", "--every", "1h", "--retries", "0")
     cli("jobs", "edit", "flaky", "--pause-after-failures", "1")
     asyncio.run(_fail_once(db, "flaky"))
-    listed = cli("jobs", "list", "--all").out
+    listed = cli("jobs", "list").out  # shown without --all: it paused by itself
     assert "no (paused after 1 failed runs in a row)" in listed
     status = cli("status").out
     assert "PAUSED (paused after 1 failed runs in a row)" in status
