@@ -68,6 +68,14 @@ def check_editable(job: CronJob) -> None:
         raise ManagedJob(f"job {job.name!r} is declared in {where}; change it there")
 
 
+def check_switchable(job: CronJob, enabled: bool) -> None:
+    """ManagedJob unless ``job`` may be enabled or disabled here: a job made by hand, or a
+    managed job that disabled itself (``paused_reason``: failures in a row, ended, max_runs)
+    being resumed, since its declaration says it runs."""
+    if not (enabled and job.paused_reason is not None):
+        check_editable(job)
+
+
 @dataclass(frozen=True, slots=True)
 class DeclaredJob:
     name: str

@@ -14,7 +14,7 @@ from typing import Any
 from . import jobfields
 from .access import Principal
 from .bounds import YEAR, check_fields, whole, within
-from .declared import check_editable
+from .declared import check_editable, check_switchable
 from .durations import at_time, describe_ms
 from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
 from .inputrules import check_text
@@ -183,7 +183,7 @@ class JobOperations:
 
     async def set_enabled(self, who: Principal, name: str, enabled: bool) -> CronJob:
         job = await self.find(who, name)
-        check_editable(job)
+        check_switchable(job, enabled)
         if enabled:
             return await self.store.enable_job(job.id)
         return await self.store.disable_job(job.id)

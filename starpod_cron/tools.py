@@ -90,8 +90,15 @@ def field_schema(f: JobField, *, adding: bool = True) -> dict[str, Any]:
         said = f" Default: {f.default_note}."
     elif default is not None and default is not REQUIRED:
         said = f" Default: {words(default)}."
-    schema["description"] = f.help + (said if adding else "")
+    how = TIME_FORMS if f.input == "time" else ""
+    schema["description"] = f.help + how + (said if adding else "")
     return schema
+
+
+TIME_FORMS = (
+    " Written as ISO 8601 ('2026-12-01 09:00', '2026-12-01T09:00:00+01:00') or 'today 18:00' /"
+    " 'tomorrow 9:00', read in the job's timezone."
+)
 
 
 _OPTIONS_ADD = {f.name: field_schema(f) for f in option_fields()}

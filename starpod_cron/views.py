@@ -234,12 +234,26 @@ def fires_after(schedule: Schedule, tz: str, after: datetime, count: int) -> lis
 
 
 def job_fires(job: CronJob, count: int) -> list[datetime]:
-    """The next ``count`` times ``job`` fires, jitter included (from its next occurrence)."""
+    """The next ``count`` times ``job`` fires, jitter included (from its next occurrence),
+    none after its ``end_at`` and no more than the runs it has left (``max_runs``)."""
     first = job.next_run_at
+    count = min(count, runs_left(job))
     if first is None or count < 1:
         return []
     nominal = [first, *fires_after(job.schedule, job.timezone, first, count - 1)]
-    return [_fire(job, at) for at in nominal]
+    return [_fire(job, at) for at in nominal if _in_window(job, at)]
+
+
+def runs_left(job: CronJob) -> int:
+    """The runs ``job`` may still start: ``max_runs`` less those counted and in flight (a
+    large number without ``max_runs``)."""
+    if job.max_runs is None:
+        return 2**31
+    return max(0, job.max_runs - job.finished_runs - job.running_count)
+
+
+def _in_window(job: CronJob, at: datetime) -> bool:
+    return job.end_at is None or at <= job.end_at
 
 
 def fires_across(jobs: list[CronJob], count: int) -> list[tuple[datetime, CronJob]]:
@@ -247,8 +261,9 @@ def fires_across(jobs: list[CronJob], count: int) -> list[tuple[datetime, CronJo
     job's next fire, then its following ones as they are taken; jitter never moves a fire
     past the job's next one, so each job's fires stay in order)."""
     heap: list[tuple[datetime, int, datetime]] = []
+    left = [runs_left(job) for job in jobs]
     for i, job in enumerate(jobs):
-        if job.enabled and job.next_run_at is not None:
+        if job.enabled and job.next_run_at is not None and left[i] > 0:
             heap.append((_fire(job, job.next_run_at), i, job.next_run_at))
     heapq.heapify(heap)
     fires: list[tuple[datetime, CronJob]] = []
@@ -256,8 +271,9 @@ def fires_across(jobs: list[CronJob], count: int) -> list[tuple[datetime, CronJo
         at, i, nominal = heapq.heappop(heap)
         job = jobs[i]
         fires.append((at, job))
+        left[i] -= 1
         following = job.schedule.next_run(nominal, job.timezone)
-        if following is not None:
+        if following is not None and left[i] > 0 and _in_window(job, following):
             heapq.heappush(heap, (_fire(job, following), i, following))
     return fires
 

@@ -13,14 +13,22 @@ from typing import Any
 from .. import jobfields, phrases
 from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
-from ..declared import check_editable
+from ..declared import check_editable, check_switchable
 from ..errors import InvalidInput
 from ..fields import user_fields
 from ..models import CronJob
 from ..schedules import Schedule, format_duration_ms
 from ..store import planning
 from ..timeutil import check_zone, to_ms
-from ..views import counts_words, fires_after, job_fires, job_json, run_counts, schedule_human
+from ..views import (
+    counts_words,
+    fires_after,
+    job_fires,
+    job_json,
+    run_counts,
+    runs_left,
+    schedule_human,
+)
 from .context import Context, find_jobs
 from .options import fields_from
 from .render import Output, iso, local, one_line, relative, tokens, when
@@ -31,8 +39,8 @@ NO_JOBS = "No jobs. Add one: starpod-cron jobs add NAME PROMPT --every 30m"
 
 async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
     jobs = await (c.store.list_jobs_for_user(args.user) if args.user else c.store.list_jobs())
-    if not args.all:
-        jobs = [j for j in jobs if j.enabled]
+    if not args.all:  # a job that paused itself is shown, with why: someone should look
+        jobs = [j for j in jobs if j.enabled or j.paused_reason]
     now = c.now()
     views = [job_json(j, c.tz(j.timezone)) for j in jobs]
     out = Output({"jobs": views, "total": len(jobs)}, "table", "Scheduled Jobs")
@@ -45,7 +53,7 @@ async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
             j.name if not j.description else f"{j.name} ({one_line(j.description, 40)})",
             view["schedule"]["text"],
             view["schedule"]["in_words"],
-            "yes" if j.enabled else "no",
+            enabled_text(j),
             when(j.next_fire_at, c.tz(j.timezone), now),
             view["last_status"] or "-",
         ]
@@ -83,7 +91,7 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         ("prompt", job.prompt),
         ("schedule", f"{view['schedule']['text']}  ({view['schedule']['in_words']})"),
         ("timezone", job.timezone),
-        ("enabled", "yes" if job.enabled else "no"),
+        ("enabled", enabled_text(job)),
         ("next runs", "\n".join(when(t, tz, now) for t in upcoming) or "-"),
         ("last run", when(job.last_run_at, tz, now)),
         ("last status", view["last_status"] or "-"),
@@ -114,6 +122,7 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
             + (f", up to {job.max_instances} at once" if job.max_instances > 1 else ""),
         ),
         ("delete after run", "yes" if job.delete_after_run else "no"),
+        *limit_rows(job, tz),
         *_declared_rows(view),
         ("user", job.user_id or "-"),
         ("created", local(job.created_at, tz)),
@@ -125,10 +134,34 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
 CARD_FIELDS = frozenset(
     {"name", "prompt", "schedule", "enabled", "delete_after_run", "timezone", "max_retries",
      "timeout_secs", "session_mode", "user_id", "misfire_policy", "description", "jitter_secs",
-     "overlap", "max_instances"}
+     "overlap", "max_instances", "pause_after_failures", "start_at", "end_at", "max_runs",
+     "stale_after_secs"}
 )  # fmt: skip
 """The user fields the card shows in words of its own; any other declared one shows as its
 view has it."""
+
+
+def enabled_text(job: CronJob) -> str:
+    """``yes``, ``no``, or ``no (why)`` for a job that disabled itself (``paused_reason``)."""
+    if job.enabled:
+        return "yes"
+    return f"no ({job.paused_reason})" if job.paused_reason else "no"
+
+
+def limit_rows(job: CronJob, tz: str) -> list[tuple[str, str]]:
+    """The card's rows of a job's own limits: failures in a row, window, runs, staleness."""
+    pause = job.pause_after_failures
+    so_far = f" ({job.consecutive_failures} so far)"
+    rows = [("pause after", f"{pause} failed runs in a row{so_far}" if pause else "never")]
+    if job.start_at or job.end_at:
+        rows.append(("window", f"from {local(job.start_at, tz)} to {local(job.end_at, tz)}"))
+    if job.max_runs is not None:
+        left = runs_left(job)
+        rows.append(("max runs", f"{job.max_runs} ({job.finished_runs} made, {left} left)"))
+    if job.stale_after_secs is not None:
+        stale = format_duration_ms(round(job.stale_after_secs * 1000))
+        rows.append(("stale after", f"{stale} (a run that would start later is skipped)"))
+    return rows
 
 
 def _declared_rows(view: dict[str, Any]) -> list[tuple[str, str]]:
@@ -239,15 +272,20 @@ async def jobs_enable(c: Context, args: argparse.Namespace) -> Output:
     enabled = args.command == "enable"
     jobs = await find_jobs(c, args.names)
     for job in jobs:
-        check_editable(job)
+        check_switchable(job, enabled)
     verb = "enabled" if enabled else "disabled"
+    lines = []
     for job in jobs:
         if enabled:
-            await c.store.enable_job(job.id)
+            after = await c.store.enable_job(job.id)
         else:
-            await c.store.disable_job(job.id)
+            after = await c.store.disable_job(job.id)
+        if enabled and not after.enabled:  # it has made its max_runs, or its window is over
+            lines.append(f"Job '{job.name}' stays disabled: {after.paused_reason}")
+        else:
+            lines.append(f"Job '{job.name}' has been {verb}")
     names = [j.name for j in jobs]
-    message = "\n".join(f"Job '{n}' has been {verb}" for n in names)
+    message = "\n".join(lines)
     data: dict[str, Any] = {"jobs": names, "enabled": enabled, "message": message}
     if len(names) == 1:
         data["job_name"] = names[0]

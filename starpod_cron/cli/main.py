@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
 
     p = jobs.add_parser("list", help="list jobs", parents=[common])
-    p.add_argument("--all", action="store_true", help="include disabled jobs")
+    p.add_argument("--all", action="store_true", help="include jobs disabled by hand")
     p.add_argument("--user", metavar="ID", help="only this user's jobs")
 
     p = jobs.add_parser("show", help="every detail of one job, its next fires", parents=[common])

@@ -155,7 +155,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     out.rows = [
         [
             job.name,
-            row["state"],
+            row["state"] + (f" ({job.paused_reason})" if job.paused_reason else ""),
             str(stats_of["runs"]),
             str(stats_of["errors"]),
             ms(stats_of["last_duration_ms"]),

@@ -19,7 +19,7 @@ from ..owner import is_dead
 from ..schedules import OneShot
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
-from . import memory, planning, quiet
+from . import limits, memory, planning, quiet
 from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
 from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
 
@@ -231,6 +231,8 @@ class ClaimBatch:
     grace_ms: int
     queue_limit: int = 100
     start_planner: DeliveryPlanner | None = None
+    planner: DeliveryPlanner | None = None
+    """The delivery planner, for skipped runs with a notice (stale, ended): see limits.py."""
     claims: list[Claim] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
@@ -240,17 +242,26 @@ class ClaimBatch:
 
     def add(self, job: JobRecord) -> None:
         start = max(self.now, job.due_ms or self.now)  # a job claimed ahead starts on time
+        self.jobs.append(job)
+        if limits.blocked(job, start):  # max_runs: no new occurrence, not even ahead
+            return
+        ran_before = job.last_run_at
         plan = planning.plan_claim(
             job, start, self.owner, self.lease_until, self.grace_ms, self.now, self.queue_limit
         )
-        self.jobs.append(job)
         if not job.enabled and plan.run is None and plan.skipped is None:
             self.notes.append((logging.ERROR, "job %s: %s", (job.name, job.last_error), None))
-        if plan.skipped is not None:
-            self.runs.append(plan.skipped)
-            why = plan.skipped.error
-            self.notes.append((logging.WARNING, "%s", (why,), (job.name, plan.skipped.id)))
-        if plan.run is not None:
+        stale = limits.settle_claim(job, plan.run, ran_before, self.now)
+        skipped = [r for r in (plan.skipped, stale) if r is not None]
+        limits.settle_skipped(job, skipped)
+        for run in skipped:
+            self.runs.append(run)
+            self.notes.append((logging.WARNING, "%s", (run.error,), (job.name, run.id)))
+            if run.notice and self.planner is not None:
+                self.deliveries.extend(
+                    delivery_rows(self.planner, job.to_public(), run.to_public(), self.now)
+                )
+        if plan.run is not None and stale is None:
             self.runs.append(plan.run)
             self.claims.append(claim_of(job, plan.run, self.lease_until))
             if self.start_planner is not None:
@@ -318,6 +329,7 @@ class FinishBatch:
         quiet.settle(job, run, done, self.settings)  # silent / suppressed, before the planner
         action = planning.plan_finish(job, run, done, self.now, self.settings)
         if job is not None and action == "update":
+            limits.settle_finish(job, run)  # counts; pauses, ends, stops at max_runs
             memory.remember(job, run, self.now, self.settings)
         self.finished.append(run)
         if before is not None and run.status in NOTIFIED:
@@ -348,6 +360,7 @@ def interrupt_expired(
         done = interruption(run, now, run.lease_owner in dead)
         job = jobs.get(run.job_id)
         if planning.plan_finish(job, run, done, now, settings) and job is not None:
+            limits.settle_finish(job, run)
             touched[job.id] = job
         notes.append((logging.WARNING, "%s", (done.error,), (run.job_name, run.id)))
     return touched, notes

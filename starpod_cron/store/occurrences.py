@@ -40,3 +40,22 @@ def next_ms(sched: Schedule, tz: str, after: int) -> int | None:
         return sched.next_ms(after)
     nxt = sched.next_run(from_ms(after), tz)
     return None if nxt is None else to_ms(nxt)
+
+
+def first_in_window(
+    sched: Schedule, tz: str, after: int, start_at: int | None, end_at: int | None
+) -> int | None:
+    """The first fire after ``after`` that falls within ``[start_at, end_at]`` (either may be
+    None: unbounded), or None when none does. An interval keeps its grid: before ``start_at``
+    its first fire is the first grid point at or after it. The one rule every next fire of a
+    job with a start or an end goes through (planning, repair, the views' next fires)."""
+    if start_at is not None and after < start_at:
+        after = start_at - 1  # fires strictly after this: at or after start_at
+    return in_window(next_ms(sched, tz, after), end_at)
+
+
+def in_window(fire: int | None, end_at: int | None) -> int | None:
+    """``fire``, or None when it falls after ``end_at`` (the job has no fire left)."""
+    if fire is None or (end_at is not None and fire > end_at):
+        return None
+    return fire

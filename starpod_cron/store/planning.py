@@ -16,7 +16,7 @@ from ..schedules import Interval, OneShot, Schedule
 from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms
 from . import validation as check
-from .occurrences import count_between, next_ms
+from .occurrences import count_between, first_in_window, in_window, next_ms
 from .records import JobRecord, RunRecord, new_record
 from .types import Completion, JobSpec
 
@@ -40,6 +40,7 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
     values = check.spec_columns(spec, settings)
     check.overlap_rules(values["overlap"], values["max_instances"], values["misfire_policy"])
     sched, first = check.first_fire(check.schedule(spec.schedule), values["timezone"], now)
+    first = check.window_first(sched, values["timezone"], now, values["start_at"], values["end_at"])
     job = new_record(new_id(now), now, values)
     job.set_schedule(sched)
     set_next(job, first if job.enabled else None)
@@ -47,8 +48,9 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
 
 
 def set_next(job: JobRecord, next_ms: int | None) -> None:
-    """Set the job's next occurrence and the jitter it fires with (see :mod:`..jitter`)."""
-    job.next_run_at = next_ms
+    """Set the job's next occurrence and the jitter it fires with (see :mod:`..jitter`); a
+    fire after the job's ``end_at`` is none."""
+    next_ms = job.next_run_at = in_window(next_ms, job.end_at)
     if next_ms is None or job.jitter_ms <= 0:
         job.fire_offset_ms = 0
     else:
@@ -76,7 +78,9 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
     tz = job.timezone if isinstance(u.timezone, _Unset) else check.timezone(u.timezone)
     enabled = job.enabled if isinstance(u.enabled, _Unset) else check.flag("enabled", u.enabled)
     sched: Schedule = job.schedule
-    timing_changed = False
+    window = values.get("start_at", job.start_at), values.get("end_at", job.end_at)
+    check.window_order(*window)
+    timing_changed = window != (job.start_at, job.end_at)
     if not isinstance(u.schedule, _Unset):
         sched = check.schedule(u.schedule)
         timing_changed = True
@@ -89,9 +93,9 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
     if need_fire or new_schedule:
         if isinstance(sched, Interval) and new_schedule:
             sched = sched.anchored(now)
-        sched, first = check.first_fire(sched, tz, now)
+        sched, _ = check.first_fire(sched, tz, now)  # it must still fire
         if need_fire:
-            next_run_at = first
+            next_run_at = first_in_window(sched, tz, now, *window)
     for key, value in values.items():
         setattr(job, key, value)
     job.timezone = tz
@@ -99,6 +103,9 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
     set_next(job, next_run_at)
     if newly_enabled or not enabled:
         clear_retry(job)
+    if newly_enabled:  # a resumed job starts counting afresh (see limits.py)
+        job.consecutive_failures = job.stale_streak = 0
+        job.paused_reason = None
     job.enabled = enabled
     job.updated_at = now
 
@@ -239,14 +246,15 @@ def _plan_claim(
         clear_retry(job)
     sched, tz, first = job.schedule, job.timezone, job.next_run_at
     following = next_ms(sched, tz, first)
-    if following is None or following > now:
+    horizon = now if job.end_at is None else min(now, job.end_at)  # no fire after end_at
+    if following is None or following > horizon:
         latest, count, capped = first, 1, False
         set_next(job, following)
     elif job.overlap == Overlap.QUEUE.value:
         return _plan_queued(job, first, now, owner, lease_until, claimed_at, queue_limit)
     else:
         set_next(job, next_ms(sched, tz, now))
-        latest_dt = sched.latest_run(from_ms(now), tz)
+        latest_dt = sched.latest_run(from_ms(horizon), tz)
         latest = max(first, to_ms(latest_dt)) if latest_dt is not None else first
         count, capped = 0, False  # counted only where it matters: misfire_policy = "skip"
 
@@ -283,7 +291,7 @@ def _plan_queued(
     run. Walks back from ``now`` at most ``queue_limit`` fires."""
     sched, tz = job.schedule, job.timezone
     kept: list[int] = []
-    cursor = now
+    cursor = now if job.end_at is None else min(now, job.end_at)  # no fire after end_at
     while len(kept) < queue_limit:
         fire = sched.latest_run(from_ms(cursor), tz)
         if fire is None or (at := to_ms(fire)) < first:
@@ -403,7 +411,7 @@ def repair(job: JobRecord, now: int) -> bool:
     """
     if not job.enabled or job.next_run_at is not None or job.schedule_kind == OneShot.kind:
         return False
-    nxt = next_ms(job.schedule, job.timezone, now)
+    nxt = first_in_window(job.schedule, job.timezone, now, job.start_at, job.end_at)
     if nxt is None:
         job.enabled = False
         job.last_error = "schedule never fires again; job disabled"

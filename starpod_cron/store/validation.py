@@ -22,6 +22,7 @@ from ..models import JobUpdate, MisfirePolicy, Overlap, _Unset
 from ..schedules import Interval, OneShot, Schedule
 from ..settings import StoreSettings
 from ..timeutil import check_zone, from_ms, to_ms
+from .occurrences import first_in_window
 from .types import JobSpec
 
 MAX_PROMPT_BYTES = 64 * 1024
@@ -257,3 +258,29 @@ def first_fire(sched: Schedule, tz: str, now_ms: int) -> tuple[Schedule, int]:
             )
         raise InvalidSchedule(f"schedule {sched.describe()!r} never fires")
     return sched, to_ms(nxt)
+
+
+def window_order(start_at: int | None, end_at: int | None) -> None:
+    """InvalidSchedule when a job's ``end_at`` is not after its ``start_at``."""
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        raise InvalidSchedule(
+            f"end_at ({from_ms(end_at).isoformat()}) must be after start_at "
+            f"({from_ms(start_at).isoformat()})"
+        )
+
+
+def window_first(
+    sched: Schedule, tz: str, now_ms: int, start_at: int | None, end_at: int | None
+) -> int:
+    """A new job's first fire within ``[start_at, end_at]``; InvalidSchedule when none is
+    (an end in the past, or before the schedule's first fire)."""
+    window_order(start_at, end_at)
+    first = first_in_window(sched, tz, now_ms, start_at, end_at)
+    if first is not None:
+        return first
+    if end_at is None:  # a one-shot before its start_at
+        assert start_at is not None
+        when = f"at or after start_at ({from_ms(start_at).isoformat()}): give an earlier start_at"
+    else:
+        when = f"before end_at ({from_ms(end_at).isoformat()}): give a later end_at"
+    raise InvalidSchedule(f"{sched.describe()} has no fire {when}, or none")

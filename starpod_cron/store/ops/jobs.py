@@ -10,7 +10,7 @@ from ...errors import DuplicateJobName, JobNotFound
 from ...models import CronJob, JobUpdate, MisfirePolicy, SessionMode
 from ...schedules import Schedule
 from ...timeutil import check_zone, from_ms
-from .. import planning
+from .. import limits, planning
 from ..batches import (
     MAX_ID,
     check_owner_limit,
@@ -135,6 +135,7 @@ class JobOps(StoreCore):
             job = await lock_job(tx, job_id)
             before = (job.user_id, job.name)
             planning.apply_update(job, update, self.clock.now_ms())
+            limits.settle_update(job)  # saved disabled if it has made its runs or ended
             if (job.user_id, job.name) != before:
                 params = {"name": job.name, "user_id": job.user_id}
                 row = await tx.one("get_job_by_name", params)

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from ... import owner as owners
 from ...errors import RunNotFound, RunNotRunning
 from ...models import RunStatus
-from .. import planning
+from .. import limits
 from ..batches import (
     DELIVERY_INSERT_COLUMNS,
     ClaimBatch,
@@ -149,13 +149,13 @@ class SchedulerOps(HistoryOps):
             return []
         grace = round(self.settings.misfire_grace_secs * 1000)
         ahead = max(0, round(ahead_secs * 1000))
-        queue_limit, starts = self.settings.queue_limit, self._start_planner
+        queue_limit, starts, planner = self.settings.queue_limit, self._start_planner, self._planner
 
         async def script(tx: Tx) -> tuple[list[Claim], list[Note]]:
             now = self.clock.now_ms()
             lease_until = now + round(lease_secs * 1000)
             rows = await tx.rows("claim_due_jobs", {"until": now + ahead, "limit": limit})
-            batch = ClaimBatch(owner, now, lease_until, grace, queue_limit, starts)
+            batch = ClaimBatch(owner, now, lease_until, grace, queue_limit, starts, planner)
             for row in rows:
                 await tx.pause()  # plan in slices: the event loop stays responsive
                 batch.add(JobRecord.from_row(row))
@@ -206,7 +206,7 @@ class SchedulerOps(HistoryOps):
             if repair:  # whole-table scans: at start-up, not on every periodic pass
                 await tx.execute("release_orphaned_jobs")
                 rows = await tx.rows("jobs_missing_next_run")
-                repaired = [j for j in map(JobRecord.from_row, rows) if planning.repair(j, now)]
+                repaired = [j for j in map(JobRecord.from_row, rows) if limits.repair(j, now)]
                 await update_jobs(tx, repaired)
             if expired or repaired:
                 tx.changed(Topic.JOBS)
