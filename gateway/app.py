@@ -169,7 +169,8 @@ class Gateway:
                 "gateway", on_failure=lambda task: self._fail(f"{task.get_name()} stopped")
             )
             stack.push_async_callback(tasks.stop, 5)
-            tasks.spawn(self.ws.closed(), "websocket-server", critical=True)
+            if self.ws.listening:
+                tasks.spawn(self.ws.closed(), "websocket-server", critical=True)
             tasks.keep(events.run, "events")
             metrics = Metrics(
                 store,
@@ -242,7 +243,8 @@ class Gateway:
             scheduler,
             self.tokens,
             metrics,
-            ws_port=lambda: ws.port,
+            ws=ws,
+            ws_port=lambda: ws.port if ws.listening else None,
             outbox=lambda: self.outbox,
             logins=logins,
             policy=ws.policy,
@@ -279,11 +281,12 @@ class Gateway:
             file=sys.stderr,
         )
         auth = "token auth" if self.ws.tokens else "no tokens: local connections only"
-        print(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})", file=sys.stderr)
+        if self.ws.listening:
+            print(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})", file=sys.stderr)
         if self.http_port is not None:
             print(
                 f"  Dashboard and API on http://{g.host}:{self.http_port}/ "
-                "(/healthz, /readyz, /metrics)",
+                f"(/ws, /healthz, /readyz, /metrics; {auth})",
                 file=sys.stderr,
             )
         if telegram:

@@ -3,6 +3,8 @@
 and its log-in, health checks and metrics.
 
 - ``/api/...``: the ``cron_*`` tools as REST, recent runs, deliveries (:mod:`gateway.api`).
+- ``/ws``: the WebSocket protocol of the standalone port (:mod:`gateway.wsroute`), so the
+  dashboard and clients behind a reverse proxy need this port only.
 - ``/``: the dashboard (static files from the package; no CDN, no build step); ``/login`` and
   ``/logout`` (:mod:`gateway.login`).
 - ``/healthz`` (the process answers), ``/readyz`` (store reachable, scheduler loop and outbox
@@ -46,6 +48,8 @@ from .openapi import openapi_document
 from .origin import BrowserGuard, BrowserPolicy
 from .outbox import Outbox
 from .principals import Principals
+from .wshub import WsHub
+from .wsroute import WsProtocol, ws_route
 
 log = logging.getLogger("gateway.http")
 
@@ -64,7 +68,8 @@ class HttpApi:
         tokens: dict[str, Principal],
         metrics: Metrics,
         *,
-        ws_port: Callable[[], int],
+        ws: WsHub,
+        ws_port: Callable[[], int | None],
         outbox: Callable[[], Outbox | None],
         logins: LoginSessions,
         policy: BrowserPolicy,
@@ -75,6 +80,7 @@ class HttpApi:
         self.metrics = metrics
         self.outbox = outbox
         self.logins = logins
+        self.max_frame_bytes = ws.config.max_frame_bytes
         auth = self.principals.middleware()  # request.user, or the refusal (401/403/503)
         routes: list[BaseRoute] = [*self.api.routes(auth)]
         routes += [
@@ -85,6 +91,7 @@ class HttpApi:
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/", self.index),
+            ws_route(ws),
             Mount("/static", StaticFiles(directory=str(WEB))),
         ]
         limits = {"/login": MAX_LOGIN_BODY}
@@ -142,7 +149,12 @@ class HttpApi:
     async def serve(self, sock: socket.socket) -> None:
         """Serve on ``sock`` until cancelled (then stop accepting and finish requests)."""
         config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, ws="none"
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ws=WsProtocol,  # /ws: a frame over the limit closes with 1009, as on the WS port
+            ws_max_size=self.max_frame_bytes,
         )
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="gateway:http:uvicorn")
