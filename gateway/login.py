@@ -188,7 +188,7 @@ def handover_page(secret: str) -> HTMLResponse:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta name="starpod-csrf" content="{html.escape(secret)}">'
         "<title>starpod-cron</title></head><body>"
-        '<noscript>The dashboard needs JavaScript.</noscript><p><a href="/">Continue</a></p>'
-        '<script src="/static/handover.js"></script></body></html>'
+        '<noscript>The dashboard needs JavaScript.</noscript><p><a href="./">Continue</a></p>'
+        '<script src="static/handover.js"></script></body></html>'
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
