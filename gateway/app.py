@@ -45,7 +45,7 @@ from starpod_cron.timeutil import from_ms
 
 from .events import EventFeed
 from .http import HttpApi, listen
-from .login import LoginSessions
+from .login import LoginSessions, site_path
 from .metrics import Metrics
 from .origin import check_bind
 from .outbox import Channel, Outbox
@@ -155,6 +155,7 @@ class Gateway:
                 self.tokens,
                 g.session_ttl_secs,
                 secure=g.public_url.startswith("https://"),  # TLS ends at a reverse proxy
+                path=site_path(g.public_url),  # under the proxy's path prefix, if any
             )
             await logins.end_removed()  # a token removed from the config ends its sessions
             self.ws = WsServer(ops, g, self.tokens, chat, logins)

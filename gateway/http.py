@@ -6,7 +6,8 @@ and its log-in, health checks and metrics.
 - ``/ws``: the WebSocket protocol of the standalone port (:mod:`gateway.wsroute`), so the
   dashboard and clients behind a reverse proxy need this port only.
 - ``/``: the dashboard (static files from the package; no CDN, no build step); ``/login`` and
-  ``/logout`` (:mod:`gateway.login`).
+  ``/logout`` (:mod:`gateway.login`). Every address in it and every redirect is relative, so
+  it works under a reverse proxy's path prefix (``[gateway] public_url``).
 - ``/healthz`` (the process answers), ``/readyz`` (store reachable, scheduler loop and outbox
   passing; :mod:`gateway.health`), ``/metrics`` (Prometheus).
 
@@ -113,20 +114,20 @@ class HttpApi:
         started = await self.logins.log_in(token, replacing=previous)
         if started is None:
             log.warning("refused a dashboard login from %s: bad token", request.client)
-            return RedirectResponse("/login?error=1", status_code=303)
+            return RedirectResponse("login?error=1", status_code=303)
         response = handover_page(started[1])  # the tab secret: in this answer only
         self.logins.set_cookie(response, started[0], request)
         return response
 
     async def logout(self, request: Request) -> Response:
         await self.logins.log_out(request.cookies.get(COOKIE, ""))
-        response = RedirectResponse("/login", status_code=303)
+        response = RedirectResponse("login", status_code=303)
         self.logins.clear_cookie(response, request)
         return response
 
     async def index(self, request: Request) -> Response:
         if await self.principals.visitor(request.cookies.get(COOKIE, "")) is None:
-            return RedirectResponse("/login", status_code=303)
+            return RedirectResponse("login", status_code=303)
         return FileResponse(str(WEB / "index.html"))
 
     # ------------------------------------------------------------------- health
