@@ -71,7 +71,10 @@ function status(value) {
 // screen into the fresh ones in place (morph.js), so what the person opened, typed, focused or
 // scrolled survives.
 function show(...nodes) {
-  return nodes.filter((n) => n !== null && n !== undefined);
+  const shown = nodes.filter((n) => n !== null && n !== undefined);
+  // a page's title takes the focus when it opens (navigate), and keeps it through updates
+  for (const n of shown) if (n.tagName === "H2") n.setAttribute("tabindex", "-1");
+  return shown;
 }
 
 // Where the node the person looks at was meant to stay on screen: scrolling goes by whole
@@ -359,7 +362,7 @@ async function refresh() {
 async function navigate() {
   await route();
   const heading = page.querySelector("h2");  // for the keyboard: the new page's title
-  if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus({ preventScroll: true }); }
+  if (heading) heading.focus({ preventScroll: true });
 }
 
 // --------------------------------------------------------------------------- live events
