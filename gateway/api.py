@@ -139,7 +139,7 @@ class Endpoint:
 class Api:
     """The endpoints of one node over its library operations."""
 
-    def __init__(self, ops: JobOperations, ws_port: Callable[[], int]) -> None:
+    def __init__(self, ops: JobOperations, ws_port: Callable[[], int | None]) -> None:
         self.ops = ops
         self.activity = Activity(ops)
         self.ws_port = ws_port

@@ -45,7 +45,7 @@ from starpod_cron.timeutil import from_ms
 
 from .events import EventFeed
 from .http import HttpApi, listen
-from .login import LoginSessions
+from .login import LoginSessions, site_path
 from .metrics import Metrics
 from .origin import check_bind
 from .outbox import Channel, Outbox
@@ -157,6 +157,7 @@ class Gateway:
                 self.tokens,
                 g.session_ttl_secs,
                 secure=g.public_url.startswith("https://"),  # TLS ends at a reverse proxy
+                path=site_path(g.public_url),  # under the proxy's path prefix, if any
             )
             await logins.end_removed()  # a token removed from the config ends its sessions
             self.ws = WsServer(ops, g, self.tokens, chat, logins)
@@ -171,7 +172,8 @@ class Gateway:
                 "gateway", on_failure=lambda task: self._fail(f"{task.get_name()} stopped")
             )
             stack.push_async_callback(tasks.stop, 5)
-            tasks.spawn(self.ws.closed(), "websocket-server", critical=True)
+            if self.ws.listening:
+                tasks.spawn(self.ws.closed(), "websocket-server", critical=True)
             tasks.keep(events.run, "events")
             metrics = Metrics(
                 store,
@@ -244,7 +246,8 @@ class Gateway:
             scheduler,
             self.tokens,
             metrics,
-            ws_port=lambda: ws.port,
+            ws=ws,
+            ws_port=lambda: ws.port if ws.listening else None,
             outbox=lambda: self.outbox,
             logins=logins,
             policy=ws.policy,
@@ -281,11 +284,12 @@ class Gateway:
             file=sys.stderr,
         )
         auth = "token auth" if self.ws.tokens else "no tokens: local connections only"
-        print(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})", file=sys.stderr)
+        if self.ws.listening:
+            print(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})", file=sys.stderr)
         if self.http_port is not None:
             print(
                 f"  Dashboard and API on http://{g.host}:{self.http_port}/ "
-                "(/healthz, /readyz, /metrics)",
+                f"(/ws, /healthz, /readyz, /metrics; {auth})",
                 file=sys.stderr,
             )
         if telegram:

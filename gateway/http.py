@@ -3,8 +3,11 @@
 and its log-in, health checks and metrics.
 
 - ``/api/...``: the ``cron_*`` tools as REST, recent runs, deliveries (:mod:`gateway.api`).
+- ``/ws``: the WebSocket protocol of the standalone port (:mod:`gateway.wsroute`), so the
+  dashboard and clients behind a reverse proxy need this port only.
 - ``/``: the dashboard (static files from the package; no CDN, no build step); ``/login`` and
-  ``/logout`` (:mod:`gateway.login`).
+  ``/logout`` (:mod:`gateway.login`). Every address in it and every redirect is relative, so
+  it works under a reverse proxy's path prefix (``[gateway] public_url``).
 - ``/healthz`` (the process answers), ``/readyz`` (store reachable, scheduler loop and outbox
   passing; :mod:`gateway.health`), ``/metrics`` (Prometheus).
 
@@ -46,6 +49,8 @@ from .openapi import openapi_document
 from .origin import BrowserGuard, BrowserPolicy
 from .outbox import Outbox
 from .principals import Principals
+from .wshub import WsHub
+from .wsroute import WsProtocol, ws_route
 
 log = logging.getLogger("gateway.http")
 
@@ -64,7 +69,8 @@ class HttpApi:
         tokens: dict[str, Principal],
         metrics: Metrics,
         *,
-        ws_port: Callable[[], int],
+        ws: WsHub,
+        ws_port: Callable[[], int | None],
         outbox: Callable[[], Outbox | None],
         logins: LoginSessions,
         policy: BrowserPolicy,
@@ -75,6 +81,7 @@ class HttpApi:
         self.metrics = metrics
         self.outbox = outbox
         self.logins = logins
+        self.max_frame_bytes = ws.config.max_frame_bytes
         auth = self.principals.middleware()  # request.user, or the refusal (401/403/503)
         routes: list[BaseRoute] = [*self.api.routes(auth)]
         routes += [
@@ -85,6 +92,7 @@ class HttpApi:
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/", self.index),
+            ws_route(ws),
             Mount("/static", StaticFiles(directory=str(WEB))),
         ]
         limits = {"/login": MAX_LOGIN_BODY}
@@ -106,20 +114,20 @@ class HttpApi:
         started = await self.logins.log_in(token, replacing=previous)
         if started is None:
             log.warning("refused a dashboard login from %s: bad token", request.client)
-            return RedirectResponse("/login?error=1", status_code=303)
+            return RedirectResponse("login?error=1", status_code=303)
         response = handover_page(started[1])  # the tab secret: in this answer only
         self.logins.set_cookie(response, started[0], request)
         return response
 
     async def logout(self, request: Request) -> Response:
         await self.logins.log_out(request.cookies.get(COOKIE, ""))
-        response = RedirectResponse("/login", status_code=303)
+        response = RedirectResponse("login", status_code=303)
         self.logins.clear_cookie(response, request)
         return response
 
     async def index(self, request: Request) -> Response:
         if await self.principals.visitor(request.cookies.get(COOKIE, "")) is None:
-            return RedirectResponse("/login", status_code=303)
+            return RedirectResponse("login", status_code=303)
         return FileResponse(str(WEB / "index.html"))
 
     # ------------------------------------------------------------------- health
@@ -142,7 +150,12 @@ class HttpApi:
     async def serve(self, sock: socket.socket) -> None:
         """Serve on ``sock`` until cancelled (then stop accepting and finish requests)."""
         config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, ws="none"
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ws=WsProtocol,  # /ws: a frame over the limit closes with 1009, as on the WS port
+            ws_max_size=self.max_frame_bytes,
         )
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="gateway:http:uvicorn")

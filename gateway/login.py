@@ -34,6 +34,7 @@ import hmac
 import html
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, Response
@@ -74,8 +75,11 @@ class LoginSessions:
         ttl_secs: float,
         *,
         secure: bool = False,
+        path: str = "/",
     ) -> None:
         self.store = store
+        self.path = path
+        """The cookie's Path: the dashboard's (``public_url``'s path behind a proxy)."""
         self.tokens = tokens
         self.ttl_secs = ttl_secs
         self.secure = secure
@@ -146,13 +150,13 @@ class LoginSessions:
 
     def set_cookie(self, response: Response, session_id: str, request: HTTPConnection) -> None:
         """The session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site's
-        page makes the browser send it), Secure over HTTPS, for the whole site, until the
-        session ends."""
+        page makes the browser send it), Secure over HTTPS, for the dashboard's path (the whole
+        site, or ``public_url``'s path behind a proxy), until the session ends."""
         response.set_cookie(
             COOKIE,
             session_id,
             max_age=int(self.ttl_secs),
-            path="/",
+            path=self.path,
             httponly=True,
             samesite="strict",
             secure=self._secure(request),
@@ -161,7 +165,9 @@ class LoginSessions:
 
     def clear_cookie(self, response: Response, request: HTTPConnection) -> None:
         secure = self._secure(request)
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure)
+        response.delete_cookie(
+            COOKIE, path=self.path, httponly=True, samesite="strict", secure=secure
+        )
         response.delete_cookie(OLD_COOKIE, path="/")
 
 
@@ -188,7 +194,13 @@ def handover_page(secret: str) -> HTMLResponse:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta name="starpod-csrf" content="{html.escape(secret)}">'
         "<title>starpod-cron</title></head><body>"
-        '<noscript>The dashboard needs JavaScript.</noscript><p><a href="/">Continue</a></p>'
-        '<script src="/static/handover.js"></script></body></html>'
+        '<noscript>The dashboard needs JavaScript.</noscript><p><a href="./">Continue</a></p>'
+        '<script src="static/handover.js"></script></body></html>'
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def site_path(public_url: str) -> str:
+    """The path the dashboard is served under: ``public_url``'s (``/cron`` for
+    ``https://example.com/cron/``), ``/`` without one. Its cookie is for that path only."""
+    return urlsplit(public_url).path.rstrip("/") or "/"

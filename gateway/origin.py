@@ -52,6 +52,8 @@ origin the browser does not tag, which rule 1 and 3 then judge)."""
 FORM_PATHS = frozenset({"/login", "/logout"})
 """Routes that take HTML forms (exempt from the JSON body rule, not from the Origin rule)."""
 JSON_TYPES = ("application/json",)
+DENIAL = "websocket.http.response"
+"""The ASGI extension a server offers when a WebSocket handshake may be answered in HTTP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +255,10 @@ class BrowserGuard:
         log.warning(
             "refused %s %s from %s: %s", method, scope.get("path"), _client(scope), refusal.code
         )
-        if scope["type"] == "websocket":
+        if scope["type"] == "websocket" and DENIAL not in scope.get("extensions", {}):
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
             return
-        await _respond(send, refusal)
+        await _respond(send, refusal, "websocket." if scope["type"] == "websocket" else "")
 
 
 def _has_body(headers: Headers) -> bool:
@@ -269,11 +271,13 @@ def _client(scope: Scope) -> str:
     return f"{client[0]}:{client[1]}" if client else "?"
 
 
-async def _respond(send: Send, refusal: Refusal) -> None:
+async def _respond(send: Send, refusal: Refusal, prefix: str = "") -> None:
+    """The refusal as an HTTP answer; ``prefix`` ``"websocket."``: a WebSocket handshake's
+    (the denial response extension: the same status and body as the standalone port's)."""
     body = refusal.body()
     await send(
         {
-            "type": "http.response.start",
+            "type": f"{prefix}http.response.start",
             "status": refusal.status,
             "headers": [
                 (b"content-type", b"application/json"),
@@ -283,7 +287,7 @@ async def _respond(send: Send, refusal: Refusal) -> None:
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}http.response.body", "body": body})
 
 
 def _framing(send: Send) -> Send:

@@ -1,7 +1,7 @@
-"""The WebSocket server (``websockets``): token auth at the handshake, request/response
-commands (thin adapters over :class:`~starpod_cron.operations.JobOperations`), notification
-events, paged replay, and a bounded queue per client so one slow reader never delays the
-scheduler or anyone else.
+"""The standalone WebSocket port (``[gateway] port``, the ``websockets`` server): one transport
+of the protocol of :mod:`gateway.wshub` (``/ws`` on the HTTP port, :mod:`gateway.wsroute`,
+is the other). :class:`WsServer` is the node's hub of WebSocket clients, listening on this
+port too unless ``[gateway] standalone_ws = false``.
 
 One rule for frame sizes: a frame over ``max_frame_bytes`` closes the connection with 1009
 ("message too big"), whatever its size; anything smaller is answered.
@@ -9,15 +9,11 @@ One rule for frame sizes: a frame over ``max_frame_bytes`` closes the connection
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import socket
-import time
 import weakref
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -26,61 +22,29 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from starpod_cron import (
-    ConfigError,
-    Delivery,
-    InvalidInput,
-    StarpodCronError,
-)
 from starpod_cron.access import Principal
-from starpod_cron.activity import Activity
 from starpod_cron.chat import AgentChat
 from starpod_cron.config import GatewayConfig
 from starpod_cron.operations import JobOperations
-from starpod_cron.routing import RUN_FINISHED, RUN_STARTED
-from starpod_cron.tasks import TaskSet
-from starpod_cron.tools import call_tool, error_code
 
-from . import protocol
-from .login import WS_SUBPROTOCOL, LoginSessions
-from .origin import Refusal, browser_policy, check_bind, host_name, is_wildcard
-from .principals import Credentials, Identity, Principals, Refused
+from .login import LoginSessions
+from .origin import Refusal, host_name, is_wildcard
+from .principals import Identity, Refused
 from .principals import load_tokens as load_tokens  # where it was: gateway.ws.load_tokens
+from .wshub import (
+    CLOSE_TOO_BIG,
+    SEND_BUFFER_BYTES,
+    PeerClosed,
+    WsHub,
+    select_subprotocol,
+)
 
 log = logging.getLogger("gateway.ws")
 
-CLOSE_TOO_SLOW = 1013  # "try again later": the client did not keep up with its events
-SEND_BUFFER_BYTES = 64 * 1024
-REQUESTS_IN_FLIGHT = 16  # per client; further frames wait (back-pressure on the socket)
-REPLAY_PAGE = 500
-LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
-SESSION_RECHECK_SECS = 5.0
-"""How long a connection opened with the login cookie trusts its session before asking the
-store again: a log-out, an expiry or a removed token (on any node) ends it within this."""
-CLOSE_SESSION_ENDED = 1008  # policy violation
 
+class WsServer(WsHub):
+    """The hub of :mod:`gateway.wshub`, plus the standalone port when it is on."""
 
-class Client:
-    _ids = itertools.count(1)
-
-    def __init__(
-        self, connection: ServerConnection, who: Principal, queue_size: int, session: str = ""
-    ) -> None:
-        self.id = next(self._ids)
-        self.connection = connection
-        self.who = who
-        self.session = session
-        """The login session this connection was opened with ("" for a bearer token)."""
-        self.checked_at = time.monotonic()
-        """When the session was last found valid."""
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
-        self.closing = False
-        self.in_flight = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
-        self.events: frozenset[str] = protocol.DEFAULT_EVENTS
-        """The event types this client subscribed to."""
-
-
-class WsServer:
     def __init__(
         self,
         ops: JobOperations,
@@ -89,64 +53,38 @@ class WsServer:
         chat: AgentChat | None = None,
         logins: LoginSessions | None = None,
     ) -> None:
-        if config.host not in LOCAL_HOSTS and not tokens:
-            raise ConfigError(
-                f"[gateway] host {config.host!r} is reachable from other machines: configure "
-                "[gateway] tokens (or $" + config.tokens_env + ") first"
-            )
-        check_bind(config)
-        self.ops = ops
-        self.chat = chat
-        self.config = config
-        self.tokens = tokens
-        self.logins = logins or LoginSessions(ops.store, tokens, config.session_ttl_secs)
-        self.principals = Principals(tokens, self.logins)
-        self.activity = Activity(ops)
+        super().__init__(ops, config, tokens, chat, logins)
+        self._server: Server | None = None
         self._who: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )
         """Who each connection authenticated as at its handshake."""
-        self.recheck_secs = SESSION_RECHECK_SECS
-        self._warned_query_token = False
-        self.run_started_events = config.run_started_events
-        self.run_finished_events = config.run_finished_events
-        self.clients: set[Client] = set()
-        self.dropped_slow = 0
-        self._http_port: int | None = None
-        self.policy = browser_policy(config, None)
-        """The browser rule (:mod:`gateway.origin`) of this node's ports."""
-        self._server: Server | None = None
-        self._tasks = TaskSet("gateway:ws")
-        self.replay_page = max(1, min(REPLAY_PAGE, config.client_queue_size // 2))
 
     @property
-    def http_port(self) -> int | None:
-        """Where the dashboard and HTTP API listen (plain HTTP to this port is sent there);
-        the dashboard's origins, the only ones whose pages may connect, are on this port."""
-        return self._http_port
-
-    @http_port.setter
-    def http_port(self, port: int | None) -> None:
-        self._http_port = port
-        self.policy = browser_policy(self.config, port)
+    def listening(self) -> bool:
+        """Whether the standalone port is open (``[gateway] standalone_ws``)."""
+        return self._server is not None
 
     @property
     def port(self) -> int:
-        assert self._server is not None
+        """The standalone port (only while :attr:`listening`)."""
+        assert self._server is not None, "the standalone WebSocket port is off"
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        """Listen; OSError (address in use, say) if the address cannot be bound."""
-        self._server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            process_request=self._authenticate,
-            select_subprotocol=_select_subprotocol,
-            max_size=self.config.max_frame_bytes,
-            max_queue=64,
-        )
-        self._tasks.spawn(self._recheck_sessions(), "sessions")
+        """Listen (unless ``standalone_ws = false``); OSError (address in use, say) if the
+        address cannot be bound."""
+        if self.config.standalone_ws:
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                process_request=self._authenticate,
+                select_subprotocol=_select_subprotocol,
+                max_size=self.config.max_frame_bytes,
+                max_queue=64,
+            )
+        await super().start()
 
     async def closed(self) -> None:
         """Return when the listening server has closed (run it as a critical task)."""
@@ -157,35 +95,26 @@ class WsServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        await self._tasks.stop(grace=2)
+        await super().stop()
 
     # ------------------------------------------------------------------------ auth
     async def _authenticate(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        headers = request.headers
-        refusal = self.policy.check(
-            "GET",
-            urlsplit(request.path).path,
-            headers.get("Host"),
-            headers.get("Origin"),
-            headers.get("Sec-Fetch-Site"),
-        )
+        refusal = self.browser_refusal(request.path, request.headers)
         if refusal is not None:
-            return _refuse(connection, "a request to the WebSocket port", refusal)
-        if "websocket" not in headers.get("Upgrade", "").lower():
-            return self._plain_http(request)
-        offered = Credentials.of_handshake(request.path, headers, self.policy)
-        if offered.in_query and not self._warned_query_token:
-            self._warned_query_token = True
             log.warning(
-                "a WebSocket client sent its token in the URL (?token=), which ends up in "
-                "logs and histories: deprecated, send Authorization: Bearer <token>"
+                "refused a request to the WebSocket port from %s: %s",
+                connection.remote_address,
+                refusal.message,
             )
+            return _refuse(refusal)
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            return self._plain_http(request)
         try:
-            found = await self.principals.resolve(offered)
-        except Refused as exc:  # gateway/principals.py: the rules every front end shares
-            return _refuse(connection, "a WebSocket handshake", exc.refusal)
+            found = await self.identify(request.path, request.headers, connection.remote_address)
+        except Refused as exc:
+            return _refuse(exc.refusal)
         self._who[connection] = found
         return None
 
@@ -219,184 +148,37 @@ class WsServer:
         sock = connection.transport.get_extra_info("socket")
         if sock is not None:  # bound what one client can park in the kernel (no autotuning)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        client = Client(connection, auth.who, self.config.client_queue_size, auth.session)
-        self.clients.add(client)
-        writer = self._tasks.spawn(self._write(client), f"writer:{client.id}")
+        await self.serve(_Connection(connection), auth)
+
+
+class _Connection:
+    """A ``websockets`` server connection as a :class:`~gateway.wshub.Peer` (its close waits
+    ``close_timeout``, then drops the TCP connection)."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self.oversized = False
+
+    async def receive(self) -> str | bytes | None:
         try:
-            async for frame in connection:
-                await client.in_flight.acquire()
-                if not await self._session_alive(client):
-                    client.in_flight.release()
-                    break
-                self._tasks.spawn(self._answer(client, frame), f"request:{client.id}")
+            return await self.connection.recv()
         except ConnectionClosed as exc:
-            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
-                log.warning(
-                    "closed WebSocket client %d: a frame was over %d bytes (1009)",
-                    client.id,
-                    self.config.max_frame_bytes,
-                )
-        finally:
-            self.clients.discard(client)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            sent = exc.sent
+            self.oversized = exc.rcvd is None and sent is not None and sent.code == CLOSE_TOO_BIG
+            return None
 
-    async def _session_alive(self, client: Client) -> bool:
-        """Whether a connection opened with the login cookie may go on: its session is asked
-        for again once :attr:`recheck_secs` have passed since it was last found valid; an
-        ended session (logged out on any node, expired, its token removed) closes the
-        connection with 1008 and nothing more is answered or sent."""
-        if not client.session or time.monotonic() - client.checked_at < self.recheck_secs:
-            return True
+    async def send(self, text: str) -> None:
         try:
-            alive = await self.principals.visitor(client.session) is not None
-        except StarpodCronError as exc:  # the store is unreachable: the session is unproven
-            log.warning(
-                "closing WebSocket client %d: its session cannot be checked: %s", client.id, exc
-            )
-            alive = False
-        if alive:
-            client.checked_at = time.monotonic()
-            return True
-        client.closing = True
-        self.clients.discard(client)
-        log.info("closing WebSocket client %d: its login session ended", client.id)
-        await client.connection.close(CLOSE_SESSION_ENDED, "the login session ended; log in again")
-        return False
-
-    async def _recheck_sessions(self) -> None:
-        """Connections that only listen (events) are re-checked too, every
-        :attr:`recheck_secs`, so a log-out stops their events as well."""
-        while True:
-            await asyncio.sleep(self.recheck_secs / 2)
-            for client in [c for c in self.clients if c.session and not c.closing]:
-                await self._session_alive(client)
-
-    async def _write(self, client: Client) -> None:
-        try:
-            while True:
-                await client.connection.send(await client.queue.get())
+            await self.connection.send(text)
         except ConnectionClosed:
-            return
+            raise PeerClosed from None
 
-    def offer(self, client: Client, message: str) -> None:
-        """Queue ``message`` for ``client``; a client whose queue is full is disconnected."""
-        if client.closing:
-            return
-        try:
-            client.queue.put_nowait(message)
-        except asyncio.QueueFull:
-            client.closing = True
-            self.clients.discard(client)
-            self.dropped_slow += 1
-            log.warning(
-                "disconnecting WebSocket client %d: %d messages unread (%d slow "
-                "client(s) dropped so far)",
-                client.id,
-                client.queue.qsize(),
-                self.dropped_slow,
-            )
-            self._tasks.spawn(
-                client.connection.close(CLOSE_TOO_SLOW, "too slow: events not read"),
-                f"close:{client.id}",
-            )
-
-    # ------------------------------------------------------------------- run events
-    def publish(self, delivery: Delivery) -> None:
-        """Offer a run event (from :class:`~gateway.events.EventFeed`) to every connected
-        client allowed to see it (never fails: a client that misses it, or was disconnected
-        for reading too slowly, replays from its last event id)."""
-        message = protocol.event(delivery)
-        kind = protocol.event_type(delivery)
-        for client in list(self.clients):
-            seen = client.who.audiences(self.config.share_agent_events)
-            if kind in client.events and (seen is None or delivery.destination in seen):
-                self.offer(client, message)
-
-    # ----------------------------------------------------------------- requests
-    async def _answer(self, client: Client, frame: str | bytes) -> None:
-        try:
-            await self._answer_one(client, frame)
-        finally:
-            client.in_flight.release()
-
-    async def _answer_one(self, client: Client, frame: str | bytes) -> None:
-        request_id = None
-        try:
-            request = protocol.decode(frame)
-            request_id = request.id
-            if request.type == "replay":
-                await self._replay(client, request)
-                return
-            if request.type == "subscribe":
-                self.offer(client, protocol.ok(request.id, self._subscribe(client, request)))
-                return
-            if request.type == "chat":
-                self.offer(client, protocol.ok(request.id, await self._chat(client.who, request)))
-                return
-            data = await self._dispatch(client.who, request)
-            self.offer(client, protocol.ok(request.id, data))
-        except protocol.ProtocolError as exc:
-            self.offer(client, protocol.error(exc.request_id, exc.code, str(exc)))
-        except StarpodCronError as exc:
-            self.offer(client, protocol.error(request_id, error_code(exc), str(exc)))
-        except Exception:
-            log.exception("WebSocket request from client %d failed", client.id)
-            self.offer(client, protocol.error(request_id, "internal", "internal error (logged)"))
-
-    async def _dispatch(self, who: Principal, request: protocol.Request) -> Any:
-        """A ``cron.*`` request is the agent tool of that name (one definition, one set of
-        rules); a single job or run is answered bare, as this API always did."""
-        answer = await call_tool(self.ops, protocol.TOOL_OF[request.type], request.fields, user=who)
-        if set(answer) in ({"job"}, {"run"}):
-            return next(iter(answer.values()))
-        return answer
-
-    def _subscribe(self, client: Client, request: protocol.Request) -> dict[str, Any]:
-        """Choose the event types this connection gets (live and replayed)."""
-        events = frozenset(request.fields["events"])
-        if RUN_STARTED in events and not self.run_started_events:
-            raise InvalidInput(
-                "run.started events are off on this gateway ([gateway] run_started_events = "
-                "false in agent.toml)"
-            )
-        if RUN_FINISHED in events and not self.run_finished_events:
-            raise InvalidInput(
-                "run.finished events are off on this gateway ([gateway] run_finished_events = "
-                "false in agent.toml)"
-            )
-        client.events = events
-        return {"events": sorted(events)}
-
-    async def _chat(self, who: Principal, request: protocol.Request) -> dict[str, Any]:
-        """The agent's answer to a message; it may schedule jobs for this user with the tools
-        (their results come as events, like any job's)."""
-        if self.chat is None:
-            raise InvalidInput('chat needs a model: [executor] kind = "openai" in agent.toml')
-        return {"reply": await self.chat.reply(who, request.fields["text"])}
-
-    async def _replay(self, client: Client, request: protocol.Request) -> None:
-        """Events after ``since``, one page at a time: the answer says where the page ended
-        and whether more follow (ask again with ``since`` = ``last_event_id``)."""
-        since = int(request.fields["since"])
-        events = await self.activity.events(
-            client.who,
-            since,
-            self.replay_page,
-            share_agent_events=self.config.share_agent_events,
-        )
-        wanted = [d for d in events if protocol.event_type(d) in client.events]
-        for delivery in wanted:
-            self.offer(client, protocol.event(delivery))
-        last = events[-1].id if events else since
-        more = len(events) == self.replay_page
-        data = {"replayed": len(wanted), "last_event_id": last, "more": more}
-        self.offer(client, protocol.ok(request.id, data))
+    async def close(self, code: int, reason: str) -> None:
+        await self.connection.close(code, reason)
 
 
-def _refuse(connection: ServerConnection, what: str, refusal: Refusal) -> Response:
+def _refuse(refusal: Refusal) -> Response:
     """The handshake's answer to a refused request: the JSON error of every port."""
-    log.warning("refused %s from %s: %s", what, connection.remote_address, refusal.message)
     return Response(
         refusal.status,
         HTTPStatus(refusal.status).phrase,
@@ -408,6 +190,5 @@ def _refuse(connection: ServerConnection, what: str, refusal: Refusal) -> Respon
 def _select_subprotocol(
     connection: ServerConnection, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
-    """``starpod`` when the client offers it (the dashboard does, beside its tab secret: a
-    browser needs one of its offers selected); no subprotocol otherwise (every other client)."""
-    return Subprotocol(WS_SUBPROTOCOL) if WS_SUBPROTOCOL in offered else None
+    chosen = select_subprotocol(list(offered))
+    return Subprotocol(chosen) if chosen else None

@@ -160,6 +160,8 @@ class GatewayConfig:
 
     host: str = field(default="127.0.0.1", metadata=identity(255))
     port: int = field(default=8765, metadata=whole(0, 65535, note="0: any free port"))
+    # the standalone WebSocket port above; the same protocol is always at /ws on http_port
+    standalone_ws: bool = True
     http: bool = True  # the dashboard, HTTP API, /healthz, /readyz and /metrics
     http_port: int = field(default=8766, metadata=whole(0, 65535, note="0: any free port"))
     tokens: dict[str, TokenConfig] = field(default_factory=dict)

@@ -1,5 +1,6 @@
-// The starpod-cron dashboard: plain JavaScript over the JSON API (/api/...), live through the
-// gateway's WebSocket events. No build step, no CDN.
+// The starpod-cron dashboard: plain JavaScript over the JSON API (api/...), live through the
+// gateway's WebSocket events (/ws on this same port). No build step, no CDN. Every address is
+// relative to the page, so the dashboard works under a path prefix behind a reverse proxy.
 "use strict";
 
 const page = document.getElementById("page");
@@ -20,7 +21,7 @@ async function api(method, path, body) {
   const response = await fetch(path, options);
   const data = await response.json();
   if (response.status === 401 || (data.error && data.error.code === "csrf")) {
-    location.href = "/login";  // logged out, or this tab never logged in
+    location.href = "login";  // logged out, or this tab never logged in
     throw new Error("logged out");
   }
   if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
@@ -48,50 +49,99 @@ function relative(iso) {
   return secs >= 0 ? `in ${n}${unit}` : `${n}${unit} ago`;
 }
 
+// "2026-12-03 09:00:00 CET": to the second, with the zone (the job's, else the browser's)
 function local(iso, zone) {
   if (!iso) return "-";
   try {
-    return new Date(iso).toLocaleString("sv-SE", { timeZone: zone || undefined }).slice(0, 16);
+    return new Date(iso).toLocaleString("sv-SE", { timeZone: zone || undefined, timeZoneName: "short",
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      second: "2-digit", hourCycle: "h23" });
   } catch (_) { return iso; }
 }
+
+// The browser's own zone: what the add form offers by default.
+const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
 function status(value) {
   return el("span", { class: `status-${value || "none"}` }, value || "-");
 }
 
+// A page function draws its page as fresh nodes (show() collects them); route() puts them on
+// screen: a new page replaces what was shown, an update of the page shown turns the nodes on
+// screen into the fresh ones in place (morph.js), so what the person opened, typed, focused or
+// scrolled survives.
 function show(...nodes) {
-  page.replaceChildren(...nodes);
+  const shown = nodes.filter((n) => n !== null && n !== undefined);
+  // a page's title takes the focus when it opens (navigate), and keeps it through updates
+  for (const n of shown) if (n.tagName === "H2") n.setAttribute("tabindex", "-1");
+  return shown;
+}
+
+// Where the node the person looks at was meant to stay on screen: scrolling goes by whole
+// pixels, so each update aims at that place, not at where the last one left it.
+let held = null;
+
+function paint(nodes, update) {
+  if (!update) { page.replaceChildren(...nodes); held = null; return; }
+  // what the person is looking at stays where it is on screen, whatever comes in above it
+  const anchor = screenAnchor();
+  let top = anchor && anchor.getBoundingClientRect().top;
+  if (held && held.node === anchor && Math.abs(held.top - top) < 1) top = held.top;
+  // a node kept across draws (the "understood" card) is copied, never moved off the screen
+  morphChildren(page, el("main", {}, nodes.map((n) => (n.isConnected ? n.cloneNode(true) : n))));
+  if (anchor && anchor.isConnected) {
+    window.scrollBy(0, anchor.getBoundingClientRect().top - top);
+    held = { node: anchor, top };
+  }
+}
+
+// The focused node if it is on screen, else the first row or field on screen.
+function screenAnchor() {
+  const shown = (node) => {
+    const box = node.getBoundingClientRect();
+    return box.bottom > 0 && box.top < window.innerHeight;
+  };
+  const focused = document.activeElement;
+  if (focused && focused !== page && page.contains(focused) && shown(focused)) return focused;
+  return [...page.querySelectorAll("[data-key]")].find(shown) || null;
+}
+
+// A table that folds into labelled cards on a phone (app.css): each cell says its column.
+// rows: [key, [cell, ...]]; a header "" is a column without a title (actions).
+function table(kind, headers, rows) {
+  return el("table", { class: `cards ${kind}` },
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map(([key, cells, attrs]) => el("tr", { "data-key": key, ...(attrs || {}) },
+      cells.map((cell, i) => (cell instanceof Node && cell.tagName === "TD") ? cell
+        : el("td", { "data-label": headers[i] || undefined }, cell))))));
 }
 
 function fail(error) {
-  show(el("p", { class: "error", role: "alert" }, String(error.message || error)));
+  paint([el("p", { class: "error", role: "alert" }, String(error.message || error))], false);
 }
 
 // ------------------------------------------------------------------------------ pages
 async function jobsPage() {
-  const { jobs } = await api("GET", "/api/jobs");
-  const rows = jobs.map((job) => el("tr", { "data-job": job.name },
-    el("td", { "data-label": "Name" }, el("a", { href: `#/job/${encodeURIComponent(job.id)}` }, job.name),
-      job.description ? el("div", { class: "muted" }, job.description) : null),
-    el("td", { "data-label": "Schedule" }, job.schedule.in_words,
-      el("div", { class: "muted" }, `${job.schedule.text} · ${job.timezone}`)),
+  const { jobs } = await api("GET", "api/jobs");
+  const headers = ["Name", "Schedule", "Next run", "Last status", "Runs", "Tokens", ""];
+  const rows = jobs.map((job) => [job.id, [
+    [el("a", { href: `#/job/${encodeURIComponent(job.id)}` }, job.name),
+      job.description ? el("div", { class: "muted" }, job.description) : null],
+    [job.schedule.in_words, el("div", { class: "muted" }, `${job.schedule.text} · ${job.timezone}`)],
     el("td", { "data-label": "Next run", class: "next-run" },
       job.enabled ? `${local(job.next_run, job.timezone)} (${relative(job.next_run)})` : "paused"),
-    el("td", { "data-label": "Last status" }, status(job.last_status)),
+    status(job.last_status),
     el("td", { "data-label": "Runs" }, `${job.stats.runs}`,
       job.stats.errors ? el("span", { class: "status-failed" }, ` (${job.stats.errors} failed)`) : null,
       quietCounts(job)),
-    el("td", { "data-label": "Tokens" },
-      job.stats.prompt_tokens + job.stats.completion_tokens
-        ? `${job.stats.prompt_tokens.toLocaleString()} in / ${job.stats.completion_tokens.toLocaleString()} out` : "-"),
+    job.stats.prompt_tokens + job.stats.completion_tokens
+      ? `${job.stats.prompt_tokens.toLocaleString()} in / ${job.stats.completion_tokens.toLocaleString()} out` : "-",
     el("td", { "data-label": "Actions" }, actions(job)),
-  ));
-  show(
+  ], { "data-job": job.name }]);
+  return show(
     understood,
     el("h2", {}, `Jobs (${jobs.length})`),
-    jobs.length ? el("table", { class: "jobs" },
-      el("thead", {}, el("tr", {}, ["Name", "Schedule", "Next run", "Last status", "Runs", "Tokens", ""].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, rows))
+    jobs.length ? table("jobs", headers, rows)
       : el("p", {}, "No jobs yet. ", el("a", { href: "#/add" }, "Add one")),
   );
 }
@@ -112,27 +162,37 @@ function deliveryNote(run) {
 
 // every link and API call names a job by its id: a name may be anything a person typed, an id
 // is 32 hex digits, which no URL can misread
+// (buttons say what they do in data-action; one listener below acts, so a button kept by an
+// update acts on what it says now)
 function actions(job) {
-  const name = encodeURIComponent(job.id);
+  const id = encodeURIComponent(job.id);
   const act = (label, method, path, confirmText) => el("button", {
-    type: "button",
-    "aria-label": `${label} ${job.name}`,
-    onclick: async () => {
-      if (confirmText && !confirm(confirmText)) return;
-      try { await api(method, path); await route(); } catch (error) { fail(error); }
-    },
+    type: "button", "aria-label": `${label} ${job.name}`,
+    "data-action": `${method} ${path}`, "data-confirm": confirmText,
   }, label);
   return el("div", { class: "actions" },
-    job.enabled ? act("Pause", "POST", `/api/jobs/${name}/pause`) : act("Resume", "POST", `/api/jobs/${name}/resume`),
-    act("Run now", "POST", `/api/jobs/${name}/run`),
-    act("Remove", "DELETE", `/api/jobs/${name}`, `Remove ${job.name} and its run history?`),
+    job.enabled ? act("Pause", "POST", `api/jobs/${id}/pause`) : act("Resume", "POST", `api/jobs/${id}/resume`),
+    act("Run now", "POST", `api/jobs/${id}/run`),
+    act("Remove", "DELETE", `api/jobs/${id}`, `Remove ${job.name} and its run history?`),
   );
 }
 
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const [method, path] = button.dataset.action.split(" ");
+  if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
+  try {
+    await api(method, path);
+    if (method === "DELETE" && location.hash.startsWith("#/job/")) location.hash = "#/jobs";
+    else await refresh();
+  } catch (error) { fail(error); }
+});
+
 async function jobPage(id) {
   const [{ job }, { runs }] = await Promise.all([
-    api("GET", `/api/jobs/${encodeURIComponent(id)}`),
-    api("GET", `/api/jobs/${encodeURIComponent(id)}/runs?limit=50`),
+    api("GET", `api/jobs/${encodeURIComponent(id)}`),
+    api("GET", `api/jobs/${encodeURIComponent(id)}/runs?limit=50`),
   ]);
   const fields = [
     ["Prompt", job.prompt], ["Schedule", `${job.schedule.in_words} (${job.schedule.text})`],
@@ -158,30 +218,30 @@ async function jobPage(id) {
     const time = typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:/.test(value);
     fields.push([fieldLabel(key, {}), time ? local(value, job.timezone) : text]);
   }
-  show(
+  return show(
     el("h2", {}, job.name),
     actions(job),
-    el("dl", { class: "card" }, fields.map(([k, v]) => [el("dt", { class: "muted" }, k), el("dd", {}, v)])),
+    el("dl", { class: "card" }, fields.map(([k, v]) => [el("dt", { class: "muted", "data-key": `dt-${k}` }, k),
+      el("dd", { "data-key": `dd-${k}` }, v)])),
     el("h3", {}, "Runs"),
     runs.length ? runsTable(runs, false) : el("p", { class: "muted" }, "No runs yet."),
   );
 }
 
 function runsTable(runs, withJob) {
-  return el("table", { class: "runs" },
-    el("thead", {}, el("tr", {}, [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Result"]
-      .filter((h) => h !== null).map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, runs.map((run) => el("tr", { "data-run": run.id },
-      withJob ? el("td", {}, el("a", { href: `#/job/${encodeURIComponent(run.job_id)}` }, run.job_name)) : null,
-      el("td", {}, local(run.started_at)),
-      el("td", {}, status(run.status), deliveryNote(run)),
-      el("td", {}, run.duration_ms === null ? "-" : `${run.duration_ms} ms`),
-      el("td", {}, `${run.late_ms} ms`),
-      el("td", {}, String(run.attempt)),
-      el("td", {}, run.trigger),
-      el("td", {}, el("details", {}, el("summary", {}, (run.result || run.error || "").slice(0, 60) || "-"),
-        el("pre", { class: "result" }, run.result || run.error || ""))),
-    ))));
+  const headers = [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Result"]
+    .filter((h) => h !== null);
+  return table("runs", headers, runs.map((run) => [String(run.id), [
+    withJob ? el("a", { href: `#/job/${encodeURIComponent(run.job_id)}` }, run.job_name) : null,
+    local(run.started_at),
+    el("span", {}, status(run.status), deliveryNote(run)),
+    run.duration_ms === null ? "-" : `${run.duration_ms} ms`,
+    `${run.late_ms} ms`,
+    String(run.attempt),
+    run.trigger,
+    el("details", {}, el("summary", {}, (run.result || run.error || "").slice(0, 60) || "-"),
+      el("pre", { class: "result" }, run.result || run.error || "")),
+  ].filter((cell, i) => withJob || i > 0), { "data-run": run.id }]));
 }
 
 // The name, the prompt and the schedule by hand; every other field of a job from the API's
@@ -204,6 +264,7 @@ async function addPage() {
     el("button", { type: "submit", class: "primary" }, "Add job"),
   );
   const zone = form.elements.namedItem("timezone");  // the preview reads the job's zone
+  if (zone && !zone.value) zone.value = browserZone;  // the browser's zone unless changed
   const schedule = () => {
     const data = { [kind.value]: when.value.trim() };
     if (zone && zone.value.trim()) data.timezone = zone.value.trim();
@@ -215,7 +276,7 @@ async function addPage() {
     timer = setTimeout(async () => {
       if (!when.value.trim()) { preview.replaceChildren("…"); return; }
       try {
-        const p = await api("POST", "/api/preview", schedule());
+        const p = await api("POST", "api/preview", schedule());
         preview.replaceChildren(el("p", {}, p.in_words),
           p.schedule ? el("p", { id: "preview-schedule", class: "muted" }, p.schedule) : null,
           el("ol", { id: "preview-list" },
@@ -234,13 +295,13 @@ async function addPage() {
     const body = { ...given(), prompt: form.prompt.value, ...schedule() };
     if (form.elements.namedItem("name").value.trim()) body.name = form.elements.namedItem("name").value.trim();
     try {
-      const { job, interpretation } = await api("POST", "/api/jobs", body);
+      const { job, interpretation } = await api("POST", "api/jobs", body);
       understood = interpretation ? interpretationCard(job, interpretation) : null;
       location.hash = `#/jobs`;
       document.title = `starpod-cron · added ${job.name}`;
     } catch (error) { form.querySelector("#form-error").textContent = error.message; }
   });
-  show(el("h2", {}, "Add a job"), form);
+  return show(el("h2", {}, "Add a job"), form);
 }
 
 function interpretationCard(job, i) {
@@ -251,57 +312,85 @@ function interpretationCard(job, i) {
 }
 
 async function timelinePage() {
-  const { fires } = await api("GET", "/api/timeline?hours=24");
-  show(el("h2", {}, "Next 24 hours"),
-    fires.length ? el("ol", { class: "card" }, fires.map((f) => el("li", {},
+  const { fires } = await api("GET", "api/timeline?hours=24");
+  return show(el("h2", {}, "Next 24 hours"),
+    fires.length ? el("ol", { class: "card" }, fires.map((f) => el("li", { "data-key": `${f.job_id} ${f.at}` },
       `${local(f.at)} (${relative(f.at)}) `, el("a", { href: `#/job/${encodeURIComponent(f.job_id)}` }, f.job))))
       : el("p", { class: "muted" }, "Nothing fires in the next 24 hours."));
 }
 
 async function runsPage() {
-  const { runs } = await api("GET", "/api/runs?limit=100");
-  show(el("h2", {}, "Recent runs"), runs.length ? runsTable(runs, true) : el("p", { class: "muted" }, "No runs yet."));
+  const { runs } = await api("GET", "api/runs?limit=100");
+  return show(el("h2", {}, "Recent runs"), runs.length ? runsTable(runs, true) : el("p", { class: "muted" }, "No runs yet."));
 }
 
 async function deliveriesPage() {
-  const { deliveries, counts } = await api("GET", "/api/deliveries?status=dead");
-  show(el("h2", {}, "Dead deliveries"),
+  const { deliveries, counts } = await api("GET", "api/deliveries?status=dead");
+  return show(el("h2", {}, "Dead deliveries"),
     el("p", { class: "muted" }, Object.entries(counts).map(([s, n]) => `${s}: ${n}`).join(" · ")),
-    deliveries.length ? el("table", {},
-      el("thead", {}, el("tr", {}, ["Job", "To", "Attempts", "Error", ""].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, deliveries.map((d) => el("tr", {},
-        el("td", {}, d.job_name), el("td", {}, d.destination), el("td", {}, String(d.attempts)),
-        el("td", {}, d.last_error || ""),
-        el("td", {}, el("button", { type: "button", onclick: async () => {
-          try { await api("POST", `/api/deliveries/${d.id}/retry`); await route(); } catch (e) { fail(e); }
-        } }, "Retry"))))))
+    deliveries.length ? table("deliveries", ["Job", "To", "Attempts", "Error", ""], deliveries.map((d) => [String(d.id), [
+      d.job_name, d.destination, String(d.attempts), d.last_error || "",
+      el("button", { type: "button", "aria-label": `Retry the delivery of ${d.job_name} to ${d.destination}`,
+        "data-action": `POST api/deliveries/${d.id}/retry` }, "Retry"),
+    ]]))
       : el("p", { class: "muted" }, "No dead deliveries."));
 }
 
 // ----------------------------------------------------------------------------- router
-async function route() {
+// Draw the page the address names; update: bring the page shown up to date in place. A draw
+// overtaken by a navigation is dropped.
+let drawn = 0;
+async function route(update = false) {
+  const mine = update ? drawn : ++drawn;
   const [, name, arg] = (location.hash || "#/jobs").split("/");
   for (const link of document.querySelectorAll("nav a")) {
     link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${name}`);
     if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
   }
-  if (name && name !== "jobs") understood = null;
+  if (name && name !== "jobs" && !update) understood = null;
+  if (name === "add" && update) return;  // the form is never redrawn under the pen
   try {
-    if (name === "job") await jobPage(decodeURIComponent(arg || ""));
-    else if (name === "add") await addPage();
-    else if (name === "timeline") await timelinePage();
-    else if (name === "runs") await runsPage();
-    else if (name === "deliveries") await deliveriesPage();
-    else await jobsPage();
-  } catch (error) { fail(error); }
+    const nodes = name === "job" ? await jobPage(decodeURIComponent(arg || ""))
+      : name === "add" ? await addPage()
+      : name === "timeline" ? await timelinePage()
+      : name === "runs" ? await runsPage()
+      : name === "deliveries" ? await deliveriesPage()
+      : await jobsPage();
+    if (mine === drawn) paint(nodes, update);
+  } catch (error) { if (mine === drawn) fail(error); }
+}
+
+// Updates asked for while one is drawn are folded into one more, so a burst of events costs
+// two requests, not one per event.
+let refreshing = null;
+let again = false;
+async function refresh() {
+  if (refreshing) { again = true; return refreshing; }
+  refreshing = (async () => {
+    do {
+      again = false;
+      await route(true);
+    } while (again);
+  })();
+  try { await refreshing; } finally { refreshing = null; }
+}
+
+async function navigate() {
+  await route();
+  const heading = page.querySelector("h2");  // for the keyboard: the new page's title
+  if (heading) heading.focus({ preventScroll: true });
 }
 
 // --------------------------------------------------------------------------- live events
+// One WebSocket, to /ws of this same address ("ws" relative to the page: under a proxy's
+// path prefix too).
 function connect() {
   const live = document.getElementById("live");
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = new URL("ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.hash = "";
   const protocols = secret ? ["starpod", `starpod.csrf.${secret}`] : [];
-  const socket = new WebSocket(`${scheme}://${location.hostname}:${me.ws_port}/ws`, protocols);
+  const socket = new WebSocket(url.href, protocols);
   socket.onopen = () => {
     live.textContent = "live";
     // runs nobody is notified of (silent, kept back by notify) come as run.finished only
@@ -312,24 +401,25 @@ function connect() {
     const quiet = event.type === "run.finished" && event.suppressed;
     if (event.type !== "notification" && !quiet) return;
     live.textContent = `${event.job_name}: ${event.status}${event.silent ? " (silent)" : ""}`;
-    const [, name] = (location.hash || "#/jobs").split("/");
-    if (name !== "add") route();  // a new run or status: redraw what is shown
+    refresh();  // a new run or status: only what changed is touched
   };
   socket.onclose = (event) => {
-    if (event.code === 1008) { location.href = "/login"; return; }  // the session ended
+    if (event.code === 1008) { location.href = "login"; return; }  // the session ended
     live.textContent = "reconnecting…";
     setTimeout(connect, 2000);
   };
 }
 
-window.addEventListener("hashchange", route);
-document.querySelector('form[action="/logout"]').addEventListener("submit", () => {
-  sessionStorage.removeItem("starpod-csrf");
-});
+window.addEventListener("hashchange", navigate);
+const logout = document.getElementById("logout");
+logout.addEventListener("submit", () => { sessionStorage.removeItem("starpod-csrf"); });
 (async () => {
   try {
-    me = await api("GET", "/api/me");
+    me = await api("GET", "api/me");
     document.getElementById("nav-deliveries").hidden = !me.admin;
+    // a log-in handed this tab its secret; without tokens nobody logs in (or out)
+    logout.hidden = !secret;
+    document.getElementById("who").textContent = secret ? me.user_id || "" : "";
     await route();
     connect();
   } catch (error) { fail(error); }

@@ -14,7 +14,7 @@ let newJobSchema = null;
 
 async function jobSchema() {
   if (newJobSchema === null) {
-    const response = await fetch("/openapi.json", { credentials: "same-origin" });
+    const response = await fetch("openapi.json", { credentials: "same-origin" });
     if (!response.ok) throw new Error(`the API description is unavailable (${response.status})`);
     const doc = await response.json();
     const body = resolveRef(doc, doc.paths["/api/jobs"].post.requestBody.content["application/json"].schema);

@@ -2,4 +2,4 @@
 // tab's sessionStorage, then open the dashboard. Every API request and the WebSocket carry it.
 "use strict";
 sessionStorage.setItem("starpod-csrf", document.querySelector('meta[name="starpod-csrf"]').content);
-location.replace("/");
+location.replace("./");

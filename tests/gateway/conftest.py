@@ -129,15 +129,30 @@ class WsClient:
         await asyncio.gather(self.reader, return_exceptions=True)
 
 
+TRANSPORTS = ("port", "http")
+"""The two carriers of one WebSocket protocol: the standalone port, /ws on the HTTP port."""
+
+
+@pytest.fixture(params=TRANSPORTS)
+def via(request: pytest.FixtureRequest) -> str:
+    """Run a WebSocket test over each transport (``ws_url(gateway, via)``)."""
+    return str(request.param)
+
+
+def ws_url(gateway: Gateway, via: str = "port") -> str:
+    """Where a client opens the protocol: the standalone port, or ``/ws`` on the HTTP port."""
+    if via == "http":
+        return f"ws://127.0.0.1:{gateway.http_port}/ws"
+    assert gateway.ws is not None
+    return f"ws://127.0.0.1:{gateway.ws.port}/"
+
+
 @asynccontextmanager
 async def ws_client(
-    gateway: Gateway, token: str | None = None, **kwargs: Any
+    gateway: Gateway, token: str | None = None, via: str = "port", **kwargs: Any
 ) -> AsyncIterator[WsClient]:
-    assert gateway.ws is not None
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    async with connect(
-        f"ws://127.0.0.1:{gateway.ws.port}/", additional_headers=headers, **kwargs
-    ) as conn:
+    async with connect(ws_url(gateway, via), additional_headers=headers, **kwargs) as conn:
         client = WsClient(conn)
         try:
             yield client

@@ -37,8 +37,10 @@ pytestmark = [
 async def dashboard(tmp_path: Path) -> AsyncIterator[tuple[Serve, str]]:
     (tmp_path / "agent.toml").write_text(
         '[executor]\nkind = "python"\ntarget = "tests.gateway.targets:run"\n'
-        "[gateway]\nmin_interval_secs = 0\n"
+        # one port: the dashboard must need nothing but the HTTP port (its WebSocket is /ws)
+        "[gateway]\nmin_interval_secs = 0\nstandalone_ws = false\n"
         '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
+        '"root-token-0123456789" = { user_id = "root", admin = true }\n'
     )
     gateway = await serve(tmp_path, log=tmp_path / "serve.log")
     text = await gateway.read_until(b"Dashboard and API on")
@@ -62,6 +64,8 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = await browser.new_page(viewport={"width": 1100, "height": 800})
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
         try:
             # a wrong token is refused
             await page.goto(base + "/")
@@ -75,6 +79,9 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await page.get_by_role("button", name="Log in").click()
             await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")
+            # exactly one WebSocket, to /ws of the page's own address (no second port)
+            assert sockets == [base.replace("http://", "ws://") + "/ws"], sockets
+            await expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
             # add a job through the form, with the live preview of its next fires
             await page.get_by_role("link", name="Add a job").click()

@@ -305,9 +305,9 @@ async def test_hostile_websocket_input_is_refused_not_crashed(
 
 
 @pytest.mark.parametrize("size", [65 * 1024, 1024 * 1024, 2 * 1024 * 1024])
-async def test_one_rule_for_every_oversized_frame(gateway: Gateway, size: int) -> None:
+async def test_one_rule_for_every_oversized_frame(gateway: Gateway, size: int, via: str) -> None:
     assert gateway.ws is not None
-    async with ws_client(gateway, "alice-token-0123456789") as alice:
+    async with ws_client(gateway, "alice-token-0123456789", via) as alice:
         big = json.dumps({"id": "big", "type": "cron.add", "prompt": "p" * size, "every": "1h"})
         await alice.conn.send(big)
         await asyncio.wait([alice.reader], timeout=10)  # the server closed the connection ...
@@ -315,7 +315,7 @@ async def test_one_rule_for_every_oversized_frame(gateway: Gateway, size: int) -
             alice.reader.done() and alice.conn.close_code == 1009
         )  # ... with "message too big", whatever the size
     # the largest allowed frame works
-    async with ws_client(gateway, "root-token-0123456789") as root:
+    async with ws_client(gateway, "root-token-0123456789", via) as root:
         prompt = "p" * (64 * 1024 - 200)
         answer = await root.request("cron.add", name="big", prompt=prompt, every="1h")
         assert answer["ok"], answer

@@ -89,7 +89,7 @@ async def test_cookie_sessions_need_the_tab_secret_for_every_request(
     tab secret handed over at log-in makes it work."""
     _, client = http
     refused = await client.post("/login", data={"token": "wrong"})
-    assert refused.status_code == 303 and refused.headers["location"] == "/login?error=1"
+    assert refused.status_code == 303 and refused.headers["location"] == "login?error=1"
     assert "set-cookie" not in refused.headers
     login = await client.post("/login", data={"token": "alice-token-0123456789"})
     cookie = login.headers["set-cookie"]

@@ -228,7 +228,7 @@ async def test_a_session_expires_after_session_ttl_secs(tmp_path: Path) -> None:
             client.cookies.set(COOKIE, session)  # a client that ignores Max-Age
             assert (await client.get("/api/me", headers=tab)).status_code == 401
             page = await client.get("/")
-            assert page.status_code == 303 and page.headers["location"] == "/login"
+            assert page.status_code == 303 and page.headers["location"] == "login"
 
 
 async def test_a_bad_token_or_a_forged_cookie_logs_nobody_in(tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ async def test_a_bad_token_or_a_forged_cookie_logs_nobody_in(tmp_path: Path) -> 
         base = f"http://127.0.0.1:{gw.http_port}"
         async with httpx.AsyncClient(base_url=base) as client:
             refused = await client.post("/login", data={"token": "alice-token-0123456789 "})
-            assert refused.headers["location"] == "/login?error=1"
+            assert refused.headers["location"] == "login?error=1"
             assert "set-cookie" not in refused.headers
             # the raw token no longer works
             for forged in ("alice-token-0123456789", "A" * 22, "x" * 4000):

@@ -84,6 +84,11 @@ async def test_a_rebound_host_name_gets_421_on_every_port(open_gateway: Gateway)
     assert head.startswith(b"HTTP/1.1 421"), head
     head = await _raw(gw.ws.port, _upgrade(f"127.0.0.1:{gw.ws.port}"))
     assert head.startswith(b"HTTP/1.1 101"), head
+    # /ws on the HTTP port: the same answers
+    head = await _raw(gw.http_port, _upgrade(f"evil.example:{gw.http_port}"))
+    assert head.startswith(b"HTTP/1.1 421"), head
+    head = await _raw(gw.http_port, _upgrade(f"127.0.0.1:{gw.http_port}"))
+    assert head.startswith(b"HTTP/1.1 101"), head
 
 
 async def test_the_307_from_the_websocket_port_goes_only_to_a_served_host(
@@ -130,11 +135,13 @@ async def test_a_page_of_another_origin_is_refused_with_or_without_the_cookie(
             assert preflight.status_code >= 400
             assert not any(h.startswith("access-control-") for h in preflight.headers)
         assert (await http.get("/api/jobs")).json()["jobs"] == []
-    for origin in (other, "http://localhost:1234", "null"):
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(f"ws://127.0.0.1:{gw.ws.port}/ws", origin=origin):  # type: ignore[arg-type]
-                pass
-        assert refused.value.response.status_code == 403
+    for port in (gw.ws.port, gw.http_port):  # the standalone port and /ws on the HTTP port
+        for origin in (other, "http://localhost:1234", "null"):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(f"ws://127.0.0.1:{port}/ws", origin=origin):  # type: ignore[arg-type]
+                    pass
+            assert refused.value.response.status_code == 403
+            assert json.loads(refused.value.response.body)["error"]["code"] == "forbidden"
 
 
 async def test_the_dashboards_own_origins_and_non_browser_clients_keep_working(
@@ -175,8 +182,9 @@ async def test_the_dashboards_own_origins_and_non_browser_clients_keep_working(
         assert [j["name"] for j in answer["data"]["jobs"]] == ["secret"]
 
 
+@pytest.mark.parametrize("via", ["port", "http"])
 async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
-    tmp_path: Path,
+    tmp_path: Path, via: str
 ) -> None:
     """A cookie is sent to every port of its host: a page on another port of the dashboard's
     host must not get a WebSocket with it."""
@@ -192,7 +200,7 @@ async def test_the_login_cookie_counts_only_with_the_dashboards_full_origin(
                 "/api/jobs", json=JOB, headers={"Authorization": "Bearer alice-token-0123456789"}
             )
             assert added.status_code == 200
-        url = f"ws://127.0.0.1:{gw.ws.port}/ws"
+        url = f"ws://127.0.0.1:{gw.http_port if via == 'http' else gw.ws.port}/ws"
         headers = {"Cookie": cookie}
         own = f"http://127.0.0.1:{gw.http_port}"
         tab = tab_protocols(secret)

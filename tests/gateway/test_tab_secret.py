@@ -51,10 +51,13 @@ async def log_in(gw: Gateway, token: str = "alice-token-0123456789") -> tuple[st
         return client.cookies[COOKIE], tab_secret(login.text)
 
 
-def dashboard_socket(gw: Gateway, session: str, protocols: list[Subprotocol] | None) -> connect:
+def dashboard_socket(
+    gw: Gateway, session: str, protocols: list[Subprotocol] | None, via: str = "port"
+) -> connect:
     assert gw.ws is not None
+    port = gw.http_port if via == "http" else gw.ws.port
     return connect(
-        f"ws://127.0.0.1:{gw.ws.port}/ws",
+        f"ws://127.0.0.1:{port}/ws",
         origin=Origin(base(gw)),
         additional_headers={"Cookie": f"{COOKIE}={session}"},
         subprotocols=protocols,
@@ -71,13 +74,13 @@ async def jobs(gw: Gateway) -> list[str]:
         return [j["name"] for j in (await api.get("/api/jobs", headers=ALICE)).json()["jobs"]]
 
 
-async def test_logging_out_ends_the_open_websockets_of_the_session(gw: Gateway) -> None:
+async def test_logging_out_ends_the_open_websockets_of_the_session(gw: Gateway, via: str) -> None:
     assert gw.ws is not None
     gw.ws.recheck_secs = 0.3  # the cache of a positive session check (5 s by default)
     session, secret = await log_in(gw)
     async with (
-        dashboard_socket(gw, session, tab_protocols(secret)) as asking,
-        dashboard_socket(gw, session, tab_protocols(secret)) as listening,
+        dashboard_socket(gw, session, tab_protocols(secret), via) as asking,
+        dashboard_socket(gw, session, tab_protocols(secret), via) as listening,
     ):
         assert asking.subprotocol == "starpod"
         answer = await ask(asking, 1, "cron.list")
@@ -100,7 +103,9 @@ async def test_logging_out_ends_the_open_websockets_of_the_session(gw: Gateway) 
         assert (await ask(token, 1, "cron.list"))["ok"] is True  # type: ignore[index]
 
 
-async def test_a_replayed_cookie_without_the_tab_secret_opens_no_websocket(gw: Gateway) -> None:
+async def test_a_replayed_cookie_without_the_tab_secret_opens_no_websocket(
+    gw: Gateway, via: str
+) -> None:
     session, secret = await log_in(gw)
     wrong = secret[:-1] + ("1" if secret.endswith("0") else "0")
     for protocols in (
@@ -110,10 +115,10 @@ async def test_a_replayed_cookie_without_the_tab_secret_opens_no_websocket(gw: G
         tab_protocols(wrong),
     ):
         with pytest.raises(InvalidStatus) as refused:
-            async with dashboard_socket(gw, session, protocols):
+            async with dashboard_socket(gw, session, protocols, via):
                 pass
         assert refused.value.response.status_code == 403, protocols
-    async with dashboard_socket(gw, session, tab_protocols(secret)) as conn:
+    async with dashboard_socket(gw, session, tab_protocols(secret), via) as conn:
         assert (await ask(conn, 1, "cron.add", **JOB))["ok"] is True  # type: ignore[index]
     assert await jobs(gw) == ["planted"]
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -17,17 +18,18 @@ from gateway.app import Gateway
 from gateway.ws import WsServer
 from starpod_cron import ConfigError, JobSpec, Schedule
 from starpod_cron.config import GatewayConfig
-from tests.gateway.conftest import config, running_gateway, ws_client
+from tests.gateway.conftest import config, running_gateway, ws_client, ws_url
+from tests.processes import free_port
 
 
-async def test_bad_or_missing_token_is_refused_at_the_handshake(gateway: Gateway) -> None:
-    assert gateway.ws is not None
-    url = f"ws://127.0.0.1:{gateway.ws.port}/"
+async def test_bad_or_missing_token_is_refused_at_the_handshake(gateway: Gateway, via: str) -> None:
+    url = ws_url(gateway, via)
     for kwargs in ({}, {"additional_headers": {"Authorization": "Bearer nope"}}):
         with pytest.raises(InvalidStatus) as err:
             async with connect(url, **kwargs):
                 pass
         assert err.value.response.status_code == 401
+        assert json.loads(err.value.response.body)["error"]["code"] == "unauthorized"
     # token in the query works too
     async with connect(url + "?token=alice-token-0123456789") as conn:
         await conn.send(json.dumps({"id": 1, "type": "cron.list"}))
@@ -56,8 +58,8 @@ def test_refuses_a_public_address_without_tokens() -> None:
         WsServer(None, GatewayConfig(host="0.0.0.0"), {})  # type: ignore[arg-type]
 
 
-async def test_commands(gateway: Gateway) -> None:
-    async with ws_client(gateway, "alice-token-0123456789") as alice:
+async def test_commands(gateway: Gateway, via: str) -> None:
+    async with ws_client(gateway, "alice-token-0123456789", via) as alice:
         added = await alice.request(
             "cron.add",
             name="standup",
@@ -94,9 +96,11 @@ async def test_commands(gateway: Gateway) -> None:
         assert removed["ok"] and (await alice.request("cron.list"))["data"]["jobs"] == []
 
 
-async def test_bad_requests_get_an_error_and_the_connection_survives(gateway: Gateway) -> None:
+async def test_bad_requests_get_an_error_and_the_connection_survives(
+    gateway: Gateway, via: str
+) -> None:
     assert gateway.store is not None
-    async with ws_client(gateway, "alice-token-0123456789") as alice:
+    async with ws_client(gateway, "alice-token-0123456789", via) as alice:
         await alice.conn.send("{not json")
         assert (await alice.response(None))["error"]["code"] == "bad_json"
         await alice.conn.send(json.dumps({"id": "x", "type": "cron.explode"}))
@@ -116,11 +120,11 @@ async def test_bad_requests_get_an_error_and_the_connection_survives(gateway: Ga
         assert (await alice.request("cron.list"))["ok"]  # still connected and served
 
 
-async def test_users_touch_only_their_own_jobs(gateway: Gateway) -> None:
+async def test_users_touch_only_their_own_jobs(gateway: Gateway, via: str) -> None:
     async with (
-        ws_client(gateway, "alice-token-0123456789") as alice,
-        ws_client(gateway, "bob-token-0123456789") as bob,
-        ws_client(gateway, "root-token-0123456789") as root,
+        ws_client(gateway, "alice-token-0123456789", via) as alice,
+        ws_client(gateway, "bob-token-0123456789", via) as bob,
+        ws_client(gateway, "root-token-0123456789", via) as root,
     ):
         assert (await alice.request("cron.add", name="mine", prompt="p", every="1h"))["ok"]
         for kind in ("cron.get", "cron.remove", "cron.disable", "cron.run", "cron.runs"):
@@ -131,11 +135,11 @@ async def test_users_touch_only_their_own_jobs(gateway: Gateway) -> None:
         assert (await root.request("cron.disable", name="mine"))["data"]["enabled"] is False
 
 
-async def test_events_reach_their_audience_and_can_be_replayed(gateway: Gateway) -> None:
+async def test_events_reach_their_audience_and_can_be_replayed(gateway: Gateway, via: str) -> None:
     async with (
-        ws_client(gateway, "alice-token-0123456789") as alice,
-        ws_client(gateway, "bob-token-0123456789") as bob,
-        ws_client(gateway, "root-token-0123456789") as root,
+        ws_client(gateway, "alice-token-0123456789", via) as alice,
+        ws_client(gateway, "bob-token-0123456789", via) as bob,
+        ws_client(gateway, "root-token-0123456789", via) as root,
     ):
         await alice.request("cron.add", name="tick", prompt="hello", every="1s")
         await alice.until(lambda: len(alice.events) >= 2)
@@ -147,24 +151,24 @@ async def test_events_reach_their_audience_and_can_be_replayed(gateway: Gateway)
         assert {"event_id", "run_id", "job_id", "ts"} <= set(event)
         assert bob.events == []
         await alice.request("cron.disable", name="tick")
-    async with ws_client(gateway, "alice-token-0123456789") as again:
+    async with ws_client(gateway, "alice-token-0123456789", via) as again:
         first = event["event_id"]
         replay = await again.request("replay", since=first)
         assert replay["ok"] and replay["data"]["replayed"] == len(again.events) >= 1
         assert all(e["event_id"] > first and e["job_name"] == "tick" for e in again.events)
         nothing = await again.request("replay", since=replay["data"]["last_event_id"])
         assert nothing["data"]["replayed"] == 0
-    async with ws_client(gateway, "bob-token-0123456789") as bob_again:
+    async with ws_client(gateway, "bob-token-0123456789", via) as bob_again:
         assert (await bob_again.request("replay", since=0))["data"]["replayed"] == 0
 
 
 async def test_run_started_events_go_to_subscribers_before_the_run_finishes(
-    gateway: Gateway,
+    gateway: Gateway, via: str
 ) -> None:
     async with (
-        ws_client(gateway, "alice-token-0123456789") as alice,
-        ws_client(gateway, "alice-token-0123456789") as plain,
-        ws_client(gateway, "bob-token-0123456789") as bob,
+        ws_client(gateway, "alice-token-0123456789", via) as alice,
+        ws_client(gateway, "alice-token-0123456789", via) as plain,
+        ws_client(gateway, "bob-token-0123456789", via) as bob,
     ):
         answer = await alice.request("subscribe", events=["run.started", "notification"])
         assert answer["data"] == {"events": ["notification", "run.started"]}
@@ -185,7 +189,7 @@ async def test_run_started_events_go_to_subscribers_before_the_run_finishes(
         assert {e["type"] for e in plain.events} == {"notification"}  # did not ask for them
         assert bob.events == []  # alice's job: not bob's to see
         since = alice.events[0]["event_id"] - 1
-    async with ws_client(gateway, "alice-token-0123456789") as later:
+    async with ws_client(gateway, "alice-token-0123456789", via) as later:
         replayed = await later.request("replay", since=since)
         assert {e["type"] for e in later.events} == {"notification"}
         assert replayed["data"]["replayed"] == len(later.events)
@@ -195,13 +199,13 @@ async def test_run_started_events_go_to_subscribers_before_the_run_finishes(
         assert {e["type"] for e in later.events} == {"notification", "run.started"}
 
 
-async def test_run_started_and_finished_events_can_be_turned_off(tmp_path: Path) -> None:
+async def test_run_started_and_finished_events_can_be_turned_off(tmp_path: Path, via: str) -> None:
     cfg = config(tmp_path)
     off = replace(cfg.gateway, run_started_events=False, run_finished_events=False)
     cfg = replace(cfg, gateway=off)
     async with (
         running_gateway(cfg, str(tmp_path / "off.db")) as gw,
-        ws_client(gw, "alice-token-0123456789") as alice,
+        ws_client(gw, "alice-token-0123456789", via) as alice,
     ):
         refused = await alice.request("subscribe", events=["run.started"])
         assert "run_started_events = false" in refused["error"]["message"]
@@ -215,14 +219,14 @@ async def test_run_started_and_finished_events_can_be_turned_off(tmp_path: Path)
 
 
 async def test_a_client_that_stops_reading_is_dropped_while_50_others_get_every_event(
-    tmp_path: Path,
+    tmp_path: Path, via: str
 ) -> None:
     base = config(tmp_path)
     cfg = replace(base, gateway=replace(base.gateway, tokens={}, client_queue_size=50))
     async with running_gateway(cfg, str(tmp_path / "burst.db")) as gateway:
         assert gateway.store is not None and gateway.ws is not None
-        readers = [await _open(gateway) for _ in range(50)]
-        stuck = await _stuck_client(gateway.ws.port)
+        readers = [await _open(gateway, via) for _ in range(50)]
+        stuck = await _stuck_client(gateway, via)
         at = datetime.now(UTC) + timedelta(seconds=1)
         await gateway.store.add_jobs(
             [JobSpec(f"burst-{i:03}", "p" * 600, Schedule.one_shot(at)) for i in range(500)]
@@ -238,8 +242,10 @@ async def test_a_client_that_stops_reading_is_dropped_while_50_others_get_every_
         stuck.close()
 
 
-async def _stuck_client(port: int) -> socket.socket:
+async def _stuck_client(gateway: Gateway, via: str) -> socket.socket:
     """A WebSocket client that completes the handshake and then never reads again."""
+    assert gateway.ws is not None and gateway.http_port is not None
+    port, path = (gateway.http_port, b"/ws") if via == "http" else (gateway.ws.port, b"/")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
@@ -248,7 +254,8 @@ async def _stuck_client(port: int) -> socket.socket:
     await loop.sock_sendall(
         sock,
         (
-            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ),
     )
@@ -259,23 +266,47 @@ async def _stuck_client(port: int) -> socket.socket:
     return sock
 
 
-async def _open(gateway: Gateway):  # type: ignore[no-untyped-def]
+async def _open(gateway: Gateway, via: str):  # type: ignore[no-untyped-def]
     from tests.gateway.conftest import WsClient
 
-    assert gateway.ws is not None
-    conn = await connect(f"ws://127.0.0.1:{gateway.ws.port}/")
+    conn = await connect(ws_url(gateway, via))
     return WsClient(conn)
 
 
-async def test_serve_syncs_declared_jobs_at_start_and_refuses_their_edits(tmp_path: Path) -> None:
+async def test_serve_syncs_declared_jobs_at_start_and_refuses_their_edits(
+    tmp_path: Path, via: str
+) -> None:
     declared = ({"name": "standup", "prompt": "Post it", "cron": "0 9 * * 1-5"},)
     cfg = replace(config(tmp_path), jobs=declared)
     async with (
         running_gateway(cfg, str(tmp_path / "d.db")) as gw,
-        ws_client(gw, "root-token-0123456789") as root,
+        ws_client(gw, "root-token-0123456789", via) as root,
     ):
         got = await root.request("cron.get", name="standup")
         assert got["data"]["prompt"] == "Post it"
         refused = await root.request("cron.update", name="standup", prompt="changed")
         assert refused["error"]["code"] == "invalid"
         assert "[[jobs]] standup; change it there" in refused["error"]["message"]
+
+
+async def test_the_standalone_port_can_be_turned_off_and_ws_on_the_http_port_stays(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    cfg = config(tmp_path)
+    cfg = replace(cfg, gateway=replace(cfg.gateway, port=port, standalone_ws=False))
+    async with running_gateway(cfg, str(tmp_path / "one.db")) as gw:
+        assert gw.ws is not None and not gw.ws.listening
+        with pytest.raises(OSError):  # nothing listens on [gateway] port
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+        async with ws_client(gw, "alice-token-0123456789", "http") as alice:
+            added = await alice.request("cron.add", name="tick", prompt="hi", every="1s")
+            assert added["ok"], added
+            await alice.until(lambda: len(alice.events) >= 1)  # events come over /ws too
+            assert alice.events[0]["job_name"] == "tick"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}") as http:
+            me = await http.get(
+                "/api/me", headers={"Authorization": "Bearer alice-token-0123456789"}
+            )
+        assert me.json() == {"user_id": "alice", "admin": False, "ws_port": None}
