@@ -10,21 +10,18 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from importlib.metadata import PackageNotFoundError, version
 
 from .errors import StoreUnavailable
 from .models import NodeInfo
 from .store import CronStore
 from .timeutil import from_ms
+from .version import __version__
 
 log = logging.getLogger("starpod_cron.nodes")
 
 
 def package_version() -> str:
-    try:
-        return version("starpod-cron")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
+    return __version__
 
 
 class NodeHeartbeat:

@@ -3,9 +3,11 @@ once it stopped (cleanly, or silent for 3 heartbeats) the tool answer warns, on 
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from starpod_cron import CronStore, ManualClock, NodeStatus
 from starpod_cron.executors.echo import EchoExecutor
-from starpod_cron.nodes import NodeHeartbeat
+from starpod_cron.nodes import NodeHeartbeat, package_version
 from starpod_cron.operations import NO_SCHEDULER
 from starpod_cron.scheduler import CronScheduler
 from starpod_cron.timeutil import from_ms
@@ -54,3 +56,8 @@ async def test_a_scheduler_silent_for_three_heartbeats_counts_as_not_up(
         assert answer["warning"] == NO_SCHEDULER
     finally:
         await scheduler.stop()
+
+
+def test_a_node_reports_the_installed_version() -> None:
+    # one definition (starpod_cron/version.py, read by pyproject.toml), no metadata lookup
+    assert package_version() == metadata.version("starpod-cron")

@@ -24,6 +24,7 @@ from ..inputrules import text_problem
 from ..logs import RedactingFormatter, redact
 from ..runner import run as run_async
 from ..timeutil import check_zone, from_ms
+from ..version import __version__
 from . import history, jobs, overview, upkeep
 from .context import Context
 from .options import add_arguments, bounded_int, edit_arguments
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Global options may also follow the command (starpod-cron jobs list --json).",
     )
     _globals(parser, suppress=False)
-    parser.add_argument("--version", action="version", version=f"starpod-cron {_version()}")
+    parser.add_argument("--version", action="version", version=f"starpod-cron {__version__}")
     common, common_no_tz = _common(), _common_no_tz()
     top = parser.add_subparsers(dest="group", parser_class=_Parser, metavar="COMMAND")
     jobs_parser = top.add_parser(
@@ -262,13 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
         register = entry.load()
         register(top, common)
     return parser
-
-
-def _version() -> str:
-    try:
-        return metadata.version("starpod-cron")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:

@@ -146,6 +146,56 @@ def flag(field: str, value: object) -> bool:
     return value
 
 
+Check = Callable[[object], object]
+"""A field's check: its value in, what its column holds out (or InvalidJob)."""
+
+
+def checker(f: JobField) -> Check:
+    """The check of field ``f``, worked out from its declaration once (a batch add checks
+    every field of tens of thousands of specs, so nothing of the declaration is read per
+    value): its own rule if it has one; else None passes when the field may be None, then
+    its kind decides (a flag, a choice, an instant, a number, text)."""
+    special = _SPECIAL.get(f.name)
+    if special is not None:
+        return special
+    check = _kind_check(f)
+    if not f.nullable:
+        return check
+
+    def optional(value: object) -> object:
+        return None if value is None else check(value)
+
+    return optional
+
+
+def _kind_check(f: JobField) -> Check:
+    name = f.name
+    if f.storage == "flag":
+        return functools.partial(flag, name)
+    if f.enum_type is not None:
+        return _choice_check(f)
+    if f.storage == "ms":
+        return functools.partial(_instant, name)
+    if f.input in ("int", "number", "duration"):
+        number = _number_check(f)
+        if f.storage != "secs_ms":
+            return number
+        least = 1 if f.rule and f.rule.above else None  # above 0 s stays above 0 ms
+
+        def secs_ms(value: object) -> int:
+            ms = round(number(value) * 1000)
+            return ms if least is None else max(least, ms)
+
+        return secs_ms
+
+    def text(value: object) -> str:
+        if not isinstance(value, str):
+            raise InvalidJob(f"{name} must be text, got {value!r}")
+        return _text(name, value)
+
+    return text
+
+
 def _bounds(rule: Within) -> str:
     low, high = (str(int(x)) if float(x).is_integer() else str(x) for x in (rule.low, rule.high))
     if rule.integer:
@@ -155,34 +205,39 @@ def _bounds(rule: Within) -> str:
     return f"a number from {low} to {high}" + (f" ({rule.note})" if rule.note else "")
 
 
-def _number(f: JobField, value: object) -> float:
-    rule = f.rule
-    ok = not isinstance(value, bool) and isinstance(value, int if f.input == "int" else int | float)
-    if ok and rule is not None:
+def _number_check(f: JobField) -> Callable[[object], float]:
+    name, rule = f.name, f.rule
+    kinds: type | tuple[type, ...] = int if f.input == "int" else (int, float)
+    wanted = _bounds(rule) if rule is not None else f"a number ({f.input})"
+
+    def number(value: object) -> float:
+        ok = isinstance(value, kinds) and not isinstance(value, bool)
+        if ok and rule is not None:
+            assert isinstance(value, int | float)
+            ok = math.isfinite(value) and (value > rule.low if rule.above else value >= rule.low)
+            ok = ok and value <= rule.high
+        if not ok:
+            raise InvalidJob(f"{name} must be {wanted}, got {value!r}")
         assert isinstance(value, int | float)
-        ok = math.isfinite(value) and (value > rule.low if rule.above else value >= rule.low)
-        ok = ok and value <= rule.high
-    if not ok:
-        wanted = _bounds(rule) if rule is not None else f"a number ({f.input})"
-        raise InvalidJob(f"{f.name} must be {wanted}, got {value!r}")
-    assert isinstance(value, int | float)
-    return value
+        return value
+
+    return number
 
 
-def _choice(f: JobField, value: object) -> str:
-    if value not in _choices(f):
-        raise InvalidJob(f"{f.name} must be {f.choices_text()}, got {value!r}")
-    return str(value)
+def _choice_check(f: JobField) -> Callable[[object], str]:
+    name, choices = f.name, frozenset(f.choices)
+
+    def choice(value: object) -> str:
+        if value not in choices:
+            raise InvalidJob(f"{name} must be {f.choices_text()}, got {value!r}")
+        return str(value)
+
+    return choice
 
 
-@functools.cache
-def _choices(f: JobField) -> frozenset[str]:
-    return frozenset(f.choices)
-
-
-def _instant(f: JobField, value: object) -> int:
+def _instant(name: str, value: object) -> int:
     if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidJob(f"{f.name} must be an aware datetime, got {value!r}")
+        raise InvalidJob(f"{name} must be an aware datetime, got {value!r}")
     return to_ms(value)
 
 
@@ -190,47 +245,42 @@ def stored(f: JobField, value: object) -> object:
     """``value`` of field ``f`` checked and turned into what its column holds (seconds into
     milliseconds, an enum into its text); InvalidJob says what to change. None passes for a
     field that may be None."""
-    special = _SPECIAL.get(f.name)
-    if special is not None:
-        return special(value)
-    if value is None and f.nullable:
-        return None
-    if f.storage == "flag":
-        return flag(f.name, value)
-    if f.enum_type is not None:
-        return _choice(f, value)
-    if f.storage == "ms":
-        return _instant(f, value)
-    if f.input in ("int", "number", "duration"):
-        number = _number(f, value)
-        if f.storage == "secs_ms":
-            return max(1, round(number * 1000)) if f.rule and f.rule.above else round(number * 1000)
-        return number
-    if not isinstance(value, str):
-        raise InvalidJob(f"{f.name} must be text, got {value!r}")
-    return _text(f.name, value)
+    return checker(f)(value)
 
 
 def spec_columns(spec: JobSpec, settings: StoreSettings) -> dict[str, Any]:
     """The columns of every declared field ``spec`` sets (but the schedule), checked; a field
     left None takes its ``[cron]`` default. Raises before anything is written."""
-    values: dict[str, Any] = {}
-    for f, name, column, setting in _spec_plan():
-        value = getattr(spec, name)
-        if value is None and setting is not None:
-            value = getattr(settings, setting)
-        values[column] = stored(f, value)
-    return values
+    return _spec_columns()(spec, settings)
 
 
 @functools.cache
-def _spec_plan() -> tuple[tuple[JobField, str, str, str | None], ...]:
-    """What :func:`spec_columns` walks for every spec, worked out once (a batch add checks
-    tens of thousands of specs): each field with a column, its name, column and setting."""
+def _spec_columns() -> Callable[[JobSpec, StoreSettings], dict[str, Any]]:
+    """:func:`spec_columns` written out from the declaration once, as ``dataclasses`` writes
+    ``__init__`` (a batch add checks tens of thousands of specs: no loop, no ``getattr`` per
+    field): ``{"name": check_0(spec.name), ...}``, each field in declaration order, so the
+    first field refused is the one a loop would refuse."""
+    scope: dict[str, Any] = {}
+    items = []
+    for i, (name, column, setting, check) in enumerate(_spec_plan()):
+        scope[f"check_{i}"] = check
+        value = f"spec.{name}"
+        if setting is not None:
+            value = f"(settings.{setting} if spec.{name} is None else spec.{name})"
+        items.append(f"{column!r}: check_{i}({value})")
+    source = "def spec_columns(spec, settings):\n    return {" + ", ".join(items) + "}\n"
+    exec(source, scope)  # built above from the declaration (identifiers), never from input
+    written: Callable[[JobSpec, StoreSettings], dict[str, Any]] = scope["spec_columns"]
+    return written
+
+
+@functools.cache
+def _spec_plan() -> tuple[tuple[str, str, str | None, Check], ...]:
+    """Each settable field with a column: its name, column, ``[cron]`` setting and check."""
     return tuple(
-        (f, f.name, f.column_name, f.setting)
+        (f.name, column, f.setting, checker(f))
         for f in settable_fields()
-        if f.storage != "schedule" and f.column_name is not None
+        if f.storage != "schedule" and (column := f.column_name) is not None
     )
 
 
@@ -238,12 +288,21 @@ def update_columns(update: JobUpdate, *, skip: Collection[str] = ()) -> dict[str
     """The columns ``update`` changes (the fields it leaves UNSET, and those in ``skip``,
     left out), checked."""
     values: dict[str, Any] = {}
-    for f in user_fields():
-        value = getattr(update, f.name)
-        if isinstance(value, _Unset) or f.name in skip or f.column_name is None:
+    for name, column, check in _update_plan():
+        value = getattr(update, name)
+        if isinstance(value, _Unset) or name in skip:
             continue
-        values[f.column_name] = stored(f, value)
+        values[column] = check(value)
     return values
+
+
+@functools.cache
+def _update_plan() -> tuple[tuple[str, str, Check], ...]:
+    """What :func:`update_columns` walks: each user field with a column, its column and
+    check."""
+    return tuple(
+        (f.name, column, checker(f)) for f in user_fields() if (column := f.column_name) is not None
+    )
 
 
 def first_fire(sched: Schedule, tz: str, now_ms: int) -> tuple[Schedule, int]:

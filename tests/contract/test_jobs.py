@@ -202,6 +202,20 @@ async def test_add_jobs_is_all_or_nothing(store: CronStore) -> None:
     assert len(await store.list_jobs()) == 100
 
 
+async def test_a_taken_name_is_refused_with_its_owner_named_and_nothing_written(
+    store: CronStore,
+) -> None:
+    cron = Schedule.cron("0 * * * *")
+    await store.add_jobs([JobSpec("daily", "p", cron, user_id="bob"), JobSpec("daily", "p", cron)])
+    batch = [JobSpec(f"new-{i}", "p", cron, user_id="bob") for i in range(50)]
+    with pytest.raises(DuplicateJobName, match="'daily' already exists for user 'bob'"):
+        await store.add_jobs([*batch, JobSpec("daily", "p", cron, user_id="bob")])
+    with pytest.raises(DuplicateJobName, match="an agent-level job named 'daily'"):
+        await store.add_job("daily", "p", cron)
+    assert sorted(j.name for j in await store.list_jobs()) == ["daily", "daily"]
+    assert await store.add_job_full("daily", "p", cron, user_id="carol")  # another owner
+
+
 async def test_update_prompt_keeps_schedule(store: CronStore) -> None:
     job_id = await store.add_job("j", "old", Schedule.cron("0 * * * *"))
     before = await store.get_job(job_id)

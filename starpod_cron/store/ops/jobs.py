@@ -19,7 +19,7 @@ from ..batches import (
     new_records,
 )
 from ..core import StoreCore
-from ..driver import Tx
+from ..driver import Row, Tx
 from ..records import JOB_COLUMNS, JOB_STATE_COLUMNS, JobRecord
 from ..types import JobSpec, Topic
 
@@ -98,20 +98,32 @@ class JobOps(StoreCore):
                 await tx.execute("lock_owners", {"owners": owners})
                 have = await tx.rows("owner_job_counts", {"owners": owners})
                 check_owner_limit(records, {r[0]: r[1] for r in have}, max_jobs_per_owner)
-            names = {
-                "owners": [r.user_id or "" for r in records],
-                "names": [r.name for r in records],
-            }
-            taken = await tx.one("names_taken", names)
-            if taken:
-                raise duplicate_name(taken[1], taken[0])
             rows = [r.to_row() for r in records]
+            # the unique (owner, name) index refuses a taken name: no lookup before the insert
             if await tx.execute_many("insert_jobs", rows, JOB_COLUMNS) < len(rows):
                 raise DuplicateJobName("a job with one of these names was just added")
             tx.changed(Topic.JOBS)
 
-        await self._write(script)
+        try:
+            await self._write(script)
+        except DuplicateJobName:  # rolled back, nothing written: say which name is taken
+            taken = await self._taken_name(records)
+            if taken is None:  # removed again meanwhile
+                raise
+            raise duplicate_name(taken[1], taken[0]) from None
         return [r.id for r in records]
+
+    async def _taken_name(self, records: Sequence[JobRecord]) -> Row | None:
+        """The (owner, name) of a job already holding one of ``records``' names, if any."""
+        names = {
+            "owners": [r.user_id or "" for r in records],
+            "names": [r.name for r in records],
+        }
+
+        async def script(tx: Tx) -> Row | None:
+            return await tx.one("names_taken", names)
+
+        return await self._read(script)
 
     async def list_jobs(self) -> list[CronJob]:
         return await self._jobs("list_jobs")

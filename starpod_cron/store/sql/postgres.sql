@@ -22,6 +22,7 @@ FROM unnest(:owners::text[]) AS o;
 SELECT user_id, count(*) FROM jobs WHERE user_id = ANY(:owners::text[]) GROUP BY user_id;
 
 -- name: names_taken
+-- Asked only after insert_jobs refused a name (rolled back), to say which one.
 SELECT j.user_id, j.name FROM unnest(:owners::text[], :names::text[]) AS w(owner, name)
 JOIN jobs j ON coalesce(j.user_id, '') = w.owner AND j.name = w.name
 LIMIT 1;

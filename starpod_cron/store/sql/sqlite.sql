@@ -18,6 +18,7 @@ SELECT user_id, count(*) FROM jobs
 WHERE user_id IN (SELECT value FROM json_each(:owners)) GROUP BY user_id;
 
 -- name: names_taken
+-- Asked only after insert_jobs refused a name (rolled back), to say which one.
 -- Each new name is looked up by (owner, name) in jobs_owner_name; the owners are materialized
 -- so their position is found through an automatic index. CROSS JOIN fixes that order: left to
 -- the planner, it scanned every job of an owner for each pair (a 20,000-job add took minutes).
