@@ -277,7 +277,7 @@ class ClaimBatch:
                 continue
             job = jobs[run.job_id]
             job.run_count -= 1
-            if run.status == RunStatus.RUNNING.value:
+            if run.status == RunStatus.RUNNING:
                 job.running_count -= 1
                 if job.running_run_id == run.id:
                     job.running_run_id = None
@@ -319,7 +319,7 @@ class FinishBatch:
         run = self.runs.get(done.run_id)
         if (
             run is None
-            or run.status != RunStatus.RUNNING.value
+            or run.status != RunStatus.RUNNING
             or (self.owner is not None and run.lease_owner != self.owner)
         ):
             self.answers.append(False)

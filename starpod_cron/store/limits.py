@@ -63,7 +63,7 @@ def settle_claim(
     stale (``skipped``, to record instead of starting; the job no longer counts it as running;
     ``last_run_at`` is the job's before the claim), else None. A scheduled run that starts in
     time ends a stretch of stale skips."""
-    if started is None or started.trigger != RunTrigger.SCHEDULE.value:
+    if started is None or started.trigger != RunTrigger.SCHEDULE:
         return None
     limit = job.stale_after_ms
     late = 0 if limit is None else started.started_at - started.scheduled_for
@@ -109,7 +109,7 @@ def settle_finish(job: JobRecord, run: RunRecord) -> None:
     occurrence's final attempt) and stop the job when it reached ``max_runs``, failed
     ``pause_after_failures`` times in a row or has no fire left before its ``end_at``; the
     run's ``notice`` says which."""
-    if run.trigger != RunTrigger.MANUAL.value and run.status in COUNTED and not _retrying(job, run):
+    if run.trigger != RunTrigger.MANUAL and run.status in COUNTED and not _retrying(job, run):
         job.finished_runs += 1
         if run.status in FAILED:
             job.consecutive_failures += 1

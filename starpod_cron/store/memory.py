@@ -19,7 +19,7 @@ def is_silent(summary: str | None, settings: StoreSettings) -> bool:
 def given(context: str, text: str | None, at: int | None) -> tuple[str | None, int | None]:
     """What a run of a job with ``context`` is handed of its kept result (and its end, ms):
     nothing with ``context = "none"``, even if one was kept while it was ``last``."""
-    if context != ContextMode.LAST.value:
+    if context != ContextMode.LAST:
         return None, None
     return text, at
 
@@ -28,8 +28,8 @@ def remember(job: JobRecord, run: RunRecord, now: int, settings: StoreSettings) 
     """Keep ``run``'s result on ``job`` if it is a real (not silent) success of a job with
     ``context = "last"``, ended ``now``; True if the job changed."""
     if (
-        job.context != ContextMode.LAST.value
-        or run.status != RunStatus.SUCCESS.value
+        job.context != ContextMode.LAST
+        or run.status != RunStatus.SUCCESS
         or run.result_summary is None
         or run.silent
         or is_silent(run.result_summary, settings)

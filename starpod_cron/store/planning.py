@@ -250,7 +250,7 @@ def _plan_claim(
     if following is None or following > horizon:
         latest, count, capped = first, 1, False
         set_next(job, following)
-    elif job.overlap == Overlap.QUEUE.value:
+    elif job.overlap == Overlap.QUEUE:
         return _plan_queued(job, first, now, owner, lease_until, claimed_at, queue_limit)
     else:
         set_next(job, next_ms(sched, tz, now))
@@ -259,7 +259,7 @@ def _plan_claim(
         count, capped = 0, False  # counted only where it matters: misfire_policy = "skip"
 
     skipped = None
-    if job.misfire_policy == MisfirePolicy.SKIP.value:
+    if job.misfire_policy == MisfirePolicy.SKIP:
         if count == 0:
             count, capped = count_between(sched, tz, first, latest)
         if now - latest - _jitter_of(job, latest) > grace_ms:  # even the latest is stale

@@ -65,7 +65,7 @@ def settle(
     status = str(done.status)
     if job is None or status not in _DECIDED:
         return
-    success = status == RunStatus.SUCCESS.value
+    success = status == RunStatus.SUCCESS
     one_shot = job.schedule_kind == OneShot.kind
     if success and not one_shot and is_silent(done.summary, settings.silent_token):
         run.silent = True
@@ -74,18 +74,18 @@ def settle(
         return
     policy = job.notify
     reason: str | None = None
-    if policy == NotifyPolicy.NEVER.value:
+    if policy == NotifyPolicy.NEVER:
         reason = NEVER
-    elif policy == NotifyPolicy.ON_FAILURE.value:
+    elif policy == NotifyPolicy.ON_FAILURE:
         if success and job.last_status not in _FAILED:
             reason = SUCCEEDED
-    elif policy == NotifyPolicy.ON_CHANGE.value and success:
+    elif policy == NotifyPolicy.ON_CHANGE and success:
         digest = result_hash(done.summary or "")
         if digest == job.notify_hash:
             reason = UNCHANGED
         else:
             job.notify_hash = digest
-    if policy != NotifyPolicy.ON_CHANGE.value:
+    if policy != NotifyPolicy.ON_CHANGE:
         job.notify_hash = None  # back on on_change later, its first result is delivered
     if reason is not None:
         run.suppressed = reason
