@@ -40,7 +40,9 @@ def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
     values = check.spec_columns(spec, settings)
     check.overlap_rules(values["overlap"], values["max_instances"], values["misfire_policy"])
     sched, first = check.first_fire(check.schedule(spec.schedule), values["timezone"], now)
-    first = check.window_first(sched, values["timezone"], now, values["start_at"], values["end_at"])
+    first = check.window_first(
+        sched, values["timezone"], now, first, values["start_at"], values["end_at"]
+    )
     job = new_record(new_id(now), now, values)
     job.set_schedule(sched)
     set_next(job, first if job.enabled else None)
@@ -93,9 +95,10 @@ def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
     if need_fire or new_schedule:
         if isinstance(sched, Interval) and new_schedule:
             sched = sched.anchored(now)
-        sched, _ = check.first_fire(sched, tz, now)  # it must still fire
+        sched, first = check.first_fire(sched, tz, now)  # it must still fire
         if need_fire:
-            next_run_at = first_in_window(sched, tz, now, *window)
+            unbounded = window == (None, None)
+            next_run_at = first if unbounded else first_in_window(sched, tz, now, *window)
     for key, value in values.items():
         setattr(job, key, value)
     job.timezone = tz

@@ -329,14 +329,17 @@ def window_order(start_at: int | None, end_at: int | None) -> None:
 
 
 def window_first(
-    sched: Schedule, tz: str, now_ms: int, start_at: int | None, end_at: int | None
+    sched: Schedule, tz: str, now_ms: int, first: int, start_at: int | None, end_at: int | None
 ) -> int:
-    """A new job's first fire within ``[start_at, end_at]``; InvalidSchedule when none is
-    (an end in the past, or before the schedule's first fire)."""
+    """A new job's first fire within ``[start_at, end_at]`` (``first``, its first fire after
+    now, when it has no window); InvalidSchedule when none is (an end in the past, or before
+    the schedule's first fire)."""
+    if start_at is None and end_at is None:
+        return first  # no window: nothing to work out again (every add goes through here)
     window_order(start_at, end_at)
-    first = first_in_window(sched, tz, now_ms, start_at, end_at)
-    if first is not None:
-        return first
+    found = first_in_window(sched, tz, now_ms, start_at, end_at)
+    if found is not None:
+        return found
     if end_at is None:  # a one-shot before its start_at
         assert start_at is not None
         when = f"at or after start_at ({from_ms(start_at).isoformat()}): give an earlier start_at"
