@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
 from .declared import from_config
 from .errors import ConfigError, InvalidSchedule
+from .pricing import PricingConfig, parse_pricing
 from .schedules import Schedule
 from .settings import SchedulerSettings, StoreSettings
 
@@ -303,6 +304,8 @@ class AgentConfig:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    """``[pricing]``: what each model costs (see :mod:`starpod_cron.pricing`)."""
     configured: frozenset[str] = frozenset()
     """The sections present in the file (``executor`` absent means the demo default)."""
     base_dir: Path | None = None
@@ -343,7 +346,7 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
-    known = ["cron", *_SECTIONS]
+    known = ["cron", "pricing", *_SECTIONS]
     values: dict[str, Any] = {}
     store_keys: dict[str, Any] = {}
     declared = data.pop("jobs", [])
@@ -359,6 +362,8 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
     modules = cron.pop("job_modules", [])
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise ConfigError(f"{source} [cron]: job_modules must be a list of module names")
+    if "pricing" in data:
+        values["pricing"] = parse_pricing(data["pricing"], f"{source} [pricing]")
     values["jobs"] = tuple(declared)
     values["job_modules"] = tuple(modules)
     store = dict(data.get("store", {}))
@@ -428,6 +433,10 @@ def _section(cls: type[S], values: dict[str, Any], where: str) -> S:
         return cls(**out)
     except ConfigError as exc:
         raise ConfigError(f"{where} {exc}") from None
+
+
+section_of = _section
+"""A settings table read into its dataclass (for sections parsed in their own module)."""
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

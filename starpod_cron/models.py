@@ -240,17 +240,35 @@ class JobContext:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What one model call (or several calls to one model) of a run used: the model's name as
+    the provider answered to it, and its token counts (None: not reported). A run that falls
+    back or escalates has one per model it asked; costs come from these (see
+    :mod:`starpod_cron.pricing`)."""
+
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    """Of ``prompt_tokens``, those the provider served from its prompt cache."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobResult:
     """What an executor returns on success.
 
     ``summary`` is the run's result text: stored on the run (up to 256 KiB) and cut to 500
     characters for notifiers. Token counts, when the model reports them, are stored too.
+    ``model`` is the model whose answer is the result (None: no model, e.g. a command);
+    ``usages`` what each model asked used (the token counts above are their sums).
     """
 
     session_id: str
     summary: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    model: str | None = None
+    usages: tuple[ModelUsage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
