@@ -363,7 +363,7 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise ConfigError(f"{source} [cron]: job_modules must be a list of module names")
     if "pricing" in data:
-        values["pricing"] = parse_pricing(data["pricing"], f"{source} [pricing]")
+        values["pricing"] = parse_pricing(data["pricing"], f"{source} [pricing]", _section)
     values["jobs"] = tuple(declared)
     values["job_modules"] = tuple(modules)
     store = dict(data.get("store", {}))

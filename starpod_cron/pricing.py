@@ -17,7 +17,7 @@ unpriced model, or whose tokens were not reported, costs "unknown".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -128,10 +128,12 @@ def format_usd(picodollars: int | None) -> str:
     return f"${dollars:,.4f}"
 
 
-def parse_pricing(section: Mapping[str, Any], where: str) -> PricingConfig:
-    """``[pricing]`` as read from TOML: ``default_output_tokens`` and one table per model."""
-    from .config import section_of  # config imports this module
-
+def parse_pricing(
+    section: Mapping[str, Any], where: str, read: Callable[[type[ModelPrice], Any, str], ModelPrice]
+) -> PricingConfig:
+    """``[pricing]`` as read from TOML: ``default_output_tokens`` and one table per model
+    (each read by ``read``, the config loader's table reader, so unknown keys and wrong
+    types are refused the same way as in every section)."""
     values = dict(section)
     default_output = values.pop("default_output_tokens", DEFAULT_OUTPUT_TOKENS)
     if isinstance(default_output, bool) or not isinstance(default_output, int):
@@ -146,7 +148,7 @@ def parse_pricing(section: Mapping[str, Any], where: str) -> PricingConfig:
                 f'"{name}" = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }} '
                 "(the only other key is default_output_tokens)"
             )
-        models[name] = section_of(ModelPrice, table, f"{where} {name!r}")
+        models[name] = read(ModelPrice, table, f"{where} {name!r}")
     try:
         return PricingConfig(models=models, default_output_tokens=default_output)
     except ConfigError as exc:
