@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,19 @@ class Mailbox:
     refuse: dict[str, str] = field(default_factory=dict)
     """Recipient address → the SMTP answer refusing it (``"550 5.1.1 no such user"``)."""
     logins: int = 0
+    refuse_sender: str | None = None
+    """The answer to every MAIL FROM (``"553 5.7.1 sender not allowed"``); None: 250."""
+    refuse_data: str | None = None
+    """The answer to every message's DATA (``"554 5.6.0 rejected as spam"``); None: 250."""
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if self.refuse_sender is not None:
+            return self.refuse_sender
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -39,6 +53,8 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refuse_data is not None:
+            return self.refuse_data
         content = envelope.original_content or b""
         self.messages.append(cast(EmailMessage, message_from_bytes(content, policy=policy.default)))
         self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
@@ -69,6 +85,11 @@ async def smtp_server(
         return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535
 
     def protocol() -> SMTP:
+        with warnings.catch_warnings():  # "AUTH without TLS": the transport is TLS already
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return _smtp()
+
+    def _smtp() -> SMTP:
         return SMTP(
             mailbox,
             hostname="mx.test",

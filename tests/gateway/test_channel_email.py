@@ -142,6 +142,15 @@ async def test_smtp_errors_mean_dead_refusing_or_attempt() -> None:
         with pytest.raises(DeliveryError) as login:
             await wrong.deliver(delivery(f"{NAME}:{TO}", payload()), _no_progress)
         assert login.value.refusing and "not-the-password" not in str(login.value)
+        mailbox.refuse_data = "554 5.6.0 message rejected as spam"
+        with pytest.raises(DeliveryError) as rejected:
+            await email.deliver(delivery(f"{NAME}:{TO}", payload()), _no_progress)
+        assert rejected.value.permanent and "rejected as spam" in str(rejected.value)
+        mailbox.refuse_data, mailbox.refuse_sender = None, "553 5.7.1 sender not allowed"
+        with pytest.raises(DeliveryError) as sender:
+            await email.deliver(delivery(f"{NAME}:{TO}", payload()), _no_progress)
+        assert sender.value.refusing  # our From is refused: every message would be
+        mailbox.refuse_sender = None
         with pytest.raises(DeliveryError) as bad_address:
             await email.deliver(delivery(f"{NAME}:not an address", payload()), _no_progress)
         assert bad_address.value.permanent
