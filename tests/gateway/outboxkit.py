@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.outbox import Channel, Outbox
 from starpod_cron import (
+    Completion,
     CronJob,
     CronRun,
     CronStore,
@@ -107,8 +108,9 @@ async def finish_runs(
     claims = await store.claim_due(OWNER, len(names), 600, ahead_secs=60)
     by_name = {claim.job_name: claim.run_id for claim in claims}
     assert sorted(by_name) == names
-    for name in names:
-        await store.record_run_complete(by_name[name], RunStatus.SUCCESS, "ok")
+    for start in range(0, len(names), 100):  # in order, a hundred a transaction
+        done = [Completion(by_name[n], RunStatus.SUCCESS, "ok") for n in names[start : start + 100]]
+        assert all(await store.complete_runs(done, owner=OWNER))
     return [by_name[n] for n in names]
 
 
