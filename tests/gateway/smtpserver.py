@@ -63,10 +63,10 @@ class Mailbox:
 
 @asynccontextmanager
 async def smtp_server(
-    security: Literal["starttls", "tls", "none"], *, auth: bool = True
+    security: Literal["starttls", "tls", "none"], *, auth: bool = True, port: int = 0
 ) -> AsyncIterator[Mailbox]:
-    """A running server (``security`` as the email channel names it); with ``auth`` it
-    requires AUTH as USER / PASSWORD."""
+    """A running server (``security`` as the email channel names it) on ``port`` (0: any
+    free one); with ``auth`` it requires AUTH as USER / PASSWORD."""
     ca = trustme.CA()
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_tls)
@@ -103,7 +103,7 @@ async def smtp_server(
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        protocol, "127.0.0.1", 0, ssl=server_tls if security == "tls" else None
+        protocol, "127.0.0.1", port, ssl=server_tls if security == "tls" else None
     )
     mailbox.port = server.sockets[0].getsockname()[1]
     try:

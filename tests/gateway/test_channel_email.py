@@ -14,6 +14,7 @@ import pytest
 from gateway.channels.email import EmailChannel, message_id
 from gateway.outbox import DeliveryError
 from starpod_cron import CronStore, DeliveryStatus
+from tests.conftest import eventually
 from tests.gateway.outboxkit import (
     Planner,
     delivery,
@@ -131,6 +132,39 @@ async def test_a_refused_recipient_is_dead_with_the_answer_kept_and_others_go(ur
     assert [parts(m)[0].split("\n")[0] for m in mailbox.messages] == ["kept"]
 
 
+async def test_a_server_down_holds_the_mail_until_it_answers(
+    planned: tuple[CronStore, Planner],
+) -> None:
+    store, planner = planned
+    port = free_port()
+    down = EmailChannel(
+        NAME,
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        username=None,
+        password=None,
+        sender=SENDER,
+    )
+    await finish_runs(store, planner, [payload(result=f"r{i}") for i in range(3)])
+    async with running_outbox(store, {f"{NAME}:": down}, backoff_secs=(0.3,)):
+
+        async def refused() -> bool:
+            return bool(await store.refusing_destinations())
+
+        await eventually(refused, what="the server recorded as refusing")
+        async with smtp_server("none", auth=False, port=port) as mailbox:
+            rows = await settled(store, NAME, 3)
+    assert [r.status for r in rows] == [DeliveryStatus.DELIVERED] * 3  # nothing dead
+    assert [parts(m)[0].split("\n")[0] for m in mailbox.messages] == ["r0", "r1", "r2"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:  # a port nobody listens on (for now)
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 async def test_smtp_errors_mean_dead_refusing_or_attempt() -> None:
     async with smtp_server("starttls") as mailbox:
         mailbox.refuse["busy@example.org"] = "450 4.2.1 mailbox busy, try later"
@@ -160,13 +194,10 @@ async def test_smtp_errors_mean_dead_refusing_or_attempt() -> None:
             await no_tls.deliver(delivery(f"{NAME}:{TO}", payload()), _no_progress)
         assert unsupported.value.refusing
         assert plain.messages == []  # never sent in clear when TLS was asked for
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     gone = EmailChannel(
         NAME,
         host="127.0.0.1",
-        port=port,
+        port=free_port(),
         security="none",
         username=None,
         password=None,
