@@ -15,6 +15,13 @@ from starpod_cron.views import job_json, run_json
 NOW_MS = 1_800_000_000_000
 
 JOB_KEYS = {
+    "model",
+    "system_prompt",
+    "temperature",
+    "max_tokens",
+    "fallback_models",
+    "escalate_to",
+    "tools",
     "id",
     "name",
     "prompt",
@@ -55,6 +62,8 @@ JOB_KEYS = {
     "suppressed_runs",
 }
 RUN_KEYS = {
+    "model",
+    "usages",
     "id",
     "run_id",
     "job_id",
