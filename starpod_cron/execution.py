@@ -82,6 +82,8 @@ class JobContext:
     """When the run that gave ``previous_result`` ended."""
     options: ModelOptions = NO_OPTIONS
     """What the job says about its model call (model, fallbacks, tools...)."""
+    last_attempt: bool = True
+    """No retry follows this attempt if it fails (a server error then falls back at once)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,13 +72,23 @@ _JOB_FIELDS: dict[str, Any] = {
         "unless one is given; the answer's interpretation says what it was understood as.",
     },
 }
-_JSON_TYPES = {"int": "integer", "number": "number", "duration": "number", "bool": "boolean"}
+_JSON_TYPES = {
+    "int": "integer",
+    "number": "number",
+    "duration": "number",
+    "bool": "boolean",
+    "list": "array",
+}
 
 
 def field_schema(f: JobField, *, adding: bool = True) -> dict[str, Any]:
     """The JSON schema of a declared job field: its type, choices, bounds and help (with its
     default when ``adding``)."""
     schema: dict[str, Any] = {"type": _JSON_TYPES.get(f.input, "string")}
+    if f.input == "list":
+        schema["items"] = (
+            {"type": "string", "enum": list(f.items)} if f.items else {"type": "string"}
+        )
     if f.choices:
         schema["enum"] = list(f.choices)
     if f.rule is not None:
@@ -446,6 +456,13 @@ def error_code(exc: StarpodCronError) -> str:
     return "error"
 
 
-def openai_tools(*, changes: bool = True) -> list[dict[str, Any]]:
-    """Every tool in OpenAI's function-calling format (``changes=False``: read-only ones)."""
-    return [t.openai() for t in TOOLS.values() if changes or not t.changes]
+def openai_tools(
+    *, changes: bool = True, only: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every tool in OpenAI's function-calling format (``changes=False``: read-only ones;
+    ``only``: those named)."""
+    return [
+        t.openai()
+        for t in TOOLS.values()
+        if (changes or not t.changes) and (only is None or t.name in only)
+    ]

@@ -100,6 +100,14 @@ def field_options(p: argparse.ArgumentParser, *, update: bool) -> None:
             kwargs["type"] = bounded_int(int(f.rule.low), int(f.rule.high))
         elif f.input == "number":
             kwargs["type"] = float
+        elif f.input == "list":  # repeatable; its --no-... option gives it no items
+            kwargs |= {"action": "append", "help": help_text(f) + "; repeatable"}
+            clear = p.add_mutually_exclusive_group()
+            clear.add_argument(f.flag, **kwargs)
+            clear.add_argument(
+                f.clear_flag or "", dest=f.name, action="store_const", const=[], help="none"
+            )
+            continue
         p.add_argument(f.flag, **kwargs)
 
 

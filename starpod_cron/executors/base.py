@@ -46,11 +46,13 @@ def silent_note(ctx: JobContext, token: str) -> str:
     )
 
 
-def execution_note(ctx: JobContext) -> str:
-    """The context a scheduled run adds to the system prompt."""
-    return (
+def execution_note(ctx: JobContext, *, tools: bool = False) -> str:
+    """The context a scheduled run adds to the system prompt (``tools``: it may call cron
+    tools, so it is not told to leave jobs alone)."""
+    text = (
         f"This is an automated, scheduled run of the job {ctx.job_name!r} "
         f"(run {ctx.run_id}, attempt {ctx.attempt}, scheduled for "
         f"{ctx.scheduled_for.isoformat()}). No user is watching or able to answer questions. "
-        "Do the task and reply with the result. Do not create, change or schedule jobs."
+        "Do the task and reply with the result."
     )
+    return text if tools else text + " Do not create, change or schedule jobs."

@@ -99,6 +99,7 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         previous,
         opt_from_ms(previous_at),
         model_options(job),
+        run.attempt > job.max_retries,
     )
 
 

@@ -70,6 +70,8 @@ class Claim:
     previous_at: datetime | None = None
     options: ModelOptions = NO_OPTIONS
     """What the job says about its model call, read in the claim."""
+    last_attempt: bool = True
+    """The job has no retry left after this attempt."""
 
 
 @dataclass(frozen=True, slots=True)
