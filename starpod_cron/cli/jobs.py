@@ -17,6 +17,7 @@ from ..declared import check_editable, check_switchable
 from ..errors import InvalidInput
 from ..fields import user_fields
 from ..models import CronJob
+from ..preview import PreviewSettings, preview_job
 from ..schedules import Schedule, format_duration_ms
 from ..store import planning
 from ..timeutil import check_zone, to_ms
@@ -256,12 +257,19 @@ def jobs_add_dry_run(
         shown = [f"Schedule: {schedule_human(job.schedule, job.timezone)}", "Next runs:"]
         shown += [f"  {local(t, tz)}" for t in fires]
         data["next_runs"] = [iso(t, tz) for t in fires]
-    message = "\n".join([f"Dry run: job '{job.name}' not saved.", *shown])
+    preview = preview_job(job, PreviewSettings.of(config), settings, now=now)
+    data["preview"] = preview.json()
+    message = "\n".join([f"Dry run: job '{job.name}' not saved.", *shown, *preview.lines()])
     data["message"] = message
     return Output(data, "text", "Dry Run", text=message)
 
 
 async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
+    if args.dry_run:
+        preview = await c.ops.preview(LOCAL_ADMIN, fields_from(args), name=args.name)
+        text = "\n".join([f"Dry run: job '{preview.job.name}' not changed.", *preview.lines()])
+        data = {"dry_run": True, "job_name": preview.job.name, "preview": preview.json()}
+        return Output({**data, "message": text}, "text", "Dry Run", text=text)
     job = await c.ops.update(LOCAL_ADMIN, args.name, fields_from(args))
     next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
     message = f"Job '{job.name}' updated; next run {next_run}"

@@ -29,10 +29,11 @@ from ..errors import (
 )
 from ..models import JobContext, JobResult, ModelOptions, SessionMode
 from ..operations import JobOperations
+from ..runprompt import ModelDefaults, allowed_tools, run_messages
 from ..settings import ESCALATE_TOKEN, SILENT_TOKEN
 from ..store.contract import SessionStore
 from .base import session_for
-from .modelcall import ModelDefaults, allowed_tools, ask, run_messages
+from .modelcall import ask
 
 log = logging.getLogger("starpod_cron.executors")
 
