@@ -89,6 +89,13 @@ def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) ->
     }
 
 
+def models_text(run: CronRun) -> str:
+    """Which model ran a run, in a few words: ``gpt-4o`` or ``gpt-4o-mini → gpt-4o`` (each
+    model asked that answered, the last one's answer the result); ``-`` for none."""
+    asked = [u.model for u in run.usages] or ([run.model] if run.model else [])
+    return " → ".join(asked) or "-"
+
+
 def usage_json(usage: ModelUsage) -> dict[str, Any]:
     """What one model a run asked used."""
     return {

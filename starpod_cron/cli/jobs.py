@@ -26,6 +26,7 @@ from ..views import (
     fires_after,
     job_fires,
     job_json,
+    models_text,
     run_counts,
     runs_left,
     schedule_human,
@@ -94,8 +95,10 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         ("timezone", job.timezone),
         ("enabled", enabled_text(job)),
         ("next runs", "\n".join(when(t, tz, now) for t in upcoming) or "-"),
+        ("model", _model_text(job)),
         ("last run", when(job.last_run_at, tz, now)),
         ("last status", view["last_status"] or "-"),
+        ("models of runs", "; ".join(f"{r.attempt}: {models_text(r)}" for r in history[:5]) or "-"),
         ("last error", job.last_error or "-"),
         ("run count", str(job.run_count) + (f" ({words})" if (words := counts_words(job)) else "")),
         (
@@ -178,6 +181,16 @@ def _shown(value: object) -> str:
     if value is None:
         return "-"
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
+def _model_text(job: CronJob) -> str:
+    """The job's model, fallbacks and escalation in a line (``-``: ``[executor] model``)."""
+    text = job.model or "[executor] model"
+    if job.fallback_models:
+        text += f", falls back to {', '.join(job.fallback_models)}"
+    if job.escalate_to:
+        text += f", escalates to {job.escalate_to}"
+    return text
 
 
 def _preview(text: str | None) -> str | None:
