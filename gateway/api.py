@@ -325,6 +325,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/me", "Who the token belongs to", handler=_me),
     Endpoint("GET", "/api/jobs", "List your jobs", tool="cron_list", handler=_jobs),
     Endpoint("POST", "/api/jobs", "Add a job", tool="cron_add"),
+    Endpoint(
+        "POST",
+        "/api/jobs/preview",
+        "Preview a new job, or a change to one (job), without saving or calling the model",
+        tool="cron_preview",
+    ),
     Endpoint("GET", "/api/jobs/{name}", "One job", tool="cron_get"),
     Endpoint("PATCH", "/api/jobs/{name}", "Change a job", tool="cron_update"),
     Endpoint("DELETE", "/api/jobs/{name}", "Remove a job and its history", tool="cron_remove"),

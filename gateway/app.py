@@ -38,6 +38,7 @@ from starpod_cron.maintenance import configured_jobs
 from starpod_cron.nodes import NodeHeartbeat
 from starpod_cron.operations import JobOperations
 from starpod_cron.owner import new_owner
+from starpod_cron.preview import PreviewSettings
 from starpod_cron.routing import TELEGRAM_PREFIX
 from starpod_cron.runner import run as run_async
 from starpod_cron.tasks import TaskSet
@@ -145,7 +146,11 @@ class Gateway:
                 store, executor, config.scheduler, heartbeat=heartbeat
             )
             ops = JobOperations(
-                store, scheduler.run_now, user_limits(config), backfiller=scheduler.backfill
+                store,
+                scheduler.run_now,
+                user_limits(config),
+                backfiller=scheduler.backfill,
+                preview=PreviewSettings.of(config),
             )
             chat = (
                 AgentChat(model, ops, store, max_history=config.executor.max_history_messages)

@@ -33,6 +33,7 @@ from starpod_cron.executors import build_executor
 from starpod_cron.maintenance import configured_jobs
 from starpod_cron.nodes import package_version
 from starpod_cron.operations import JobOperations
+from starpod_cron.preview import PreviewSettings
 from starpod_cron.scheduler import CronScheduler
 from starpod_cron.tools import TOOLS, call_tool
 
@@ -130,7 +131,11 @@ async def serve_mcp(
         executor = declared.with_declared(model, registry)
         scheduler = CronScheduler(store, executor, config.scheduler)  # for cron_run only
         ops = JobOperations(
-            store, scheduler.run_now, user_limits(config), backfiller=scheduler.backfill
+            store,
+            scheduler.run_now,
+            user_limits(config),
+            backfiller=scheduler.backfill,
+            preview=PreviewSettings.of(config),
         )
         try:
             if address is None:

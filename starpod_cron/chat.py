@@ -58,6 +58,8 @@ class ToolUse:
     ops: JobOperations
     who: Principal
     origin: dict[str, Any] | None = None
+    allowed: frozenset[str] | None = None
+    """The tools it may call (None: every tool); others are offered nowhere and refused."""
 
 
 async def converse(
@@ -66,7 +68,7 @@ async def converse(
     """Ask ``model``, run the tool calls it makes and ask again, until it answers with text
     or ``max_steps`` answers were tool calls (then it says it stopped). ``messages`` grows
     with the exchange. Token counts are summed over the steps."""
-    definitions = openai_tools()
+    definitions = openai_tools(only=tools.allowed)
     prompt_tokens = completion_tokens = 0
     for _ in range(max_steps):
         reply = await model.complete(messages, tools=definitions)
@@ -96,6 +98,9 @@ async def _call(call: dict[str, Any], tools: ToolUse) -> dict[str, Any]:
     which can correct itself."""
     function = call.get("function") or {}
     name = str(function.get("name", ""))
+    if tools.allowed is not None and name not in tools.allowed:
+        allowed = ", ".join(sorted(tools.allowed)) or "none"
+        return {"error": f"{name} is not allowed here (allowed: {allowed})"}
     try:
         arguments = json.loads(function.get("arguments") or "{}")
         return await call_tool(tools.ops, name, arguments, user=tools.who, origin=tools.origin)

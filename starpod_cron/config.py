@@ -101,7 +101,7 @@ class ExecutorConfig:
         default=None, metadata=_kinds("openai", rule=whole(1, 10_000_000))
     )
     allow_scheduling_from_runs: bool = field(default=False, metadata=_kinds("openai"))
-    """A scheduled run's model may call the scheduling tools (a job creating jobs)."""
+    """Runs of jobs without their own ``tools`` may call every cron tool (compatibility)."""
     argv: tuple[str, ...] = field(default=(), metadata=_kinds("command"))
     shell: bool = field(default=False, metadata=_kinds("command"))
     output_limit_bytes: int = field(

@@ -109,3 +109,13 @@ class PermanentJobError(JobError):
     """A failure that retrying cannot fix (bad request, missing model): retries are skipped."""
 
     permanent = True
+
+
+class ModelNotFound(PermanentJobError):
+    """The provider does not know the model asked (HTTP 404, or 400 saying so): the run asks
+    the job's next ``fallback_models``, if any."""
+
+
+class ProviderServerError(TransientJobError):
+    """The provider failed with a server error (HTTP 5xx but 503): retried; on the run's last
+    attempt the run asks the job's next ``fallback_models``, if any."""

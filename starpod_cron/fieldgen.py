@@ -109,7 +109,13 @@ def job_record() -> list[str]:
     return lines
 
 
-_INPUT_TYPES = {"int": "int", "number": "float", "duration": "float", "bool": "bool"}
+_INPUT_TYPES = {
+    "int": "int",
+    "number": "float",
+    "duration": "float",
+    "bool": "bool",
+    "list": "list[str]",
+}
 
 
 def job_fields() -> list[str]:

@@ -16,7 +16,9 @@ Storage = Literal["same", "flag", "ms", "secs_ms", "enum", "json", "schedule", "
 """How a field is kept in its column: as is; a boolean (an integer in SQLite); epoch ms of an
 aware datetime; seconds as whole milliseconds (``timeout_secs`` in ``timeout_ms``); an enum's
 value as text; compact JSON text; a schedule in three columns; or computed (no column)."""
-Input = Literal["text", "int", "number", "bool", "choice", "duration", "time"]
+Input = Literal["text", "int", "number", "bool", "choice", "duration", "time", "list"]
+"""``list``: a list of text items (``list[str] | None``, kept as JSON), given by a repeatable
+CLI option, cleared by its ``--no-...`` option (:attr:`JobField.clear_flag`)."""
 
 
 class _Required(enum.Enum):
@@ -75,6 +77,8 @@ class JobField:
     """Changed by claims and completions (written by ``update_job_runtime``)."""
     immutable: bool = False
     """Never changes after the job is created (``id``, ``created_at``)."""
+    items: tuple[str, ...] = ()
+    """A list field: the values each item may take (empty: any text)."""
 
     @property
     def column_name(self) -> str | None:
@@ -102,6 +106,8 @@ class JobField:
         if self.duration:
             return "duration"
         base = self.base_type
+        if base.startswith("list["):
+            return "list"
         if base == "datetime":
             return "time"
         if base == "bool":
@@ -111,6 +117,14 @@ class JobField:
         if base == "float":
             return "number"
         return "text"
+
+    @property
+    def clear_flag(self) -> str | None:
+        """A list field's option giving it no items (``--no-tools``), beside its repeatable
+        ``flag``."""
+        if self.input != "list" or self.flag is None:
+            return None
+        return "--no-" + self.name.replace("_", "-")
 
     @property
     def base_type(self) -> str:

@@ -142,6 +142,8 @@ class RunsInFlight:
             one_shot=claim.one_shot,
             previous_result=claim.previous_result,
             previous_at=claim.previous_at,
+            options=claim.options,
+            last_attempt=claim.last_attempt,
         )
         run.task = task = self._calls.spawn(
             self._call(run, ctx, gate), f"{claim.job_name}:{claim.run_id}", on_done=self._ended_cb

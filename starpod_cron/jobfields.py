@@ -33,6 +33,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "duration": (int, float),
     "bool": (bool,),
+    "list": (list,),
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -45,7 +46,13 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "rename": (str,),
     **{f.name: _KINDS.get(f.input, (str,)) for f in user_fields() if f.name not in SPECIAL_INPUTS},
 }
-_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_KIND_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list of names",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,13 @@ class JobFields:
     end_at: str | None = None
     max_runs: int | None = None
     stale_after_secs: float | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    fallback_models: list[str] | None = None
+    escalate_to: str | None = None
+    tools: list[str] | None = None
     # end of generated fields
 
     @classmethod
@@ -157,6 +171,8 @@ def from_text(field: JobField, text: str) -> Any:
         if answer is None:
             raise InvalidInput(f"{field.name} must be true or false, got {text!r}")
         return answer
+    if kind == "list":  # "cron_list, cron_get" (a form box, a chat command); "" for none
+        return [item.strip() for item in text.split(",") if item.strip()]
     if kind == "choice" and text not in field.choices:
         raise InvalidInput(f"{field.name} must be {field.choices_text()}, got {text!r}")
     return text

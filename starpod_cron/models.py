@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from .execution import JobContext as JobContext
+from .execution import JobResult as JobResult
+from .execution import ModelOptions as ModelOptions
+from .execution import ModelUsage as ModelUsage
+from .execution import SessionMode as SessionMode
+
 if TYPE_CHECKING:
     from .schedules import Schedule
 
@@ -26,13 +32,6 @@ class RunStatus(enum.StrEnum):
     @property
     def is_final(self) -> bool:
         return self is not RunStatus.RUNNING
-
-
-class SessionMode(enum.StrEnum):
-    """``isolated``: every run gets a fresh session; ``main``: runs share one conversation."""
-
-    ISOLATED = "isolated"
-    MAIN = "main"
 
 
 class MisfirePolicy(enum.StrEnum):
@@ -187,6 +186,24 @@ class CronJob:
     """Runs that answered the silent token."""
     suppressed_runs: int = 0
     """Runs whose result its notify policy did not deliver."""
+    model: str | None = None
+    """The model this job's runs ask (openai executor); a job keeps it when [executor] model
+    changes."""
+    system_prompt: str | None = None
+    """The system prompt of this job's runs, instead of [executor] system_prompt."""
+    temperature: float | None = None
+    """The sampling temperature of this job's model calls, 0 to 2."""
+    max_tokens: int | None = None
+    """The most tokens one answer of this job's model may have."""
+    fallback_models: list[str] | None = None
+    """Models asked in order when the job's model does not exist at the provider, or fails with a
+    server error on the run's last attempt."""
+    escalate_to: str | None = None
+    """A stronger model asked, in the same run and with the same messages, when the job's model
+    answers beginning with [cron] escalate_token."""
+    tools: list[str] | None = None
+    """The cron tools a scheduled run of this job may call (as its owner, under the owner's
+    limits)."""
     # end of generated fields
 
 
@@ -215,60 +232,10 @@ class CronRun:
     notice: str | None = None
     """What this run did to its job, said to its destinations even when the result itself is
     suppressed: paused after failures, ended, a stretch of stale skips."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    """What an executor receives for one run."""
-
-    prompt: str
-    session_mode: SessionMode
-    job_name: str
-    job_id: str
-    user_id: str | None
-    run_id: str
-    attempt: int
-    scheduled_for: datetime
-    one_shot: bool = False
-    """The job runs once (a reminder): its answer is always delivered, so an executor never
-    offers it the silent token."""
-    previous_result: str | None = None
-    """With ``context = "last"``: the job's previous successful result (never a silent
-    answer), or None when it has none yet. Always None with ``context = "none"``."""
-    previous_at: datetime | None = None
-    """When the run that gave ``previous_result`` ended."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelUsage:
-    """What one model call (or several calls to one model) of a run used: the model's name as
-    the provider answered to it, and its token counts (None: not reported). A run that falls
-    back or escalates has one per model it asked; costs come from these (see
-    :mod:`starpod_cron.pricing`)."""
-
-    model: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    """Of ``prompt_tokens``, those the provider served from its prompt cache."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobResult:
-    """What an executor returns on success.
-
-    ``summary`` is the run's result text: stored on the run (up to 256 KiB) and cut to 500
-    characters for notifiers. Token counts, when the model reports them, are stored too.
-    ``model`` is the model whose answer is the result (None: no model, e.g. a command);
-    ``usages`` what each model asked used (the token counts above are their sums).
-    """
-
-    session_id: str
-    summary: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
     model: str | None = None
+    """The model whose answer is the result (None: no model answered)."""
     usages: tuple[ModelUsage, ...] = ()
+    """What each model the run asked used (fallbacks and escalation included)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +346,13 @@ class JobUpdate:
     end_at: datetime | _Unset | None = UNSET
     max_runs: int | _Unset | None = UNSET
     stale_after_secs: float | _Unset | None = UNSET
+    model: str | _Unset | None = UNSET
+    system_prompt: str | _Unset | None = UNSET
+    temperature: float | _Unset | None = UNSET
+    max_tokens: int | _Unset | None = UNSET
+    fallback_models: list[str] | _Unset | None = UNSET
+    escalate_to: str | _Unset | None = UNSET
+    tools: list[str] | _Unset | None = UNSET
     # end of generated fields
 
 
@@ -415,6 +389,13 @@ class JobSpec:
     end_at: datetime | None = None
     max_runs: int | None = None
     stale_after_secs: float | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    fallback_models: list[str] | None = None
+    escalate_to: str | None = None
+    tools: list[str] | None = None
     # end of generated fields
 
 

@@ -19,10 +19,11 @@ from .durations import at_time, describe_ms
 from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
 from .inputrules import check_text
 from .jobfields import JobFields
-from .models import UNSET, CronJob, CronRun
+from .models import UNSET, CronJob, CronRun, JobSpec, JobUpdate
+from .preview import HISTORY, Preview, PreviewSettings, preview_job
 from .schedules import Cron, Interval, Schedule
-from .store import CronStore
-from .timeutil import check_zone, from_ms
+from .store import CronStore, planning
+from .timeutil import check_zone, from_ms, to_ms
 
 MAX_NAME_QUERY = 200
 NO_SCHEDULER = (
@@ -78,11 +79,15 @@ class JobOperations:
         runner: Runner | None = None,
         limits: UserLimits | None = None,
         backfiller: Backfiller | None = None,
+        preview: PreviewSettings | None = None,
     ) -> None:
+        """``preview``: what previews need of ``agent.toml`` (the executor's model call,
+        ``[pricing]``); without it a preview knows no model and no prices."""
         self.store = store
         self.runner = runner
         self.limits = limits or UserLimits()
         self.backfiller = backfiller
+        self.preview_settings = preview or PreviewSettings()
 
     def now(self) -> datetime:
         return from_ms(self.store.clock.now_ms())
@@ -139,6 +144,19 @@ class JobOperations:
     async def add(
         self, who: Principal, fields: JobFields, origin: dict[str, Any] | None = None
     ) -> CronJob:
+        spec = await self.new_spec(who, fields, origin)
+        limit = None if who.admin else self.limits.max_jobs_per_user or None
+        # counted in the store's own transaction: concurrent adds cannot pass the limit
+        job_id = (await self.store.add_jobs([spec], max_jobs_per_owner=limit))[0]
+        job = await self.store.get_job(job_id)
+        assert job is not None
+        return job
+
+    async def new_spec(
+        self, who: Principal, fields: JobFields, origin: dict[str, Any] | None = None
+    ) -> JobSpec:
+        """The job ``add`` would create for ``who``, with the same rules and limits (nothing
+        is written; the preview shows it)."""
         user_id = who.user_id
         if fields.user_id is not None:
             if not who.admin:
@@ -148,16 +166,41 @@ class JobOperations:
         spec = jobfields.job_spec(
             fields, now=self.now(), default_timezone=tz, user_id=user_id, origin=origin
         )
-        limit: int | None = None
         if not who.admin:
             self._check_prompt(spec.prompt)
             self._check_schedule(spec.schedule, spec.timezone or tz)
-            limit = self.limits.max_jobs_per_user or None
-        # counted in the store's own transaction: concurrent adds cannot pass the limit
-        job_id = (await self.store.add_jobs([spec], max_jobs_per_owner=limit))[0]
-        job = await self.store.get_job(job_id)
-        assert job is not None
-        return job
+        return spec
+
+    async def preview(
+        self,
+        who: Principal,
+        fields: JobFields,
+        *,
+        name: str | None = None,
+        origin: dict[str, Any] | None = None,
+    ) -> Preview:
+        """What the job ``add`` would create (``name`` None), or job ``name`` as ``update``
+        would leave it, would do when it runs: checked by the same rules, nothing saved, the
+        model not called (:mod:`starpod_cron.preview`)."""
+        now = self.now()
+        if name is None:
+            spec = await self.new_spec(who, fields, origin)
+            job = planning.new_job(spec, to_ms(now), self.store.settings).to_public()
+            history: list[CronRun] = []
+            previous: tuple[str | None, datetime | None] = (None, None)
+        else:
+            saved, update = (
+                (await self.find(who, name), JobUpdate())
+                if fields.is_empty()
+                else await self.new_update(who, name, fields)
+            )
+            job = await self.store.updated_job(saved.id, update)
+            history = await self.store.list_runs(job.id, HISTORY)
+            previous = await self.store.job_memory(job.id)
+        return preview_job(
+            job, self.preview_settings, self.store.settings, now=now, history=history,
+            previous=previous,
+        )  # fmt: skip
 
     async def scheduler_warning(self) -> str | None:
         """What an answer to a job added now warns of (every front end asks here): that no
@@ -165,6 +208,14 @@ class JobOperations:
         return None if await self.store.schedulers_up() else NO_SCHEDULER
 
     async def update(self, who: Principal, name: str, fields: JobFields) -> CronJob:
+        job, update = await self.new_update(who, name, fields)
+        return await self.store.update_job(job.id, update)
+
+    async def new_update(
+        self, who: Principal, name: str, fields: JobFields
+    ) -> tuple[CronJob, JobUpdate]:
+        """The job ``update`` would change and the change, with the same rules and limits
+        (nothing is written; the preview shows it)."""
         job = await self.find(who, name)
         check_editable(job)
         user_id: Any = UNSET
@@ -179,7 +230,7 @@ class JobOperations:
             if isinstance(update.schedule, Schedule):
                 zone_name = update.timezone if isinstance(update.timezone, str) else job.timezone
                 self._check_schedule(update.schedule, zone_name)
-        return await self.store.update_job(job.id, update)
+        return job, update
 
     async def set_enabled(self, who: Principal, name: str, enabled: bool) -> CronJob:
         job = await self.find(who, name)

@@ -23,7 +23,7 @@ from .clock import Clock
 from .errors import JobNotFound
 from .inflight import Executor, ExecutorExited, Run, RunsInFlight, wait_all
 from .loopwatch import LoopWatch
-from .models import CronJob, CronRun, RunTrigger
+from .models import CronJob, CronRun, ModelOptions, RunTrigger
 from .nodes import NodeHeartbeat
 from .notify import Notifier, NotifierFeed, check_notifier
 from .schedules import OneShot
@@ -283,4 +283,13 @@ def _manual_claim(run_id: str, job: CronJob, now_ms: int, lease_until_ms: int) -
         now,
         lease_until_ms,
         isinstance(job.schedule, OneShot),
+        options=ModelOptions.given(
+            job.model,
+            job.system_prompt,
+            job.temperature,
+            job.max_tokens,
+            job.fallback_models,
+            job.escalate_to,
+            job.tools,
+        ),
     )

@@ -17,6 +17,8 @@ MAX_RETRIES = 100
 MAX_TIMEOUT_SECS = 30 * DAY
 SILENT_TOKEN = "[SILENT]"
 """The default ``[cron] silent_token``."""
+ESCALATE_TOKEN = "[ESCALATE]"
+"""The default ``[cron] escalate_token``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,9 @@ class StoreSettings:
     silent_token: str = SILENT_TOKEN
     """A result that is exactly this (after stripping whitespace) is recorded as a silent
     success and delivered nowhere."""
+    escalate_token: str = ESCALATE_TOKEN
+    """An answer beginning with this, from a job with ``escalate_to``, makes the same run ask
+    that model instead (see :mod:`starpod_cron.executors.modelcall`)."""
     pause_after_failures: int = field(default=0, metadata=whole(0, 1000))
     """Pause jobs created without their own after this many failed runs in a row (0: never)."""
     backfill_limit: int = field(default=1000, metadata=whole(1, 1_000_000))
@@ -61,6 +66,8 @@ class StoreSettings:
             raise ConfigError(f"timezone: {exc}") from None
         if not self.silent_token.strip() or len(self.silent_token) > 200:
             raise ConfigError("silent_token: must be 1 to 200 characters, not only spaces")
+        if not self.escalate_token.strip() or len(self.escalate_token) > 200:
+            raise ConfigError("escalate_token: must be 1 to 200 characters, not only spaces")
         if self.synchronous not in ("full", "normal"):
             raise ConfigError(f"synchronous: must be 'full' or 'normal', got {self.synchronous!r}")
 

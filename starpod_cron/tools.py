@@ -72,13 +72,23 @@ _JOB_FIELDS: dict[str, Any] = {
         "unless one is given; the answer's interpretation says what it was understood as.",
     },
 }
-_JSON_TYPES = {"int": "integer", "number": "number", "duration": "number", "bool": "boolean"}
+_JSON_TYPES = {
+    "int": "integer",
+    "number": "number",
+    "duration": "number",
+    "bool": "boolean",
+    "list": "array",
+}
 
 
 def field_schema(f: JobField, *, adding: bool = True) -> dict[str, Any]:
     """The JSON schema of a declared job field: its type, choices, bounds and help (with its
     default when ``adding``)."""
     schema: dict[str, Any] = {"type": _JSON_TYPES.get(f.input, "string")}
+    if f.input == "list":
+        schema["items"] = (
+            {"type": "string", "enum": list(f.items)} if f.items else {"type": "string"}
+        )
     if f.choices:
         schema["enum"] = list(f.choices)
     if f.rule is not None:
@@ -107,6 +117,18 @@ _OPTIONS_UPDATE = {
 }
 """Every declared option, as the tools take it (cron_update cannot give a job away: user_id
 is for admins creating a job for someone)."""
+
+
+_ADD_PROPERTIES: dict[str, Any] = {
+    "name": {
+        "type": "string",
+        "maxLength": MAX_NAME_CHARS,
+        "description": "A short unique name, without '/', '\\' or control "
+        "characters (default: made from the prompt).",
+    },
+    **_JOB_FIELDS,
+    **_OPTIONS_ADD,
+}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -224,6 +246,16 @@ async def _runs(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     return {"runs": [run_json(r, job) for r in runs]}
 
 
+async def _preview(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    """The preview of a new job (like cron_add), or of job ``job`` with the changes given."""
+    job = a.pop("job", None)
+    fields = JobFields.from_mapping(a)
+    if job is not None:
+        fields = replace(fields, name=None, rename=fields.name)
+    preview = await c.ops.preview(c.who, fields, name=job, origin=c.origin)
+    return {**preview.json(), "message": "\n".join(preview.lines())}
+
+
 async def _next(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     tz = check_zone(a.get("timezone") or await c.ops.default_zone(c.who))
     count = a.get("count", 5)
@@ -250,19 +282,7 @@ TOOLS: dict[str, Tool] = {
             'cron "0 9 * * 1-5"; \'in 20 minutes remind me to stretch\' → in "20m"). The '
             "prompt is what the agent will be asked at each run, so write it as an instruction "
             "('Remind the user to stretch'). " + _SCHEDULE_HELP,
-            _object(
-                {
-                    "name": {
-                        "type": "string",
-                        "maxLength": MAX_NAME_CHARS,
-                        "description": "A short unique name, without '/', '\\' or control "
-                        "characters (default: made from the prompt).",
-                    },
-                    **_JOB_FIELDS,
-                    **_OPTIONS_ADD,
-                },
-                ["prompt"],
-            ),
+            _object(_ADD_PROPERTIES, ["prompt"]),
             _add,
             True,
         ),
@@ -371,6 +391,17 @@ TOOLS: dict[str, Tool] = {
             False,
         ),
         Tool(
+            "cron_preview",
+            "Preview a job without saving it and without calling its model: the model and "
+            "fallbacks, the messages a run sends, the tools allowed, where results go, the next "
+            "5 fires (with DST notes) and the expected tokens and cost per run and per month. "
+            "Give the fields of cron_add for a new job, or job (an existing job's name) and the "
+            "fields to change.",
+            _object({"job": _NAME, **_ADD_PROPERTIES}),
+            _preview,
+            False,
+        ),
+        Tool(
             "cron_next",
             "Preview when a cron expression fires next, in words and as times, before "
             "scheduling with it. Saves nothing.",
@@ -446,6 +477,13 @@ def error_code(exc: StarpodCronError) -> str:
     return "error"
 
 
-def openai_tools(*, changes: bool = True) -> list[dict[str, Any]]:
-    """Every tool in OpenAI's function-calling format (``changes=False``: read-only ones)."""
-    return [t.openai() for t in TOOLS.values() if changes or not t.changes]
+def openai_tools(
+    *, changes: bool = True, only: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every tool in OpenAI's function-calling format (``changes=False``: read-only ones;
+    ``only``: those named)."""
+    return [
+        t.openai()
+        for t in TOOLS.values()
+        if (changes or not t.changes) and (only is None or t.name in only)
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from .fields import JobField, public_fields
 from .jitter import fire_time
-from .models import CronJob, CronRun, DestinationRefusal, RunTrigger
+from .models import CronJob, CronRun, DestinationRefusal, ModelUsage, RunTrigger
 from .schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
 from .timeutil import zone
 
@@ -84,6 +84,25 @@ def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) ->
         "suppressed": run.suppressed is not None,
         "suppressed_reason": run.suppressed,
         "notice": run.notice,
+        "model": run.model,
+        "usages": [usage_json(u) for u in run.usages],
+    }
+
+
+def models_text(run: CronRun) -> str:
+    """Which model ran a run, in a few words: ``gpt-4o`` or ``gpt-4o-mini → gpt-4o`` (each
+    model asked that answered, the last one's answer the result); ``-`` for none."""
+    asked = [u.model for u in run.usages] or ([run.model] if run.model else [])
+    return " → ".join(asked) or "-"
+
+
+def usage_json(usage: ModelUsage) -> dict[str, Any]:
+    """What one model a run asked used."""
+    return {
+        "model": usage.model,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
     }
 
 

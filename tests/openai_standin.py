@@ -42,6 +42,9 @@ class FakeOpenAI:
         self.headers: list[dict[str, str]] = []
         self.script: list[Reply] = []
         self.base_url = ""
+        self.count_usage = False
+        """Report usage as a real model roughly would: UTF-8 bytes / 4 of the messages' and
+        of the answer's text (a reply with its own usage keeps it)."""
 
     def answer(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -81,6 +84,12 @@ class FakeOpenAI:
         }
         if reply.usage is not None:
             payload["usage"] = reply.usage
+        elif self.count_usage:
+            sent = "".join(str(m.get("content") or "") for m in body["messages"])
+            payload["usage"] = {
+                "prompt_tokens": -(-len(sent.encode()) // 4),
+                "completion_tokens": -(-len(reply.content.encode()) // 4),
+            }
         return web.json_response(payload)
 
 

@@ -3,18 +3,26 @@ HTTP API and the CLI's --json show them: these keys are a promise to clients."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from starpod_cron.models import CronRun, RunStatus, RunTrigger
+from starpod_cron.models import CronRun, ModelUsage, RunStatus, RunTrigger
 from starpod_cron.schedules import Schedule
 from starpod_cron.settings import StoreSettings
 from starpod_cron.store import planning
 from starpod_cron.store.types import JobSpec
-from starpod_cron.views import job_json, run_json
+from starpod_cron.views import job_json, models_text, run_json
 
 NOW_MS = 1_800_000_000_000
 
 JOB_KEYS = {
+    "model",
+    "system_prompt",
+    "temperature",
+    "max_tokens",
+    "fallback_models",
+    "escalate_to",
+    "tools",
     "id",
     "name",
     "prompt",
@@ -55,6 +63,8 @@ JOB_KEYS = {
     "suppressed_runs",
 }
 RUN_KEYS = {
+    "model",
+    "usages",
     "id",
     "run_id",
     "job_id",
@@ -133,3 +143,16 @@ def test_a_run_is_id_with_run_id_as_its_alias_and_keeps_its_names() -> None:
     assert data["id"] == data["run_id"] == "r1"
     assert (data["status"], data["job_name"], data["error"]) == ("failed", "digest", "boom")
     assert run_json(run, tz="Europe/Rome")["started_at"] == "2027-01-15T09:00:00+01:00"
+    assert (data["model"], data["usages"], models_text(run)) == (None, [], "-")
+    escalated = replace(
+        run,
+        model="strong",
+        usages=(ModelUsage("cheap", 10, 2), ModelUsage("strong", 10, 40)),
+    )
+    assert models_text(escalated) == "cheap → strong"
+    assert run_json(escalated)["usages"][1] == {
+        "model": "strong",
+        "prompt_tokens": 10,
+        "completion_tokens": 40,
+        "cached_tokens": None,
+    }

@@ -229,7 +229,7 @@ async function jobPage(id) {
 }
 
 function runsTable(runs, withJob) {
-  const headers = [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Result"]
+  const headers = [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Model", "Result"]
     .filter((h) => h !== null);
   return table("runs", headers, runs.map((run) => [String(run.id), [
     withJob ? el("a", { href: `#/job/${encodeURIComponent(run.job_id)}` }, run.job_name) : null,
@@ -239,6 +239,8 @@ function runsTable(runs, withJob) {
     `${run.late_ms} ms`,
     String(run.attempt),
     run.trigger,
+    // which model ran it: each model asked that answered (a fallback, an escalation), in order
+    (run.usages || []).map((u) => u.model).join(" → ") || run.model || "-",
     el("details", {}, el("summary", {}, (run.result || run.error || "").slice(0, 60) || "-"),
       el("pre", { class: "result" }, run.result || run.error || "")),
   ].filter((cell, i) => withJob || i > 0), { "data-run": run.id }]));
@@ -260,6 +262,8 @@ async function addPage() {
       el("div", {}, el("label", { for: "when" }, "When"), when)),
     inputs,
     el("h3", {}, "Next fires"), preview,
+    el("h3", {}, "What its runs would do"),
+    el("pre", { id: "job-preview", "aria-live": "polite", class: "muted" }, "…"),
     el("p", { id: "form-error", class: "error", role: "alert" }),
     el("button", { type: "submit", class: "primary" }, "Add job"),
   );
@@ -282,9 +286,18 @@ async function addPage() {
           el("ol", { id: "preview-list" },
           p.next_runs.map((t) => el("li", {}, `${local(t, p.timezone)} (${relative(t)})`))));
       } catch (error) { preview.replaceChildren(el("span", { class: "error" }, error.message)); }
+      // the whole job as POST /api/jobs would add it: model, messages, tools, cost (cron_preview)
+      const shown = form.querySelector("#job-preview");
+      if (!form.prompt.value.trim()) { shown.textContent = "…"; return; }
+      try {
+        const p = await api("POST", "api/jobs/preview", { ...given(), prompt: form.prompt.value, ...schedule() });
+        shown.textContent = p.message;
+      } catch (error) { shown.textContent = error.message; }
     }, 250);
   };
   when.addEventListener("input", refresh);
+  form.addEventListener("input", refresh);  // every field changes the job's preview
+  form.addEventListener("change", refresh);
   kind.addEventListener("change", () => {
     when.placeholder = { cron: "0 9 * * 1-5", every: "30m", at: "tomorrow 9:00", in: "20m", when: "every weekday at 9:00" }[kind.value];
     refresh();

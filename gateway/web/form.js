@@ -58,6 +58,14 @@ function fieldInput(key, schema) {
     input = el("input", { ...common, type: "number", min: low, max: schema.maximum,
       step: schema.type === "integer" ? "1" : "any" });
     read = () => (input.value.trim() === "" ? undefined : Number(input.value));
+  } else if (schema.type === "array") {  // names separated by commas; "-" for none
+    const known = schema.items && schema.items.enum ? ` (${schema.items.enum.join(", ")})` : "";
+    input = el("input", { ...common, placeholder: `comma-separated${known}` });
+    read = () => {
+      const text = input.value.trim();
+      if (text === "") return undefined;
+      return text === "-" ? [] : text.split(",").map((item) => item.trim()).filter(Boolean);
+    };
   } else {
     input = el("input", { ...common, maxlength: schema.maxLength });
     read = () => (input.value.trim() === "" ? undefined : input.value.trim());

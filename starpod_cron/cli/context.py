@@ -11,6 +11,7 @@ from ..config import AgentConfig
 from ..errors import JobNotFound
 from ..models import CronJob
 from ..operations import JobOperations
+from ..preview import PreviewSettings
 from ..store import CronStore
 from ..timeutil import from_ms
 
@@ -29,7 +30,7 @@ class Context:
 
     @property
     def ops(self) -> JobOperations:
-        return JobOperations(self.store)
+        return JobOperations(self.store, preview=PreviewSettings.of(self.config))
 
 
 async def find_jobs(c: Context, names: list[str]) -> list[CronJob]:

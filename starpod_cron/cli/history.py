@@ -7,7 +7,7 @@ import argparse
 from datetime import timedelta
 
 from ..models import CronJob, CronRun, RunStatus
-from ..views import delivery_words, run_json
+from ..views import delivery_words, models_text, run_json
 from .context import Context, find_jobs
 from .render import Output, local, ms, one_line, relative, tokens
 
@@ -41,6 +41,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
         "DURATION",
         "ATTEMPT",
         "TRIGGER",
+        "MODEL",
         "TOKENS",
         "RESULT / ERROR",
     ]
@@ -52,6 +53,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
             ms(r.duration_ms),
             str(r.attempt),
             r.trigger.value,
+            models_text(r),
             tokens(r.prompt_tokens, r.completion_tokens),
             one_line(r.error or r.result_summary or ""),
         ]

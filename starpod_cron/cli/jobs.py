@@ -17,6 +17,7 @@ from ..declared import check_editable, check_switchable
 from ..errors import InvalidInput
 from ..fields import user_fields
 from ..models import CronJob
+from ..preview import PreviewSettings, preview_job
 from ..schedules import Schedule, format_duration_ms
 from ..store import planning
 from ..timeutil import check_zone, to_ms
@@ -25,6 +26,7 @@ from ..views import (
     fires_after,
     job_fires,
     job_json,
+    models_text,
     run_counts,
     runs_left,
     schedule_human,
@@ -93,8 +95,10 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         ("timezone", job.timezone),
         ("enabled", enabled_text(job)),
         ("next runs", "\n".join(when(t, tz, now) for t in upcoming) or "-"),
+        ("model", _model_text(job)),
         ("last run", when(job.last_run_at, tz, now)),
         ("last status", view["last_status"] or "-"),
+        ("models of runs", "; ".join(f"{r.attempt}: {models_text(r)}" for r in history[:5]) or "-"),
         ("last error", job.last_error or "-"),
         ("run count", str(job.run_count) + (f" ({words})" if (words := counts_words(job)) else "")),
         (
@@ -179,6 +183,16 @@ def _shown(value: object) -> str:
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
+def _model_text(job: CronJob) -> str:
+    """The job's model, fallbacks and escalation in a line (``-``: ``[executor] model``)."""
+    text = job.model or "[executor] model"
+    if job.fallback_models:
+        text += f", falls back to {', '.join(job.fallback_models)}"
+    if job.escalate_to:
+        text += f", escalates to {job.escalate_to}"
+    return text
+
+
 def _preview(text: str | None) -> str | None:
     if text is None or len(text) <= PREVIEW_CHARS:
         return text
@@ -256,12 +270,19 @@ def jobs_add_dry_run(
         shown = [f"Schedule: {schedule_human(job.schedule, job.timezone)}", "Next runs:"]
         shown += [f"  {local(t, tz)}" for t in fires]
         data["next_runs"] = [iso(t, tz) for t in fires]
-    message = "\n".join([f"Dry run: job '{job.name}' not saved.", *shown])
+    preview = preview_job(job, PreviewSettings.of(config), settings, now=now)
+    data["preview"] = preview.json()
+    message = "\n".join([f"Dry run: job '{job.name}' not saved.", *shown, *preview.lines()])
     data["message"] = message
     return Output(data, "text", "Dry Run", text=message)
 
 
 async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
+    if args.dry_run:
+        preview = await c.ops.preview(LOCAL_ADMIN, fields_from(args), name=args.name)
+        text = "\n".join([f"Dry run: job '{preview.job.name}' not changed.", *preview.lines()])
+        data = {"dry_run": True, "job_name": preview.job.name, "preview": preview.json()}
+        return Output({**data, "message": text}, "text", "Dry Run", text=text)
     job = await c.ops.update(LOCAL_ADMIN, args.name, fields_from(args))
     next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
     message = f"Job '{job.name}' updated; next run {next_run}"

@@ -69,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="only print what the schedule was understood as (its next 5 fires); save nothing",
+        help="only print what the job's runs would do (model, messages, tools, destinations, "
+        "next 5 fires with DST notes, expected tokens and cost); save nothing",
     )
     field_options(p, update=False)
 
@@ -80,6 +81,12 @@ def edit_arguments(p: argparse.ArgumentParser) -> None:
     prompt = job_field("prompt")
     p.add_argument(prompt.flag or "--prompt", help="a new prompt: " + _sentence(prompt.help))
     p.add_argument("--rename", metavar="NEW_NAME", help="a new name")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only print what the job's runs would do after the change (model, messages, "
+        "tools, next fires, expected cost); save nothing",
+    )
     schedule_options(p, required=False)
     field_options(p, update=True)
 
@@ -100,6 +107,14 @@ def field_options(p: argparse.ArgumentParser, *, update: bool) -> None:
             kwargs["type"] = bounded_int(int(f.rule.low), int(f.rule.high))
         elif f.input == "number":
             kwargs["type"] = float
+        elif f.input == "list":  # repeatable; its --no-... option gives it no items
+            kwargs |= {"action": "append", "help": help_text(f) + "; repeatable"}
+            clear = p.add_mutually_exclusive_group()
+            clear.add_argument(f.flag, **kwargs)
+            clear.add_argument(
+                f.clear_flag or "", dest=f.name, action="store_const", const=[], help="none"
+            )
+            continue
         p.add_argument(f.flag, **kwargs)
 
 

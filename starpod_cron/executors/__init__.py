@@ -55,7 +55,8 @@ def build_executor(
     not import, say) raise ConfigError here, at start-up, not at the first run. Things a user
     should know (no API key found) are in the executor's ``notes``. ``limits``: the per-user
     limits jobs made by scheduled runs obey (``allow_scheduling_from_runs``); give the
-    configured ones (``bootstrap.user_limits(config)``), the library defaults otherwise."""
+    configured ones (``bootstrap.user_limits(config)``), the library defaults otherwise;
+    each job's ``tools`` says which tools its runs may call."""
     if config.kind == "openai":
         api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
         notes: tuple[str, ...] = ()
@@ -74,7 +75,9 @@ def build_executor(
             temperature=config.temperature,
             max_tokens=config.max_tokens,
             run_tools=_run_tools(config, store, limits),
-            silent_token=_silent_token(store),
+            silent_token=_settings(store).silent_token,
+            escalate_token=_settings(store).escalate_token,
+            all_tools_by_default=config.allow_scheduling_from_runs,
         )
         executor.notes = notes
         return executor
@@ -91,20 +94,20 @@ def build_executor(
     return EchoExecutor(store)
 
 
-def _silent_token(store: SessionStore) -> str:
-    """The silent token the store that records the runs judges answers by (its ``[cron]
-    silent_token``), so the model is told the very token that silences a run."""
-    settings = store.settings if isinstance(store, CronStore) else StoreSettings()
-    return settings.silent_token
+def _settings(store: SessionStore) -> StoreSettings:
+    """The settings of the store that records the runs (its ``[cron] silent_token`` and
+    ``escalate_token``), so the model is told the very tokens the run is judged by."""
+    return store.settings if isinstance(store, CronStore) else StoreSettings()
 
 
 def _run_tools(
     config: ExecutorConfig, store: SessionStore, limits: UserLimits | None
 ) -> JobOperations | None:
-    """The scheduling tools for scheduled runs, only with ``allow_scheduling_from_runs``, under
-    the owner's limits like every other front end."""
-    if not config.allow_scheduling_from_runs:
-        return None
+    """The operations behind the tools scheduled runs may call (their job's ``tools``, or all
+    with ``allow_scheduling_from_runs``), under the owner's limits like every other front
+    end. None without a full store (then runs get no tools)."""
     if not isinstance(store, CronStore):
-        raise ConfigError("allow_scheduling_from_runs needs a full store, not a session store")
+        if config.allow_scheduling_from_runs:
+            raise ConfigError("allow_scheduling_from_runs needs a full store, not a session store")
+        return None
     return JobOperations(store, limits=limits)

@@ -6,6 +6,8 @@ import uuid
 from typing import Protocol
 
 from ..models import JobContext, JobResult, SessionMode
+from ..runprompt import execution_note as execution_note
+from ..runprompt import silent_note as silent_note
 from ..store.contract import SessionStore
 
 
@@ -31,26 +33,3 @@ async def session_for(ctx: JobContext, store: SessionStore) -> str:
     if ctx.session_mode is SessionMode.MAIN:
         return await store.main_session_id(session_key(ctx))
     return f"isolated-{uuid.uuid4().hex}"
-
-
-def silent_note(ctx: JobContext, token: str) -> str:
-    """What a recurring job's run is told about the silent token (``[cron] silent_token``):
-    when there is nothing worth reporting, answer exactly that, and nobody is bothered. Empty
-    for a one-shot, whose answer is always delivered."""
-    if ctx.one_shot:
-        return ""
-    return (
-        "This job runs again and again. If this time there is nothing worth reporting (nothing "
-        f"new, nothing changed, nothing needs attention), answer exactly {token} and nothing "
-        "else: the run is recorded and nobody is notified. Otherwise answer with the report."
-    )
-
-
-def execution_note(ctx: JobContext) -> str:
-    """The context a scheduled run adds to the system prompt."""
-    return (
-        f"This is an automated, scheduled run of the job {ctx.job_name!r} "
-        f"(run {ctx.run_id}, attempt {ctx.attempt}, scheduled for "
-        f"{ctx.scheduled_for.isoformat()}). No user is watching or able to answer questions. "
-        "Do the task and reply with the result. Do not create, change or schedule jobs."
-    )

@@ -13,18 +13,27 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
-from ..access import LOCAL_ADMIN, Principal
-from ..chat import ModelReply, ToolUse, converse
-from ..errors import PermanentJobError, ProviderSaturated, TransientJobError
-from ..models import JobContext, JobResult, SessionMode
+from ..access import Principal
+from ..chat import ModelReply, ToolUse
+from ..errors import (
+    ModelNotFound,
+    PermanentJobError,
+    ProviderSaturated,
+    ProviderServerError,
+    TransientJobError,
+)
+from ..models import JobContext, JobResult, ModelOptions, SessionMode
 from ..operations import JobOperations
-from ..settings import SILENT_TOKEN
+from ..runprompt import ModelDefaults, allowed_tools, run_messages
+from ..settings import ESCALATE_TOKEN, SILENT_TOKEN
 from ..store.contract import SessionStore
-from .base import execution_note, session_for, silent_note
+from .base import session_for
+from .modelcall import ask
 
 log = logging.getLogger("starpod_cron.executors")
 
@@ -52,17 +61,18 @@ def _excerpt(response: httpx.Response, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def previous_result_messages(ctx: JobContext) -> list[dict[str, Any]]:
-    """With ``context = "last"``: one message giving the job's previous result and its time,
-    sent just before the prompt (none when the job has no previous result)."""
-    if ctx.previous_result is None:
-        return []
-    when = ctx.previous_at.isoformat() if ctx.previous_at is not None else "an earlier run"
-    text = (
-        f"The previous run of this job ended at {when} with this result (compare with it if "
-        f"the task asks what changed):\n\n{ctx.previous_result}"
-    )
-    return [{"role": "system", "content": text}]
+def model_missing(status: int, response: httpx.Response) -> bool:
+    """The provider says the model does not exist: 404, or a 400 saying so."""
+    if status == 404:
+        return True
+    text = response.text.lower() if status == 400 else ""
+    return "model_not_found" in text or "does not exist" in text
+
+
+def _total(counts: Iterable[int | None]) -> int | None:
+    """The sum of token counts (None when none was reported)."""
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None
 
 
 class OpenAIExecutor:
@@ -80,20 +90,23 @@ class OpenAIExecutor:
         max_tokens: int | None = None,
         run_tools: JobOperations | None = None,
         silent_token: str = SILENT_TOKEN,
+        escalate_token: str = ESCALATE_TOKEN,
+        all_tools_by_default: bool = False,
     ) -> None:
         """``silent_token``: the answer a recurring job's run may give when it has nothing to
-        report (the store's ``[cron] silent_token``, which records such a run as silent)."""
+        report (the store's ``[cron] silent_token``, which records such a run as silent);
+        ``escalate_token``: the start of an answer that makes a job with ``escalate_to`` ask
+        that model. ``all_tools_by_default`` (``allow_scheduling_from_runs``): jobs without
+        their own ``tools`` may call every tool."""
         self._store = store
         self._silent_token = silent_token
+        self._escalate_token = escalate_token
+        self._all_tools = all_tools_by_default
         self._model = model
-        self._system_prompt = system_prompt
+        self.defaults = ModelDefaults(model, system_prompt, temperature, max_tokens)
         self._timeout = request_timeout_secs
         self._max_history = max_history_messages
-        self._options: dict[str, Any] = {}
-        if temperature is not None:
-            self._options["temperature"] = temperature
-        if max_tokens is not None:
-            self._options["max_tokens"] = max_tokens
+        self._options = self.defaults.request_options(ModelOptions())
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._base_url = base_url.rstrip("/")
         # Several small connection pools, each call on the least busy one: httpx's pool scans
@@ -115,39 +128,68 @@ class OpenAIExecutor:
         self.description = f"openai ({model} at {self._base_url})"
         self.notes: tuple[str, ...] = ()
         self.run_tools = run_tools
-        """With ``allow_scheduling_from_runs``: the operations a scheduled run's tool calls
-        go through (as the job's owner). None (the default): runs get no tools."""
+        """The operations a scheduled run's tool calls go through (as the job's owner, never
+        an admin), for the tools its job allows. None: runs get no tools."""
+
+    def tool_use(self, ctx: JobContext) -> ToolUse | None:
+        """The tools a run may call (its job's ``tools``; every tool for a job without them
+        with ``allow_scheduling_from_runs``), as its owner: a user's run is that user, under
+        the per-user limits, and cannot create jobs for anyone else; an agent-level job's run
+        is the agent, not an admin. None: no tools."""
+        allowed = allowed_tools(ctx.options, self._all_tools)
+        if self.run_tools is None or allowed == frozenset():
+            return None
+        return ToolUse(self.run_tools, Principal(ctx.user_id), allowed=allowed)
 
     async def __call__(self, ctx: JobContext) -> JobResult:
         session_id = await session_for(ctx, self._store)
         main = ctx.session_mode is SessionMode.MAIN
         history = await self._store.session_messages(session_id, self._max_history) if main else []
-        notes = (self._system_prompt, execution_note(ctx), silent_note(ctx, self._silent_token))
-        system = "\n\n".join(p for p in notes if p)
-        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
-        messages += [{"role": m.role, "content": m.content} for m in history]
-        messages += previous_result_messages(ctx)
-        messages.append({"role": "user", "content": ctx.prompt})
-        if self.run_tools is None:  # the default: a scheduled run cannot schedule
-            reply = await self.complete(messages)
-        else:
-            who = Principal(ctx.user_id) if ctx.user_id else LOCAL_ADMIN
-            reply = await converse(self, messages, ToolUse(self.run_tools, who))
+        tools = self.tool_use(ctx)
+        messages = run_messages(
+            ctx,
+            self.defaults,
+            silent_token=self._silent_token,
+            escalate_token=self._escalate_token,
+            tools=tools is not None,
+            history=[(m.role, m.content) for m in history],
+        )
+        answer = await ask(
+            self, ctx, messages, self.defaults, tools=tools, escalate_token=self._escalate_token
+        )
         if main:
             await self._store.append_session_messages(
                 session_id,
-                [("user", ctx.prompt), ("assistant", reply.text)],
+                [("user", ctx.prompt), ("assistant", answer.text)],
                 run_id=ctx.run_id,
                 keep=self._max_history,
             )
-        return JobResult(session_id, reply.text, reply.prompt_tokens, reply.completion_tokens)
+        return JobResult(
+            session_id,
+            answer.text,
+            _total(u.prompt_tokens for u in answer.usages),
+            _total(u.completion_tokens for u in answer.usages),
+            answer.model,
+            answer.usages,
+        )
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> ModelReply:
-        """One chat completion (with ``tools`` offered, if given). Errors are classified:
-        TransientJobError (retry) or PermanentJobError."""
-        body: dict[str, Any] = {"model": self._model, "messages": messages, **self._options}
+        """One chat completion (with ``tools`` offered, if given) of ``model`` (default
+        ``[executor] model``) with ``options`` (temperature, max_tokens; default
+        ``[executor]``'s). Errors are classified: TransientJobError (retry; a server error is
+        ProviderServerError) or PermanentJobError (ModelNotFound: the model does not exist)."""
+        body: dict[str, Any] = {
+            "model": model or self._model,
+            "messages": messages,
+            **(self._options if options is None else options),
+        }
         if tools:
             body["tools"] = tools
         try:
@@ -167,10 +209,19 @@ class OpenAIExecutor:
                 f"model server is saturated: HTTP {status}: {_excerpt(response)}",
                 retry_after=retry_after_secs(response.headers.get("retry-after")),
             )
-        if status in _TRANSIENT_STATUS or status >= 500:
+        if status >= 500:
+            raise ProviderServerError(
+                f"model server answered HTTP {status}: {_excerpt(response)}",
+                retry_after=retry_after_secs(response.headers.get("retry-after")),
+            )
+        if status in _TRANSIENT_STATUS:
             raise TransientJobError(
                 f"model server answered HTTP {status}: {_excerpt(response)}",
                 retry_after=retry_after_secs(response.headers.get("retry-after")),
+            )
+        if model_missing(status, response):
+            raise ModelNotFound(
+                f"model {body['model']!r} not found: HTTP {status}: {_excerpt(response)}"
             )
         if status >= 400:
             raise PermanentJobError(f"model server answered HTTP {status}: {_excerpt(response)}")

@@ -14,7 +14,16 @@ from typing import Any
 
 from ..errors import DuplicateJobName, InvalidInput, JobAlreadyRunning, LimitExceeded
 from ..logs import run_log
-from ..models import CronJob, CronRun, DestinationRefusal, Lease, NodeInfo, RunStatus, RunTrigger
+from ..models import (
+    CronJob,
+    CronRun,
+    DestinationRefusal,
+    Lease,
+    ModelOptions,
+    NodeInfo,
+    RunStatus,
+    RunTrigger,
+)
 from ..owner import is_dead
 from ..schedules import OneShot
 from ..settings import StoreSettings
@@ -89,6 +98,21 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         job.schedule_kind == OneShot.kind,
         previous,
         opt_from_ms(previous_at),
+        model_options(job),
+        run.attempt > job.max_retries,
+    )
+
+
+def model_options(job: JobRecord) -> ModelOptions:
+    """The job's model call options as its row keeps them (lists as JSON text)."""
+    return ModelOptions.given(
+        job.model,
+        job.system_prompt,
+        job.temperature,
+        job.max_tokens,
+        None if job.fallback_models is None else json.loads(job.fallback_models),
+        job.escalate_to,
+        None if job.tools is None else json.loads(job.tools),
     )
 
 

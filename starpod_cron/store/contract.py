@@ -128,6 +128,10 @@ class JobStore(Protocol):
     async def find_jobs_by_name(self, name: str) -> list[CronJob]:
         """Every job called ``name``, whoever owns it (for operators), agent-level first."""
 
+    async def updated_job(self, job_id: str, update: JobUpdate) -> CronJob:
+        """The job as :meth:`update_job` would leave it (the same checks and errors), without
+        writing anything: what a preview shows."""
+
     async def update_job(self, job_id: str, update: JobUpdate) -> CronJob:
         """Change the fields set in ``update``; returns the job as stored.
 

@@ -17,7 +17,7 @@ from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms
 from . import validation as check
 from .occurrences import count_between, first_in_window, in_window, next_ms
-from .records import JobRecord, RunRecord, new_record
+from .records import JobRecord, RunRecord, new_record, usages_json
 from .types import Completion, JobSpec
 
 RESULT_LIMIT = 256 * 1024
@@ -356,6 +356,8 @@ def plan_finish(
     run.session_id = done.session_id
     run.prompt_tokens = done.prompt_tokens
     run.completion_tokens = done.completion_tokens
+    run.model = done.model
+    run.usages = usages_json(done.usages)
     run.lease_owner = None
     run.lease_expires_at = None
     if job is None or not _in_flight(job, run):

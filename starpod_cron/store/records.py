@@ -22,6 +22,7 @@ from ..models import (
     CronRun,
     Delivery,
     DeliveryStatus,
+    ModelUsage,
     RunStatus,
     RunTrigger,
     SessionMode,
@@ -88,6 +89,13 @@ class JobRecord:
     previous_result: str | None = None
     previous_result_at: int | None = None
     stale_streak: int = 0
+    model: str | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    fallback_models: str | None = None
+    escalate_to: str | None = None
+    tools: str | None = None
     # end of generated fields
 
     @property
@@ -249,6 +257,10 @@ class RunRecord:
     silent: bool = False
     suppressed: str | None = None
     notice: str | None = None
+    model: str | None = None
+    """The model whose answer is the result."""
+    usages: str | None = None
+    """What each model asked used: JSON (see :func:`usages_json`)."""
 
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> RunRecord:
@@ -281,7 +293,20 @@ class RunRecord:
             silent=bool(self.silent),
             suppressed=self.suppressed,
             notice=self.notice,
+            model=self.model,
+            usages=usages_of(self.usages),
         )
+
+
+def usages_json(usages: Iterable[ModelUsage]) -> str | None:
+    """A run's usages as its ``usages`` column keeps them (None: no model asked)."""
+    listed = [[u.model, u.prompt_tokens, u.completion_tokens, u.cached_tokens] for u in usages]
+    return json.dumps(listed, separators=(",", ":")) if listed else None
+
+
+def usages_of(text: str | None) -> tuple[ModelUsage, ...]:
+    """The usages a ``usages`` column holds."""
+    return () if not text else tuple(ModelUsage(*item) for item in json.loads(text))
 
 
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
@@ -299,6 +324,8 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
     "silent",
     "suppressed",
     "notice",
+    "model",
+    "usages",
 )
 _RUN_ROW = attrgetter(*RUN_COLUMNS)
 _RUN_RESULT = attrgetter(*RUN_RESULT_COLUMNS, "id")

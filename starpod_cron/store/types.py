@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..execution import NO_OPTIONS, ModelOptions, ModelUsage
 from ..models import (
     CronJob,
     CronRun,
@@ -67,6 +68,10 @@ class Claim:
     previous_result: str | None = None
     """The job's previous successful result (``context = "last"``), read in the claim."""
     previous_at: datetime | None = None
+    options: ModelOptions = NO_OPTIONS
+    """What the job says about its model call, read in the claim."""
+    last_attempt: bool = True
+    """The job has no retry left after this attempt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,8 @@ class Completion:
     count_attempt: bool = True
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    model: str | None = None
+    usages: tuple[ModelUsage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,8 @@ def _kind_check(f: JobField) -> Check:
         return _choice_check(f)
     if f.storage == "ms":
         return functools.partial(_instant, name)
+    if f.input == "list":
+        return _list_check(f)
     if f.input in ("int", "number", "duration"):
         number = _number_check(f)
         if f.storage != "secs_ms":
@@ -194,6 +196,34 @@ def _kind_check(f: JobField) -> Check:
         return _text(name, value)
 
     return text
+
+
+MAX_LIST_ITEMS = 20
+MAX_ITEM_CHARS = 200
+
+
+def _list_check(f: JobField) -> Check:
+    """A list of text items, each one of ``f.items`` when it declares them (the message lists
+    them), kept once each in the order given, stored as compact JSON."""
+    name, allowed = f.name, frozenset(f.items)
+
+    def items(value: object) -> str:
+        if not isinstance(value, list | tuple) or len(value) > MAX_LIST_ITEMS:
+            raise InvalidJob(f"{name} must be a list of at most {MAX_LIST_ITEMS} names")
+        kept: list[str] = []
+        for item in value:
+            if not isinstance(item, str) or not item.strip() or len(item) > MAX_ITEM_CHARS:
+                raise InvalidJob(
+                    f"{name}: each item must be a name of 1 to {MAX_ITEM_CHARS} characters, "
+                    f"got {item!r}"
+                )
+            if allowed and item not in allowed:
+                raise InvalidJob(f"{name}: unknown {item!r}; known: {', '.join(f.items)}")
+            if _text(name, item) not in kept:
+                kept.append(item)
+        return json.dumps(kept, separators=(",", ":"))
+
+    return items
 
 
 def _bounds(rule: Within) -> str:

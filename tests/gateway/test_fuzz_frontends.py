@@ -173,6 +173,8 @@ def _http_case(tool: str) -> st.SearchStrategy[tuple[str, str, Any]]:
     name = st.one_of(st.just("keep"), short_text)
     if tool == "cron_add":
         return arguments(tool).map(lambda a: ("POST", "/api/jobs", a))
+    if tool == "cron_preview":
+        return arguments(tool).map(lambda a: ("POST", "/api/jobs/preview", a))
     if tool == "cron_list":
         return st.just(("GET", "/api/jobs", None))
     if tool == "cron_update":

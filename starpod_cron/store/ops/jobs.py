@@ -161,6 +161,18 @@ class JobOps(StoreCore):
 
         return await self._write(script)
 
+    async def updated_job(self, job_id: str, update: JobUpdate) -> CronJob:
+        async def script(tx: Tx) -> CronJob:
+            row = await tx.one("get_job", {"id": job_id})
+            if row is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            job = JobRecord.from_row(row)
+            planning.apply_update(job, update, self.clock.now_ms())
+            limits.settle_update(job)
+            return job.to_public()
+
+        return await self._read(script)
+
     async def enable_job(self, job_id: str) -> CronJob:
         return await self.update_job(job_id, JobUpdate(enabled=True))
 
