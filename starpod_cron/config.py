@@ -390,7 +390,8 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
 
 def _cron(cron: dict[str, Any], store_keys: dict[str, Any], where: str) -> dict[str, Any]:
     """``[cron]`` split between StoreSettings and SchedulerSettings by field name."""
-    store_fields = {f.name for f in fields(StoreSettings)} - {"synchronous", "default_timezone"}
+    store_fields = {f.name for f in fields(StoreSettings)}
+    store_fields -= {"synchronous", "default_timezone", "spend"}
     store_fields |= set(_CRON_RENAMES)
     sched_fields = {f.name for f in fields(SchedulerSettings)}
     for key in cron:

@@ -80,6 +80,9 @@ class JobFields:
     end_at: str | None = None
     max_runs: int | None = None
     stale_after_secs: float | None = None
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+    budget_tokens_per_day: int | None = None
     # end of generated fields
 
     @classmethod

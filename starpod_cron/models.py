@@ -187,6 +187,13 @@ class CronJob:
     """Runs that answered the silent token."""
     suppressed_runs: int = 0
     """Runs whose result its notify policy did not deliver."""
+    budget_usd_per_day: float | None = None
+    """US dollars the job may spend per day (from midnight in its zone): no run starts once its
+    runs of the day cost this much."""
+    budget_usd_per_month: float | None = None
+    """US dollars the job may spend per month (from the 1st in its zone)."""
+    budget_tokens_per_day: int | None = None
+    """Tokens (prompt + completion) the job may use per day (from midnight in its zone)."""
     # end of generated fields
 
 
@@ -215,6 +222,10 @@ class CronRun:
     notice: str | None = None
     """What this run did to its job, said to its destinations even when the result itself is
     suppressed: paused after failures, ended, a stretch of stale skips."""
+    cost_usd: float | None = None
+    """What the run cost in US dollars (exact picodollars in the store; see
+    :mod:`starpod_cron.pricing`); None: unknown (an unpriced model, unreported tokens) or not
+    finished yet. A run with no model and no tokens (a command) costs 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +390,9 @@ class JobUpdate:
     end_at: datetime | _Unset | None = UNSET
     max_runs: int | _Unset | None = UNSET
     stale_after_secs: float | _Unset | None = UNSET
+    budget_usd_per_day: float | _Unset | None = UNSET
+    budget_usd_per_month: float | _Unset | None = UNSET
+    budget_tokens_per_day: int | _Unset | None = UNSET
     # end of generated fields
 
 
@@ -415,6 +429,9 @@ class JobSpec:
     end_at: datetime | None = None
     max_runs: int | None = None
     stale_after_secs: float | None = None
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+    budget_tokens_per_day: int | None = None
     # end of generated fields
 
 

@@ -91,6 +91,8 @@ def completion(end: RunEnd) -> Completion:
             session_id=result.session_id,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
+            model=result.model,
+            usages=result.usages,
         )
     text = failure_text(failure)
     if isinstance(failure, JobError):

@@ -20,6 +20,7 @@ from ..schedules import OneShot
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
 from . import limits, memory, planning, quiet
+from .budgets import BudgetCheck, SpendBook
 from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
 from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
 
@@ -239,6 +240,8 @@ class ClaimBatch:
     notes: list[Note] = field(default_factory=list)
     deliveries: list[tuple[object, ...]] = field(default_factory=list)
     """Events about the runs started (from ``start_planner``), written with the claim."""
+    budgets: BudgetCheck | None = None
+    """The budgets of the jobs claimed, against committed spend (None: no job has one)."""
 
     def add(self, job: JobRecord) -> None:
         start = max(self.now, job.due_ms or self.now)  # a job claimed ahead starts on time
@@ -252,7 +255,10 @@ class ClaimBatch:
         if not job.enabled and plan.run is None and plan.skipped is None:
             self.notes.append((logging.ERROR, "job %s: %s", (job.name, job.last_error), None))
         stale = limits.settle_claim(job, plan.run, ran_before, self.now)
-        skipped = [r for r in (plan.skipped, stale) if r is not None]
+        spent = None
+        if stale is None and self.budgets is not None:
+            spent = self.budgets.settle_claim(job, plan.run, ran_before)
+        skipped = [r for r in (plan.skipped, stale, spent) if r is not None]
         limits.settle_skipped(job, skipped)
         for run in skipped:
             self.runs.append(run)
@@ -261,7 +267,7 @@ class ClaimBatch:
                 self.deliveries.extend(
                     delivery_rows(self.planner, job.to_public(), run.to_public(), self.now)
                 )
-        if plan.run is not None and stale is None:
+        if plan.run is not None and stale is None and spent is None:
             self.runs.append(plan.run)
             self.claims.append(claim_of(job, plan.run, self.lease_until))
             if self.start_planner is not None:
@@ -314,6 +320,8 @@ class FinishBatch:
     deleted: set[str] = field(default_factory=set)
     events: list[RunFinished] = field(default_factory=list)
     deliveries: list[tuple[object, ...]] = field(default_factory=list)
+    spend: SpendBook | None = None
+    """The spend of the runs finished (and their cost), upserted with them."""
 
     def add(self, done: Completion) -> None:
         run = self.runs.get(done.run_id)
@@ -328,6 +336,8 @@ class FinishBatch:
         before = job.to_public() if self.tell and job is not None else None
         quiet.settle(job, run, done, self.settings)  # silent / suppressed, before the planner
         action = planning.plan_finish(job, run, done, self.now, self.settings)
+        if self.spend is not None:
+            self.spend.add(job, run, done, self.now)
         if job is not None and action == "update":
             limits.settle_finish(job, run)  # counts; pauses, ends, stops at max_runs
             memory.remember(job, run, self.now, self.settings)

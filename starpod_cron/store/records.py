@@ -26,6 +26,7 @@ from ..models import (
     RunTrigger,
     SessionMode,
 )
+from ..pricing import usd
 from ..schedules import Schedule
 from ..timeutil import from_ms, opt_from_ms
 
@@ -88,6 +89,9 @@ class JobRecord:
     previous_result: str | None = None
     previous_result_at: int | None = None
     stale_streak: int = 0
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+    budget_tokens_per_day: int | None = None
     # end of generated fields
 
     @property
@@ -249,6 +253,8 @@ class RunRecord:
     silent: bool = False
     suppressed: str | None = None
     notice: str | None = None
+    cost_pusd: int | None = None
+    """What the run cost, picodollars (None: unknown or not finished)."""
 
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> RunRecord:
@@ -281,6 +287,7 @@ class RunRecord:
             silent=bool(self.silent),
             suppressed=self.suppressed,
             notice=self.notice,
+            cost_usd=usd(self.cost_pusd),
         )
 
 
@@ -299,6 +306,7 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
     "silent",
     "suppressed",
     "notice",
+    "cost_pusd",
 )
 _RUN_ROW = attrgetter(*RUN_COLUMNS)
 _RUN_RESULT = attrgetter(*RUN_RESULT_COLUMNS, "id")

@@ -13,6 +13,7 @@ from ..models import (
     CronRun,
     DeliverySpec,
     JobSpec,
+    ModelUsage,
     RunStatus,
     RunTrigger,
     SessionMode,
@@ -88,6 +89,10 @@ class Completion:
     count_attempt: bool = True
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    model: str | None = None
+    """The model whose answer is the result (``JobResult.model``)."""
+    usages: tuple[ModelUsage, ...] = ()
+    """What each model the run asked used (``JobResult.usages``): its cost and spend."""
 
 
 @dataclass(frozen=True, slots=True)
