@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
+from .budget import MAX_BUDGET_USD
 from .declared import from_config
 from .errors import ConfigError, InvalidSchedule
 from .pricing import PricingConfig, parse_pricing
@@ -133,6 +134,8 @@ class TokenConfig:
 
     user_id: str = field(metadata=identity())
     admin: bool = False
+    budget_usd_per_month: float | None = field(default=None, metadata=within(0, MAX_BUDGET_USD))
+    """This owner's monthly budget, in place of ``[gateway] user_budget_usd_per_month``."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -197,6 +200,10 @@ class GatewayConfig:
     ::1. ``host`` (when a specific address) and ``public_url``'s host are served too."""
     public_url: str = ""  # the dashboard's address behind a reverse proxy (its origin is allowed)
     allowed_origins: tuple[str, ...] = ()  # more browser origins allowed, "https://host[:port]"
+    # what each owner's runs may spend per month (their /tz months); None: no owner budget
+    user_budget_usd_per_month: float | None = field(
+        default=None, metadata=within(0, MAX_BUDGET_USD)
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -363,7 +370,7 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise ConfigError(f"{source} [cron]: job_modules must be a list of module names")
     if "pricing" in data:
-        values["pricing"] = parse_pricing(data["pricing"], f"{source} [pricing]")
+        values["pricing"] = parse_pricing(data["pricing"], f"{source} [pricing]", _section)
     values["jobs"] = tuple(declared)
     values["job_modules"] = tuple(modules)
     store = dict(data.get("store", {}))

@@ -17,7 +17,7 @@ unpriced model, or whose tokens were not reported, costs "unknown".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -128,10 +128,14 @@ def format_usd(picodollars: int | None) -> str:
     return f"${dollars:,.4f}"
 
 
-def parse_pricing(section: Mapping[str, Any], where: str) -> PricingConfig:
-    """``[pricing]`` as read from TOML: ``default_output_tokens`` and one table per model."""
-    from .config import section_of  # config imports this module
-
+def parse_pricing(
+    section: Mapping[str, Any],
+    where: str,
+    section_of: Callable[[type[ModelPrice], dict[str, Any], str], ModelPrice],
+) -> PricingConfig:
+    """``[pricing]`` as read from TOML: ``default_output_tokens`` and one table per model,
+    each read by ``section_of`` (config.py's reader of every section, handed in: config
+    imports this module)."""
     values = dict(section)
     default_output = values.pop("default_output_tokens", DEFAULT_OUTPUT_TOKENS)
     if isinstance(default_output, bool) or not isinstance(default_output, int):

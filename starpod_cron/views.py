@@ -84,6 +84,7 @@ def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) ->
         "suppressed": run.suppressed is not None,
         "suppressed_reason": run.suppressed,
         "notice": run.notice,
+        "cost_usd": run.cost_usd,
     }
 
 

@@ -7,6 +7,7 @@ import argparse
 from datetime import timedelta
 
 from ..models import CronJob, CronRun, RunStatus
+from ..usage import run_cost_words
 from ..views import delivery_words, run_json
 from .context import Context, find_jobs
 from .render import Output, local, ms, one_line, relative, tokens
@@ -42,6 +43,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
         "ATTEMPT",
         "TRIGGER",
         "TOKENS",
+        "COST",
         "RESULT / ERROR",
     ]
     out.rows = [
@@ -53,6 +55,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
             str(r.attempt),
             r.trigger.value,
             tokens(r.prompt_tokens, r.completion_tokens),
+            run_cost_words(r.cost_usd, r.status.is_final),
             one_line(r.error or r.result_summary or ""),
         ]
         for r in runs
