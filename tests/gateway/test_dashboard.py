@@ -146,10 +146,11 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
                 await page.goto(f"{base}/#/{name}")
                 await expect(page.locator("main h2")).to_be_visible()
                 await page.screenshot(path=str(SHOTS / f"{name}.png"))
-            # the usage table: its two runs (tokens without a model: cost unknown), and no
-            # total for a user who is not an admin
+            # the usage tables, per job and per owner: its two runs (tokens without a model:
+            # cost unknown), and no total for a user who is not an admin
             usage = page.locator('table.usage tr[data-key] td[data-label="In total"]')
-            await expect(usage).to_have_text([re.compile(r"tok · 2 runs \(2 unknown\)$")])
+            both = re.compile(r"tok · 2 runs \(2 unknown\)$")
+            await expect(usage).to_have_text([both, both])
             await expect(page.get_by_text("Everyone")).to_have_count(0)
 
             # a phone: the jobs table folds into labelled rows
