@@ -250,3 +250,30 @@ def test_short_usd() -> None:
     assert short_usd(15 * 10**11) == "$1.50"
     assert short_usd(12 * 10**12) == "$12.00"
     assert short_usd(1) == "$0.00"  # under a millionth of a dollar
+
+
+def test_the_budgets_of_agent_toml_reach_the_store_settings() -> None:
+    from starpod_cron.bootstrap import spend_settings
+    from starpod_cron.config import parse_config
+    from starpod_cron.errors import ConfigError
+
+    config = parse_config(
+        "[cron]\nbudget_usd_per_day = 5.0\n[gateway]\nuser_budget_usd_per_month = 10\n"
+        '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
+        '"bob-token-0123456789abc" = { user_id = "bob", budget_usd_per_month = 2.5 }\n'
+        '"bob-token-2-0123456789ab" = { user_id = "bob", budget_usd_per_month = 4 }\n'
+        '[pricing]\n"m" = { input_per_mtok = 1, output_per_mtok = 2 }\n'
+    )
+    assert config.store_settings.budget_usd_per_day == 5.0
+    spend = spend_settings(config)
+    assert spend.pricing.price("m") is not None
+    assert (spend.owner_budget("alice"), spend.owner_budget("bob")) == (10, 2.5)  # the lowest
+    assert spend.owner_budget(None) is None  # agent-level jobs have no owner budget
+    for bad in (
+        "[cron]\nbudget_usd_per_day = -1\n",
+        "[gateway]\nuser_budget_usd_per_month = 1e9\n",
+    ):
+        with pytest.raises(ConfigError, match="budget_usd_per"):
+            parse_config(bad)
+    with pytest.raises(ConfigError, match="spend"):
+        parse_config("[cron]\nspend = 1\n")  # not a [cron] key
