@@ -277,3 +277,34 @@ def test_the_budgets_of_agent_toml_reach_the_store_settings() -> None:
             parse_config(bad)
     with pytest.raises(ConfigError, match="spend"):
         parse_config("[cron]\nspend = 1\n")  # not a [cron] key
+
+
+@pytest.mark.parametrize("store_settings", [settings(budget_usd_per_day=0.001)])
+async def test_a_run_claimed_ahead_is_checked_again_at_its_start(
+    store: CronStore, scheduler: CronScheduler, model: Model, clock: ManualClock
+) -> None:
+    early = START + timedelta(seconds=10)
+    late = early + timedelta(milliseconds=500)
+    (first,) = await store.add_jobs([JobSpec("early", "p", Schedule.one_shot(early))])
+    (second,) = await store.add_jobs([JobSpec("late", "p", Schedule.one_shot(late))])
+
+    async def runs_of(job_id: str, status: RunStatus) -> list[CronRun]:
+        for _ in range(2000):
+            found = [r for r in await store.list_runs(job_id, 10) if r.status is status]
+            if found:
+                return found
+            await asyncio.sleep(0.005)
+        pytest.fail(f"no {status.value} run of {job_id}")
+
+    clock.set(early - timedelta(milliseconds=300))  # both fires within the claim-ahead second
+    await runs_of(first, RunStatus.RUNNING)
+    await runs_of(second, RunStatus.RUNNING)  # claimed while nothing was spent
+    clock.set(early)
+    await runs_of(first, RunStatus.SUCCESS)  # spends $0.002 of the day's $0.001
+    clock.set(late)
+    (skipped,) = await runs_of(second, RunStatus.SKIPPED)
+    assert skipped.error == "budget: $0.002 of $0.001 today for all jobs"
+    assert skipped.notice is not None and "until midnight" in skipped.notice
+    assert model.calls == ["early"]  # no request for the run claimed ahead
+    job = await store.get_job(second)
+    assert job is not None and job.running_count == 0

@@ -72,7 +72,7 @@ def write_notes(notes: Sequence[Note]) -> None:
             run_log(log, *about).log(level, message, *args, action="recover")
 
 
-def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
+def claim_of(job: JobRecord, run: RunRecord, lease_until: int, budgeted: bool = False) -> Claim:
     previous, previous_at = memory.given(job.context, job.previous_result, job.previous_result_at)
     return Claim(
         run.id,
@@ -90,6 +90,7 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         job.schedule_kind == OneShot.kind,
         previous,
         opt_from_ms(previous_at),
+        budgeted,
     )
 
 
@@ -269,7 +270,8 @@ class ClaimBatch:
                 )
         if plan.run is not None and stale is None and spent is None:
             self.runs.append(plan.run)
-            self.claims.append(claim_of(job, plan.run, self.lease_until))
+            ahead = self.budgets is not None and plan.run.started_at > self.now
+            self.claims.append(claim_of(job, plan.run, self.lease_until, ahead))
             if self.start_planner is not None:
                 self.deliveries.extend(start_rows(self.start_planner, job, plan.run, self.now))
 

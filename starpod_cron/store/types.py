@@ -68,6 +68,8 @@ class Claim:
     previous_result: str | None = None
     """The job's previous successful result (``context = "last"``), read in the claim."""
     previous_at: datetime | None = None
+    budgeted: bool = False
+    """Claimed ahead under a budget: checked again at its start (``skip_if_spent``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,7 +166,7 @@ class SchedulerOps(HistoryOps):
             for job in jobs:
                 await tx.pause()  # plan in slices: the event loop stays responsive
                 batch.add(job)
-            await tell_budgets(tx, batch.budgets, batch)
+            batch.deliveries += await tell_budgets(tx, batch.budgets, now, planner)
             run_rows = [r.to_row() for r in batch.runs]
             if await tx.execute_many("insert_runs", run_rows, RUN_COLUMNS) < len(run_rows):
                 ids = [r.id for r in batch.runs]
@@ -179,6 +179,33 @@ class SchedulerOps(HistoryOps):
         claims, notes = await self._write(script)
         write_notes(notes)
         return claims
+
+    async def skip_if_spent(self, run_id: str, owner: str) -> str | None:
+        """At the start of a run claimed ahead under a budget: if a budget of its job was
+        spent meanwhile, record it ``skipped`` with the reason (and the owner's notice, once
+        per period) and return the reason; else None (start it)."""
+        planner = self._planner
+
+        async def script(tx: Tx) -> str | None:
+            runs = [RunRecord.from_row(r) for r in await tx.rows("lock_runs", {"ids": [run_id]})]
+            if not runs or runs[0].status != RunStatus.RUNNING or runs[0].lease_owner != owner:
+                return None
+            run = runs[0]
+            job = (await lock_jobs(tx, [run.job_id])).get(run.job_id)
+            if job is None:
+                return None
+            now = self.clock.now_ms()
+            check = await budget_check(tx, [job], self.settings, now)
+            if check is None or check.settle_claim(job, run, job.last_run_at) is None:
+                return None
+            told = await tell_budgets(tx, check, now, planner)  # sets the run's notice
+            await tx.execute_many("finish_runs", [run.result_params()], _RESULT)
+            await update_jobs(tx, [job])
+            await insert_deliveries(tx, told)
+            tx.changed(Topic.JOBS)
+            return run.error
+
+        return await self._write(script)
 
     async def renew_leases(
         self, owner: str, lease_secs: float, run_ids: Collection[str] | None = None

@@ -11,11 +11,12 @@ from ...budget import ALL_TIME, UsageRow
 from ...errors import InvalidInput
 from ...settings import StoreSettings
 from ...timeutil import from_ms, to_ms
-from ..batches import ClaimBatch, bounded, delivery_rows
+from ..batches import bounded, delivery_rows
 from ..budgets import SPEND_COLUMNS, BudgetCheck, SpendBook, budgeted, spend_params
 from ..core import StoreCore
 from ..driver import Tx
 from ..records import JobRecord
+from ..types import DeliveryPlanner
 
 SCOPES: Final = ("job", "owner", "global")
 PERIODS: Final = ("day", "month", ALL_TIME)
@@ -45,24 +46,28 @@ async def budget_check(
     return BudgetCheck(settings, zones, spent)
 
 
-async def tell_budgets(tx: Tx, check: BudgetCheck | None, batch: ClaimBatch) -> None:
-    """Give the first budget skip of each budget's period its notice (and its deliveries):
-    the row in ``budget_notices`` says once, whichever node skips first."""
+async def tell_budgets(
+    tx: Tx, check: BudgetCheck | None, now: int, planner: DeliveryPlanner | None
+) -> list[tuple[object, ...]]:
+    """Give the first budget skip of each budget's period its notice; its deliveries (the
+    row in ``budget_notices`` says once, whichever node skips first)."""
+    rows: list[tuple[object, ...]] = []
     if check is None or not check.told:
-        return
+        return rows
     for told in sorted(check.told, key=lambda t: (t.limit.budget, t.limit.key, t.run.id)):
         params = {
             "budget": told.limit.budget,
             "key": told.limit.key,
             "start_ms": told.limit.start_ms,
-            "now": batch.now,
+            "now": now,
         }
         if await tx.execute("tell_budget", params) == 0:
             continue
         told.run.notice = told.notice
-        if batch.planner is not None:
+        if planner is not None:
             job, run = told.job.to_public(), told.run.to_public()
-            batch.deliveries.extend(delivery_rows(batch.planner, job, run, batch.now))
+            rows.extend(delivery_rows(planner, job, run, now))
+    return rows
 
 
 async def add_spend(tx: Tx, book: SpendBook) -> None:
