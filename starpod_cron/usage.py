@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from .budget import ALL_TIME, UsageRow, period_start, short_usd
-from .models import CronJob
+from .models import CronJob, CronRun, RunStatus
 from .pricing import PICO, format_usd
 from .store import CronStore
 from .timeutil import to_ms
@@ -164,8 +164,10 @@ async def usage_report(
     return report
 
 
-def run_cost_words(cost_usd: float | None, finished: bool) -> str:
-    """A run's cost in a table: ``$0.0020``, ``unknown`` (an unpriced model), ``-`` (running)."""
-    if not finished:
-        return "-"
-    return "unknown" if cost_usd is None else format_usd(round(cost_usd * PICO))
+def run_cost_words(run: CronRun) -> str:
+    """A run's cost in a table: ``$0.0020``, ``unknown`` (an unpriced model), ``-`` (running,
+    or a run that never called anything: skipped, interrupted)."""
+    if run.cost_usd is None:
+        known = run.status in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT)
+        return "unknown" if known else "-"
+    return format_usd(round(run.cost_usd * PICO))

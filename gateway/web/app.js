@@ -239,7 +239,7 @@ function runsTable(runs, withJob) {
     `${run.late_ms} ms`,
     String(run.attempt),
     run.trigger,
-    usd(run.cost_usd, run.status !== "running"),
+    usd(run.cost_usd, run.status),
     el("details", {}, el("summary", {}, (run.result || run.error || "").slice(0, 60) || "-"),
       el("pre", { class: "result" }, run.result || run.error || "")),
   ].filter((cell, i) => withJob || i > 0), { "data-run": run.id }]));
@@ -325,10 +325,11 @@ async function runsPage() {
   return show(el("h2", {}, "Recent runs"), runs.length ? runsTable(runs, true) : el("p", { class: "muted" }, "No runs yet."));
 }
 
-// "$0.0020"; "unknown" for a run of an unpriced model; "-" while it runs
-function usd(cost, finished = true) {
-  if (!finished) return "-";
-  return cost === null || cost === undefined ? "unknown" : `$${cost.toFixed(4)}`;
+// "$0.0020"; "unknown" for a run of an unpriced model; "-" while it runs, or for a run that
+// called nothing (skipped, interrupted)
+function usd(cost, status = "success") {
+  if (cost !== null && cost !== undefined) return `$${cost.toFixed(4)}`;
+  return ["success", "failed", "timeout"].includes(status) ? "unknown" : "-";
 }
 
 function spentCells(spent) {

@@ -55,7 +55,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
             str(r.attempt),
             r.trigger.value,
             tokens(r.prompt_tokens, r.completion_tokens),
-            run_cost_words(r.cost_usd, r.status.is_final),
+            run_cost_words(r),
             one_line(r.error or r.result_summary or ""),
         ]
         for r in runs
