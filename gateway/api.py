@@ -306,6 +306,12 @@ async def _deliveries(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, 
     }
 
 
+async def _usage(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    """Cost and tokens per job ``who`` may see, per owner (a user: only their own) and, for
+    admins, in total: today, this month and in total; all time per model."""
+    return await api.activity.usage(who, api.ops.now())
+
+
 async def _retry(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
     if not await api.activity.retry_delivery(who, a["id"]):
         raise ApiError(404, "not_found", f"no dead delivery {a['id']}")
@@ -381,6 +387,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         },
         handler=_preview,
     ),
+    Endpoint("GET", "/api/usage", "Cost and tokens per job, owner and in total", handler=_usage),
     Endpoint(
         "GET",
         "/api/deliveries",

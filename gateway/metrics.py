@@ -27,6 +27,8 @@ from starpod_cron.activity import overdue_after_secs, overdue_jobs
 from starpod_cron.timeutil import from_ms
 from starpod_cron.views import destination_labels, late_ms, remaining_runs
 
+from .spendmetrics import SpendCounts
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
@@ -144,6 +146,8 @@ class Metrics:
         )
         self.job_counts = JobCounts()
         r.register(self.job_counts)
+        self.spend = SpendCounts()
+        r.register(self.spend)
         self._unsubscribe = store.on_run_finished(self._finished)
 
     def _finished(self, events: Sequence[RunFinished]) -> None:
@@ -169,7 +173,8 @@ class Metrics:
         late_after = overdue_after_secs(self.scheduler.settings, self.store.settings)
         now = from_ms(self.store.clock.now_ms())
         self.overdue.clear()
-        jobs = self.job_counts.jobs = await self.store.list_jobs()
+        jobs = self.job_counts.jobs = self.spend.jobs = await self.store.list_jobs()
+        self.spend.rows = await self.store.usage(scope="job", period="all", limit=10**6)
         for job, late in overdue_jobs(jobs, now, late_after):
             self.overdue.labels(job.name, job.id).set(late)
         return generate_latest(self.registry)

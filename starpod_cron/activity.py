@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from .access import Principal
 from .errors import LimitExceeded, StoreUnavailable
@@ -25,6 +26,7 @@ from .models import (
 from .operations import JobOperations
 from .routing import WS_PREFIX
 from .settings import SchedulerSettings, StoreSettings
+from .usage import usage_report
 
 MAX_RECENT_RUNS = 500
 MAX_DELIVERIES = 1000
@@ -86,6 +88,15 @@ class Activity:
         are left out)."""
         mine = {j.id for j in await self.jobs.list_jobs(who)}
         return {k: v for k, v in (await self._store.run_stats()).items() if k in mine}
+
+    async def usage(self, who: Principal, now: datetime) -> dict[str, Any]:
+        """What runs cost and used (:func:`~starpod_cron.usage.usage_report`): per job ``who``
+        may see, per owner (a user: only themselves) and, for admins, in total."""
+        mine = await self.jobs.list_jobs(who)
+        if who.admin:
+            return await usage_report(self._store, mine, now, owners=None, everyone=True)
+        owners = [] if who.user_id is None else [who.user_id]
+        return await usage_report(self._store, mine, now, owners=owners, everyone=False)
 
     async def deliveries(
         self, who: Principal, status: DeliveryStatus = DeliveryStatus.DEAD, limit: int = 100

@@ -4,10 +4,12 @@ run`` is delivered like a scheduled one), same limits."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
+from .budget import SpendSettings
 from .clock import Clock
-from .config import AgentConfig
+from .config import AgentConfig, gateway_tokens
 from .operations import UserLimits
 from .routing import DeliveryRouter
 from .store import CronStore, StoreOpener
@@ -34,11 +36,28 @@ def open_store(
     router = delivery_router(config)
     return CronStore.open(
         store_url(config, url),
-        settings=config.store_settings,
+        settings=dataclasses.replace(config.store_settings, spend=spend_settings(config)),
         clock=clock,
         create=create,
         delivery_planner=router,
         start_planner=router.started if config.gateway.run_started_events else None,
+    )
+
+
+def spend_settings(config: AgentConfig) -> SpendSettings:
+    """``[pricing]`` and the owners' monthly budgets for the store: ``[gateway]
+    user_budget_usd_per_month`` for everyone, the ``budget_usd_per_month`` of an owner's
+    token (``[gateway.tokens]``, ``$STARPOD_GATEWAY_TOKENS``) in its place (the lowest, for an
+    owner with several)."""
+    owners: dict[str, float] = {}
+    for token in gateway_tokens(config.gateway).values():
+        budget = token.budget_usd_per_month
+        if budget is not None:
+            owners[token.user_id] = min(budget, owners.get(token.user_id, budget))
+    return SpendSettings(
+        pricing=config.pricing,
+        user_budget_usd_per_month=config.gateway.user_budget_usd_per_month,
+        owner_budgets_usd_per_month=owners,
     )
 
 

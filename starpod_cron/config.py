@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
+from .budget import MAX_BUDGET_USD
 from .declared import from_config
 from .errors import ConfigError, InvalidSchedule
 from .pricing import PricingConfig, parse_pricing
@@ -133,6 +134,8 @@ class TokenConfig:
 
     user_id: str = field(metadata=identity())
     admin: bool = False
+    budget_usd_per_month: float | None = field(default=None, metadata=within(0, MAX_BUDGET_USD))
+    """This owner's monthly budget, in place of ``[gateway] user_budget_usd_per_month``."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -197,6 +200,10 @@ class GatewayConfig:
     ::1. ``host`` (when a specific address) and ``public_url``'s host are served too."""
     public_url: str = ""  # the dashboard's address behind a reverse proxy (its origin is allowed)
     allowed_origins: tuple[str, ...] = ()  # more browser origins allowed, "https://host[:port]"
+    # what each owner's runs may spend per month (their /tz months); None: no owner budget
+    user_budget_usd_per_month: float | None = field(
+        default=None, metadata=within(0, MAX_BUDGET_USD)
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -390,7 +397,8 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
 
 def _cron(cron: dict[str, Any], store_keys: dict[str, Any], where: str) -> dict[str, Any]:
     """``[cron]`` split between StoreSettings and SchedulerSettings by field name."""
-    store_fields = {f.name for f in fields(StoreSettings)} - {"synchronous", "default_timezone"}
+    store_fields = {f.name for f in fields(StoreSettings)}
+    store_fields -= {"synchronous", "default_timezone", "spend"}
     store_fields |= set(_CRON_RENAMES)
     sched_fields = {f.name for f in fields(SchedulerSettings)}
     for key in cron:

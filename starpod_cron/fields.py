@@ -51,6 +51,7 @@ from .jitter import MAX_JITTER_SECS
 from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
 from .policyfields import POLICY_FIELDS
 from .settings import MAX_RETRIES, MAX_TIMEOUT_SECS
+from .spendfields import SPEND_FIELDS
 
 __all__ = [
     "JOB_FIELDS",
@@ -328,7 +329,7 @@ _BASE_FIELDS: tuple[JobField, ...] = (
         on_run=True,
     ),
 )
-JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS, *EXEC_FIELDS)
+JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS, *EXEC_FIELDS, *SPEND_FIELDS)
 
 SPECIAL_INPUTS: Final = frozenset({"name", "prompt", "schedule"})
 """User fields every front end reads by hand: ``name`` (also ``rename``), ``prompt`` (an

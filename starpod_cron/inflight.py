@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .backpressure import AdaptiveLimit
 from .completions import CompletionWriter
-from .errors import JobError, ProviderSaturated
+from .errors import JobError, ProviderSaturated, StarpodCronError
 from .leases import LeaseRenewal
 from .logs import RunLog, run_log
 from .models import JobContext, JobResult, RunStatus
@@ -70,6 +70,8 @@ class RunsInFlight:
         on_finished: Callable[[], None],
     ) -> None:
         self._clock = store.clock
+        self._store = store
+        self._owner = owner
         self._executor = executor
         self._settings = settings
         self._on_finished = on_finished
@@ -157,12 +159,29 @@ class RunsInFlight:
     async def _call(self, run: Run, ctx: JobContext, gate: asyncio.Event | None) -> object:
         if gate is not None:
             await gate.wait()
+            if run.claim.budgeted and await self._spent(run):
+                return None
         try:
             return await self._execute(run, ctx)
         except SystemExit as exc:
             raise ExecutorExited(f"the executor called sys.exit({exc.code!r})") from None
         except KeyboardInterrupt:
             raise ExecutorExited("the executor raised KeyboardInterrupt") from None
+
+    async def _spent(self, run: Run) -> bool:
+        """Whether a budget of the run claimed ahead was spent by its start (the store then
+        recorded it skipped; no request is made). A store that cannot tell lets it start:
+        its budget was checked when it was claimed."""
+        try:
+            why = await self._store.skip_if_spent(run.claim.run_id, self._owner)
+        except StarpodCronError as exc:
+            run.log.warning("budget not checked again at start (%s); starting", exc)
+            return False
+        if why is None:
+            return False
+        run.reason = "spent"
+        run.log.warning("skipped: %s", why, action="skip")
+        return True
 
     async def _execute(self, run: Run, ctx: JobContext) -> object:
         """Call the executor through the adaptive limit. A provider's "saturated" answer is not
@@ -264,7 +283,7 @@ class RunsInFlight:
             return
         run.settled = True
         self.watchdog.discard(run)
-        if run.reason == "lease_lost":
+        if run.reason in ("lease_lost", "spent"):  # nothing to record (the store has it)
             self._finish(run)
             return
         outcome = completion(self._ended(run))

@@ -94,6 +94,9 @@ class JobFields:
     fallback_models: list[str] | None = None
     escalate_to: str | None = None
     tools: list[str] | None = None
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+    budget_tokens_per_day: int | None = None
     # end of generated fields
 
     @classmethod

@@ -12,6 +12,11 @@ from .execution import JobResult as JobResult
 from .execution import ModelOptions as ModelOptions
 from .execution import ModelUsage as ModelUsage
 from .execution import SessionMode as SessionMode
+from .nodemodels import GONE_AFTER_HEARTBEATS as GONE_AFTER_HEARTBEATS
+from .nodemodels import DestinationRefusal as DestinationRefusal
+from .nodemodels import Lease as Lease
+from .nodemodels import NodeInfo as NodeInfo
+from .nodemodels import NodeStatus as NodeStatus
 
 if TYPE_CHECKING:
     from .schedules import Schedule
@@ -204,6 +209,13 @@ class CronJob:
     tools: list[str] | None = None
     """The cron tools a scheduled run of this job may call (as its owner, under the owner's
     limits)."""
+    budget_usd_per_day: float | None = None
+    """US dollars the job may spend per day (from midnight in its zone): no run starts once its
+    runs of the day cost this much."""
+    budget_usd_per_month: float | None = None
+    """US dollars the job may spend per month (from the 1st in its zone)."""
+    budget_tokens_per_day: int | None = None
+    """Tokens (prompt + completion) the job may use per day (from midnight in its zone)."""
     # end of generated fields
 
 
@@ -232,6 +244,8 @@ class CronRun:
     notice: str | None = None
     """What this run did to its job, said to its destinations even when the result itself is
     suppressed: paused after failures, ended, a stretch of stale skips."""
+    cost_usd: float | None = None
+    """What the run cost, US dollars (None: unknown, e.g. an unpriced model; see pricing.py)."""
     model: str | None = None
     """The model whose answer is the result (None: no model answered)."""
     usages: tuple[ModelUsage, ...] = ()
@@ -353,6 +367,9 @@ class JobUpdate:
     fallback_models: list[str] | _Unset | None = UNSET
     escalate_to: str | _Unset | None = UNSET
     tools: list[str] | _Unset | None = UNSET
+    budget_usd_per_day: float | _Unset | None = UNSET
+    budget_usd_per_month: float | _Unset | None = UNSET
+    budget_tokens_per_day: int | _Unset | None = UNSET
     # end of generated fields
 
 
@@ -396,68 +413,10 @@ class JobSpec:
     fallback_models: list[str] | None = None
     escalate_to: str | None = None
     tools: list[str] | None = None
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+    budget_tokens_per_day: int | None = None
     # end of generated fields
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A named lease: one holder at a time (the node long-polling a Telegram bot, say), with
-    the ``state`` its holder hands on to the next (the bot's update offset)."""
-
-    name: str
-    holder: str
-    since: datetime
-    expires_at: datetime
-    state: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationRefusal:
-    """A destination refusing every message as a whole (``telegram:<bot id>`` with its token
-    rejected, or its API unreachable): its deliveries wait untried (no attempt counted) while
-    one outbox probes it at ``retry_at``. ``failures`` counts the refusals in a row (the probe
-    backoff); ``error`` is the last answer, redacted. ``name`` never holds a secret."""
-
-    name: str
-    since: datetime
-    retry_at: datetime
-    failures: int
-    error: str
-
-
-class NodeStatus(enum.StrEnum):
-    """``up`` (heartbeat seen recently), ``gone`` (no heartbeat for 3 intervals: killed,
-    or cut off from the database) or ``stopped`` (it said goodbye)."""
-
-    UP = "up"
-    GONE = "gone"
-    STOPPED = "stopped"
-
-
-GONE_AFTER_HEARTBEATS: Final = 3
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """One gateway (or scheduler) process sharing the store, as its last heartbeat said."""
-
-    id: str
-    host: str
-    pid: int
-    version: str
-    started_at: datetime
-    last_seen: datetime
-    heartbeat_secs: float
-    stopped_at: datetime | None = None
-    roles: tuple[str, ...] = ()
-
-    def status(self, now: datetime) -> NodeStatus:
-        if self.stopped_at is not None:
-            return NodeStatus.STOPPED
-        silent = (now - self.last_seen).total_seconds()
-        if silent > GONE_AFTER_HEARTBEATS * self.heartbeat_secs:
-            return NodeStatus.GONE
-        return NodeStatus.UP
 
 
 @dataclass(frozen=True, slots=True)

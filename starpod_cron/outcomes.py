@@ -16,8 +16,10 @@ from .errors import JobError
 from .models import JobResult, RunStatus
 from .store.types import Completion
 
-Reason = Literal["timeout", "stopping", "lease_lost"]
-"""Why the scheduler cancelled a run: its job's timeout, a stop, or its lease was lost."""
+Reason = Literal["timeout", "stopping", "lease_lost", "spent"]
+"""Why the scheduler cancelled a run: its job's timeout, a stop, or its lease was lost; or
+why it never called its executor: ``spent``, a budget spent by the time a run claimed ahead
+was due (the store recorded it skipped)."""
 
 Phase = Literal["waiting", "calling", "retrying"]
 """Where a run was: ``waiting`` before its first executor call (for its fire time or a free

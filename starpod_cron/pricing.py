@@ -129,11 +129,13 @@ def format_usd(picodollars: int | None) -> str:
 
 
 def parse_pricing(
-    section: Mapping[str, Any], where: str, read: Callable[[type[ModelPrice], Any, str], ModelPrice]
+    section: Mapping[str, Any],
+    where: str,
+    section_of: Callable[[type[ModelPrice], dict[str, Any], str], ModelPrice],
 ) -> PricingConfig:
-    """``[pricing]`` as read from TOML: ``default_output_tokens`` and one table per model
-    (each read by ``read``, the config loader's table reader, so unknown keys and wrong
-    types are refused the same way as in every section)."""
+    """``[pricing]`` as read from TOML: ``default_output_tokens`` and one table per model,
+    each read by ``section_of`` (config.py's reader of every section, handed in: config
+    imports this module)."""
     values = dict(section)
     default_output = values.pop("default_output_tokens", DEFAULT_OUTPUT_TOKENS)
     if isinstance(default_output, bool) or not isinstance(default_output, int):
@@ -148,7 +150,7 @@ def parse_pricing(
                 f'"{name}" = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }} '
                 "(the only other key is default_output_tokens)"
             )
-        models[name] = read(ModelPrice, table, f"{where} {name!r}")
+        models[name] = section_of(ModelPrice, table, f"{where} {name!r}")
     try:
         return PricingConfig(models=models, default_output_tokens=default_output)
     except ConfigError as exc:

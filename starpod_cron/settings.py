@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .bounds import DAY, HOUR, WEEK, check_fields, each, whole, within
+from .budget import MAX_BUDGET_USD, SpendSettings
 from .errors import ConfigError, InvalidTimezone
 from .timeutil import check_zone
 
@@ -55,6 +56,11 @@ class StoreSettings:
     """Pause jobs created without their own after this many failed runs in a row (0: never)."""
     backfill_limit: int = field(default=1000, metadata=whole(1, 1_000_000))
     """The most occurrences one backfill may run (``--max`` raises it for one call)."""
+    budget_usd_per_day: float | None = field(default=None, metadata=within(0, MAX_BUDGET_USD))
+    """``[cron] budget_usd_per_day``: what all runs together may spend per day (midnight in
+    ``[cron] timezone``); None: no global budget (see :mod:`starpod_cron.budget`)."""
+    spend: SpendSettings = field(default_factory=SpendSettings)
+    """Prices and owner budgets (``[pricing]``, ``[gateway]``; not ``[cron]`` keys)."""
     synchronous: str = "full"
     """SQLite only: ``full`` (durable on power loss) or ``normal`` (faster; safe on a crash)."""
 

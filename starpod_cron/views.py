@@ -84,6 +84,7 @@ def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) ->
         "suppressed": run.suppressed is not None,
         "suppressed_reason": run.suppressed,
         "notice": run.notice,
+        "cost_usd": run.cost_usd,
         "model": run.model,
         "usages": [usage_json(u) for u in run.usages],
     }

@@ -56,6 +56,9 @@ JOB_KEYS = {
     "end_at",
     "max_runs",
     "stale_after_secs",
+    "budget_usd_per_day",
+    "budget_usd_per_month",
+    "budget_tokens_per_day",
     "consecutive_failures",
     "paused_reason",
     "finished_runs",
@@ -86,6 +89,7 @@ RUN_KEYS = {
     "suppressed",
     "suppressed_reason",
     "notice",
+    "cost_usd",
 }
 
 

@@ -2,6 +2,8 @@
 
 python -m tests.worker fire DB OUT_JSON SECONDS [RUN_SECS]
     # run jobs for SECONDS (each run taking RUN_SECS, default 0.02), record executions
+python -m tests.worker spend DB OUT_JSON SECONDS BUDGET_USD_PER_DAY
+    # like fire, each run costing $0.002 (model "m"), under a global budget (0: none)
 python -m tests.worker hang DB MARKER             # start runs that never finish (to be killed)
 python -m tests.worker run DB DIR [--lease S] [--ahead S] [--sleep S] [--concurrency N]
     # run jobs; for each run write DIR/<run_id>.started, then sleep S seconds and write
@@ -18,7 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from starpod_cron import CronScheduler, CronStore, JobContext, JobResult
+from starpod_cron import CronScheduler, CronStore, JobContext, JobResult, StoreSettings
+from starpod_cron.budget import SpendSettings
+from starpod_cron.models import ModelUsage
+from starpod_cron.pricing import ModelPrice, PricingConfig
 
 
 def _mark(path: Path, text: str) -> None:
@@ -36,6 +41,27 @@ async def fire(db: str, out: str, seconds: float, run_secs: float = 0.02) -> Non
         return JobResult(session_id="", summary="ok")
 
     store = await CronStore.open(db)
+    scheduler = CronScheduler(store, executor, tick_secs=1, max_concurrent_runs=50)
+    scheduler.start()
+    await asyncio.sleep(seconds)
+    await scheduler.stop()
+    await store.close()
+    Path(out).write_text(json.dumps(executed))
+
+
+async def spend(db: str, out: str, seconds: float, budget: float) -> None:
+    executed: list[tuple[str, int, int]] = []
+
+    async def executor(ctx: JobContext) -> JobResult:
+        executed.append((ctx.job_id, int(ctx.scheduled_for.timestamp() * 1000), os.getpid()))
+        await asyncio.sleep(0.02)
+        return JobResult("", "ok", 1000, 500, "m", (ModelUsage("m", 1000, 500),))
+
+    pricing = PricingConfig(models={"m": ModelPrice(input_per_mtok=1, output_per_mtok=2)})
+    settings = StoreSettings(
+        spend=SpendSettings(pricing=pricing), budget_usd_per_day=budget or None
+    )
+    store = await CronStore.open(db, settings=settings)
     scheduler = CronScheduler(store, executor, tick_secs=1, max_concurrent_runs=50)
     scheduler.start()
     await asyncio.sleep(seconds)
@@ -90,6 +116,8 @@ if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "fire":
         asyncio.run(fire(rest[0], rest[1], float(rest[2]), *map(float, rest[3:4])))
+    elif mode == "spend":
+        asyncio.run(spend(rest[0], rest[1], float(rest[2]), float(rest[3])))
     elif mode == "hang":
         asyncio.run(hang(rest[0], rest[1]))
     elif mode == "run":

@@ -229,7 +229,7 @@ async function jobPage(id) {
 }
 
 function runsTable(runs, withJob) {
-  const headers = [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Model", "Result"]
+  const headers = [withJob ? "Job" : null, "Started", "Status", "Duration", "Late", "Attempt", "Trigger", "Model", "Cost", "Result"]
     .filter((h) => h !== null);
   return table("runs", headers, runs.map((run) => [String(run.id), [
     withJob ? el("a", { href: `#/job/${encodeURIComponent(run.job_id)}` }, run.job_name) : null,
@@ -241,6 +241,7 @@ function runsTable(runs, withJob) {
     run.trigger,
     // which model ran it: each model asked that answered (a fallback, an escalation), in order
     (run.usages || []).map((u) => u.model).join(" → ") || run.model || "-",
+    usd(run.cost_usd, run.status),
     el("details", {}, el("summary", {}, (run.result || run.error || "").slice(0, 60) || "-"),
       el("pre", { class: "result" }, run.result || run.error || "")),
   ].filter((cell, i) => withJob || i > 0), { "data-run": run.id }]));
@@ -337,6 +338,46 @@ async function runsPage() {
   return show(el("h2", {}, "Recent runs"), runs.length ? runsTable(runs, true) : el("p", { class: "muted" }, "No runs yet."));
 }
 
+// "$0.0020"; "unknown" for a run of an unpriced model; "-" while it runs, or for a run that
+// called nothing (skipped, interrupted)
+function usd(cost, status = "success") {
+  if (cost !== null && cost !== undefined) return `$${cost.toFixed(4)}`;
+  return ["success", "failed", "timeout"].includes(status) ? "unknown" : "-";
+}
+
+function spentCells(spent) {
+  return ["today", "month", "total"].map((p) => {
+    const s = spent[p];
+    return `${usd(s.cost_usd)} · ${s.tokens.toLocaleString("en")} tok · ${s.runs} runs`
+      + (s.unpriced_runs ? ` (${s.unpriced_runs} unknown)` : "");
+  });
+}
+
+// What runs cost and used: per job (today and this month in its zone, in total), per owner,
+// in total (admins) and per model; from /api/usage, which shows each what they may see.
+async function usagePage() {
+  const usage = await api("GET", "api/usage");
+  const heads = ["Today", "This month", "In total"];
+  const parts = [el("h2", {}, "Usage")];
+  if (usage.total) {
+    parts.push(table("usage", ["Everyone", ...heads], [["total", ["all jobs", ...spentCells(usage.total)]]]));
+  }
+  parts.push(el("h3", {}, "Per job"), usage.jobs.length
+    ? table("usage", ["Job", ...heads], usage.jobs.map((j) => [j.job_id, [
+      el("a", { href: `#/job/${encodeURIComponent(j.job_id)}` }, j.job_name), ...spentCells(j)]]))
+    : el("p", { class: "muted" }, "No jobs."));
+  if (usage.owners.length) {
+    parts.push(el("h3", {}, "Per owner"), table("usage", ["Owner", ...heads],
+      usage.owners.map((o) => [o.owner, [o.owner, ...spentCells(o)]])));
+  }
+  const models = Object.entries(usage.models);
+  if (models.length) {
+    parts.push(el("h3", {}, "Per model, in total"), table("usage", ["Model", "Cost", "Tokens", "Runs"],
+      models.map(([m, s]) => [m, [m, usd(s.cost_usd), s.tokens.toLocaleString("en"), String(s.runs)]])));
+  }
+  return show(...parts);
+}
+
 async function deliveriesPage() {
   const { deliveries, counts } = await api("GET", "api/deliveries?status=dead");
   return show(el("h2", {}, "Dead deliveries"),
@@ -368,6 +409,7 @@ async function route(update = false) {
       : name === "timeline" ? await timelinePage()
       : name === "runs" ? await runsPage()
       : name === "deliveries" ? await deliveriesPage()
+      : name === "usage" ? await usagePage()
       : await jobsPage();
     if (mine === drawn) paint(nodes, update);
   } catch (error) { if (mine === drawn) fail(error); }

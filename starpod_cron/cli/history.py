@@ -7,6 +7,7 @@ import argparse
 from datetime import timedelta
 
 from ..models import CronJob, CronRun, RunStatus
+from ..usage import run_cost_words
 from ..views import delivery_words, models_text, run_json
 from .context import Context, find_jobs
 from .render import Output, local, ms, one_line, relative, tokens
@@ -43,6 +44,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
         "TRIGGER",
         "MODEL",
         "TOKENS",
+        "COST",
         "RESULT / ERROR",
     ]
     out.rows = [
@@ -55,6 +57,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
             r.trigger.value,
             models_text(r),
             tokens(r.prompt_tokens, r.completion_tokens),
+            run_cost_words(r),
             one_line(r.error or r.result_summary or ""),
         ]
         for r in runs

@@ -21,6 +21,7 @@ from ..preview import PreviewSettings, preview_job
 from ..schedules import Schedule, format_duration_ms
 from ..store import planning
 from ..timeutil import check_zone, to_ms
+from ..usage import budget_words, ledger, spent_json, spent_words
 from ..views import (
     counts_words,
     fires_after,
@@ -76,6 +77,7 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
     total_out = sum(r.completion_tokens or 0 for r in history)
     upcoming = job_fires(job, 5)
     view = job_json(job, tz)
+    spent = (await ledger(c.store, "job", now, job.id)).spent(job.id, job.timezone, now)
     data = view | {
         "next_runs": [iso(t, tz) for t in upcoming],
         "last_run_result": _preview(last.result_summary) if last else None,
@@ -84,6 +86,7 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
         else {"prompt": last.prompt_tokens, "completion": last.completion_tokens},
         "history_tokens": {"prompt": total_in, "completion": total_out, "runs": len(history)},
         "counts": run_counts(job, tz),
+        "spent": spent_json(spent),
     }
     out = Output(data, "presentation_card", f"Job: {job.name}")
     out.fields = [
@@ -126,6 +129,8 @@ async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
             + (f", up to {job.max_instances} at once" if job.max_instances > 1 else ""),
         ),
         ("delete after run", "yes" if job.delete_after_run else "no"),
+        ("budget", budget_words(job)),
+        ("spent", spent_words(spent)),
         *limit_rows(job, tz),
         *_declared_rows(view),
         ("user", job.user_id or "-"),
@@ -139,7 +144,7 @@ CARD_FIELDS = frozenset(
     {"name", "prompt", "schedule", "enabled", "delete_after_run", "timezone", "max_retries",
      "timeout_secs", "session_mode", "user_id", "misfire_policy", "description", "jitter_secs",
      "overlap", "max_instances", "pause_after_failures", "start_at", "end_at", "max_runs",
-     "stale_after_secs"}
+     "stale_after_secs", "budget_usd_per_day", "budget_usd_per_month", "budget_tokens_per_day"}
 )  # fmt: skip
 """The user fields the card shows in words of its own; any other declared one shows as its
 view has it."""

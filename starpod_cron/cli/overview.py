@@ -7,7 +7,9 @@ import argparse
 from typing import Any
 
 from ..activity import overdue_after_secs, overdue_jobs
+from ..budget import short_usd
 from ..models import CronJob, NodeStatus, RunStats, RunStatus
+from ..usage import ledger, spent_json, spent_words
 from ..views import counts_words, fires_across, job_json, refusal_json, run_counts, run_json
 from .context import Context
 from .jobs import NO_JOBS
@@ -82,12 +84,17 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     upcoming = fires_across(jobs, 10)
     late_after = overdue_after_secs(c.config.scheduler, c.store.settings)
     overdue = overdue_jobs(jobs, now, late_after)
+    spend = await ledger(c.store, "job", now)
+    spent = {job.id: spend.spent(job.id, job.timezone, now) for job in jobs}
+    zone = c.store.settings.default_timezone
+    everyone = (await ledger(c.store, "global", now)).spent("", zone, now)
     job_rows = [
         job_json(job, c.tz(job.timezone))
         | {
             "state": job_state(job),
             "stats": _stats(stats.get(job.id)),
             "counts": run_counts(job, c.tz(job.timezone)),
+            "spent": spent_json(spent[job.id]),
         }
         for job in jobs
     ]
@@ -110,6 +117,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             for at, job in upcoming
         ],
         "jobs": job_rows,
+        "spent": spent_json(everyone),
         "destinations_refusing": [refusal_json(r) for r in refusing],
         "overdue": [
             {
@@ -147,11 +155,15 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             f"  {local(at, c.tz(job.timezone))}  ({relative(at, now)})  {job.name}"
             for at, job in upcoming
         ]
+    lines.append(f"Spent: {spent_words(everyone)}")
     out.header = "\n".join(lines) + "\n"
     if not jobs:
         out.text = NO_JOBS
         return out
-    out.columns = ["JOB", "STATE", "RUNS", "ERRORS", "LAST DURATION", "TOKENS", "NEXT RUN", "NOTES"]
+    out.columns = [
+        "JOB", "STATE", "RUNS", "ERRORS", "LAST DURATION", "TOKENS", "COST TODAY", "NEXT RUN",
+        "NOTES",
+    ]  # fmt: skip
     out.rows = [
         [
             job.name,
@@ -160,6 +172,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             str(stats_of["errors"]),
             ms(stats_of["last_duration_ms"]),
             tokens(stats_of["prompt_tokens"] or None, stats_of["completion_tokens"] or None),
+            short_usd(spent[job.id]["today"].cost_pusd),
             when(job.next_fire_at, c.tz(job.timezone), now),
             _notes(job, c.tz(job.timezone)),
         ]

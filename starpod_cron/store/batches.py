@@ -29,6 +29,7 @@ from ..schedules import OneShot
 from ..settings import StoreSettings
 from ..timeutil import from_ms, opt_from_ms, to_ms
 from . import limits, memory, planning, quiet
+from .budgets import BudgetCheck, SpendBook
 from .records import _SESSION_MODES, _TRIGGERS, JobRecord, RunRecord
 from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec, RunFinished
 
@@ -80,7 +81,7 @@ def write_notes(notes: Sequence[Note]) -> None:
             run_log(log, *about).log(level, message, *args, action="recover")
 
 
-def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
+def claim_of(job: JobRecord, run: RunRecord, lease_until: int, budgeted: bool = False) -> Claim:
     previous, previous_at = memory.given(job.context, job.previous_result, job.previous_result_at)
     return Claim(
         run.id,
@@ -100,6 +101,7 @@ def claim_of(job: JobRecord, run: RunRecord, lease_until: int) -> Claim:
         opt_from_ms(previous_at),
         model_options(job),
         run.attempt > job.max_retries,
+        budgeted,
     )
 
 
@@ -263,6 +265,8 @@ class ClaimBatch:
     notes: list[Note] = field(default_factory=list)
     deliveries: list[tuple[object, ...]] = field(default_factory=list)
     """Events about the runs started (from ``start_planner``), written with the claim."""
+    budgets: BudgetCheck | None = None
+    """The budgets of the jobs claimed, against committed spend (None: no job has one)."""
 
     def add(self, job: JobRecord) -> None:
         start = max(self.now, job.due_ms or self.now)  # a job claimed ahead starts on time
@@ -276,7 +280,10 @@ class ClaimBatch:
         if not job.enabled and plan.run is None and plan.skipped is None:
             self.notes.append((logging.ERROR, "job %s: %s", (job.name, job.last_error), None))
         stale = limits.settle_claim(job, plan.run, ran_before, self.now)
-        skipped = [r for r in (plan.skipped, stale) if r is not None]
+        spent = None
+        if stale is None and self.budgets is not None:
+            spent = self.budgets.settle_claim(job, plan.run, ran_before)
+        skipped = [r for r in (plan.skipped, stale, spent) if r is not None]
         limits.settle_skipped(job, skipped)
         for run in skipped:
             self.runs.append(run)
@@ -285,9 +292,10 @@ class ClaimBatch:
                 self.deliveries.extend(
                     delivery_rows(self.planner, job.to_public(), run.to_public(), self.now)
                 )
-        if plan.run is not None and stale is None:
+        if plan.run is not None and stale is None and spent is None:
             self.runs.append(plan.run)
-            self.claims.append(claim_of(job, plan.run, self.lease_until))
+            ahead = self.budgets is not None and plan.run.started_at > self.now
+            self.claims.append(claim_of(job, plan.run, self.lease_until, ahead))
             if self.start_planner is not None:
                 self.deliveries.extend(start_rows(self.start_planner, job, plan.run, self.now))
 
@@ -338,6 +346,8 @@ class FinishBatch:
     deleted: set[str] = field(default_factory=set)
     events: list[RunFinished] = field(default_factory=list)
     deliveries: list[tuple[object, ...]] = field(default_factory=list)
+    spend: SpendBook | None = None
+    """The spend of the runs finished (and their cost), upserted with them."""
 
     def add(self, done: Completion) -> None:
         run = self.runs.get(done.run_id)
@@ -352,6 +362,8 @@ class FinishBatch:
         before = job.to_public() if self.tell and job is not None else None
         quiet.settle(job, run, done, self.settings)  # silent / suppressed, before the planner
         action = planning.plan_finish(job, run, done, self.now, self.settings)
+        if self.spend is not None:
+            self.spend.add(job, run, done, self.now)
         if job is not None and action == "update":
             limits.settle_finish(job, run)  # counts; pauses, ends, stops at max_runs
             memory.remember(job, run, self.now, self.settings)

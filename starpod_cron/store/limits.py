@@ -75,16 +75,25 @@ def settle_claim(
         job.stale_streak = 0
         return None
     reason = f"{words_ms(late)} late, stale after {words_ms(limit)}"
+    if job.stale_streak == 0:
+        started.notice = f"your {_at(job, started.scheduled_for, now)} '{job.name}' was skipped: "
+        started.notice += reason
+    job.stale_streak += 1
+    return skip_started(job, started, reason, last_run_at, STALE)
+
+
+def skip_started(
+    job: JobRecord, started: RunRecord, reason: str, last_run_at: int | None, why: str
+) -> RunRecord:
+    """Record ``started`` (planned by the claim) as ``skipped`` with ``reason`` instead of
+    starting it (``why``: its ``suppressed``, a stale or budget skip); the job no longer
+    counts it as running and keeps ``last_run_at``; a one-shot that cannot run is disabled."""
     started.status = RunStatus.SKIPPED.value
     started.completed_at = started.started_at
     started.duration_ms = 0
     started.lease_owner = started.lease_expires_at = None
     started.error = reason
-    started.suppressed = STALE
-    if job.stale_streak == 0:
-        started.notice = f"your {_at(job, started.scheduled_for, now)} '{job.name}' was skipped: "
-        started.notice += reason
-    job.stale_streak += 1
+    started.suppressed = why
     job.running_count = max(0, job.running_count - 1)
     if job.running_run_id == started.id:
         job.running_run_id = None

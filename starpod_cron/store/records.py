@@ -27,6 +27,7 @@ from ..models import (
     RunTrigger,
     SessionMode,
 )
+from ..pricing import usd
 from ..schedules import Schedule
 from ..timeutil import from_ms, opt_from_ms
 
@@ -96,6 +97,9 @@ class JobRecord:
     fallback_models: str | None = None
     escalate_to: str | None = None
     tools: str | None = None
+    budget_usd_per_day: float | None = None
+    budget_usd_per_month: float | None = None
+    budget_tokens_per_day: int | None = None
     # end of generated fields
 
     @property
@@ -261,6 +265,8 @@ class RunRecord:
     """The model whose answer is the result."""
     usages: str | None = None
     """What each model asked used: JSON (see :func:`usages_json`)."""
+    cost_pusd: int | None = None
+    """What the run cost, picodollars (None: unknown or not finished)."""
 
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> RunRecord:
@@ -295,6 +301,7 @@ class RunRecord:
             notice=self.notice,
             model=self.model,
             usages=usages_of(self.usages),
+            cost_usd=usd(self.cost_pusd),
         )
 
 
@@ -326,6 +333,7 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
     "notice",
     "model",
     "usages",
+    "cost_pusd",
 )
 _RUN_ROW = attrgetter(*RUN_COLUMNS)
 _RUN_RESULT = attrgetter(*RUN_RESULT_COLUMNS, "id")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 
 from .batches import DELIVERY_INSERT_COLUMNS
+from .budgets import SPEND_COLUMNS
 from .records import (
     DELIVERY_COLUMNS,
     JOB_COLUMNS,
@@ -39,6 +40,7 @@ _COLUMN_LISTS: dict[str, Sequence[str]] = {
     "run_result": RUN_RESULT_COLUMNS,
     "delivery": DELIVERY_COLUMNS,
     "delivery_insert": DELIVERY_INSERT_COLUMNS,
+    "spend": SPEND_COLUMNS,
 }
 
 

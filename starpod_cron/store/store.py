@@ -22,6 +22,7 @@ from .ops.history import HistoryOps
 from .ops.jobs import JobOps
 from .ops.outbox import OutboxOps
 from .ops.scheduling import SchedulerOps
+from .ops.spend import SpendOps
 from .types import DeliveryPlanner
 
 
@@ -32,6 +33,7 @@ class CronStore(
     OutboxOps,
     CoordinationOps,
     BackfillOps,
+    SpendOps,
     StoreSignals,
     JobStore,
     RunStore,

@@ -72,6 +72,8 @@ class Claim:
     """What the job says about its model call, read in the claim."""
     last_attempt: bool = True
     """The job has no retry left after this attempt."""
+    budgeted: bool = False
+    """Claimed ahead under a budget: checked again at its start (``skip_if_spent``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,9 @@ class Completion:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     model: str | None = None
+    """The model whose answer is the result (``JobResult.model``)."""
     usages: tuple[ModelUsage, ...] = ()
+    """What each model the run asked used (``JobResult.usages``): its cost and spend."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ async def test_a_job_and_a_run_in_json_are_the_views_of_every_front_end(
         "last_run_tokens",
         "history_tokens",
         "counts",
+        "spent",
     }
 
     edited = await _cli(capsys, url, "jobs", "edit", "morning", "--every", "1h")

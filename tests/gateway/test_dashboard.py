@@ -142,10 +142,16 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await expect(row).to_contain_text("paused")
             await expect(row.locator('td[data-label="Runs"]')).to_have_text("2")
 
-            for name in ("timeline", "runs"):
+            for name in ("timeline", "runs", "usage"):
                 await page.goto(f"{base}/#/{name}")
                 await expect(page.locator("main h2")).to_be_visible()
                 await page.screenshot(path=str(SHOTS / f"{name}.png"))
+            # the usage tables, per job and per owner: its two runs (tokens without a model:
+            # cost unknown), and no total for a user who is not an admin
+            usage = page.locator('table.usage tr[data-key] td[data-label="In total"]')
+            both = re.compile(r"tok · 2 runs \(2 unknown\)$")
+            await expect(usage).to_have_text([both, both])
+            await expect(page.get_by_text("Everyone")).to_have_count(0)
 
             # a phone: the jobs table folds into labelled rows
             await page.set_viewport_size({"width": 375, "height": 740})

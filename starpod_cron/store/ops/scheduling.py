@@ -22,6 +22,7 @@ from ..batches import (
     start_rows,
     write_notes,
 )
+from ..budgets import SpendBook
 from ..driver import Tx
 from ..records import (
     JOB_RUNTIME_COLUMNS,
@@ -33,6 +34,7 @@ from ..records import (
 from ..types import Claim, Completion, RecoveryReport, RunFinished, Topic
 from .history import HistoryOps
 from .jobs import lock_job, lock_jobs
+from .spend import add_spend, budget_check, owner_zones, tell_budgets
 
 _RUNTIME = (*JOB_RUNTIME_COLUMNS, "id")
 _RESULT = (*RUN_RESULT_COLUMNS, "id")
@@ -128,11 +130,14 @@ class SchedulerOps(HistoryOps):
             jobs = await lock_jobs(tx, {r.job_id for r in runs.values()})
             now = self.clock.now_ms()
             batch = FinishBatch(runs, jobs, owner, now, self.settings, planner, tell)
+            zones = await owner_zones(tx, [j.user_id for j in jobs.values()])
+            batch.spend = SpendBook(self.settings, zones)
             for done in completions:
                 await tx.pause()  # plan in slices: the event loop stays responsive
                 batch.add(done)
             keep = self.settings.runs_keep_per_job
             await write_finished(tx, batch.finished, batch.touched.values(), batch.deleted, keep)
+            await add_spend(tx, batch.spend)
             await insert_deliveries(tx, batch.deliveries)
             if batch.finished:  # jobs released (and retries scheduled): due again
                 tx.changed(Topic.JOBS)
@@ -156,9 +161,12 @@ class SchedulerOps(HistoryOps):
             lease_until = now + round(lease_secs * 1000)
             rows = await tx.rows("claim_due_jobs", {"until": now + ahead, "limit": limit})
             batch = ClaimBatch(owner, now, lease_until, grace, queue_limit, starts, planner)
-            for row in rows:
+            jobs = [JobRecord.from_row(row) for row in rows]
+            batch.budgets = await budget_check(tx, jobs, self.settings, now)
+            for job in jobs:
                 await tx.pause()  # plan in slices: the event loop stays responsive
-                batch.add(JobRecord.from_row(row))
+                batch.add(job)
+            batch.deliveries += await tell_budgets(tx, batch.budgets, now, planner)
             run_rows = [r.to_row() for r in batch.runs]
             if await tx.execute_many("insert_runs", run_rows, RUN_COLUMNS) < len(run_rows):
                 ids = [r.id for r in batch.runs]
@@ -171,6 +179,33 @@ class SchedulerOps(HistoryOps):
         claims, notes = await self._write(script)
         write_notes(notes)
         return claims
+
+    async def skip_if_spent(self, run_id: str, owner: str) -> str | None:
+        """At the start of a run claimed ahead under a budget: if a budget of its job was
+        spent meanwhile, record it ``skipped`` with the reason (and the owner's notice, once
+        per period) and return the reason; else None (start it)."""
+        planner = self._planner
+
+        async def script(tx: Tx) -> str | None:
+            runs = [RunRecord.from_row(r) for r in await tx.rows("lock_runs", {"ids": [run_id]})]
+            if not runs or runs[0].status != RunStatus.RUNNING or runs[0].lease_owner != owner:
+                return None
+            run = runs[0]
+            job = (await lock_jobs(tx, [run.job_id])).get(run.job_id)
+            if job is None:
+                return None
+            now = self.clock.now_ms()
+            check = await budget_check(tx, [job], self.settings, now)
+            if check is None or check.settle_claim(job, run, job.last_run_at) is None:
+                return None
+            told = await tell_budgets(tx, check, now, planner)  # sets the run's notice
+            await tx.execute_many("finish_runs", [run.result_params()], _RESULT)
+            await update_jobs(tx, [job])
+            await insert_deliveries(tx, told)
+            tx.changed(Topic.JOBS)
+            return run.error
+
+        return await self._write(script)
 
     async def renew_leases(
         self, owner: str, lease_secs: float, run_ids: Collection[str] | None = None

@@ -227,3 +227,22 @@ DELETE FROM login_sessions WHERE expires_at <= :now;
 
 -- name: ping
 SELECT 1;
+
+-- ------------------------------------------------------------------------------ spend
+-- name: tell_budget
+-- The first skip of a budget's period tells the owner; later ones find the row (0 rows).
+INSERT INTO budget_notices (budget, key, start_ms, created_at)
+VALUES (:budget, :key, :start_ms, :now)
+ON CONFLICT (budget, key, start_ms) DO NOTHING;
+
+-- name: usage_rows
+-- Spend per scope, key, period and model, for the usage views (newest periods first).
+SELECT scope, key, period, start_ms, model, runs, prompt_tokens, completion_tokens,
+       cost_pusd, unpriced
+FROM spend
+WHERE (CAST(:scope AS text) IS NULL OR scope = :scope)
+  AND (CAST(:key AS text) IS NULL OR key = :key)
+  AND (CAST(:period AS text) IS NULL OR period = :period)
+  AND start_ms >= :since
+ORDER BY scope, key, period, start_ms DESC, model
+LIMIT :limit;

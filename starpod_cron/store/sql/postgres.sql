@@ -205,3 +205,30 @@ INSERT INTO starpod_cron_schema (version) VALUES (:version);
 
 -- name: current_schema
 SELECT current_schema();
+
+-- ------------------------------------------------------------------------------ spend
+-- name: add_spend
+-- Spend of runs just finished, one row per key (summed by the completing transaction), in
+-- key order: two nodes finishing runs of the same owner lock the same rows in the same order.
+INSERT INTO spend ({spend_columns}) SELECT * FROM unnest(:rows)
+ON CONFLICT (scope, key, period, start_ms, model) DO UPDATE SET
+    runs = spend.runs + excluded.runs,
+    prompt_tokens = spend.prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = spend.completion_tokens + excluded.completion_tokens,
+    cost_pusd = spend.cost_pusd + excluded.cost_pusd,
+    unpriced = spend.unpriced + excluded.unpriced;
+
+-- name: spend_for_budgets
+-- What the jobs, owners and everyone spent in the periods starting at or after :since (the
+-- claim checks the budgets of the jobs it is about to start against it: committed spend).
+SELECT scope, key, period, start_ms, sum(prompt_tokens + completion_tokens)::bigint,
+       sum(cost_pusd)::bigint
+FROM spend
+WHERE period <> 'all' AND start_ms >= :since
+  AND ((scope = 'job' AND key = ANY(:jobs::text[]))
+       OR (scope = 'owner' AND key = ANY(:owners::text[]))
+       OR scope = 'global')
+GROUP BY scope, key, period, start_ms;
+
+-- name: owner_timezones
+SELECT user_id, timezone FROM user_prefs WHERE user_id = ANY(:owners::text[]);

@@ -152,3 +152,29 @@ SELECT name, holder, since, expires_at, state FROM leases WHERE name = :name;
 -- name: end_login_sessions
 DELETE FROM login_sessions
 WHERE token_fingerprint NOT IN (SELECT value FROM json_each(:keep));
+
+-- ------------------------------------------------------------------------------ spend
+-- name: add_spend
+-- Spend of runs just finished, summed per row by the completing transaction (one statement
+-- per row: BEGIN IMMEDIATE already orders every writer).
+INSERT INTO spend ({spend_columns}) VALUES ({spend_values})
+ON CONFLICT (scope, key, period, start_ms, model) DO UPDATE SET
+    runs = spend.runs + excluded.runs,
+    prompt_tokens = spend.prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = spend.completion_tokens + excluded.completion_tokens,
+    cost_pusd = spend.cost_pusd + excluded.cost_pusd,
+    unpriced = spend.unpriced + excluded.unpriced;
+
+-- name: spend_for_budgets
+-- What the jobs, owners and everyone spent in the periods starting at or after :since (the
+-- claim checks the budgets of the jobs it is about to start against it).
+SELECT scope, key, period, start_ms, sum(prompt_tokens + completion_tokens), sum(cost_pusd)
+FROM spend
+WHERE period <> 'all' AND start_ms >= :since
+  AND ((scope = 'job' AND key IN (SELECT value FROM json_each(:jobs)))
+       OR (scope = 'owner' AND key IN (SELECT value FROM json_each(:owners)))
+       OR scope = 'global')
+GROUP BY scope, key, period, start_ms;
+
+-- name: owner_timezones
+SELECT user_id, timezone FROM user_prefs WHERE user_id IN (SELECT value FROM json_each(:owners));
