@@ -64,7 +64,7 @@ from starpod_cron.tasks import TaskSet
 from starpod_cron.tools import call_tool
 
 from .outbox import DeliveryError, Progress
-from .telegram_buttons import Buttons, result_buttons, resume_buttons
+from .telegram_buttons import SNOOZE_FOR, Buttons, result_buttons, resume_buttons
 from .telegram_text import HELP, describe, parse_schedule, split_message
 
 log = logging.getLogger("gateway.telegram")
@@ -165,6 +165,7 @@ class TelegramBot:
             "pause": self._pause,
             "resume": self._resume,
             "remove": self._remove,
+            "snooze": self._snooze,
             "run": self._run,
             "tz": self._tz,
             "help": self._help,
@@ -409,6 +410,14 @@ class TelegramBot:
     async def _resume(self, update: Update, who: Principal) -> None:
         job = (await self._tool(who, "cron_resume", self._name(update)))["job"]
         await self._say(update, f"Resumed: {describe(job)}")
+
+    async def _snooze(self, update: Update, who: Principal) -> None:
+        """``/snooze standup`` (1 h) or ``/snooze standup 30m``: the button's operation."""
+        words = self._name(update)["name"].split()
+        name, duration = (words, SNOOZE_FOR) if len(words) == 1 else (words[:-1], words[-1])
+        arguments = {"name": " ".join(name), "for": duration}
+        job = (await self._tool(who, "cron_snooze", arguments))["job"]
+        await self._say(update, f"Snoozed: {describe(job)}, then as scheduled.")
 
     async def _remove(self, update: Update, who: Principal) -> None:
         job = (await self._tool(who, "cron_remove", self._name(update)))["job"]

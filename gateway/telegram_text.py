@@ -23,6 +23,7 @@ Add name=<name> before the prompt to choose a name.
 /jobs - your jobs
 /runs <name> - recent runs of a job
 /pause <name>, /resume <name>, /remove <name>, /run <name>
+/snooze <name> [1h] - put off its next run once (the schedule stays)
 /tz Europe/Rome - your default time zone
 /help - this text"""
 

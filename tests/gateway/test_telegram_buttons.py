@@ -270,3 +270,20 @@ async def test_a_pause_alert_carries_resume_and_resume_enables_the_job(
     # resumed: it runs (and, failing, pauses itself again: a second alert with Resume)
     await until(lambda: len(alerts()) == 2, what="the second pause alert")
     assert _buttons(alerts()[1]) == [[("Resume", f"res:{job.id}")]]
+
+
+async def test_the_snooze_command_does_what_the_button_does(bot: tuple[BotApi, Gateway]) -> None:
+    api, gateway = bot
+    job = await _job(gateway, "tea")
+    assert job.next_run_at is not None
+    api.type(OWNER, "/snooze tea 30m", chat_id=GROUP, thread_id=TOPIC)
+    await until(lambda: any(t.startswith("Snoozed: tea: every 1h") for t in api.texts(GROUP)))
+    snoozed = await _stored(gateway, job.id)
+    assert snoozed is not None and snoozed.next_run_at == job.next_run_at + timedelta(minutes=30)
+    api.type(OWNER, "/snooze tea", chat_id=GROUP, thread_id=TOPIC)  # 1 h by default
+    await until(lambda: sum(t.startswith("Snoozed: tea") for t in api.texts(GROUP)) == 2)
+    again = await _stored(gateway, job.id)
+    assert again is not None and again.next_run_at == job.next_run_at + timedelta(minutes=90)
+    api.type(FRIEND, "/snooze tea", chat_id=GROUP, thread_id=TOPIC)  # not theirs
+    await until(lambda: "Error: no job named 'tea'" in api.texts(GROUP))
+    assert await _stored(gateway, job.id) == again
