@@ -298,12 +298,13 @@ class TelegramBot:
 
     async def _buttons_for(self, delivery: Delivery) -> InlineKeyboardMarkup | None:
         """A result's buttons, or Resume under the alert of a job that is paused now; none
-        for a job that is gone."""
+        for a job that is gone, nor for an agent-level one (no Telegram user owns it, so no
+        one could press them)."""
         try:
             job = await self.ops.store.get_job(delivery.job_id)
         except StoreUnavailable as exc:  # asked again shortly, no attempt spent
             raise DeliveryError(f"store unavailable: {exc}", retry_after=1) from exc
-        if job is None:
+        if job is None or job.user_id is None:
             return None
         if delivery.payload.get("event") == "notice":
             return None if job.enabled else resume_buttons(job.id)

@@ -212,6 +212,24 @@ async def test_stop_removes_only_after_a_second_tap_within_30_seconds(
     assert _labels(message) == [["Removed chore"]]
     label = await _tap(api, OWNER, message, "Removed chore")
     assert label["text"] == "Removed chore"
+    gone = await _answer(api, api.press(OWNER, message, stop))  # an old button of it, forged
+    assert gone["text"] == "This job no longer exists."
+
+
+async def test_agent_level_jobs_get_no_buttons_no_one_could_press(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STARPOD_TEST_TG_TOKEN", TOKEN)
+    async with (
+        running_botapi() as api,
+        telegram_gateway(
+            tmp_path, api.base_url, allowed_user_ids=(OWNER,), notify_chat_ids=(GROUP,)
+        ) as gateway,
+    ):
+        assert gateway.store is not None
+        await gateway.store.add_job("nightly", "agent task", Schedule.interval(every_ms=1000))
+        await until(lambda: any(t.startswith("[nightly] done") for t in api.texts(GROUP)))
+    assert all(m["reply_markup"] is None for m in api.sent)
 
 
 async def test_snooze_moves_the_next_fire_once_under_a_double_tap(
