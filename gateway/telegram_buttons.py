@@ -142,7 +142,7 @@ class Buttons:
             await query.answer("Already done.")
             return
         try:
-            text, markup = await self._act(press, who, query)
+            text, markup = await self._act(press, who)
         except JobNotFound:
             if await self.ops.store.get_job(press.job_id) is not None:
                 await query.answer(NOT_YOURS, show_alert=True)
@@ -179,7 +179,7 @@ class Buttons:
     async def _tool(self, who: Principal, tool: str, job_id: str, **more: Any) -> dict[str, Any]:
         return await call_tool(self.ops, tool, {"name": job_id, **more}, user=who)
 
-    async def _act(self, press: Press, who: Principal, query: CallbackQuery) -> Answer:
+    async def _act(self, press: Press, who: Principal) -> Answer:
         job_id = press.job_id
         job = (await self._tool(who, "cron_get", job_id))["job"]  # the owner check
         name = job["name"]
