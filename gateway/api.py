@@ -344,6 +344,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/jobs/{name}/resume", "Resume a job", tool="cron_resume"),
     Endpoint("POST", "/api/jobs/{name}/run", "Run a job now", tool="cron_run"),
     Endpoint(
+        "POST", "/api/jobs/{name}/snooze", "Put off a job's next run once", tool="cron_snooze"
+    ),
+    Endpoint(
         "POST",
         "/api/jobs/{name}/backfill",
         "Run past occurrences that have no run",

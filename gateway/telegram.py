@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 # Opt in to python-telegram-bot's timedelta time periods (its documented future default), so
@@ -26,7 +26,8 @@ from typing import Any
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 import httpx
-from telegram import Update
+from aiolimiter import AsyncLimiter
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -36,118 +37,41 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
-from starpod_cron import Delivery, InvalidInput, JobAlreadyRunning, StarpodCronError
+from starpod_cron import (
+    Delivery,
+    InvalidInput,
+    JobAlreadyRunning,
+    StarpodCronError,
+    StoreUnavailable,
+)
 from starpod_cron.access import Principal
 from starpod_cron.chat import AgentChat
 from starpod_cron.config import TelegramConfig
-from starpod_cron.durations import at_time
-from starpod_cron.errors import InvalidSchedule
 from starpod_cron.leadership import LeaderElection, LeaderTerm
 from starpod_cron.logs import redact
 from starpod_cron.operations import JobOperations
 from starpod_cron.phrases import lines
 from starpod_cron.tasks import TaskSet
-from starpod_cron.timeutil import zone
 from starpod_cron.tools import call_tool
 
 from .outbox import DeliveryError, Progress
+from .telegram_buttons import SNOOZE_FOR, Buttons, result_buttons, resume_buttons
+from .telegram_text import HELP, describe, parse_schedule, split_message
 
 log = logging.getLogger("gateway.telegram")
 
-MESSAGE_LIMIT = 4096
 FIRST_RETRY_SECS = 1.0
-HELP = """Schedule prompts for the agent:
-/every 30m <prompt> - repeat on an interval (30s, 10m, 2h, 1d, 1h30m)
-/cron "0 9 * * 1-5" <prompt> - cron expression, in quotes
-/at 2026-12-01 09:00 <prompt> - once, at a time (or: /at tomorrow 9:00 ...)
-/in 20m <prompt> - once, after a delay
-/when every weekday at 9:00 | <prompt> - in words (every 30 minutes, every monday and
-  friday at 18:30, on the last day of every month at 17:00, tomorrow at 9, in 20 minutes)
-Add name=<name> before the prompt to choose a name.
-/jobs - your jobs
-/runs <name> - recent runs of a job
-/pause <name>, /resume <name>, /remove <name>, /run <name>
-/tz Europe/Rome - your default time zone
-/help - this text"""
-
-
-def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Pieces of at most ``limit`` characters, cut at a newline where one is near."""
-    pieces: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", limit // 2, limit)
-        cut = limit if cut == -1 else cut
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    if text or not pieces:
-        pieces.append(text)
-    return pieces
-
-
-def parse_schedule(command: str, text: str, tz: str, now: Any) -> dict[str, Any]:
-    """The fields of ``cron.add`` from what follows /every, /cron, /at, /in or /when."""
-    text = text.strip()
-    fields: dict[str, Any] = {}
-    if command == "cron":
-        if text[:1] in "\"'" and text:
-            end = text.find(text[0], 1)
-            if end == -1:
-                raise InvalidInput("close the quote around the cron expression")
-            fields["cron"], rest = text[1:end], text[end + 1 :]
-        elif text.startswith("@"):
-            fields["cron"], _, rest = text.partition(" ")
-        else:
-            raise InvalidInput('put the cron expression in quotes: /cron "0 9 * * 1-5" <prompt>')
-    elif command == "at":
-        words = text.split()
-        problem: InvalidInput | None = None
-        for take in (2, 1):
-            candidate = " ".join(words[:take])
-            try:
-                at_time(candidate, tz, now)
-            except InvalidInput as exc:
-                if not str(exc).startswith("invalid time"):
-                    problem = problem or exc  # a time, but unusable: say why
-                continue
-            fields["at"], rest = candidate, " ".join(words[take:])
-            break
-        else:
-            raise problem or InvalidSchedule(
-                "give a time: /at 2026-12-01 09:00 <prompt> or /at tomorrow 9:00 …"
-            )
-    elif command == "when":
-        phrase, bar, rest = text.partition("|")
-        if not bar or not phrase.strip():
-            raise InvalidInput(
-                "give the schedule in words, then | and the prompt: "
-                "/when every weekday at 9:00 | <prompt>"
-            )
-        fields["when"] = phrase.strip()
-    else:
-        first, _, rest = text.partition(" ")
-        if not first:
-            raise InvalidInput(f"give a duration: /{command} 30m <prompt>")
-        fields["every" if command == "every" else "in"] = first
-    rest = rest.strip()
-    if rest.startswith("name="):
-        name, _, rest = rest.partition(" ")
-        fields["name"] = name.removeprefix("name=")
-    if not rest.strip():
-        raise InvalidInput(f"add the prompt after the schedule: /{command} … <prompt>")
-    fields["prompt"] = rest.strip()
-    return fields
-
-
-def describe(job: dict[str, Any]) -> str:
-    """``standup: cron 0 9 * * 1-5, next 2026-11-23 09:00 CET`` (in the job's zone), from a
-    job as the tools answer it."""
-    nxt = job["next_run"]
-    when = datetime.fromisoformat(nxt).astimezone(zone(job["timezone"])) if nxt else None
-    next_run = when.strftime("%Y-%m-%d %H:%M %Z") if when else "no next run"
-    state = "" if job["enabled"] else " (paused)"
-    return f"{job['name']}{state}: {job['schedule']['text']}, next {next_run}"
+UPDATES = ["message", "callback_query"]
+"""The updates the bot asks for: messages (commands, chat) and presses of its buttons."""
 
 
 def origin_of(update: Update) -> dict[str, Any]:
@@ -226,6 +150,10 @@ class TelegramBot:
             .build()
         )
         self._tasks = TaskSet("gateway:telegram")
+        self.buttons = Buttons(ops, self._tasks)
+        # capacity 1: evenly spaced, no burst (a bucket of 30 would allow ~60 in a second)
+        self._overall = AsyncLimiter(1, 1 / config.messages_per_sec)
+        self._per_chat: dict[int, AsyncLimiter] = {}
         commands = {
             "every": self._schedule,
             "cron": self._schedule,
@@ -237,6 +165,7 @@ class TelegramBot:
             "pause": self._pause,
             "resume": self._resume,
             "remove": self._remove,
+            "snooze": self._snooze,
             "run": self._run,
             "tz": self._tz,
             "help": self._help,
@@ -244,6 +173,7 @@ class TelegramBot:
         }
         for name, handler in commands.items():
             self.app.add_handler(CommandHandler(name, self._guard(handler)))
+        self.app.add_handler(CallbackQueryHandler(self._press))
         talk = self._talk if chat is not None else self._help
         self.app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._guard(talk)))
         self.app.add_handler(MessageHandler(filters.ALL, self._guard(self._help)))
@@ -298,7 +228,7 @@ class TelegramBot:
                     updates = await self.app.bot.get_updates(
                         offset=offset,
                         timeout=int(self.config.poll_timeout_secs),
-                        allowed_updates=["message"],
+                        allowed_updates=UPDATES,
                     )
                 except RetryAfter as exc:
                     delay = await self._retry("polling", exc, max(delay, _seconds(exc.retry_after)))
@@ -328,19 +258,57 @@ class TelegramBot:
 
     # ------------------------------------------------------------------ outbox channel
     async def deliver(self, delivery: Delivery, progress: Progress) -> None:
+        """Send a result or alert in pieces, at Telegram's rates (a 429 that asks for longer
+        is a wait, not an attempt), its buttons under the last piece."""
         _, chat, *thread = delivery.destination.split(":")
         pieces = split_message(str(delivery.payload.get("text", "")))
         try:
+            buttons = await self._buttons_for(delivery)
             for index in range(delivery.progress, len(pieces)):
-                await self.app.bot.send_message(
-                    chat_id=int(chat),
-                    text=pieces[index],
-                    message_thread_id=int(thread[0]) if thread else None,
+                last = index + 1 == len(pieces)
+                await self.send(
+                    int(chat),
+                    pieces[index],
+                    int(thread[0]) if thread else None,
+                    buttons if last else None,
                 )
-                if index + 1 < len(pieces):
+                if not last:
                     await progress(index + 1)
         except (TelegramError, httpx.HTTPError) as exc:
             raise delivery_error(exc) from exc
+
+    async def send(
+        self,
+        chat_id: int,
+        text: str,
+        thread_id: int | None = None,
+        buttons: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """One message, after waiting for its turn: at most ``chat_messages_per_sec`` to a
+        chat and ``messages_per_sec`` in all (Telegram's limits)."""
+        chat = self._per_chat.get(chat_id)
+        if chat is None:
+            if len(self._per_chat) >= 10_000:  # forget the quietest chats, not the limits
+                self._per_chat = {k: v for k, v in self._per_chat.items() if not v.has_capacity()}
+            chat = self._per_chat[chat_id] = AsyncLimiter(1, 1 / self.config.chat_messages_per_sec)
+        async with chat, self._overall:
+            await self.app.bot.send_message(
+                chat_id=chat_id, text=text, message_thread_id=thread_id, reply_markup=buttons
+            )
+
+    async def _buttons_for(self, delivery: Delivery) -> InlineKeyboardMarkup | None:
+        """A result's buttons, or Resume under the alert of a job that is paused now; none
+        for a job that is gone, nor for an agent-level one (no Telegram user owns it, so no
+        one could press them)."""
+        try:
+            job = await self.ops.store.get_job(delivery.job_id)
+        except StoreUnavailable as exc:  # asked again shortly, no attempt spent
+            raise DeliveryError(f"store unavailable: {exc}", retry_after=1) from exc
+        if job is None or job.user_id is None:
+            return None
+        if delivery.payload.get("event") == "notice":
+            return None if job.enabled else resume_buttons(job.id)
+        return result_buttons(job.id)
 
     async def check(self) -> None:
         """Ask Telegram who the bot is (getMe): DeliveryError if it refuses."""
@@ -371,6 +339,20 @@ class TelegramBot:
 
         return guarded
 
+    async def _press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button pressed: only allowed users, each as themselves (see telegram_buttons)."""
+        query, user = update.callback_query, update.effective_user
+        if query is None or user is None:
+            return
+        if user.id not in self.allowed:
+            await query.answer("Sorry, this bot only works for its owner.", show_alert=True)
+            return
+        try:
+            await self.buttons.press(query, Principal(f"tg:{user.id}"))
+        except Exception:
+            log.exception("Telegram button from user %d failed", user.id)
+            await query.answer("Error: something went wrong on our side (logged).")
+
     async def _say(self, update: Update, text: str) -> None:
         chat = update.effective_chat
         message = update.effective_message
@@ -378,7 +360,7 @@ class TelegramBot:
             return
         thread = message.message_thread_id if message and message.is_topic_message else None
         for piece in split_message(text):
-            await self.app.bot.send_message(chat_id=chat.id, text=piece, message_thread_id=thread)
+            await self.send(chat.id, piece, thread)
 
     @staticmethod
     def _command(update: Update) -> tuple[str, str]:
@@ -429,6 +411,14 @@ class TelegramBot:
     async def _resume(self, update: Update, who: Principal) -> None:
         job = (await self._tool(who, "cron_resume", self._name(update)))["job"]
         await self._say(update, f"Resumed: {describe(job)}")
+
+    async def _snooze(self, update: Update, who: Principal) -> None:
+        """``/snooze standup`` (1 h) or ``/snooze standup 30m``: the button's operation."""
+        words = self._name(update)["name"].split()
+        name, duration = (words, SNOOZE_FOR) if len(words) == 1 else (words[:-1], words[-1])
+        arguments = {"name": " ".join(name), "for": duration}
+        job = (await self._tool(who, "cron_snooze", arguments))["job"]
+        await self._say(update, f"Snoozed: {describe(job)}, then as scheduled.")
 
     async def _remove(self, update: Update, who: Principal) -> None:
         job = (await self._tool(who, "cron_remove", self._name(update)))["job"]

@@ -295,6 +295,9 @@ class TelegramConfig:
     retry_max_secs: float = field(default=300, metadata=within(0, DAY, above=True))
     # one node polls; another takes over this long after it dies
     leader_lease_secs: float = field(default=6, metadata=within(1, 300))
+    # Telegram's own limits: about one message a second per chat, 30 a second in all
+    chat_messages_per_sec: float = field(default=1, metadata=within(0, 1000, above=True))
+    messages_per_sec: float = field(default=30, metadata=within(0, 10_000, above=True))
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -45,6 +45,11 @@ class AmbiguousJobName(InvalidInput):
     """Several owners have a job with this name; name the owner or use the job's id."""
 
 
+class NothingToSnooze(InvalidInput):
+    """The job has no next fire to move: it is paused, ended, or a snooze would put its next
+    fire past its ``end_at``; the message says which."""
+
+
 class JobNotFound(StarpodCronError, LookupError):
     """No job has this id or name."""
 

@@ -15,7 +15,7 @@ from . import jobfields
 from .access import Principal
 from .bounds import YEAR, check_fields, whole, within
 from .declared import check_editable, check_switchable
-from .durations import at_time, describe_ms
+from .durations import at_time, describe_ms, duration_ms
 from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
 from .inputrules import check_text
 from .jobfields import JobFields
@@ -238,6 +238,14 @@ class JobOperations:
         if enabled:
             return await self.store.enable_job(job.id)
         return await self.store.disable_job(job.id)
+
+    async def snooze(self, who: Principal, name: str, duration: object) -> CronJob:
+        """Move the job's next fire once, ``duration`` later (``1h``, ``30m``: from its fire
+        time, not from now), leaving its schedule alone. NothingToSnooze if it is paused or
+        has no next fire; a job declared in code or agent.toml may be snoozed (its
+        declaration is unchanged)."""
+        job = await self.find(who, name)
+        return await self.store.snooze_job(job.id, duration_ms(duration))
 
     async def remove(self, who: Principal, name: str) -> CronJob:
         job = await self.find(who, name)

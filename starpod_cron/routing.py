@@ -138,7 +138,10 @@ class DeliveryRouter:
             specs.extend(DeliverySpec(d, message) for d in self._chats(job))
         if run.notice:
             specs.append(DeliverySpec(audience, notice_event(job, run, run.notice), True, "notice"))
-            message = {"text": telegram_text(job.name, run, run.notice, "notice")}
+            message = {
+                "text": telegram_text(job.name, run, run.notice, "notice"),
+                "event": "notice",
+            }
             specs.extend(DeliverySpec(d, message, event="notice") for d in self._chats(job))
         if self._finished_events:
             specs.append(DeliverySpec(audience, finished_event(job, run), True, "report"))

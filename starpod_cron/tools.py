@@ -214,6 +214,10 @@ async def _resume(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     return {"job": job_json(await c.ops.set_enabled(c.who, a["name"], True))}
 
 
+async def _snooze(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    return {"job": job_json(await c.ops.snooze(c.who, a["name"], a["for"]))}
+
+
 async def _remove(c: Context, a: dict[str, Any]) -> dict[str, Any]:
     return {"job": job_json(await c.ops.remove(c.who, a["name"]))}
 
@@ -332,6 +336,17 @@ TOOLS: dict[str, Tool] = {
             "Resume a paused job; its next run is computed from now.",
             _object({"name": _NAME}, ["name"]),
             _resume,
+            True,
+        ),
+        Tool(
+            "cron_snooze",
+            'Put off a job\'s next run once, by a duration from when it was due (e.g. "1h"); '
+            "its schedule is unchanged, so the run after that is at the schedule's own time.",
+            _object(
+                {"name": _NAME, "for": {"type": "string", "description": 'e.g. "1h", "30m".'}},
+                ["name", "for"],
+            ),
+            _snooze,
             True,
         ),
         Tool(

@@ -93,7 +93,8 @@ def test_a_suppressed_run_reaches_subscribers_only_and_a_notice_reaches_every_pl
     ]
     assert specs[0].payload["notice"].startswith("paused after 3")
     assert specs[1].payload == {
-        "text": "[j] notice\n\npaused after 3 failed runs in a row; last error: boom"
+        "text": "[j] notice\n\npaused after 3 failed runs in a row; last error: boom",
+        "event": "notice",  # the Telegram channel puts Resume under it while the job is paused
     }
 
 

@@ -1,4 +1,4 @@
-"""``jobs list|show|add|edit|enable|disable|remove|next``: options in, the operations the
+"""``jobs list|show|add|edit|enable|disable|snooze|remove|next``: options in, the operations the
 gateway uses (as the local operator), and the same JSON views of a job every front end shows."""
 
 from __future__ import annotations
@@ -292,6 +292,13 @@ async def jobs_edit(c: Context, args: argparse.Namespace) -> Output:
     next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
     message = f"Job '{job.name}' updated; next run {next_run}"
     return Output(_changed(c, job, message), "text", "Job Updated", text=message)
+
+
+async def jobs_snooze(c: Context, args: argparse.Namespace) -> Output:
+    job = await c.ops.snooze(LOCAL_ADMIN, args.name, args.duration)
+    next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
+    message = f"Job '{job.name}' snoozed; next run {next_run}, then as scheduled"
+    return Output(_changed(c, job, message), "text", "Job Snoozed", text=message)
 
 
 async def jobs_enable(c: Context, args: argparse.Namespace) -> Output:

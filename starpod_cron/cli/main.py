@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = jobs.add_parser(verb, help=text, parents=[common])
         p.add_argument("names", nargs="+", metavar="NAME", help="job names (or ids)")
 
+    p = jobs.add_parser(
+        "snooze", help="put off a job's next run once (its schedule unchanged)", parents=[common]
+    )
+    p.add_argument("name", metavar="NAME", help="the job's name (or id)")
+    p.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION", help="e.g. 1h, 30m, 1d"
+    )
+
     p = jobs.add_parser("remove", help="remove jobs and their history", parents=[common])
     p.add_argument("names", nargs="+", metavar="NAME", help="job names (or ids)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -282,6 +290,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("jobs", "edit"): jobs.jobs_edit,
     ("jobs", "enable"): jobs.jobs_enable,
     ("jobs", "disable"): jobs.jobs_enable,
+    ("jobs", "snooze"): jobs.jobs_snooze,
     ("jobs", "remove"): jobs.jobs_remove,
     ("jobs", "history"): history.jobs_history,
     ("jobs", "prune"): history.jobs_prune,

@@ -147,6 +147,12 @@ class JobStore(Protocol):
     async def disable_job(self, job_id: str) -> CronJob:
         """Disable; a run in progress finishes, nothing new is claimed."""
 
+    async def snooze_job(self, job_id: str, by_ms: int) -> CronJob:
+        """Move the next fire ``by_ms`` later, once (from its fire time, not from now); the
+        schedule is unchanged, so the fire after the moved one is the schedule's own. Raises
+        JobNotFound, or NothingToSnooze (paused, no next fire, past ``end_at``) writing
+        nothing."""
+
     async def remove_job(self, job_id: str) -> None:
         """Delete the job and its run history. Raises JobNotFound. A run in progress is
         recorded when it finishes but the job is not recreated."""

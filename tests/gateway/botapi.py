@@ -1,5 +1,6 @@
-"""A Telegram Bot API stand-in on 127.0.0.1 (getMe, getUpdates, sendMessage, deleteWebhook),
-driven by tests: they queue user messages, read what the bot sent, and make Telegram refuse
+"""A Telegram Bot API stand-in on 127.0.0.1 (getMe, getUpdates, sendMessage, deleteWebhook,
+answerCallbackQuery, editMessageReplyMarkup), driven by tests: they queue user messages and
+button presses, read what the bot sent (with its inline buttons), and make Telegram refuse
 (a revoked token, flood control, a blocked or missing chat, 5xx)."""
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class BotApi:
         self.conflicts = 0  # getUpdates calls ended by a newer one (two pollers at once)
         self.handed_out: Counter[int] = Counter()  # times each update id was handed out
         self.base_url = ""
+        self.messages: dict[int, dict[str, Any]] = {}  # message id -> what was sent (as edited)
+        self.answers: list[dict[str, Any]] = []  # answerCallbackQuery calls, in order
+        self.edits: list[dict[str, Any]] = []  # editMessageReplyMarkup calls, in order
+        self._query_ids = itertools.count(1)
 
     # ----------------------------------------------------------------- test helpers
     def type(
@@ -63,6 +68,37 @@ class BotApi:
             message["is_topic_message"] = True
         self.updates.append({"update_id": next(self._update_ids), "message": message})
         self._new_update.set()
+
+    def press(self, user_id: int, message: dict[str, Any], data: str) -> str:
+        """``user_id`` taps the button ``data`` under ``message`` (a record of :attr:`sent`,
+        with its buttons as last edited); returns the callback query's id."""
+        query_id = str(next(self._query_ids))
+        current = self.messages[message["message_id"]]
+        shown: dict[str, Any] = {
+            "message_id": current["message_id"],
+            "date": int(time.time()),
+            "chat": {"id": current["chat_id"], "type": "supergroup"},
+            "text": current["text"],
+        }
+        if current["reply_markup"] is not None:
+            shown["reply_markup"] = current["reply_markup"]
+        self.updates.append(
+            {
+                "update_id": next(self._update_ids),
+                "callback_query": {
+                    "id": query_id,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+                    "chat_instance": "1",
+                    "message": shown,
+                    "data": data,
+                },
+            }
+        )
+        self._new_update.set()
+        return query_id
+
+    def answer_to(self, query_id: str) -> dict[str, Any] | None:
+        return next((a for a in self.answers if str(a["callback_query_id"]) == query_id), None)
 
     def texts(self, chat_id: int) -> list[str]:
         return [m["text"] for m in self.sent if m["chat_id"] == chat_id]
@@ -89,6 +125,19 @@ class BotApi:
                 }
             )
         if method in ("deleteWebhook", "setMyCommands"):
+            return _ok(True)
+        if method == "answerCallbackQuery":
+            self.answers.append(params)
+            return _ok(True)
+        if method == "editMessageReplyMarkup":
+            message = self.messages.get(int(params["message_id"]))
+            if message is None:
+                return _error(400, "Bad Request: message to edit not found")
+            markup = params.get("reply_markup")
+            if markup == message["reply_markup"]:
+                return _error(400, "Bad Request: message is not modified")
+            message["reply_markup"] = markup
+            self.edits.append(params)
             return _ok(True)
         if method == "getUpdates":
             return await self._get_updates(params)
@@ -159,16 +208,21 @@ class BotApi:
                 status=status,
             )
         thread = params.get("message_thread_id")
+        message_id = next(self._message_ids)
         record = {
             "chat_id": chat_id,
             "text": params["text"],
             "thread_id": None if thread in (None, "") else int(thread),
             "parse_mode": params.get("parse_mode"),
+            "message_id": message_id,
+            "reply_markup": params.get("reply_markup"),
+            "at": time.monotonic(),
         }
         self.sent.append(record)
+        self.messages[message_id] = record
         return _ok(
             {
-                "message_id": next(self._message_ids),
+                "message_id": message_id,
                 "date": int(time.time()),
                 "chat": {"id": chat_id, "type": "private"},
                 "text": params["text"],

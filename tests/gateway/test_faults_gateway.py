@@ -39,7 +39,9 @@ def telegram_toml(api_url: str, extra: str = "") -> str:
         "[gateway]\ndelivery_backoff_secs = [0.2]\ndelivery_lease_secs = 2\n"
         "delivery_max_attempts = 100\n"
         f'[telegram]\nallowed_user_ids = [{OWNER}]\nbase_url = "{api_url}"\n'
-        'token_env = "STARPOD_TEST_TG_TOKEN"\npoll_timeout_secs = 1\nretry_max_secs = 0.5\n' + extra
+        'token_env = "STARPOD_TEST_TG_TOKEN"\npoll_timeout_secs = 1\nretry_max_secs = 0.5\n'
+        # hundreds of messages to one chat: counted here, not paced as Telegram wants
+        "chat_messages_per_sec = 1000\nmessages_per_sec = 10000\n" + extra
     )
 
 

@@ -185,11 +185,12 @@ def _http_case(tool: str) -> st.SearchStrategy[tuple[str, str, Any]]:
                 {k: v for k, v in a.items() if k != "name"},
             )
         )
-    if tool == "cron_backfill":
+    if tool in ("cron_backfill", "cron_snooze"):
+        verb = tool.removeprefix("cron_")
         return arguments(tool).map(
             lambda a: (
                 "POST",
-                f"/api/jobs/{_path(str(a.get('name', 'keep'))[:1001])}/backfill",
+                f"/api/jobs/{_path(str(a.get('name', 'keep'))[:1001])}/{verb}",
                 {k: v for k, v in a.items() if k != "name"},
             )
         )

@@ -66,6 +66,8 @@ base_url = "{api.base_url}"
 allowed_user_ids = [{OWNER}]
 poll_timeout_secs = 1
 leader_lease_secs = 3
+chat_messages_per_sec = 1000  # 200 results to one chat: counted, not paced as Telegram wants
+messages_per_sec = 10000
 """
 
 

@@ -21,6 +21,7 @@ from ..batches import (
 from ..core import StoreCore
 from ..driver import Row, Tx
 from ..records import JOB_COLUMNS, JOB_STATE_COLUMNS, JobRecord
+from ..snooze import snooze
 from ..types import JobSpec, Topic
 
 _STATE_KEYS = (*JOB_STATE_COLUMNS, "id")
@@ -40,6 +41,11 @@ async def lock_jobs(tx: Tx, ids: Collection[str]) -> dict[str, JobRecord]:
         return {}
     rows = await tx.rows("lock_jobs", {"ids": sorted(ids)})
     return {rec.id: rec for rec in map(JobRecord.from_row, rows)}
+
+
+async def save_state(tx: Tx, job: JobRecord) -> None:
+    """Write ``job``'s changeable columns back (the row locked by :func:`lock_job`)."""
+    await tx.execute("update_job_state", dict(zip(_STATE_KEYS, job.state_params(), strict=True)))
 
 
 class JobOps(StoreCore):
@@ -153,9 +159,7 @@ class JobOps(StoreCore):
                 row = await tx.one("get_job_by_name", params)
                 if row is not None and row[0] != job.id:
                     raise duplicate_name(job.name, job.user_id)
-            await tx.execute(
-                "update_job_state", dict(zip(_STATE_KEYS, job.state_params(), strict=True))
-            )
+            await save_state(tx, job)
             tx.changed(Topic.JOBS)
             return job.to_public()
 
@@ -175,6 +179,16 @@ class JobOps(StoreCore):
 
     async def enable_job(self, job_id: str) -> CronJob:
         return await self.update_job(job_id, JobUpdate(enabled=True))
+
+    async def snooze_job(self, job_id: str, by_ms: int) -> CronJob:
+        async def script(tx: Tx) -> CronJob:
+            job = await lock_job(tx, job_id)
+            snooze(job, by_ms, self.clock.now_ms())
+            await save_state(tx, job)
+            tx.changed(Topic.JOBS)
+            return job.to_public()
+
+        return await self._write(script)
 
     async def disable_job(self, job_id: str) -> CronJob:
         return await self.update_job(job_id, JobUpdate(enabled=False))
