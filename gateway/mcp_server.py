@@ -130,7 +130,11 @@ async def serve_mcp(
         executor = declared.with_declared(model, registry)
         scheduler = CronScheduler(store, executor, config.scheduler)  # for cron_run only
         ops = JobOperations(
-            store, scheduler.run_now, user_limits(config), backfiller=scheduler.backfill
+            store,
+            scheduler.run_now,
+            user_limits(config),
+            backfiller=scheduler.backfill,
+            destinations=config.destinations,
         )
         try:
             if address is None:

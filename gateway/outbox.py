@@ -38,6 +38,7 @@ from starpod_cron import (
 )
 from starpod_cron.completions import GroupCommit
 from starpod_cron.logs import redact
+from starpod_cron.routing import serves
 from starpod_cron.tasks import TaskSet, cancel_and_wait
 from starpod_cron.timeutil import from_ms, to_ms
 
@@ -289,7 +290,7 @@ class Outbox:
             self._answered.add(channel.name)
             if exc.retry_after is not None:  # the chat asks to wait: not a failed attempt
                 log.warning(
-                    "delivery %d to %s (run %s) waits %.1fs as Telegram asks: %s",
+                    "delivery %d to %s (run %s) waits %.1fs as the destination asks: %s",
                     delivery.id,
                     delivery.destination,
                     delivery.run_id,
@@ -354,6 +355,6 @@ class Outbox:
 
     def _channel(self, destination: str) -> Channel | None:
         for prefix, channel in self._channels.items():
-            if destination.startswith(prefix):
+            if serves(prefix, destination):
                 return channel
         return None

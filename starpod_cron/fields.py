@@ -45,6 +45,7 @@ from functools import cache
 from typing import Any, Final
 
 from .bounds import Within
+from .destfields import DEST_FIELDS
 from .fieldspec import REQUIRED, Input, JobField, Storage, Who
 from .jitter import MAX_JITTER_SECS
 from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
@@ -327,7 +328,7 @@ _BASE_FIELDS: tuple[JobField, ...] = (
         on_run=True,
     ),
 )
-JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS)
+JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS, *DEST_FIELDS)
 
 SPECIAL_INPUTS: Final = frozenset({"name", "prompt", "schedule"})
 """User fields every front end reads by hand: ``name`` (also ``rename``), ``prompt`` (an

@@ -4,6 +4,7 @@ the table in :mod:`starpod_cron.fields`."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any, Final, Literal
@@ -16,7 +17,8 @@ Storage = Literal["same", "flag", "ms", "secs_ms", "enum", "json", "schedule", "
 """How a field is kept in its column: as is; a boolean (an integer in SQLite); epoch ms of an
 aware datetime; seconds as whole milliseconds (``timeout_secs`` in ``timeout_ms``); an enum's
 value as text; compact JSON text; a schedule in three columns; or computed (no column)."""
-Input = Literal["text", "int", "number", "bool", "choice", "duration", "time"]
+Input = Literal["text", "int", "number", "bool", "choice", "duration", "time", "list"]
+"""``list``: a ``tuple[str, ...]`` field, kept as a JSON array (a repeatable CLI option)."""
 
 
 class _Required(enum.Enum):
@@ -75,6 +77,10 @@ class JobField:
     """Changed by claims and completions (written by ``update_job_runtime``)."""
     immutable: bool = False
     """Never changes after the job is created (``id``, ``created_at``)."""
+    item_check: Callable[[str], str] | None = None
+    """A ``list`` field's check of each entry (raises InvalidJob; returns it as kept)."""
+    max_items: int = 20
+    """A ``list`` field's most entries."""
 
     @property
     def column_name(self) -> str | None:
@@ -102,6 +108,8 @@ class JobField:
         if self.duration:
             return "duration"
         base = self.base_type
+        if base.startswith("tuple["):
+            return "list"
         if base == "datetime":
             return "time"
         if base == "bool":

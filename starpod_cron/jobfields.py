@@ -33,6 +33,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "duration": (int, float),
     "bool": (bool,),
+    "list": (list, tuple),
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -45,7 +46,14 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "rename": (str,),
     **{f.name: _KINDS.get(f.input, (str,)) for f in user_fields() if f.name not in SPECIAL_INPUTS},
 }
-_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_KIND_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list of strings",
+    tuple: "a list of strings",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,8 @@ class JobFields:
     end_at: str | None = None
     max_runs: int | None = None
     stale_after_secs: float | None = None
+    deliver_to: tuple[str, ...] | None = None
+    alerts_to: tuple[str, ...] | None = None
     # end of generated fields
 
     @classmethod
@@ -97,6 +107,8 @@ class JobFields:
                 raise InvalidInput(f"{key} must be {wanted}, got {value!r}")
             if isinstance(value, str):
                 check_text(key, value)
+            if isinstance(value, list | tuple):
+                value = _strings(key, value)
             values["in_" if key == "in" else key] = value
         return cls(**values)
 
@@ -157,9 +169,20 @@ def from_text(field: JobField, text: str) -> Any:
         if answer is None:
             raise InvalidInput(f"{field.name} must be true or false, got {text!r}")
         return answer
+    if kind == "list":  # "a, b" or "a b": one entry per item; "" clears
+        return tuple(item for item in text.replace(",", " ").split() if item)
     if kind == "choice" and text not in field.choices:
         raise InvalidInput(f"{field.name} must be {field.choices_text()}, got {text!r}")
     return text
+
+
+def _strings(key: str, items: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
+    """A list field's value: strings only (InvalidInput names the field and the entry)."""
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidInput(f"{key} must be a list of strings, got {item!r} in it")
+        check_text(key, item)
+    return tuple(items)
 
 
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}

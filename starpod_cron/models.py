@@ -39,8 +39,7 @@ class MisfirePolicy(enum.StrEnum):
     """What to do with occurrences missed while no scheduler was running.
 
     ``run_once``: one catch-up run (missed occurrences are coalesced), then continue on schedule.
-    ``skip``: record one ``skipped`` run for the missed occurrences, then continue on schedule.
-    """
+    ``skip``: record one ``skipped`` run for the missed occurrences, then continue on schedule."""
 
     RUN_ONCE = "run_once"
     SKIP = "skip"
@@ -53,8 +52,7 @@ class Overlap(enum.StrEnum):
     catch-up run afterwards. ``queue``: every missed fire runs afterwards, oldest first, one
     at a time (at most ``queue_limit`` wait; older ones are recorded as one skipped run).
     ``allow``: fires start while earlier runs go on, up to ``max_instances`` at once.
-    Each occurrence still runs exactly once.
-    """
+    Each occurrence still runs exactly once."""
 
     SKIP = "skip"
     QUEUE = "queue"
@@ -187,6 +185,10 @@ class CronJob:
     """Runs that answered the silent token."""
     suppressed_runs: int = 0
     """Runs whose result its notify policy did not deliver."""
+    deliver_to: tuple[str, ...] = ()
+    """Also deliver to: [destinations.NAME], telegram:CHAT[:THREAD], email:ADDRESS."""
+    alerts_to: tuple[str, ...] = ()
+    """Failure and pause alerts go here instead of deliver_to (same entries)."""
     # end of generated fields
 
 
@@ -379,6 +381,8 @@ class JobUpdate:
     end_at: datetime | _Unset | None = UNSET
     max_runs: int | _Unset | None = UNSET
     stale_after_secs: float | _Unset | None = UNSET
+    deliver_to: tuple[str, ...] | _Unset = UNSET
+    alerts_to: tuple[str, ...] | _Unset = UNSET
     # end of generated fields
 
 
@@ -415,6 +419,8 @@ class JobSpec:
     end_at: datetime | None = None
     max_runs: int | None = None
     stale_after_secs: float | None = None
+    deliver_to: tuple[str, ...] = ()
+    alerts_to: tuple[str, ...] = ()
     # end of generated fields
 
 

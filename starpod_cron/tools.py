@@ -79,6 +79,8 @@ def field_schema(f: JobField, *, adding: bool = True) -> dict[str, Any]:
     """The JSON schema of a declared job field: its type, choices, bounds and help (with its
     default when ``adding``)."""
     schema: dict[str, Any] = {"type": _JSON_TYPES.get(f.input, "string")}
+    if f.input == "list":
+        schema = {"type": "array", "items": {"type": "string"}, "maxItems": f.max_items}
     if f.choices:
         schema["enum"] = list(f.choices)
     if f.rule is not None:

@@ -29,7 +29,7 @@ class Context:
 
     @property
     def ops(self) -> JobOperations:
-        return JobOperations(self.store)
+        return JobOperations(self.store, destinations=self.config.destinations)
 
 
 async def find_jobs(c: Context, names: list[str]) -> list[CronJob]:

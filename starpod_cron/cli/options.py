@@ -100,6 +100,8 @@ def field_options(p: argparse.ArgumentParser, *, update: bool) -> None:
             kwargs["type"] = bounded_int(int(f.rule.low), int(f.rule.high))
         elif f.input == "number":
             kwargs["type"] = float
+        elif f.input == "list":  # repeatable; one empty value clears the list
+            kwargs["action"] = "append"
         p.add_argument(f.flag, **kwargs)
 
 
@@ -157,6 +159,8 @@ def fields_from(args: argparse.Namespace, *, name: str | None = None) -> JobFiel
 def _value(f: JobField, raw: Any) -> Any:
     """A value typed by a person (a duration such as ``10m`` in seconds, ``0`` for none; a
     number; a time) read as every front end reads it; what argparse already typed, as is."""
+    if isinstance(raw, list):  # a repeatable option (a list field)
+        return tuple(raw)
     if not isinstance(raw, str):
         return raw
     return from_text(f, raw)

@@ -88,6 +88,8 @@ class JobRecord:
     previous_result: str | None = None
     previous_result_at: int | None = None
     stale_streak: int = 0
+    deliver_to: str = "[]"
+    alerts_to: str = "[]"
     # end of generated fields
 
     @property
@@ -183,6 +185,8 @@ def _public_expr(f: JobField) -> str:
     if f.storage == "enum":
         lookup = f"_ENUMS[{f.name!r}][{col}]"
         return f"None if {col} is None else {lookup}" if f.nullable else lookup
+    if f.storage == "json" and f.input == "list":
+        return f"() if {col} is None else tuple(json.loads({col}))"
     if f.storage == "json":
         return f"None if {col} is None else json.loads({col})"
     return col

@@ -176,6 +176,8 @@ def _kind_check(f: JobField) -> Check:
         return _choice_check(f)
     if f.storage == "ms":
         return functools.partial(_instant, name)
+    if f.input == "list":
+        return _list_check(f)
     if f.input in ("int", "number", "duration"):
         number = _number_check(f)
         if f.storage != "secs_ms":
@@ -194,6 +196,28 @@ def _kind_check(f: JobField) -> Check:
         return _text(name, value)
 
     return text
+
+
+def _list_check(f: JobField) -> Callable[[object], str]:
+    """A list of text entries as its column keeps it (a compact JSON array): blank entries
+    left out, repeats once, each checked by the field's ``item_check``."""
+    name, each, most = f.name, f.item_check, f.max_items
+
+    def entries(value: object) -> str:
+        if not isinstance(value, list | tuple):
+            raise InvalidJob(f"{name} must be a list of strings, got {value!r}")
+        kept: list[str] = []
+        for item in value:
+            if not isinstance(item, str):
+                raise InvalidJob(f"{name} must be a list of strings, got {item!r} in it")
+            item = _text(name, item.strip())
+            if item and (item := each(item) if each else item) not in kept:
+                kept.append(item)
+        if len(kept) > most:
+            raise InvalidJob(f"{name} takes at most {most} entries, got {len(kept)}")
+        return json.dumps(kept, separators=(",", ":"))
+
+    return entries
 
 
 def _bounds(rule: Within) -> str:
