@@ -1,7 +1,7 @@
 // The add form's job fields, made from the API's own description of a new job: the body of
 // POST /api/jobs in /openapi.json, which the gateway builds from the agent tools' schemas,
 // themselves made from the one declaration of a job's fields (starpod_cron/fields.py). A new
-// field appears here as an input of its type (a choice, a yes/no, a bounded number, text)
+// field appears here as an input of its type (a choice, a yes/no, a bounded number, a list, text)
 // without an edit; only the name, the prompt and the schedule are laid out by hand (app.js).
 "use strict";
 
@@ -58,6 +58,12 @@ function fieldInput(key, schema) {
     input = el("input", { ...common, type: "number", min: low, max: schema.maximum,
       step: schema.type === "integer" ? "1" : "any" });
     read = () => (input.value.trim() === "" ? undefined : Number(input.value));
+  } else if (schema.type === "array") {  // a list field: entries separated by commas or spaces
+    input = el("input", { ...common, placeholder: "a, b" });
+    read = () => {
+      const items = input.value.split(/[\s,]+/).filter((item) => item);
+      return items.length ? items : undefined;
+    };
   } else {
     input = el("input", { ...common, maxlength: schema.maxLength });
     read = () => (input.value.trim() === "" ? undefined : input.value.trim());
