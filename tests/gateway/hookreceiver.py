@@ -35,7 +35,8 @@ class Received:
 @dataclass
 class HookReceiver:
     secret: str = field(default_factory=new_secret)
-    answers: list[int] = field(default_factory=list)
+    answers: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
+    """Scripted answers, one per request: a status, or a status with headers."""
     hold_secs: float = 0.0
     """Wait this long before answering (a slow receiver: the delivery stays in flight)."""
     requests: list[Received] = field(default_factory=list)
@@ -71,10 +72,11 @@ class HookReceiver:
         self.requests.append(got)
         if self.hold_secs:
             await asyncio.sleep(self.hold_secs)
-        status = self.answers.pop(0) if self.answers else 200
+        answer = self.answers.pop(0) if self.answers else 200
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
         if 200 <= status < 300:
             self.accepted.append(got)
-        return web.Response(status=status, text=f"answer {status}")
+        return web.Response(status=status, text=f"answer {status}", headers=headers)
 
     async def start(self) -> None:
         if not self.port:

@@ -120,6 +120,32 @@ async def test_500_twice_then_200_is_the_same_webhook_id_three_times_and_one_del
     assert all(r.body == alpha.requests[0].body for r in alpha.requests)  # the same message
 
 
+async def test_retry_after_costs_no_attempt_and_a_rejected_message_alone_is_dead(
+    tmp_path: Path, receivers: dict[str, HookReceiver]
+) -> None:
+    """``delivery_max_attempts`` is 8 in the test config: three 429s with Retry-After are
+    waited out at no cost; a 400 kills that message only, its answer kept, and the next
+    message to the same receiver goes out."""
+    wait = (429, {"Retry-After": "0.3"})
+    receivers["alpha"].answers = [wait, wait, wait]
+    receivers["beta"].answers = [400]
+    async with running_gateway(hooked(tmp_path, receivers), str(tmp_path / "gw.db")) as gateway:
+        store = gateway.store
+        assert store is not None
+        await store.add_jobs([soon("slow", "alpha", "beta")])
+        await settled(store, 2)
+        await store.add_jobs([soon("next", "beta")])
+        found = {(d.job_name, d.destination): d for d in await settled(store, 3)}
+    waited = found[("slow", "dest:alpha")]
+    assert waited.status is DeliveryStatus.DELIVERED and waited.attempts == 1
+    assert len(receivers["alpha"].requests) == 4 and len(receivers["alpha"].accepted) == 1
+    dead = found[("slow", "dest:beta")]
+    assert dead.status is DeliveryStatus.DEAD and dead.attempts == 1
+    assert dead.last_error is not None and "answered 400: answer 400" in dead.last_error
+    assert receivers["beta"].url not in dead.last_error  # never the URL
+    assert found[("next", "dest:beta")].status is DeliveryStatus.DELIVERED
+
+
 async def test_a_non_admin_pointing_a_job_at_a_destination_not_theirs_is_refused(
     tmp_path: Path, receivers: dict[str, HookReceiver]
 ) -> None:
