@@ -211,3 +211,17 @@ async def test_a_non_admin_may_use_only_what_an_admin_allowed_and_nothing_is_wri
         assert cleared.deliver_to == ()
     finally:
         await store.close()
+
+
+def test_the_readme_destinations_example_is_a_valid_config() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Destinations", 1)[1].split("\n## ", 1)[0]
+    (block,) = [b.split("\n", 1)[1] for b in section.split("```toml")[1:]]
+    found = parse_config(block.split("```", 1)[0]).destinations
+    assert sorted(found.named) == ["alerts", "email", "family", "ops-hook", "team"]
+    assert {c.kind for c in found.named.values()} == {
+        "webhook", "slack", "discord", "email", "telegram",
+    }  # fmt: skip
+    assert found.target("email:me@example.org").address == "dest:email:me@example.org"
+    assert found.target("family").address == "tg:-1001234567890:42"
+    assert found.alerts_to == ("alerts",)
