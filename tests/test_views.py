@@ -53,6 +53,8 @@ JOB_KEYS = {
     "finished_runs",
     "silent_runs",
     "suppressed_runs",
+    "deliver_to",
+    "alerts_to",
 }
 RUN_KEYS = {
     "id",

@@ -279,7 +279,9 @@ def _deliveries_parser(top: Any, common: _Parser) -> None:
     p.add_argument("--status", choices=statuses, default="dead", help="default dead")
     p.add_argument("--limit", type=bounded_int(1, 1000), default=100, help="1-1000, default 100")
     p = verbs.add_parser("retry", help="send dead deliveries again", parents=[common])
-    p.add_argument("ids", nargs="+", type=bounded_int(1, 2**63 - 1), metavar="ID")
+    p.add_argument(
+        "ids", nargs="+", type=bounded_int(1, 2**63 - 1), metavar="ID", help="delivery ids"
+    )
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:
