@@ -39,6 +39,7 @@ from tests.gateway.hookreceiver import HookReceiver, running_receiver
 
 NAMES = ("alpha", "beta", "gamma")
 ALICE = {"Authorization": "Bearer alice-token-0123456789"}
+BOB = {"Authorization": "Bearer bob-token-0123456789"}
 
 
 def hook(receiver: HookReceiver, name: str, **kw: object) -> DestinationConfig:
@@ -74,6 +75,11 @@ async def settled(store: CronStore, count: int) -> list[Delivery]:
         return found if len(found) == count and all(d.status in final for d in found) else []
 
     return await eventually(done, timeout=20, what=f"{count} deliveries settled")
+
+
+async def _delivered(store: CronStore, delivery_id: int) -> Delivery | None:
+    found = await store.get_delivery(delivery_id)
+    return found if found is not None and found.status is DeliveryStatus.DELIVERED else None
 
 
 def soon(name: str, *to: str) -> JobSpec:
@@ -125,17 +131,31 @@ async def test_retry_after_costs_no_attempt_and_a_rejected_message_alone_is_dead
 ) -> None:
     """``delivery_max_attempts`` is 8 in the test config: three 429s with Retry-After are
     waited out at no cost; a 400 kills that message only, its answer kept, and the next
-    message to the same receiver goes out."""
+    message to the same receiver goes out. Its owner sees and retries it over the HTTP API
+    (another user neither sees nor retries it), and it is sent."""
     wait = (429, {"Retry-After": "0.3"})
     receivers["alpha"].answers = [wait, wait, wait]
     receivers["beta"].answers = [400]
     async with running_gateway(hooked(tmp_path, receivers), str(tmp_path / "gw.db")) as gateway:
         store = gateway.store
         assert store is not None
-        await store.add_jobs([soon("slow", "alpha", "beta")])
+        await store.add_jobs([replace(soon("slow", "alpha", "beta"), user_id="alice")])
         await settled(store, 2)
         await store.add_jobs([soon("next", "beta")])
         found = {(d.job_name, d.destination): d for d in await settled(store, 3)}
+        dead_id = found[("slow", "dest:beta")].id
+        base = f"http://127.0.0.1:{gateway.http_port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            listed = await client.get("/api/deliveries", headers=ALICE)
+            assert [d["id"] for d in listed.json()["deliveries"]] == [dead_id]
+            assert (await client.get("/api/deliveries", headers=BOB)).json()["deliveries"] == []
+            path = f"/api/deliveries/{dead_id}/retry"
+            assert (await client.post(path, headers=BOB)).status_code == 404
+            assert (await client.post(path, headers=ALICE)).status_code == 200
+        again = await eventually(
+            lambda: _delivered(store, dead_id), timeout=10, what="the retried delivery sent"
+        )
+        assert again.attempts == 1 and len(receivers["beta"].accepted) == 2
     waited = found[("slow", "dest:alpha")]
     assert waited.status is DeliveryStatus.DELIVERED and waited.attempts == 1
     assert len(receivers["alpha"].requests) == 4 and len(receivers["alpha"].accepted) == 1
