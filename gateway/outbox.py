@@ -1,5 +1,7 @@
 """The durable delivery outbox: sends what the store's delivery planner queued (see
-:mod:`starpod_cron.routing`) through the channel owning each destination prefix.
+:mod:`starpod_cron.routing`) through the channel owning each destination prefix (Telegram's
+``tg:``, a named destination's ``dest:NAME``: :func:`~starpod_cron.routing.serves`). The
+rules below hold for every kind.
 
 Guarantees (README, "What is guaranteed"):
 
@@ -10,12 +12,13 @@ Guarantees (README, "What is guaranteed"):
   most the one message per destination that was in flight, and for a message sent in pieces at
   most the one piece in flight (pieces sent are recorded as they go).
 - Each send ends one of four ways (:class:`DeliveryError` says which): sent; the chat asks to
-  wait (a rate limit: waited for exactly ``retry_after``, no attempt counted); the
-  destination as a whole refuses (a rejected bot token, Telegram unreachable or answering
-  5xx: no attempt counted, and every node's deliveries to it wait, recorded in the store,
-  while one message probes it on the delivery backoff; when it answers the rest follow);
-  a failed attempt for that message (retried with backoff, dead after ``max_attempts``); or
-  rejected for good (chat not found, bot blocked: dead at once, the answer kept). Nothing is
+  wait (a rate limit, ``Retry-After``: waited for exactly ``retry_after``, no attempt
+  counted); the destination as a whole refuses (a rejected bot token or webhook URL,
+  Telegram or a receiver unreachable: no attempt counted, and every node's deliveries to it
+  wait, recorded in the store, while one message probes it on the delivery backoff; when
+  it answers the rest follow); a failed attempt for that message (retried with backoff,
+  dead after ``max_attempts``); or rejected for good (chat not found, bot blocked, a 4xx
+  from a webhook: dead at once, the answer kept). Nothing is
   lost while a destination refuses. A delivery failing never changes the run's status.
 """
 

@@ -175,13 +175,17 @@ class Destinations:
     def targets(self, entries: Iterable[str]) -> list[Target]:
         """The targets of ``entries`` that still exist (a destination removed from the
         config since the job named it is skipped: planning never fails a run)."""
-        found: list[Target] = []
-        for entry in entries:
-            try:
-                found.append(self.target(entry))
-            except UnknownDestination:
-                continue
-        return found
+        return [self.target(entry) for entry in entries if self.exists(entry)]
+
+    def exists(self, entry: str) -> bool:
+        """Whether :meth:`target` finds something for ``entry``."""
+        if _TELEGRAM.fullmatch(entry):
+            return True
+        if entry.startswith("email:"):
+            mail = [n for n, c in self.named.items() if c.kind == "email"]
+            return "email" in mail or len(mail) == 1
+        config = self.named.get(entry)
+        return config is not None and (config.kind != "email" or bool(config.to))
 
     def email_name(self) -> str:
         """The destination ``email:ADDRESS`` uses: the email one named ``email``, or the

@@ -138,6 +138,9 @@ def test_the_result_goes_to_deliver_to_and_failures_to_alerts_to() -> None:
         ("dest:ops", "", "run.finished")
     ]
     assert planned(d, RunStatus.TIMEOUT, deliver_to=to) == [("dest:pager", "", "run.finished")]
+    # a destination removed from the config since: skipped, the others still hear
+    gone = planned(d, RunStatus.SUCCESS, deliver_to=("removed", "ops-hook"))
+    assert gone == [("dest:ops-hook", "", "run.finished")]
     notice = planned(d, RunStatus.FAILED, deliver_to=to, alerts_to=("ops-hook", "ops"))
     assert notice == [("dest:ops-hook", "", "run.finished"), ("dest:ops", "", "run.finished")]
 

@@ -42,10 +42,10 @@ ALICE = {"Authorization": "Bearer alice-token-0123456789"}
 BOB = {"Authorization": "Bearer bob-token-0123456789"}
 
 
-def hook(receiver: HookReceiver, name: str, **kw: object) -> DestinationConfig:
+def hook(receiver: HookReceiver, name: str, users: tuple[str, ...] = ()) -> DestinationConfig:
     return DestinationConfig(
-        "webhook", url=f"{receiver.url}/{name}", secret_env=f"HOOK_{name.upper()}", **kw
-    )  # type: ignore[arg-type]
+        "webhook", url=f"{receiver.url}/{name}", secret_env=f"HOOK_{name.upper()}", users=users
+    )
 
 
 @pytest.fixture
