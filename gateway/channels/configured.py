@@ -50,22 +50,23 @@ def _channel(
     if c.kind == "webhook":
         key = secret(name, "secret_env", c.secret_env, env)
         return WebhookChannel(name, c.url, key, client, timeout_secs=c.timeout_secs)
+    full = f"{DEST_PREFIX}{name}"  # chan's channels take the outbox name, dest:NAME
     if c.kind == "slack":
         url = secret(name, "url_env", c.url_env, env)
-        return _made("slack", "SlackChannel", name, url, client, rate_per_sec=c.rate_per_sec)
+        return _made("slack", "SlackChannel", full, url, client, rate_per_sec=c.rate_per_sec)
     if c.kind == "discord":
         url = secret(name, "url_env", c.url_env, env)
-        return _made("discord", "DiscordChannel", name, url, client)
+        return _made("discord", "DiscordChannel", full, url, client)
     if c.kind == "email":
-        password = secret(name, "password_env", c.password_env, env) if c.password_env else ""
+        password = secret(name, "password_env", c.password_env, env) if c.password_env else None
         return _made(
             "email",
             "EmailChannel",
-            name,
+            full,
             host=c.host,
             port=c.port,
             security=c.security,
-            username=c.username,
+            username=c.username or None,
             password=password,
             sender=c.sender,
             timeout_secs=c.timeout_secs,
