@@ -31,7 +31,7 @@ from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
 from starpod_cron.phrases import interpret
 from starpod_cron.tools import TOOLS, call_tool, error_code
-from starpod_cron.views import fires_after, job_fires, run_json, schedule_human
+from starpod_cron.views import delivery_json, fires_after, job_fires, run_json, schedule_human
 
 from .origin import Refusal
 from .principals import principal_of
@@ -289,19 +289,7 @@ async def _deliveries(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, 
     status = DeliveryStatus(a["status"])
     found, counts = await api.activity.deliveries(who, status, a["limit"])
     return {
-        "deliveries": [
-            {
-                "id": d.id,
-                "run_id": d.run_id,
-                "job_name": d.job_name,
-                "destination": d.destination,
-                "status": d.status.value,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-                "created_at": d.created_at.isoformat(),
-            }
-            for d in found
-        ],
+        "deliveries": [delivery_json(d) for d in found],
         "counts": {s.value: n for s, n in counts.items()},
     }
 
@@ -394,7 +382,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
         "/api/deliveries",
-        "Deliveries by status (admins)",
+        "Deliveries by status (a user: those of their own jobs)",
         params=(
             Param("status", "query", _enum(DeliveryStatus), default="dead"),
             Param("limit", "query", _integer(1, MAX_DELIVERIES), default=100),
@@ -404,7 +392,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/api/deliveries/{id}/retry",
-        "Retry a dead delivery (admins)",
+        "Retry a dead delivery (a user: of their own jobs)",
         params=(Param("id", "path", _integer(1, 2**63 - 1), required=True),),
         handler=_retry,
     ),

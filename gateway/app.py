@@ -27,6 +27,8 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
+import httpx
+
 from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError, declared
 from starpod_cron.bootstrap import open_store, store_url, user_limits
 from starpod_cron.chat import AgentChat
@@ -44,6 +46,7 @@ from starpod_cron.runner import run as run_async
 from starpod_cron.tasks import TaskSet
 from starpod_cron.timeutil import from_ms
 
+from .channels.configured import destination_channels
 from .events import EventFeed
 from .http import HttpApi, listen
 from .login import LoginSessions, site_path
@@ -151,6 +154,7 @@ class Gateway:
                 user_limits(config),
                 backfiller=scheduler.backfill,
                 preview=PreviewSettings.of(config),
+                destinations=config.destinations,
             )
             chat = (
                 AgentChat(model, ops, store, max_history=config.executor.max_history_messages)
@@ -203,6 +207,10 @@ class Gateway:
                 await bot.start()
                 stack.push_async_callback(bot.stop)
                 channels[TELEGRAM_PREFIX] = bot
+            if config.destinations.named:  # webhook, Slack, Discord, email: one client
+                client = httpx.AsyncClient(follow_redirects=False)
+                stack.push_async_callback(client.aclose)
+                channels.update(destination_channels(config.destinations, client))
             if channels:
                 self.outbox = Outbox(
                     store,

@@ -136,6 +136,7 @@ async def serve_mcp(
             user_limits(config),
             backfiller=scheduler.backfill,
             preview=PreviewSettings.of(config),
+            destinations=config.destinations,
         )
         try:
             if address is None:

@@ -1,5 +1,7 @@
 """The durable delivery outbox: sends what the store's delivery planner queued (see
-:mod:`starpod_cron.routing`) through the channel owning each destination prefix.
+:mod:`starpod_cron.routing`) through the channel owning each destination prefix (Telegram's
+``tg:``, a named destination's ``dest:NAME``: :func:`~starpod_cron.routing.serves`). The
+rules below hold for every kind.
 
 Guarantees (README, "What is guaranteed"):
 
@@ -10,12 +12,13 @@ Guarantees (README, "What is guaranteed"):
   most the one message per destination that was in flight, and for a message sent in pieces at
   most the one piece in flight (pieces sent are recorded as they go).
 - Each send ends one of four ways (:class:`DeliveryError` says which): sent; the chat asks to
-  wait (a rate limit: waited for exactly ``retry_after``, no attempt counted); the
-  destination as a whole refuses (a rejected bot token, Telegram unreachable or answering
-  5xx: no attempt counted, and every node's deliveries to it wait, recorded in the store,
-  while one message probes it on the delivery backoff; when it answers the rest follow);
-  a failed attempt for that message (retried with backoff, dead after ``max_attempts``); or
-  rejected for good (chat not found, bot blocked: dead at once, the answer kept). Nothing is
+  wait (a rate limit, ``Retry-After``: waited for exactly ``retry_after``, no attempt
+  counted); the destination as a whole refuses (a rejected bot token or webhook URL,
+  Telegram or a receiver unreachable: no attempt counted, and every node's deliveries to it
+  wait, recorded in the store, while one message probes it on the delivery backoff; when
+  it answers the rest follow); a failed attempt for that message (retried with backoff,
+  dead after ``max_attempts``); or rejected for good (chat not found, bot blocked, a 4xx
+  from a webhook: dead at once, the answer kept). Nothing is
   lost while a destination refuses. A delivery failing never changes the run's status.
 """
 
@@ -38,6 +41,7 @@ from starpod_cron import (
 )
 from starpod_cron.completions import GroupCommit
 from starpod_cron.logs import redact
+from starpod_cron.routing import serves
 from starpod_cron.tasks import TaskSet, cancel_and_wait
 from starpod_cron.timeutil import from_ms, to_ms
 
@@ -289,7 +293,7 @@ class Outbox:
             self._answered.add(channel.name)
             if exc.retry_after is not None:  # the chat asks to wait: not a failed attempt
                 log.warning(
-                    "delivery %d to %s (run %s) waits %.1fs as Telegram asks: %s",
+                    "delivery %d to %s (run %s) waits %.1fs as the destination asks: %s",
                     delivery.id,
                     delivery.destination,
                     delivery.run_id,
@@ -354,6 +358,6 @@ class Outbox:
 
     def _channel(self, destination: str) -> Channel | None:
         for prefix, channel in self._channels.items():
-            if destination.startswith(prefix):
+            if serves(prefix, destination):
                 return channel
         return None

@@ -65,6 +65,7 @@ def delivery_router(config: AgentConfig) -> DeliveryRouter:
     return DeliveryRouter(
         notify_chat_ids=config.telegram.notify_chat_ids,
         finished_events=config.gateway.run_finished_events,
+        destinations=config.destinations,
     )
 
 

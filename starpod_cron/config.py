@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
 from .budget import MAX_BUDGET_USD
 from .declared import from_config
+from .destinations import Destinations, check_declared, parse_destinations
 from .errors import ConfigError, InvalidSchedule
 from .pricing import PricingConfig, parse_pricing
 from .schedules import Schedule
@@ -316,6 +317,8 @@ class AgentConfig:
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     """``[pricing]``: what each model costs (see :mod:`starpod_cron.pricing`)."""
+    destinations: Destinations = field(default_factory=Destinations)
+    """``[destinations.NAME]`` and ``[cron] alerts_to`` (see :mod:`starpod_cron.destinations`)."""
     configured: frozenset[str] = frozenset()
     """The sections present in the file (``executor`` absent means the demo default)."""
     base_dir: Path | None = None
@@ -356,7 +359,7 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
-    known = ["cron", "pricing", *_SECTIONS]
+    known = ["cron", "pricing", "destinations", *_SECTIONS]
     values: dict[str, Any] = {}
     store_keys: dict[str, Any] = {}
     declared = data.pop("jobs", [])
@@ -372,6 +375,10 @@ def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
     modules = cron.pop("job_modules", [])
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise ConfigError(f"{source} [cron]: job_modules must be a list of module names")
+    values["destinations"] = parse_destinations(
+        data.get("destinations", {}), cron.pop("alerts_to", []), source, _section
+    )
+    check_declared(values["destinations"], declared, source)
     if "pricing" in data:
         values["pricing"] = parse_pricing(data["pricing"], f"{source} [pricing]", _section)
     values["jobs"] = tuple(declared)

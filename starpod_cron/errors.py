@@ -32,6 +32,11 @@ class ConfigError(InvalidInput):
     """``agent.toml`` has an unknown key, a value of the wrong type or an impossible value."""
 
 
+class UnknownDestination(InvalidInput):
+    """A job's ``deliver_to`` / ``alerts_to`` names a destination ``agent.toml`` does not
+    declare (``[destinations.NAME]``), or an entry of no known form."""
+
+
 class DuplicateJobName(InvalidInput):
     """The owner already has a job with this name; names are unique per owner."""
 
@@ -39,6 +44,12 @@ class DuplicateJobName(InvalidInput):
 class LimitExceeded(InvalidInput):
     """A per-user limit (jobs per user, shortest repeat, prompt size) would be exceeded; the
     message names the limit and its setting."""
+
+
+class DestinationNotAllowed(LimitExceeded):
+    """A non-admin pointed a job at a destination an admin did not allow for them
+    (``[destinations.NAME] users``) or at a chat other than the one they are writing from;
+    nothing was written."""
 
 
 class AmbiguousJobName(InvalidInput):

@@ -45,6 +45,7 @@ from functools import cache
 from typing import Any, Final
 
 from .bounds import Within
+from .destfields import DEST_FIELDS
 from .execfields import EXEC_FIELDS
 from .fieldspec import REQUIRED, Input, JobField, Storage, Who
 from .jitter import MAX_JITTER_SECS
@@ -329,7 +330,13 @@ _BASE_FIELDS: tuple[JobField, ...] = (
         on_run=True,
     ),
 )
-JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS, *EXEC_FIELDS, *SPEND_FIELDS)
+JOB_FIELDS: tuple[JobField, ...] = (
+    *_BASE_FIELDS,
+    *POLICY_FIELDS,
+    *EXEC_FIELDS,
+    *SPEND_FIELDS,
+    *DEST_FIELDS,
+)
 
 SPECIAL_INPUTS: Final = frozenset({"name", "prompt", "schedule"})
 """User fields every front end reads by hand: ``name`` (also ``rename``), ``prompt`` (an

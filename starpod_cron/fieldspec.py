@@ -4,6 +4,7 @@ the table in :mod:`starpod_cron.fields`."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any, Final, Literal
@@ -79,6 +80,10 @@ class JobField:
     """Never changes after the job is created (``id``, ``created_at``)."""
     items: tuple[str, ...] = ()
     """A list field: the values each item may take (empty: any text)."""
+    item_check: Callable[[str], str] | None = None
+    """A ``list`` field's check of each entry (raises InvalidJob; returns it as kept)."""
+    max_items: int = 20
+    """A ``list`` field's most entries."""
 
     @property
     def column_name(self) -> str | None:

@@ -97,6 +97,8 @@ class JobFields:
     budget_usd_per_day: float | None = None
     budget_usd_per_month: float | None = None
     budget_tokens_per_day: int | None = None
+    deliver_to: list[str] | None = None
+    alerts_to: list[str] | None = None
     # end of generated fields
 
     @classmethod
@@ -114,6 +116,8 @@ class JobFields:
                 raise InvalidInput(f"{key} must be {wanted}, got {value!r}")
             if isinstance(value, str):
                 check_text(key, value)
+            if isinstance(value, list | tuple):
+                value = _strings(key, value)
             values["in_" if key == "in" else key] = value
         return cls(**values)
 
@@ -179,6 +183,15 @@ def from_text(field: JobField, text: str) -> Any:
     if kind == "choice" and text not in field.choices:
         raise InvalidInput(f"{field.name} must be {field.choices_text()}, got {text!r}")
     return text
+
+
+def _strings(key: str, items: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
+    """A list field's value: strings only (InvalidInput names the field and the entry)."""
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidInput(f"{key} must be a list of strings, got {item!r} in it")
+        check_text(key, item)
+    return tuple(items)
 
 
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}

@@ -43,8 +43,7 @@ class MisfirePolicy(enum.StrEnum):
     """What to do with occurrences missed while no scheduler was running.
 
     ``run_once``: one catch-up run (missed occurrences are coalesced), then continue on schedule.
-    ``skip``: record one ``skipped`` run for the missed occurrences, then continue on schedule.
-    """
+    ``skip``: record one ``skipped`` run for the missed occurrences, then continue on schedule."""
 
     RUN_ONCE = "run_once"
     SKIP = "skip"
@@ -57,8 +56,7 @@ class Overlap(enum.StrEnum):
     catch-up run afterwards. ``queue``: every missed fire runs afterwards, oldest first, one
     at a time (at most ``queue_limit`` wait; older ones are recorded as one skipped run).
     ``allow``: fires start while earlier runs go on, up to ``max_instances`` at once.
-    Each occurrence still runs exactly once.
-    """
+    Each occurrence still runs exactly once."""
 
     SKIP = "skip"
     QUEUE = "queue"
@@ -216,6 +214,10 @@ class CronJob:
     """US dollars the job may spend per month (from the 1st in its zone)."""
     budget_tokens_per_day: int | None = None
     """Tokens (prompt + completion) the job may use per day (from midnight in its zone)."""
+    deliver_to: list[str] | None = None
+    """Also deliver to: [destinations.NAME], telegram:CHAT[:THREAD], email:ADDRESS."""
+    alerts_to: list[str] | None = None
+    """Failure and pause alerts go here instead of deliver_to (same entries)."""
     # end of generated fields
 
 
@@ -370,6 +372,8 @@ class JobUpdate:
     budget_usd_per_day: float | _Unset | None = UNSET
     budget_usd_per_month: float | _Unset | None = UNSET
     budget_tokens_per_day: int | _Unset | None = UNSET
+    deliver_to: list[str] | _Unset | None = UNSET
+    alerts_to: list[str] | _Unset | None = UNSET
     # end of generated fields
 
 
@@ -416,6 +420,8 @@ class JobSpec:
     budget_usd_per_day: float | None = None
     budget_usd_per_month: float | None = None
     budget_tokens_per_day: int | None = None
+    deliver_to: list[str] | None = None
+    alerts_to: list[str] | None = None
     # end of generated fields
 
 

@@ -15,6 +15,7 @@ from . import jobfields
 from .access import Principal
 from .bounds import YEAR, check_fields, whole, within
 from .declared import check_editable, check_switchable
+from .destinations import Destinations
 from .durations import at_time, describe_ms, duration_ms
 from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
 from .inputrules import check_text
@@ -80,6 +81,8 @@ class JobOperations:
         limits: UserLimits | None = None,
         backfiller: Backfiller | None = None,
         preview: PreviewSettings | None = None,
+        *,
+        destinations: Destinations | None = None,
     ) -> None:
         """``preview``: what previews need of ``agent.toml`` (the executor's model call,
         ``[pricing]``); without it a preview knows no model and no prices."""
@@ -88,6 +91,8 @@ class JobOperations:
         self.limits = limits or UserLimits()
         self.backfiller = backfiller
         self.preview_settings = preview or PreviewSettings()
+        self.destinations = destinations or Destinations()
+        """``[destinations.NAME]``: what ``deliver_to`` / ``alerts_to`` may name, for whom."""
 
     def now(self) -> datetime:
         return from_ms(self.store.clock.now_ms())
@@ -163,6 +168,7 @@ class JobOperations:
                 raise InvalidInput("only an admin can create jobs for another user")
             user_id = fields.user_id
         tz = fields.timezone or await self.default_zone(who)
+        self._check_destinations(who, fields, origin)
         spec = jobfields.job_spec(
             fields, now=self.now(), default_timezone=tz, user_id=user_id, origin=origin
         )
@@ -223,6 +229,7 @@ class JobOperations:
             if not who.admin:
                 raise InvalidInput("only an admin can give a job to another user")
             user_id = fields.user_id
+        self._check_destinations(who, fields, job.origin)
         update = jobfields.job_update(fields, job, now=self.now(), user_id=user_id)
         if not who.admin:
             if isinstance(update.prompt, str):
@@ -324,6 +331,18 @@ class JobOperations:
         return job, await self.store.list_runs(job.id, max(1, min(limit, 200)))
 
     # ------------------------------------------------------------------ limits
+    def _check_destinations(
+        self, who: Principal, fields: JobFields, origin: dict[str, Any] | None
+    ) -> None:
+        """``deliver_to`` / ``alerts_to`` name declared destinations ``who`` may use; the
+        chat of ``origin`` (where they are writing from) is theirs to name."""
+        chat = (origin or {}).get("telegram_chat_id")
+        chat = chat if isinstance(chat, int) and not isinstance(chat, bool) else None
+        for entries in (fields.deliver_to, fields.alerts_to):
+            if entries:
+                given = [e.strip() for e in entries if isinstance(e, str) and e.strip()]
+                self.destinations.check(who.user_id, who.admin, given, chat)
+
     def _check_prompt(self, prompt: str) -> None:
         limit = self.limits.max_prompt_chars
         if len(prompt) > limit:

@@ -2,8 +2,11 @@
 
 Destinations are strings: ``ws:user:<id>`` (a user's WebSocket clients), ``ws:agent``
 (agent-level jobs, seen by admins), ``tg:<chat>`` or ``tg:<chat>:<thread>`` (a Telegram chat or
-forum topic). The planner runs inside the transaction that records the run (so it is pure) in
-every process that finishes runs: the gateway's scheduler and ``starpod-cron jobs run`` alike.
+forum topic), ``dest:<name>`` (a ``[destinations.NAME]`` of ``agent.toml``: webhook, Slack,
+Discord) or ``dest:<name>:<address>`` (email), the last two with :func:`destination_payload`.
+A channel owns a prefix (:func:`serves`). The planner runs inside the transaction that records
+the run (so it is pure) in every process that finishes runs: the gateway's scheduler and
+``starpod-cron jobs run`` alike.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .destinations import JOB_NOTICE, Destinations, Target
+from .destinations import RUN_FINISHED as RESULT
+from .destinations import RUN_STARTED as STARTED
 from .models import CronJob, CronRun, DeliverySpec, RunStatus
 from .notify import summarize
 from .store.quiet import recovered
@@ -24,6 +30,44 @@ NOTIFICATION = "notification"
 DELIVERED = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT})
 """The statuses whose result reaches the job's destinations (unless suppressed)."""
 TELEGRAM_TEXT_LIMIT = 16_000  # at most four Telegram messages per result
+
+
+def serves(prefix: str, destination: str) -> bool:
+    """Whether the channel owning ``prefix`` sends to ``destination``: a prefix ending in
+    ``:`` (``tg:``) takes everything after it; any other (``dest:ops``) takes itself and
+    what follows a ``:`` (``dest:ops:me@example.org``), never ``dest:ops-hook``. The outbox's
+    claims (``claim_deliveries``) use the same rule in SQL."""
+    if prefix.endswith(":"):
+        return destination.startswith(prefix)
+    return destination == prefix or destination.startswith(prefix + ":")
+
+
+def destination_payload(
+    kind: str, job: CronJob, run: CronRun, notice: str | None = None
+) -> dict[str, Any]:
+    """What every named destination is sent (a webhook's body; Slack, Discord and email
+    format from it): ``kind`` is ``run.finished``, ``run.started`` or ``job.notice``; the
+    result is the run's whole text."""
+    finished = run.completed_at is not None
+    success = run.status is RunStatus.SUCCESS
+    return {
+        "type": kind,
+        "timestamp": (run.completed_at or run.started_at).isoformat(),
+        "data": {
+            "job_id": job.id,
+            "job_name": job.name,
+            "run_id": run.id,
+            "status": run.status.value,
+            "success": success if finished else None,
+            "scheduled_for": run.scheduled_for.isoformat(),
+            "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+            "result": run.result_summary,
+            "error": run.error,
+            # TODO(lead, issue 25 `spend`): the run's cost in dollars once runs record one
+            "cost_usd": None,
+            "notice": notice,
+        },
+    }
 
 
 def ws_user(user_id: str) -> str:
@@ -117,14 +161,29 @@ class DeliveryRouter:
     ``run.finished`` event for subscribers (unless ``finished_events`` is off)."""
 
     def __init__(
-        self, *, notify_chat_ids: Sequence[int] = (), finished_events: bool = True
+        self,
+        *,
+        notify_chat_ids: Sequence[int] = (),
+        finished_events: bool = True,
+        destinations: Destinations | None = None,
     ) -> None:
         self._notify_chat_ids = list(notify_chat_ids)
         self._finished_events = finished_events
+        self._destinations = destinations or Destinations()
 
     def started(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
-        """The start planner: a ``run.started`` event for the run's WebSocket audience."""
-        return [DeliverySpec(_audience(job), started_event(job, run), broadcast=True)]
+        """The start planner: a ``run.started`` event for the run's WebSocket audience, and
+        for the job's ``deliver_to`` destinations that list ``run.started``."""
+        specs = [DeliverySpec(_audience(job), started_event(job, run), broadcast=True)]
+        for target in self._destinations.targets(job.deliver_to or ()):
+            if STARTED in target.events:
+                payload = (
+                    destination_payload(STARTED, job, run)
+                    if target.structured
+                    else {"text": f"[{job.name}] started"}
+                )
+                specs.append(DeliverySpec(target.address, payload))
+        return _once(specs)
 
     def __call__(self, job: CronJob, run: CronRun) -> list[DeliverySpec]:
         audience = _audience(job)
@@ -136,6 +195,13 @@ class DeliveryRouter:
             mark = "recovered" if recovered(job, run) else None
             message = {"text": telegram_text(job.name, run, text, mark)}
             specs.extend(DeliverySpec(d, message) for d in self._chats(job))
+            result = destination_payload(RESULT, job, run)
+            entries = self._alerts(job) if not success else ()
+            specs.extend(
+                DeliverySpec(target.address, _shaped(target, result, message))
+                for target in self._destinations.targets(entries or job.deliver_to or ())
+                if RESULT in target.events
+            )
         if run.notice:
             specs.append(DeliverySpec(audience, notice_event(job, run, run.notice), True, "notice"))
             message = {
@@ -143,9 +209,18 @@ class DeliveryRouter:
                 "event": "notice",
             }
             specs.extend(DeliverySpec(d, message, event="notice") for d in self._chats(job))
+            said = destination_payload(JOB_NOTICE, job, run, run.notice)
+            for target in self._destinations.targets(self._alerts(job) or job.deliver_to or ()):
+                if JOB_NOTICE in target.events:
+                    payload = _shaped(target, said, message)
+                    specs.append(DeliverySpec(target.address, payload, event="notice"))
         if self._finished_events:
             specs.append(DeliverySpec(audience, finished_event(job, run), True, "report"))
-        return specs
+        return _once(specs)
+
+    def _alerts(self, job: CronJob) -> Sequence[str]:
+        """Where failure and pause alerts go instead of ``deliver_to`` (empty: there)."""
+        return job.alerts_to or self._destinations.alerts_to
 
     def _chats(self, job: CronJob) -> list[str]:
         """The Telegram chats of ``job``: the one it was created in, or ``notify_chat_ids``
@@ -158,6 +233,24 @@ class DeliveryRouter:
         if job.user_id is None:
             return [telegram_destination(c) for c in self._notify_chat_ids]
         return []
+
+
+def _shaped(target: Target, payload: dict[str, Any], text: dict[str, Any]) -> dict[str, Any]:
+    """A named destination's JSON payload, or Telegram's text for a ``tg:`` one."""
+    return payload if target.structured else text
+
+
+def _once(specs: list[DeliverySpec]) -> list[DeliverySpec]:
+    """One delivery per (destination, event): a chat named twice (the job's origin and its
+    ``deliver_to``) hears once."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[DeliverySpec] = []
+    for spec in specs:
+        key = (spec.destination, spec.event)
+        if key not in seen:
+            seen.add(key)
+            kept.append(spec)
+    return kept
 
 
 def _audience(job: CronJob) -> str:

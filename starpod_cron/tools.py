@@ -89,6 +89,7 @@ def field_schema(f: JobField, *, adding: bool = True) -> dict[str, Any]:
         schema["items"] = (
             {"type": "string", "enum": list(f.items)} if f.items else {"type": "string"}
         )
+        schema["maxItems"] = f.max_items
     if f.choices:
         schema["enum"] = list(f.choices)
     if f.rule is not None:

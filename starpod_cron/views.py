@@ -12,7 +12,7 @@ from typing import Any
 
 from .fields import JobField, public_fields
 from .jitter import fire_time
-from .models import CronJob, CronRun, DestinationRefusal, ModelUsage, RunTrigger
+from .models import CronJob, CronRun, Delivery, DestinationRefusal, ModelUsage, RunTrigger
 from .schedules import Cron, Interval, OneShot, Schedule, expand_alias, format_duration_ms
 from .timeutil import zone
 
@@ -33,6 +33,8 @@ def _shown(f: JobField) -> Callable[[CronJob, str | None], Any]:
         return lambda job, tz: _iso(getattr(job, name), tz)
     if f.enum_type is not None:
         return lambda job, tz: None if (v := getattr(job, name)) is None else v.value
+    if f.input == "list":
+        return lambda job, tz: list(getattr(job, name))
     return lambda job, tz: getattr(job, name)
 
 
@@ -46,6 +48,21 @@ def job_json(job: CronJob, tz: str | None = None) -> dict[str, Any]:
     (:mod:`starpod_cron.fields`; ``next_run`` is the next fire, jitter included). Times are
     ISO 8601 in UTC, or in ``tz`` when given (the CLI's ``--tz``)."""
     return {key: show(job, tz) for key, show in _JOB_VIEW}
+
+
+def delivery_json(d: Delivery, tz: str | None = None) -> dict[str, Any]:
+    """A delivery as every answer shows it (the HTTP API, the CLI's ``deliveries list``)."""
+    return {
+        "id": d.id,
+        "run_id": d.run_id,
+        "job_name": d.job_name,
+        "destination": d.destination,
+        "status": d.status.value,
+        "attempts": d.attempts,
+        "last_error": d.last_error,
+        "created_at": _iso(d.created_at, tz),
+        "delivered_at": _iso(d.delivered_at, tz),
+    }
 
 
 def schedule_json(schedule: Schedule, tz: str) -> dict[str, Any]:

@@ -3,14 +3,17 @@ every backend (a real store, a real scheduler recording manual runs)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from starpod_cron import CronStore, DeliveryStatus, JobSpec, RunStatus, Schedule
 from starpod_cron.access import LOCAL_ADMIN, Principal
-from starpod_cron.activity import Activity, AdminOnly
+from starpod_cron.activity import Activity
 from starpod_cron.bootstrap import open_store
 from starpod_cron.clock import ManualClock
 from starpod_cron.config import AgentConfig
+from starpod_cron.destinations import DestinationConfig, Destinations
 from starpod_cron.models import JobContext, JobResult
 from starpod_cron.operations import JobOperations
 from starpod_cron.scheduler import CronScheduler
@@ -66,16 +69,34 @@ async def test_users_see_only_the_runs_and_stats_of_their_own_jobs(
     assert set(await activity.job_stats(BOB)) == {ids[2]}
 
 
-async def test_only_admins_see_and_retry_deliveries(store: CronStore) -> None:
-    activity = Activity(JobOperations(store))
-    for who in (ALICE, Principal("root")):
-        with pytest.raises(AdminOnly, match="only admins"):
-            await activity.deliveries(who, DeliveryStatus.DEAD, 10)
-        with pytest.raises(AdminOnly, match="only admins"):
-            await activity.retry_delivery(who, 1)
-    found, counts = await activity.deliveries(LOCAL_ADMIN, DeliveryStatus.DEAD, 10)
-    assert (found, counts) == ([], {})
-    assert await activity.retry_delivery(LOCAL_ADMIN, 1) is False  # no such dead delivery
+async def test_users_see_and_retry_only_their_own_jobs_deliveries(
+    url: str, clock: ManualClock
+) -> None:
+    """A dead delivery of alice's job: she and an admin see and retry it; bob neither sees
+    it nor can retry it (the same answer as for a delivery that does not exist)."""
+    hooks = {"ops": DestinationConfig("webhook", url="https://a.example", secret_env="S")}
+    cfg = replace(AgentConfig(), destinations=Destinations(hooks))
+    async with open_store(cfg, url, clock=clock) as store:
+        activity = Activity(JobOperations(store))
+        found, counts = await activity.deliveries(LOCAL_ADMIN, DeliveryStatus.DEAD, 10)
+        assert (found, counts) == ([], {})
+        assert await activity.retry_delivery(LOCAL_ADMIN, 1) is False  # no such delivery
+        for owner in ("alice", "bob"):
+            spec = JobSpec(owner, "hi", Schedule.interval(3_600_000), user_id=owner)
+            (job_id,) = await store.add_jobs([replace(spec, deliver_to=("ops",))])
+            await CronScheduler(store, _run).run_now(job_id)
+        for claimed in await store.claim_deliveries("w", 10, 30, ["dest:ops"]):
+            await store.finish_delivery(claimed.id, "w", delivered=False, error="400 rejected")
+        everything, _ = await activity.deliveries(LOCAL_ADMIN, DeliveryStatus.DEAD, 10)
+        assert sorted(d.job_name for d in everything) == ["alice", "bob"]
+        (mine,), counts = await activity.deliveries(ALICE, DeliveryStatus.DEAD, 10)
+        assert mine.job_name == "alice" and counts == {DeliveryStatus.DEAD: 1}
+        theirs = next(d for d in everything if d.job_name == "bob")
+        assert await activity.retry_delivery(ALICE, theirs.id) is False
+        assert (await store.get_delivery(theirs.id)).status is DeliveryStatus.DEAD  # type: ignore[union-attr]
+        assert await activity.retry_delivery(ALICE, mine.id) is True
+        assert await activity.retry_delivery(ALICE, mine.id) is False  # no longer dead
+        assert await activity.retry_delivery(LOCAL_ADMIN, theirs.id) is True
 
 
 async def test_events_are_those_the_principal_may_see(url: str, clock: ManualClock) -> None:

@@ -64,6 +64,8 @@ JOB_KEYS = {
     "finished_runs",
     "silent_runs",
     "suppressed_runs",
+    "deliver_to",
+    "alerts_to",
 }
 RUN_KEYS = {
     "model",

@@ -471,7 +471,7 @@ logout.addEventListener("submit", () => { sessionStorage.removeItem("starpod-csr
 (async () => {
   try {
     me = await api("GET", "api/me");
-    document.getElementById("nav-deliveries").hidden = !me.admin;
+    document.getElementById("nav-deliveries").hidden = false;  // users: their own jobs' deliveries
     // a log-in handed this tab its secret; without tokens nobody logs in (or out)
     logout.hidden = !secret;
     document.getElementById("who").textContent = secret ? me.user_id || "" : "";

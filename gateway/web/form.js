@@ -1,7 +1,7 @@
 // The add form's job fields, made from the API's own description of a new job: the body of
 // POST /api/jobs in /openapi.json, which the gateway builds from the agent tools' schemas,
 // themselves made from the one declaration of a job's fields (starpod_cron/fields.py). A new
-// field appears here as an input of its type (a choice, a yes/no, a bounded number, text)
+// field appears here as an input of its type (a choice, a yes/no, a bounded number, a list, text)
 // without an edit; only the name, the prompt and the schedule are laid out by hand (app.js).
 "use strict";
 

@@ -30,7 +30,11 @@ class Context:
 
     @property
     def ops(self) -> JobOperations:
-        return JobOperations(self.store, preview=PreviewSettings.of(self.config))
+        return JobOperations(
+            self.store,
+            preview=PreviewSettings.of(self.config),
+            destinations=self.config.destinations,
+        )
 
 
 async def find_jobs(c: Context, names: list[str]) -> list[CronJob]:

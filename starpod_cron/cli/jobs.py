@@ -183,8 +183,10 @@ def _declared_rows(view: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _shown(value: object) -> str:
-    if value is None:
+    if value is None or value == []:
         return "-"
+    if isinstance(value, list):  # a list field: its entries
+        return ", ".join(str(v) for v in value)
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 

@@ -15,17 +15,18 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..bootstrap import open_store, store_url
 from ..config import AgentConfig, load_config
 from ..errors import DatabaseMissing, StarpodCronError
 from ..inputrules import text_problem
 from ..logs import RedactingFormatter, redact
+from ..models import DeliveryStatus
 from ..runner import run as run_async
 from ..timeutil import check_zone, from_ms
 from ..version import __version__
-from . import history, jobs, overview, upkeep
+from . import deliveries, history, jobs, overview, upkeep
 from .context import Context
 from .options import add_arguments, bounded_int, edit_arguments
 from .render import Output, emit
@@ -267,10 +268,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = nodes.add_parser("list", help="every node seen in the last week", parents=[common])
     p.add_argument("--up", action="store_true", help="only nodes that are up")
 
+    _deliveries_parser(top, common)
+
     for entry in metadata.entry_points(group=COMMAND_GROUP):
         register = entry.load()
         register(top, common)
     return parser
+
+
+def _deliveries_parser(top: Any, common: _Parser) -> None:
+    group = top.add_parser(
+        "deliveries", help="the outbox: dead (or other) deliveries, retried", parents=[common]
+    )
+    group.set_defaults(group_parser=group)
+    verbs = group.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    p = verbs.add_parser("list", help="deliveries in one status, newest first", parents=[common])
+    statuses = [s.value for s in DeliveryStatus]
+    p.add_argument("--status", choices=statuses, default="dead", help="default dead")
+    p.add_argument("--limit", type=bounded_int(1, 1000), default=100, help="1-1000, default 100")
+    p = verbs.add_parser("retry", help="send dead deliveries again", parents=[common])
+    p.add_argument(
+        "ids", nargs="+", type=bounded_int(1, 2**63 - 1), metavar="ID", help="delivery ids"
+    )
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:
@@ -284,6 +303,8 @@ Handler = Callable[[Context, argparse.Namespace], Awaitable[Output]]
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("status", "status"): overview.status,
     ("nodes", "list"): overview.nodes_list,
+    ("deliveries", "list"): deliveries.deliveries_list,
+    ("deliveries", "retry"): deliveries.deliveries_retry,
     ("jobs", "list"): jobs.jobs_list,
     ("jobs", "show"): jobs.jobs_show,
     ("jobs", "add"): jobs.jobs_add,

@@ -87,10 +87,13 @@ class DeliveryStore(Protocol):
         """How many deliveries there are in each status (statuses with none are left out)."""
 
     async def deliveries_with_status(
-        self, status: DeliveryStatus, limit: int = 100
+        self, status: DeliveryStatus, limit: int = 100, job_ids: Sequence[str] | None = None
     ) -> list[Delivery]:
         """The newest ``limit`` deliveries in ``status`` (``dead`` ones: what failed), newest
-        first."""
+        first; only those of ``job_ids`` when given (a user's own jobs)."""
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        """The delivery with this id, if any."""
 
     async def retry_delivery(self, delivery_id: int) -> bool:
         """Give a dead delivery another round of attempts, due now; False (and nothing

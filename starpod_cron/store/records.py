@@ -100,6 +100,8 @@ class JobRecord:
     budget_usd_per_day: float | None = None
     budget_usd_per_month: float | None = None
     budget_tokens_per_day: int | None = None
+    deliver_to: str | None = None
+    alerts_to: str | None = None
     # end of generated fields
 
     @property
@@ -195,6 +197,8 @@ def _public_expr(f: JobField) -> str:
     if f.storage == "enum":
         lookup = f"_ENUMS[{f.name!r}][{col}]"
         return f"None if {col} is None else {lookup}" if f.nullable else lookup
+    if f.storage == "json" and f.input == "list":
+        return f"() if {col} is None else tuple(json.loads({col}))"
     if f.storage == "json":
         return f"None if {col} is None else json.loads({col})"
     return col

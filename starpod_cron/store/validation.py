@@ -198,29 +198,37 @@ def _kind_check(f: JobField) -> Check:
     return text
 
 
-MAX_LIST_ITEMS = 20
 MAX_ITEM_CHARS = 200
 
 
 def _list_check(f: JobField) -> Check:
-    """A list of text items, each one of ``f.items`` when it declares them (the message lists
-    them), kept once each in the order given, stored as compact JSON."""
-    name, allowed = f.name, frozenset(f.items)
+    """A list of text items as its column keeps it (compact JSON): blank items left out,
+    repeats kept once in the order given, each one of ``f.items`` when it declares them (the
+    message lists them) and checked by ``f.item_check`` when it has one; at most
+    ``f.max_items``."""
+    name, allowed, each, most = f.name, frozenset(f.items), f.item_check, f.max_items
 
     def items(value: object) -> str:
-        if not isinstance(value, list | tuple) or len(value) > MAX_LIST_ITEMS:
-            raise InvalidJob(f"{name} must be a list of at most {MAX_LIST_ITEMS} names")
+        if not isinstance(value, list | tuple):
+            raise InvalidJob(f"{name} must be a list of strings, got {value!r}")
         kept: list[str] = []
         for item in value:
-            if not isinstance(item, str) or not item.strip() or len(item) > MAX_ITEM_CHARS:
+            if not isinstance(item, str) or len(item) > MAX_ITEM_CHARS:
                 raise InvalidJob(
-                    f"{name}: each item must be a name of 1 to {MAX_ITEM_CHARS} characters, "
+                    f"{name}: each item must be text of at most {MAX_ITEM_CHARS} characters, "
                     f"got {item!r}"
                 )
+            item = _text(name, item.strip())
+            if not item:
+                continue
             if allowed and item not in allowed:
                 raise InvalidJob(f"{name}: unknown {item!r}; known: {', '.join(f.items)}")
-            if _text(name, item) not in kept:
+            if each is not None:
+                item = each(item)
+            if item not in kept:
                 kept.append(item)
+        if len(kept) > most:
+            raise InvalidJob(f"{name} takes at most {most} items, got {len(kept)}")
         return json.dumps(kept, separators=(",", ":"))
 
     return items

@@ -126,10 +126,27 @@ class OutboxOps(StoreCore):
         return {DeliveryStatus(status): int(n) for status, n in rows}
 
     async def deliveries_with_status(
-        self, status: DeliveryStatus, limit: int = 100
+        self, status: DeliveryStatus, limit: int = 100, job_ids: Sequence[str] | None = None
     ) -> list[Delivery]:
-        params = {"status": DeliveryStatus(status).value, "limit": bounded(limit)}
-        return [delivery_from_row(r) for r in await self._rows("deliveries_with_status", params)]
+        most = bounded(limit)
+        params = {"status": DeliveryStatus(status).value, "limit": most}
+        if job_ids is None:
+            rows = await self._rows("deliveries_with_status", params)
+            return [delivery_from_row(r) for r in rows]
+
+        async def script(tx: Tx) -> list[Delivery]:
+            found = [
+                delivery_from_row(r)
+                for job_id in sorted(set(job_ids))
+                for r in await tx.rows("deliveries_of_job", params | {"job_id": job_id})
+            ]
+            return sorted(found, key=lambda d: -d.id)[:most]
+
+        return await self._read(script)
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        rows = await self._rows("get_delivery", {"id": bounded(delivery_id, 0, MAX_ID)})
+        return delivery_from_row(rows[0]) if rows else None
 
     async def retry_delivery(self, delivery_id: int) -> bool:
         async def script(tx: Tx) -> bool:

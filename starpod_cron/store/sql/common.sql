@@ -144,6 +144,13 @@ SELECT status, count(*) FROM deliveries GROUP BY status;
 -- name: deliveries_with_status
 SELECT {delivery_columns} FROM deliveries WHERE status = :status ORDER BY id DESC LIMIT :limit;
 
+-- name: deliveries_of_job
+SELECT {delivery_columns} FROM deliveries WHERE status = :status AND job_id = :job_id
+ORDER BY id DESC LIMIT :limit;
+
+-- name: get_delivery
+SELECT {delivery_columns} FROM deliveries WHERE id = :id;
+
 -- name: retry_delivery
 UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = :now,
        lease_owner = NULL, lease_expires_at = NULL

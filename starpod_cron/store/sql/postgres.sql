@@ -133,7 +133,9 @@ WITH due AS (
                                          OR d.lease_owner = ANY(:dead::text[]))))
       AND (:any OR EXISTS (
             SELECT 1 FROM unnest(:prefixes::text[]) AS p(prefix)
-            WHERE starts_with(d.destination, p.prefix)))
+            WHERE starts_with(d.destination, p.prefix)
+              AND (right(p.prefix, 1) = ':' OR length(d.destination) = length(p.prefix)
+                   OR substr(d.destination, length(p.prefix) + 1, 1) = ':')))
       AND NOT EXISTS (
             SELECT 1 FROM deliveries e
             WHERE e.destination = d.destination AND e.id < d.id
@@ -170,7 +172,10 @@ SELECT min(t) FROM (
     SELECT lease_expires_at, destination FROM deliveries WHERE status = 'sending'
 ) AS open
 WHERE :any OR EXISTS (
-    SELECT 1 FROM unnest(:prefixes::text[]) AS p(prefix) WHERE starts_with(destination, p.prefix));
+    SELECT 1 FROM unnest(:prefixes::text[]) AS p(prefix)
+    WHERE starts_with(destination, p.prefix)
+      AND (right(p.prefix, 1) = ':' OR length(destination) = length(p.prefix)
+           OR substr(destination, length(p.prefix) + 1, 1) = ':'));
 
 -- ---------------------------------------------------------------------- coordination
 -- name: lock_lease

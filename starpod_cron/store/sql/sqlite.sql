@@ -114,7 +114,9 @@ WHERE id IN (
                                          OR d.lease_owner IN (SELECT value FROM json_each(:dead)))))
       AND (:any OR EXISTS (
             SELECT 1 FROM json_each(:prefixes) p
-            WHERE substr(d.destination, 1, length(p.value)) = p.value))
+            WHERE substr(d.destination, 1, length(p.value)) = p.value
+              AND (substr(p.value, -1) = ':' OR length(d.destination) = length(p.value)
+                   OR substr(d.destination, length(p.value) + 1, 1) = ':')))
       AND NOT EXISTS (
             SELECT 1 FROM deliveries e
             WHERE e.destination = d.destination AND e.id < d.id
@@ -143,7 +145,10 @@ SELECT min(t) FROM (
     UNION ALL
     SELECT lease_expires_at, destination FROM deliveries WHERE status = 'sending'
 ) WHERE :any OR EXISTS (
-    SELECT 1 FROM json_each(:prefixes) p WHERE substr(destination, 1, length(p.value)) = p.value);
+    SELECT 1 FROM json_each(:prefixes) p
+    WHERE substr(destination, 1, length(p.value)) = p.value
+      AND (substr(p.value, -1) = ':' OR length(destination) = length(p.value)
+           OR substr(destination, length(p.value) + 1, 1) = ':'));
 
 -- ---------------------------------------------------------------------- coordination
 -- name: lock_lease
