@@ -12,7 +12,6 @@ declaration into the blocks their modules mark with ``# fields: <Class> ...`` an
 from __future__ import annotations
 
 import enum
-import json
 import subprocess
 import sys
 import textwrap
@@ -97,8 +96,6 @@ def column_default(f: JobField) -> object:
         return value.value
     if f.storage == "secs_ms" and value is not None:
         return round(value * 1000)
-    if f.storage == "json" and isinstance(value, tuple):  # a list field: a JSON array
-        return json.dumps(list(value))
     return value
 
 

@@ -185,13 +185,13 @@ def from_text(field: JobField, text: str) -> Any:
     return text
 
 
-def _strings(key: str, items: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
+def _strings(key: str, items: list[Any] | tuple[Any, ...]) -> list[str]:
     """A list field's value: strings only (InvalidInput names the field and the entry)."""
     for item in items:
         if not isinstance(item, str):
             raise InvalidInput(f"{key} must be a list of strings, got {item!r} in it")
         check_text(key, item)
-    return tuple(items)
+    return list(items)
 
 
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}

@@ -33,8 +33,6 @@ def _shown(f: JobField) -> Callable[[CronJob, str | None], Any]:
         return lambda job, tz: _iso(getattr(job, name), tz)
     if f.enum_type is not None:
         return lambda job, tz: None if (v := getattr(job, name)) is None else v.value
-    if f.input == "list":
-        return lambda job, tz: list(getattr(job, name))
     return lambda job, tz: getattr(job, name)
 
 

@@ -172,8 +172,6 @@ def fields_from(args: argparse.Namespace, *, name: str | None = None) -> JobFiel
 def _value(f: JobField, raw: Any) -> Any:
     """A value typed by a person (a duration such as ``10m`` in seconds, ``0`` for none; a
     number; a time) read as every front end reads it; what argparse already typed, as is."""
-    if isinstance(raw, list):  # a repeatable option (a list field)
-        return tuple(raw)
     if not isinstance(raw, str):
         return raw
     return from_text(f, raw)

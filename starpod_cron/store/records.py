@@ -197,8 +197,6 @@ def _public_expr(f: JobField) -> str:
     if f.storage == "enum":
         lookup = f"_ENUMS[{f.name!r}][{col}]"
         return f"None if {col} is None else {lookup}" if f.nullable else lookup
-    if f.storage == "json" and f.input == "list":
-        return f"() if {col} is None else tuple(json.loads({col}))"
     if f.storage == "json":
         return f"None if {col} is None else json.loads({col})"
     return col

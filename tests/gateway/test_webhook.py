@@ -191,7 +191,7 @@ async def test_a_non_admin_pointing_a_job_at_a_destination_not_theirs_is_refused
             changed = await client.patch("/api/jobs/mine", json={"alerts_to": ["gamma"]})
             assert changed.status_code == 403, changed.text
             (kept,) = await store.list_jobs()
-            assert (kept.deliver_to, kept.alerts_to) == (("alpha",), ())
+            assert (kept.deliver_to, kept.alerts_to) == (["alpha"], None)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
