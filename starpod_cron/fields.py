@@ -48,6 +48,7 @@ from .bounds import Within
 from .fieldspec import REQUIRED, Input, JobField, Storage, Who
 from .jitter import MAX_JITTER_SECS
 from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
+from .pacefields import PACE_FIELDS
 from .policyfields import POLICY_FIELDS
 from .settings import MAX_RETRIES, MAX_TIMEOUT_SECS
 
@@ -327,7 +328,7 @@ _BASE_FIELDS: tuple[JobField, ...] = (
         on_run=True,
     ),
 )
-JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS)
+JOB_FIELDS: tuple[JobField, ...] = (*_BASE_FIELDS, *POLICY_FIELDS, *PACE_FIELDS)
 
 SPECIAL_INPUTS: Final = frozenset({"name", "prompt", "schedule"})
 """User fields every front end reads by hand: ``name`` (also ``rename``), ``prompt`` (an

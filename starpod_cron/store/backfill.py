@@ -24,7 +24,7 @@ from .occurrences import count_between, next_ms
 from .planning import start_run
 from .records import JobRecord
 
-NOT_A_RUN = frozenset({RunStatus.SKIPPED.value, RunStatus.INTERRUPTED.value})
+NOT_A_RUN = frozenset({RunStatus.SKIPPED.value, RunStatus.INTERRUPTED.value, RunStatus.HELD.value})
 """Statuses that leave an occurrence without a recorded run: backfill runs it."""
 
 

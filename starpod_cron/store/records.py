@@ -88,6 +88,7 @@ class JobRecord:
     previous_result: str | None = None
     previous_result_at: int | None = None
     stale_streak: int = 0
+    held_until: int | None = None
     # end of generated fields
 
     @property
@@ -99,6 +100,8 @@ class JobRecord:
     def due_ms(self) -> int | None:
         """When the job next needs a scheduler (its next fire or pending retry, if earlier)."""
         fire = self.next_fire_ms
+        if self.held_until is not None:  # held: not before then (migration 13's due_at)
+            return self.held_until
         if self.retry_at is None:
             return fire
         if fire is None:
