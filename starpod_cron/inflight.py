@@ -237,8 +237,12 @@ class RunsInFlight:
         now = self._clock.now_ms()
         if at <= now:
             return
-        self._hold_if_past_deadline(run, (at - now) / 1000, None)
-        await self._clock.wait(self._never, at)
+        try:
+            self._hold_if_past_deadline(run, (at - now) / 1000, None)
+            await self._clock.wait(self._never, at)
+        except BaseException:  # held or cancelled: the turn is not taken
+            self._pacer.unbook()
+            raise
 
     def _hold_if_past_deadline(self, run: Run, delay: float, cause: Exception | None) -> None:
         """Raise :class:`ProviderHeld` when waiting ``delay`` seconds for the provider would

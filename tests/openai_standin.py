@@ -120,6 +120,8 @@ class FakeOpenAI:
         """Requests answered 429 for going past the announced limits."""
         self.admitted_at: list[float] = []
         """When each admitted request arrived (monotonic seconds)."""
+        self.tokens_charged = 0
+        """Tokens the admitted requests used up of the budget."""
 
     def _admit(self, body: dict[str, Any], reply: Reply) -> tuple[bool, dict[str, str]]:
         """Whether the budgets admit this request (charged its tokens), and the headers
@@ -136,6 +138,7 @@ class FakeOpenAI:
             requests.take(1, now)
             tokens.take(cost, now)
             self.admitted_at.append(now)
+            self.tokens_charged += cost
         else:
             self.refused += 1
         return ok, requests.headers("requests", now) | tokens.headers("tokens", now)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from starpod_cron import (
     CronScheduler,
     CronStore,
@@ -17,11 +19,11 @@ from starpod_cron import (
 )
 from starpod_cron.backpressure import AdaptiveLimit
 from starpod_cron.executors import OpenAIExecutor
-from starpod_cron.pacing import Pacer
-from starpod_cron.ratelimits import Budget, RateLimits
+from starpod_cron.pacing import Pacer, Sent
+from starpod_cron.ratelimits import Budget, RateLimits, parse
 from starpod_cron.settings import SchedulerSettings
 from tests.conftest import START, until
-from tests.openai_standin import Limits, running_openai
+from tests.openai_standin import Bucket, Limits, running_openai
 
 
 def limits(**budgets: Budget) -> RateLimits:
@@ -35,28 +37,50 @@ def turn(pacer: Pacer) -> int:
     return at
 
 
-def test_one_call_learns_the_limits_then_calls_are_spread_over_the_time_to_the_reset() -> None:
+def test_one_call_learns_the_limits_first() -> None:
     clock = ManualClock(START)
     pacer = Pacer(clock)
     assert pacer.cap() == 1  # nothing known: one call, to learn
-    now = clock.now_ms()
-    assert pacer.book() == now
-    first = pacer.sent()
-    pacer.observe(first, limits(requests=Budget(10, 10, 1.0)))  # 10 left, whole in 1 s
-    assert pacer.cap() == 10
-    turns = [turn(pacer) - now for _ in range(3)]
-    assert turns == [0, 100, 200]  # 1 s / 10 calls
-    assert pacer.cap() == 7  # sent after the answer: not in the provider's count yet
+    pacer.observe(pacer.sent(), limits(requests=Budget(60, 100, 4.0)))
+    assert pacer.cap() == 58  # 60 left, less the 2 calls kept in reserve
 
 
-def test_nothing_left_waits_for_the_reset_and_then_the_budget_is_whole() -> None:
+@pytest.mark.parametrize(
+    ("per_sec", "burst", "calls", "in_flight"),
+    [(10, 100, 300, 0), (10, 100, 300, 5), (50, 50, 500, 20), (2, 5, 40, 3)],
+)
+def test_calls_never_outrun_a_refilling_budget_and_keep_up_with_it(
+    per_sec: float, burst: float, calls: int, in_flight: int
+) -> None:
+    """The stand-in's budget (a bucket refilling at ``per_sec`` up to ``burst``, announced in
+    OpenAI's headers), answers arriving ``in_flight`` calls late: every call is admitted (none
+    would be a 429) and all take at most 15% longer than the budget allows."""
+    clock = ManualClock(START)
+    pacer = Pacer(clock)
+    bucket = Bucket(burst, per_sec)
+    began = clock.now_ms()
+    pending: list[tuple[Sent, RateLimits]] = []
+    for _ in range(calls):
+        at = pacer.book()
+        clock.set(max(at, clock.now_ms()))
+        now = clock.now_ms() / 1000
+        assert bucket.take(1, now), "a call past the budget: the provider would answer 429"
+        pending.append((pacer.sent(), parse(bucket.headers("requests", now), now)))
+        while len(pending) > in_flight:
+            pacer.observe(*pending.pop(0))
+    took = (clock.now_ms() - began) / 1000
+    physical = (calls - burst) / per_sec
+    assert physical * 0.9 <= took <= physical * 1.15 + 1 / per_sec
+
+
+def test_nothing_left_waits_for_one_call_to_come_back_not_the_whole_reset() -> None:
     clock = ManualClock(START)
     pacer = Pacer(clock)
     now = clock.now_ms()
-    pacer.observe(pacer.sent(), limits(requests=Budget(0, 5, 2.5)))
-    assert pacer.book() == now + 2500
+    pacer.observe(pacer.sent(), limits(requests=Budget(0, 5, 2.5)))  # refills 2 per second
+    assert turn(pacer) == now + 1500  # one call and the reserve of 2: 3 / (2 per s)
     clock.advance(2.5)
-    assert pacer.cap() == 5  # the reset passed: the whole limit again
+    assert pacer.cap() == 2  # the reset passed: the limit, less the call since and the reserve
 
 
 def test_tokens_are_paced_by_the_tokens_a_call_uses() -> None:
@@ -66,17 +90,17 @@ def test_tokens_are_paced_by_the_tokens_a_call_uses() -> None:
     sent = pacer.sent()
     pacer.used(100)
     pacer.observe(sent, limits(requests=Budget(1000, 1000, 0.0), tokens=Budget(1000, 2000, 5.0)))
-    assert pacer.cap() == 10  # 1000 tokens left, 100 a call
-    assert [turn(pacer) - now for _ in range(2)] == [0, 500]  # 5 s / 10 calls
+    assert pacer.cap() == 8  # 1000 tokens left, 100 a call, 2 calls' worth kept back
+    assert [turn(pacer) - now for _ in range(2)] == [0, 250]  # 2000 tokens over 5 s
 
 
 def test_an_older_answer_does_not_overwrite_a_newer_one() -> None:
     clock = ManualClock(START)
     pacer = Pacer(clock)
     old, new = pacer.sent(), pacer.sent()
-    pacer.observe(new, limits(requests=Budget(3, 10, 1.0)))
+    pacer.observe(new, limits(requests=Budget(6, 10, 1.0)))
     pacer.observe(old, limits(requests=Budget(9, 10, 1.0)))
-    assert pacer.cap() == 3
+    assert pacer.cap() == 4  # 6 left less the reserve, not 9
 
 
 def test_a_provider_that_announces_nothing_is_not_paced() -> None:
