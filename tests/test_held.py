@@ -117,7 +117,7 @@ async def test_a_402_holds_the_job_until_the_reset_and_no_run_fails(
 
     deliveries = await store.list_deliveries(0, None)
     notices = [d for d in deliveries if d.payload.get("notice")]
-    assert len(notices) == 1 and "held until 13:00" in notices[0].payload["notice"]
+    assert len(notices) == 1 and "is held until 13:00" in notices[0].payload["notice"]
     results = [d.payload for d in deliveries if d.payload.get("type") == "notification"]
     assert [p["status"] for p in results if not p.get("notice")] == ["success"]
 

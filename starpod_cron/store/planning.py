@@ -305,8 +305,9 @@ def hold(job: JobRecord, run: RunRecord, done: Completion, now: int) -> None:
     local = from_ms(until).astimezone(zone(job.timezone))
     today = from_ms(now).astimezone(zone(job.timezone)).date()
     at = local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d %H:%M")
-    run.error = cut(f"held until {at}: {done.error or 'provider limit'}", ERROR_LIMIT)
-    run.notice = f"'{job.name}' is held until {at} by its model provider: {run.error}"
+    why = cut(done.error or "provider limit", ERROR_LIMIT - 32) or ""
+    run.error = f"held until {at}: {why}"
+    run.notice = f"'{job.name}' is held until {at} by its model provider ({why}); it runs then"
     if run.trigger in _OFF_SCHEDULE:  # a manual run is not run again by itself
         return
     job.held_until = job.retry_at = until
