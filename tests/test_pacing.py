@@ -18,6 +18,7 @@ from starpod_cron import (
     Schedule,
 )
 from starpod_cron.backpressure import AdaptiveLimit
+from starpod_cron.declared import DeclaredExecutor, JobRegistry
 from starpod_cron.executors import OpenAIExecutor
 from starpod_cron.pacing import Pacer, Sent
 from starpod_cron.ratelimits import Budget, RateLimits, parse
@@ -161,3 +162,15 @@ async def test_headers_slow_dispatch_before_any_429(tmp_path: Path) -> None:
     assert 1.5 < span < 4.0
     unpaced_refused, _, unpaced_ok = await _burst(tmp_path, paced=False)
     assert unpaced_refused > 0 and unpaced_ok == 60  # the test can fail: a burst is refused
+
+
+async def test_the_pace_reaches_the_scheduler_through_declared_jobs(tmp_path: Path) -> None:
+    """With jobs declared in code the gateway wraps the executor: its pacer still shows."""
+    store = await CronStore.open(str(tmp_path / "d.db"))
+    executor = OpenAIExecutor(store, base_url="http://127.0.0.1:9/v1", model="m")
+    try:
+        wrapped = DeclaredExecutor(JobRegistry(), executor)
+        assert wrapped.pacer is executor.pacer
+    finally:
+        await executor.aclose()
+        await store.close()
