@@ -24,8 +24,9 @@ from .occurrences import count_between, next_ms
 from .planning import start_run
 from .records import JobRecord
 
-NOT_A_RUN = frozenset({RunStatus.SKIPPED.value, RunStatus.INTERRUPTED.value, RunStatus.HELD.value})
-"""Statuses that leave an occurrence without a recorded run: backfill runs it."""
+NOT_A_RUN = frozenset({RunStatus.SKIPPED.value, RunStatus.INTERRUPTED.value})
+"""Statuses that leave an occurrence without a recorded run: backfill runs it. (A ``held``
+run is not one: its job runs that occurrence again itself when the hold ends.)"""
 
 
 WINDOW = 64
