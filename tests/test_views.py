@@ -53,6 +53,7 @@ JOB_KEYS = {
     "finished_runs",
     "silent_runs",
     "suppressed_runs",
+    "held_until",
 }
 RUN_KEYS = {
     "id",
