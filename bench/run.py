@@ -27,6 +27,7 @@ US, APS3, APS4 = "starpod-cron", "APScheduler 3.11", "APScheduler 4.0a6"
 DRIVERS = {US: "bench.drivers.starpod", APS3: "bench.drivers.aps3", APS4: "bench.drivers.aps4"}
 ON_PG = "bench.drivers.starpod_pg"  # starpod-cron on PostgreSQL ($STARPOD_PG_DSN), 1-3 processes
 PROVIDER = "bench.drivers.provider"  # the openai executor against a provider stand-in
+RATELIMITED = "bench.drivers.ratelimited"  # ... against one announcing its limits in headers
 PEERS = [APS3, APS4]
 
 
@@ -58,6 +59,7 @@ def plan(quick: bool) -> list[Step]:
             Step("catchup", "catchup", 1000, [US], timeout=300),
             Step("saturated", "saturated", 1000, [US], driver=PROVIDER, timeout=300),
             Step("overhead", "overhead", 1000, [US], driver=PROVIDER, timeout=300),
+            Step("ratelimited", "ratelimited", 1000, [US], driver=RATELIMITED, timeout=300),
             *on_postgres(steady_secs=5),
         ]
     return [
@@ -73,6 +75,7 @@ def plan(quick: bool) -> list[Step]:
         Step("catchup", "catchup", 1000, [US]),
         Step("saturated", "saturated", 5000, [US], driver=PROVIDER),
         Step("overhead", "overhead", 5000, [US], driver=PROVIDER),
+        Step("ratelimited", "ratelimited", 5000, [US], driver=RATELIMITED),
         *on_postgres(steady_secs=20),
     ]
 
@@ -180,6 +183,12 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("overhead", "ours_s", "5,000 calls at concurrency 100: through the scheduler", "s", ""),
     ("overhead", "plain_httpx_s", "5,000 calls at concurrency 100: plain httpx loop", "s", ""),
     ("overhead", "ratio", "5,000 calls: scheduler / plain httpx", "", "<= 1.2"),
+    ("ratelimited", "refused_429", "50 req/s + 200k tokens/min in headers: 429s", "", "0"),
+    ("ratelimited", "makespan_s", "50 req/s + 200k tokens/min, 5,000 due: makespan", "s", ""),
+    ("ratelimited", "physical_limit_s", "50 req/s + 200k tokens/min: physical limit", "s", ""),
+    ("ratelimited", "over_physical", "50 req/s + 200k tokens/min: over the limit", "", "<= 0.15"),
+    ("ratelimited", "failed_runs", "50 req/s + 200k tokens/min: failed runs", "", "0"),
+    ("ratelimited", "held_runs", "50 req/s + 200k tokens/min: held runs", "", "0"),
     ("pg_burst_1p", "makespan_s", "PostgreSQL burst 10,000, 1 process: makespan", "s", ""),
     ("pg_burst_1p", "p50_ms", "PostgreSQL burst 10,000, 1 process: lateness p50", "ms", ""),
     ("pg_burst_1p", "p99_ms", "PostgreSQL burst 10,000, 1 process: lateness p99", "ms", ""),

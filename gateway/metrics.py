@@ -22,7 +22,14 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from starpod_cron import CronJob, CronScheduler, CronStore, DeliveryStatus, RunFinished
+from starpod_cron import (
+    CronJob,
+    CronScheduler,
+    CronStore,
+    DeliveryStatus,
+    RunFinished,
+    RunStatus,
+)
 from starpod_cron.activity import overdue_after_secs, overdue_jobs
 from starpod_cron.timeutil import from_ms
 from starpod_cron.views import destination_labels, late_ms, remaining_runs
@@ -97,6 +104,9 @@ class Metrics:
         self.runs = Counter(
             "starpod_cron_runs", "Runs finished on this node, by status", ["status"], registry=r
         )
+        for status in RunStatus:  # every status shows, at 0 until one ends so (held too)
+            if status.is_final:
+                self.runs.labels(status.value)
         self.lateness = Histogram(
             "starpod_cron_run_lateness_seconds",
             "How long after its scheduled time (plus its jitter) a run started",

@@ -13,6 +13,10 @@ bouncing off it.
   and its ``Retry-After``), up to ``ceiling`` (``max_concurrent_runs``).
 - A call refused as saturated cuts the limit to what was still in flight when it was refused
   (at most by ``decrease``: the provider admitted those), never below 1.
+- Before a 429 comes: a provider that announces its budgets in its headers (a
+  :class:`~starpod_cron.pacing.Pacer`) caps the calls in flight at what those budgets still
+  admit (:meth:`AdaptiveLimit.pace`), and the pacer spreads the calls over the time to the
+  reset; the AIMD limit is left as it was, for when the provider stops announcing.
 """
 
 from __future__ import annotations
@@ -35,10 +39,25 @@ class AdaptiveLimit:
         self.in_flight = 0
         self.saturations = 0
         """How many calls the provider refused as saturated (for logs and metrics)."""
+        self.cap: int | None = None
+        """The calls in flight the provider's announced budgets admit (None: no cap)."""
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    @property
+    def allowed(self) -> int:
+        """Calls that may be in flight now: the AIMD limit, under the provider's cap."""
+        room = math.floor(self.limit)
+        if self.cap is not None:
+            room = min(room, self.cap)
+        return max(1, room)
+
     def _room(self) -> bool:
-        return self.in_flight < max(1, math.floor(self.limit))
+        return self.in_flight < self.allowed
+
+    def pace(self, cap: int | None) -> None:
+        """Cap the calls in flight at ``cap`` (from the provider's headers; None: lift it)."""
+        self.cap = cap
+        self._admit()
 
     async def acquire(self) -> None:
         """Wait until one more call may go out (then it counts as in flight)."""

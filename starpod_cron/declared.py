@@ -370,6 +370,7 @@ class DeclaredExecutor:
         self.fallback = fallback
         self.description = getattr(fallback, "description", "executor")
         self.notes: tuple[str, ...] = getattr(fallback, "notes", ())
+        self.pacer = getattr(fallback, "pacer", None)  # the provider's pace (pacing.py)
 
     def _function(self, job_name: str, user_id: str | None) -> JobFunction | None:
         """The declared function running this job (agent-level jobs only), or None."""

@@ -121,6 +121,14 @@ class ProviderSaturated(TransientJobError):
     that lasts past the job's timeout ends the run as ``timeout``, as any slow run."""
 
 
+class ProviderHeld(JobError):
+    """The model provider will not take this run before a time: its quota or billing refused
+    it (HTTP 402, ``insufficient_quota``), or it asked to wait longer than the run has left.
+    The scheduler hands the run back as ``held`` (not a failure, no retry used, nothing slept
+    inside a timed attempt) and holds its job ``retry_after`` seconds (``[cron]
+    quota_retry_secs`` when None); then the same occurrence runs with the same attempt."""
+
+
 class PermanentJobError(JobError):
     """A failure that retrying cannot fix (bad request, missing model): retries are skipped."""
 

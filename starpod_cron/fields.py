@@ -50,6 +50,7 @@ from .execfields import EXEC_FIELDS
 from .fieldspec import REQUIRED, Input, JobField, Storage, Who
 from .jitter import MAX_JITTER_SECS
 from .models import MisfirePolicy, Overlap, RunStatus, SessionMode
+from .pacefields import PACE_FIELDS
 from .policyfields import POLICY_FIELDS
 from .settings import MAX_RETRIES, MAX_TIMEOUT_SECS
 from .spendfields import SPEND_FIELDS
@@ -336,6 +337,7 @@ JOB_FIELDS: tuple[JobField, ...] = (
     *EXEC_FIELDS,
     *SPEND_FIELDS,
     *DEST_FIELDS,
+    *PACE_FIELDS,
 )
 
 SPECIAL_INPUTS: Final = frozenset({"name", "prompt", "schedule"})

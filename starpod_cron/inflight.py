@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 from .backpressure import AdaptiveLimit
 from .completions import CompletionWriter
-from .errors import JobError, ProviderSaturated, StarpodCronError
+from .errors import JobError, ProviderHeld, ProviderSaturated, StarpodCronError
 from .leases import LeaseRenewal
 from .logs import RunLog, run_log
 from .models import JobContext, JobResult, RunStatus
 from .outcomes import Phase, Reason, RunEnd, completion
+from .pacing import Pacer
 from .settings import SchedulerSettings
 from .store import CronStore
 from .store.types import Claim, Completion
@@ -85,6 +86,12 @@ class RunsInFlight:
         """Set by the scheduler's stop: a run not in an executor call is handed back at once."""
         self._completions = CompletionWriter(store, owner, tasks=self._tasks)
         self._limit = AdaptiveLimit(settings.max_concurrent_runs)
+        pacer = getattr(executor, "pacer", None)
+        self._pacer = pacer if isinstance(pacer, Pacer) else None
+        """The executor's provider pace (an executor reading rate-limit headers has one)."""
+        if self._pacer is not None:
+            self._pacer.clock = store.clock
+            self._limit.pace(self._pacer.cap())
         self.watchdog: Watchdog[Run] = Watchdog(store.clock, self._expire, tasks=self._tasks)
         self._leases = LeaseRenewal(
             store,
@@ -198,13 +205,19 @@ class RunsInFlight:
                     ctx.scheduled_for,
                     action="start",
                 )
+            try:
+                await self._take_turn(run)
+            except BaseException:
+                self._release()
+                raise
             run.phase = "calling"
             try:
                 result: object = await self._executor(ctx)
             except ProviderSaturated as exc:
-                limit.release(saturated=True)
-                run.phase = "retrying"
+                self._release(saturated=True)
                 delay = SATURATED_DELAY_SECS if exc.retry_after is None else exc.retry_after
+                self._hold_if_past_deadline(run, delay, exc)
+                run.phase = "retrying"
                 run.log.debug(
                     "provider saturated, retrying in %.1fs in the same attempt (%d calls in "
                     "flight, limit now %d): %s",
@@ -218,11 +231,47 @@ class RunsInFlight:
                     self.cancel(run, "stopping")
                 await self._clock.wait(self._never, self._clock.now_ms() + round(delay * 1000))
                 continue
-            except BaseException:
-                limit.release()
+            except ProviderHeld as exc:
+                self._release()
+                if exc.retry_after is None:  # the provider did not say when: the setting
+                    exc.retry_after = self._settings.quota_retry_secs
                 raise
-            limit.release()
+            except BaseException:
+                self._release()
+                raise
+            self._release()
             return result
+
+    def _release(self, *, saturated: bool = False) -> None:
+        """A call ended: give back its slot, and cap the calls in flight at what the
+        provider's announced budgets admit now."""
+        self._limit.release(saturated=saturated)
+        if self._pacer is not None:
+            self._limit.pace(self._pacer.cap())
+
+    async def _take_turn(self, run: Run) -> None:
+        """Wait for this call's turn in the provider's pace (:mod:`.pacing`); a turn that
+        comes after the run's deadline holds the run instead of sleeping through its timeout."""
+        if self._pacer is None:
+            return
+        at = self._pacer.book()
+        now = self._clock.now_ms()
+        if at <= now:
+            return
+        try:
+            self._hold_if_past_deadline(run, (at - now) / 1000, None)
+            await self._clock.wait(self._never, at)
+        except BaseException:  # held or cancelled: the turn is not taken
+            self._pacer.unbook()
+            raise
+
+    def _hold_if_past_deadline(self, run: Run, delay: float, cause: Exception | None) -> None:
+        """Raise :class:`ProviderHeld` when waiting ``delay`` seconds for the provider would
+        end after the run's deadline: the run is handed back, its job held that long."""
+        if self._clock.now_ms() + round(delay * 1000) <= run.deadline_ms:
+            return
+        why = f"provider rate limit: a wait of {delay:.1f}s is longer than the run has left"
+        raise ProviderHeld(why, retry_after=delay) from cause
 
     # ------------------------------------------------------------------ ending runs
     def hand_back_waiting(self) -> list[Run]:

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 class RunStatus(enum.StrEnum):
     """Where a run stands: ``running`` until it ends as ``success``, ``failed``, ``timeout``
     (counts as a failure for retries), ``interrupted`` (its process stopped or died mid-run)
-    or ``skipped`` (missed while no scheduler ran, with ``misfire_policy = "skip"``)."""
+    or ``skipped`` (missed while no scheduler ran, with ``misfire_policy = "skip"``), or
+    ``held`` (the provider's quota is spent, or it asked to wait longer than the run's timeout:
+    handed back, not a failure, the same occurrence and attempt run again at ``held_until``)."""
 
     RUNNING = "running"
     SUCCESS = "success"
@@ -33,6 +35,7 @@ class RunStatus(enum.StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
+    HELD = "held"
 
     @property
     def is_final(self) -> bool:
@@ -218,6 +221,9 @@ class CronJob:
     """Also deliver to: [destinations.NAME], telegram:CHAT[:THREAD], email:ADDRESS."""
     alerts_to: list[str] | None = None
     """Failure and pause alerts go here instead of deliver_to (same entries)."""
+    held_until: datetime | None = None
+    """Until when the provider holds the job (its quota is spent or its wait is longer than a
+    run's timeout): then its held occurrence runs again, with the same attempt number."""
     # end of generated fields
 
 

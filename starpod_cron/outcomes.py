@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import JobError
+from .errors import JobError, ProviderHeld
 from .models import JobResult, RunStatus
 from .store.types import Completion
 
@@ -72,6 +72,14 @@ def completion(end: RunEnd) -> Completion:
         return Completion(run_id, RunStatus.TIMEOUT, error=error)
     if end.reason == "timeout":
         return Completion(run_id, RunStatus.TIMEOUT, error=f"timed out after {timeout:g}s")
+    if isinstance(end.error, ProviderHeld) and end.reason is None:  # before or after a call
+        return Completion(
+            run_id,
+            RunStatus.HELD,
+            error=str(end.error),
+            retry_after_secs=end.error.retry_after,
+            count_attempt=False,
+        )
     if end.phase == "waiting":
         return _handed_back(run_id, NOT_STARTED)
     if end.phase == "retrying" and (end.reason == "stopping" or not end.finished):

@@ -66,6 +66,7 @@ JOB_KEYS = {
     "suppressed_runs",
     "deliver_to",
     "alerts_to",
+    "held_until",
 }
 RUN_KEYS = {
     "model",

@@ -170,6 +170,8 @@ def limit_rows(job: CronJob, tz: str) -> list[tuple[str, str]]:
     if job.stale_after_secs is not None:
         stale = format_duration_ms(round(job.stale_after_secs * 1000))
         rows.append(("stale after", f"{stale} (a run that would start later is skipped)"))
+    if job.held_until is not None:
+        rows.append(("held until", f"{local(job.held_until, tz)} (by its model provider)"))
     return rows
 
 

@@ -22,7 +22,7 @@ from ..config import AgentConfig, load_config
 from ..errors import DatabaseMissing, StarpodCronError
 from ..inputrules import text_problem
 from ..logs import RedactingFormatter, redact
-from ..models import DeliveryStatus
+from ..models import DeliveryStatus, RunStatus
 from ..runner import run as run_async
 from ..timeutil import check_zone, from_ms
 from ..version import __version__
@@ -32,7 +32,7 @@ from .options import add_arguments, bounded_int, edit_arguments
 from .render import Output, emit
 
 MAINTENANCE = ("sessions", "deliveries", "optimize")
-STATUSES = ["running", "success", "failed", "timeout", "interrupted", "skipped"]
+STATUSES = [status.value for status in RunStatus]
 COMMAND_GROUP = "starpod_cron.commands"
 MAX_LIMIT = 10_000
 MAX_PREVIEW = 1000

@@ -1,6 +1,9 @@
 """The ``openai`` executor: one chat completion per run against any OpenAI-compatible server
 (OpenAI, Ollama, vLLM, llama.cpp) through one pooled ``httpx.AsyncClient``.
 
+Every answer's rate-limit headers go to the executor's :class:`~starpod_cron.pacing.Pacer`,
+which the scheduler paces its calls by. A quota or billing refusal (402, ``insufficient_quota``)
+holds the run (:class:`~starpod_cron.errors.ProviderHeld`) until the provider's reset.
 Failures are classified for the scheduler: 429 and 503 mean the provider is saturated
 (:class:`~starpod_cron.errors.ProviderSaturated`: the scheduler holds back and retries the call
 after ``Retry-After``, in the same attempt); connection errors, timeouts, 408 and other 5xx are
@@ -10,7 +13,6 @@ is permanent.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Iterable
@@ -23,12 +25,15 @@ from ..chat import ModelReply, ToolUse
 from ..errors import (
     ModelNotFound,
     PermanentJobError,
+    ProviderHeld,
     ProviderSaturated,
     ProviderServerError,
     TransientJobError,
 )
 from ..models import JobContext, JobResult, ModelOptions, SessionMode
 from ..operations import JobOperations
+from ..pacing import Pacer
+from ..ratelimits import parse, quota_refused, retry_after_secs
 from ..runprompt import ModelDefaults, allowed_tools, run_messages
 from ..settings import ESCALATE_TOKEN, SILENT_TOKEN
 from ..store.contract import SessionStore
@@ -40,20 +45,6 @@ log = logging.getLogger("starpod_cron.executors")
 _TRANSIENT_STATUS = {408, 425}
 _SATURATED_STATUS = {429, 503}
 POOLS = 64  # backpressure: retried in the same attempt, not failures
-
-
-def retry_after_secs(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # not "²", which float() refuses
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _excerpt(response: httpx.Response, limit: int = 300) -> str:
@@ -125,6 +116,9 @@ class OpenAIExecutor:
             for _ in range(POOLS)
         ]
         self._busy = [0] * POOLS
+        self.pacer = Pacer()
+        """The provider's rate limits as its answers announce them: the scheduler paces
+        this executor's calls by it (:mod:`starpod_cron.pacing`)."""
         self.description = f"openai ({model} at {self._base_url})"
         self.notes: tuple[str, ...] = ()
         self.run_tools = run_tools
@@ -204,6 +198,11 @@ class OpenAIExecutor:
                 f"cannot reach model server at {self._base_url}: {type(exc).__name__}: {exc}"
             ) from exc
         status = response.status_code
+        if status >= 400 and quota_refused(status, response.text):
+            raise ProviderHeld(
+                f"provider quota: HTTP {status}: {_excerpt(response)}",
+                retry_after=parse(response.headers, time.time()).reset_secs(),
+            )
         if status in _SATURATED_STATUS:
             raise ProviderSaturated(
                 f"model server is saturated: HTTP {status}: {_excerpt(response)}",
@@ -230,10 +229,15 @@ class OpenAIExecutor:
     async def _post(self, body: dict[str, Any]) -> httpx.Response:
         pool = min(range(POOLS), key=self._busy.__getitem__)
         self._busy[pool] += 1
+        sent = self.pacer.sent()
+        headers: httpx.Headers | dict[str, str] = {}
         try:
-            return await self._clients[pool].post("chat/completions", json=body)
+            response = await self._clients[pool].post("chat/completions", json=body)
+            headers = response.headers
+            return response
         finally:
             self._busy[pool] -= 1
+            self.pacer.observe(sent, parse(headers, time.time()))  # the provider's limits
 
     def _parse(self, response: httpx.Response) -> ModelReply:
         try:
@@ -251,6 +255,10 @@ class OpenAIExecutor:
         usage = usage if isinstance(usage, dict) else {}
         prompt_tokens = usage.get("prompt_tokens")
         completion_tokens = usage.get("completion_tokens")
+        total = usage.get("total_tokens")
+        if not isinstance(total, int) and isinstance(prompt_tokens, int):
+            total = prompt_tokens + (completion_tokens if isinstance(completion_tokens, int) else 0)
+        self.pacer.used(total if isinstance(total, int) else None)
         return ModelReply(
             message,
             content if isinstance(content, str) else "",

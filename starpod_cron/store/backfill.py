@@ -25,7 +25,8 @@ from .planning import start_run
 from .records import JobRecord
 
 NOT_A_RUN = frozenset({RunStatus.SKIPPED.value, RunStatus.INTERRUPTED.value})
-"""Statuses that leave an occurrence without a recorded run: backfill runs it."""
+"""Statuses that leave an occurrence without a recorded run: backfill runs it. (A ``held``
+run is not one: its job runs that occurrence again itself when the hold ends.)"""
 
 
 WINDOW = 64

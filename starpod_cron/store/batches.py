@@ -35,9 +35,12 @@ from .types import Claim, Completion, DeliveryOutcome, DeliveryPlanner, JobSpec,
 
 log = logging.getLogger("starpod_cron.store")
 
-NOTIFIED = frozenset({RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.TIMEOUT.value})
+NOTIFIED = frozenset(
+    {RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.TIMEOUT.value, RunStatus.HELD.value}
+)
+"""The statuses that are run-finished events (a held run's event carries its notice)."""
 FINAL_FOR_COMPLETION = frozenset(
-    {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
+    {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.INTERRUPTED, RunStatus.HELD}
 )
 DELIVERY_INSERT_COLUMNS: tuple[str, ...] = (
     "run_id",
@@ -220,7 +223,8 @@ def check_completions(completions: Sequence[Completion]) -> None:
     for done in completions:
         if RunStatus(done.status) not in FINAL_FOR_COMPLETION:
             raise InvalidInput(
-                f"a run can only be completed as success, failed, timeout or interrupted, "
+                f"a run can only be completed as success, failed, timeout, interrupted or "
+                f"held, "
                 f"not {done.status!r}"
             )
 

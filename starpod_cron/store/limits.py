@@ -47,6 +47,8 @@ def blocked(job: JobRecord, start: int) -> bool:
     if job.max_runs is None or job.finished_runs + job.running_count < job.max_runs:
         return False
     nxt = job.next_run_at
+    if job.held_until is not None:  # a held occurrence resumes: not a new one
+        return False
     if job.retry_at is not None and job.retry_at <= start and (nxt is None or job.retry_at <= nxt):
         return False
     if job.finished_runs >= job.max_runs:

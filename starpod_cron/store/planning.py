@@ -14,7 +14,7 @@ from ..jitter import fire_offset_ms
 from ..models import JobUpdate, MisfirePolicy, Overlap, RunStatus, RunTrigger, _Unset
 from ..schedules import Interval, OneShot, Schedule
 from ..settings import StoreSettings
-from ..timeutil import from_ms, to_ms
+from ..timeutil import from_ms, to_ms, zone
 from . import validation as check
 from .occurrences import count_between, first_in_window, in_window, next_ms
 from .records import JobRecord, RunRecord, new_record, usages_json
@@ -66,6 +66,7 @@ def clear_retry(job: JobRecord) -> None:
     job.retry_scheduled_for = None
     job.retry_attempt = 0
     job.retry_count = 0
+    job.held_until = None
 
 
 def apply_update(job: JobRecord, update: JobUpdate, now: int) -> None:
@@ -229,6 +230,8 @@ def _plan_claim(
     claimed_at: int | None,
     queue_limit: int,
 ) -> ClaimPlan:
+    if job.held_until is not None and job.retry_at is not None:
+        return ClaimPlan(run=_resume_held(job, now, owner, lease_until, claimed_at), skipped=None)
     if (
         job.retry_at is not None
         and job.retry_at <= now
@@ -277,6 +280,39 @@ def _plan_claim(
             skipped = _skipped_run(job, first, last_missed, count - 1, capped, now)
     run = start_run(job, RunTrigger.SCHEDULE, latest, 1, now, owner, lease_until, claimed_at)
     return ClaimPlan(run=run, skipped=skipped)
+
+
+def _resume_held(
+    job: JobRecord, now: int, owner: str, lease_until: int, claimed_at: int | None
+) -> RunRecord:
+    """The hold is over (the job is due at ``held_until``, before any fire): its held
+    occurrence runs again with the attempt number it had (a first attempt stays a scheduled
+    run; its fires missed meanwhile follow, as after any late run)."""
+    scheduled_for = job.retry_scheduled_for if job.retry_scheduled_for is not None else now
+    attempt = max(job.retry_attempt, 1)
+    trigger = RunTrigger.SCHEDULE if attempt == 1 else RunTrigger.RETRY
+    job.retry_at = job.retry_scheduled_for = job.held_until = None
+    job.retry_attempt = 0
+    return start_run(job, trigger, scheduled_for, attempt, now, owner, lease_until, claimed_at)
+
+
+def hold(job: JobRecord, run: RunRecord, done: Completion, now: int) -> None:
+    """A run the provider held (its quota is spent, or its wait is longer than the run's
+    timeout): not a failure and not a retry; the job waits until the hold's end, then runs the
+    same occurrence with the same attempt number. The run's error says until when (in the
+    job's zone) and why; its notice tells the owner, once per hold."""
+    until = now + max(0, round((done.retry_after_secs or 0) * 1000))
+    local = from_ms(until).astimezone(zone(job.timezone))
+    today = from_ms(now).astimezone(zone(job.timezone)).date()
+    at = local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d %H:%M")
+    why = cut(done.error or "provider limit", ERROR_LIMIT - 32) or ""
+    run.error = f"held until {at}: {why}"
+    run.notice = f"'{job.name}' is held until {at} by its model provider ({why}); it runs then"
+    if run.trigger in _OFF_SCHEDULE:  # a manual run is not run again by itself
+        return
+    job.held_until = job.retry_at = until
+    job.retry_scheduled_for = run.scheduled_for
+    job.retry_attempt = run.attempt
 
 
 def _plan_queued(
@@ -368,6 +404,9 @@ def plan_finish(
     job.last_status = status.value
     job.updated_at = max(job.updated_at, now)
     success = status is RunStatus.SUCCESS
+    if status is RunStatus.HELD:
+        hold(job, run, done, now)
+        return "update"
     if run.trigger in _OFF_SCHEDULE:  # never retried, never moves the schedule
         job.last_error = None if success else run.error
         return "update"

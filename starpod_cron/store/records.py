@@ -102,6 +102,7 @@ class JobRecord:
     budget_tokens_per_day: int | None = None
     deliver_to: str | None = None
     alerts_to: str | None = None
+    held_until: int | None = None
     # end of generated fields
 
     @property
@@ -113,6 +114,8 @@ class JobRecord:
     def due_ms(self) -> int | None:
         """When the job next needs a scheduler (its next fire or pending retry, if earlier)."""
         fire = self.next_fire_ms
+        if self.held_until is not None:  # held: not before then (migration 13's due_at)
+            return self.held_until
         if self.retry_at is None:
             return fire
         if fire is None:

@@ -78,7 +78,8 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """How a run ended. ``status`` must be final (not running/skipped).
+    """How a run ended. ``status`` must be final (not running/skipped). ``held``: the job
+    waits ``retry_after_secs``, then runs the same occurrence with the same attempt.
 
     ``permanent`` skips retries; ``retry_after_secs`` delays the next retry at least that long;
     ``count_attempt=False`` (graceful shutdown, a run that never started) retries an interrupted
@@ -120,7 +121,7 @@ class RecoveryReport:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
-    """A run finished with success, failure or timeout and is durably recorded (with the
+    """A run finished with success, failure, timeout or held and is durably recorded (with the
     deliveries planned for it). ``job`` is the job as it was when the run finished."""
 
     job: CronJob

@@ -342,6 +342,7 @@ async def test_status_enum_values_are_the_documented_strings() -> None:
         "timeout",
         "interrupted",
         "skipped",
+        "held",
     ]
 
 

@@ -7,7 +7,16 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics import Metrics
-from starpod_cron import CronStore, JobSpec, ManualClock, NotifyPolicy, Schedule
+from starpod_cron import (
+    CronStore,
+    JobContext,
+    JobResult,
+    JobSpec,
+    ManualClock,
+    NotifyPolicy,
+    ProviderHeld,
+    Schedule,
+)
 from starpod_cron.executors.echo import EchoExecutor
 from starpod_cron.scheduler import CronScheduler
 
@@ -67,3 +76,25 @@ async def test_silent_and_undelivered_runs_are_counted_per_job(store: CronStore)
     assert series("starpod_cron_job_remaining_runs") == {"capped": 4.0}
     (sample,) = families["starpod_cron_job_silent_runs"].samples
     assert sample.name == "starpod_cron_job_silent_runs_total" and sample.labels["id"] == beat
+
+
+async def test_held_runs_are_counted_by_status_from_zero(store: CronStore) -> None:
+    """Every run status shows from 0 (held among them), and a held run counts as held."""
+
+    async def quota_gone(ctx: JobContext) -> JobResult:
+        raise ProviderHeld("provider quota: HTTP 402", retry_after=600)
+
+    (job_id,) = await store.add_jobs([JobSpec("q", "p", Schedule.interval(3_600_000))])
+    scheduler = CronScheduler(store, quota_gone)
+    metrics = Metrics(store, scheduler, lambda: 0)
+    try:
+        text = (await metrics.render()).decode()
+        assert 'starpod_cron_runs_total{status="held"} 0.0' in text
+        run = await scheduler.run_now(job_id)
+        text = (await metrics.render()).decode()
+    finally:
+        metrics.close()
+        await scheduler.stop()
+    assert run.status.value == "held" and (run.error or "").startswith("held until")
+    assert 'starpod_cron_runs_total{status="held"} 1.0' in text
+    assert 'starpod_cron_runs_total{status="failed"} 0.0' in text

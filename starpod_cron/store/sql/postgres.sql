@@ -62,7 +62,8 @@ FOR UPDATE SKIP LOCKED;
 -- An occurrence already recorded (the runs_occurrence index) is another claimer's, committed
 -- first: this claim lost the race and drops the run it planned (no error, no retry).
 INSERT INTO runs ({run_columns}) SELECT * FROM unnest(:rows)
-ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' DO NOTHING;
+ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
+DO NOTHING;
 
 -- name: runs_present
 SELECT id FROM runs WHERE id = ANY(:ids::text[]);

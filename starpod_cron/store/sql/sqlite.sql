@@ -53,7 +53,8 @@ WHERE enabled = 1 AND next_run_at IS NULL AND schedule_kind <> 'one_shot';
 -- An occurrence already recorded (the runs_occurrence index) is left alone: the claim that
 -- inserted it first won, and this one drops the run it planned.
 INSERT INTO runs ({run_columns}) VALUES ({run_values})
-ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' DO NOTHING;
+ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
+DO NOTHING;
 
 -- name: runs_present
 SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(:ids));
