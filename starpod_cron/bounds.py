@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -148,3 +149,18 @@ def check_fields(obj: Any) -> None:
 def rules(cls: type[Any]) -> dict[str, Rule]:
     """The declared rules of a settings class, by field name (for documentation and tests)."""
     return {f.name: f.metadata["rule"] for f in fields(cls) if "rule" in f.metadata}
+
+
+def check_kind_keys(
+    cls: type[Any], values: Mapping[str, Any], where: str, kind: object, shown: Mapping[str, str]
+) -> None:
+    """A table's keys that belong to other kinds (``metadata["kinds"]``) are errors: ``[executor]
+    argv`` with ``kind = "openai"``, ``[destinations.x] url_env`` with ``kind = "webhook"``.
+    ``shown`` names fields whose key in the file differs (``sender`` is ``from``)."""
+    for f in fields(cls):
+        kinds = f.metadata.get("kinds")
+        if f.name in values and kinds and kind not in kinds:
+            raise ConfigError(
+                f"{where} {shown.get(f.name, f.name)}: applies to kind = "
+                f"{' or '.join(repr(k) for k in kinds)}, not {kind!r}; remove it or change kind"
+            )

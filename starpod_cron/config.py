@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .bounds import DAY, HOUR, YEAR, check_fields, each, identity, whole, within
+from .bounds import DAY, HOUR, YEAR, check_fields, check_kind_keys, each, identity, whole, within
 from .budget import MAX_BUDGET_USD
 from .declared import from_config
 from .destinations import Destinations, check_declared, parse_destinations
@@ -425,14 +425,7 @@ def _cron(cron: dict[str, Any], store_keys: dict[str, Any], where: str) -> dict[
 
 
 def _check_executor_keys(values: dict[str, Any], where: str) -> None:
-    kind = values.get("kind", "echo")
-    for f in fields(ExecutorConfig):
-        kinds = f.metadata.get("kinds")
-        if f.name in values and kinds and kind not in kinds:
-            raise ConfigError(
-                f"{where} {f.name}: applies to kind = {' or '.join(repr(k) for k in kinds)}, "
-                f"not {kind!r}; remove it or change kind"
-            )
+    check_kind_keys(ExecutorConfig, values, where, values.get("kind", "echo"), {})
 
 
 def _section(cls: type[S], values: dict[str, Any], where: str) -> S:

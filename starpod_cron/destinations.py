@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from .bounds import HOUR, check_fields, whole, within
+from .bounds import HOUR, check_fields, check_kind_keys, whole, within
 from .errors import ConfigError, DestinationNotAllowed, InvalidJob, UnknownDestination
 
 S = TypeVar("S")
@@ -302,15 +302,7 @@ def check_declared(found: Destinations, jobs: Iterable[Mapping[str, Any]], where
 
 
 def _check_kind_keys(values: Mapping[str, Any], where: str) -> None:
-    kind = values.get("kind")
-    for f in fields(DestinationConfig):
-        kinds = f.metadata.get("kinds")
-        if f.name in values and kinds and kind not in kinds:
-            shown = "from" if f.name == "sender" else f.name
-            raise ConfigError(
-                f"{where} {shown}: applies to kind = {' or '.join(repr(k) for k in kinds)}, "
-                f"not {kind!r}; remove it or change kind"
-            )
+    check_kind_keys(DestinationConfig, values, where, values.get("kind"), {"sender": "from"})
 
 
 __all__ = [

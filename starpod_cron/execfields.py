@@ -22,6 +22,7 @@ RUN_TOOL_NAMES: Final = (
     "cron_update",
     "cron_pause",
     "cron_resume",
+    "cron_snooze",
     "cron_remove",
     "cron_run",
     "cron_backfill",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cronsim import CronSim
 
+from .destinations import Destinations
 from .execfields import RUN_TOOL_NAMES
 from .models import CronJob, CronRun, JobContext, ModelOptions, RunStatus, RunTrigger
 from .pricing import PricingConfig, estimate_input_tokens, format_usd
@@ -47,6 +48,7 @@ class PreviewSettings:
     all_tools_by_default: bool = False
     pricing: PricingConfig = field(default_factory=PricingConfig)
     notify_chat_ids: tuple[int, ...] = ()
+    destinations: Destinations = field(default_factory=Destinations)
 
     @classmethod
     def of(cls, config: AgentConfig) -> PreviewSettings:
@@ -59,6 +61,7 @@ class PreviewSettings:
             ex.allow_scheduling_from_runs,
             config.pricing,
             tuple(config.telegram.notify_chat_ids),
+            config.destinations,
         )
 
 
@@ -241,10 +244,14 @@ def _expected(
 
 
 def destinations(job: CronJob, settings: PreviewSettings) -> list[str]:
-    """Where a run's result goes: the automatic audience the delivery planner
-    (:class:`~starpod_cron.routing.DeliveryRouter`) gives a delivered success. The hook for
-    a job's own destinations (issue 26's ``deliver_to``): extend here."""
-    router = DeliveryRouter(notify_chat_ids=settings.notify_chat_ids, finished_events=False)
+    """Where a run's result goes: what the delivery planner
+    (:class:`~starpod_cron.routing.DeliveryRouter`) gives a delivered success: the automatic
+    audience and the job's ``deliver_to`` destinations."""
+    router = DeliveryRouter(
+        notify_chat_ids=settings.notify_chat_ids,
+        finished_events=False,
+        destinations=settings.destinations,
+    )
     at = job.created_at
     sample = CronRun(
         "(preview)", job.id, job.name, at, at, at, RunStatus.SUCCESS, 1,

@@ -63,8 +63,7 @@ def destination_payload(
             "completed_at": run.completed_at.isoformat() if run.completed_at else None,
             "result": run.result_summary,
             "error": run.error,
-            # TODO(lead, issue 25 `spend`): the run's cost in dollars once runs record one
-            "cost_usd": None,
+            "cost_usd": run.cost_usd,  # set by the completing transaction before planning
             "notice": notice,
         },
     }

@@ -33,7 +33,8 @@ from starpod_cron.settings import StoreSettings
 from starpod_cron.store import planning, validation
 from starpod_cron.store.records import JOB_COLUMNS, JobRecord
 from starpod_cron.store.types import JobSpec
-from starpod_cron.tools import TOOLS, field_schema
+from starpod_cron.tools import TOOLS
+from starpod_cron.toolschema import field_schema
 from starpod_cron.views import job_json
 
 
