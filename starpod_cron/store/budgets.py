@@ -85,9 +85,11 @@ class SpendBook:
             return  # handed back or cut off: no call we know of (its cost stays unknown)
         pricing = self.settings.spend.pricing
         run.cost_pusd = run_cost(done, pricing)
+        # per model asked; a run with no model but tokens (a python executor reporting them)
+        # counts its tokens and an unknown cost under model "" (as the run itself says)
         parts: list[tuple[ModelUsage | None, int | None]] = [
             (u, pricing.cost((u,))) for u in usages_of(done)
-        ] or [(None, 0)]
+        ] or [(ModelUsage("", done.prompt_tokens, done.completion_tokens), run.cost_pusd)]
         for scope, key, zone_name in self._scopes(job, run):
             starts = [
                 ("day", period_start(now, zone_name, "day")),

@@ -90,7 +90,7 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
                 shown = 0 if field.name == "user_id" else 1
                 await expect(page.locator(f'#add-form [name="{field.name}"]')).to_have_count(shown)
             await page.get_by_label("Name").fill("stretch")
-            await page.get_by_label("Prompt").fill("Remind me to stretch")
+            await page.get_by_label("Prompt", exact=True).fill("Remind me to stretch")
             await page.get_by_label("Schedule kind").select_option("cron")
             await page.get_by_label("When").fill("0 9 * * 1-5")
             await page.get_by_label("Jitter (seconds)").fill("600")
@@ -179,7 +179,7 @@ async def test_add_a_job_in_words_and_see_what_it_was_understood_as(
             await page.get_by_label("Gateway token").fill("alice-token-0123456789")
             await page.get_by_role("button", name="Log in").click()
             await page.get_by_role("link", name="Add a job").click()
-            await page.get_by_label("Prompt").fill("Send the digest")
+            await page.get_by_label("Prompt", exact=True).fill("Send the digest")
             await page.get_by_label("Schedule kind").select_option("when")
             await expect(page.get_by_label("When")).to_have_attribute(
                 "placeholder", "every weekday at 9:00"

@@ -172,11 +172,11 @@ async def test_events_update_only_what_changed_and_keep_what_the_person_opened(
         await page.get_by_role("link", name="Add a job").click()
         await expect(page.locator('#add-form [name="timezone"]')).to_have_value("Asia/Tokyo")
         await page.get_by_label("Name").fill("half")
-        await page.get_by_label("Prompt").fill("Half-typed prom")
+        await page.get_by_label("Prompt", exact=True).fill("Half-typed prom")
         start = len(events)
         await until("5 events", lambda: len(events) - start > 4, 30)
-        await expect(page.get_by_label("Prompt")).to_have_value("Half-typed prom")
-        await expect(page.get_by_label("Prompt")).to_be_focused()
+        await expect(page.get_by_label("Prompt", exact=True)).to_have_value("Half-typed prom")
+        await expect(page.get_by_label("Prompt", exact=True)).to_be_focused()
         async with httpx.AsyncClient(base_url=base, headers=ALICE) as api:
             await api.post(f"/api/jobs/{job_id}/pause")
 
