@@ -42,6 +42,9 @@ class ModelReply:
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    """Of ``prompt_tokens``, those the provider served from its prompt cache (priced at
+    ``cached_input_per_mtok``)."""
 
 
 class ChatModel(Protocol):
@@ -69,14 +72,17 @@ async def converse(
     or ``max_steps`` answers were tool calls (then it says it stopped). ``messages`` grows
     with the exchange. Token counts are summed over the steps."""
     definitions = openai_tools(only=tools.allowed)
-    prompt_tokens = completion_tokens = 0
+    prompt_tokens = completion_tokens = cached_tokens = 0
     for _ in range(max_steps):
         reply = await model.complete(messages, tools=definitions)
         prompt_tokens += reply.prompt_tokens or 0
         completion_tokens += reply.completion_tokens or 0
+        cached_tokens += reply.cached_tokens or 0
         calls = reply.message.get("tool_calls") or []
         if not calls:
-            return ModelReply(reply.message, reply.text, prompt_tokens, completion_tokens)
+            return ModelReply(
+                reply.message, reply.text, prompt_tokens, completion_tokens, cached_tokens or None
+            )
         messages.append({**reply.message, "content": reply.message.get("content") or ""})
         for call in calls:
             result = await _call(call, tools)
@@ -89,7 +95,11 @@ async def converse(
             )
     text = f"I stopped after {max_steps} tool steps without a final answer; please ask again."
     return ModelReply(
-        {"role": "assistant", "content": text}, text, prompt_tokens, completion_tokens
+        {"role": "assistant", "content": text},
+        text,
+        prompt_tokens,
+        completion_tokens,
+        cached_tokens or None,
     )
 
 

@@ -111,6 +111,8 @@ async def _first_answer(
                 raise
             log.warning("job %s: %s; falling back to %s", ctx.job_name, exc, models[i + 1])
             continue
-        usages.append(ModelUsage(model, reply.prompt_tokens, reply.completion_tokens))
+        usages.append(
+            ModelUsage(model, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens)
+        )
         return reply.text, model
     raise AssertionError("no model to ask")  # models is never empty

@@ -259,11 +259,14 @@ class OpenAIExecutor:
         if not isinstance(total, int) and isinstance(prompt_tokens, int):
             total = prompt_tokens + (completion_tokens if isinstance(completion_tokens, int) else 0)
         self.pacer.used(total if isinstance(total, int) else None)
+        details = usage.get("prompt_tokens_details")  # OpenAI: what the prompt cache served
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
         return ModelReply(
             message,
             content if isinstance(content, str) else "",
             prompt_tokens if isinstance(prompt_tokens, int) else None,
             completion_tokens if isinstance(completion_tokens, int) else None,
+            cached if isinstance(cached, int) and not isinstance(cached, bool) else None,
         )
 
     async def aclose(self) -> None:

@@ -25,6 +25,7 @@ from starpod_cron.config import ExecutorConfig
 from starpod_cron.errors import ModelNotFound, ProviderServerError
 from starpod_cron.executors import build_executor
 from starpod_cron.models import ModelOptions
+from starpod_cron.pricing import ModelPrice, PricingConfig, picodollars
 from tests.conftest import START, until
 from tests.executors.conftest import FakeOpenAI, Reply
 
@@ -243,3 +244,28 @@ async def test_an_escalated_run_asks_the_stronger_model_the_same_messages(
         assert calm.usages == (ModelUsage("cheap", 100, 2),)
     finally:
         await executor.aclose()
+
+
+async def test_cached_prompt_tokens_are_recorded_and_priced_at_the_cached_price(
+    store: CronStore, fake_openai: FakeOpenAI
+) -> None:
+    (job_id,) = await store.add_jobs(
+        [JobSpec("cached", "Summarize", Schedule.interval(every_ms=3_600_000), model="big")]
+    )
+    served = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 800},
+    }
+    fake_openai.answer(Reply(content="done", usage=served))  # type: ignore[arg-type]
+    executor = build_executor(openai(fake_openai), store)
+    try:
+        run = await CronScheduler(store, executor).run_now(job_id)
+    finally:
+        await executor.aclose()
+    assert run.usages == (ModelUsage("big", 1000, 10, 800),)
+    pricing = PricingConfig(
+        {"big": ModelPrice(input_per_mtok=2.0, output_per_mtok=8.0, cached_input_per_mtok=0.5)}
+    )
+    # 200 fresh at $2/Mtok, 800 cached at $0.50/Mtok, 10 out at $8/Mtok
+    assert pricing.cost(run.usages) == picodollars(200 * 2e-6 + 800 * 0.5e-6 + 10 * 8e-6)
