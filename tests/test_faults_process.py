@@ -183,6 +183,9 @@ async def test_ctrl_c_during_jobs_run_waits_then_interrupts(tmp_path: Path) -> N
         stderr=asyncio.subprocess.PIPE,
     )
     await eventually(lambda: _running(db, "sleepy"), what="the manual run")
+    # the row says running once the claim commits; the process counts the run as its own a
+    # moment later (when its executor starts): Ctrl-C in between waits for "0 run(s)"
+    await asyncio.sleep(1)
     proc.send_signal(signal.SIGINT)
     assert proc.stderr is not None
     line = await asyncio.wait_for(proc.stderr.readline(), 10)
