@@ -105,13 +105,16 @@ class Provider:
 
 
 # ------------------------------------------------------------------------------- workloads
-async def through_scheduler(
-    n: int, directory: str, provider: Provider, concurrency: int
-) -> dict[str, Any]:
-    store = await CronStore.open(os.path.join(directory, "provider.db"))
+async def burst(
+    db: str, url: str, n: int, prompt: str, concurrency: int, wait_secs: float
+) -> tuple[dict[str, Any], OpenAIExecutor]:
+    """``n`` one-shots due at once, run by a scheduler through an ``openai`` executor at
+    ``url`` until every run is recorded (or ``timeout``): the makespan and outcomes, and the
+    executor (closed) for its counters (``wait_secs``: the longest wait). A run never recorded shows as "succeeded" short of n."""
+    store = await CronStore.open(db)
     at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    await store.add_jobs([JobSpec(f"job-{i}", "p", Schedule.one_shot(at)) for i in range(n)])
-    executor = OpenAIExecutor(store, base_url=provider.url + "/v1", model="m")
+    await store.add_jobs([JobSpec(f"job-{i}", prompt, Schedule.one_shot(at)) for i in range(n)])
+    executor = OpenAIExecutor(store, base_url=url + "/v1", model="m")
     recorded = 0
     failures = 0
     finished = asyncio.Event()
@@ -126,9 +129,8 @@ async def through_scheduler(
     scheduler = CronScheduler(store, executor, max_concurrent_runs=concurrency)
     scheduler.with_notifier(notifier)
     scheduler.start()
-    # a run never recorded shows below as "succeeded" short of n
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(finished.wait(), 300)
+        await asyncio.wait_for(finished.wait(), wait_secs)
     runs = await store.list_recent_runs(n * 3)
     await scheduler.stop()
     await executor.aclose()
@@ -139,9 +141,17 @@ async def through_scheduler(
         "makespan_s": (last - at).total_seconds(),
         "succeeded": len(done),
         "failed_runs": sum(r.status is RunStatus.FAILED for r in runs),
+        "held_runs": sum(r.status is RunStatus.HELD for r in runs),
         "failure_notifications": failures,
-        "physical_limit_s": n * DELAY / LIMIT,
-    }
+    }, executor
+
+
+async def through_scheduler(
+    n: int, directory: str, provider: Provider, concurrency: int
+) -> dict[str, Any]:
+    db = os.path.join(directory, "provider.db")
+    result, _ = await burst(db, provider.url, n, "p", concurrency, 300)
+    return result | {"physical_limit_s": n * DELAY / LIMIT}
 
 
 async def saturated(n: int, directory: str) -> dict[str, Any]:

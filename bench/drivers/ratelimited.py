@@ -16,16 +16,12 @@ import contextlib
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from starpod_cron import CronScheduler, CronStore, JobSpec, RunStatus, Schedule
-from starpod_cron.executors import OpenAIExecutor
-
 from .common import args, emit
-from .provider import CONCURRENCY, free_port
+from .provider import CONCURRENCY, burst, free_port
 
 REQUESTS_PER_SEC = 50
 TOKENS_PER_MIN = 200_000
@@ -89,38 +85,9 @@ async def ratelimited(n: int, directory: str) -> dict[str, Any]:
 
 
 async def through_scheduler(n: int, directory: str, url: str) -> dict[str, Any]:
-    store = await CronStore.open(os.path.join(directory, "ratelimited.db"))
-    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    specs = [JobSpec(f"job-{i}", PROMPT, Schedule.one_shot(at)) for i in range(n)]
-    await store.add_jobs(specs)
-    executor = OpenAIExecutor(store, base_url=url + "/v1", model="m")
-    recorded = 0
-    finished = asyncio.Event()
-
-    async def notifier(job_name: str, session_id: str, text: str, success: bool) -> None:
-        nonlocal recorded
-        recorded += 1
-        if recorded == n:
-            finished.set()
-
-    scheduler = CronScheduler(store, executor, max_concurrent_runs=CONCURRENCY)
-    scheduler.with_notifier(notifier)
-    scheduler.start()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(finished.wait(), 600)
-    runs = await store.list_recent_runs(n * 3)
-    await scheduler.stop()
-    await executor.aclose()
-    await store.close()
-    done = [r for r in runs if r.status is RunStatus.SUCCESS and r.completed_at is not None]
-    last = max((r.completed_at for r in done if r.completed_at), default=at)
-    return {
-        "makespan_s": (last - at).total_seconds(),
-        "succeeded": len(done),
-        "failed_runs": sum(r.status is RunStatus.FAILED for r in runs),
-        "held_runs": sum(r.status is RunStatus.HELD for r in runs),
-        "pacer_waits": executor.pacer.waits,
-    }
+    db = os.path.join(directory, "ratelimited.db")
+    result, executor = await burst(db, url, n, PROMPT, CONCURRENCY, 600)
+    return result | {"pacer_waits": executor.pacer.waits}
 
 
 def main() -> None:
