@@ -172,10 +172,11 @@ class Destinations:
             return Target(f"{DEST_PREFIX}{entry}:{config.to}", events, entry)
         return Target(f"{DEST_PREFIX}{entry}", events, entry)
 
-    def targets(self, entries: Iterable[str]) -> list[Target]:
-        """The targets of ``entries`` that still exist (a destination removed from the
-        config since the job named it is skipped: planning never fails a run)."""
-        return [self.target(entry) for entry in entries if self.exists(entry)]
+    def targets(self, entries: Iterable[str] | None) -> list[Target]:
+        """The targets of ``entries`` (None: a job's list never set) that still exist (a
+        destination removed from the config since the job named it is skipped: planning
+        never fails a run)."""
+        return [self.target(entry) for entry in entries or () if self.exists(entry)]
 
     def exists(self, entry: str) -> bool:
         """Whether :meth:`target` finds something for ``entry``."""

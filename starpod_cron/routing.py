@@ -174,7 +174,7 @@ class DeliveryRouter:
         """The start planner: a ``run.started`` event for the run's WebSocket audience, and
         for the job's ``deliver_to`` destinations that list ``run.started``."""
         specs = [DeliverySpec(_audience(job), started_event(job, run), broadcast=True)]
-        for target in self._destinations.targets(job.deliver_to or ()):
+        for target in self._destinations.targets(job.deliver_to):
             if STARTED in target.events:
                 payload = (
                     destination_payload(STARTED, job, run)
@@ -198,7 +198,7 @@ class DeliveryRouter:
             entries = self._alerts(job) if not success else ()
             specs.extend(
                 DeliverySpec(target.address, _shaped(target, result, message))
-                for target in self._destinations.targets(entries or job.deliver_to or ())
+                for target in self._destinations.targets(entries or job.deliver_to)
                 if RESULT in target.events
             )
         if run.notice:
@@ -209,7 +209,7 @@ class DeliveryRouter:
             }
             specs.extend(DeliverySpec(d, message, event="notice") for d in self._chats(job))
             said = destination_payload(JOB_NOTICE, job, run, run.notice)
-            for target in self._destinations.targets(self._alerts(job) or job.deliver_to or ()):
+            for target in self._destinations.targets(self._alerts(job) or job.deliver_to):
                 if JOB_NOTICE in target.events:
                     payload = _shaped(target, said, message)
                     specs.append(DeliverySpec(target.address, payload, event="notice"))
