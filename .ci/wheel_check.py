@@ -40,8 +40,9 @@ def contents(checkout: Path, wheel: Path) -> None:
 
 
 def installed(checkout: Path) -> None:
-    import gateway
     import httpx
+
+    import gateway
 
     here = Path(gateway.__file__).resolve().parent
     assert checkout.resolve() not in here.parents, f"gateway imported from the checkout: {here}"
