@@ -1,5 +1,7 @@
-"""The store backends the tests run on: SQLite files, and PostgreSQL when STARPOD_PG_DSN names a
-server (CI sets it). Each PostgreSQL test gets a schema of its own, dropped afterwards."""
+"""The store backends the tests run on: SQLite files and PostgreSQL, always both. The server is
+the one STARPOD_PG_DSN names (CI sets it), else the suite's own (tests/pgserver.py sets
+STARPOD_PG_DSN at the start of the session). Each PostgreSQL test gets a schema of its own,
+dropped afterwards."""
 
 from __future__ import annotations
 
@@ -15,12 +17,24 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-PG_DSN = os.environ.get("STARPOD_PG_DSN", "")
-needs_postgres = pytest.mark.skipif(
-    not PG_DSN,
-    reason="PostgreSQL tests need STARPOD_PG_DSN=postgresql://user@host/db (CI sets it)",
-)
-BACKENDS = ["sqlite", pytest.param("postgres", marks=needs_postgres)]
+BACKENDS = ["sqlite", "postgres"]
+needs_postgres = pytest.mark.postgres
+"""Marks a test that only applies to PostgreSQL (never a skip: the session has a server)."""
+
+
+def pg_dsn() -> str:
+    """The server's URL (the admin connection of the tests; a test's store gets a schema)."""
+    dsn = os.environ.get("STARPOD_PG_DSN")
+    if not dsn:
+        raise RuntimeError("STARPOD_PG_DSN is unset: tests/pgserver.py did not run")
+    return dsn
+
+
+def __getattr__(name: str) -> str:
+    """``PG_DSN``, read when a test module imports it (after the session set it)."""
+    if name == "PG_DSN":
+        return pg_dsn()
+    raise AttributeError(name)
 
 
 def with_search_path(dsn: str, schema: str) -> str:
@@ -34,15 +48,15 @@ def with_search_path(dsn: str, schema: str) -> str:
 async def pg_schema() -> AsyncIterator[str]:
     """A DSN whose search_path is a new, empty schema; the schema is dropped on exit."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_DSN)
+    admin = await asyncpg.connect(pg_dsn())
     try:
         await admin.execute(f'CREATE SCHEMA "{name}"')
     finally:
         await admin.close()
     try:
-        yield with_search_path(PG_DSN, name)
+        yield with_search_path(pg_dsn(), name)
     finally:
-        admin = await asyncpg.connect(PG_DSN)
+        admin = await asyncpg.connect(pg_dsn())
         try:
             await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
         finally:

@@ -11,6 +11,11 @@ import pytest
 
 from starpod_cron import CronStore, ManualClock, StoreSettings
 from tests.backends import BACKENDS, store_url
+from tests.pgserver import (  # noqa: F401 (hooks: the session's PostgreSQL)
+    pytest_configure,
+    pytest_configure_node,
+    pytest_unconfigure,
+)
 
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -54,7 +59,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """Each test using a store runs once per backend (PostgreSQL with STARPOD_PG_DSN)."""
+    """Each test using a store runs once per backend (tests/pgserver.py: which PostgreSQL)."""
     return str(request.param)
 
 

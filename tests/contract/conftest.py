@@ -1,4 +1,4 @@
-"""Every store backend runs the same contract suite (PostgreSQL when STARPOD_PG_DSN is set)."""
+"""Every store backend runs the same contract suite (SQLite and PostgreSQL: tests/pgserver.py)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 
 from starpod_cron import CronStore, JobSpec, Overlap, Schedule
 from starpod_cron.timeutil import to_ms
-from tests.backends import PG_DSN, needs_postgres, pg_schema, query
+from tests.backends import needs_postgres, pg_dsn, pg_schema, query
 from tests.pgfaults import named, terminate
 from tests.processes import Serve, serve
 
@@ -77,7 +77,7 @@ async def test_three_nodes_through_kills_freezes_and_connection_resets(tmp_path:
             return await serve(tmp_path, "--db", url, log=log)
 
         nodes = list(await asyncio.gather(*(start(i) for i in range(NODES))))
-        admin = await asyncpg.connect(PG_DSN)
+        admin = await asyncpg.connect(pg_dsn())
         faults: Counter[str] = Counter()
         try:
             first = to_ms(datetime.now(UTC)) // 1000 * 1000 + 1000

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from starpod_cron import CronStore, JobSpec, Schedule
-from tests.backends import PG_DSN, needs_postgres, pg_schema, query
+from tests.backends import needs_postgres, pg_dsn, pg_schema, query
 from tests.pgfaults import healthy, http_port, named, terminate
 from tests.processes import environment, run_cli, serve
 
@@ -53,7 +53,7 @@ async def test_serve_stays_up_through_25_connection_resets(tmp_path: Path) -> No
         node = await serve(tmp_path, log=tmp_path / "node.log")
         assert node.log is not None
         port = http_port(node.log)
-        admin = await asyncpg.connect(PG_DSN)
+        admin = await asyncpg.connect(pg_dsn())
         terminated = 0
         try:
             for _ in range(ROUNDS):  # was: the node exited 0 within a dozen rounds
@@ -92,14 +92,14 @@ async def test_serve_stays_up_through_25_connection_resets(tmp_path: Path) -> No
 
 @needs_postgres
 async def test_the_search_path_of_the_url_reaches_the_server(tmp_path: Path) -> None:
-    async with pg_schema() as dsn:  # dsn is PG_DSN + ?search_path=<new schema>
+    async with pg_schema() as dsn:  # dsn is the server URL + ?search_path=<new schema>
         schema = dsn.rsplit("=", 1)[1]
         code, _, err = await run_cli(
             tmp_path, "--db", dsn, "jobs", "add", "x", "p", "--every", "1h"
         )
         assert code == 0, err
         tables = await query(
-            PG_DSN,
+            pg_dsn(),
             "SELECT table_name FROM information_schema.tables "
             f"WHERE table_schema = '{schema}' AND table_name IN ('jobs', 'runs')",
         )

@@ -9,7 +9,7 @@ import asyncio
 import asyncpg
 
 from starpod_cron import CronStore, Schedule, Topic
-from tests.backends import PG_DSN, needs_postgres, pg_schema
+from tests.backends import needs_postgres, pg_dsn, pg_schema
 from tests.conftest import eventually
 from tests.pgfaults import named, terminate
 
@@ -28,7 +28,7 @@ async def _listening(admin: asyncpg.Connection[asyncpg.Record], app: str) -> int
 async def test_a_terminated_listen_connection_is_reopened_and_wakes_its_listeners() -> None:
     async with pg_schema() as dsn:
         url, app = named(dsn)
-        admin = await asyncpg.connect(PG_DSN)
+        admin = await asyncpg.connect(pg_dsn())
         try:
             async with CronStore.open(url) as store, CronStore.open(dsn) as other:
                 woken = asyncio.Event()
