@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -101,9 +101,7 @@ async def test_each_run_of_a_burst_has_its_own_span_and_failures_are_errors(
     exporter: InMemorySpanExporter, scheduler: CronScheduler, fake: FakeOpenAI
 ) -> None:
     store = scheduler.store
-    jobs = await store.add_jobs(
-        [JobSpec(f"j{i}", "p", HOURLY, max_retries=0) for i in range(5)]
-    )
+    jobs = await store.add_jobs([JobSpec(f"j{i}", "p", HOURLY, max_retries=0) for i in range(5)])
     fake.answer(Reply(status=400, content="bad request"))  # the first run asked fails
     runs = await asyncio.gather(*(scheduler.run_now(j) for j in jobs))
     spans = exporter.get_finished_spans()
