@@ -29,13 +29,21 @@ from typing import Any
 
 import httpx
 
-from starpod_cron import CronScheduler, CronStore, InvalidInput, StarpodCronError, declared
+from starpod_cron import (
+    CronScheduler,
+    CronStore,
+    InvalidInput,
+    StarpodCronError,
+    declared,
+    logformat,
+)
 from starpod_cron.bootstrap import open_store, store_url, user_limits
 from starpod_cron.chat import AgentChat
 from starpod_cron.config import AgentConfig
 from starpod_cron.executors import OpenAIExecutor, build_executor
 from starpod_cron.leadership import LeaderElection
-from starpod_cron.logs import RedactingFormatter, redact, register_secrets
+from starpod_cron.logformat import say, say_error
+from starpod_cron.logs import redact, register_secrets
 from starpod_cron.maintenance import configured_jobs
 from starpod_cron.nodes import NodeHeartbeat
 from starpod_cron.operations import JobOperations
@@ -43,6 +51,8 @@ from starpod_cron.owner import new_owner
 from starpod_cron.preview import PreviewSettings
 from starpod_cron.routing import TELEGRAM_PREFIX
 from starpod_cron.runner import run as run_async
+from starpod_cron.sdnotify import Notifier
+from starpod_cron.store.sqlfile import load_migrations
 from starpod_cron.tasks import TaskSet
 from starpod_cron.timeutil import from_ms
 
@@ -66,12 +76,9 @@ class NodeFailed(StarpodCronError):
     """Something the node cannot run without (a server, the scheduler) failed; it stopped."""
 
 
-def setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+def setup_logging(verbose: bool, kind: str = "text") -> None:
+    text = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logformat.setup_logging(kind, text, logging.DEBUG if verbose else logging.INFO)
     for noisy in ("httpx", "httpcore", "websockets", "telegram", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("starpod_cron.scheduler").setLevel(
@@ -100,6 +107,7 @@ class Gateway:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._signals = 0
+        self.systemd = Notifier()
         self.failure: str | None = None
         """Why the node stopped, if not asked to (a critical task failed)."""
 
@@ -115,7 +123,7 @@ class Gateway:
         if self._signals == 1:
             self._stop.set()
         elif self.scheduler is not None:
-            print("interrupting running jobs now", file=sys.stderr, flush=True)
+            say("interrupting running jobs now")
             self.scheduler.interrupt()
 
     async def run(self) -> None:
@@ -184,6 +192,8 @@ class Gateway:
             if self.ws.listening:
                 tasks.spawn(self.ws.closed(), "websocket-server", critical=True)
             tasks.keep(events.run, "events")
+            if self.systemd.watchdog_secs is not None:
+                tasks.keep(self.systemd.watchdog, "systemd-watchdog")
             metrics = Metrics(
                 store,
                 scheduler,
@@ -225,12 +235,14 @@ class Gateway:
             main = scheduler.start()
             main.add_done_callback(lambda _: self._fail("the scheduler loop stopped"))
             stack.push_async_callback(self._stop_scheduler)
-            self._announce(executor.description, bool(channels))
+            await self._announce(executor.description, bool(channels))
             self.ready.set()
+            self.systemd.send("READY=1")  # the store is open and every server listens
             try:
                 await self._stop.wait()
             finally:
                 self._stop.set()  # from here on, tasks ending is the shutdown, not a failure
+                self.systemd.send("STOPPING=1")
             log.info("stopping: scheduler (waiting for running jobs), outbox, servers")
         log.info("stopped")
         if self.failure is not None:
@@ -280,39 +292,50 @@ class Gateway:
         running = [name for name, _, started in scheduler.active_runs() if started]
         if running:
             wait = scheduler.settings.shutdown_timeout_secs
-            print(
+            say(
                 f"stopping: waiting up to {wait:g}s for {len(running)} running job(s) "
                 f"({', '.join(sorted(set(running))[:10])}); press Ctrl-C again to interrupt "
-                "them now",
-                file=sys.stderr,
-                flush=True,
+                "them now"
             )
         await scheduler.stop()
 
-    def _announce(self, executor: str, telegram: bool) -> None:
-        assert self.ws is not None
+    async def _announce(self, executor: str, telegram: bool) -> None:
+        """The start-up summary: ONE record with JSON logs, a few lines for people else."""
+        assert self.ws is not None and self.store is not None
         g = self.config.gateway
-        print(
-            f"starpod-cron gateway: store {redact(self.db_url)}; executor {executor}",
-            file=sys.stderr,
-        )
+        dialect = "postgres" if self.db_url.startswith(("postgres:", "postgresql:")) else "sqlite"
+        nodes = [n for n in await self.store.list_nodes() if n.stopped_at is None]
+        summary = {
+            "store": redact(self.db_url),
+            "schema_version": load_migrations(dialect)[-1][0],
+            "executor": executor,
+            "node": self.node_id,
+            "ws_port": self.ws.port if self.ws.listening else None,
+            "http_port": self.http_port,
+            "telegram": telegram,
+            "nodes": len(nodes) or 1,
+        }
+        if logformat.is_json():
+            log.info("starpod-cron gateway started", extra=summary)
+            return
         auth = "token auth" if self.ws.tokens else "no tokens: local connections only"
+        lines = [
+            f"starpod-cron gateway: store {summary['store']} (schema version "
+            f"{summary['schema_version']}); executor {executor}"
+        ]
         if self.ws.listening:
-            print(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})", file=sys.stderr)
+            lines.append(f"  WebSocket on ws://{g.host}:{self.ws.port} ({auth})")
         if self.http_port is not None:
-            print(
+            lines.append(
                 f"  Dashboard and API on http://{g.host}:{self.http_port}/ "
-                f"(/ws, /healthz, /readyz, /metrics; {auth})",
-                file=sys.stderr,
+                f"(/ws, /healthz, /readyz, /metrics; {auth})"
             )
         if telegram:
-            print("  Telegram bot: polling", file=sys.stderr)
+            lines.append("  Telegram bot: polling")
         else:
-            print(
-                f"  Telegram bot: off (set ${self.config.telegram.token_env} to enable)",
-                file=sys.stderr,
-            )
-        print("  Ctrl-C stops it gracefully (twice: at once).", file=sys.stderr, flush=True)
+            lines.append(f"  Telegram bot: off (set ${self.config.telegram.token_env} to enable)")
+        lines.append("  Ctrl-C stops it gracefully (twice: at once).")
+        print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:
@@ -344,11 +367,11 @@ def serve(
     if http_port is not None:
         gateway_config = replace(gateway_config, http_port=http_port)
     config = replace(config, gateway=gateway_config)
-    setup_logging(verbose)
+    setup_logging(verbose, config.logging.format)
     try:
         gateway = Gateway(config, db_url=db_url)
     except InvalidInput as exc:
-        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        say_error(str(exc))
         return 2
 
     async def main() -> None:
@@ -367,10 +390,10 @@ def run_command(main: Coroutine[Any, Any, None], *, grace: float) -> int:
     try:
         run_async(main, grace=grace)
     except InvalidInput as exc:
-        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        say_error(str(exc))
         return 2
     except (StarpodCronError, OSError) as exc:
-        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        say_error(str(exc))
         return 1
     except (asyncio.CancelledError, KeyboardInterrupt):
         return 0

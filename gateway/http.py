@@ -154,6 +154,7 @@ class HttpApi:
             lifespan="off",
             log_level="warning",
             access_log=False,
+            log_config=None,  # uvicorn's loggers go through ours (JSON logs, redaction)
             ws=WsProtocol,  # /ws: a frame over the limit closes with 1009, as on the WS port
             ws_max_size=self.max_frame_bytes,
         )

@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import signal
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +29,7 @@ from starpod_cron.bootstrap import open_store, user_limits
 from starpod_cron.config import AgentConfig, GatewayConfig
 from starpod_cron.errors import ConfigError
 from starpod_cron.executors import build_executor
+from starpod_cron.logformat import say
 from starpod_cron.maintenance import configured_jobs
 from starpod_cron.nodes import package_version
 from starpod_cron.operations import JobOperations
@@ -173,12 +173,8 @@ async def _serve_http(
     # was there before: make that one harmless, so a clean stop exits 0
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    settings = uvicorn.Config(app, log_level="warning", lifespan="on")
-    print(
-        f"starpod-cron MCP server on http://{host}:{port}/mcp (token auth)",
-        file=sys.stderr,
-        flush=True,
-    )
+    settings = uvicorn.Config(app, log_level="warning", lifespan="on", log_config=None)
+    say(f"starpod-cron MCP server on http://{host}:{port}/mcp (token auth)")
     await uvicorn.Server(settings).serve(sockets=[sock])
 
 
@@ -196,6 +192,6 @@ def run(config: AgentConfig, *, db_url: str | None, user: str | None, http: str 
     is the protocol), with secrets redacted."""
     from .app import run_command, setup_logging
 
-    setup_logging(verbose=False)
+    setup_logging(False, config.logging.format)
     main = serve_mcp(config, db_url=db_url, user=user, http=http)
     return run_command(main, grace=config.scheduler.cancel_grace_secs)

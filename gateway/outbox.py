@@ -38,6 +38,7 @@ from starpod_cron import (
     DestinationRefusal,
     StoreUnavailable,
     Topic,
+    tracing,
 )
 from starpod_cron.completions import GroupCommit
 from starpod_cron.logs import redact
@@ -258,7 +259,10 @@ class Outbox:
                     delivery.id, False, delivery.last_error, refused.retry_at, False
                 )
             else:
-                outcome = await self._send(delivery)
+                sent = self._send(delivery)
+                outcome = await tracing.delivery(
+                    sent, delivery.id, delivery.run_id, delivery.destination
+                )
             if outcome.retry_at is None:
                 await self._outcomes.write(outcome)
                 self._held.discard(delivery.id)

@@ -15,11 +15,14 @@ from .routing import DeliveryRouter
 from .store import CronStore, StoreOpener
 
 STORE_ENV = "STARPOD_DB"
+"""An alias of ``$STARPOD_STORE_URL`` (see :mod:`starpod_cron.envconfig`)."""
 
 
 def store_url(config: AgentConfig, given: str | None = None) -> str:
-    """Where the store is: ``given`` (``--db``), else ``$STARPOD_DB``, else ``[store] url``."""
-    return given or os.environ.get(STORE_ENV) or config.store.url
+    """Where the store is: ``given`` (``--db``), else ``$STARPOD_STORE_URL`` or its alias
+    ``$STARPOD_DB``, else ``[store] url``."""
+    env = os.environ.get("STARPOD_STORE_URL") or os.environ.get(STORE_ENV)
+    return given or env or config.store.url
 
 
 def open_store(

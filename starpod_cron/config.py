@@ -14,17 +14,18 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from .bounds import DAY, HOUR, YEAR, check_fields, check_kind_keys, each, identity, whole, within
+from .browserkeys import check_browser_keys
 from .budget import MAX_BUDGET_USD
 from .declared import from_config
 from .destinations import Destinations, check_declared, parse_destinations
 from .errors import ConfigError, InvalidSchedule
+from .logformat import LoggingConfig
 from .pricing import PricingConfig, parse_pricing
 from .schedules import Schedule
 from .settings import SchedulerSettings, StoreSettings
@@ -210,7 +211,7 @@ class GatewayConfig:
         check_fields(self)
         for n, token in enumerate(self.tokens, 1):
             check_token(token, f"tokens entry {n}")
-        _check_browser_keys(self)
+        check_browser_keys(self)
 
 
 def gateway_tokens(
@@ -241,40 +242,6 @@ def gateway_tokens(
         check_token(token, f"${env} entry {n}")
     tokens.update(_coerce(data, dict[str, TokenConfig], f"${env}"))
     return tokens
-
-
-def _check_browser_keys(config: GatewayConfig) -> None:
-    """``allowed_hosts``: bare names or addresses; ``public_url`` and ``allowed_origins``:
-    http(s) URLs with a host (``allowed_origins`` without a path)."""
-    for host in config.allowed_hosts:
-        bare = host.strip()
-        if bare.startswith("[") and bare.endswith("]"):
-            bare = bare[1:-1]
-        if not bare or any(c in bare for c in "/@ *?#") or (":" in bare and bare.count(":") < 2):
-            raise ConfigError(
-                f"allowed_hosts: {host!r} is not a host name: give names or addresses without "
-                'scheme, port or wildcard, e.g. ["cron.example.com", "127.0.0.1"]'
-            )
-    if config.public_url and not _web_url(config.public_url):
-        raise ConfigError(
-            f"public_url: {config.public_url!r} must be an http:// or https:// URL with a host, "
-            'e.g. "https://cron.example.com"'
-        )
-    for origin in config.allowed_origins:
-        if not _web_url(origin) or urlsplit(origin).path not in ("", "/"):
-            raise ConfigError(
-                f'allowed_origins: {origin!r} must be an origin like "https://host[:port]" '
-                "(scheme, host and port only)"
-            )
-
-
-def _web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +282,7 @@ class AgentConfig:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     """``[pricing]``: what each model costs (see :mod:`starpod_cron.pricing`)."""
     destinations: Destinations = field(default_factory=Destinations)
@@ -337,11 +305,16 @@ _SECTIONS: dict[str, type[Any]] = {
     "gateway": GatewayConfig,
     "telegram": TelegramConfig,
     "maintenance": MaintenanceConfig,
+    "logging": LoggingConfig,
 }
 _CRON_RENAMES = {"timezone": "default_timezone"}
 
 
-def load_config(path: str | Path) -> AgentConfig:
+Overlay = Callable[[dict[str, Any]], None]
+"""Changes the file's tables before they are read (the environment: envconfig.py)."""
+
+
+def load_config(path: str | Path, *, overlay: Overlay | None = None) -> AgentConfig:
     """Read and validate ``agent.toml`` at ``path``; raises ConfigError naming the problem."""
     p = Path(path)
     try:
@@ -350,15 +323,19 @@ def load_config(path: str | Path) -> AgentConfig:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {p} is not UTF-8 text: {exc}") from exc
-    config = parse_config(text, source=str(p))
+    config = parse_config(text, source=str(p), overlay=overlay)
     return dataclasses.replace(config, base_dir=p.resolve().parent)
 
 
-def parse_config(text: str, *, source: str = "agent.toml") -> AgentConfig:
+def parse_config(
+    text: str, *, source: str = "agent.toml", overlay: Overlay | None = None
+) -> AgentConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    if overlay is not None:
+        overlay(data)
     known = ["cron", "pricing", "destinations", *_SECTIONS]
     values: dict[str, Any] = {}
     store_keys: dict[str, Any] = {}

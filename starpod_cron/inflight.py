@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
+from . import tracing
 from .backpressure import AdaptiveLimit
 from .completions import CompletionWriter
 from .errors import JobError, ProviderHeld, ProviderSaturated, StarpodCronError
@@ -138,6 +139,7 @@ class RunsInFlight:
         """Hold ``claim`` and start its task (after ``gate`` opens, if given)."""
         deadline = start_ms + round(claim.timeout_secs * 1000)
         run = Run(claim, run_log(log, claim.job_name, claim.run_id), deadline, time.monotonic())
+        tracing.run_claimed(claim)
         self._runs[claim.run_id] = run
         ctx = JobContext(
             prompt=claim.prompt,
@@ -359,6 +361,7 @@ class RunsInFlight:
         )
 
     def _recorded(self, run: Run, outcome: Completion, answer: bool | BaseException) -> None:
+        tracing.run_recorded(run.claim.run_id, outcome.status.value, answer)
         if isinstance(answer, BaseException):
             run.log.error(
                 "its outcome (%s) could not be recorded (%s); it stays 'running' in the store "
@@ -383,6 +386,7 @@ class RunsInFlight:
 
     def _finish(self, run: Run) -> None:
         self._runs.pop(run.claim.run_id, None)
+        tracing.run_ended(run.claim.run_id)
         run.done.set()
         self._on_finished()
 

@@ -259,6 +259,22 @@ class CronRun:
     usages: tuple[ModelUsage, ...] = ()
     """What each model the run asked used (fallbacks and escalation included)."""
 
+    @property
+    def handed_back(self) -> bool:
+        """An ``interrupted`` run that never called its executor (claimed ahead, or waiting
+        for a slot, when its scheduler stopped): nothing ran, the occurrence runs again."""
+        error = self.error or ""
+        return self.status is RunStatus.INTERRUPTED and error.startswith(_HANDED_BACK_TEXTS)
+
+    def claimed_ahead(self, now: datetime) -> bool:
+        """A ``running`` run whose fire time is still to come (claimed early, started on time)."""
+        return self.status is RunStatus.RUNNING and self.started_at > now
+
+
+HANDED_BACK = "handed back: "
+"""How the error of a run handed back at stop begins (:attr:`CronRun.handed_back`)."""
+_HANDED_BACK_TEXTS = (HANDED_BACK, "interrupted: the scheduler stopped before the run started")
+
 
 @dataclass(frozen=True, slots=True)
 class SessionMessage:

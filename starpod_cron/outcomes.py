@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import JobError, ProviderHeld
-from .models import JobResult, RunStatus
+from .models import HANDED_BACK, JobResult, RunStatus
 from .store.types import Completion
 
 Reason = Literal["timeout", "stopping", "lease_lost", "spent"]
@@ -30,11 +30,11 @@ LATE_MS = 50
 """A call ending this long after its deadline overran it (the event loop was blocked)."""
 
 NOT_STARTED = (
-    "interrupted: the scheduler stopped before the run started (before its fire time, or while "
-    "it waited for a free slot)"
+    f"{HANDED_BACK}the scheduler stopped before the run started (before its fire time, or "
+    "while it waited for a free slot)"
 )
 NOT_RETRIED = (
-    "interrupted: the scheduler stopped while the run waited to call a saturated provider again"
+    f"{HANDED_BACK}the scheduler stopped while the run waited to call a saturated provider again"
 )
 NOT_FINISHED = "interrupted: the scheduler stopped before the run finished"
 CANCELLED_ELSEWHERE = "the executor was cancelled by something other than the scheduler"

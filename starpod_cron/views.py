@@ -83,6 +83,7 @@ def run_json(run: CronRun, job: CronJob | None = None, tz: str | None = None) ->
         "job_id": run.job_id,
         "job_name": run.job_name,
         "status": run.status.value,
+        "handed_back": run.handed_back,
         "trigger": run.trigger.value,
         "attempt": run.attempt,
         "scheduled_for": _iso(run.scheduled_for, tz),

@@ -138,6 +138,7 @@ async def serve(
     env: dict[str, str] | None = None,
     port: int | None = None,
     log: Path | None = None,
+    ready: bytes = b"Ctrl-C",
 ) -> Serve:
     """``starpod-cron [args] serve --port P`` in ``cwd``, once it says it is ready; its stderr
     is a pipe to read, or the file ``log``."""
@@ -156,7 +157,7 @@ async def serve(
             stderr=asyncio.subprocess.PIPE if log is None else out,
         )
     running = Serve(proc, port, log=log)
-    await running.read_until(b"Ctrl-C")
+    await running.read_until(ready)
     return running
 
 

@@ -16,14 +16,14 @@ OK = Completion(
 BACK_WAITING = Completion(
     "r",
     RunStatus.INTERRUPTED,
-    error="interrupted: the scheduler stopped before the run started (before its fire time, "
+    error="handed back: the scheduler stopped before the run started (before its fire time, "
     "or while it waited for a free slot)",
     count_attempt=False,
 )
 BACK_RETRYING = Completion(
     "r",
     RunStatus.INTERRUPTED,
-    error="interrupted: the scheduler stopped while the run waited to call a saturated "
+    error="handed back: the scheduler stopped while the run waited to call a saturated "
     "provider again",
     count_attempt=False,
 )

@@ -4,7 +4,7 @@ front end uses, and its cleanup."""
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..models import CronJob, CronRun, RunStatus
 from ..usage import run_cost_words
@@ -50,7 +50,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
     out.rows = [
         [
             r.job_name,
-            r.status.value + (f" ({words})" if (words := delivery_words(r)) else ""),
+            status_words(r, now) + (f" ({words})" if (words := delivery_words(r)) else ""),
             f"{local(r.started_at, tz(r))} ({relative(r.started_at, now)})",
             ms(r.duration_ms),
             str(r.attempt),
@@ -78,3 +78,13 @@ async def jobs_prune(c: Context, args: argparse.Namespace) -> Output:
         "message": message,
     }
     return Output(data, "text", "Run History Cleanup", text=message)
+
+
+def status_words(run: CronRun, now: datetime) -> str:
+    """``handed back`` (a run its stopping scheduler never started), ``due in 1s`` (claimed
+    ahead of its fire time), else the status."""
+    if run.handed_back:
+        return "handed back"
+    if run.claimed_ahead(now):
+        return f"due {relative(run.started_at, now)}"
+    return run.status.value

@@ -14,19 +14,20 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
-from pathlib import Path
 from typing import Any, NoReturn
 
+from .. import logformat
 from ..bootstrap import open_store, store_url
-from ..config import AgentConfig, load_config
+from ..config import AgentConfig
+from ..envconfig import load_effective
 from ..errors import DatabaseMissing, StarpodCronError
 from ..inputrules import text_problem
-from ..logs import RedactingFormatter, redact
+from ..logformat import FORMATS
 from ..models import DeliveryStatus, RunStatus
 from ..runner import run as run_async
 from ..timeutil import check_zone, from_ms
 from ..version import __version__
-from . import deliveries, history, jobs, overview, upkeep
+from . import configcmd, deliveries, history, jobs, overview, upkeep
 from .context import Context
 from .options import add_arguments, bounded_int, edit_arguments
 from .render import Output, emit
@@ -89,6 +90,12 @@ def _globals(parser: argparse.ArgumentParser, *, suppress: bool, tz: bool = True
         action="store_true",
         default=default(False),
         help="log what the library does",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=default(None),
+        help="text or json (one object per line) on stderr (default: [logging] format)",
     )
     if tz:
         parser.add_argument(
@@ -269,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--up", action="store_true", help="only nodes that are up")
 
     _deliveries_parser(top, common)
+    configcmd.register(top, common)
 
     for entry in metadata.entry_points(group=COMMAND_GROUP):
         register = entry.load()
@@ -293,10 +301,9 @@ def _deliveries_parser(top: Any, common: _Parser) -> None:
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:
-    if args.config:
-        return load_config(args.config)
-    default = Path("agent.toml")
-    return load_config(default) if default.is_file() else AgentConfig()
+    """The file (--config, $STARPOD_CONFIG or ./agent.toml), the environment, the flags."""
+    flags = {("logging", "format"): ("--log-format", args.log_format)}
+    return load_effective(args.config, os.environ, db=args.db, flags=flags).config
 
 
 Handler = Callable[[Context, argparse.Namespace], Awaitable[Output]]
@@ -376,12 +383,9 @@ def not_utf8(args: argparse.Namespace) -> str | None:
     return None
 
 
-def setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("starpod-cron: %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose else logging.ERROR)
+def setup_logging(verbose: bool, kind: str = "text") -> None:
+    text = "starpod-cron: %(levelname)s %(name)s: %(message)s"
+    logformat.setup_logging(kind, text, logging.INFO if verbose else logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -393,29 +397,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.group is None:
         parser.print_help(sys.stderr)
         return 2
+    early = logformat.early_format(args.log_format, os.environ)  # before the file is read
+    if early == "json":
+        setup_logging(args.verbose, early)
     problem = not_utf8(args)
     if problem is not None:
-        print(f"starpod-cron: error: {problem}", file=sys.stderr)
+        logformat.say_error(problem)
         return 2
     handler = getattr(args, "run", None)
     if handler is None and getattr(args, "command", None) is None:
         args.group_parser.print_help(sys.stderr)
         return 2
-    if handler is None:
-        setup_logging(args.verbose)
     try:
         if args.display_tz:
             check_zone(args.display_tz)
         config = _config(args)
+        if handler is None:
+            setup_logging(args.verbose, config.logging.format)
         if handler is not None:
             code: int = handler(args, config)
             return code
         output = run_async(_dispatch(args, config))
     except StarpodCronError as exc:
-        print(f"starpod-cron: error: {redact(str(exc))}", file=sys.stderr)
+        logformat.say_error(str(exc))
         return 2
     except KeyboardInterrupt:
-        print("starpod-cron: interrupted", file=sys.stderr)
+        logformat.say("starpod-cron: interrupted")
         return 130
     emit(output, as_json=args.json)
     return output.exit_code

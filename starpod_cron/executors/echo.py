@@ -18,7 +18,7 @@ class EchoExecutor:
 
     def __init__(self, store: SessionStore) -> None:
         self._store = store
-        log.info("using the echo executor: a demo that returns each prompt unchanged")
+        log.debug("using the echo executor: a demo that returns each prompt unchanged")
 
     async def __call__(self, ctx: JobContext) -> JobResult:
         return JobResult(session_id=await session_for(ctx, self._store), summary=ctx.prompt)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .. import tracing
 from ..chat import ModelReply, ToolUse, converse
 from ..errors import ModelNotFound, ProviderServerError
 from ..models import JobContext, ModelUsage
@@ -99,8 +100,12 @@ async def _first_answer(
         last = i == len(models) - 1
         one = _OneModel(completer, model, body)
         try:
-            asked = list(messages)
-            reply = await (one.complete(asked) if tools is None else converse(one, asked, tools))
+            with tracing.model_call(ctx.run_id, model, body) as call:
+                asked = list(messages)
+                reply = await (
+                    one.complete(asked) if tools is None else converse(one, asked, tools)
+                )
+                call.answered(reply.prompt_tokens, reply.completion_tokens, model)
         except ModelNotFound as exc:
             if last:
                 raise

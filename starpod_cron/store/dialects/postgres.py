@@ -332,4 +332,4 @@ async def migrate(conn: Conn, where: str, *, create: bool) -> None:
                 continue
             await conn.execute(script)
             await conn.execute(_sql("record_version"), number)
-            log.info("migrated %s to schema version %d", where, number)
+            log.debug("migrated %s to schema version %d", where, number)

@@ -355,7 +355,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             for statement in statements(script):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
-            log.info("migrated %s to schema version %d", path, number)
+            log.debug("migrated %s to schema version %d", path, number)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
