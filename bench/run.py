@@ -28,6 +28,8 @@ DRIVERS = {US: "bench.drivers.starpod", APS3: "bench.drivers.aps3", APS4: "bench
 ON_PG = "bench.drivers.starpod_pg"  # starpod-cron on PostgreSQL ($STARPOD_PG_DSN), 1-3 processes
 PROVIDER = "bench.drivers.provider"  # the openai executor against a provider stand-in
 RATELIMITED = "bench.drivers.ratelimited"  # ... against one announcing its limits in headers
+FLOOR = "bench.drivers.floor"  # the irreducible writes alone: plain sqlite3 / asyncpg
+ALLOC = "bench.drivers.alloc"  # tasks and memory blocks per run
 PEERS = [APS3, APS4]
 
 
@@ -51,6 +53,8 @@ def plan(quick: bool) -> list[Step]:
             Step("burst_1k", "burst", 1000, everyone, timeout=120),
             Step("burst_10k", "burst", 10_000, [US], timeout=120),
             Step("burst_10k_c256", "burst256", 10_000, [US], timeout=120),
+            Step("burst_2k_c256", "burst256", 2000, [US], timeout=120),
+            *floors(quick=True),
             Step("steady", "steady", 1000, [US, APS3], seconds=5, timeout=120),
             Step("add", "add", 1000, everyone, timeout=120),
             Step("scale", "scale", 100_000, [US], timeout=300),
@@ -67,6 +71,8 @@ def plan(quick: bool) -> list[Step]:
         Step("burst_10k", "burst", 10_000, everyone, timeout=420),
         Step("burst_10k_c256", "burst256", 10_000, [US]),
         Step("burst_100k", "burst", 100_000, [US]),
+        Step("burst_2k_c256", "burst256", 2000, [US]),
+        *floors(quick=False),
         Step("steady", "steady", 1000, everyone, seconds=20),
         Step("add", "add", 5000, everyone),
         Step("scale", "scale", 1_000_000, [US], timeout=1800),
@@ -78,6 +84,49 @@ def plan(quick: bool) -> list[Step]:
         Step("ratelimited", "ratelimited", 5000, [US], driver=RATELIMITED),
         *on_postgres(steady_secs=20),
     ]
+
+
+def floors(quick: bool) -> list[Step]:
+    """The floor of each burst size (the same run, so each burst row shows its ratio to it),
+    the floor's writes on our own schema (time-ordered and random ids), tasks and blocks per
+    run."""
+    sizes = [("10k", 10_000)] + ([] if quick else [("100k", 100_000)])
+    return [
+        Step("floor_1k", "floor", 1000, [US], driver=FLOOR),
+        Step("floor_2k", "floor", 2000, [US], driver=FLOOR),
+        *(Step(f"floor_{k}", "floor", n, [US], driver=FLOOR) for k, n in sizes),
+        *(Step(f"floor_wide_{k}", "floor_wide", n, [US], driver=FLOOR) for k, n in sizes),
+        *(
+            Step(f"floor_wide_random_{k}", "floor_wide_random", n, [US], driver=FLOOR)
+            for k, n in sizes
+        ),
+        Step("floor_pg_10k", "floor_pg", 10_000, [US], driver=FLOOR),
+        Step("alloc_10k", "alloc", 10_000, [US], driver=ALLOC, timeout=900),
+        Step("alloc_10k_c256", "alloc256", 10_000, [US], driver=ALLOC),
+    ]
+
+
+FLOOR_OF = {
+    "burst_1k": "floor_1k",
+    "burst_2k_c256": "floor_2k",
+    "burst_10k": "floor_10k",
+    "burst_10k_c256": "floor_10k",
+    "burst_100k": "floor_100k",
+    "pg_burst_1p": "floor_pg_10k",
+    "pg_burst_3p": "floor_pg_10k",
+}
+"""The floor each burst's makespan is compared with (the Floor column)."""
+
+
+GROUPS = {
+    "floor": [
+        *("burst_1k", "burst_2k_c256", "burst_10k", "burst_10k_c256", "burst_100k"),
+        *("floor_1k", "floor_2k", "floor_10k", "floor_100k", "floor_wide_10k"),
+        *("floor_wide_100k", "floor_wide_random_10k", "floor_wide_random_100k"),
+        *("floor_pg_10k", "pg_burst_1p", "pg_burst_3p", "alloc_10k", "alloc_10k_c256"),
+    ]
+}
+"""Names ``--only`` accepts for several steps: ``--only floor`` is every burst and its floor."""
 
 
 def on_postgres(steady_secs: float) -> list[Step]:
@@ -142,11 +191,15 @@ ROWS: list[tuple[str, str, str, str, str]] = [
         "makespan_s",
         "Burst 10,000, max_concurrent_runs 256: makespan",
         "s",
-        "<= 0.5 s",
+        "<= 6x floor",
     ),
-    ("burst_10k_c256", "p99_ms", "Burst 10,000, max_concurrent_runs 256: p99", "ms", "<= 400 ms"),
-    ("burst_100k", "makespan_s", "Burst 100,000: makespan", "s", "<= 6 s"),
-    ("burst_100k", "scheduler_rss_mb", "Burst 100,000: scheduler RSS", "MB", "<= 300 MB"),
+    ("burst_10k_c256", "p50_ms", "Burst 10,000, max_concurrent_runs 256: p50", "ms", ""),
+    ("burst_10k_c256", "p99_ms", "Burst 10,000, max_concurrent_runs 256: p99", "ms", "<= 2x p50"),
+    ("burst_10k", "cpu_per_job_us", "Burst 10,000: CPU per job", "us", ""),
+    ("burst_2k_c256", "makespan_s", "Burst 2,000, max_concurrent_runs 256: makespan", "s", ""),
+    ("burst_100k", "makespan_s", "Burst 100,000: makespan", "s", "<= 8x floor"),
+    ("burst_100k", "cpu_per_job_us", "Burst 100,000: CPU per job", "us", ""),
+    ("burst_100k", "scheduler_rss_mb", "Burst 100,000: scheduler RSS", "MB", "<= 150 MB"),
     ("burst_100k", "recorded_twice", "Burst 100,000: runs recorded twice", "", "0"),
     ("burst_100k", "not_recorded", "Burst 100,000: runs not recorded", "", "0"),
     ("steady", "p50_ms", "Steady 1,000 x 1 s: lateness p50", "ms", ""),
@@ -206,7 +259,63 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("pg_crash", "twice", "PostgreSQL crash 10,000: occurrences run twice", "", "0"),
     ("pg_crash", "in_flight_at_kill", "PostgreSQL crash 10,000: runs in flight", "", ""),
     ("pg_crash", "recover_s", "PostgreSQL crash 10,000: restart to all done", "s", ""),
+    ("floor_1k", "makespan_s", "Floor 1,000 (plain sqlite3): makespan", "s", ""),
+    ("floor_2k", "makespan_s", "Floor 2,000 (plain sqlite3): makespan", "s", ""),
+    ("floor_10k", "makespan_s", "Floor 10,000 (plain sqlite3): makespan", "s", ""),
+    ("floor_10k", "cpu_s", "Floor 10,000 (plain sqlite3): CPU", "s", ""),
+    ("floor_100k", "makespan_s", "Floor 100,000 (plain sqlite3): makespan", "s", ""),
+    ("floor_wide_10k", "makespan_s", "Floor 10,000 on our schema: makespan", "s", ""),
+    ("floor_wide_random_10k", "makespan_s", "... ids random within a ms: makespan", "s", ""),
+    ("floor_wide_100k", "makespan_s", "Floor 100,000 on our schema: makespan", "s", ""),
+    ("floor_wide_random_100k", "makespan_s", "... ids random within a ms: makespan", "s", ""),
+    ("floor_pg_10k", "makespan_s", "Floor 10,000 on PostgreSQL (asyncpg): makespan", "s", ""),
+    ("alloc_10k", "tasks_per_run", "Burst 10,000: asyncio tasks per run", "", "half of main"),
+    ("alloc_10k", "blocks_per_run", "Burst 10,000: memory blocks per run in flight", "", "half"),
+    ("alloc_10k", "peak_kb_per_run", "Burst 10,000: traced peak per run", "KB", ""),
+    ("alloc_10k_c256", "tasks_per_run", "Burst 10,000 @256: asyncio tasks per run", "", "half"),
 ]
+
+RATIOS: list[tuple[str, str, str, str]] = [
+    # label, numerator "step.metric", denominator "step.metric", target
+    (
+        "Burst 10,000: @256 / unlimited",
+        "burst_10k_c256.makespan_s",
+        "burst_10k.makespan_s",
+        "<= 1.2",
+    ),
+    (
+        "Burst 100,000 / 10,000: CPU per job",
+        "burst_100k.cpu_per_job_us",
+        "burst_10k.cpu_per_job_us",
+        "<= 1.2",
+    ),
+    ("Floor 10,000: our schema / plain", "floor_wide_10k.makespan_s", "floor_10k.makespan_s", ""),
+    (
+        "Floor 100,000: our schema / plain",
+        "floor_wide_100k.makespan_s",
+        "floor_100k.makespan_s",
+        "",
+    ),
+    (
+        "Floor 10,000 on our schema: random / ordered ids",
+        "floor_wide_random_10k.makespan_s",
+        "floor_wide_10k.makespan_s",
+        "",
+    ),
+    (
+        "Floor 100,000 on our schema: random / ordered ids",
+        "floor_wide_random_100k.makespan_s",
+        "floor_wide_100k.makespan_s",
+        "",
+    ),
+    (
+        "PostgreSQL burst 10,000: 1 process / 3 processes",
+        "pg_burst_1p.makespan_s",
+        "pg_burst_3p.makespan_s",
+        ">= 1.8",
+    ),
+]
+"""Rows that divide two figures of the same run (the machine is shared: ratios, not times)."""
 
 
 def fmt(value: float | None) -> str:
@@ -220,7 +329,8 @@ def fmt(value: float | None) -> str:
 
 
 def table(steps: dict[str, Step]) -> tuple[list[str], list[list[str]], dict[str, Any]]:
-    columns = ["Metric", US, APS3, APS4, f"{US} / {APS3}", f"{US} / {APS4}", "Target"]
+    columns = ["Metric", US, APS3, APS4, "Floor", f"{US} / floor", f"{US} / {APS3}"]
+    columns += [f"{US} / {APS4}", "Target"]
     rows: list[list[str]] = []
     figures: dict[str, Any] = {}
     for step_key, key, label, unit, target in ROWS:
@@ -237,10 +347,30 @@ def table(steps: dict[str, Step]) -> tuple[list[str], list[list[str]], dict[str,
         ratios = []
         for peer in PEERS:
             ours, theirs = values[US], values[peer]
-            ratios.append(f"{ours / theirs:.3g}x" if ours is not None and theirs else "")
+            ratios.append(ratio(ours, theirs))
+        floor = _floor(steps, step_key) if key == "makespan_s" else None
+        if floor is not None:
+            figures[f"{step_key}.floor_ratio"] = {US: values[US] / floor if values[US] else None}
         name = f"{label} ({unit})" if unit else label
-        rows.append([name, *(shown[s] for s in (US, APS3, APS4)), *ratios, target])
+        over_floor = [fmt(floor) if floor else "", ratio(values[US], floor)]
+        rows.append([name, *(shown[s] for s in (US, APS3, APS4)), *over_floor, *ratios, target])
+    for label, top, bottom, target in RATIOS:
+        a, b = (figures.get(k, {}).get(US) for k in (top, bottom))
+        if a is None or b is None:
+            continue
+        figures[label] = {US: a / b if b else None}
+        rows.append([label, ratio(a, b), "", "", "", "", "", "", target])
     return columns, rows, figures
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.3g}x" if ours is not None and theirs else ""
+
+
+def _floor(steps: dict[str, Step], step_key: str) -> float | None:
+    """The floor's makespan for the burst of ``step_key`` (run in the same run), if any."""
+    floor = steps.get(FLOOR_OF.get(step_key, ""))
+    return median(floor.results.get(US, []), "makespan_s") if floor else None
 
 
 def render(columns: list[str], rows: list[list[str]]) -> str:
@@ -320,7 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     aps4_dir = ensure_aps4()
     began = time.monotonic()
     steps = {s.key: s for s in plan(args.quick)}
-    only = {name for name in args.only.split(",") if name}
+    names = [name for name in args.only.split(",") if name]
+    only = {
+        s for name in names for s in GROUPS.get(name, [name]) if name not in GROUPS or s in steps
+    }
     unknown = only - set(steps)
     if unknown:
         parser.error(f"unknown step(s): {', '.join(sorted(unknown))}; known: {', '.join(steps)}")

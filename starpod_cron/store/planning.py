@@ -1,12 +1,11 @@
 """Pure job state transitions shared by every backend: what a claim, a completion, an update
 or a recovery does to a job row. Backends load rows, call these, and write the rows back in the
 same transaction. No I/O and no clock: ``now`` (epoch ms) is always passed in; the only outside
-input is randomness for new ids.
+input is randomness for new ids (ids.py).
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
@@ -16,23 +15,13 @@ from ..schedules import Interval, OneShot, Schedule
 from ..settings import StoreSettings
 from ..timeutil import from_ms, to_ms, zone
 from . import validation as check
+from .ids import new_id as new_id
 from .occurrences import count_between, first_in_window, in_window, next_ms
 from .records import JobRecord, RunRecord, new_record, usages_json
 from .types import Completion, JobSpec
 
 RESULT_LIMIT = 256 * 1024
 ERROR_LIMIT = 8 * 1024
-
-
-def new_id(now_ms: int) -> str:
-    """32 hex characters: 48 bits of time then 80 random bits, so ids sort by creation and
-    land at the end of the id index instead of at random places.
-
-    The bits come from the process's PRNG (re-seeded after ``fork``), not ``os.urandom``: ids
-    are not secrets, and ``os.urandom`` releases and re-takes the GIL on every call, which
-    starved the event loop for hundreds of milliseconds while the store's thread planned a
-    large claim."""
-    return f"{now_ms & 0xFFFFFFFFFFFF:012x}{random.getrandbits(80):020x}"
 
 
 def new_job(spec: JobSpec, now: int, settings: StoreSettings) -> JobRecord:
