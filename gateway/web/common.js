@@ -19,7 +19,12 @@ export async function api(method, path, body) {
     options.body = JSON.stringify(body);
   }
   const response = await fetch(path, options);
-  const data = await response.json();
+  let data;
+  try {
+    data = await response.json();
+  } catch (_) {  // not JSON: a proxy's page, an endpoint this server does not have
+    throw new Error(`${method} ${path}: ${response.status} ${response.statusText}`);
+  }
   if (response.status === 401 || (data.error && data.error.code === "csrf")) {
     location.href = "login";  // logged out, or this tab never logged in
     throw new Error("logged out");
