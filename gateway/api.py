@@ -23,20 +23,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from starpod_cron import DeliveryStatus, InvalidInput, RunStatus, StarpodCronError
+from starpod_cron import DeliveryStatus, InvalidInput, RunStatus, RunTrigger, StarpodCronError
 from starpod_cron.access import Principal
-from starpod_cron.activity import MAX_DELIVERIES, MAX_RECENT_RUNS, Activity, AdminOnly
+from starpod_cron.activity import MAX_DELIVERIES, MAX_PAGE, Activity, AdminOnly, page_json
 from starpod_cron.inputrules import whole_number
 from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
 from starpod_cron.phrases import interpret
+from starpod_cron.timeline import timeline
 from starpod_cron.tools import TOOLS, call_tool, error_code
-from starpod_cron.views import delivery_json, fires_after, job_fires, run_json, schedule_human
+from starpod_cron.views import delivery_json, fires_after, schedule_human
 
 from .origin import Refusal
 from .principals import principal_of
 
-MAX_TIMELINE = 500
+MAX_TIMELINE = 5000
 HTTP_STATUS = {
     "not_found": 404,
     "conflict": 409,
@@ -90,9 +91,13 @@ class Endpoint:
     params: tuple[Param, ...] = ()
     body: dict[str, Any] | None = None
     handler: Handler | None = None
+    name: str | None = None
+    """The operation's id when a second endpoint applies the same tool."""
 
     @property
     def operation_id(self) -> str:
+        if self.name is not None:
+            return self.name
         if self.tool is not None:
             return self.tool
         assert self.handler is not None
@@ -244,26 +249,38 @@ async def _jobs(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _runs(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
-    """Recent runs across the jobs ``who`` may see, newest first."""
-    status = RunStatus(a["status"]) if "status" in a else None
-    runs, jobs = await api.activity.recent_runs(who, a["limit"], status)
-    return {"runs": [run_json(r, jobs.get(r.job_id)) for r in runs]}
+    """A page of the runs ``who`` sees, newest first: ``{"runs", "total", "next"}``."""
+    page, jobs = await api.activity.runs_page(
+        who,
+        job=a.get("job"),
+        status=RunStatus(a["status"]) if "status" in a else None,
+        trigger=RunTrigger(a["trigger"]) if "trigger" in a else None,
+        limit=a["limit"],
+        before=a.get("before"),
+    )
+    return page_json(page, jobs)
 
 
 async def _timeline(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
-    """Every fire of the next ``hours`` across the jobs ``who`` may see."""
+    """The first ``limit`` fires of the next ``hours`` across the jobs ``who`` may see, and
+    how many there are in all (``total``; ``truncated`` when not all are listed)."""
     now = api.ops.now()
     end = now + timedelta(hours=a["hours"])
-    fires: list[dict[str, Any]] = []
-    for job in await api.ops.list_jobs(who):
-        if not job.enabled or job.next_fire_at is None or job.next_fire_at > end:
-            continue
-        times = job_fires(job, MAX_TIMELINE)
-        fires += [
-            {"job": job.name, "job_id": job.id, "at": t.isoformat()} for t in times if t <= end
-        ]
-    fires.sort(key=lambda f: f["at"])
-    return {"from": now.isoformat(), "to": end.isoformat(), "fires": fires[:MAX_TIMELINE]}
+    found = timeline(await api.ops.list_jobs(who), end, a["limit"])
+    return {
+        "from": now.isoformat(),
+        "to": end.isoformat(),
+        "fires": [{"job": j.name, "job_id": j.id, "at": t.isoformat()} for t, j in found.fires],
+        "total": found.total,
+        "total_is_lower_bound": found.total_is_lower_bound,
+        "truncated": found.truncated,
+    }
+
+
+async def _overview(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    """Counts, runs and failures per hour of the last 24, what runs now, failing and paused
+    jobs (:meth:`~starpod_cron.activity.Activity.overview`)."""
+    return await api.activity.overview(who)
 
 
 async def _preview(api: Api, who: Principal, a: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +327,7 @@ def _integer(low: int, high: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
-def _enum(kind: type[RunStatus] | type[DeliveryStatus]) -> dict[str, Any]:
+def _enum(kind: type[RunStatus] | type[DeliveryStatus] | type[RunTrigger]) -> dict[str, Any]:
     return {"type": "string", "enum": [s.value for s in kind]}
 
 
@@ -341,23 +358,52 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tool="cron_backfill",
     ),
     Endpoint(
-        "GET", "/api/jobs/{name}/runs", "A job's recent runs", tool="cron_runs", query=("limit",)
+        "POST",
+        "/api/jobs/{job}/preview",
+        "Preview a change to a job (the fields given over its current ones), saving nothing",
+        tool="cron_preview",
+        name="cron_preview_edit",
+    ),
+    Endpoint(
+        "GET",
+        "/api/jobs/{name}/runs",
+        "A page of a job's runs, newest first",
+        tool="cron_runs",
+        query=("limit", "status", "before"),
     ),
     Endpoint(
         "GET",
         "/api/runs",
-        "Recent runs of the jobs you see",
+        "A page of the runs of the jobs you see, newest first (total: all pages)",
         params=(
-            Param("limit", "query", _integer(1, MAX_RECENT_RUNS), default=50),
+            Param("limit", "query", _integer(1, MAX_PAGE), default=50),
             Param("status", "query", _enum(RunStatus)),
+            Param("job", "query", {"type": "string", "description": "a job's name or id"}),
+            Param("trigger", "query", _enum(RunTrigger)),
+            Param("before", "query", {"type": "string", "description": "a page's next"}),
         ),
         handler=_runs,
     ),
     Endpoint(
+        "POST",
+        "/api/runs/{run_id}/retry",
+        "Retry a failed run: its occurrence again, as the next attempt",
+        tool="cron_retry",
+    ),
+    Endpoint(
+        "GET",
+        "/api/overview",
+        "Counts, runs per hour, what runs now, failing and paused jobs",
+        handler=_overview,
+    ),
+    Endpoint(
         "GET",
         "/api/timeline",
-        "Every fire in the next hours",
-        params=(Param("hours", "query", _integer(1, 168), default=24),),
+        "The fires of the next hours (total: all of them, listed or not)",
+        params=(
+            Param("hours", "query", _integer(1, 168), default=24),
+            Param("limit", "query", _integer(1, MAX_TIMELINE), default=500),
+        ),
         handler=_timeline,
     ),
     Endpoint(

@@ -8,12 +8,14 @@ store answers. The HTTP API, the WebSocket server and the CLI are thin adapters 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .access import Principal
-from .errors import LimitExceeded, StoreUnavailable
+from .errors import InvalidInput, LimitExceeded, StoreUnavailable
 from .models import (
     CronJob,
     CronRun,
@@ -22,13 +24,22 @@ from .models import (
     DestinationRefusal,
     RunStats,
     RunStatus,
+    RunTrigger,
 )
 from .operations import JobOperations
 from .routing import WS_PREFIX
 from .settings import SchedulerSettings, StoreSettings
+from .store.types import RunFilter, RunPage
+from .timeutil import from_ms, to_ms
 from .usage import usage_report
+from .views import job_json, run_json
 
 MAX_RECENT_RUNS = 500
+OVERVIEW_HOURS = 24
+FAILED = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT})
+MAX_PAGE = 200
+"""The most runs one page lists (``GET /api/runs``, ``cron_runs``)."""
+_CURSOR = "runs:"
 MAX_DELIVERIES = 1000
 
 
@@ -54,6 +65,40 @@ def overdue_jobs(
         if late > after_secs:
             found.append((job, late))
     return sorted(found, key=lambda pair: -pair[1])
+
+
+def page_cursor(seq: int | None) -> str | None:
+    """The opaque ``next`` of a page of runs (None: the last page)."""
+    if seq is None:
+        return None
+    return base64.urlsafe_b64encode(f"{_CURSOR}{seq}".encode()).decode().rstrip("=")
+
+
+def read_cursor(cursor: object) -> int | None:
+    """The position a ``before`` cursor (a page's ``next``) stands for; InvalidInput."""
+    if cursor is None or cursor == "":
+        return None
+    bad = InvalidInput("before must be the 'next' of a previous page of runs")
+    if not isinstance(cursor, str) or len(cursor) > 64:
+        raise bad
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise bad from None
+    number = text.removeprefix(_CURSOR)
+    if not text.startswith(_CURSOR) or not number.isascii() or not number.isdigit():
+        raise bad
+    return int(number)
+
+
+def page_json(page: RunPage, jobs: dict[str, CronJob]) -> dict[str, Any]:
+    """``{"runs": [...], "total": N, "next": cursor | null}``: each run with its job's
+    ``late_ms`` (the job as ``jobs`` has it by id)."""
+    return {
+        "runs": [run_json(r, jobs.get(r.job_id)) for r in page.runs],
+        "total": page.total,
+        "next": page_cursor(page.next),
+    }
 
 
 class AdminOnly(LimitExceeded):
@@ -82,6 +127,70 @@ class Activity:
             ]
             runs = sorted((r for f in found for r in f), key=_newest_first)[:limit]
         return runs, {j.id: j for j in mine}
+
+    async def runs_page(
+        self,
+        who: Principal,
+        *,
+        job: str | None = None,
+        status: RunStatus | None = None,
+        trigger: RunTrigger | None = None,
+        limit: object = 50,
+        before: object = None,
+    ) -> tuple[RunPage, dict[str, CronJob]]:
+        """A page of the runs ``who`` may see (their own jobs'; an admin: all), newest first,
+        optionally of one ``job`` (name or id), status and trigger; ``before``: a previous
+        page's ``next``. With the jobs by id (``late_ms`` needs them)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}, got {limit!r}")
+        where = RunFilter(status=status, trigger=trigger, before=read_cursor(before))
+        if job is not None:
+            found = await self.jobs.find(who, job)
+            return await self._store.page_runs(
+                RunFilter(None, found.id, status, trigger, where.before), limit
+            ), {found.id: found}
+        if not who.admin:
+            if who.user_id is None:
+                return RunPage([], 0, None), {}
+            where = RunFilter(who.user_id, None, status, trigger, where.before)
+        mine = await self.jobs.list_jobs(who)
+        return await self._store.page_runs(where, limit), {j.id: j for j in mine}
+
+    async def overview(self, who: Principal) -> dict[str, Any]:
+        """What the dashboard's first page shows, of the jobs ``who`` may see: counts (jobs,
+        enabled, paused, failing, running runs, dead deliveries), runs and failures per whole
+        hour of the last 24 (the current one last), the runs in flight with how long they
+        have run, the failing jobs (last run failed, or failures in a row) and the paused."""
+        now_ms = self.now_ms()
+        mine = await self.jobs.list_jobs(who)
+        owner = None if who.admin else who.user_id or ""  # "": no one's jobs
+        hour = from_ms(now_ms).replace(minute=0, second=0, microsecond=0)
+        since = hour - timedelta(hours=OVERVIEW_HOURS - 1)
+        hours = await self._store.runs_per_hour(since, OVERVIEW_HOURS, owner)
+        running, jobs = await self.runs_page(who, status=RunStatus.RUNNING, limit=MAX_PAGE)
+        failing = [j for j in mine if j.last_status in FAILED or j.consecutive_failures > 0]
+        paused = [j for j in mine if not j.enabled]
+        dead = await self.deliveries(who, DeliveryStatus.DEAD, MAX_DELIVERIES)
+        return {
+            "counts": {
+                "jobs": len(mine),
+                "enabled": len(mine) - len(paused),
+                "paused": len(paused),
+                "failing": len(failing),
+                "running": running.total,
+                "dead_deliveries": dead[1].get(DeliveryStatus.DEAD, 0),
+            },
+            "hours": [
+                {"start": h.start.isoformat(), "runs": h.runs, "failures": h.failures}
+                for h in hours
+            ],
+            "running": [
+                {**r, "elapsed_ms": max(0, now_ms - to_ms(run.started_at))}
+                for r, run in zip(page_json(running, jobs)["runs"], running.runs, strict=True)
+            ],
+            "failing": [job_json(j) for j in failing],
+            "paused": [job_json(j) for j in paused],
+        }
 
     async def job_stats(self, who: Principal) -> dict[str, RunStats]:
         """Per job id ``who`` may see: its kept runs, errors and tokens (jobs without runs

@@ -73,6 +73,12 @@ class JobAlreadyRunning(StarpodCronError):
     """The job has a run in progress; a job never runs concurrently with itself."""
 
 
+class RunNotRetryable(StarpodCronError):
+    """The run cannot be retried in its state: it succeeded, is still running, was skipped or
+    held, was retried already (a later attempt of its occurrence exists), or its job is busy
+    (running, paused, another retry pending). A state conflict: HTTP 409."""
+
+
 class RunNotRunning(StarpodCronError):
     """The run already finished, or another scheduler recovered it after its lease expired."""
 

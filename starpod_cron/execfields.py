@@ -26,6 +26,7 @@ RUN_TOOL_NAMES: Final = (
     "cron_remove",
     "cron_run",
     "cron_backfill",
+    "cron_retry",
     "cron_runs",
     "cron_next",
     "cron_preview",

@@ -17,7 +17,7 @@ from .bounds import YEAR, check_fields, whole, within
 from .declared import check_editable, check_switchable
 from .destinations import Destinations
 from .durations import at_time, describe_ms, duration_ms
-from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded
+from .errors import AmbiguousJobName, InvalidInput, JobNotFound, LimitExceeded, RunNotFound
 from .inputrules import check_text
 from .jobfields import JobFields
 from .models import UNSET, CronJob, CronRun, JobSpec, JobUpdate
@@ -265,6 +265,21 @@ class JobOperations:
         if self.runner is None:
             raise InvalidInput("running jobs now is not available here")
         return await self.runner(job.id)
+
+    async def retry(self, who: Principal, run_id: object) -> tuple[CronJob, datetime, int]:
+        """Run a failed, timed-out or interrupted run's occurrence again as its next attempt
+        (trigger ``retry``) through the ordinary claim, so asking twice, from two nodes too,
+        makes one run (:meth:`CronStore.retry_run`). Returns the job, the occurrence and
+        the attempt. RunNotFound (also for another user's run: nothing revealed);
+        RunNotRetryable when its state refuses it."""
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise InvalidInput("give the id of the run to retry")
+        check_text("the run's id", run_id)
+        run = None if len(run_id) > MAX_NAME_QUERY else await self.store.get_run(run_id)
+        job = None if run is None else await self.store.get_job(run.job_id)
+        if run is None or job is None or not who.may_touch(job):
+            raise RunNotFound(f"no run {run_id[:40]!r}")
+        return await self.store.retry_run(run.id)
 
     async def backfill(
         self,

@@ -19,12 +19,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .access import LOCAL_ADMIN, Principal
+from .activity import Activity, page_json
 from .errors import (
     DuplicateJobName,
     InvalidInput,
     JobAlreadyRunning,
     JobNotFound,
     LimitExceeded,
+    RunNotFound,
+    RunNotRetryable,
     StarpodCronError,
     StoreUnavailable,
 )
@@ -153,8 +156,30 @@ async def _backfill(c: Context, a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _runs(c: Context, a: dict[str, Any]) -> dict[str, Any]:
-    job, runs = await c.ops.job_runs(c.who, a["name"], a.get("limit", 10))
-    return {"runs": [run_json(r, job) for r in runs]}
+    status = a.get("status")
+    if status is not None and status not in RunStatus.__members__.values():
+        raise InvalidInput(f"status must be one of {', '.join(RunStatus)}")
+    page, jobs = await Activity(c.ops).runs_page(
+        c.who,
+        job=a["name"],
+        status=None if status is None else RunStatus(status),
+        limit=a.get("limit", 10),
+        before=a.get("before"),
+    )
+    return page_json(page, jobs)
+
+
+async def _retry(c: Context, a: dict[str, Any]) -> dict[str, Any]:
+    """The job with a retry of the run due now: ``{"job": ..., "retry": {"run_id": the run
+    retried, "occurrence": its fire time, "attempt": the new attempt}}``."""
+    job, occurrence, attempt = await c.ops.retry(c.who, a["run_id"])
+    answer: dict[str, Any] = {
+        "job": job_json(job),
+        "retry": {"run_id": a["run_id"], "occurrence": occurrence.isoformat(), "attempt": attempt},
+    }
+    if warning := await c.ops.scheduler_warning():
+        answer["warning"] = warning  # nothing claims the retry until a scheduler runs
+    return answer
 
 
 async def _preview(c: Context, a: dict[str, Any]) -> dict[str, Any]:
@@ -306,11 +331,27 @@ TOOLS: dict[str, Tool] = {
                 {
                     "name": _NAME,
                     "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+                    "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+                    "before": {
+                        "type": "string",
+                        "description": "The 'next' of the previous page, for the page after it.",
+                    },
                 },
                 ["name"],
             ),
             _runs,
             False,
+        ),
+        Tool(
+            "cron_retry",
+            "Retry a failed, timed-out or interrupted run: its occurrence runs again as the next "
+            "attempt, now. Refused for a run that succeeded, is running or was retried already.",
+            _object(
+                {"run_id": {"type": "string", "description": "The run's id (from cron_runs)."}},
+                ["run_id"],
+            ),
+            _retry,
+            True,
         ),
         Tool(
             "cron_preview",
@@ -386,9 +427,9 @@ def error_code(exc: StarpodCronError) -> str:
     """The short code every front end answers an error with (WebSocket ``error.code``, the
     HTTP API's ``error.code`` and status): ``not_found`` (missing, or someone else's job),
     ``conflict``, ``limit``, ``invalid``, ``unavailable`` (the store), else ``error``."""
-    if isinstance(exc, JobNotFound):
+    if isinstance(exc, JobNotFound | RunNotFound):
         return "not_found"
-    if isinstance(exc, DuplicateJobName | JobAlreadyRunning):
+    if isinstance(exc, DuplicateJobName | JobAlreadyRunning | RunNotRetryable):
         return "conflict"
     if isinstance(exc, LimitExceeded):
         return "limit"

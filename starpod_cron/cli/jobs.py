@@ -1,5 +1,6 @@
-"""``jobs list|show|add|edit|enable|disable|snooze|remove|next``: options in, the operations the
-gateway uses (as the local operator), and the same JSON views of a job every front end shows."""
+"""``jobs list|show|add|edit|enable|disable|snooze|retry|remove|next``: options in, the
+operations the gateway uses (as the local operator), and the same JSON views of a job every
+front end shows."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ..models import CronJob
 from ..preview import PreviewSettings, preview_job
 from ..schedules import Schedule, format_duration_ms
 from ..store import planning
-from ..timeutil import check_zone, to_ms
+from ..timeutil import check_zone, to_ms, zone
 from ..usage import budget_words, ledger, spent_json, spent_words
 from ..views import (
     counts_words,
@@ -303,6 +304,21 @@ async def jobs_snooze(c: Context, args: argparse.Namespace) -> Output:
     next_run = when(job.next_fire_at, c.tz(job.timezone), c.now())
     message = f"Job '{job.name}' snoozed; next run {next_run}, then as scheduled"
     return Output(_changed(c, job, message), "text", "Job Snoozed", text=message)
+
+
+async def jobs_retry(c: Context, args: argparse.Namespace) -> Output:
+    job, occurrence, attempt = await c.ops.retry(LOCAL_ADMIN, args.run_id)
+    at = occurrence.astimezone(zone(c.tz(job.timezone))).isoformat()
+    message = f"Job '{job.name}': the occurrence of {at} runs again now, as attempt {attempt}"
+    if warning := await c.ops.scheduler_warning():
+        message += f"\nwarning: {warning}"
+    data = _changed(c, job, message)
+    data["retry"] = {
+        "run_id": args.run_id,
+        "occurrence": occurrence.isoformat(),
+        "attempt": attempt,
+    }
+    return Output(data, "text", "Run Retried", text=message)
 
 
 async def jobs_enable(c: Context, args: argparse.Namespace) -> Output:

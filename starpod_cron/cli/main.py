@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--for", dest="duration", required=True, metavar="DURATION", help="e.g. 1h, 30m, 1d"
     )
 
+    p = jobs.add_parser(
+        "retry",
+        help="retry a failed run: its occurrence again, as the next attempt",
+        parents=[common],
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (from jobs history)")
+
     p = jobs.add_parser("remove", help="remove jobs and their history", parents=[common])
     p.add_argument("names", nargs="+", metavar="NAME", help="job names (or ids)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -312,6 +319,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("jobs", "enable"): jobs.jobs_enable,
     ("jobs", "disable"): jobs.jobs_enable,
     ("jobs", "snooze"): jobs.jobs_snooze,
+    ("jobs", "retry"): jobs.jobs_retry,
     ("jobs", "remove"): jobs.jobs_remove,
     ("jobs", "history"): history.jobs_history,
     ("jobs", "prune"): history.jobs_prune,

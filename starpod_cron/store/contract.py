@@ -26,9 +26,12 @@ from ..schedules import Schedule
 from .types import (
     Claim,
     Completion,
+    HourCount,
     JobSpec,
     RecoveryReport,
+    RunFilter,
     RunFinished,
+    RunPage,
     Topic,
 )
 
@@ -153,6 +156,14 @@ class JobStore(Protocol):
         JobNotFound, or NothingToSnooze (paused, no next fire, past ``end_at``) writing
         nothing."""
 
+    async def retry_run(self, run_id: str) -> tuple[CronJob, datetime, int]:
+        """Run a failed, timed-out or interrupted run's occurrence again, as the next attempt
+        (trigger ``retry``): the job's retry fields are set to it, due now, and the claim
+        inserts the run, so ``runs_occurrence`` judges and two retries make one run. Returns
+        the job, the occurrence and the attempt. RunNotFound; RunNotRetryable (it succeeded,
+        runs, was skipped, held or retried already; the job runs, is paused or has another
+        retry pending), writing nothing."""
+
     async def remove_job(self, job_id: str) -> None:
         """Delete the job and its run history. Raises JobNotFound. A run in progress is
         recorded when it finishes but the job is not recreated."""
@@ -182,6 +193,17 @@ class RunStore(Protocol):
         status: RunStatus | None = None,
     ) -> list[CronRun]:
         """Runs across jobs (including deleted one-shots), newest first, optionally filtered."""
+
+    async def page_runs(self, where: RunFilter, limit: int = 50) -> RunPage:
+        """A page of at most ``limit`` runs matching ``where``, newest first, keyset-paged
+        (``where.before``: the previous page's ``next``), so paging while new runs arrive
+        lists each run once; with the count of all matching runs, in one read."""
+
+    async def runs_per_hour(
+        self, since: datetime, hours: int, owner: str | None
+    ) -> list[HourCount]:
+        """Runs started in each of ``hours`` whole hours from ``since`` (oldest first, empty
+        hours included) and the failed or timed-out ones, of ``owner``'s jobs (None: all)."""
 
     async def get_run(self, run_id: str) -> CronRun | None:
         """The run with this id, or None."""

@@ -27,7 +27,9 @@ __all__ = [
     "DeliveryPlanner",
     "JobSpec",
     "RecoveryReport",
+    "RunFilter",
     "RunFinished",
+    "RunPage",
     "StoreSettings",
     "Topic",
 ]
@@ -35,6 +37,37 @@ __all__ = [
 DeliveryPlanner = Callable[[CronJob, CronRun], Sequence[DeliverySpec]]
 """Told each finished run (with its job as it was), returns the deliveries to write with it.
 Called inside the completing transaction, possibly off the event loop: keep it pure."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a page lists: an owner's jobs' (``owner`` None: everyone's), one job's,
+    in one status, of one trigger; ``before``: the ``next`` of the page before."""
+
+    owner: str | None = None
+    job_id: str | None = None
+    status: RunStatus | None = None
+    trigger: RunTrigger | None = None
+    before: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of runs, newest first; ``total`` counts every run matching the filter (all
+    pages); ``next`` is the ``before`` of the following page (None: this is the last)."""
+
+    runs: list[CronRun]
+    total: int
+    next: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HourCount:
+    """The runs started in one whole hour (from ``start``) and how many failed or timed out."""
+
+    start: datetime
+    runs: int
+    failures: int
 
 
 class Topic(enum.StrEnum):

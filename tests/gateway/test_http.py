@@ -49,7 +49,11 @@ async def test_users_cannot_read_or_change_each_others_jobs(
         assert answer.status_code == 404, (method, path, answer.text)
         assert "secret" not in answer.text
     assert (await client.get("/api/jobs", headers=BOB)).json() == {"jobs": [], "total": 0}
-    assert (await client.get("/api/runs", headers=BOB)).json() == {"runs": []}
+    assert (await client.get("/api/runs", headers=BOB)).json() == {
+        "runs": [],
+        "total": 0,
+        "next": None,
+    }
     answer = await client.get("/api/deliveries", headers=BOB)  # only those of Bob's own jobs
     assert answer.status_code == 200 and answer.json()["deliveries"] == []
     mine = await client.get("/api/jobs/plan", headers=ALICE)

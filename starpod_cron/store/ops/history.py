@@ -9,9 +9,13 @@ from ...errors import InvalidInput
 from ...models import CronRun, RunStats, RunStatus, SessionMessage
 from ...timeutil import from_ms, to_ms
 from .. import planning
-from ..batches import bounded
+from ..batches import MAX_ID, bounded
 from ..core import StoreCore
 from ..driver import Tx
+from ..records import RunRecord
+from ..types import HourCount, RunFilter, RunPage
+
+HOUR_MS = 3_600_000
 
 _MESSAGE_COLUMNS = ("session_id", "role", "content", "run_id", "created_at")
 
@@ -33,6 +37,39 @@ class HistoryOps(StoreCore):
             "status": None if status is None else RunStatus(status).value,
         }
         return await self._runs("list_recent_runs", params)
+
+    async def page_runs(self, where: RunFilter, limit: int = 50) -> RunPage:
+        params = {
+            "owner": where.owner,
+            "job_id": where.job_id,
+            "status": None if where.status is None else RunStatus(where.status).value,
+            "trigger": None if where.trigger is None else str(where.trigger),
+        }
+        # one job's runs through runs_job (job_id, seq); across jobs, the seq key backwards
+        which = "job_runs" if where.job_id is not None else "runs"
+        page = {**params, "before": bounded(where.before or MAX_ID, 0, MAX_ID)}
+        size = bounded(limit, 1)
+        page["limit"] = size + 1  # one more: is there a next page?
+
+        async def script(tx: Tx) -> RunPage:
+            rows = [tuple(r) for r in await tx.rows(f"page_{which}", page)]
+            total = int(await tx.value(f"count_{which}", params))
+            runs = [RunRecord.from_row(r[1:]).to_public() for r in rows[:size]]
+            more = len(rows) > size
+            return RunPage(runs, total, int(rows[size - 1][0]) if more else None)
+
+        return await self._read(script)
+
+    async def runs_per_hour(
+        self, since: datetime, hours: int, owner: str | None
+    ) -> list[HourCount]:
+        start = to_ms(since)
+        params = {"since": start, "owner": owner}
+        found = {int(s): (int(n), int(f)) for s, n, f in await self._rows("runs_per_hour", params)}
+        return [
+            HourCount(from_ms(start + h * HOUR_MS), *found.get(h, (0, 0)))
+            for h in range(max(0, hours))
+        ]
 
     async def get_run(self, run_id: str) -> CronRun | None:
         runs = await self._runs("get_run", {"id": run_id})

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from ...errors import DuplicateJobName, JobNotFound
+from ...errors import DuplicateJobName, JobNotFound, RunNotFound
 from ...models import CronJob, JobUpdate, MisfirePolicy, SessionMode
 from ...schedules import Schedule
 from ...timeutil import check_zone, from_ms
@@ -20,7 +20,8 @@ from ..batches import (
 )
 from ..core import StoreCore
 from ..driver import Row, Tx
-from ..records import JOB_COLUMNS, JOB_STATE_COLUMNS, JobRecord
+from ..records import JOB_COLUMNS, JOB_STATE_COLUMNS, JobRecord, RunRecord
+from ..retry import plan_retry
 from ..snooze import snooze
 from ..types import JobSpec, Topic
 
@@ -187,6 +188,24 @@ class JobOps(StoreCore):
             await save_state(tx, job)
             tx.changed(Topic.JOBS)
             return job.to_public()
+
+        return await self._write(script)
+
+    async def retry_run(self, run_id: str) -> tuple[CronJob, datetime, int]:
+        async def script(tx: Tx) -> tuple[CronJob, datetime, int]:
+            row = await tx.one("get_run", {"id": run_id})
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r}")
+            run = RunRecord.from_row(row)
+            job = await lock_job(tx, run.job_id)
+            key = {"job_id": run.job_id, "scheduled_for": run.scheduled_for}
+            latest = await tx.value("latest_attempt", key)
+            attempt = plan_retry(
+                job, run, None if latest is None else int(latest), self.clock.now_ms()
+            )
+            await save_state(tx, job)
+            tx.changed(Topic.JOBS)
+            return job.to_public(), from_ms(run.scheduled_for), attempt
 
         return await self._write(script)
 

@@ -55,6 +55,48 @@ WHERE (CAST(:job_id AS text) IS NULL OR job_id = :job_id)
   AND (CAST(:status AS text) IS NULL OR status = :status)
 ORDER BY seq DESC LIMIT :limit;
 
+-- name: page_runs
+-- A page of runs across jobs (an owner's, or everyone's), newest first, keyset-paged on seq
+-- (the primary key, read backwards): stable while new runs arrive.
+SELECT seq, {run_columns} FROM runs
+WHERE seq < :before
+  AND (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:trigger AS text) IS NULL OR trigger = :trigger)
+  AND (CAST(:owner AS text) IS NULL OR job_id IN (SELECT id FROM jobs WHERE user_id = :owner))
+ORDER BY seq DESC LIMIT :limit;
+
+-- name: count_runs
+SELECT count(*) FROM runs
+WHERE (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:trigger AS text) IS NULL OR trigger = :trigger)
+  AND (CAST(:owner AS text) IS NULL OR job_id IN (SELECT id FROM jobs WHERE user_id = :owner));
+
+-- name: page_job_runs
+-- A page of one job's runs, newest first, through runs_job (job_id, seq).
+SELECT seq, {run_columns} FROM runs
+WHERE job_id = :job_id AND seq < :before
+  AND (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:trigger AS text) IS NULL OR trigger = :trigger)
+  AND (CAST(:owner AS text) IS NULL OR job_id IN (SELECT id FROM jobs WHERE user_id = :owner))
+ORDER BY seq DESC LIMIT :limit;
+
+-- name: count_job_runs
+SELECT count(*) FROM runs
+WHERE job_id = :job_id
+  AND (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:trigger AS text) IS NULL OR trigger = :trigger)
+  AND (CAST(:owner AS text) IS NULL OR job_id IN (SELECT id FROM jobs WHERE user_id = :owner));
+
+-- name: runs_per_hour
+-- Runs started per whole hour since :since (an hour's start), and the failed or timed-out
+-- among them, of an owner's jobs (or everyone's): the overview's chart.
+SELECT (started_at - :since) / 3600000 AS slot, count(*),
+       sum(CASE WHEN status IN ('failed', 'timeout') THEN 1 ELSE 0 END)
+FROM runs
+WHERE started_at >= :since
+  AND (CAST(:owner AS text) IS NULL OR job_id IN (SELECT id FROM jobs WHERE user_id = :owner))
+GROUP BY slot;
+
 -- name: running_owners
 SELECT DISTINCT lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL;
 
@@ -93,6 +135,13 @@ WHERE created_at < :cutoff AND status IN ('delivered', 'dead', 'published');
 SELECT scheduled_for, attempt, status FROM runs
 WHERE job_id = :job_id AND trigger <> 'manual'
   AND scheduled_for >= :first AND scheduled_for <= :last;
+
+-- name: latest_attempt
+-- The newest attempt recorded for an occurrence (a retry's judge, read under the job's lock),
+-- through the runs_occurrence index (its condition, repeated).
+SELECT max(attempt) FROM runs
+WHERE job_id = :job_id AND scheduled_for = :scheduled_for
+  AND trigger <> 'manual' AND status <> 'held';
 
 -- name: job_memory
 SELECT context, previous_result, previous_result_at FROM jobs WHERE id = :id;
