@@ -2,9 +2,8 @@
 // shown (a run finished, a button pressed) turns the nodes on screen into the new tree in
 // place, instead of replacing them. A node that is still wanted stays the same node, so an
 // open <details>, what is typed in a field, the focus and the scroll position survive.
-// Rows match by their data-key (a job or run id), other nodes by position and tag.
-"use strict";
-
+// Rows match by their data-key (a job or run id), other nodes by position and tag. A chart
+// (data-chart) keeps its drawing: charts.js brings it up to date with the new data.
 // Attributes the person changes, never taken from the fresh tree: an opened result.
 const KEPT_ATTRIBUTES = new Set(["open"]);
 
@@ -32,11 +31,12 @@ function morphNode(old, fresh) {
   }
   // a field's text is the person's: its children (a <textarea>'s) and value stay
   if (old.tagName === "TEXTAREA" || old.tagName === "INPUT" || old.tagName === "SELECT") return;
+  if (old.hasAttribute("data-chart")) return;
   morphChildren(old, fresh);
 }
 
 // Make the children of `old` those of `fresh`, keeping every old node that matches.
-function morphChildren(old, fresh) {
+export function morphChildren(old, fresh) {
   const keyed = new Map();
   for (const child of old.childNodes) {
     const key = morphKey(child);

@@ -77,6 +77,8 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
 
             await page.get_by_label("Gateway token").fill("alice-token-0123456789")
             await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+            await page.get_by_role("link", name="Jobs", exact=True).click()
             await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")
             # exactly one WebSocket, to /ws of the page's own address (no second port)
@@ -93,7 +95,7 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await page.get_by_label("Prompt", exact=True).fill("Remind me to stretch")
             await page.get_by_label("Schedule kind").select_option("cron")
             await page.get_by_label("When").fill("0 9 * * 1-5")
-            await page.get_by_label("Jitter (seconds)").fill("600")
+            await page.get_by_label("Jitter", exact=True).fill("10m")  # as the CLI writes it
             await page.get_by_label("Overlap").select_option("allow")
             await page.get_by_label("Max instances").fill("2")
             await expect(page.locator("#preview-list li")).to_have_count(5)
@@ -110,7 +112,7 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await row.get_by_role("link", name="stretch").click()
             await expect(page.get_by_role("heading", name="stretch")).to_be_visible()
             await expect(page.get_by_text("No runs yet.")).to_be_visible()
-            await expect(page.get_by_text("up to 600 s (next run includes it)")).to_be_visible()
+            await expect(page.get_by_text("up to 10m (next run includes it)")).to_be_visible()
             await expect(page.get_by_text("allow, up to 2 at once")).to_be_visible()
             # the view's other fields, as they are (a new declared field shows unedited)
             card = page.locator("dl.card")
@@ -238,6 +240,7 @@ async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_p
                 await page.goto(base + "/login")
                 await page.get_by_label("Gateway token").fill("alice-token-0123456789")
                 await page.get_by_role("button", name="Log in").click()
+                await page.get_by_role("link", name="Jobs", exact=True).click()
                 row = page.locator('tr[data-job="a/runs"]')
                 link = row.get_by_role("link", name="a/runs")
                 await expect(link).to_have_attribute("href", f"#/job/{ids['legacy']}")
@@ -279,6 +282,7 @@ async def test_silent_and_undelivered_runs_show_as_such_and_arrive_live(
                 await page.get_by_label("Gateway token").fill("alice-token-0123456789")
                 await page.get_by_role("button", name="Log in").click()
                 await expect(page.locator("#live")).to_have_text(re.compile("live|beat|same"))
+                await page.get_by_role("link", name="Jobs", exact=True).click()
                 # silent runs notify nobody: the page redraws on their run.finished events
                 runs = page.locator('tr[data-job="beat"] td[data-label="Runs"] .quiet')
                 await expect(runs).to_contain_text(re.compile(r"[2-9]\d* silent"), timeout=15_000)

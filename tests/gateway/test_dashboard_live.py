@@ -105,6 +105,7 @@ async def test_events_update_only_what_changed_and_keep_what_the_person_opened(
     ) as page:
         events = count_events(page)
         await log_in(page, base)
+        await page.get_by_role("link", name="Jobs", exact=True).click()
 
         # the jobs page: the rows of jobs that did not run stay the same nodes, with focus
         await expect(page.locator('tr[data-job="tick"]')).to_be_visible()
@@ -259,7 +260,7 @@ async def test_log_out_only_for_someone_logged_in_favicon_and_dark_mode(
     async with browser_page(color_scheme="dark") as page:
         await log_in(page, base)
         await expect(page.get_by_role("button", name="Log out")).to_be_visible()
-        await expect(page.locator("#who")).to_have_text("alice")
+        await expect(page.locator("#who")).to_have_text("Signed in as alice")
         assert await page.locator('link[rel="icon"]').get_attribute("href") == (
             "static/favicon.svg"
         )

@@ -119,6 +119,7 @@ async def test_the_dashboard_works_under_a_path_prefix_behind_a_proxy(tmp_path: 
                 (cookie,) = await page.context.cookies()
                 assert (cookie["name"], cookie["path"]) == ("starpod_session", "/cron")
                 # links, the API and live events, all through the proxy
+                await page.get_by_role("link", name="Jobs", exact=True).click()
                 await page.get_by_role("link", name="tick").click()
                 await expect(page.get_by_role("heading", name="tick")).to_be_visible()
                 await page.get_by_role("button", name="Run now tick").click()
