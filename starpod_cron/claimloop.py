@@ -12,7 +12,7 @@ from .errors import StoreUnavailable
 from .inflight import RunsInFlight
 from .settings import SchedulerSettings
 from .store import CronStore
-from .timeutil import to_ms
+from .store.types import ClaimRequest
 
 log = logging.getLogger("starpod_cron.scheduler")
 
@@ -62,7 +62,38 @@ class ClaimLoop:
             await self._pass_done.wait_for(lambda: self.passes >= target or self.stopping)
         return self.passes
 
+    # ------------------------------------------------------ claims made with completions
+    def request(self) -> ClaimRequest | None:
+        """The claim the next completing transaction makes (the completion writer asks):
+        the slots its runs freed, unless the loop is stopping or a store error is current."""
+        if self.stopping or self._store_error is not None:
+            return None
+        s = self._settings
+        n = self._runs.reserve(CLAIM_BATCH)
+        if n == 0:
+            return None
+        return ClaimRequest(self._owner, n, s.lease_secs, s.claim_ahead)
+
+    def claimed(self, request: ClaimRequest) -> None:
+        """The completing transaction committed (or failed): admit its claims."""
+        claims = request.claimed
+        self._runs.unreserve(request.limit)
+        self.claimed_total += len(claims)
+        try:
+            self._runs.admit(claims)
+        except Exception:  # their leases expire and recovery hands them back
+            log.exception("admitting %d claimed run(s) failed", len(claims))
+        if len(claims) == request.limit:
+            self.wake_up.set()  # more may be due: the loop claims again if slots are free
+
     async def run(self) -> None:
+        self._runs.completions.claims = self
+        try:
+            await self._run()
+        finally:
+            self._runs.completions.claims = None
+
+    async def _run(self) -> None:
         s = self._settings
         store, runs = self._store, self._runs
         clock = store.clock
@@ -86,22 +117,22 @@ class ClaimLoop:
                             "recovered %d interrupted run(s)", len(report.interrupted_run_ids)
                         )
                     next_recover = now + lease_ms // 2
-                free = s.max_concurrent_runs - len(runs)
-                if free > 0 and not self.stopping:
-                    batch = min(free, CLAIM_BATCH)
-                    claims = await store.claim_due(
-                        self._owner, batch, s.lease_secs, ahead_secs=s.claim_ahead
-                    )
+                batch = 0 if self.stopping else runs.reserve(CLAIM_BATCH)
+                if batch > 0:
+                    try:
+                        claims = await store.claim_due(
+                            self._owner, batch, s.lease_secs, ahead_secs=s.claim_ahead
+                        )
+                    finally:
+                        runs.unreserve(batch)
                     self.claimed_total += len(claims)
                     runs.admit(claims)
                     if len(claims) == batch:
                         # More may be due: claim again once the new runs have started, so
                         # claiming, running and recording overlap instead of queueing.
                         deadline = now
-                    else:
-                        due = await store.next_due_at()
-                        if due is not None:
-                            deadline = min(deadline, to_ms(due) - ahead_ms)
+                    elif claims.next_due_ms is not None:
+                        deadline = min(deadline, claims.next_due_ms - ahead_ms)
                 deadline = min(deadline, next_recover)
                 failures = 0
                 self._store_error = None

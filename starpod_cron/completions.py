@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from .errors import StarpodCronError, StoreLost
 from .store.contract import SchedulerStore
-from .store.types import Completion
+from .store.types import ClaimRequest, Completion
 from .tasks import TaskSet
 
 log = logging.getLogger("starpod_cron.scheduler")
@@ -55,6 +55,8 @@ class GroupCommit(Generic[I, R]):
         self._giving_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failed_writes = 0
+        self.writing = False
+        """A transaction is in flight: what is submitted now waits for the next one."""
 
     def submit(self, item: I, on_done: Callable[[R | BaseException], None]) -> None:
         """Write ``item`` with the next batch; ``on_done`` gets its answer (or the error that
@@ -87,7 +89,11 @@ class GroupCommit(Generic[I, R]):
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                answers = await self._write_batch([item for item, _ in batch])
+                self.writing = True
+                try:
+                    answers = await self._write_batch([item for item, _ in batch])
+                finally:
+                    self.writing = False
                 for (_, on_done), answer in zip(batch, answers, strict=True):
                     try:
                         on_done(answer)
@@ -138,8 +144,21 @@ class GroupCommit(Generic[I, R]):
         return clean
 
 
+class ClaimHook(Protocol):
+    """Who asks for claims in a completing transaction (the scheduler's loop, while it runs)."""
+
+    def request(self) -> ClaimRequest | None:
+        """The claim to make with the next write (slots reserved), or None."""
+
+    def claimed(self, request: ClaimRequest) -> None:
+        """After that write (``request.claimed`` is empty if it failed): admit the claims."""
+
+
 class CompletionWriter(GroupCommit[Completion, bool]):
-    """Group commit of run completions for one lease holder."""
+    """Group commit of run completions for one lease holder. While ``claims`` is set, each
+    write also claims what its hook asks for, in the same transaction (``complete_runs``'
+    ``claim``); after a failed write the next one goes without, so a claim can never keep
+    completions from being recorded."""
 
     def __init__(
         self,
@@ -149,7 +168,21 @@ class CompletionWriter(GroupCommit[Completion, bool]):
         *,
         tasks: TaskSet | None = None,
     ) -> None:
+        self.claims: ClaimHook | None = None
+        self._claim_next = True
+
         async def write(items: Sequence[Completion]) -> Sequence[bool]:
-            return await store.complete_runs(items, owner=owner)
+            hook = self.claims
+            request = None if hook is None or not self._claim_next else hook.request()
+            if hook is None or request is None:
+                self._claim_next = True
+                return await store.complete_runs(items, owner=owner)
+            self._claim_next = False
+            try:
+                answers = await store.complete_runs(items, owner=owner, claim=request)
+            finally:
+                hook.claimed(request)
+            self._claim_next = True
+            return answers
 
         super().__init__(write, what="run completion(s)", max_batch=max_batch, tasks=tasks)

@@ -78,6 +78,8 @@ class RunsInFlight:
         self._settings = settings
         self._on_finished = on_finished
         self._runs: dict[str, Run] = {}
+        self._unsettled = 0  # runs before or in their executor call (they hold a slot)
+        self._reserved = 0  # slots promised to claims not yet answered
         self._by_task: dict[asyncio.Task[object], Run] = {}
         self._ended_cb = self._task_ended  # one bound method for every run's task
         self._tasks = TaskSet("starpod-cron")  # gates, watchdog, completion writer, leases
@@ -85,7 +87,7 @@ class RunsInFlight:
         self._never = asyncio.Event()
         self.stopping = False
         """Set by the scheduler's stop: a run not in an executor call is handed back at once."""
-        self._completions = CompletionWriter(store, owner, tasks=self._tasks)
+        self.completions = CompletionWriter(store, owner, tasks=self._tasks)
         self._limit = AdaptiveLimit(settings.max_concurrent_runs)
         pacer = getattr(executor, "pacer", None)
         self._pacer = pacer if isinstance(pacer, Pacer) else None
@@ -112,6 +114,25 @@ class RunsInFlight:
     def ids(self) -> Collection[str]:
         return self._runs.keys()
 
+    # ------------------------------------------------------------------ slots
+    def reserve(self, most: int) -> int:
+        """Reserve up to ``most`` slots for a claim about to be made; returns how many.
+
+        A slot bounds executor calls (``max_concurrent_runs``): it frees when the executor
+        returns, not when the outcome is committed, so the next claims overlap the recording
+        of the last ones. Runs whose outcome is still being written are held too, at most
+        ``max_concurrent_runs`` of them beyond the slots (memory stays bounded when the store
+        is slower than the executors)."""
+        limit = self._settings.max_concurrent_runs
+        free = min(limit - self._unsettled, 2 * limit - len(self._runs)) - self._reserved
+        n = max(0, min(free, most))
+        self._reserved += n
+        return n
+
+    def unreserve(self, n: int) -> None:
+        """The claim that reserved ``n`` slots was answered (its runs are admitted)."""
+        self._reserved -= n
+
     # ------------------------------------------------------------------ admitting runs
     def admit(self, claims: list[Claim]) -> None:
         """Start a task per claimed run. A run claimed ahead waits on a gate shared by every
@@ -126,7 +147,9 @@ class RunsInFlight:
                 if gate is None:
                     gate = gates[start] = asyncio.Event()
                     self._tasks.spawn(self._open_at(start, gate), f"start-at:{start}")
-            self.spawn(claim, gate, max(start, now))
+            run = self.spawn(claim, gate, max(start, now))
+            if self.stopping:  # claimed with a completion as the scheduler stopped
+                self.cancel(run, "stopping")
 
     async def _open_at(self, start_ms: int, gate: asyncio.Event) -> None:
         await self._clock.wait(self._never, start_ms)
@@ -141,6 +164,7 @@ class RunsInFlight:
         run = Run(claim, run_log(log, claim.job_name, claim.run_id), deadline, time.monotonic())
         tracing.run_claimed(claim)
         self._runs[claim.run_id] = run
+        self._unsettled += 1
         ctx = JobContext(
             prompt=claim.prompt,
             session_mode=claim.session_mode,
@@ -333,6 +357,9 @@ class RunsInFlight:
         if run.settled:
             return
         run.settled = True
+        self._unsettled -= 1
+        if self.completions.writing:  # its slot is free now, not after the next write
+            self._on_finished()
         self.watchdog.discard(run)
         if run.reason in ("lease_lost", "spent"):  # nothing to record (the store has it)
             self._finish(run)
@@ -340,7 +367,7 @@ class RunsInFlight:
         outcome = completion(self._ended(run))
         if outcome.status is RunStatus.FAILED:
             run.log.warning("failed: %s", outcome.error, action="fail")
-        self._completions.submit(outcome, lambda answer: self._recorded(run, outcome, answer))
+        self.completions.submit(outcome, lambda answer: self._recorded(run, outcome, answer))
 
     def _ended(self, run: Run) -> RunEnd:
         task = run.task
@@ -397,7 +424,7 @@ class RunsInFlight:
         # every run now ends (or is abandoned) within cancel_grace_secs; recording may take
         # longer if the database fails, and is given up after shutdown_timeout_secs
         await wait_all([r.done for r in self._runs.values()], s.cancel_grace_secs + 1)
-        if not await self._completions.close(within=max(1.0, shutdown_timeout_secs)):
+        if not await self.completions.close(within=max(1.0, shutdown_timeout_secs)):
             log.error(
                 "some run outcomes could not be recorded; those runs stay 'running' in the "
                 "store until their lease expires, then they are recovered as interrupted"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from .logs import run_log
@@ -76,10 +77,23 @@ def check_notifier(notifier: object) -> None:
     )
 
 
+NOTIFY_WORKERS = 64
+"""At most this many notifier calls at once (per scheduler)."""
+GROW_AFTER_SECS = 0.01
+"""A queue of calls that did not shrink for this long gets one more worker."""
+
+Call = tuple[Notifier, RunFinished]
+
+
 class NotifierFeed:
-    """Feeds a store's run-finished events to notifiers, each call a supervised task; only
-    the runs ``mine(run_id)`` accepts (the runs of one scheduler), and only those delivered:
-    a notifier is a destination too, so a silent or suppressed run never reaches it."""
+    """Feeds a store's run-finished events to notifiers; only the runs ``mine(run_id)``
+    accepts (the runs of one scheduler), and only those delivered: a notifier is a
+    destination too, so a silent or suppressed run never reaches it.
+
+    The calls wait in one queue, made by a few supervised worker tasks rather than one task
+    per call: a burst of 10,000 runs with a quick notifier is a handful of tasks. A queue that
+    does not shrink for ``GROW_AFTER_SECS`` (slow or hanging notifiers) gets another worker,
+    up to ``NOTIFY_WORKERS`` calls at once; each call is bounded by ``timeout_secs``."""
 
     def __init__(
         self,
@@ -93,29 +107,78 @@ class NotifierFeed:
         self._mine = mine
         self._timeout = timeout_secs
         self._tasks = TaskSet("starpod-cron:notify")
+        self._queue: deque[Call] = deque()
+        self._workers = 0
+        self._watch: asyncio.TimerHandle | None = None
+        self._seen = 0  # calls taken from the queue, when the watch last looked
+        self._taken = 0
         self._unsubscribe = store.on_run_finished(self._on_finished)
 
     def _on_finished(self, events: Sequence[RunFinished]) -> None:
+        queue = self._queue
         for event in events:
             run = event.run
             if run.suppressed is not None or not self._mine(run.id):
                 continue
             for notifier in self._notifiers:
-                self._tasks.spawn(
-                    deliver(
-                        notifier,
-                        run.job_name,
-                        run.session_id or "",
-                        result_text(event),
-                        run.status is RunStatus.SUCCESS,
-                        run_id=run.id,
-                        timeout_secs=self._timeout,
-                    ),
-                    f"{run.job_name}:{run.id}",
+                queue.append((notifier, event))
+        if not queue:
+            return
+        if self._workers == 0:
+            self._grow()
+        if self._watch is None:
+            self._seen = self._taken
+            self._watch = asyncio.get_running_loop().call_later(GROW_AFTER_SECS, self._look)
+
+    def _grow(self) -> None:
+        self._workers += 1
+        self._tasks.spawn(self._work(), f"worker-{self._workers}")
+
+    def _look(self) -> None:
+        """The queue's watch: another worker if nothing was taken from it since the last
+        look (every worker is in a call), until it is empty."""
+        self._watch = None
+        if not self._queue:
+            return
+        if self._taken == self._seen and self._workers < NOTIFY_WORKERS:
+            self._grow()
+        self._seen = self._taken
+        self._watch = asyncio.get_running_loop().call_later(GROW_AFTER_SECS, self._look)
+
+    async def _work(self) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                notifier, event = queue.popleft()
+                self._taken += 1
+                run = event.run
+                await deliver(
+                    notifier,
+                    run.job_name,
+                    run.session_id or "",
+                    result_text(event),
+                    run.status is RunStatus.SUCCESS,
+                    run_id=run.id,
+                    timeout_secs=self._timeout,
                 )
+        finally:
+            self._workers -= 1
 
     async def close(self, grace: float) -> None:
-        """Stop listening; wait up to ``grace`` for notifier calls in progress."""
+        """Stop listening; wait up to ``grace`` for the calls queued and in progress."""
         self._unsubscribe()
-        if not await self._tasks.wait(within=grace):
+        loop = asyncio.get_running_loop()
+        until = loop.time() + grace
+        while len(self._tasks) and loop.time() < until:
+            await self._tasks.wait(within=until - loop.time())
+        if self._queue or len(self._tasks):
+            log.error(
+                "stopping: %d notifier call(s) queued and %d in progress given up",
+                len(self._queue),
+                self._workers,
+            )
+            self._queue.clear()
             await self._tasks.stop(grace=1)
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None

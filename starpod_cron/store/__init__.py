@@ -14,6 +14,8 @@ from .opener import StoreOpener
 from .store import CronStore
 from .types import (
     Claim,
+    ClaimRequest,
+    Claims,
     Completion,
     DeliveryOutcome,
     DeliveryPlanner,
@@ -26,6 +28,8 @@ from .types import (
 
 __all__ = [
     "Claim",
+    "ClaimRequest",
+    "Claims",
     "Completion",
     "CoordinationStore",
     "CronStore",

@@ -78,6 +78,19 @@ class SpendBook:
     settings: StoreSettings
     owner_zones: Mapping[str, str]
     sums: dict[tuple[str, str, str, int, str], list[int]] = field(default_factory=dict)
+    _periods: dict[tuple[int, str], list[tuple[str, int]]] = field(default_factory=dict)
+    """The period starts of an instant in a zone, worked out once per transaction."""
+
+    def _starts(self, now: int, zone_name: str) -> list[tuple[str, int]]:
+        key = (now, zone_name)
+        starts = self._periods.get(key)
+        if starts is None:
+            starts = self._periods[key] = [
+                ("day", period_start(now, zone_name, "day")),
+                ("month", period_start(now, zone_name, "month")),
+                (ALL_TIME, 0),
+            ]
+        return starts
 
     def add(self, job: JobRecord | None, run: RunRecord, done: Completion, now: int) -> None:
         """Count ``run`` (ended by ``done`` at ``now``) and set its ``cost_pusd``."""
@@ -91,12 +104,7 @@ class SpendBook:
             (u, pricing.cost((u,))) for u in usages_of(done)
         ] or [(ModelUsage("", done.prompt_tokens, done.completion_tokens), run.cost_pusd)]
         for scope, key, zone_name in self._scopes(job, run):
-            starts = [
-                ("day", period_start(now, zone_name, "day")),
-                ("month", period_start(now, zone_name, "month")),
-                (ALL_TIME, 0),
-            ]
-            for period, start in starts:
+            for period, start in self._starts(now, zone_name):
                 for n, (usage, cost) in enumerate(parts):
                     model = "" if usage is None else usage.model
                     row = self.sums.setdefault((scope, key, period, start, model), [0] * 5)

@@ -25,6 +25,8 @@ from ..models import (
 from ..schedules import Schedule
 from .types import (
     Claim,
+    ClaimRequest,
+    Claims,
     Completion,
     HourCount,
     JobSpec,
@@ -261,8 +263,10 @@ class SchedulerStore(Protocol):
 
     async def claim_due(
         self, owner: str, limit: int, lease_secs: float, *, ahead_secs: float = 0
-    ) -> list[Claim]:
-        """Atomically claim up to ``limit`` due occurrences for ``owner``.
+    ) -> Claims:
+        """Atomically claim up to ``limit`` due occurrences for ``owner``. The answer (a list)
+        also says when the earliest job left is due (``Claims.next_due_ms``), read in the
+        same transaction.
 
         With ``ahead_secs``, occurrences due within that many seconds are claimed too; their
         run starts (``Claim.start_at``, the run's ``started_at``) at their fire time, so a
@@ -287,9 +291,18 @@ class SchedulerStore(Protocol):
         answer was recovered by someone else: its holder must stop working on it."""
 
     async def complete_runs(
-        self, completions: Sequence[Completion], *, owner: str | None
+        self,
+        completions: Sequence[Completion],
+        *,
+        owner: str | None,
+        claim: ClaimRequest | None = None,
     ) -> list[bool]:
         """Record the end of several runs in ONE transaction; durable when this returns.
+
+        With ``claim``, the same transaction then claims as :meth:`claim_due` would with the
+        request's owner, limit, lease and ahead (after the completions are written, so a job
+        released by one of them may be claimed again); the claims are put in
+        ``claim.claimed``. If the transaction fails, neither is written.
 
         For each: only a run still ``running`` (and, if ``owner`` is given, still leased to
         it: a holder whose lease was taken over is fenced off) is finished; the answer is

@@ -22,6 +22,8 @@ from ..settings import StoreSettings
 
 __all__ = [
     "Claim",
+    "ClaimRequest",
+    "Claims",
     "Completion",
     "DeliveryOutcome",
     "DeliveryPlanner",
@@ -107,6 +109,32 @@ class Claim:
     """The job has no retry left after this attempt."""
     budgeted: bool = False
     """Claimed ahead under a budget: checked again at its start (``skip_if_spent``)."""
+
+
+class Claims(list[Claim]):
+    """What ``claim_due`` answers: the claims, and when the earliest job left is due
+    (``next_due_ms``, epoch ms; None when no job is due at all), read in the same
+    transaction, so a scheduler's pass is one round trip."""
+
+    __slots__ = ("next_due_ms",)
+
+    def __init__(self, claims: Sequence[Claim] = (), next_due_ms: int | None = None) -> None:
+        super().__init__(claims)
+        self.next_due_ms = next_due_ms
+
+
+@dataclass(slots=True)
+class ClaimRequest:
+    """A claim made in the transaction of a ``complete_runs`` (its ``claim`` argument),
+    after the completions were written: the jobs those runs released may be claimed again at
+    once, and a burst costs one commit per batch instead of two. ``claimed`` holds the answer
+    once ``complete_runs`` returned (the claims are then durable, as ``claim_due``'s)."""
+
+    owner: str
+    limit: int
+    lease_secs: float
+    ahead_secs: float = 0
+    claimed: Claims = field(default_factory=Claims)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ Each is one transaction script; what it decides comes from :mod:`..batches` and
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from ... import owner as owners
 from ...errors import RunNotFound, RunNotRunning
@@ -31,12 +31,23 @@ from ..records import (
     JobRecord,
     RunRecord,
 )
-from ..types import Claim, Completion, RecoveryReport, RunFinished, Topic
+from ..types import (
+    Claim,
+    ClaimRequest,
+    Claims,
+    Completion,
+    DeliveryPlanner,
+    RecoveryReport,
+    RunFinished,
+    Topic,
+)
 from .history import HistoryOps
 from .jobs import lock_job, lock_jobs
 from .spend import add_spend, budget_check, owner_zones, tell_budgets
 
 _RUNTIME = (*JOB_RUNTIME_COLUMNS, "id")
+Claimed = tuple[list[Claim], list[Note], int | None]
+"""What a claiming script decides: the claims, their log lines, the next due time (ms)."""
 _RESULT = (*RUN_RESULT_COLUMNS, "id")
 
 
@@ -114,55 +125,89 @@ class SchedulerOps(HistoryOps):
             raise RunNotRunning(f"run {run_id} is not running (already finished or recovered)")
 
     async def complete_runs(
-        self, completions: Sequence[Completion], *, owner: str | None
+        self,
+        completions: Sequence[Completion],
+        *,
+        owner: str | None,
+        claim: ClaimRequest | None = None,
     ) -> list[bool]:
         check_completions(completions)
-        if not completions:
+        if not completions and claim is None:
             return []
         planner = self._planner
         tell = planner is not None or bool(self._finished_listeners)
+        claiming = None if claim is None else self._claiming(claim.owner, claim.lease_secs)
 
-        async def script(tx: Tx) -> tuple[list[bool], list[RunFinished]]:
-            ids = sorted({c.run_id for c in completions})
-            runs = {
-                r.id: r for r in map(RunRecord.from_row, await tx.rows("lock_runs", {"ids": ids}))
-            }
-            jobs = await lock_jobs(tx, {r.job_id for r in runs.values()})
-            now = self.clock.now_ms()
-            batch = FinishBatch(runs, jobs, owner, now, self.settings, planner, tell)
-            zones = await owner_zones(tx, [j.user_id for j in jobs.values()])
-            batch.spend = SpendBook(self.settings, zones)
-            for done in completions:
-                await tx.pause()  # plan in slices: the event loop stays responsive
-                batch.add(done)
-            keep = self.settings.runs_keep_per_job
-            await write_finished(tx, batch.finished, batch.touched.values(), batch.deleted, keep)
-            await add_spend(tx, batch.spend)
-            await insert_deliveries(tx, batch.deliveries)
-            if batch.finished:  # jobs released (and retries scheduled): due again
-                tx.changed(Topic.JOBS)
-            return batch.answers, batch.events
+        async def script(tx: Tx) -> tuple[list[bool], list[RunFinished], Claimed | None]:
+            answers, events = await self._finish_in(tx, completions, owner, planner, tell)
+            if claiming is None or claim is None or claim.limit <= 0:
+                return answers, events, None
+            return answers, events, await claiming(tx, claim.limit, claim.ahead_secs)
 
-        answers, events = await self._write(script)
+        answers, events, claimed = await self._write(script)
         self._finished(events)
+        if claim is not None and claimed is not None:
+            claim.claimed = self._claimed(claimed)
         return answers
+
+    async def _finish_in(
+        self,
+        tx: Tx,
+        completions: Sequence[Completion],
+        owner: str | None,
+        planner: DeliveryPlanner | None,
+        tell: bool,
+    ) -> tuple[list[bool], list[RunFinished]]:
+        """The completing part of ``complete_runs``' transaction."""
+        if not completions:
+            return [], []
+        ids = sorted({c.run_id for c in completions})
+        runs = {r.id: r for r in map(RunRecord.from_row, await tx.rows("lock_runs", {"ids": ids}))}
+        jobs = await lock_jobs(tx, {r.job_id for r in runs.values()})
+        now = self.clock.now_ms()
+        batch = FinishBatch(runs, jobs, owner, now, self.settings, planner, tell)
+        zones = await owner_zones(tx, [j.user_id for j in jobs.values()])
+        batch.spend = SpendBook(self.settings, zones)
+        for done in completions:
+            await tx.pause()  # plan in slices: the event loop stays responsive
+            batch.add(done)
+        keep = self.settings.runs_keep_per_job
+        await write_finished(tx, batch.finished, batch.touched.values(), batch.deleted, keep)
+        await add_spend(tx, batch.spend)
+        await insert_deliveries(tx, batch.deliveries)
+        if batch.finished:  # jobs released (and retries scheduled): due again
+            tx.changed(Topic.JOBS)
+        return batch.answers, batch.events
 
     async def claim_due(
         self, owner: str, limit: int, lease_secs: float, *, ahead_secs: float = 0
-    ) -> list[Claim]:
+    ) -> Claims:
         if limit <= 0:
-            return []
-        grace = round(self.settings.misfire_grace_secs * 1000)
-        ahead = max(0, round(ahead_secs * 1000))
-        queue_limit, starts, planner = self.settings.queue_limit, self._start_planner, self._planner
+            return Claims()
+        claiming = self._claiming(owner, lease_secs)
 
-        async def script(tx: Tx) -> tuple[list[Claim], list[Note]]:
+        async def script(tx: Tx) -> Claimed:
+            return await claiming(tx, limit, ahead_secs)
+
+        return self._claimed(await self._write(script))
+
+    def _claiming(
+        self, owner: str, lease_secs: float
+    ) -> Callable[[Tx, int, float], Awaitable[Claimed]]:
+        """The claiming part of a transaction (``claim_due``, or ``complete_runs`` with a
+        claim): up to ``limit`` due occurrences, then the earliest due time left."""
+        grace = round(self.settings.misfire_grace_secs * 1000)
+        queue_limit, starts, planner = self.settings.queue_limit, self._start_planner, self._planner
+        settings = self.settings
+
+        async def claiming(tx: Tx, limit: int, ahead_secs: float) -> Claimed:
             now = self.clock.now_ms()
+            ahead = max(0, round(ahead_secs * 1000))
             lease_until = now + round(lease_secs * 1000)
             rows = await tx.rows("claim_due_jobs", {"until": now + ahead, "limit": limit})
             batch = ClaimBatch(owner, now, lease_until, grace, queue_limit, starts, planner)
             jobs = [JobRecord.from_row(row) for row in rows]
-            batch.budgets = await budget_check(tx, jobs, self.settings, now)
+            batch.budgets = await budget_check(tx, jobs, settings, now)
             for job in jobs:
                 await tx.pause()  # plan in slices: the event loop stays responsive
                 batch.add(job)
@@ -174,11 +219,17 @@ class SchedulerOps(HistoryOps):
                 batch.drop(set(ids) - present)
             await update_jobs(tx, batch.jobs)
             await insert_deliveries(tx, batch.deliveries)
-            return batch.claims, batch.notes
+            due = await tx.value("next_due_at")
+            return batch.claims, batch.notes, None if due is None else int(due)
 
-        claims, notes = await self._write(script)
+        return claiming
+
+    @staticmethod
+    def _claimed(claimed: Claimed) -> Claims:
+        """After the commit: the claims' log lines, and the answer."""
+        claims, notes, due = claimed
         write_notes(notes)
-        return claims
+        return Claims(claims, due)
 
     async def skip_if_spent(self, run_id: str, owner: str) -> str | None:
         """At the start of a run claimed ahead under a budget: if a budget of its job was
