@@ -39,7 +39,9 @@ from starpod_cron import (
 )
 from starpod_cron.bootstrap import open_store, store_url, user_limits
 from starpod_cron.chat import AgentChat
+from starpod_cron.clock import Clock
 from starpod_cron.config import AgentConfig
+from starpod_cron.dbclock import DatabaseClock
 from starpod_cron.executors import OpenAIExecutor, build_executor
 from starpod_cron.leadership import LeaderElection
 from starpod_cron.logformat import say, say_error
@@ -87,9 +89,14 @@ def setup_logging(verbose: bool, kind: str = "text") -> None:
 
 
 class Gateway:
-    def __init__(self, config: AgentConfig, *, db_url: str | None = None) -> None:
+    def __init__(
+        self, config: AgentConfig, *, db_url: str | None = None, clock: Clock | None = None
+    ) -> None:
         check_bind(config.gateway)  # before anything is opened: one line, exit 2
         self.config = config
+        self.clock = DatabaseClock(clock, max_skew_secs=config.scheduler.max_clock_skew_secs)
+        """The store's clock: the database's, counted on by the monotonic clock (``clock``:
+        this node's own wall clock, a skewed one in tests)."""
         self.db_url = store_url(config, db_url)
         self.telegram_token = os.environ.get(config.telegram.token_env, "") or config.telegram.token
         tokens = load_tokens(config.gateway)
@@ -131,8 +138,9 @@ class Gateway:
         down in reverse order. Start-up errors propagate after clean-up."""
         config = self.config
         async with contextlib.AsyncExitStack() as stack:
-            store = self.store = await open_store(config, self.db_url)
+            store = self.store = await open_store(config, self.db_url, clock=self.clock)
             stack.push_async_callback(store.close)
+            await self.clock.sync(store.database_now_ms)  # before any decision reads it
             registry = configured_jobs(config, store)
             synced = await declared.sync_at_start(store, registry, from_ms(store.clock.now_ms()))
             if synced.changes():

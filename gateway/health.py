@@ -1,9 +1,10 @@
 """Whether this gateway node is ready (``GET /readyz``): its store answers, and its scheduler
 and outbox loops run and finished a pass within ``2 * tick_secs + 5 s`` (the outbox also
-counts a message recorded within a long pass). A destination refusing every message (a
-rejected bot token, Telegram unreachable) does not make the node unready, since every node
-shares it and all would go unready at once: it is listed in the answer instead (and in
-``/metrics`` and ``starpod-cron status``)."""
+counts a message recorded within a long pass), and its clock is within ``[cron]
+max_clock_skew_secs`` of the database's (else its scheduler claims nothing: 503). A
+destination refusing every message (a rejected bot token, Telegram unreachable) does not
+make the node unready, since every node shares it and all would go unready at once: it is
+listed in the answer instead (and in ``/metrics`` and ``starpod-cron status``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from starpod_cron import CronScheduler, StarpodCronError
 from starpod_cron.activity import Activity
+from starpod_cron.dbclock import DatabaseClock
 from starpod_cron.views import refusal_json
 
 from .outbox import Outbox
@@ -40,6 +42,15 @@ async def readiness(
     limit = scheduler.settings.tick_secs * 2 + 5
     checks["scheduler"] = _loop(scheduler.alive, scheduler.last_pass_ms, now, limit)
     ready = ready and checks["scheduler"]["ok"]
+    clock = scheduler.clock
+    if isinstance(clock, DatabaseClock) and clock.skew_ms is not None:
+        agrees = not scheduler.clock_refused
+        checks["clock"] = {
+            "ok": agrees,
+            "skew_secs": round(clock.skew_ms / 1000, 3),
+            "max_skew_secs": clock.max_skew_ms / 1000,
+        }
+        ready = ready and agrees
     if outbox is not None:
         checks["outbox"] = _loop(outbox.alive, outbox.last_pass_ms, now, limit)
         ready = ready and checks["outbox"]["ok"]

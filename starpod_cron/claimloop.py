@@ -1,6 +1,9 @@
 """The scheduler's loop: recover, claim what is due (ahead of its time), sleep until the next due
 time, a store change or ``tick_secs``, whichever comes first; a store that fails is retried
-with backoff, reported once per distinct error."""
+with backoff, reported once per distinct error. On a store whose clock is a
+:class:`~starpod_cron.dbclock.DatabaseClock` (``serve``), each pass first syncs it with the
+database, and while this node's clock is beyond ``max_clock_skew_secs`` of the database's
+the pass recovers and claims nothing (one log line when that starts, one when it ends)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from .dbclock import DatabaseClock
 from .errors import StoreUnavailable
 from .inflight import RunsInFlight
 from .settings import SchedulerSettings
@@ -44,6 +48,8 @@ class ClaimLoop:
         """When the loop last finished a pass (store clock), for health checks."""
         self.claimed_total = 0
         """Runs claimed since the loop started (for metrics)."""
+        self.clock_refused = False
+        """This node's clock is too far from the database's: it claims nothing."""
 
     def wake(self) -> None:
         self.wake_up.set()
@@ -97,6 +103,7 @@ class ClaimLoop:
         s = self._settings
         store, runs = self._store, self._runs
         clock = store.clock
+        guard = clock if isinstance(clock, DatabaseClock) else None
         lease_ms = round(s.lease_secs * 1000)
         tick_ms = round(s.tick_secs * 1000)
         ahead_ms = round(s.claim_ahead * 1000)
@@ -109,7 +116,9 @@ class ClaimLoop:
             now = clock.now_ms()
             deadline = now + tick_ms
             try:
-                if now >= next_recover:
+                refusing = guard is not None and not await self._clock_agrees(guard)
+                now = clock.now_ms()
+                if now >= next_recover and not refusing:
                     report = await store.recover(held=set(runs.ids()), repair=not repaired)
                     repaired = True
                     if report.interrupted_run_ids:
@@ -117,7 +126,7 @@ class ClaimLoop:
                             "recovered %d interrupted run(s)", len(report.interrupted_run_ids)
                         )
                     next_recover = now + lease_ms // 2
-                batch = 0 if self.stopping else runs.reserve(CLAIM_BATCH)
+                batch = 0 if self.stopping or refusing else runs.reserve(CLAIM_BATCH)
                 if batch > 0:
                     try:
                         claims = await store.claim_due(
@@ -155,6 +164,29 @@ class ClaimLoop:
             await clock.wait(self.wake_up, deadline)
         async with self._pass_done:
             self._pass_done.notify_all()
+
+    async def _clock_agrees(self, guard: DatabaseClock) -> bool:
+        """Sync ``guard`` with the database; False while this node's clock is too far off."""
+        await guard.sync(self._store.database_now_ms)
+        if guard.too_far != self.clock_refused:
+            self.clock_refused = guard.too_far
+            skew = (guard.skew_ms or 0) / 1000
+            limit = guard.max_skew_ms / 1000
+            if guard.too_far:
+                log.error(
+                    "this node's clock is %+.1f s off the database's, more than "
+                    "[cron] max_clock_skew_secs = %g: claiming no runs until it is back within",
+                    skew,
+                    limit,
+                )
+            else:
+                log.warning(
+                    "this node's clock is back within %g s of the database's (%+.1f s): "
+                    "claiming runs again",
+                    limit,
+                    skew,
+                )
+        return not guard.too_far
 
     def _report_store_error(self, exc: StoreUnavailable) -> None:
         """One line per distinct store error, repeated at most once a minute."""

@@ -115,6 +115,12 @@ class CronScheduler:
         return self._loop.last_pass_ms
 
     @property
+    def clock_refused(self) -> bool:
+        """This node's clock is beyond ``max_clock_skew_secs`` of the database's: it claims
+        nothing until it is back within (``serve`` only: its store clock is a DatabaseClock)."""
+        return self._loop.clock_refused
+
+    @property
     def claimed_total(self) -> int:
         """Runs claimed by this scheduler since it started (for metrics)."""
         return self._loop.claimed_total

@@ -97,6 +97,9 @@ class SchedulerSettings:
     """An executor that ignores cancellation this long is abandoned (logged)."""
     notify_timeout_secs: float = field(default=30, metadata=within(0, HOUR, above=True))
     """A notifier call taking longer is abandoned (logged)."""
+    max_clock_skew_secs: float = field(default=5, metadata=within(0, HOUR, above=True))
+    """``serve`` claims no runs while this node's clock is further than this from the
+    database's (``/readyz`` answers 503); its decisions count from the database's clock."""
     quota_retry_secs: float = field(default=900, metadata=within(0, DAY, above=True))
     """How long a job is held after a quota or billing refusal (HTTP 402,
     ``insufficient_quota``) whose provider did not say when its quota is back."""

@@ -128,8 +128,14 @@ class DeliveryStore(Protocol):
 
 class CoordinationStore(Protocol):
     """What several gateway nodes sharing one store agree on: named leases (one holder at a
-    time) and node heartbeats. Lease times are the database clock's view of wall time, so
-    nodes on several machines need synchronized clocks (NTP), as for run leases."""
+    time) and node heartbeats. Lease times are the store clock's view of wall time: ``serve``
+    counts it from the database's (``dbclock.DatabaseClock``, synced from
+    :meth:`database_now_ms`), so nodes on several machines agree however their own clocks
+    drift."""
+
+    async def database_now_ms(self) -> int:
+        """The database server's clock in epoch ms (PostgreSQL ``clock_timestamp()``; SQLite:
+        this machine's clock, as SQLite reads it)."""
 
     async def acquire_lease(self, name: str, holder: str, lease_secs: float) -> Lease | None:
         """Take or renew the lease ``name`` for ``holder`` for ``lease_secs`` from now, and

@@ -15,6 +15,7 @@ from websockets.typing import Subprotocol
 
 from gateway.app import Gateway
 from starpod_cron import SchedulerSettings, StoreSettings
+from starpod_cron.clock import Clock
 from starpod_cron.config import (
     AgentConfig,
     ExecutorConfig,
@@ -50,8 +51,10 @@ def config(tmp_path: Path, **sections: Any) -> AgentConfig:
 
 
 @asynccontextmanager
-async def running_gateway(cfg: AgentConfig, db: str) -> AsyncIterator[Gateway]:
-    gateway = Gateway(cfg, db_url=db)
+async def running_gateway(
+    cfg: AgentConfig, db: str, clock: Clock | None = None
+) -> AsyncIterator[Gateway]:
+    gateway = Gateway(cfg, db_url=db, clock=clock)
     task = asyncio.create_task(gateway.run(), name="test-gateway")
     ready = asyncio.create_task(gateway.ready.wait())
     done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)

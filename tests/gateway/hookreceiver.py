@@ -45,11 +45,13 @@ class HookReceiver:
     """The verified requests answered 2xx."""
     unverified: int = 0
     port: int = 0
+    host: str = "127.0.0.1"
+    """Where it listens (the chaos harness: an address of its hub namespace)."""
     _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def ids(self) -> list[str]:
         return [r.webhook_id for r in self.accepted]
@@ -81,13 +83,13 @@ class HookReceiver:
     async def start(self) -> None:
         if not self.port:
             with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
+                probe.bind((self.host, 0))
                 self.port = probe.getsockname()[1]
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        await web.TCPSite(self._runner, self.host, self.port, reuse_address=True).start()
 
     async def stop(self) -> None:
         """Down: the port refuses connections (start() brings it back on the same port)."""

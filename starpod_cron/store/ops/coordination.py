@@ -23,6 +23,12 @@ from ..driver import Tx
 
 
 class CoordinationOps(StoreCore):
+    async def database_now_ms(self) -> int:
+        async def script(tx: Tx) -> int:
+            return int(await tx.value("database_now", {}))
+
+        return await self._read(script)
+
     async def acquire_lease(self, name: str, holder: str, lease_secs: float) -> Lease | None:
         check_lease(name, holder, lease_secs)
 

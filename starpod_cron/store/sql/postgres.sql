@@ -150,9 +150,17 @@ WITH due AS (
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
+-- A row SKIP LOCKED passed over (another node's transaction writing it: a renewal, a finish)
+-- is still an older undelivered one: nothing after it is taken now, or two nodes would send
+-- to one chat out of order (found by bench.chaos).
 UPDATE deliveries SET status = 'sending', lease_owner = :owner, lease_expires_at = :until,
        attempts = deliveries.attempts + 1
 FROM due WHERE deliveries.id = due.id
+  AND NOT EXISTS (
+        SELECT 1 FROM deliveries e
+        WHERE e.destination = deliveries.destination AND e.id < deliveries.id
+          AND e.status IN ('pending', 'sending')
+          AND e.id NOT IN (SELECT id FROM due))
 RETURNING {delivery_columns_qualified};
 
 -- name: renew_deliveries
@@ -238,3 +246,7 @@ GROUP BY scope, key, period, start_ms;
 
 -- name: owner_timezones
 SELECT user_id, timezone FROM user_prefs WHERE user_id = ANY(:owners::text[]);
+
+-- name: database_now
+-- the server's clock, not the transaction's start (the one clock every node agrees on)
+SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;

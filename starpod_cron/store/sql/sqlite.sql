@@ -187,3 +187,7 @@ GROUP BY scope, key, period, start_ms;
 
 -- name: owner_timezones
 SELECT user_id, timezone FROM user_prefs WHERE user_id IN (SELECT value FROM json_each(:owners));
+
+-- name: database_now
+-- the machine's clock as SQLite reads it (the same for every process of this machine)
+SELECT CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER);
