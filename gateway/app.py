@@ -84,6 +84,11 @@ def setup_logging(verbose: bool, kind: str = "text") -> None:
     logging.getLogger("starpod_cron.scheduler").setLevel(
         logging.INFO if verbose else logging.WARNING
     )
+    for noisy in ("httpx", "httpcore", "websockets", "telegram", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("starpod_cron.scheduler").setLevel(
+        logging.INFO if verbose else logging.WARNING
+    )
 
 
 class Gateway:

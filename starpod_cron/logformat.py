@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .logs import RedactingFormatter, redact
 
 FORMATS = ("text", "json")
+_json = False
 CONTEXT_KEYS = ("job", "run_id", "node", "delivery_id", "action")
 """Record attributes a JSON line carries when a log call set them (``extra=``, RunLog)."""
 
@@ -73,7 +74,9 @@ def setup_logging(kind: str, text_format: str, level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.captureWarnings(True)
+    global _json
+    _json = kind == "json"
+    logging.captureWarnings(_json)  # text: Python prints warnings itself, as ever
     if kind == "json":
         sys.excepthook = _excepthook
         threading.excepthook = _thread_excepthook
@@ -97,8 +100,7 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
 
 def is_json() -> bool:
     """Whether this process logs JSON (front ends then log messages instead of printing)."""
-    handlers = logging.getLogger().handlers
-    return bool(handlers) and not isinstance(handlers[0].formatter, RedactingFormatter)
+    return _json
 
 
 def early_format(flag: str | None, environ: Mapping[str, str]) -> str | None:
