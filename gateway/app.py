@@ -109,6 +109,7 @@ class Gateway:
         self.http_port: int | None = None
         self.node_id = new_owner()
         """This process in the store: its heartbeat, lease holder and outbox owner."""
+        logformat.set_node(self.node_id)
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._signals = 0

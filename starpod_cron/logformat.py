@@ -24,6 +24,15 @@ from .logs import RedactingFormatter, redact
 
 FORMATS = ("text", "json")
 _json = False
+_node: str | None = None
+
+
+def set_node(node_id: str) -> None:
+    """Every JSON line of this process names this node (a gateway's id in the store)."""
+    global _node
+    _node = node_id
+
+
 CONTEXT_KEYS = ("job", "run_id", "node", "delivery_id", "action")
 """Record attributes a JSON line carries when a log call set them (``extra=``, RunLog)."""
 
@@ -47,6 +56,8 @@ def _json_formatter() -> logging.Formatter:
             return redact(super().format(record))
 
         def process_log_record(self, log_record: dict[str, Any]) -> dict[str, Any]:
+            if log_record.get("node") is None and _node is not None:
+                log_record["node"] = _node
             for key in CONTEXT_KEYS:
                 if log_record.get(key) is None:
                     log_record.pop(key, None)
