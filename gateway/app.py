@@ -86,6 +86,11 @@ def setup_logging(verbose: bool, kind: str = "text") -> None:
     logging.getLogger("starpod_cron.scheduler").setLevel(
         logging.INFO if verbose else logging.WARNING
     )
+    for noisy in ("httpx", "httpcore", "websockets", "telegram", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("starpod_cron.scheduler").setLevel(
+        logging.INFO if verbose else logging.WARNING
+    )
 
 
 class Gateway:
@@ -111,6 +116,7 @@ class Gateway:
         self.http_port: int | None = None
         self.node_id = new_owner()
         """This process in the store: its heartbeat, lease holder and outbox owner."""
+        logformat.set_node(self.node_id)
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._signals = 0

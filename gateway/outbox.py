@@ -303,6 +303,7 @@ class Outbox:
                     delivery.run_id,
                     exc.retry_after,
                     error,
+                    extra=_about(delivery),
                 )
                 retry_at = now + timedelta(seconds=exc.retry_after)
                 return DeliveryOutcome(delivery.id, False, error, retry_at, False)
@@ -314,6 +315,7 @@ class Outbox:
                     delivery.run_id,
                     delivery.attempts,
                     error,
+                    extra=_about(delivery),
                 )
                 return DeliveryOutcome(delivery.id, False, error)
             delay = self._delay(delivery.attempts)
@@ -325,6 +327,7 @@ class Outbox:
                 delivery.attempts,
                 delay,
                 error,
+                extra=_about(delivery),
             )
             return DeliveryOutcome(delivery.id, False, error, now + timedelta(seconds=delay))
         self._answered.add(channel.name)
@@ -365,3 +368,8 @@ class Outbox:
             if serves(prefix, destination):
                 return channel
         return None
+
+
+def _about(delivery: Delivery) -> dict[str, object]:
+    """The fields a log line about one delivery carries (JSON logs: delivery_id, run_id, job)."""
+    return {"delivery_id": delivery.id, "run_id": delivery.run_id, "job": delivery.job_name}

@@ -29,6 +29,7 @@ from .logformat import LoggingConfig
 from .pricing import PricingConfig, parse_pricing
 from .schedules import Schedule
 from .settings import SchedulerSettings, StoreSettings
+from .telegramconfig import TelegramConfig as TelegramConfig  # re-exported: its old home
 
 S = TypeVar("S")
 
@@ -38,7 +39,6 @@ def _kinds(*kinds: str, rule: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"kinds": kinds, **(rule or {})}
 
 
-TELEGRAM_ID = 2**53  # Telegram user and chat ids fit in 52 bits and a sign
 MAX_DAYS = 36_600  # a hundred years
 
 
@@ -60,6 +60,7 @@ class MaintenanceConfig:
     ``maintenance-runs``, ``maintenance-sessions``, ``maintenance-deliveries``,
     ``maintenance-optimize``; each is also a CLI command with ``--dry-run``."""
 
+    # when the cleanups run
     cron: str = "15 3 * * *"
     # delete run history older than this many days
     runs_days: int = field(default=0, metadata=whole(0, MAX_DAYS))
@@ -87,30 +88,44 @@ class ExecutorConfig:
     """``[executor]``: what runs each prompt. Keys other than ``kind`` belong to one kind; a key
     of another kind is an error."""
 
+    # what runs prompts: echo (a demo), openai, command or python
     kind: str = "echo"
+    # openai: the OpenAI-compatible API (Ollama, vLLM, OpenAI...)
     base_url: str = field(default="http://127.0.0.1:11434/v1", metadata=_kinds("openai"))
+    # openai: the model of jobs without their own
     model: str = field(default="llama3.2", metadata=_kinds("openai"))
+    # openai: the variable holding the API key ("": a server that wants none)
     api_key_env: str = field(default="OPENAI_API_KEY", metadata=_kinds("openai"))
+    # openai: the system prompt of jobs without their own
     system_prompt: str = field(
         default="You are a scheduled agent run. Do the task and reply with the result.",
         metadata=_kinds("openai"),
     )
+    # openai: one request gives up after this long
     request_timeout_secs: float = field(
         default=600, metadata=_kinds("openai", rule=within(0, DAY, above=True))
     )
+    # openai: messages of a main-session conversation sent with each run
     max_history_messages: int = field(default=20, metadata=_kinds("openai", rule=whole(1, 10_000)))
+    # openai: sampling temperature (None: the server's)
     temperature: float | None = field(default=None, metadata=_kinds("openai", rule=within(0, 2)))
+    # openai: the most tokens an answer may have (None: the server's)
     max_tokens: int | None = field(
         default=None, metadata=_kinds("openai", rule=whole(1, 10_000_000))
     )
     allow_scheduling_from_runs: bool = field(default=False, metadata=_kinds("openai"))
     """Runs of jobs without their own ``tools`` may call every cron tool (compatibility)."""
+    # command: the program and its arguments (the prompt on stdin)
     argv: tuple[str, ...] = field(default=(), metadata=_kinds("command"))
+    # command: run argv through /bin/sh -c
     shell: bool = field(default=False, metadata=_kinds("command"))
+    # command: output kept of a run (more is cut)
     output_limit_bytes: int = field(
         default=1024 * 1024, metadata=_kinds("command", rule=whole(1, 2**30, note="1 GiB"))
     )
+    # command: SIGTERM, then SIGKILL after this long
     kill_grace_secs: float = field(default=2, metadata=_kinds("command", rule=within(0, HOUR)))
+    # python: the function to call, "module:function"
     target: str = field(default="", metadata=_kinds("python"))
 
     def __post_init__(self) -> None:
@@ -164,21 +179,29 @@ def check_token(token: str, where: str = "tokens") -> None:
 class GatewayConfig:
     """``[gateway]``: the WebSocket server, the delivery outbox and per-user limits."""
 
+    # the address both ports listen on
     host: str = field(default="127.0.0.1", metadata=identity(255))
+    # the standalone WebSocket port
     port: int = field(default=8765, metadata=whole(0, 65535, note="0: any free port"))
     # the standalone WebSocket port above; the same protocol is always at /ws on http_port
     standalone_ws: bool = True
     http: bool = True  # the dashboard, HTTP API, /healthz, /readyz and /metrics
+    # the dashboard, HTTP API, /ws, /healthz, /readyz and /metrics port
     http_port: int = field(default=8766, metadata=whole(0, 65535, note="0: any free port"))
+    # token -> {user_id, admin, budget_usd_per_month}
     tokens: dict[str, TokenConfig] = field(default_factory=dict)
     # JSON in the same shape as tokens
     tokens_env: str = field(default="STARPOD_GATEWAY_TOKENS", metadata=identity())
     share_agent_events: bool = False  # non-admin users also see agent-level jobs' events
+    # events queued per WebSocket client before it is dropped
     client_queue_size: int = field(default=1000, metadata=whole(1, 1_000_000))
+    # largest WebSocket message accepted
     max_frame_bytes: int = field(
         default=64 * 1024, metadata=whole(1024, 64 * 1024 * 1024, note="64 MiB")
     )
+    # a delivery failing this often is dead
     delivery_max_attempts: int = field(default=8, metadata=whole(1, 1000))
+    # waits between delivery attempts; the last repeats
     delivery_backoff_secs: tuple[float, ...] = field(
         default=(1, 5, 30, 120, 600), metadata=each(0, DAY)
     )
@@ -242,35 +265,6 @@ def gateway_tokens(
         check_token(token, f"${env} entry {n}")
     tokens.update(_coerce(data, dict[str, TokenConfig], f"${env}"))
     return tokens
-
-
-@dataclass(frozen=True, slots=True)
-class TelegramConfig:
-    """``[telegram]``: the chat bot (started when a token is found)."""
-
-    token_env: str = field(default="TELEGRAM_BOT_TOKEN", metadata=identity())
-    token: str = ""  # prefer token_env: a token in a file is easy to leak
-    allowed_user_ids: tuple[int, ...] = field(
-        default=(), metadata=each(1, TELEGRAM_ID, integer=True, min_items=0, max_items=10_000)
-    )
-    notify_chat_ids: tuple[int, ...] = field(
-        default=(),
-        metadata=each(-TELEGRAM_ID, TELEGRAM_ID, integer=True, min_items=0, max_items=1000),
-    )
-    base_url: str = "https://api.telegram.org/bot"
-    poll_timeout_secs: float = field(default=10, metadata=within(0, 300, above=True))
-    # longest wait between attempts while Telegram refuses us
-    retry_max_secs: float = field(default=300, metadata=within(0, DAY, above=True))
-    # one node polls; another takes over this long after it dies
-    leader_lease_secs: float = field(default=6, metadata=within(1, 300))
-    # Telegram's own limits: about one message a second per chat, 30 a second in all
-    chat_messages_per_sec: float = field(default=1, metadata=within(0, 1000, above=True))
-    messages_per_sec: float = field(default=30, metadata=within(0, 10_000, above=True))
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError("base_url: must start with http:// or https://")
 
 
 @dataclass(frozen=True, slots=True)

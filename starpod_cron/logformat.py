@@ -23,6 +23,16 @@ from .errors import ConfigError
 from .logs import RedactingFormatter, redact
 
 FORMATS = ("text", "json")
+_json = False
+_node: str | None = None
+
+
+def set_node(node_id: str) -> None:
+    """Every JSON line of this process names this node (a gateway's id in the store)."""
+    global _node
+    _node = node_id
+
+
 CONTEXT_KEYS = ("job", "run_id", "node", "delivery_id", "action")
 """Record attributes a JSON line carries when a log call set them (``extra=``, RunLog)."""
 
@@ -46,6 +56,8 @@ def _json_formatter() -> logging.Formatter:
             return redact(super().format(record))
 
         def process_log_record(self, log_record: dict[str, Any]) -> dict[str, Any]:
+            if log_record.get("node") is None and _node is not None:
+                log_record["node"] = _node
             for key in CONTEXT_KEYS:
                 if log_record.get(key) is None:
                     log_record.pop(key, None)
@@ -73,7 +85,9 @@ def setup_logging(kind: str, text_format: str, level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.captureWarnings(True)
+    global _json
+    _json = kind == "json"
+    logging.captureWarnings(_json)  # text: Python prints warnings itself, as ever
     if kind == "json":
         sys.excepthook = _excepthook
         threading.excepthook = _thread_excepthook
@@ -97,8 +111,7 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
 
 def is_json() -> bool:
     """Whether this process logs JSON (front ends then log messages instead of printing)."""
-    handlers = logging.getLogger().handlers
-    return bool(handlers) and not isinstance(handlers[0].formatter, RedactingFormatter)
+    return _json
 
 
 def early_format(flag: str | None, environ: Mapping[str, str]) -> str | None:

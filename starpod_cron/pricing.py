@@ -73,6 +73,7 @@ class PricingConfig:
     spell it) and the output tokens an estimate assumes for a job with no history."""
 
     models: Mapping[str, ModelPrice] = field(default_factory=dict)
+    # output tokens a cost estimate assumes for a job with no history
     default_output_tokens: int = field(default=DEFAULT_OUTPUT_TOKENS, metadata=whole(0, 10_000_000))
 
     def __post_init__(self) -> None:

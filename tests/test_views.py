@@ -76,6 +76,7 @@ RUN_KEYS = {
     "job_id",
     "job_name",
     "status",
+    "handed_back",
     "trigger",
     "attempt",
     "scheduled_for",

@@ -73,3 +73,4 @@ async def test_serve_with_json_logs_writes_only_json_lines_without_secrets(
     assert thread and "ValueError" in str(thread[0]["exc_info"])
     assert "[REDACTED]" in str(thread[0]["exc_info"])
     assert records[-1]["message"] == "stopped"
+    assert all(r["node"] == started[0]["node"] for r in records)  # the node of every line
