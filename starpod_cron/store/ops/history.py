@@ -31,12 +31,15 @@ class HistoryOps(StoreCore):
         job_id: str | None = None,
         status: RunStatus | None = None,
     ) -> list[CronRun]:
-        params = {
-            "limit": bounded(limit),
-            "job_id": job_id,
-            "status": None if status is None else RunStatus(status).value,
-        }
-        return await self._runs("list_recent_runs", params)
+        wanted = None if status is None else RunStatus(status).value
+        params = {"limit": bounded(limit), "job_id": job_id, "status": wanted}
+        if job_id is not None:  # through runs_job, not a walk over every job's runs
+            query = "list_runs" if wanted is None else "list_job_runs_with_status"
+        elif wanted == RunStatus.RUNNING.value:
+            query = "list_running_runs"  # through runs_leases
+        else:
+            query = "list_recent_runs"
+        return await self._runs(query, params)
 
     async def page_runs(self, where: RunFilter, limit: int = 50) -> RunPage:
         params = {

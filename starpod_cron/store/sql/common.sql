@@ -50,9 +50,15 @@ SELECT {run_columns} FROM runs WHERE id = :id;
 SELECT {run_columns} FROM runs WHERE job_id = :job_id ORDER BY seq DESC LIMIT :limit;
 
 -- name: list_recent_runs
+-- Every job's runs, newest first (walks the runs newest-first until the page is full); a job's
+-- own runs are read through runs_job (list_runs, list_job_runs_with_status) and the runs in
+-- flight through runs_leases (list_running_runs, per dialect), so neither walks every run.
 SELECT {run_columns} FROM runs
-WHERE (CAST(:job_id AS text) IS NULL OR job_id = :job_id)
-  AND (CAST(:status AS text) IS NULL OR status = :status)
+WHERE (CAST(:status AS text) IS NULL OR status = :status)
+ORDER BY seq DESC LIMIT :limit;
+
+-- name: list_job_runs_with_status
+SELECT {run_columns} FROM runs WHERE job_id = :job_id AND status = :status
 ORDER BY seq DESC LIMIT :limit;
 
 -- name: page_runs

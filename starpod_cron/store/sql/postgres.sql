@@ -65,6 +65,9 @@ INSERT INTO runs ({run_columns}) SELECT * FROM unnest(:rows)
 ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
 DO NOTHING;
 
+-- name: list_running_runs
+SELECT {run_columns} FROM runs WHERE status = 'running' ORDER BY seq DESC LIMIT :limit;
+
 -- name: runs_present
 SELECT id FROM runs WHERE id = ANY(:ids::text[]);
 

@@ -56,6 +56,11 @@ INSERT INTO runs ({run_columns}) VALUES ({run_values})
 ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
 DO NOTHING;
 
+-- name: list_running_runs
+-- Named: without statistics the planner walks every run newest-first for the few running.
+SELECT {run_columns} FROM runs INDEXED BY runs_leases WHERE status = 'running'
+ORDER BY seq DESC LIMIT :limit;
+
 -- name: runs_present
 SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(:ids));
 
