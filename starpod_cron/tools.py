@@ -326,7 +326,8 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "cron_runs",
-            "The recent runs of a job, newest first, with status, result or error.",
+            "The runs of a job, newest first, with status, result or error; a page at a time "
+            "(total counts every page; pass next as before for the page after).",
             _object(
                 {
                     "name": _NAME,

@@ -195,9 +195,16 @@ def _http_case(tool: str) -> st.SearchStrategy[tuple[str, str, Any]]:
             )
         )
     if tool == "cron_runs":
-        return st.tuples(name, short_text).map(
-            lambda t: ("GET", f"/api/jobs/{_path(t[0])}/runs?limit={_path(t[1])}", None)
+        return st.tuples(name, short_text, short_text, short_text).map(
+            lambda t: (
+                "GET",
+                f"/api/jobs/{_path(t[0])}/runs?limit={_path(t[1])}&status={_path(t[2])}"
+                f"&before={_path(t[3])}",
+                None,
+            )
         )
+    if tool == "cron_retry":
+        return short_text.map(lambda r: ("POST", f"/api/runs/{_path(r)}/retry", None))
     if tool == "cron_next":
         return st.tuples(short_text, short_text, short_text).map(
             lambda t: (

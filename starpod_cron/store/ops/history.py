@@ -49,14 +49,18 @@ class HistoryOps(StoreCore):
             "trigger": None if where.trigger is None else str(where.trigger),
         }
         # one job's runs through runs_job (job_id, seq); across jobs, the seq key backwards
-        which = "job_runs" if where.job_id is not None else "runs"
-        page = {**params, "before": bounded(where.before or MAX_ID, 0, MAX_ID)}
+        one_job = where.job_id is not None
+        listed, counted = (
+            ("page_job_runs", "count_job_runs") if one_job else ("page_runs", "count_runs")
+        )
+        before = MAX_ID if where.before is None else where.before
+        page = {**params, "before": bounded(before, 0, MAX_ID)}
         size = bounded(limit, 1)
         page["limit"] = size + 1  # one more: is there a next page?
 
         async def script(tx: Tx) -> RunPage:
-            rows = [tuple(r) for r in await tx.rows(f"page_{which}", page)]
-            total = int(await tx.value(f"count_{which}", params))
+            rows = [tuple(r) for r in await tx.rows(listed, page)]
+            total = int(await tx.value(counted, params))
             runs = [RunRecord.from_row(r[1:]).to_public() for r in rows[:size]]
             more = len(rows) > size
             return RunPage(runs, total, int(rows[size - 1][0]) if more else None)
