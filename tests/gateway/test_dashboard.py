@@ -246,7 +246,7 @@ async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_p
                 await expect(link).to_have_attribute("href", f"#/job/{ids['legacy']}")
                 await link.click()
                 await expect(page.get_by_role("heading", name="a/runs")).to_be_visible()
-                await expect(page.get_by_text("the old one")).to_be_visible()
+                await expect(page.locator("dl.card").get_by_text("the old one")).to_be_visible()
                 await expect(page.get_by_text("No runs yet.")).to_be_visible()
                 await page.get_by_role("button", name="Pause a/runs").click()
                 await expect(page.get_by_role("button", name="Resume a/runs")).to_be_visible()

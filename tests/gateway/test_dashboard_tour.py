@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.processes import Serve
+from tests.processes import serve
 
-from .dashboard_kit import PHONE_WIDTH, axe_violations, drawn_pixels, scroll_width, seed
-from .test_dashboard import CHROMIUM, SHOTS, dashboard
+from .dashboard_kit import CONFIG, PHONE_WIDTH, axe_violations, drawn_pixels, scroll_width, seed
+from .test_dashboard import CHROMIUM, SHOTS
 from .test_dashboard_live import ALICE, browser_page, count_events, log_in, until
-
-__all__ = ["dashboard"]  # the fixture, used by name
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,11 +33,25 @@ pytestmark = [
 ]
 
 
+@pytest.fixture
+async def base(tmp_path: Path) -> AsyncIterator[str]:
+    """A real `starpod-cron serve` (dashboard_kit.CONFIG); its HTTP address."""
+    (tmp_path / "agent.toml").write_text(CONFIG)
+    gateway = await serve(tmp_path, log=tmp_path / "serve.log")
+    text = await gateway.read_until(b"Dashboard and API on")
+    match = re.search(r"Dashboard and API on (http://[\d.]+:\d+)/", text)
+    assert match, text
+    try:
+        yield match.group(1)
+    finally:
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert await gateway.proc.wait() == 0
+
+
 @pytest.mark.timeout(420)
-async def test_the_dashboard_tour(dashboard: tuple[Serve, str]) -> None:
+async def test_the_dashboard_tour(base: str) -> None:
     from playwright.async_api import expect
 
-    _, base = dashboard
     async with httpx.AsyncClient(base_url=base, headers=ALICE, timeout=30) as api:
         ids = await seed(api)
         async with browser_page(viewport={"width": 1280, "height": 800}) as page:
@@ -76,10 +91,10 @@ async def test_the_dashboard_tour(dashboard: tuple[Serve, str]) -> None:
             assert (tour["timeout_secs"], tour["notify"]) == (5400, "on_failure")
 
             # the jobs page's search and filters, in place
-            await page.get_by_label("Search").fill("bulk")
+            await page.get_by_label("Search", exact=True).fill("bulk")
             await expect(page.locator("tr[data-job]:visible")).to_have_count(1)
             await expect(page.get_by_role("heading", name="Jobs (1 of 5)")).to_be_visible()
-            await page.get_by_label("Search").fill("")
+            await page.get_by_label("Search", exact=True).fill("")
             await page.get_by_label("State").select_option("failing")
             await expect(page.locator("tr[data-job]:visible")).to_have_text([re.compile("flaky")])
             await page.get_by_label("State").select_option("paused")
