@@ -115,7 +115,7 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await expect(page.get_by_text("up to 10m (next run includes it)")).to_be_visible()
             await expect(page.get_by_text("allow, up to 2 at once")).to_be_visible()
             # the view's other fields, as they are (a new declared field shows unedited)
-            card = page.locator("dl.card")
+            card = page.locator("#all-fields")
             await expect(card).to_contain_text("Misfire policyrun_once")
             await expect(card).to_contain_text("Delete after runno")
             async with httpx.AsyncClient(base_url=base) as api:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from starpod_cron.fields import option_fields
 from tests.processes import serve
 
 from .dashboard_kit import CONFIG, PHONE_WIDTH, axe_violations, drawn_pixels, scroll_width, seed
@@ -113,6 +114,9 @@ async def test_the_dashboard_tour(base: str) -> None:
             run_id = await opened.get_attribute("data-run")
             await page.get_by_text("Edit", exact=True).click()
             edit = page.locator("#edit-form")
+            for field in option_fields():  # every declared field, as in the add form
+                shown = 0 if field.name == "user_id" else 1  # admins only
+                await expect(edit.locator(f'[name="{field.name}"]')).to_have_count(shown)
             await expect(edit.locator('[name="timeout_secs"]')).to_have_value("2h")  # as the CLI
             prompt = edit.get_by_label("Prompt", exact=True)
             await prompt.fill("Say watched, half-ty")
