@@ -60,7 +60,7 @@ async def test_quickstart_cli_commands_run(tmp_path: Path) -> None:
 async def test_tools_example_runs(tmp_path: Path) -> None:
     (example,) = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "call_tool" in b]
     lines = await run_example(tmp_path, example)
-    assert lines[0] == "alice cron 0 9 * * 1-5" and lines[3] == "13 tools"
+    assert lines[0] == "alice cron 0 9 * * 1-5" and lines[3] == "14 tools"
     assert lines[2] == "cron 0 11 * * 1-5 (UTC) 11:00"  # a schedule in words, understood
     assert lines[1].startswith("no scheduler is running") and "fires only once" in lines[1]
 
