@@ -71,6 +71,7 @@ async function refresh() {
 }
 
 async function navigate() {
+  notice("");  // what an action on the last page said
   await route();
   const heading = page.querySelector("h2");  // for the keyboard: the new page's title
   if (heading) heading.focus({ preventScroll: true });
