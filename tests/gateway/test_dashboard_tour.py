@@ -230,6 +230,31 @@ async def test_the_dashboard_tour(base: str) -> None:
             assert await scroll_width(page) <= PHONE_WIDTH
 
 
+@pytest.mark.timeout(120)
+async def test_the_overview_shows_what_runs_now_and_its_elapsed_time_ticks(base: str) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=base, headers=ALICE, timeout=60) as api:
+        added = await api.post(
+            "/api/jobs", json={"name": "slow", "prompt": "sleep:40", "every": "1h"}
+        )
+        assert added.status_code == 200, added.text
+        running = asyncio.ensure_future(api.post("/api/jobs/slow/run"))
+        async with browser_page(viewport={"width": PHONE_WIDTH, "height": 740}) as page:
+            await log_in(page, base)
+            row = page.locator("table.running tr[data-run]")
+            await expect(row).to_contain_text("slow")
+            await expect(page.locator(".count-running strong")).to_have_text("1")
+            elapsed = row.locator(".elapsed")
+            await page.evaluate("window.ticking = document.querySelector('.elapsed')")
+            first = await elapsed.text_content()
+            await expect(elapsed).not_to_have_text(first or "")  # it ticks, in place
+            assert await page.evaluate("window.ticking === document.querySelector('.elapsed')")
+            assert re.fullmatch(r"\d+s|\d+m \d\ds", await elapsed.text_content() or ""), first
+            assert await scroll_width(page) <= PHONE_WIDTH
+        running.cancel()
+
+
 HOURLY = '[data-chart="overview-hours"]'
 
 
