@@ -35,7 +35,7 @@ function notice(text, bad) {
 
 // ----------------------------------------------------------------------------- router
 // Draw the page the address names; update: bring the page shown up to date in place. A draw
-// overtaken by a navigation is dropped.
+// overtaken by a navigation is dropped (and says so: false).
 let drawn = 0;
 async function route(update = false) {
   const mine = update ? drawn : ++drawn;
@@ -46,13 +46,17 @@ async function route(update = false) {
     else link.removeAttribute("aria-current");
   }
   if (name !== "jobs" && !update) pageState.understood = null;
-  if (name === "add" && update) return;  // the form is never redrawn under the pen
+  if (name === "add" && update) return false;  // the form is never redrawn under the pen
   try {
     const nodes = name === "job" ? await jobPage(arg, update) : await (PAGES[name] || overviewPage)();
-    if (mine !== drawn) return;
+    if (mine !== drawn) return false;
     paint(nodes, update);
     drawCharts(page);
-  } catch (error) { if (mine === drawn) fail(error); }
+    return true;
+  } catch (error) {
+    if (mine === drawn) fail(error);
+    return false;
+  }
 }
 
 // Updates asked for while one is drawn are folded into one more, so a burst of events costs
@@ -71,7 +75,8 @@ async function refresh() {
 }
 
 async function navigate() {
-  await route();
+  notice("");  // what an action on the last page said
+  if (!(await route())) return;  // overtaken: the page drawn last takes the focus, once
   const heading = page.querySelector("h2");  // for the keyboard: the new page's title
   if (heading) heading.focus({ preventScroll: true });
 }

@@ -26,7 +26,10 @@ function options(spec, width) {
   const grid = { stroke: color("--line"), width: 1 };
   const axis = { stroke: fg, grid, ticks: grid };
   const bars = spec.kind === "bars" ? uPlot.paths.bars({ size: [0.8, 40], gap: 1 }) : undefined;
+  // bars stand on their hour: half a step of room at each end, so none is cut off
+  const step = spec.x.length > 1 ? spec.x[1] - spec.x[0] : 3600;
   const scales = { x: { time: true } };
+  if (spec.kind === "bars") scales.x.range = (u, low, high) => [low - step / 2, high + step / 2];
   const axes = [axis, { ...axis, size: spec.yNames ? 110 : 50 }];
   if (spec.yNames) {
     scales.y = { range: [-0.5, spec.yNames.length - 0.5] };

@@ -16,6 +16,7 @@ const SHOWN_ABOVE = new Set(["name", "prompt", "schedule", "timezone", "enabled"
   "last_status", "last_error", "retry_count", "max_retries", "timeout_secs", "session_mode",
   "jitter_secs", "overlap", "max_instances", "running", "user_id", "id"]);
 
+// [the fields shown first, every other field of the job]
 function fieldsOf(job) {
   const fields = [
     ["Prompt", job.prompt], ["Schedule", `${job.schedule.in_words} (${job.schedule.text})`],
@@ -32,15 +33,21 @@ function fieldsOf(job) {
     ["Owner", job.user_id || "agent"], ["Id", job.id],
   ];
   // every other field of the job's view as it is, so a new declared field shows here too
+  const more = [];
   for (const [key, value] of Object.entries(job)) {
     if (SHOWN_ABOVE.has(key) || (value !== null && typeof value === "object" && !Array.isArray(value))) continue;
     const text = value === null ? "-" : value === true ? "yes" : value === false ? "no"
       : Array.isArray(value) ? value.join(", ") || "-"
         : key.endsWith("_secs") && typeof value === "number" ? durationText(value) : String(value);
     const time = typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:/.test(value);
-    fields.push([fieldLabel(key), time ? local(value, job.timezone) : text]);
+    more.push([fieldLabel(key), time ? local(value, job.timezone) : text]);
   }
-  return fields;
+  return [fields, more];
+}
+
+function fieldList(fields, attrs) {
+  return el("dl", attrs, fields.map(([k, v]) => [el("dt", { class: "muted", "data-key": `dt-${k}` }, k),
+    el("dd", { "data-key": `dd-${k}` }, v)]));
 }
 
 export async function jobPage(id, update) {
@@ -58,11 +65,13 @@ export async function jobPage(id, update) {
     editing = { id: job.id, form: el("details", { class: "edit", "data-key": "edit" },
       el("summary", {}, "Edit"), form) };
   }
+  const [fields, more] = fieldsOf(job);
   return show(
     el("h2", {}, job.name),
     actions(job),
-    el("dl", { class: "card" }, fieldsOf(job).map(([k, v]) => [el("dt", { class: "muted", "data-key": `dt-${k}` }, k),
-      el("dd", { "data-key": `dd-${k}` }, v)])),
+    fieldList(fields, { class: "card" }),
+    el("details", { class: "more", "data-key": "more" }, el("summary", {}, "All fields"),
+      fieldList(more, { class: "fields", id: "all-fields" })),
     editing.form,
     el("h3", {}, "Runs"),
     runs.length ? runsChart("job-runs", runs) : null,

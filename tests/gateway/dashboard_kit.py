@@ -5,12 +5,20 @@ data the tour and the screenshots (tests/gateway/screenshots.py) show."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+# the tour's and the screenshots' gateway: one port; history enough for 500 runs of one job
+CONFIG = (
+    "[cron]\nruns_keep_per_job = 1000\n"
+    '[executor]\nkind = "python"\ntarget = "tests.gateway.targets:run"\n'
+    "[gateway]\nmin_interval_secs = 0\nstandalone_ws = false\n"
+    '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
+)
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 PHONE_WIDTH = 375
 
@@ -84,6 +92,13 @@ async def seed(api: httpx.AsyncClient) -> dict[str, Any]:
     assert backfill.status_code == 200, backfill.text
     ids["bulk_runs"] = len(backfill.json()["occurrences"])
     assert ids["bulk_runs"] >= 500
+    for _ in range(600):  # the backfill's last runs finish
+        listed = (await api.get("/api/runs", params={"job": "bulk", "limit": 1})).json()
+        if listed["total"] == ids["bulk_runs"] and listed["runs"][0]["status"] != "running":
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"the backfill's runs did not finish: {listed}")
     for _ in range(3):  # results to open on the watched job's page
         assert (await api.post("/api/jobs/watched/run")).status_code == 200
     return ids

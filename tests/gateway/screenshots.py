@@ -18,13 +18,8 @@ import httpx
 
 from tests.processes import ROOT, serve
 
-from .dashboard_kit import PHONE_WIDTH, seed
+from .dashboard_kit import CONFIG, PHONE_WIDTH, seed
 
-CONFIG = (
-    '[executor]\nkind = "python"\ntarget = "tests.gateway.targets:run"\n'
-    "[gateway]\nmin_interval_secs = 0\nstandalone_ws = false\n"
-    '[gateway.tokens]\n"alice-token-0123456789" = { user_id = "alice" }\n'
-)
 TOKEN = "alice-token-0123456789"
 FLAGS = [
     "--headless",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from starpod_cron import JobContext, JobResult
@@ -10,6 +11,8 @@ from starpod_cron import JobContext, JobResult
 async def run(ctx: JobContext) -> JobResult:
     if ctx.prompt.startswith("long:"):
         return JobResult(session_id=ctx.run_id, summary="x" * 5000 + " end")
+    if ctx.prompt.startswith("sleep:"):  # "sleep:30": a run in flight for 30 s
+        await asyncio.sleep(float(ctx.prompt.removeprefix("sleep:").split()[0]))
     if ctx.prompt.startswith("fail"):
         raise RuntimeError("the model is down")
     if ctx.prompt.startswith("silent"):

@@ -115,7 +115,7 @@ async def test_log_in_add_run_live_pause_and_read_the_result(
             await expect(page.get_by_text("up to 10m (next run includes it)")).to_be_visible()
             await expect(page.get_by_text("allow, up to 2 at once")).to_be_visible()
             # the view's other fields, as they are (a new declared field shows unedited)
-            card = page.locator("dl.card")
+            card = page.locator("#all-fields")
             await expect(card).to_contain_text("Misfire policyrun_once")
             await expect(card).to_contain_text("Delete after runno")
             async with httpx.AsyncClient(base_url=base) as api:
@@ -246,7 +246,7 @@ async def test_every_job_is_linked_by_its_id(dashboard: tuple[Serve, str], tmp_p
                 await expect(link).to_have_attribute("href", f"#/job/{ids['legacy']}")
                 await link.click()
                 await expect(page.get_by_role("heading", name="a/runs")).to_be_visible()
-                await expect(page.get_by_text("the old one")).to_be_visible()
+                await expect(page.locator("dl.card").get_by_text("the old one")).to_be_visible()
                 await expect(page.get_by_text("No runs yet.")).to_be_visible()
                 await page.get_by_role("button", name="Pause a/runs").click()
                 await expect(page.get_by_role("button", name="Resume a/runs")).to_be_visible()

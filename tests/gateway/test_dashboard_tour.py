@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.processes import Serve
+from starpod_cron.fields import option_fields
+from tests.processes import serve
 
-from .dashboard_kit import PHONE_WIDTH, axe_violations, drawn_pixels, scroll_width, seed
-from .test_dashboard import CHROMIUM, SHOTS, dashboard
+from .dashboard_kit import CONFIG, PHONE_WIDTH, axe_violations, drawn_pixels, scroll_width, seed
+from .test_dashboard import CHROMIUM, SHOTS
 from .test_dashboard_live import ALICE, browser_page, count_events, log_in, until
-
-__all__ = ["dashboard"]  # the fixture, used by name
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,11 +34,25 @@ pytestmark = [
 ]
 
 
+@pytest.fixture
+async def base(tmp_path: Path) -> AsyncIterator[str]:
+    """A real `starpod-cron serve` (dashboard_kit.CONFIG); its HTTP address."""
+    (tmp_path / "agent.toml").write_text(CONFIG)
+    gateway = await serve(tmp_path, log=tmp_path / "serve.log")
+    text = await gateway.read_until(b"Dashboard and API on")
+    match = re.search(r"Dashboard and API on (http://[\d.]+:\d+)/", text)
+    assert match, text
+    try:
+        yield match.group(1)
+    finally:
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert await gateway.proc.wait() == 0
+
+
 @pytest.mark.timeout(420)
-async def test_the_dashboard_tour(dashboard: tuple[Serve, str]) -> None:
+async def test_the_dashboard_tour(base: str) -> None:
     from playwright.async_api import expect
 
-    _, base = dashboard
     async with httpx.AsyncClient(base_url=base, headers=ALICE, timeout=30) as api:
         ids = await seed(api)
         async with browser_page(viewport={"width": 1280, "height": 800}) as page:
@@ -76,10 +92,10 @@ async def test_the_dashboard_tour(dashboard: tuple[Serve, str]) -> None:
             assert (tour["timeout_secs"], tour["notify"]) == (5400, "on_failure")
 
             # the jobs page's search and filters, in place
-            await page.get_by_label("Search").fill("bulk")
+            await page.get_by_label("Search", exact=True).fill("bulk")
             await expect(page.locator("tr[data-job]:visible")).to_have_count(1)
             await expect(page.get_by_role("heading", name="Jobs (1 of 5)")).to_be_visible()
-            await page.get_by_label("Search").fill("")
+            await page.get_by_label("Search", exact=True).fill("")
             await page.get_by_label("State").select_option("failing")
             await expect(page.locator("tr[data-job]:visible")).to_have_text([re.compile("flaky")])
             await page.get_by_label("State").select_option("paused")
@@ -98,6 +114,9 @@ async def test_the_dashboard_tour(dashboard: tuple[Serve, str]) -> None:
             run_id = await opened.get_attribute("data-run")
             await page.get_by_text("Edit", exact=True).click()
             edit = page.locator("#edit-form")
+            for field in option_fields():  # every declared field, as in the add form
+                shown = 0 if field.name == "user_id" else 1  # admins only
+                await expect(edit.locator(f'[name="{field.name}"]')).to_have_count(shown)
             await expect(edit.locator('[name="timeout_secs"]')).to_have_value("2h")  # as the CLI
             prompt = edit.get_by_label("Prompt", exact=True)
             await prompt.fill("Say watched, half-ty")
@@ -209,6 +228,31 @@ async def test_the_dashboard_tour(dashboard: tuple[Serve, str]) -> None:
             await page.goto(f"{base}/login")
             assert await axe_violations(page) == [], "login"
             assert await scroll_width(page) <= PHONE_WIDTH
+
+
+@pytest.mark.timeout(120)
+async def test_the_overview_shows_what_runs_now_and_its_elapsed_time_ticks(base: str) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=base, headers=ALICE, timeout=60) as api:
+        added = await api.post(
+            "/api/jobs", json={"name": "slow", "prompt": "sleep:40", "every": "1h"}
+        )
+        assert added.status_code == 200, added.text
+        running = asyncio.ensure_future(api.post("/api/jobs/slow/run"))
+        async with browser_page(viewport={"width": PHONE_WIDTH, "height": 740}) as page:
+            await log_in(page, base)
+            row = page.locator("table.running tr[data-run]")
+            await expect(row).to_contain_text("slow")
+            await expect(page.locator(".count-running strong")).to_have_text("1")
+            elapsed = row.locator(".elapsed")
+            await page.evaluate("window.ticking = document.querySelector('.elapsed')")
+            first = await elapsed.text_content()
+            await expect(elapsed).not_to_have_text(first or "")  # it ticks, in place
+            assert await page.evaluate("window.ticking === document.querySelector('.elapsed')")
+            assert re.fullmatch(r"\d+s|\d+m \d\ds", await elapsed.text_content() or ""), first
+            assert await scroll_width(page) <= PHONE_WIDTH
+        running.cancel()
 
 
 HOURLY = '[data-chart="overview-hours"]'
