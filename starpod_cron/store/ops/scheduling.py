@@ -262,7 +262,10 @@ class SchedulerOps(HistoryOps):
             tx.changed(Topic.JOBS)
             return run.error
 
-        return await self._write(script)
+        why = await self._write(script)
+        if why is not None:
+            self._held.forget([run_id])
+        return why
 
     async def renew_leases(
         self, owner: str, lease_secs: float, run_ids: Collection[str] | None = None
@@ -281,7 +284,10 @@ class SchedulerOps(HistoryOps):
             }
             return {str(row[0]) for row in await tx.rows("renew_leases", params)}
 
-        return await self._write(script)
+        held = await self._write(script)
+        if run_ids is not None:
+            self._held.forget(set(run_ids) - held)  # lost: never completed through here
+        return held
 
     async def recover(self, *, held: Collection[str] = (), repair: bool = True) -> RecoveryReport:
         async def script(tx: Tx) -> tuple[RecoveryReport, list[Note]]:
