@@ -78,7 +78,9 @@ class ClaimLoop:
         n = self._runs.reserve(CLAIM_BATCH)
         if n == 0:
             return None
-        return ClaimRequest(self._owner, n, s.lease_secs, s.claim_ahead)
+        # only what is due now: fires ahead of their time are the loop's (every node's loop
+        # claims them as their time comes near, so nodes share them)
+        return ClaimRequest(self._owner, n, s.lease_secs)
 
     def claimed(self, request: ClaimRequest) -> None:
         """The completing transaction committed (or failed): admit its claims."""

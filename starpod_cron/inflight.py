@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import tracing
 from .backpressure import AdaptiveLimit
@@ -49,14 +49,31 @@ class Run:
     it did), whether its outcome was handed to the writer (``settled``) and recorded (``done``)."""
 
     claim: Claim
-    log: RunLog
     deadline_ms: int
     started: float
     task: asyncio.Task[object] | None = None
     phase: Phase = "waiting"
     reason: Reason | None = None
     settled: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: bool = False
+    _done: asyncio.Event | None = None
+    _log: RunLog | None = None
+
+    @property
+    def log(self) -> RunLog:
+        """The run's log lines (made at the first line: most runs write none at INFO)."""
+        if self._log is None:
+            self._log = run_log(log, self.claim.job_name, self.claim.run_id)
+        return self._log
+
+    @property
+    def done(self) -> asyncio.Event:
+        """Set once the run left the runs in flight (made only when someone waits for it)."""
+        if self._done is None:
+            self._done = asyncio.Event()
+            if self.finished:
+                self._done.set()
+        return self._done
 
 
 class RunsInFlight:
@@ -161,7 +178,7 @@ class RunsInFlight:
     def spawn(self, claim: Claim, gate: asyncio.Event | None, start_ms: int) -> Run:
         """Hold ``claim`` and start its task (after ``gate`` opens, if given)."""
         deadline = start_ms + round(claim.timeout_secs * 1000)
-        run = Run(claim, run_log(log, claim.job_name, claim.run_id), deadline, time.monotonic())
+        run = Run(claim, deadline, time.monotonic())
         tracing.run_claimed(claim)
         self._runs[claim.run_id] = run
         self._unsettled += 1
@@ -225,12 +242,13 @@ class RunsInFlight:
             await limit.acquire()
             if run.phase == "waiting":
                 run.started = time.monotonic()
-                run.log.info(
-                    "started (attempt %d, scheduled for %s)",
-                    ctx.attempt,
-                    ctx.scheduled_for,
-                    action="start",
-                )
+                if log.isEnabledFor(logging.INFO):
+                    run.log.info(
+                        "started (attempt %d, scheduled for %s)",
+                        ctx.attempt,
+                        ctx.scheduled_for,
+                        action="start",
+                    )
             try:
                 await self._take_turn(run)
             except BaseException:
@@ -402,7 +420,7 @@ class RunsInFlight:
                 "finished but no longer leased here (recovered elsewhere); result refused",
                 action="record",
             )
-        else:
+        elif log.isEnabledFor(logging.INFO):
             run.log.info(
                 "%s in %.3fs",
                 outcome.status.value,
@@ -414,7 +432,9 @@ class RunsInFlight:
     def _finish(self, run: Run) -> None:
         self._runs.pop(run.claim.run_id, None)
         tracing.run_ended(run.claim.run_id)
-        run.done.set()
+        run.finished = True
+        if run._done is not None:
+            run._done.set()
         self._on_finished()
 
     async def close(self, shutdown_timeout_secs: float) -> None:

@@ -82,6 +82,9 @@ NOTIFY_WORKERS = 64
 GROW_AFTER_SECS = 0.01
 """A queue of calls that did not shrink for this long gets one more worker."""
 
+YIELD_EVERY = 64
+"""A worker gives the event loop a turn after this many calls."""
+
 Call = tuple[Notifier, RunFinished]
 
 
@@ -151,6 +154,8 @@ class NotifierFeed:
             while queue:
                 notifier, event = queue.popleft()
                 self._taken += 1
+                if self._taken % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # quick calls never suspend: let the loop run
                 run = event.run
                 await deliver(
                     notifier,

@@ -20,6 +20,7 @@ from ..models import CronJob, CronRun
 from ..settings import StoreSettings
 from .contract import FinishedListener, Listener
 from .driver import Driver, Row, Script, Tx
+from .held import HeldRuns
 from .records import JobRecord, RunRecord
 from .types import DeliveryPlanner, RunFinished, Topic
 
@@ -48,6 +49,8 @@ class StoreCore:
         self._listeners: dict[Topic, list[Listener]] = {topic: [] for topic in Topic}
         self._finished_listeners: list[FinishedListener] = []
         self._watching = False
+        self._held = HeldRuns()
+        """The runs this object claimed, until completed (``ops/scheduling.py``)."""
 
     # ------------------------------------------------------------------ running scripts
     async def _write(self, script: Script[T]) -> T:

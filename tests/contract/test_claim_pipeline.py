@@ -99,3 +99,41 @@ async def test_claims_with_completions_and_plain_claims_never_share_an_occurrenc
         assert len(claimed) == 120 and len(set(claimed)) == 120  # each due job once, no more
     finally:
         await other.close()
+
+
+async def test_a_run_held_in_memory_is_still_judged_by_its_row(
+    store: CronStore, open_store: Opener, settings: StoreSettings, clock: ManualClock
+) -> None:
+    """The claiming store object keeps its runs in memory and reads back only status and
+    lease at completion: a run recovered elsewhere meanwhile is refused, a renewed one is
+    recorded, and another store object completing it reads the whole row."""
+    other = await open_store(settings, clock)
+    try:
+        for name in ("lost", "renewed", "elsewhere"):
+            await store.add_job(name, "p", Schedule.one_shot(START + timedelta(seconds=1)))
+        clock.advance(1)
+        claims = {c.job_name: c for c in await store.claim_due("me", 10, LEASE)}
+        clock.advance(LEASE / 2)
+        assert await store.renew_leases("me", LEASE, [claims["renewed"].run_id]) == {
+            claims["renewed"].run_id
+        }
+        clock.advance(LEASE / 2 + 1)  # "lost" and "elsewhere" expired; "renewed" did not
+        report = await other.recover()
+        assert set(report.interrupted_run_ids) == {
+            claims["lost"].run_id,
+            claims["elsewhere"].run_id,
+        }
+        answers = await store.complete_runs(
+            [done(claims["lost"].run_id), done(claims["renewed"].run_id)], owner="me"
+        )
+        assert answers == [False, True]
+        lost = await store.get_run(claims["lost"].run_id)
+        assert lost is not None and lost.status is RunStatus.INTERRUPTED
+        renewed = await store.get_run(claims["renewed"].run_id)
+        assert renewed is not None and renewed.status is RunStatus.SUCCESS
+        assert renewed.scheduled_for == START + timedelta(seconds=1)
+        assert renewed.started_at == START + timedelta(seconds=1)
+        assert renewed.result_summary == "ok" and renewed.job_name == "renewed"
+        assert await other.complete_runs([done(claims["elsewhere"].run_id)], owner=None) == [False]
+    finally:
+        await other.close()

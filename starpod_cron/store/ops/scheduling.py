@@ -46,8 +46,9 @@ from .jobs import lock_job, lock_jobs
 from .spend import add_spend, budget_check, owner_zones, tell_budgets
 
 _RUNTIME = (*JOB_RUNTIME_COLUMNS, "id")
-Claimed = tuple[list[Claim], list[Note], int | None]
-"""What a claiming script decides: the claims, their log lines, the next due time (ms)."""
+Claimed = tuple[list[Claim], list[Note], int | None, list[RunRecord]]
+"""What a claiming script decides: the claims, their log lines, the next due time (ms), and
+the runs it wrote."""
 _RESULT = (*RUN_RESULT_COLUMNS, "id")
 
 
@@ -145,6 +146,7 @@ class SchedulerOps(HistoryOps):
             return answers, events, await claiming(tx, claim.limit, claim.ahead_secs)
 
         answers, events, claimed = await self._write(script)
+        self._held.forget(c.run_id for c in completions)
         self._finished(events)
         if claim is not None and claimed is not None:
             claim.claimed = self._claimed(claimed)
@@ -162,7 +164,11 @@ class SchedulerOps(HistoryOps):
         if not completions:
             return [], []
         ids = sorted({c.run_id for c in completions})
-        runs = {r.id: r for r in map(RunRecord.from_row, await tx.rows("lock_runs", {"ids": ids}))}
+        if self._held.all_kept(ids):  # claimed here: only status and lease are read back
+            held = self._held.records(await tx.rows("lock_held_runs", {"ids": ids}))
+        else:
+            held = [RunRecord.from_row(r) for r in await tx.rows("lock_runs", {"ids": ids})]
+        runs = {r.id: r for r in held}
         jobs = await lock_jobs(tx, {r.job_id for r in runs.values()})
         now = self.clock.now_ms()
         batch = FinishBatch(runs, jobs, owner, now, self.settings, planner, tell)
@@ -220,14 +226,14 @@ class SchedulerOps(HistoryOps):
             await update_jobs(tx, batch.jobs)
             await insert_deliveries(tx, batch.deliveries)
             due = await tx.value("next_due_at")
-            return batch.claims, batch.notes, None if due is None else int(due)
+            return batch.claims, batch.notes, None if due is None else int(due), batch.runs
 
         return claiming
 
-    @staticmethod
-    def _claimed(claimed: Claimed) -> Claims:
-        """After the commit: the claims' log lines, and the answer."""
-        claims, notes, due = claimed
+    def _claimed(self, claimed: Claimed) -> Claims:
+        """After the commit: the runs held, the claims' log lines, and the answer."""
+        claims, notes, due, runs = claimed
+        self._held.keep(runs)
         write_notes(notes)
         return Claims(claims, due)
 
@@ -256,7 +262,10 @@ class SchedulerOps(HistoryOps):
             tx.changed(Topic.JOBS)
             return run.error
 
-        return await self._write(script)
+        why = await self._write(script)
+        if why is not None:
+            self._held.forget([run_id])
+        return why
 
     async def renew_leases(
         self, owner: str, lease_secs: float, run_ids: Collection[str] | None = None
@@ -275,7 +284,10 @@ class SchedulerOps(HistoryOps):
             }
             return {str(row[0]) for row in await tx.rows("renew_leases", params)}
 
-        return await self._write(script)
+        held = await self._write(script)
+        if run_ids is not None:
+            self._held.forget(set(run_ids) - held)  # lost: never completed through here
+        return held
 
     async def recover(self, *, held: Collection[str] = (), repair: bool = True) -> RecoveryReport:
         async def script(tx: Tx) -> tuple[RecoveryReport, list[Note]]:

@@ -71,6 +71,11 @@ SELECT {run_columns} FROM runs WHERE status = 'running' ORDER BY seq DESC LIMIT 
 -- name: runs_present
 SELECT id FROM runs WHERE id = ANY(:ids::text[]);
 
+-- name: lock_held_runs
+-- A completion of runs this store object claimed: only what may have changed since.
+SELECT id, status, lease_owner, lease_expires_at, lease_renewed_at FROM runs
+WHERE id = ANY(:ids::text[]) ORDER BY id FOR UPDATE;
+
 -- name: lock_runs
 SELECT {run_columns} FROM runs WHERE id = ANY(:ids::text[]) ORDER BY id FOR UPDATE;
 

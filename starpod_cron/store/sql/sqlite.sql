@@ -64,6 +64,11 @@ ORDER BY seq DESC LIMIT :limit;
 -- name: runs_present
 SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(:ids));
 
+-- name: lock_held_runs
+-- A completion of runs this store object claimed: only what may have changed since.
+SELECT id, status, lease_owner, lease_expires_at, lease_renewed_at FROM runs
+WHERE id IN (SELECT value FROM json_each(:ids));
+
 -- name: lock_runs
 SELECT {run_columns} FROM runs WHERE id IN (SELECT value FROM json_each(:ids));
 
