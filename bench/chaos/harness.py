@@ -170,6 +170,8 @@ class Chaos:
         self.kind_counts: Counter[str] = Counter()
         self._expected_down: set[int] = set()
         self.every_fire: list[str] = []
+        self.slow_restarts = 0
+        self._revivals: set[asyncio.Future[None]] = set()
 
     async def fault_start(self, fault: Fault) -> None:
         node = None if fault.node is None else self.nodes[fault.node]
@@ -212,14 +214,27 @@ class Chaos:
             self.proxies[i].delay = self.proxies[i].loss = 0.0
         elif fault.kind == "sigkill":
             assert node is not None
-            await node.start(self.standins.hook.secret)  # as Restart=always would
-            self._expected_down.discard(node.index)
+            await self.revive(node)
         elif fault.kind == "sigstop":
             assert node is not None
             node.signal(signal.SIGCONT)
         elif fault.kind == "clock-skew":
             assert node is not None
             node.set_skew(0)
+
+    async def revive(self, node: Node) -> None:
+        """Start a killed node again (as ``Restart=always``); one that takes longer than 90 s
+        (a starved machine) is counted and tried again in the background."""
+        try:
+            await node.start(self.standins.hook.secret)
+        except RuntimeError as exc:
+            self.slow_restarts += 1
+            log(f"node{node.index} did not start within 90 s, trying again: {str(exc)[-300:]}")
+            task = asyncio.ensure_future(self.revive(node))
+            self._revivals.add(task)
+            task.add_done_callback(self._revivals.discard)
+            return
+        self._expected_down.discard(node.index)
 
     async def run_fault(self, t0: float, fault: Fault) -> None:
         loop = asyncio.get_running_loop()
@@ -264,6 +279,7 @@ class Chaos:
         """Until every occurrence due by ``last`` has its final record, every one-shot ran
         and no message about them waits (or the timeout)."""
         deadline = time.monotonic() + wait_secs
+        done = waiting = -1
         while time.monotonic() < deadline:
             try:
                 conn = await asyncpg.connect(dsn, timeout=5)
@@ -277,7 +293,10 @@ class Chaos:
             except (OSError, asyncpg.PostgresError, TimeoutError):
                 pass
             await asyncio.sleep(1)
-        log("settle: timed out, checking what there is")
+        log(
+            f"settle: timed out ({done} of {expected} occurrences recorded, {waiting} "
+            "message(s) waiting): checking what there is"
+        )
 
     async def _running(self, store: CronStore) -> int:
         runs = await store.list_recent_runs(limit=500)
@@ -375,6 +394,7 @@ class Chaos:
         report.figures["faults"] = sum(self.kind_counts.values())
         report.figures["faults_by_kind"] = {k: self.kind_counts[k] for k in KINDS}
         report.figures["node_starts"] = sum(n.starts for n in self.nodes)
+        report.figures["slow_restarts"] = self.slow_restarts
         (self.work / "standins.json").write_text(
             json.dumps({"telegram": self.standins.telegram, "hooks": self.standins.hooks})
         )
@@ -419,6 +439,7 @@ def table(report: Report, args: argparse.Namespace) -> str:
             "longest_takeover_secs",
             "latest_start_secs",
             "node_starts",
+            "slow_restarts",
         )
     ]
     width = max(len(k) for k, _ in rows)

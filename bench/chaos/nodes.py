@@ -135,6 +135,7 @@ class Node:
                     f"node{self.index} exited at start: " + self.log.read_text()[-3000:]
                 )
             if asyncio.get_running_loop().time() > deadline:
+                await self.kill()  # not left running half-started
                 raise RuntimeError(
                     f"node{self.index} did not start: " + self.log.read_text()[-3000:]
                 )
