@@ -17,7 +17,6 @@ how far this host's clock is from the database server's.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -31,9 +30,10 @@ clock counts from now, since the database may have answered anywhere in that rou
 DRIFT_PPM = 100  # what the monotonic clock may drift: an anchor's uncertainty grows with age
 
 
-class DatabaseClock:
+class DatabaseClock(SystemClock):
     """A :class:`~starpod_cron.clock.Clock` counting from the database's time at the last
-    :meth:`sync` with the monotonic clock; before the first sync, ``local``'s time."""
+    :meth:`sync` with the monotonic clock; before the first sync, ``local``'s time. Waits
+    are the event loop's timers (monotonic), as :class:`SystemClock`'s."""
 
     def __init__(
         self,
@@ -56,19 +56,6 @@ class DatabaseClock:
             return self.local.now_ms()
         database_ms, at = self._anchor
         return database_ms + round((self._monotonic() - at) * 1000)
-
-    async def wait(self, event: asyncio.Event, deadline_ms: int) -> bool:
-        if event.is_set():
-            return True
-        delay = (deadline_ms - self.now_ms()) / 1000
-        if delay <= 0:
-            return False
-        try:
-            async with asyncio.timeout(delay):
-                await event.wait()
-        except TimeoutError:
-            return event.is_set()
-        return True
 
     async def sync(self, read: Callable[[], Awaitable[int]]) -> int:
         """Read the database's clock with ``read`` (``store.database_now_ms``) and count from

@@ -93,7 +93,7 @@ class Node:
             }
         return env
 
-    async def start(self, hook_secret: str, wait_secs: float = 90) -> None:
+    async def start(self, hook_secret: str, wait_secs: float = 120) -> None:
         """Start it and wait until it serves; a start that fails (the database out of reach:
         ``serve`` exits 1) is tried again a second later, as ``Restart=always`` would."""
         deadline = asyncio.get_running_loop().time() + wait_secs
@@ -135,6 +135,7 @@ class Node:
                     f"node{self.index} exited at start: " + self.log.read_text()[-3000:]
                 )
             if asyncio.get_running_loop().time() > deadline:
+                await self.kill()  # not left running half-started
                 raise RuntimeError(
                     f"node{self.index} did not start: " + self.log.read_text()[-3000:]
                 )
