@@ -3,6 +3,7 @@ the one way commands look jobs up by name or id."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,9 +22,19 @@ class Context:
     store: CronStore
     config: AgentConfig
     display_tz: str | None
+    as_json: bool = False
+    """``--json``: the command's answer is the JSON document (a table may skip its views)."""
 
     def tz(self, job_tz: str) -> str:
         return self.display_tz or job_tz
+
+    def column_zone(self, zones: Iterable[str]) -> str:
+        """The one zone of a table's time column: ``--tz``, else the zone all its jobs share,
+        else the store's default zone."""
+        if self.display_tz:
+            return self.display_tz
+        shared = set(zones)
+        return shared.pop() if len(shared) == 1 else self.store.settings.default_timezone
 
     def now(self) -> datetime:
         return from_ms(self.store.clock.now_ms())
