@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from functools import cache
 
 
@@ -36,7 +35,7 @@ def _machine() -> tuple[str, str, str]:
 def new_owner() -> str:
     """A fresh lease-holder id for this process."""
     host, boot, pidns = _machine()
-    return f"{host}/{boot or '-'}/{pidns or '-'}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{host}/{boot or '-'}/{pidns or '-'}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def is_dead(owner: str | None) -> bool:

@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..access import LOCAL_ADMIN
 from ..config import AgentConfig
 from ..errors import JobNotFound
 from ..models import CronJob
-from ..operations import JobOperations
-from ..preview import PreviewSettings
 from ..store import CronStore
 from ..timeutil import from_ms
+
+if TYPE_CHECKING:
+    from ..operations import JobOperations
 
 
 @dataclass
@@ -41,6 +43,9 @@ class Context:
 
     @property
     def ops(self) -> JobOperations:
+        from ..operations import JobOperations  # (loaded by the commands that use them)
+        from ..preview import PreviewSettings
+
         return JobOperations(
             self.store,
             preview=PreviewSettings.of(self.config),

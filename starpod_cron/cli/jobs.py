@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,6 @@ from ..models import CronJob
 from ..preview import PreviewSettings, preview_job
 from ..schedules import Schedule, format_duration_ms
 from ..store import planning
-from ..store.briefs import JobBrief
 from ..timeutil import check_zone, to_ms
 from ..usage import budget_words, ledger, spent_json, spent_words
 from ..views import (
@@ -35,56 +33,11 @@ from ..views import (
     schedule_human,
 )
 from .context import Context, find_jobs
+from .listing import enabled_text
 from .options import fields_from
-from .render import Output, at_time, iso, local, one_line, relative, tokens, when
+from .render import Output, iso, local, relative, tokens, when
 
 PREVIEW_CHARS = 500
-NO_JOBS = "No jobs. Add one: starpod-cron jobs add NAME PROMPT --every 30m"
-
-
-async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
-    """Every job (``--all``: those disabled by hand too); the table is written row by row
-    from the jobs (no JSON views made for it), its times in one zone named in the header."""
-    if c.as_json:  # the views every front end shows
-        jobs = await (c.store.list_jobs_for_user(args.user) if args.user else c.store.list_jobs())
-        jobs = [j for j in jobs if args.all or shown_by_default(j)]
-        views = [job_json(j, c.tz(j.timezone)) for j in jobs]
-        out = Output({"jobs": views, "total": len(jobs)}, "table", "Scheduled Jobs")
-        out.text = "" if jobs else NO_JOBS
-        return out
-    briefs = await c.store.list_job_briefs(args.user)
-    briefs = [j for j in briefs if args.all or shown_by_default(j)]
-    out = Output({"total": len(briefs)}, "table", "Scheduled Jobs")
-    if not briefs:
-        out.text = NO_JOBS
-        return out
-    tz = c.column_zone(j.timezone for j in briefs)
-    out.columns = ["NAME", "SCHEDULE", "IN WORDS", "ENABLED", f"NEXT RUN ({tz})", "LAST STATUS"]
-    out.rows = _job_rows(c, briefs, tz)
-    return out
-
-
-def shown_by_default(job: CronJob | JobBrief) -> bool:
-    """Whether ``jobs list`` shows the job without ``--all``: enabled, or disabled by itself
-    (a job that paused itself is shown, with why: someone should look)."""
-    return job.enabled or job.paused_reason is not None
-
-
-def _job_rows(c: Context, jobs: list[JobBrief], tz: str) -> Iterator[list[str]]:
-    now = c.now()
-    words: dict[tuple[Schedule, str], str] = {}  # many jobs share a schedule
-    for j in jobs:
-        key = (j.schedule, c.tz(j.timezone))
-        if (in_words := words.get(key)) is None:
-            in_words = words[key] = schedule_human(*key)
-        yield [
-            j.name if not j.description else f"{j.name} ({one_line(j.description, 40)})",
-            j.schedule.describe(),
-            in_words,
-            enabled_text(j),
-            at_time(j.next_fire_at, tz, now),
-            j.last_status.value if j.last_status else "-",
-        ]
 
 
 async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
@@ -170,13 +123,6 @@ CARD_FIELDS = frozenset(
 )  # fmt: skip
 """The user fields the card shows in words of its own; any other declared one shows as its
 view has it."""
-
-
-def enabled_text(job: CronJob | JobBrief) -> str:
-    """``yes``, ``no``, or ``no (why)`` for a job that disabled itself (``paused_reason``)."""
-    if job.enabled:
-        return "yes"
-    return f"no ({job.paused_reason})" if job.paused_reason else "no"
 
 
 def limit_rows(job: CronJob, tz: str) -> list[tuple[str, str]]:

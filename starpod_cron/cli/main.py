@@ -42,7 +42,7 @@ HANDLERS: dict[tuple[str, str], str] = {
     ("nodes", "list"): "overview:nodes_list",
     ("deliveries", "list"): "deliveries:deliveries_list",
     ("deliveries", "retry"): "deliveries:deliveries_retry",
-    ("jobs", "list"): "jobs:jobs_list",
+    ("jobs", "list"): "listing:jobs_list",
     ("jobs", "show"): "jobs:jobs_show",
     ("jobs", "add"): "jobs:jobs_add",
     ("jobs", "edit"): "jobs:jobs_edit",

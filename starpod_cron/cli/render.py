@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import textwrap
 from collections.abc import Iterable, Iterator
@@ -66,7 +65,13 @@ def terminal_width(out: TextIO) -> int | None:
     terminal (a pipe or a file takes lines of any length)."""
     if not out.isatty():
         return None
-    return max(20, shutil.get_terminal_size().columns)
+    given = os.environ.get("COLUMNS", "")
+    if given.isdigit() and int(given) > 0:
+        return max(20, int(given))
+    try:
+        return max(20, os.get_terminal_size(out.fileno()).columns)
+    except (OSError, ValueError):  # no size to be had (a stream without a descriptor)
+        return 80
 
 
 def emit(output: Output, *, as_json: bool, stream: TextIO | None = None) -> None:
