@@ -15,7 +15,7 @@ def autocomplete(parser: argparse.ArgumentParser) -> None:
     """Answer the shell's completion request and exit (argcomplete's protocol)."""
     import argcomplete
 
-    argcomplete.autocomplete(parser, always_complete_options="long")
+    argcomplete.autocomplete(parser, always_complete_options=False)  # options after "-"
 
 
 def shell_script(shell: str) -> str:
