@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 from .budget import SpendSettings
 from .clock import Clock
 from .config import AgentConfig, gateway_tokens
-from .operations import UserLimits
 from .routing import DeliveryRouter
 from .store import CronStore, StoreOpener
+
+if TYPE_CHECKING:
+    from .operations import UserLimits
 
 STORE_ENV = "STARPOD_DB"
 """An alias of ``$STARPOD_STORE_URL`` (see :mod:`starpod_cron.envconfig`)."""
@@ -73,6 +76,8 @@ def delivery_router(config: AgentConfig) -> DeliveryRouter:
 
 
 def user_limits(config: AgentConfig) -> UserLimits:
+    from .operations import UserLimits  # (the operations load only for commands using them)
+
     g = config.gateway
     return UserLimits(
         max_jobs_per_user=g.max_jobs_per_user,

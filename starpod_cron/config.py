@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -22,7 +21,6 @@ from typing import Any, TypeVar
 from .bounds import DAY, HOUR, YEAR, check_fields, check_kind_keys, each, identity, whole, within
 from .browserkeys import check_browser_keys
 from .budget import MAX_BUDGET_USD
-from .declared import from_config
 from .destinations import Destinations, check_declared, parse_destinations
 from .errors import ConfigError, InvalidSchedule
 from .logformat import LoggingConfig
@@ -324,6 +322,8 @@ def load_config(path: str | Path, *, overlay: Overlay | None = None) -> AgentCon
 def parse_config(
     text: str, *, source: str = "agent.toml", overlay: Overlay | None = None
 ) -> AgentConfig:
+    import tomllib  # only a command that reads a file pays for the parser
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -360,7 +360,10 @@ def parse_config(
     values.update(_cron(cron, store_keys, f"{source} [cron]"))
     # checked when the file is read (as the store checks a new job), so every command
     # refuses a bad [[jobs]] table, not only serve and jobs sync
-    from_config(values["jobs"], source, values["store_settings"])
+    if values["jobs"]:  # (declared.py, with the job fields, loads only for a file with jobs)
+        from .declared import from_config
+
+        from_config(values["jobs"], source, values["store_settings"])
     for name, cls in _SECTIONS.items():
         if name == "store":
             section = store

@@ -17,8 +17,11 @@ from .timeutil import from_ms
 SOURCE = "agent.toml [maintenance]"
 
 
-def maintenance_jobs(config: MaintenanceConfig, store: CronStore) -> list[DeclaredJob]:
-    """The maintenance jobs ``config`` turns on, acting on ``store``."""
+def maintenance_jobs(
+    config: MaintenanceConfig, store: CronStore, source: str = SOURCE
+) -> list[DeclaredJob]:
+    """The maintenance jobs ``config`` turns on, acting on ``store``, declared in ``source``
+    (the file read, as errors and managed jobs name it)."""
     days, hours = timedelta(days=1), timedelta(hours=1)
     prunes: list[tuple[str, int, timedelta, str, str, Prune]] = [
         ("runs", config.runs_days, days, "day(s)", "run(s)", store.prune_runs),
@@ -44,7 +47,7 @@ def maintenance_jobs(config: MaintenanceConfig, store: CronStore) -> list[Declar
         if amount:
             text = f"{what} older than {amount} {unit_name}"
             task = _pruning(store, prune, amount * unit, text)
-            declared.append(_job(name, f"delete {text}", task, config.cron))
+            declared.append(_job(name, f"delete {text}", task, config.cron, source))
     if config.optimize:
 
         async def optimize() -> str:
@@ -52,7 +55,13 @@ def maintenance_jobs(config: MaintenanceConfig, store: CronStore) -> list[Declar
             return "refreshed the query statistics"
 
         declared.append(
-            _job("optimize", "refresh the database's query statistics", optimize, config.cron)
+            _job(
+                "optimize",
+                "refresh the database's query statistics",
+                optimize,
+                config.cron,
+                source,
+            )
         )
     return declared
 
@@ -72,18 +81,20 @@ def _pruning(
     return task
 
 
-def _job(name: str, text: str, task: Callable[[], Awaitable[str]], cron: str) -> DeclaredJob:
+def _job(
+    name: str, text: str, task: Callable[[], Awaitable[str]], cron: str, source: str
+) -> DeclaredJob:
     async def run(ctx: JobContext) -> JobResult:
         return JobResult(session_id="", summary=await task())
 
     fields = JobFields(prompt=f"[maintenance] {text}", cron=cron, description=text, max_retries=1)
-    return DeclaredJob(f"maintenance-{name}", fields, SOURCE, run, None)
+    return DeclaredJob(f"maintenance-{name}", fields, source, run, None)
 
 
 def configured_jobs(config: AgentConfig, store: CronStore) -> JobRegistry:
     """Every job ``config`` declares: ``[[jobs]]``, ``job_modules``, entry points and the
     ``[maintenance]`` jobs."""
     registry = load(config.jobs, config.job_modules, source=config.source, base_dir=config.base_dir)
-    for job in maintenance_jobs(config.maintenance, store):
+    for job in maintenance_jobs(config.maintenance, store, f"{config.source} [maintenance]"):
         registry.add(job)
     return registry

@@ -20,7 +20,6 @@ import os
 import socket
 import tempfile
 import time
-import uuid
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -59,7 +58,7 @@ def _mark() -> str:
     pid = os.getpid()
     if pid in _held:
         return _held[pid][0]
-    mark = uuid.uuid4().hex[:16]
+    mark = os.urandom(8).hex()
     folder = marker_dir()
     try:
         folder.mkdir(mode=0o777, exist_ok=True)
@@ -95,7 +94,7 @@ def _sweep(folder: Path) -> None:
 def new_owner() -> str:
     """A fresh lease-holder id for this process."""
     host, boot, pidns = _machine()
-    return f"{host}/{boot or '-'}/{pidns or '-'}/{_mark()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{host}/{boot or '-'}/{pidns or '-'}/{_mark()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def is_dead(owner: str | None) -> bool:

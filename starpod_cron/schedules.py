@@ -22,7 +22,6 @@ from typing import ClassVar
 
 from cronsim import CronSim, CronSimError
 from cronsim.cronsim import FIELD_NAMES, RANGES
-from dateutil.parser import isoparse
 
 from .errors import InvalidSchedule
 from .timeutil import EPOCH, MAX_INSTANT, from_ms, resolve_local, to_ms, zone
@@ -283,7 +282,15 @@ class Cron(Schedule):
 
 @lru_cache(maxsize=65536)
 def _parse_iso(text: str) -> datetime:
-    dt = isoparse(text)
+    try:  # the form the store keeps (datetime.isoformat's), read without dateutil
+        dt = datetime.fromisoformat(text)
+        canonical = dt.isoformat() == text
+    except ValueError:
+        canonical = False
+    if not canonical:  # anything else ISO 8601 allows, as dateutil reads it
+        from dateutil.parser import isoparse
+
+        dt = isoparse(text)
     return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
 
 

@@ -10,7 +10,7 @@ from ..models import CronJob, CronRun, RunStatus
 from ..usage import run_cost_words
 from ..views import delivery_words, models_text, run_json
 from .context import Context, find_jobs
-from .render import Output, local, ms, one_line, relative, tokens
+from .render import Output, at_time, ms, one_line, relative, tokens
 
 
 async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
@@ -35,10 +35,11 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
         of = f" of {args.job}" if args.job else ""
         out.text = f"No {which}runs{of} recorded."
         return out
+    column_tz = c.column_zone(j.timezone for j in jobs.values())
     out.columns = [
         "JOB",
         "STATUS",
-        "RUN AT",
+        f"RUN AT ({column_tz})",
         "DURATION",
         "ATTEMPT",
         "TRIGGER",
@@ -51,7 +52,7 @@ async def jobs_history(c: Context, args: argparse.Namespace) -> Output:
         [
             r.job_name,
             status_words(r, now) + (f" ({words})" if (words := delivery_words(r)) else ""),
-            f"{local(r.started_at, tz(r))} ({relative(r.started_at, now)})",
+            at_time(r.started_at, column_tz, now),
             ms(r.duration_ms),
             str(r.attempt),
             r.trigger.value,

@@ -34,36 +34,11 @@ from ..views import (
     schedule_human,
 )
 from .context import Context, find_jobs
+from .listing import enabled_text
 from .options import fields_from
-from .render import Output, iso, local, one_line, relative, tokens, when
+from .render import Output, iso, local, relative, tokens, when
 
 PREVIEW_CHARS = 500
-NO_JOBS = "No jobs. Add one: starpod-cron jobs add NAME PROMPT --every 30m"
-
-
-async def jobs_list(c: Context, args: argparse.Namespace) -> Output:
-    jobs = await (c.store.list_jobs_for_user(args.user) if args.user else c.store.list_jobs())
-    if not args.all:  # a job that paused itself is shown, with why: someone should look
-        jobs = [j for j in jobs if j.enabled or j.paused_reason]
-    now = c.now()
-    views = [job_json(j, c.tz(j.timezone)) for j in jobs]
-    out = Output({"jobs": views, "total": len(jobs)}, "table", "Scheduled Jobs")
-    if not jobs:
-        out.text = NO_JOBS
-        return out
-    out.columns = ["NAME", "SCHEDULE", "IN WORDS", "ENABLED", "NEXT RUN", "LAST STATUS"]
-    out.rows = [
-        [
-            j.name if not j.description else f"{j.name} ({one_line(j.description, 40)})",
-            view["schedule"]["text"],
-            view["schedule"]["in_words"],
-            enabled_text(j),
-            when(j.next_fire_at, c.tz(j.timezone), now),
-            view["last_status"] or "-",
-        ]
-        for j, view in zip(jobs, views, strict=True)
-    ]
-    return out
 
 
 async def jobs_show(c: Context, args: argparse.Namespace) -> Output:
@@ -149,13 +124,6 @@ CARD_FIELDS = frozenset(
 )  # fmt: skip
 """The user fields the card shows in words of its own; any other declared one shows as its
 view has it."""
-
-
-def enabled_text(job: CronJob) -> str:
-    """``yes``, ``no``, or ``no (why)`` for a job that disabled itself (``paused_reason``)."""
-    if job.enabled:
-        return "yes"
-    return f"no ({job.paused_reason})" if job.paused_reason else "no"
 
 
 def limit_rows(job: CronJob, tz: str) -> list[tuple[str, str]]:

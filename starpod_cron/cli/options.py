@@ -7,27 +7,12 @@ come from there, so a new field is an option here without an edit. By hand: the 
 from __future__ import annotations
 
 import argparse
-import re
-from collections.abc import Callable
 from typing import Any
 
 from ..fields import JobField, job_field, option_fields
 from ..jobfields import JobFields, from_text
 from ..schedules import format_duration_ms
-
-WHOLE = re.compile(r"-?[0-9]{1,4000}")  # int() refuses longer digit strings
-
-
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not WHOLE.fullmatch(text):  # ASCII digits only: int() would take "١٢" and " 1_2"
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
-
-    return parse
+from .argtypes import bounded_int
 
 
 def schedule_options(p: argparse.ArgumentParser, *, required: bool) -> None:

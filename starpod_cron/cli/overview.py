@@ -12,8 +12,8 @@ from ..models import CronJob, NodeStatus, RunStats, RunStatus
 from ..usage import ledger, spent_json, spent_words
 from ..views import counts_words, fires_across, job_json, refusal_json, run_counts, run_json
 from .context import Context
-from .jobs import NO_JOBS
-from .render import Output, iso, local, ms, relative, tokens, when
+from .listing import NO_JOBS
+from .render import Output, at_time, iso, local, ms, relative, tokens, when
 
 
 async def nodes_list(c: Context, args: argparse.Namespace) -> Output:
@@ -160,9 +160,10 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
     if not jobs:
         out.text = NO_JOBS
         return out
+    column_tz = c.column_zone(job.timezone for job in jobs)
     out.columns = [
-        "JOB", "STATE", "RUNS", "ERRORS", "LAST DURATION", "TOKENS", "COST TODAY", "NEXT RUN",
-        "NOTES",
+        "JOB", "STATE", "RUNS", "ERRORS", "LAST DURATION", "TOKENS", "COST TODAY",
+        f"NEXT RUN ({column_tz})", "NOTES",
     ]  # fmt: skip
     out.rows = [
         [
@@ -173,7 +174,7 @@ async def status(c: Context, args: argparse.Namespace) -> Output:
             ms(stats_of["last_duration_ms"]),
             tokens(stats_of["prompt_tokens"] or None, stats_of["completion_tokens"] or None),
             short_usd(spent[job.id]["today"].cost_pusd),
-            when(job.next_fire_at, c.tz(job.timezone), now),
+            at_time(job.next_fire_at, column_tz, now),
             _notes(job, c.tz(job.timezone)),
         ]
         for row, job in zip(job_rows, jobs, strict=True)

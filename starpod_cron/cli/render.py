@@ -1,12 +1,22 @@
 """Rendering: the ``--json`` envelope, tables (rich on a terminal, plain text otherwise), and
-times in a job's zone with its offset (schedules in words come from :mod:`starpod_cron.views`)."""
+times in a job's zone with its offset (schedules in words come from :mod:`starpod_cron.views`).
+
+On a terminal, output fits its width (``COLUMNS``, else the terminal's): tables fold or cut
+their cells and lines wrap. Colour and bold only on a terminal, and never with ``NO_COLOR``
+set (https://no-color.org). A table's rows may be an iterator: they are written as they come
+(``jobs list`` of 100,000 jobs starts at once and holds no more than a sample in memory).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import textwrap
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain, islice
 from typing import Any, Literal, TextIO
 
 from ..timeutil import zone
@@ -16,6 +26,11 @@ __all__ = ["local"]  # kept here for the CLI's modules
 
 ArtifactType = Literal["table", "presentation_card", "text"]
 RICH_ROW_LIMIT = 500  # larger tables print plain: rich takes seconds for 10,000 rows
+SAMPLE_ROWS = 1000
+"""A streamed table's column widths come from its first rows (a later, longer cell is cut on
+a terminal, and only lengthens its own line in a pipe)."""
+MIN_COLUMN = 6
+"""The narrowest a column is cut to when a table must fit a terminal."""
 
 
 @dataclass
@@ -26,7 +41,7 @@ class Output:
     artifact_type: ArtifactType
     title: str
     columns: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
+    rows: Iterable[list[str]] = field(default_factory=list)
     fields: list[tuple[str, str]] = field(default_factory=list)
     text: str = ""
     header: str = ""
@@ -40,48 +55,137 @@ class Output:
         )
 
 
+def no_color() -> bool:
+    """``NO_COLOR`` set to anything but the empty string: no colour, no bold."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The width output must fit: ``COLUMNS`` or the terminal's, None when ``out`` is no
+    terminal (a pipe or a file takes lines of any length)."""
+    if not out.isatty():
+        return None
+    given = os.environ.get("COLUMNS", "")
+    if given.isdigit() and int(given) > 0:
+        return max(20, int(given))
+    try:
+        return max(20, os.get_terminal_size(out.fileno()).columns)
+    except (OSError, ValueError):  # no size to be had (a stream without a descriptor)
+        return 80
+
+
 def emit(output: Output, *, as_json: bool, stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     if as_json:
         out.write(output.envelope() + "\n")
         return
-    terminal = out.isatty()
+    width = terminal_width(out)
     if output.header:
-        out.write(output.header + "\n")
+        out.write(_wrapped(output.header, width) + "\n")
     if output.columns:
-        if terminal and len(output.rows) <= RICH_ROW_LIMIT:
-            _rich_table(output, out)
+        rows = iter(output.rows)
+        sample = list(islice(rows, SAMPLE_ROWS))
+        if width is not None and len(sample) <= RICH_ROW_LIMIT:
+            _rich_table(output.columns, sample, output.title, out, width)
         else:
-            out.write(plain_table(output.columns, output.rows))
+            write_table(out, output.columns, chain(sample, rows), sample, width)
     if output.fields:
-        width = max(len(k) for k, _ in output.fields)
+        key_width = max(len(k) for k, _ in output.fields)
+        lines = []
         for key, value in output.fields:
             first, *more = value.splitlines() or [""]
-            out.write(f"{key.ljust(width)}  {first}\n")
-            for line in more:
-                out.write(f"{' ' * width}  {line}\n")
+            lines.append(f"{key.ljust(key_width)}  {first}")
+            lines += [f"{' ' * key_width}  {line}" for line in more]
+        out.write(_wrapped("\n".join(lines), width, indent=key_width + 2) + "\n")
     if output.text:
-        out.write(output.text.rstrip("\n") + "\n")
+        out.write(_wrapped(output.text.rstrip("\n"), width) + "\n")
 
 
-def plain_table(columns: list[str], rows: list[list[str]]) -> str:
+def _wrapped(text: str, width: int | None, indent: int = 0) -> str:
+    """``text`` with each line longer than ``width`` wrapped (continued under ``indent``)."""
+    if width is None:
+        return text
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        lead = " " * min(indent or len(line) - len(line.lstrip(" ")), width // 2)
+        lines += textwrap.wrap(
+            line, width, subsequent_indent=lead, break_long_words=True, break_on_hyphens=False
+        ) or [""]
+    return "\n".join(lines)
+
+
+def plain_table(columns: list[str], rows: list[list[str]], width: int | None = None) -> str:
     """Columns aligned with spaces; no colour, no box characters (safe for pipes and grep)."""
-    cells = [columns, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines) + "\n"
+    lines: list[str] = []
+    _write_lines(lines.append, columns, iter(rows), rows, width)
+    return "".join(lines)
 
 
-def _rich_table(output: Output, out: TextIO) -> None:
+def write_table(
+    out: TextIO,
+    columns: list[str],
+    rows: Iterator[list[str]],
+    sample: list[list[str]],
+    width: int | None,
+) -> None:
+    """Write a plain table row by row; widths from ``columns`` and ``sample`` (its first rows),
+    cut to fit ``width`` when given."""
+    _write_lines(out.write, columns, rows, sample, width)
+
+
+def _write_lines(
+    write: Any, columns: list[str], rows: Iterator[list[str]], sample: list[list[str]],
+    width: int | None,
+) -> None:  # fmt: skip
+    widths = [max(len(r[i]) for r in [columns, *sample]) for i in range(len(columns))]
+    if width is not None:
+        widths = fit(widths, width)
+    last = len(columns) - 1
+    for row in chain([columns], rows):
+        cells = [
+            _cut(cell, w) if width is not None else cell.ljust(w) if i < last else cell
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        write("  ".join(cells).rstrip() + "\n")
+
+
+def fit(widths: list[int], width: int) -> list[int]:
+    """Column widths narrowed (the widest first, none below :data:`MIN_COLUMN`) so that a row
+    with two spaces between cells fits ``width``."""
+    fitted = list(widths)
+    excess = sum(fitted) + 2 * (len(fitted) - 1) - width
+    while excess > 0:
+        widest = max(range(len(fitted)), key=fitted.__getitem__)
+        if fitted[widest] <= MIN_COLUMN:
+            break
+        fitted[widest] -= 1
+        excess -= 1
+    return fitted
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell.ljust(width) if len(cell) <= width else cell[: max(width - 1, 0)] + "…"
+
+
+def _rich_table(
+    columns: list[str], rows: list[list[str]], title: str, out: TextIO, width: int
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=output.title, title_justify="left", header_style="bold")
-    for column in output.columns:
+    plain = no_color()
+    table = Table(title=title, title_justify="left", header_style="" if plain else "bold")
+    for column in columns:
         table.add_column(column, overflow="fold")
-    for row in output.rows:
+    for row in rows:
         table.add_row(*row)
-    Console(file=out, highlight=False).print(table)
+    console = Console(
+        file=out, highlight=False, width=width, color_system=None if plain else "auto"
+    )
+    console.print(table)
 
 
 # ---------------------------------------------------------------------------------- times
@@ -107,6 +211,14 @@ def relative(dt: datetime | None, now: datetime) -> str:
             break
     text = "".join(parts)
     return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def at_time(dt: datetime | None, tz_name: str, now: datetime) -> str:
+    """``2026-12-01 09:00:00 (in 3m)`` in ``tz_name``, without the offset: for a table's time
+    column, whose header names the zone (one zone per column)."""
+    if dt is None:
+        return "-"
+    return f"{dt.astimezone(zone(tz_name)):%Y-%m-%d %H:%M:%S} ({relative(dt, now)})"
 
 
 def when(dt: datetime | None, tz_name: str, now: datetime) -> str:

@@ -23,6 +23,7 @@ from ..models import (
     SessionMode,
 )
 from ..schedules import Schedule
+from .briefs import JobBrief
 from .types import (
     Claim,
     ClaimRequest,
@@ -122,6 +123,11 @@ class JobStore(Protocol):
 
     async def list_jobs_for_user(self, user_id: str) -> list[CronJob]:
         """The jobs owned by ``user_id``, ordered by name."""
+
+    async def list_job_briefs(self, user_id: str | None = None) -> list[JobBrief]:
+        """What a listing shows of every job (of ``user_id``'s when given), in the order of
+        :meth:`list_jobs` / :meth:`list_jobs_for_user`: a few columns, read many times faster
+        than whole jobs."""
 
     async def get_job(self, job_id: str) -> CronJob | None:
         """The job with this id, or None."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 
 from .batches import DELIVERY_INSERT_COLUMNS
+from .briefs import BRIEF_COLUMNS
 from .budgets import SPEND_COLUMNS
 from .records import (
     DELIVERY_COLUMNS,
@@ -36,6 +37,7 @@ _COLUMN_LISTS: dict[str, Sequence[str]] = {
     "job": JOB_COLUMNS,
     "job_state": JOB_STATE_COLUMNS,
     "job_runtime": JOB_RUNTIME_COLUMNS,
+    "job_brief": BRIEF_COLUMNS,
     "run": RUN_COLUMNS,
     "run_result": RUN_RESULT_COLUMNS,
     "delivery": DELIVERY_COLUMNS,

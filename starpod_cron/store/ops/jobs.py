@@ -18,6 +18,7 @@ from ..batches import (
     limited_owners,
     new_records,
 )
+from ..briefs import JobBrief, brief_of
 from ..core import StoreCore
 from ..driver import Row, Tx
 from ..records import JOB_COLUMNS, JOB_STATE_COLUMNS, JobRecord, RunRecord
@@ -137,6 +138,13 @@ class JobOps(StoreCore):
 
     async def list_jobs_for_user(self, user_id: str) -> list[CronJob]:
         return await self._jobs("list_jobs_for_user", {"user_id": user_id})
+
+    async def list_job_briefs(self, user_id: str | None = None) -> list[JobBrief]:
+        if user_id is None:
+            rows = await self._rows("list_job_briefs")
+        else:
+            rows = await self._rows("list_job_briefs_for_user", {"user_id": user_id})
+        return [brief_of(row) for row in rows]
 
     async def get_job(self, job_id: str) -> CronJob | None:
         jobs = await self._jobs("get_job", {"id": job_id})

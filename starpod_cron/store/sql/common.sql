@@ -20,6 +20,12 @@ SELECT {job_columns} FROM jobs ORDER BY name, user_id IS NOT NULL, user_id;
 -- name: list_jobs_for_user
 SELECT {job_columns} FROM jobs WHERE user_id = :user_id ORDER BY name;
 
+-- name: list_job_briefs
+SELECT {job_brief_columns} FROM jobs ORDER BY name, user_id IS NOT NULL, user_id;
+
+-- name: list_job_briefs_for_user
+SELECT {job_brief_columns} FROM jobs WHERE user_id = :user_id ORDER BY name;
+
 -- name: select_due
 SELECT {job_columns} FROM jobs WHERE due_at <= :until ORDER BY due_at LIMIT :limit;
 
