@@ -26,6 +26,7 @@ from starpod_cron.config import (
     parse_config,
 )
 from starpod_cron.operations import UserLimits
+from tests.docstext import documentation
 from tests.processes import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +149,7 @@ def test_values_the_tests_and_examples_use_still_load(text: str) -> None:
 
 def test_the_shipped_examples_still_load() -> None:
     load_config(ROOT / "agent.toml.example")
-    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```toml\n(.*?)```", documentation(), re.S)
     assert len(blocks) >= 5
     for block in blocks:
         parse_config(block, source="README.md")
@@ -314,8 +315,7 @@ async def test_serve_refuses_a_string_admin_in_the_environment(tmp_path: Path) -
 
 
 def test_the_readme_lists_the_bounds_of_every_key() -> None:
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("### Bounds of every setting", 1)[1].split("\n## ", 1)[0]
+    table = documentation().split("### Bounds of every setting", 1)[1].split("\n## ", 1)[0]
     renamed = {"default_timezone": "timezone"}
     for cls in SECTIONS:
         for key in rules(cls):

@@ -24,6 +24,7 @@ from starpod_cron.errors import (
 from starpod_cron.jobfields import JobFields
 from starpod_cron.operations import JobOperations
 from starpod_cron.routing import DeliveryRouter, serves
+from tests.docstext import documentation
 from tests.test_routing import job, run_of
 
 TOML = """
@@ -217,8 +218,7 @@ async def test_a_non_admin_may_use_only_what_an_admin_allowed_and_nothing_is_wri
 
 
 def test_the_readme_destinations_example_is_a_valid_config() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("### Destinations", 1)[1].split("\n## ", 1)[0]
+    section = documentation().split("### Destinations", 1)[1].split("\n## ", 1)[0]
     blocks = [b.split("```", 1)[0] for b in section.split("```toml\n")[1:]]
     for each in blocks[1:]:  # the subsections' examples (Slack, Discord, email) parse too
         assert parse_config(each).destinations.named

@@ -17,7 +17,7 @@ from starpod_cron import CronStore, JobSpec, Schedule
 from starpod_cron.devpg import DevPostgresError, LocalPostgres
 from starpod_cron.errors import StoreUnavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # initdb, starts and stops
 
 
 @pytest.fixture

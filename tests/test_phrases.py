@@ -21,9 +21,10 @@ from starpod_cron.phrases import interpret, translate
 from starpod_cron.schedules import Interval
 from starpod_cron.timeutil import from_ms, zone
 from starpod_cron.tools import call_tool
+from tests.docstext import documentation
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+README = documentation()  # README.md and docs/*.md
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # a Saturday; 13:00 in Rome
 ROME = "Europe/Rome"
 

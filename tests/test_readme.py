@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.docstext import documentation
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+README = documentation()  # README.md and docs/*.md
 
 
 async def run_example(tmp_path: Path, code: str) -> list[str]:

@@ -13,6 +13,7 @@ from tests.processes import run_cli
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(300)  # a server's initdb and start, and eight CLI processes
 async def test_start_url_stop_and_a_store_on_the_url(tmp_path: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="dev-pg-") as where:
         data = ["--data-dir", f"{where}/pg"]
