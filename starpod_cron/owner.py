@@ -22,10 +22,11 @@ import tempfile
 import time
 from functools import cache
 from pathlib import Path
-from typing import IO
 
 SWEEP_AFTER_SECS = 86400
-_held: dict[int, tuple[str, IO[bytes]]] = {}  # pid -> (mark, the locked marker file)
+_held: dict[int, tuple[str, int]] = {}  # pid -> (mark, the locked marker file's descriptor)
+# (a raw descriptor, not a file object: held until the process ends, it must not warn
+# "unclosed file" at exit, a raw line on stderr that JSON logs cannot hold)
 
 
 def _read(path: str) -> str:
@@ -65,16 +66,16 @@ def _mark() -> str:
         with contextlib.suppress(OSError):
             folder.chmod(0o1777)  # anyone may add a marker, only its owner remove it
         path = folder / mark
-        handle = open(path, "wb")  # noqa: SIM115 - held open (and locked) for the process
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # held (and locked)
     except OSError:
         return "-"  # no marker: this process's holders are never "provably dead"
     try:
         path.chmod(0o644)
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        handle.close()
+        os.close(fd)
         return "-"
-    _held[pid] = (mark, handle)
+    _held[pid] = (mark, fd)
     _sweep(folder)
     return mark
 
@@ -111,7 +112,7 @@ def is_dead(owner: str | None) -> bool:
     if len(parts) != 4 or not boot or parts[0] != host or parts[1] != boot:
         return False
     mark = parts[3]
-    if mark == "-" or not mark.isalnum() or mark == _held.get(os.getpid(), ("", None))[0]:
+    if mark == "-" or not mark.isalnum() or mark == _held.get(os.getpid(), ("", -1))[0]:
         return False
     path = marker_dir() / mark
     try:

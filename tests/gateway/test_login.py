@@ -140,7 +140,7 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
             await page.goto(a.base + "/login")
             await page.locator("#token").fill(token)
             await page.get_by_role("button", name="Log in").click()
-            await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
+            await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")
 
             (cookie,) = await context.cookies()  # the one cookie the log-in set
@@ -168,7 +168,7 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
             await page.goto(b.base + "/login")
             await page.evaluate(f"sessionStorage.setItem('starpod-csrf', '{secret}')")
             await page.goto(b.base + "/")
-            await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
+            await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")
             assert await http_user(b, session, secret) == "alice"
             assert await ws_jobs(b, session, secret) == 0
@@ -176,7 +176,7 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
             # a GET to /logout (a link, an <img> on some page) does not log out
             await page.goto(a.base + "/logout")
             await page.goto(a.base + "/")
-            await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
+            await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
             assert await http_user(a, session, secret) == "alice"
 
             # log out on node B (the dashboard's button: a POST): no node accepts it again
@@ -195,7 +195,7 @@ async def test_a_browser_session_is_a_random_id_every_node_knows_and_logout_ends
             # the session ends on every node, node B (not restarted) included
             await page.locator("#token").fill(token)
             await page.get_by_role("button", name="Log in").click()
-            await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
+            await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
             (cookie,) = [c for c in await context.cookies() if c["name"] == COOKIE]
             again = cookie["value"]
             secret = await page.evaluate("sessionStorage.getItem('starpod-csrf')")

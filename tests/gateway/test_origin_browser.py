@@ -155,6 +155,8 @@ async def test_the_login_cookie_opens_no_websocket_for_another_port_of_the_host(
             await page.goto(dashboard + "/login")
             await page.get_by_label("Gateway token").fill("alice-token-0123456789")
             await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+            await page.get_by_role("link", name="Jobs", exact=True).click()
             await expect(page.get_by_role("heading", name="Jobs (1)")).to_be_visible()
             await expect(page.locator("#live")).to_have_text("live")  # its own WebSocket: fine
 

@@ -117,8 +117,8 @@ from starpod_cron.cli.main import main
 
 announce = app.Gateway._announce
 
-def and_then_kill_http(self, *args):
-    announce(self, *args)
+async def and_then_kill_http(self, *args):
+    await announce(self, *args)
     def kill():
         for task in asyncio.all_tasks():
             if task.get_name() == "gateway:http:uvicorn":

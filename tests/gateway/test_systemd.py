@@ -4,6 +4,7 @@ sees READY=1 once the port answers, WATCHDOG=1 with WATCHDOG_USEC, STOPPING=1 on
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -74,6 +75,7 @@ async def test_ready_after_the_port_answers_watchdog_and_stopping(tmp_path: Path
 def test_without_notify_socket_nothing_is_sent_and_a_dead_socket_only_warns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)  # whatever level an earlier test left the root at
     assert not Notifier({}).enabled
     Notifier({}).send("READY=1")  # nothing to send to: no error
     assert Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1000000"}).watchdog_secs == 1

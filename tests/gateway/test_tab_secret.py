@@ -195,7 +195,7 @@ async def test_a_page_on_another_port_gets_nothing_usable(tmp_path: Path) -> Non
         await page.goto(dashboard + "/login")
         await page.locator("#token").fill("alice-token-0123456789")
         await page.get_by_role("button", name="Log in").click()
-        await expect(page.get_by_role("heading", name="Jobs (0)")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
         await expect(page.locator("#live")).to_have_text("live")
         assert await page.evaluate("sessionStorage.getItem('starpod-csrf')")
 

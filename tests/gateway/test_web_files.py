@@ -4,7 +4,6 @@ pages load no script or style from elsewhere (no CDN)."""
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import tomllib
 from pathlib import Path
@@ -19,7 +18,9 @@ def test_every_dashboard_file_is_package_data() -> None:
     ]["gateway"]
     files = [p.relative_to(WEB.parent).as_posix() for p in WEB.rglob("*") if p.is_file()]
     assert "web/vendor/uplot/uPlot.iife.min.js" in files and "web/vendor/uplot/LICENSE" in files
-    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, p) for p in patterns)]
+    # setuptools reads the patterns as recursive globs (``**`` is zero or more folders)
+    shipped = {m.relative_to(WEB.parent).as_posix() for p in patterns for m in WEB.parent.glob(p)}
+    missing = [f for f in files if f not in shipped]
     assert missing == [], f"not in the package data: {missing}"
 
 
