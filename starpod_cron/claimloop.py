@@ -169,7 +169,8 @@ class ClaimLoop:
 
     async def _clock_agrees(self, guard: DatabaseClock) -> bool:
         """Sync ``guard`` with the database; False while this node's clock is too far off."""
-        await guard.sync(self._store.database_now_ms)
+        if guard.sync_due():  # once a second, not a round trip on every pass
+            await guard.sync(self._store.database_now_ms)
         if guard.too_far != self.clock_refused:
             self.clock_refused = guard.too_far
             skew = (guard.skew_ms or 0) / 1000

@@ -27,6 +27,9 @@ GOOD_SAMPLE_MS = 100
 """A sync whose half round trip is within this is taken as is; a slower one (a pool waiting
 for a connection, a delayed link, a starved process) only if it is no worse than what the
 clock counts from now, since the database may have answered anywhere in that round trip."""
+SYNC_EVERY_SECS = 1.0
+"""How often the claim loop reads the database's clock: not on every pass (a burst makes many),
+since the monotonic clock carries the estimate between readings."""
 DRIFT_PPM = 100  # what the monotonic clock may drift: an anchor's uncertainty grows with age
 
 
@@ -50,6 +53,8 @@ class DatabaseClock(SystemClock):
         """This node's wall clock minus the database's, at the last sync (None: never)."""
         self.uncertainty_ms = 0
         """Half the round trip of the last sync: how far off the estimate may be."""
+        self.synced_at: float | None = None
+        """The monotonic time of the last sync (None: never)."""
 
     def now_ms(self) -> int:
         if self._anchor is None:
@@ -62,7 +67,7 @@ class DatabaseClock(SystemClock):
         it; returns the skew in ms. Raises what ``read`` raises (the store unavailable)."""
         sent = self._monotonic()
         database_ms = await read()
-        back = self._monotonic()
+        back = self.synced_at = self._monotonic()
         local_ms = self.local.now_ms()
         half_ms = round((back - sent) * 500)
         if self._anchor is None or half_ms <= max(GOOD_SAMPLE_MS, self.current_uncertainty_ms):
@@ -70,6 +75,10 @@ class DatabaseClock(SystemClock):
             self.uncertainty_ms = half_ms
         self.skew_ms = local_ms - self.now_ms()
         return self.skew_ms
+
+    def sync_due(self) -> bool:
+        """Whether :data:`SYNC_EVERY_SECS` have passed since the last sync (or none was made)."""
+        return self.synced_at is None or self._monotonic() - self.synced_at >= SYNC_EVERY_SECS
 
     @property
     def current_uncertainty_ms(self) -> int:
