@@ -37,3 +37,15 @@ def test_fires_in_a_window_and_who_may_have_sent_twice() -> None:
         f.node for f in faults if f.kind in ("sigkill", "sigstop") or f.kind.startswith("part")
     )
     assert all(bound[i] == node_faults[i] + restarts for i in range(3))
+
+
+def test_the_nodes_keep_every_run_the_checker_counts() -> None:
+    """The default history (200 runs per job) prunes a per-second job's runs after 200 s: a
+    10-minute schedule then counted 1,165 pruned occurrences as lost."""
+    from bench.chaos.harness import SETTLED, agent_toml
+    from starpod_cron.config import parse_config
+
+    config = parse_config(agent_toml(None, "postgresql://h/db", "http://b", "http://h"))  # type: ignore[arg-type]
+    assert config.store_settings.runs_keep_per_job >= 3600  # an hour of a per-second job
+    # settling waits for every job whose every fire must run (queue: the long jobs too)
+    assert "job_name" not in SETTLED
