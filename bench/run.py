@@ -139,7 +139,10 @@ def on_postgres(steady_secs: float) -> list[Step]:
 
 
 def run_driver(system: str, step: Step, aps4_dir: Path | None) -> dict[str, Any]:
-    env = dict(os.environ)
+    # bytecode cached, as in any installed copy (pip compiles on install): without it every
+    # driver compiles each module it imports from source, charged to its CPU and, for a module
+    # imported lazily, to the loop stall of the first run that needs it
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if system == APS4 and aps4_dir is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(aps4_dir), str(ROOT)])
     with tempfile.TemporaryDirectory(prefix="starpod-bench-") as tmp:
