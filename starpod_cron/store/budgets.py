@@ -71,49 +71,50 @@ def owner_zone(owner: str | None, zones: Mapping[str, str], settings: StoreSetti
     return (zones.get(owner) if owner else None) or settings.default_timezone
 
 
+_NOTHING_USED: Final = ModelUsage("", None, None)
+"""What a run that reported no usage and no tokens counts under (model "", a run, no cost)."""
+
+
 @dataclass
 class SpendBook:
-    """The spend rows one completing transaction adds, summed per row key."""
+    """The spend rows one completing transaction adds, summed per row key.
+
+    Runs are summed per (scope, key, zone, instant, model) as they are added and spread over
+    the periods (day, month, all time) of that instant in that zone only in :meth:`rows`: a
+    transaction finishes many runs of few scopes at one instant, so the period starts are
+    worked out once per scope, not per run and period."""
 
     settings: StoreSettings
     owner_zones: Mapping[str, str]
-    sums: dict[tuple[str, str, str, int, str], list[int]] = field(default_factory=dict)
-    _periods: dict[tuple[int, str], list[tuple[str, int]]] = field(default_factory=dict)
-    """The period starts of an instant in a zone, worked out once per transaction."""
-
-    def _starts(self, now: int, zone_name: str) -> list[tuple[str, int]]:
-        key = (now, zone_name)
-        starts = self._periods.get(key)
-        if starts is None:
-            starts = self._periods[key] = [
-                ("day", period_start(now, zone_name, "day")),
-                ("month", period_start(now, zone_name, "month")),
-                (ALL_TIME, 0),
-            ]
-        return starts
+    _sums: dict[tuple[str, str, str, int, str], list[int]] = field(default_factory=dict)
 
     def add(self, job: JobRecord | None, run: RunRecord, done: Completion, now: int) -> None:
         """Count ``run`` (ended by ``done`` at ``now``) and set its ``cost_pusd``."""
-        if done.status == RunStatus.INTERRUPTED and not usages_of(done):
+        usages = usages_of(done)
+        if done.status == RunStatus.INTERRUPTED and not usages:
             return  # handed back or cut off: no call we know of (its cost stays unknown)
         pricing = self.settings.spend.pricing
-        run.cost_pusd = run_cost(done, pricing)
-        # per model asked; a run with no model but tokens (a python executor reporting them)
-        # counts its tokens and an unknown cost under model "" (as the run itself says)
-        parts: list[tuple[ModelUsage | None, int | None]] = [
-            (u, pricing.cost((u,))) for u in usages_of(done)
-        ] or [(ModelUsage("", done.prompt_tokens, done.completion_tokens), run.cost_pusd)]
+        if not usages and not (done.prompt_tokens or done.completion_tokens):
+            run.cost_pusd = 0  # a command, the echo executor: a run, nothing spent
+            parts: list[tuple[ModelUsage, int | None]] = [(_NOTHING_USED, 0)]
+        else:
+            run.cost_pusd = run_cost(done, pricing)
+            # per model asked; a run with no model but tokens (a python executor reporting
+            # them) counts its tokens and an unknown cost under model "" (as the run says)
+            parts = [(u, pricing.cost((u,))) for u in usages] or [
+                (ModelUsage("", done.prompt_tokens, done.completion_tokens), run.cost_pusd)
+            ]
+        sums = self._sums
         for scope, key, zone_name in self._scopes(job, run):
-            for period, start in self._starts(now, zone_name):
-                for n, (usage, cost) in enumerate(parts):
-                    model = "" if usage is None else usage.model
-                    row = self.sums.setdefault((scope, key, period, start, model), [0] * 5)
-                    row[0] += 1 if n == 0 else 0
-                    if usage is not None:
-                        row[1] += usage.prompt_tokens or 0
-                        row[2] += usage.completion_tokens or 0
-                    row[3] += cost or 0
-                    row[4] += 1 if cost is None else 0
+            for n, (usage, cost) in enumerate(parts):
+                row = sums.get((scope, key, zone_name, now, usage.model))
+                if row is None:
+                    row = sums[(scope, key, zone_name, now, usage.model)] = [0] * 5
+                row[0] += 1 if n == 0 else 0
+                row[1] += usage.prompt_tokens or 0
+                row[2] += usage.completion_tokens or 0
+                row[3] += cost or 0
+                row[4] += 1 if cost is None else 0
 
     def _scopes(self, job: JobRecord | None, run: RunRecord) -> list[tuple[str, str, str]]:
         default = self.settings.default_timezone
@@ -126,7 +127,21 @@ class SpendBook:
 
     def rows(self) -> list[tuple[object, ...]]:
         """The rows to upsert, in key order (every writer locks them in the same order)."""
-        return [(*key, *sums) for key, sums in sorted(self.sums.items())]
+        starts: dict[tuple[int, str], tuple[tuple[str, int], ...]] = {}
+        totals: dict[tuple[str, str, str, int, str], list[int]] = {}
+        for (scope, key, zone_name, now, model), sums in self._sums.items():
+            periods = starts.get((now, zone_name))
+            if periods is None:
+                periods = starts[(now, zone_name)] = (
+                    ("day", period_start(now, zone_name, "day")),
+                    ("month", period_start(now, zone_name, "month")),
+                    (ALL_TIME, 0),
+                )
+            for period, start in periods:
+                total = totals.setdefault((scope, key, period, start, model), [0] * 5)
+                for i, value in enumerate(sums):
+                    total[i] += value
+        return [(*key, *sums) for key, sums in sorted(totals.items())]
 
 
 @dataclass(frozen=True, slots=True)
