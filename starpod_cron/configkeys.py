@@ -9,13 +9,8 @@ the generated reference (:mod:`starpod_cron.configdoc`).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
-import inspect
-import io
-import textwrap
-import tokenize
 import types
 import typing
 from dataclasses import dataclass
@@ -45,11 +40,22 @@ class Key:
     name: str
     hint: Any
     default: Any
-    doc: str
+    note: str
+    """The description given with the key (else :attr:`doc` reads it from ``owner``)."""
     rule: Any
     attr: str | None
     """The AgentConfig attribute holding the value's dataclass (None: AgentConfig itself)."""
     field: str
+    owner: type[Any] | None = None
+    """The settings dataclass declaring the key, whose source holds its description."""
+
+    @property
+    def doc(self) -> str:
+        """The key's description: the attribute docstring or comment of its field (read from
+        the source only when asked: the environment overlay of every command needs none)."""
+        if self.note or self.owner is None:
+            return self.note
+        return _docs(self.owner).get(self.field, "")
 
     @property
     def env(self) -> str:
@@ -68,8 +74,15 @@ class Key:
         return getattr(holder, self.field)
 
 
+@functools.cache
 def _docs(cls: type[Any]) -> dict[str, str]:
     """Each field's attribute docstring, else its comment (same line or the lines above)."""
+    import ast  # (the parsers load only for the commands that show descriptions)
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
     source = textwrap.dedent(inspect.getsource(cls))
     comments: dict[int, str] = {}
     alone: set[int] = set()  # lines that are only a comment
@@ -109,7 +122,6 @@ def _keys(
     renames: dict[str, str] | None = None,
 ) -> list[Key]:
     hints = typing.get_type_hints(cls)
-    docs = _docs(cls)
     out = []
     names = {v: k for k, v in (renames or {}).items()}
     for f in dataclasses.fields(cls):
@@ -127,10 +139,11 @@ def _keys(
                 names.get(f.name, f.name),
                 hints[f.name],
                 default,
-                docs.get(f.name, ""),
+                "",
                 f.metadata.get("rule"),
                 attr,
                 f.name,
+                cls,
             )
         )
     return out
