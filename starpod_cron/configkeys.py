@@ -55,7 +55,9 @@ class Key:
         the source only when asked: the environment overlay of every command needs none)."""
         if self.note or self.owner is None:
             return self.note
-        return _docs(self.owner).get(self.field, "")
+        if self.owner not in _DOCS:
+            _DOCS[self.owner] = _docs(self.owner)
+        return _DOCS[self.owner].get(self.field, "")
 
     @property
     def env(self) -> str:
@@ -74,7 +76,10 @@ class Key:
         return getattr(holder, self.field)
 
 
-@functools.cache
+_DOCS: dict[type[Any], dict[str, str]] = {}
+"""The descriptions of each settings class's fields, read once."""
+
+
 def _docs(cls: type[Any]) -> dict[str, str]:
     """Each field's attribute docstring, else its comment (same line or the lines above)."""
     import ast  # (the parsers load only for the commands that show descriptions)

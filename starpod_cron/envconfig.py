@@ -13,7 +13,6 @@ starts like a section's (``STARPOD_CRON_``) but names no key is an error, unless
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -81,6 +80,8 @@ def _pointed(data: Any) -> set[str]:
 def _value(key: Key, name: str, raw: str) -> Any:
     if key.hint is str:
         return raw
+    import tomllib  # (only a variable set to a TOML value pays for the parser)
+
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

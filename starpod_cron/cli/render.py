@@ -19,8 +19,8 @@ from datetime import datetime
 from itertools import chain, islice
 from typing import Any, Literal, TextIO
 
+from ..scheduletext import local
 from ..timeutil import zone
-from ..views import local
 
 __all__ = ["local"]  # kept here for the CLI's modules
 

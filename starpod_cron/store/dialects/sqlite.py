@@ -33,7 +33,7 @@ from ...errors import (
 from ...settings import StoreSettings
 from ..driver import Background, Params, Row, Script
 from ..sqlfile import load_migrations, load_queries, parameters
-from ..types import Topic
+from ..topics import Topic
 
 log = logging.getLogger("starpod_cron.store")
 T = TypeVar("T")
