@@ -71,12 +71,15 @@ def handler(key: tuple[str, str]) -> Handler:
 
 
 async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
+    key = (args.group, args.command)
+    if key == ("jobs", "list") and not args.json:  # the driver only, read row by row
+        from .listing import jobs_table
+
+        return await jobs_table(config, args)
     from ..bootstrap import open_store, store_url
     from ..errors import DatabaseMissing, JobNotFound
     from .context import Context
-    from .render import Output
 
-    key = (args.group, args.command)
     if key == ("jobs", "next") or (key == ("jobs", "add") and args.dry_run):
         from ..clock import SystemClock
         from ..timeutil import from_ms
@@ -91,9 +94,9 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
     except DatabaseMissing as exc:
         if key != ("jobs", "list"):
             raise
-        empty = Output({"jobs": [], "total": 0}, "table", "Scheduled Jobs")
-        empty.text = f"No jobs ({exc}). Add one: starpod-cron jobs add NAME PROMPT --every 30m"
-        return empty
+        from .listing import no_database
+
+        return no_database(exc)
     async with opened as store:
         try:
             return await handler(key)(Context(store, config, args.display_tz, args.json), args)

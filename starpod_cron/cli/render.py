@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, islice
@@ -30,6 +30,8 @@ SAMPLE_ROWS = 1000
 """A streamed table's column widths come from its first rows (a later, longer cell is cut on
 a terminal, and only lengthens its own line in a pipe)."""
 MIN_COLUMN = 6
+BATCH_LINES = 1000
+"""A streamed table is written this many lines at a time."""
 """The narrowest a column is cut to when a table must fit a terminal."""
 
 
@@ -141,15 +143,22 @@ def _write_lines(
     width: int | None,
 ) -> None:  # fmt: skip
     widths = [max(len(r[i]) for r in [columns, *sample]) for i in range(len(columns))]
-    if width is not None:
+    if width is None:  # each cell padded to its column's width, the last one as it is
+        pads = [f"{{:<{w}}}" if w else "{}" for w in widths[:-1]]
+        line: Callable[..., str] = "  ".join([*pads, "{}"]).format
+    else:
         widths = fit(widths, width)
-    last = len(columns) - 1
+        line = lambda *cells: "  ".join(map(_cut, cells, widths))  # noqa: E731
+    lines: list[str] = []
     for row in chain([columns], rows):
-        cells = [
-            _cut(cell, w) if width is not None else cell.ljust(w) if i < last else cell
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        write("  ".join(cells).rstrip() + "\n")
+        if len(row) != len(columns):
+            raise ValueError(f"a row of {len(row)} cells in a table of {len(columns)} columns")
+        lines.append(line(*row).rstrip())
+        if len(lines) == BATCH_LINES:
+            write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        write("\n".join(lines) + "\n")
 
 
 def fit(widths: list[int], width: int) -> list[int]:

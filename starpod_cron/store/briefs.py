@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from ..models import RunStatus
+from ..runstatus import RunStatus
 from ..schedules import Schedule
 from ..timeutil import opt_from_ms
-from .driver import Row
+from .driver import Driver, Row, Tx
 
 BRIEF_COLUMNS = (
     "id", "name", "description", "schedule_kind", "schedule_expr", "schedule_anchor_ms",
@@ -34,6 +34,19 @@ class JobBrief(NamedTuple):
     next_fire_at: datetime | None
     last_status: RunStatus | None
     user_id: str | None
+
+
+async def brief_rows(driver: Driver, user_id: str | None = None) -> list[Row]:
+    """The rows of :data:`BRIEF_COLUMNS` of every job (``user_id``: of that owner's), in name
+    order: ``CronStore.list_job_briefs`` reads them, and so does a listing that opened only a
+    driver (``jobs list``)."""
+
+    async def script(tx: Tx) -> list[Row]:
+        if user_id is None:
+            return await tx.rows("list_job_briefs")
+        return await tx.rows("list_job_briefs_for_user", {"user_id": user_id})
+
+    return await driver.read(script)
 
 
 def brief_of(row: Row) -> JobBrief:

@@ -81,6 +81,29 @@ def test_jobs_list_loads_no_scheduler_gateway_postgres_telegram_or_dateutil(
         assert "starpod_cron.store" in modules  # it did read the store
 
 
+TABLE_NEEDS_NONE_OF = ("starpod_cron.models", "starpod_cron.store.store", "starpod_cron.routing")
+"""The table of ``jobs list`` opens only the store's driver: no store object, no delivery
+routing, no job model (the light path that makes it start fast)."""
+
+
+def test_the_jobs_table_opens_only_the_driver_with_or_without_a_database(
+    cli: CLI, db: str, tmp_path: Path
+) -> None:
+    assert loaded_table(tmp_path, db) == []  # no database file
+    assert cli("jobs", "add", "a", "p", "--every", "1h").code == 0
+    assert cli("jobs", "remove", "a", "--yes").code == 0
+    assert loaded_table(tmp_path, db) == []  # an existing database without jobs
+    assert cli("jobs", "add", "b", "p", "--cron", "0 9 * * *").code == 0
+    assert loaded_table(tmp_path, db) == []
+
+
+def loaded_table(tmp_path: Path, db: str) -> list[str]:
+    modules = loaded(tmp_path, "--db", db, "jobs", "list")
+    assert "starpod_cron.store.dialects.sqlite" in modules or not Path(db).exists()
+    heavy = [m for m in modules if m in TABLE_NEEDS_NONE_OF]
+    return forbidden(modules) + heavy
+
+
 def test_the_measure_sees_a_forbidden_module(cli: CLI, db: str, tmp_path: Path) -> None:
     """``jobs run`` builds a scheduler: the same report names it (the test above can fail)."""
     assert cli("jobs", "add", "a", "p", "--every", "1h").code == 0
