@@ -322,12 +322,14 @@ def load_config(path: str | Path, *, overlay: Overlay | None = None) -> AgentCon
 def parse_config(
     text: str, *, source: str = "agent.toml", overlay: Overlay | None = None
 ) -> AgentConfig:
-    import tomllib  # only a command that reads a file pays for the parser
+    data: dict[str, Any] = {}
+    if text.strip():  # only a command that reads a file pays for the parser
+        import tomllib
 
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
     if overlay is not None:
         overlay(data)
     known = ["cron", "pricing", "destinations", *_SECTIONS]
