@@ -2,10 +2,10 @@
 job briefs (a few columns of each row: no job, brief or JSON view made per row), or with
 ``--json`` the views every front end shows.
 
-The table is the command people run most, and it starts fast: it opens only the store's
-driver (the rows it reads need no store object, no delivery routing, no job model), and a
-row's cells are made from its columns, with each schedule, schedule in words and time of day
-made once however many jobs share it."""
+The table is the command people run most, and it starts fast: it reads the rows through
+the store's dialect alone (no store object, no delivery routing, no job model, and on SQLite
+no event loop), and a row's cells are made from its columns, with each schedule, schedule
+in words and time of day made once however many jobs share it."""
 
 from __future__ import annotations
 
@@ -51,25 +51,22 @@ def no_database(exc: DatabaseMissing) -> Output:
     return empty
 
 
-async def jobs_table(config: AgentConfig, args: argparse.Namespace) -> Output:
+def jobs_table(config: AgentConfig, args: argparse.Namespace) -> Output:
     """The table of every job (``--all``: those disabled by hand too), its times in one zone
     named in the header: ``--tz``, else the zone all its jobs share, else ``[cron]
-    timezone``."""
+    timezone``. Its rows are read without a store object (and on SQLite without an event
+    loop)."""
     from ..bootstrap import store_url
     from ..clock import SystemClock
-    from ..store.briefs import brief_rows  # (its driver loads with it)
-    from ..store.opener import connect_driver
+    from ..store.briefs import brief_script
+    from ..store.opener import read_once
 
     settings = config.store_settings
     check_zone(settings.default_timezone)
     try:
-        driver = await connect_driver(store_url(config, args.db), settings, create=False)
+        rows = read_once(store_url(config, args.db), settings, brief_script(args.user))
     except DatabaseMissing as exc:
         return no_database(exc)
-    try:
-        rows = await brief_rows(driver, args.user)
-    finally:
-        await driver.close()
     if not args.all:
         rows = [r for r in rows if r[ENABLED] or r[PAUSED] is not None]  # shown_by_default
     out = Output({"total": len(rows)}, "table", "Scheduled Jobs")

@@ -72,10 +72,6 @@ def handler(key: tuple[str, str]) -> Handler:
 
 async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
     key = (args.group, args.command)
-    if key == ("jobs", "list") and not args.json:  # the driver only, read row by row
-        from .listing import jobs_table
-
-        return await jobs_table(config, args)
     from ..bootstrap import open_store, store_url
     from ..errors import DatabaseMissing, JobNotFound
     from .context import Context
@@ -198,7 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, run: Callable[..., int] | None) -> int:
     from ..errors import StarpodCronError
     from ..logformat import say
-    from ..runner import run as run_async
     from ..timeutil import check_zone
     from .configured import command_config
     from .render import emit
@@ -212,7 +207,14 @@ def _run(args: argparse.Namespace, run: Callable[..., int] | None) -> int:
         if run is not None:
             code: int = run(args, config)
             return code
-        output = run_async(_dispatch(args, config))
+        if (args.group, args.command) == ("jobs", "list") and not args.json:
+            from .listing import jobs_table  # rows read without a store (nor, on SQLite, asyncio)
+
+            output = jobs_table(config, args)
+        else:
+            from ..runner import run as run_async
+
+            output = run_async(_dispatch(args, config))
     except StarpodCronError as exc:
         _say_error(str(exc))
         return 2

@@ -5,12 +5,14 @@ a fraction of the time)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..runstatus import RunStatus
 from ..schedules import Schedule
 from ..timeutil import opt_from_ms
-from .driver import Driver, Row, Tx
+
+if TYPE_CHECKING:
+    from .driver import Row, Script, Tx
 
 BRIEF_COLUMNS = (
     "id", "name", "description", "schedule_kind", "schedule_expr", "schedule_anchor_ms",
@@ -36,17 +38,17 @@ class JobBrief(NamedTuple):
     user_id: str | None
 
 
-async def brief_rows(driver: Driver, user_id: str | None = None) -> list[Row]:
-    """The rows of :data:`BRIEF_COLUMNS` of every job (``user_id``: of that owner's), in name
-    order: ``CronStore.list_job_briefs`` reads them, and so does a listing that opened only a
-    driver (``jobs list``)."""
+def brief_script(user_id: str | None = None) -> Script[list[Row]]:
+    """The read of the rows of :data:`BRIEF_COLUMNS` of every job (``user_id``: of that
+    owner's), in name order: ``CronStore.list_job_briefs`` runs it, and so does a listing
+    that opened no store object (``jobs list``, through ``opener.read_once``)."""
 
     async def script(tx: Tx) -> list[Row]:
         if user_id is None:
             return await tx.rows("list_job_briefs")
         return await tx.rows("list_job_briefs_for_user", {"user_id": user_id})
 
-    return await driver.read(script)
+    return script
 
 
 def brief_of(row: Row) -> JobBrief:

@@ -12,7 +12,7 @@ from starpod_cron import CronStore
 from starpod_cron.cli.listing import enabled_text, table_rows
 from starpod_cron.cli.render import at_time, one_line
 from starpod_cron.scheduletext import schedule_human
-from starpod_cron.store.briefs import JobBrief, brief_rows
+from starpod_cron.store.briefs import JobBrief, brief_script
 from starpod_cron.store.driver import Row
 from starpod_cron.timeutil import from_ms
 from tests.cli.conftest import CLI
@@ -58,7 +58,7 @@ def test_the_cells_are_the_briefs_fields_as_every_view_shows_them(
 ) -> None:
     async def read() -> tuple[list[JobBrief], list[Row]]:
         async with CronStore.open(db, create=False) as store:
-            return await store.list_job_briefs(), await brief_rows(store._driver)
+            return await store.list_job_briefs(), await store._read(brief_script())
 
     briefs, rows = asyncio.run(read())
     assert len(briefs) == len(rows) == 7
