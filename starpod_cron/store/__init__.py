@@ -6,75 +6,54 @@ listing reads) is imported without the whole store, so ``jobs list`` starts fast
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazynames import loader
 
 if TYPE_CHECKING:  # what mypy and readers see
-    from .contract import (
-        JobStore,
-        PreferenceStore,
-        RunStore,
-        SchedulerStore,
-        SessionStore,
-        StoreSignals,
-    )
-    from .contract_nodes import CoordinationStore, DeliveryStore, LoginSessionStore
-    from .opener import StoreOpener
-    from .store import CronStore
-    from .types import (
-        Claim,
-        ClaimRequest,
-        Claims,
-        Completion,
-        DeliveryOutcome,
-        DeliveryPlanner,
-        JobSpec,
-        RecoveryReport,
-        RunFinished,
-        StoreSettings,
-        Topic,
-    )
+    from . import contract, contract_nodes, opener, store, types
+
+    JobStore = contract.JobStore
+    PreferenceStore = contract.PreferenceStore
+    RunStore = contract.RunStore
+    SchedulerStore = contract.SchedulerStore
+    SessionStore = contract.SessionStore
+    StoreSignals = contract.StoreSignals
+    CoordinationStore = contract_nodes.CoordinationStore
+    DeliveryStore = contract_nodes.DeliveryStore
+    LoginSessionStore = contract_nodes.LoginSessionStore
+    StoreOpener = opener.StoreOpener
+    CronStore = store.CronStore
+    Claim = types.Claim
+    ClaimRequest = types.ClaimRequest
+    Claims = types.Claims
+    Completion = types.Completion
+    DeliveryOutcome = types.DeliveryOutcome
+    DeliveryPlanner = types.DeliveryPlanner
+    JobSpec = types.JobSpec
+    RecoveryReport = types.RecoveryReport
+    RunFinished = types.RunFinished
+    StoreSettings = types.StoreSettings
+    Topic = types.Topic
 
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(
-        ("JobStore", "PreferenceStore", "RunStore", "SchedulerStore", "SessionStore"),
-        ".contract",
-    ),
-    "StoreSignals": ".contract",
-    **dict.fromkeys(("CoordinationStore", "DeliveryStore", "LoginSessionStore"), ".contract_nodes"),
-    "StoreOpener": ".opener",
-    "CronStore": ".store",
-    **dict.fromkeys(
-        (
-            "Claim",
-            "ClaimRequest",
-            "Claims",
-            "Completion",
-            "DeliveryOutcome",
-            "DeliveryPlanner",
-            "JobSpec",
-            "RecoveryReport",
-            "RunFinished",
-            "StoreSettings",
-            "Topic",
-        ),
-        ".types",
-    ),
+    name: f".{module}"
+    for module, names in {
+        "contract": "JobStore PreferenceStore RunStore SchedulerStore SessionStore StoreSignals",
+        "contract_nodes": "CoordinationStore DeliveryStore LoginSessionStore",
+        "opener": "StoreOpener",
+        "store": "CronStore",
+        "types": "Claim ClaimRequest Claims Completion DeliveryOutcome DeliveryPlanner JobSpec "
+        "RecoveryReport RunFinished StoreSettings Topic",
+    }.items()
+    for name in names.split()
 }
 """Where each name lives."""
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # looked up once
-    return value
+__getattr__ = loader(__name__, _WHERE, globals())
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [
