@@ -9,7 +9,6 @@ Loading builds the settings objects the library uses (:class:`StoreSettings`,
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import types
 import typing
@@ -247,6 +246,8 @@ def gateway_tokens(
     raw = (os.environ if environ is None else environ).get(env, "")
     if not raw:
         return tokens
+    import json  # (only a command given tokens in the environment parses JSON)
+
     try:
         data = json.loads(raw)
     except ValueError as exc:

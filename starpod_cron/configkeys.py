@@ -30,6 +30,9 @@ from .pricing import PricingConfig
 from .settings import SchedulerSettings, StoreSettings
 
 ENV_PREFIX = "STARPOD_"
+SECTIONS = ("cron", "store", "executor", "gateway", "telegram", "maintenance", "logging", "pricing")
+"""The fixed sections :func:`config_keys` reads, in its order (a variable of the environment
+that starts with none of their ``STARPOD_<SECTION>_`` prefixes sets no key)."""
 SECRET_KEYS = frozenset({("telegram", "token"), ("gateway", "tokens")})
 """Keys whose values are never shown (``starpod-cron config`` prints ``"***"``)."""
 
@@ -38,7 +41,8 @@ SECRET_KEYS = frozenset({("telegram", "token"), ("gateway", "tokens")})
 class Key:
     section: str
     name: str
-    hint: Any
+    declared: Any
+    """The key's type as given with it (else :attr:`hint` reads it from ``owner``)."""
     default: Any
     note: str
     """The description given with the key (else :attr:`doc` reads it from ``owner``)."""
@@ -48,6 +52,16 @@ class Key:
     field: str
     owner: type[Any] | None = None
     """The settings dataclass declaring the key, whose source holds its description."""
+
+    @property
+    def hint(self) -> Any:
+        """The key's type: its field's annotation, evaluated when first asked (the overlay of
+        an environment without configuration variables asks none)."""
+        if self.owner is None:
+            return self.declared
+        if self.owner not in _HINTS:
+            _HINTS[self.owner] = typing.get_type_hints(self.owner)
+        return _HINTS[self.owner][self.field]
 
     @property
     def doc(self) -> str:
@@ -76,6 +90,8 @@ class Key:
         return getattr(holder, self.field)
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+"""The evaluated annotations of each settings class, read once."""
 _DOCS: dict[type[Any], dict[str, str]] = {}
 """The descriptions of each settings class's fields, read once."""
 
@@ -126,7 +142,6 @@ def _keys(
     skip: frozenset[str] = frozenset(),
     renames: dict[str, str] | None = None,
 ) -> list[Key]:
-    hints = typing.get_type_hints(cls)
     out = []
     names = {v: k for k, v in (renames or {}).items()}
     for f in dataclasses.fields(cls):
@@ -142,7 +157,7 @@ def _keys(
             Key(
                 section,
                 names.get(f.name, f.name),
-                hints[f.name],
+                None,
                 default,
                 "",
                 f.metadata.get("rule"),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import AgentConfig, load_config, parse_config
-from .configkeys import ENV_PREFIX, Key, config_keys, sections
+from .configkeys import ENV_PREFIX, SECTIONS, Key, config_keys, sections
 from .errors import ConfigError
 
 CONFIG_ENV = "STARPOD_CONFIG"
@@ -96,8 +96,10 @@ def env_values(
 ) -> dict[tuple[str, str], tuple[str, Any]]:
     """(section, key) -> (variable, value) for every configuration variable set; ConfigError
     names an unknown ``STARPOD_<SECTION>_...`` variable."""
+    prefixes = tuple(f"{ENV_PREFIX}{s.upper()}_" for s in SECTIONS)
+    if not any(name.startswith(prefixes) or name in ALIASES for name in environ):
+        return {}  # none set (the keys need not be read)
     by_env = {key.env: key for key in config_keys()}
-    prefixes = tuple(f"{ENV_PREFIX}{s.upper()}_" for s in sections())
     allowed = set(NON_CONFIG) | set(ALIASES) | _pointed(data or {})
     found: dict[tuple[str, str], tuple[str, Any]] = {}
     for name in sorted(environ, key=lambda n: n in ALIASES):  # aliases last: the key wins

@@ -9,7 +9,6 @@ set (https://no-color.org). A table's rows may be an iterator: they are written 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import textwrap
@@ -50,6 +49,8 @@ class Output:
     exit_code: int = 0
 
     def envelope(self) -> str:
+        import json  # (a table needs no JSON)
+
         return json.dumps(
             {"data": self.data, "artifact_type": self.artifact_type, "title": self.title},
             ensure_ascii=False,

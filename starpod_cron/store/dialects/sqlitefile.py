@@ -9,7 +9,6 @@ loading asyncio.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -99,6 +98,8 @@ def _sql(name: str) -> str:
 def _bind(params: Params | None) -> Params:
     if not params:
         return {}
+    import json  # (loaded with the first query that has parameters)
+
     return {
         k: json.dumps(list(v)) if isinstance(v, list | tuple | set | frozenset) else v
         for k, v in params.items()
