@@ -1,10 +1,11 @@
 """CLI start-up against the interpreter's own (issue 28): ``python -m bench.cli_startup``.
 
 Each round runs, one after the other, ``python -c pass``, ``starpod-cron --version``,
-``starpod-cron jobs list`` on an empty store and on a store of 100,000 jobs (as a pipe: the
-plain table); the medians of the rounds give the ratios (the machine is shared, so the
-commands of a round run under the same load), with bytecode caches as installed. Targets: ``--version`` <= 3x ``python -c pass``,
-the empty ``jobs list`` <= 5x, ``jobs list`` of 100,000 jobs <= 1.5 s.
+``starpod-cron jobs list`` with no database file, on an existing store without jobs and on a
+store of 100,000 jobs (as a pipe: the plain table); the medians of the rounds give the ratios
+(the machine is shared, so the commands of a round run under the same load), with bytecode
+caches as installed. Targets: ``--version`` <= 3x ``python -c pass``, the empty ``jobs list``
+<= 5x (both cases), ``jobs list`` of 100,000 jobs <= 1.5 s.
 
 Options: ``--no-large`` (only the quick commands), ``--rounds N`` (default 15), ``--jobs N`` (default 100000), ``--dir PATH`` (where the
 stores are made; default a temporary directory, kept between runs with ``--dir``).
@@ -26,7 +27,7 @@ from pathlib import Path
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 """Bytecode cached, as in any installed copy (pip compiles on install): the warm-up run writes
 the caches; without them every start compiles each module from source."""
-TARGETS = {"--version": 3.0, "jobs list (empty)": 5.0}
+TARGETS = {"--version": 3.0, "jobs list (no database)": 5.0, "jobs list (empty)": 5.0}
 LARGE_TARGET_SECS = 1.5
 
 
@@ -81,6 +82,7 @@ def main() -> int:
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "--version": [*cli, "--version"],
+        "jobs list (no database)": [*cli, "--db", str(where / "missing.db"), "jobs", "list"],
         "jobs list (empty)": [*cli, "--db", str(empty), "jobs", "list"],
         f"jobs list ({options.jobs:,} jobs)": [*cli, "--db", str(large), "jobs", "list"],
     }
@@ -103,7 +105,7 @@ def main() -> int:
         median = statistics.median(samples)
         used = statistics.median(cpu[name])
         target = TARGETS.get(name)
-        if name.startswith("jobs list (") and name != "jobs list (empty)":
+        if name not in TARGETS and name != "python -c pass":
             verdict = (
                 f"<= {LARGE_TARGET_SECS} s: {'met' if median <= LARGE_TARGET_SECS else 'NOT met'}"
             )

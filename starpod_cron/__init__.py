@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazynames import loader
 
 if TYPE_CHECKING:  # what mypy and readers see; at run time each name loads on first use
     from .clock import Clock, ManualClock, SystemClock
@@ -151,17 +152,11 @@ _WHERE: dict[str, str] = {
 without the scheduler or the store), ``starpod_cron.CronStore`` loads its module (PEP 562)."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # looked up once
-    return value
+__getattr__ = loader(__name__, _WHERE, globals())
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

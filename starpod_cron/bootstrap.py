@@ -8,14 +8,13 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
-from .budget import SpendSettings
-from .clock import Clock
-from .config import AgentConfig, gateway_tokens
-from .routing import DeliveryRouter
-from .store import CronStore, StoreOpener
-
 if TYPE_CHECKING:
+    from .budget import SpendSettings
+    from .clock import Clock
+    from .config import AgentConfig
     from .operations import UserLimits
+    from .routing import DeliveryRouter
+    from .store import CronStore, StoreOpener
 
 STORE_ENV = "STARPOD_DB"
 """An alias of ``$STARPOD_STORE_URL`` (see :mod:`starpod_cron.envconfig`)."""
@@ -39,6 +38,8 @@ def open_store(
     ``url`` (default: see :func:`store_url`) with the config's settings and delivery routing
     (and the ``run.started`` and ``run.finished`` events, unless ``[gateway]
     run_started_events`` / ``run_finished_events = false``)."""
+    from .store import CronStore  # (the store loads only for the commands that open one)
+
     router = delivery_router(config)
     return CronStore.open(
         store_url(config, url),
@@ -55,6 +56,9 @@ def spend_settings(config: AgentConfig) -> SpendSettings:
     user_budget_usd_per_month`` for everyone, the ``budget_usd_per_month`` of an owner's
     token (``[gateway.tokens]``, ``$STARPOD_GATEWAY_TOKENS``) in its place (the lowest, for an
     owner with several)."""
+    from .budget import SpendSettings
+    from .config import gateway_tokens
+
     owners: dict[str, float] = {}
     for token in gateway_tokens(config.gateway).values():
         budget = token.budget_usd_per_month
@@ -68,6 +72,8 @@ def spend_settings(config: AgentConfig) -> SpendSettings:
 
 
 def delivery_router(config: AgentConfig) -> DeliveryRouter:
+    from .routing import DeliveryRouter
+
     return DeliveryRouter(
         notify_chat_ids=config.telegram.notify_chat_ids,
         finished_events=config.gateway.run_finished_events,

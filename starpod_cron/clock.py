@@ -6,14 +6,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import time
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .timeutil import from_ms, to_ms
+
+if TYPE_CHECKING:  # asyncio loads with the first wait (reading the time needs no event loop)
+    import asyncio
 
 
 class Clock(Protocol):
@@ -36,6 +38,8 @@ class SystemClock:
         delay = (deadline_ms - self.now_ms()) / 1000
         if delay <= 0:
             return False
+        import asyncio
+
         try:
             async with asyncio.timeout(delay):
                 await event.wait()
@@ -77,6 +81,8 @@ class ManualClock:
             return True
         if deadline_ms <= self._now:
             return False
+        import asyncio
+
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (deadline_ms, next(self._seq), fut))
         waiter: asyncio.Future[Any] = asyncio.ensure_future(event.wait())

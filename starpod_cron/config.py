@@ -9,7 +9,6 @@ Loading builds the settings objects the library uses (:class:`StoreSettings`,
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import types
 import typing
@@ -247,6 +246,8 @@ def gateway_tokens(
     raw = (os.environ if environ is None else environ).get(env, "")
     if not raw:
         return tokens
+    import json  # (only a command given tokens in the environment parses JSON)
+
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -322,12 +323,14 @@ def load_config(path: str | Path, *, overlay: Overlay | None = None) -> AgentCon
 def parse_config(
     text: str, *, source: str = "agent.toml", overlay: Overlay | None = None
 ) -> AgentConfig:
-    import tomllib  # only a command that reads a file pays for the parser
+    data: dict[str, Any] = {}
+    if text.strip():  # only a command that reads a file pays for the parser
+        import tomllib
 
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
     if overlay is not None:
         overlay(data)
     known = ["cron", "pricing", "destinations", *_SECTIONS]

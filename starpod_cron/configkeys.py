@@ -9,13 +9,8 @@ the generated reference (:mod:`starpod_cron.configdoc`).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
-import inspect
-import io
-import textwrap
-import tokenize
 import types
 import typing
 from dataclasses import dataclass
@@ -35,6 +30,9 @@ from .pricing import PricingConfig
 from .settings import SchedulerSettings, StoreSettings
 
 ENV_PREFIX = "STARPOD_"
+SECTIONS = ("cron", "store", "executor", "gateway", "telegram", "maintenance", "logging", "pricing")
+"""The fixed sections :func:`config_keys` reads, in its order (a variable of the environment
+that starts with none of their ``STARPOD_<SECTION>_`` prefixes sets no key)."""
 SECRET_KEYS = frozenset({("telegram", "token"), ("gateway", "tokens")})
 """Keys whose values are never shown (``starpod-cron config`` prints ``"***"``)."""
 
@@ -43,13 +41,37 @@ SECRET_KEYS = frozenset({("telegram", "token"), ("gateway", "tokens")})
 class Key:
     section: str
     name: str
-    hint: Any
+    declared: Any
+    """The key's type as given with it (else :attr:`hint` reads it from ``owner``)."""
     default: Any
-    doc: str
+    note: str
+    """The description given with the key (else :attr:`doc` reads it from ``owner``)."""
     rule: Any
     attr: str | None
     """The AgentConfig attribute holding the value's dataclass (None: AgentConfig itself)."""
     field: str
+    owner: type[Any] | None = None
+    """The settings dataclass declaring the key, whose source holds its description."""
+
+    @property
+    def hint(self) -> Any:
+        """The key's type: its field's annotation, evaluated when first asked (the overlay of
+        an environment without configuration variables asks none)."""
+        if self.owner is None:
+            return self.declared
+        if self.owner not in _HINTS:
+            _HINTS[self.owner] = typing.get_type_hints(self.owner)
+        return _HINTS[self.owner][self.field]
+
+    @property
+    def doc(self) -> str:
+        """The key's description: the attribute docstring or comment of its field (read from
+        the source only when asked: the environment overlay of every command needs none)."""
+        if self.note or self.owner is None:
+            return self.note
+        if self.owner not in _DOCS:
+            _DOCS[self.owner] = _docs(self.owner)
+        return _DOCS[self.owner].get(self.field, "")
 
     @property
     def env(self) -> str:
@@ -68,8 +90,20 @@ class Key:
         return getattr(holder, self.field)
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+"""The evaluated annotations of each settings class, read once."""
+_DOCS: dict[type[Any], dict[str, str]] = {}
+"""The descriptions of each settings class's fields, read once."""
+
+
 def _docs(cls: type[Any]) -> dict[str, str]:
     """Each field's attribute docstring, else its comment (same line or the lines above)."""
+    import ast  # (the parsers load only for the commands that show descriptions)
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
     source = textwrap.dedent(inspect.getsource(cls))
     comments: dict[int, str] = {}
     alone: set[int] = set()  # lines that are only a comment
@@ -108,8 +142,6 @@ def _keys(
     skip: frozenset[str] = frozenset(),
     renames: dict[str, str] | None = None,
 ) -> list[Key]:
-    hints = typing.get_type_hints(cls)
-    docs = _docs(cls)
     out = []
     names = {v: k for k, v in (renames or {}).items()}
     for f in dataclasses.fields(cls):
@@ -125,12 +157,13 @@ def _keys(
             Key(
                 section,
                 names.get(f.name, f.name),
-                hints[f.name],
+                None,
                 default,
-                docs.get(f.name, ""),
+                "",
                 f.metadata.get("rule"),
                 attr,
                 f.name,
+                cls,
             )
         )
     return out

@@ -13,14 +13,13 @@ starts like a section's (``STARPOD_CRON_``) but names no key is an error, unless
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .config import AgentConfig, load_config, parse_config
-from .configkeys import ENV_PREFIX, Key, config_keys, sections
+from .configkeys import ENV_PREFIX, SECTIONS, Key, config_keys, sections
 from .errors import ConfigError
 
 CONFIG_ENV = "STARPOD_CONFIG"
@@ -81,6 +80,8 @@ def _pointed(data: Any) -> set[str]:
 def _value(key: Key, name: str, raw: str) -> Any:
     if key.hint is str:
         return raw
+    import tomllib  # (only a variable set to a TOML value pays for the parser)
+
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -95,8 +96,10 @@ def env_values(
 ) -> dict[tuple[str, str], tuple[str, Any]]:
     """(section, key) -> (variable, value) for every configuration variable set; ConfigError
     names an unknown ``STARPOD_<SECTION>_...`` variable."""
+    prefixes = tuple(f"{ENV_PREFIX}{s.upper()}_" for s in SECTIONS)
+    if not any(name.startswith(prefixes) or name in ALIASES for name in environ):
+        return {}  # none set (the keys need not be read)
     by_env = {key.env: key for key in config_keys()}
-    prefixes = tuple(f"{ENV_PREFIX}{s.upper()}_" for s in sections())
     allowed = set(NON_CONFIG) | set(ALIASES) | _pointed(data or {})
     found: dict[tuple[str, str], tuple[str, Any]] = {}
     for name in sorted(environ, key=lambda n: n in ALIASES):  # aliases last: the key wins

@@ -19,11 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .bounds import check_fields, whole, within
 from .errors import ConfigError
-from .models import ModelUsage
+
+if TYPE_CHECKING:
+    from .execution import ModelUsage
 
 PICO: Final = 10**12
 """Picodollars per dollar."""
@@ -100,6 +102,8 @@ class PricingConfig:
         price = self.price(model)
         if price is None:
             return None
+        from .execution import ModelUsage  # (the run's value types load with the runs)
+
         return price.cost(ModelUsage(model or "", input_tokens, output_tokens))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from starpod_cron.configkeys import config_keys
+from starpod_cron.configkeys import SECTIONS, config_keys, sections
 from starpod_cron.envconfig import load_effective
 from starpod_cron.errors import ConfigError
 from tests.processes import CLI, environment
@@ -141,3 +141,12 @@ def test_the_environment_reaches_the_store_settings(tmp_path: Path) -> None:
         tmp_path, "--json", "jobs", "show", "a", STARPOD_STORE_URL=str(tmp_path / "env.db")
     )
     assert json.loads(shown.stdout)["data"]["max_retries"] == 9
+
+
+def test_the_sections_the_overlay_looks_for_are_those_the_keys_have() -> None:
+    """Without a ``STARPOD_<SECTION>_`` variable the overlay reads no key (start-up): the
+    sections it looks for must be every section the keys have."""
+    assert tuple(sections()) == SECTIONS
+    assert load_effective(None, {"STARPOD_PG_DSN": "postgresql://x"}).config.store.url
+    with pytest.raises(ConfigError, match="STARPOD_PRICING_NOPE"):
+        load_effective(None, {"STARPOD_PRICING_NOPE": "1"})

@@ -71,12 +71,11 @@ def handler(key: tuple[str, str]) -> Handler:
 
 
 async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
+    key = (args.group, args.command)
     from ..bootstrap import open_store, store_url
     from ..errors import DatabaseMissing, JobNotFound
     from .context import Context
-    from .render import Output
 
-    key = (args.group, args.command)
     if key == ("jobs", "next") or (key == ("jobs", "add") and args.dry_run):
         from ..clock import SystemClock
         from ..timeutil import from_ms
@@ -91,9 +90,9 @@ async def _dispatch(args: argparse.Namespace, config: AgentConfig) -> Output:
     except DatabaseMissing as exc:
         if key != ("jobs", "list"):
             raise
-        empty = Output({"jobs": [], "total": 0}, "table", "Scheduled Jobs")
-        empty.text = f"No jobs ({exc}). Add one: starpod-cron jobs add NAME PROMPT --every 30m"
-        return empty
+        from .listing import no_database
+
+        return no_database(exc)
     async with opened as store:
         try:
             return await handler(key)(Context(store, config, args.display_tz, args.json), args)
@@ -195,7 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, run: Callable[..., int] | None) -> int:
     from ..errors import StarpodCronError
     from ..logformat import say
-    from ..runner import run as run_async
     from ..timeutil import check_zone
     from .configured import command_config
     from .render import emit
@@ -209,7 +207,14 @@ def _run(args: argparse.Namespace, run: Callable[..., int] | None) -> int:
         if run is not None:
             code: int = run(args, config)
             return code
-        output = run_async(_dispatch(args, config))
+        if (args.group, args.command) == ("jobs", "list") and not args.json:
+            from .listing import jobs_table  # rows read without a store (nor, on SQLite, asyncio)
+
+            output = jobs_table(config, args)
+        else:
+            from ..runner import run as run_async
+
+            output = run_async(_dispatch(args, config))
     except StarpodCronError as exc:
         _say_error(str(exc))
         return 2

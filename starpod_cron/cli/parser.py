@@ -157,15 +157,20 @@ def job_name(p: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
 
 def command_word(argv: Sequence[str]) -> str | None:
     """The command of ``argv`` (its first word that is not a global option or its value)."""
+    return next(_words(argv), None)
+
+
+def _words(argv: Sequence[str]) -> Iterator[str]:
+    """The words of ``argv`` that are not options or the values of global options (after
+    ``--``, every word)."""
     words = iter(argv)
     for word in words:
         if word in VALUED_GLOBALS:
             next(words, None)
         elif word == "--":
-            return next(words, None)
+            yield from words
         elif not word.startswith("-"):
-            return word
-    return None
+            yield word
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,17 +216,31 @@ def parser_for(argv: Sequence[str] | None) -> _Parser:
     parser.add_argument("--version", action="version", version=f"starpod-cron {__version__}")
     common, common_no_tz = _common(), _common(tz=False)
     top = parser.add_subparsers(dest="group", parser_class=_Parser, metavar="COMMAND")
-    _jobs(top, common, common_no_tz)
+    wanted = None if argv is None else command_in_group(argv)
+    _jobs(
+        _group(top, "jobs", "list, add, change, run jobs and read their history", common, wanted),
+        common,
+        common_no_tz,
+    )
     top.add_parser(
         "status",
         help="processes, runs in flight, the next fires, each job's state",
         parents=[common],
     ).set_defaults(group_parser=None, command="status")
-    _maintenance(top, common)
-    nodes = _group(top, "nodes", "the gateways sharing this store: up, gone or stopped", common)
-    p = _leaf(nodes, "list", "every node seen in the last week", common)
-    p.add_argument("--up", action="store_true", help="only nodes that are up")
-    _deliveries(top, common)
+    _maintenance(
+        _group(top, "maintenance", "built-in cleanups (each with --dry-run)", common, wanted),
+        common,
+    )
+    nodes = _group(
+        top, "nodes", "the gateways sharing this store: up, gone or stopped", common, wanted
+    )
+    nodes.add("list", "every node seen in the last week", common, _nodes_list)
+    _deliveries(
+        _group(
+            top, "deliveries", "the outbox: dead (or other) deliveries, retried", common, wanted
+        ),
+        common,
+    )
     p = top.add_parser(
         "config",
         help="the effective configuration and where each value came from",
@@ -247,55 +266,100 @@ def parser_for(argv: Sequence[str] | None) -> _Parser:
     return parser
 
 
-def _group(top: Any, name: str, text: str, common: _Parser) -> Any:
-    group = top.add_parser(name, help=text, parents=[common])
+class _Commands:
+    """A group's commands, declared first and made when the group is parsed (or its help
+    shown): only the one ``wanted`` names when it is one of them (``jobs list`` makes one
+    parser, not twenty), else all of them (help, a mistyped name, the whole parser). Each
+    command's options are added when that command is parsed (:meth:`_Parser.later`)."""
+
+    def __init__(self, wanted: str | None) -> None:
+        self.wanted = wanted
+        self._declared: list[tuple[str, str, _Parser, tuple[Build, ...], dict[str, Any]]] = []
+
+    def add(self, name: str, text: str, parent: _Parser, *build: Build, **kw: Any) -> None:
+        self._declared.append((name, text, parent, build, kw))
+
+    def make(self, group: _Parser) -> None:
+        verbs = group.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+        named = [c for c in self._declared if c[0] == self.wanted]
+        for name, text, parent, build, kw in named or self._declared:
+            p: _Parser = verbs.add_parser(name, help=text, parents=[parent], **kw)
+            for step in build:
+                p.later(step)
+
+
+def _group(top: Any, name: str, text: str, common: _Parser, wanted: str | None) -> _Commands:
+    group: _Parser = top.add_parser(name, help=text, parents=[common])
     group.set_defaults(group_parser=group)
-    return group.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    commands = _Commands(wanted)
+    group.later(commands.make)
+    return commands
 
 
-def _leaf(group: Any, name: str, text: str, parent: _Parser, *build: Build, **kw: Any) -> _Parser:
-    p: _Parser = group.add_parser(name, help=text, parents=[parent], **kw)
-    for step in build:
-        p.later(step)
-    return p
+def command_in_group(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names inside its group (``list`` of ``jobs list``), or None when
+    every command of the group is needed (no such word, or help asked)."""
+    if "-h" in argv or "--help" in argv or "--" in argv:
+        return None
+    words = list(_words(argv))
+    return words[1] if len(words) > 1 else None
 
 
-def _jobs(top: Any, common: _Parser, common_no_tz: _Parser) -> None:
-    jobs = _group(top, "jobs", "list, add, change, run jobs and read their history", common)
+def _jobs(jobs: _Commands, common: _Parser, common_no_tz: _Parser) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
-    p = _leaf(jobs, "list", "list jobs", common)
+    jobs.add("list", "list jobs", common, _list)
+    jobs.add("show", "every detail of one job, its next fires", common, _show)
+    jobs.add("add", "add a job", common_no_tz, _add, epilog=ADD_EXAMPLES, formatter_class=formatter)
+    jobs.add(
+        "edit", "change a job", common_no_tz, _edit, epilog=EDIT_EXAMPLES, formatter_class=formatter
+    )
+    for verb, text in (("enable", "enable jobs"), ("disable", "disable (pause) jobs")):
+        jobs.add(verb, text, common, _names)
+    jobs.add("snooze", "put off a job's next run once (its schedule unchanged)", common, _snooze)
+    text = "retry a failed run: its occurrence again, as the next attempt"
+    jobs.add("retry", text, common, _retry)
+    jobs.add("remove", "remove jobs and their history", common, _names, _remove)
+    jobs.add("run", "run jobs now through the configured executor", common, _run)
+    text = "run once each past occurrence without a run (oldest first)"
+    jobs.add("backfill", text, common, _backfill)
+    jobs.add("history", "recent runs, newest first", common, _history)
+    jobs.add("prune", "delete old run history", common, _prune)
+    text = "make the store match the jobs declared in code and agent.toml"
+    jobs.add("sync", text, common, _sync)
+    jobs.add("next", "preview the fire times of a cron expression", common_no_tz, _next)
+
+
+def _list(p: _Parser) -> None:
     p.add_argument("--all", action="store_true", help="include jobs disabled by hand")
     p.add_argument("--user", metavar="ID", help="only this user's jobs")
-    p = _leaf(jobs, "show", "every detail of one job, its next fires", common)
+
+
+def _show(p: _Parser) -> None:
     job_name(p, "name", help="the job's name (or id)")
-    _leaf(
-        jobs, "add", "add a job", common_no_tz, _add, epilog=ADD_EXAMPLES, formatter_class=formatter
-    )
-    _leaf(
-        jobs, "edit", "change a job", common_no_tz, _edit, epilog=EDIT_EXAMPLES,
-        formatter_class=formatter,
-    )  # fmt: skip
-    for verb, text in (("enable", "enable jobs"), ("disable", "disable (pause) jobs")):
-        _leaf(jobs, verb, text, common, _names)
-    p = _leaf(jobs, "snooze", "put off a job's next run once (its schedule unchanged)", common)
+
+
+def _snooze(p: _Parser) -> None:
     job_name(p, "name", metavar="NAME", help="the job's name (or id)")
     p.add_argument(
         "--for", dest="duration", required=True, metavar="DURATION", help="e.g. 1h, 30m, 1d"
     )
-    p = _leaf(
-        jobs, "retry", "retry a failed run: its occurrence again, as the next attempt", common
-    )
+
+
+def _retry(p: _Parser) -> None:
     p.add_argument("run_id", metavar="RUN_ID", help="the run's id (from jobs history)")
-    p = _leaf(jobs, "remove", "remove jobs and their history", common, _names)
+
+
+def _remove(p: _Parser) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p = _leaf(jobs, "run", "run jobs now through the configured executor", common)
+
+
+def _run(p: _Parser) -> None:
     job_name(p, "names", nargs="*", metavar="NAME", help="job names (or ids)")
     p.add_argument("--all", action="store_true", help="run every enabled job")
     p.add_argument("--sequential", action="store_true", help="one at a time (default: parallel)")
-    text = "run once each past occurrence without a run (oldest first)"
-    _leaf(jobs, "backfill", text, common, _backfill)
-    _leaf(jobs, "history", "recent runs, newest first", common, _history)
-    p = _leaf(jobs, "prune", "delete old run history", common)
+
+
+def _prune(p: _Parser) -> None:
     p.add_argument(
         "--days",
         type=bounded_int(0, 36_500),
@@ -303,9 +367,14 @@ def _jobs(top: Any, common: _Parser, common_no_tz: _Parser) -> None:
         help="delete runs that finished more than N days ago (default 30)",
     )
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    p = _leaf(jobs, "sync", "make the store match the jobs declared in code and agent.toml", common)
+
+
+def _sync(p: _Parser) -> None:
     p.add_argument("--dry-run", action="store_true", help="only show what would change")
-    _leaf(jobs, "next", "preview the fire times of a cron expression", common_no_tz, _next)
+
+
+def _nodes_list(p: _Parser) -> None:
+    p.add_argument("--up", action="store_true", help="only nodes that are up")
 
 
 def _config_command(args: argparse.Namespace, config: AgentConfig) -> int:
@@ -347,7 +416,7 @@ def _backfill(p: _Parser) -> None:
 
 def run_statuses() -> list[str]:
     """The statuses ``jobs history --status`` takes: every run status."""
-    from ..models import RunStatus
+    from ..runstatus import RunStatus
 
     return [status.value for status in RunStatus]
 
@@ -376,22 +445,30 @@ def _next(p: _Parser) -> None:
     )
 
 
-def _maintenance(top: Any, common: _Parser) -> None:
-    tasks = _group(top, "maintenance", "built-in cleanups (each with --dry-run)", common)
-    p = _leaf(tasks, "sessions", "delete conversation messages older than N hours", common)
+def _maintenance(tasks: _Commands, common: _Parser) -> None:
+    text = "delete conversation messages older than N hours"
+    tasks.add("sessions", text, common, _sessions)
+    text = "delete delivered, dead and published deliveries older than N days"
+    tasks.add("deliveries", text, common, _old_deliveries)
+    tasks.add("optimize", "refresh the database's query statistics", common)
+
+
+def _sessions(p: _Parser) -> None:
     p.add_argument("--hours", type=bounded_int(0, 876_000), default=72, help="default 72")
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    text = "delete delivered, dead and published deliveries older than N days"
-    p = _leaf(tasks, "deliveries", text, common)
+
+
+def _old_deliveries(p: _Parser) -> None:
     p.add_argument("--days", type=bounded_int(0, 36_500), default=30, help="default 30")
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    _leaf(tasks, "optimize", "refresh the database's query statistics", common)
 
 
-def _deliveries(top: Any, common: _Parser) -> None:
-    verbs = _group(top, "deliveries", "the outbox: dead (or other) deliveries, retried", common)
-    _leaf(verbs, "list", "deliveries in one status, newest first", common, _deliveries_list)
-    p = _leaf(verbs, "retry", "send dead deliveries again", common)
+def _deliveries(verbs: _Commands, common: _Parser) -> None:
+    verbs.add("list", "deliveries in one status, newest first", common, _deliveries_list)
+    verbs.add("retry", "send dead deliveries again", common, _deliveries_retry)
+
+
+def _deliveries_retry(p: _Parser) -> None:
     p.add_argument(
         "ids", nargs="+", type=bounded_int(1, 2**63 - 1), metavar="ID", help="delivery ids"
     )

@@ -9,18 +9,17 @@ set (https://no-color.org). A table's rows may be an iterator: they are written 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, islice
 from typing import Any, Literal, TextIO
 
+from ..scheduletext import local
 from ..timeutil import zone
-from ..views import local
 
 __all__ = ["local"]  # kept here for the CLI's modules
 
@@ -30,6 +29,8 @@ SAMPLE_ROWS = 1000
 """A streamed table's column widths come from its first rows (a later, longer cell is cut on
 a terminal, and only lengthens its own line in a pipe)."""
 MIN_COLUMN = 6
+BATCH_LINES = 1000
+"""A streamed table is written this many lines at a time."""
 """The narrowest a column is cut to when a table must fit a terminal."""
 
 
@@ -48,6 +49,8 @@ class Output:
     exit_code: int = 0
 
     def envelope(self) -> str:
+        import json  # (a table needs no JSON)
+
         return json.dumps(
             {"data": self.data, "artifact_type": self.artifact_type, "title": self.title},
             ensure_ascii=False,
@@ -141,15 +144,22 @@ def _write_lines(
     width: int | None,
 ) -> None:  # fmt: skip
     widths = [max(len(r[i]) for r in [columns, *sample]) for i in range(len(columns))]
-    if width is not None:
+    if width is None:  # each cell padded to its column's width, the last one as it is
+        pads = [f"{{:<{w}}}" if w else "{}" for w in widths[:-1]]
+        line: Callable[..., str] = "  ".join([*pads, "{}"]).format
+    else:
         widths = fit(widths, width)
-    last = len(columns) - 1
+        line = lambda *cells: "  ".join(map(_cut, cells, widths))  # noqa: E731
+    lines: list[str] = []
     for row in chain([columns], rows):
-        cells = [
-            _cut(cell, w) if width is not None else cell.ljust(w) if i < last else cell
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        write("  ".join(cells).rstrip() + "\n")
+        if len(row) != len(columns):
+            raise ValueError(f"a row of {len(row)} cells in a table of {len(columns)} columns")
+        lines.append(line(*row).rstrip())
+        if len(lines) == BATCH_LINES:
+            write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        write("\n".join(lines) + "\n")
 
 
 def fit(widths: list[int], width: int) -> list[int]:

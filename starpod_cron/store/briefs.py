@@ -5,12 +5,14 @@ a fraction of the time)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..models import RunStatus
+from ..runstatus import RunStatus
 from ..schedules import Schedule
 from ..timeutil import opt_from_ms
-from .driver import Row
+
+if TYPE_CHECKING:
+    from .driver import Row, Script, Tx
 
 BRIEF_COLUMNS = (
     "id", "name", "description", "schedule_kind", "schedule_expr", "schedule_anchor_ms",
@@ -34,6 +36,19 @@ class JobBrief(NamedTuple):
     next_fire_at: datetime | None
     last_status: RunStatus | None
     user_id: str | None
+
+
+def brief_script(user_id: str | None = None) -> Script[list[Row]]:
+    """The read of the rows of :data:`BRIEF_COLUMNS` of every job (``user_id``: of that
+    owner's), in name order: ``CronStore.list_job_briefs`` runs it, and so does a listing
+    that opened no store object (``jobs list``, through ``opener.read_once``)."""
+
+    async def script(tx: Tx) -> list[Row]:
+        if user_id is None:
+            return await tx.rows("list_job_briefs")
+        return await tx.rows("list_job_briefs_for_user", {"user_id": user_id})
+
+    return script
 
 
 def brief_of(row: Row) -> JobBrief:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..tasks import TaskSet
-from .types import Topic
+from .topics import Topic
 
 T = TypeVar("T")
 

@@ -8,12 +8,13 @@ import importlib
 import re
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ..errors import ConfigError
-from ..settings import StoreSettings
-from .dialects.sqlite import SqliteDriver
-from .driver import Driver
+
+if TYPE_CHECKING:
+    from ..settings import StoreSettings
+    from .driver import Driver, Script
 
 SUPPORTED = "a file path, sqlite:///path, or postgresql://user@host/db"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -24,6 +25,7 @@ class _Closable(Protocol):
 
 
 S = TypeVar("S", bound=_Closable)
+T = TypeVar("T")
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -51,6 +53,8 @@ async def connect_driver(url: str, settings: StoreSettings, *, create: bool) -> 
     """The dialect driver of ``url``, connected (and the database migrated)."""
     dialect, target = parse_url(url)
     if dialect == "sqlite":
+        from .dialects.sqlite import SqliteDriver
+
         return await SqliteDriver.connect(target, settings, create=create)
     try:
         module = importlib.import_module("starpod_cron.store.dialects.postgres")
@@ -61,6 +65,33 @@ async def connect_driver(url: str, settings: StoreSettings, *, create: bool) -> 
         ) from exc
     driver: Driver = await module.PostgresDriver.connect(target, create=create)
     return driver
+
+
+def read_once(url: str, settings: StoreSettings, script: Script[T]) -> T:
+    """The result of the read-only ``script`` on the store at ``url``, opened for it and
+    closed (a missing SQLite file is :class:`~starpod_cron.errors.DatabaseMissing`). On
+    SQLite it runs in this thread, with no event loop (a command that only reads starts
+    without asyncio); on PostgreSQL through its driver, in an event loop of its own."""
+    dialect, target = parse_url(url)
+    if dialect == "sqlite":
+        from .dialects.sqlitefile import SqliteFile
+
+        file = SqliteFile(target, settings.synchronous)
+        file.open(create=False)
+        try:
+            return file.read(script)
+        finally:
+            file.close()
+    from ..runner import run
+
+    async def reading() -> T:
+        driver = await connect_driver(url, settings, create=False)
+        try:
+            return await driver.read(script)
+        finally:
+            await driver.close()
+
+    return run(reading())
 
 
 class StoreOpener(Generic[S]):

@@ -3,7 +3,6 @@ and what comes out (Claim, RecoveryReport, RunFinished). Frozen, no behaviour, n
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from ..models import (
     SessionMode,
 )
 from ..settings import StoreSettings
+from .topics import Topic
 
 __all__ = [
     "Claim",
@@ -70,15 +70,6 @@ class HourCount:
     start: datetime
     runs: int
     failures: int
-
-
-class Topic(enum.StrEnum):
-    """What a change signal is about (see ``CronStore.on_change``)."""
-
-    JOBS = "jobs"
-    """Something that can make a job due sooner: added, updated, enabled, a retry scheduled."""
-    DELIVERIES = "deliveries"
-    """Deliveries were queued or became due sooner."""
 
 
 @dataclass(frozen=True, slots=True)

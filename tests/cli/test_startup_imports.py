@@ -60,7 +60,7 @@ def test_version_loads_nothing_of_the_library_but_the_cli(tmp_path: Path) -> Non
     modules = loaded(tmp_path, "--version")
     assert forbidden(modules) == []
     ours = {m for m in modules if m.startswith("starpod_cron")}
-    assert ours <= {"starpod_cron", "starpod_cron.version"} | {
+    assert ours <= {"starpod_cron", "starpod_cron.lazynames", "starpod_cron.version"} | {
         m for m in ours if m.startswith("starpod_cron.cli")
     }
     assert "asyncio" not in modules and "starpod_cron.store" not in modules
@@ -79,6 +79,34 @@ def test_jobs_list_loads_no_scheduler_gateway_postgres_telegram_or_dateutil(
         modules = loaded(tmp_path, "--db", db, *command)
         assert forbidden(modules) == [], command
         assert "starpod_cron.store" in modules  # it did read the store
+
+
+TABLE_NEEDS_NONE_OF = (
+    "starpod_cron.models",
+    "starpod_cron.store.store",
+    "starpod_cron.routing",
+    "asyncio",
+)
+"""The table of ``jobs list`` reads its rows through the dialect alone: no store object, no
+delivery routing, no job model, and on SQLite no event loop (what makes it start fast)."""
+
+
+def test_the_jobs_table_opens_only_the_driver_with_or_without_a_database(
+    cli: CLI, db: str, tmp_path: Path
+) -> None:
+    assert loaded_table(tmp_path, db) == []  # no database file
+    assert cli("jobs", "add", "a", "p", "--every", "1h").code == 0
+    assert cli("jobs", "remove", "a", "--yes").code == 0
+    assert loaded_table(tmp_path, db) == []  # an existing database without jobs
+    assert cli("jobs", "add", "b", "p", "--cron", "0 9 * * *").code == 0
+    assert loaded_table(tmp_path, db) == []
+
+
+def loaded_table(tmp_path: Path, db: str) -> list[str]:
+    modules = loaded(tmp_path, "--db", db, "jobs", "list")
+    assert "starpod_cron.store.dialects.sqlitefile" in modules
+    heavy = [m for m in modules if m in TABLE_NEEDS_NONE_OF]
+    return forbidden(modules) + heavy
 
 
 def test_the_measure_sees_a_forbidden_module(cli: CLI, db: str, tmp_path: Path) -> None:

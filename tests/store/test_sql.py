@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from starpod_cron.store import sqlfile
-from starpod_cron.store.dialects.sqlite import run_to_end
+from starpod_cron.store.dialects.sqlitefile import run_to_end
 from starpod_cron.store.sqlfile import load_queries, parameter_names, parameters
 
 OPS = Path(__file__).resolve().parents[2] / "starpod_cron" / "store" / "ops"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from starpod_cron import CronStore, Overlap, Schedule, SchemaVersionError
-from starpod_cron.store.dialects.sqlite import statements
+from starpod_cron.store.dialects.sqlitefile import statements
 from starpod_cron.store.sqlfile import load_migrations
 from tests.backends import assert_keeps_user_data
 

@@ -18,7 +18,7 @@ from ..batches import (
     limited_owners,
     new_records,
 )
-from ..briefs import JobBrief, brief_of
+from ..briefs import JobBrief, brief_of, brief_script
 from ..core import StoreCore
 from ..driver import Row, Tx
 from ..records import JOB_COLUMNS, JOB_STATE_COLUMNS, JobRecord, RunRecord
@@ -140,11 +140,7 @@ class JobOps(StoreCore):
         return await self._jobs("list_jobs_for_user", {"user_id": user_id})
 
     async def list_job_briefs(self, user_id: str | None = None) -> list[JobBrief]:
-        if user_id is None:
-            rows = await self._rows("list_job_briefs")
-        else:
-            rows = await self._rows("list_job_briefs_for_user", {"user_id": user_id})
-        return [brief_of(row) for row in rows]
+        return [brief_of(row) for row in await self._read(brief_script(user_id))]
 
     async def get_job(self, job_id: str) -> CronJob | None:
         jobs = await self._jobs("get_job", {"id": job_id})
