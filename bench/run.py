@@ -446,7 +446,15 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated steps to run again (e.g. saturated,overhead); the other steps' "
         "results are kept from the last results.json",
     )
+    parser.add_argument(
+        "--system",
+        action="append",
+        choices=[US, APS3, APS4],
+        help="run only this system's rows (repeatable); the other systems' results are kept "
+        "from the last results.json (e.g. --only floor --system starpod-cron)",
+    )
     args = parser.parse_args(argv)
+    systems = set(args.system or ())
     repeats = args.repeat or (1 if args.quick else 3)
     out = args.out or ROOT / "bench" / "results" / ("quick" if args.quick else "")
     out.mkdir(parents=True, exist_ok=True)
@@ -460,15 +468,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = only - set(steps)
     if unknown:
         parser.error(f"unknown step(s): {', '.join(sorted(unknown))}; known: {', '.join(steps)}")
-    if only:
+    if only or systems:
         kept = json.loads((out / "results.json").read_text())["runs"]
         for key, step in steps.items():
-            if key not in only:
+            if only and key not in only:
                 step.results = kept.get(key, {})
+            elif systems:
+                step.results = {s: r for s, r in kept.get(key, {}).items() if s not in systems}
     for step in steps.values():
         if only and step.key not in only:
             continue
         for system in step.systems:
+            if systems and system not in systems:
+                continue
             for attempt in range(repeats):
                 result = run_driver(system, step, aps4_dir)
                 step.results.setdefault(system, []).append(result)
