@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -17,7 +17,28 @@ from tests.pgserver import (  # noqa: F401 (hooks: the session's PostgreSQL)
     pytest_unconfigure,
 )
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """The spans starpod_cron.tracing records while the test runs (an in-memory exporter on
+    a provider of its own, handed back at the end). The SDK is imported only by tests using it."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from starpod_cron import tracing
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracing.use(provider)
+    yield spans
+    tracing.use(None)
 
 
 async def until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:

@@ -6,32 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from starpod_cron import CronScheduler, CronStore, JobSpec, RunStatus, Schedule, tracing
+from starpod_cron import CronScheduler, CronStore, JobSpec, RunStatus, Schedule
 from starpod_cron.executors import OpenAIExecutor
 from starpod_cron.settings import SchedulerSettings
 from tests.openai_standin import FakeOpenAI, Reply, running_openai
 
 HOURLY = Schedule.interval(3_600_000)
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracing.use(provider)
-    yield spans
-    tracing.use(None)
 
 
 @pytest.fixture

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.outbox import DeliveryError, Progress
-from starpod_cron import CronStore, Delivery, DeliveryStatus, tracing
+from starpod_cron import CronStore, Delivery, DeliveryStatus
 from tests.gateway.outboxkit import Planner, finish_runs, payload, running_outbox, settled
 
 DEST = "dest:ops:someone@example.com"
@@ -27,16 +25,6 @@ class Picky:
 
     async def check(self) -> None:
         return None
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracing.use(provider)
-    yield spans
-    tracing.use(None)
 
 
 @pytest.fixture
