@@ -35,10 +35,10 @@ def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:
 
 def result_text(event: RunFinished) -> str:
     """What a run said: its result on success, its error otherwise."""
-    run = event.run
-    if run.status is RunStatus.SUCCESS:
+    run = event.outcome
+    if run.status == RunStatus.SUCCESS:
         return run.result_summary or ""
-    return run.error or f"run ended with status {run.status.value}"
+    return run.error or f"run ended with status {run.status}"
 
 
 async def deliver(
@@ -52,14 +52,14 @@ async def deliver(
     timeout_secs: float,
 ) -> None:
     """Call ``notifier`` with the summary, bounded by ``timeout_secs``; log any failure."""
-    lines = run_log(log, job_name, run_id)
     try:
         async with asyncio.timeout(timeout_secs):
             await notifier(job_name, session_id, summarize(text), success)
     except TimeoutError:
+        lines = run_log(log, job_name, run_id)  # made only for a failure: a burst's calls pass
         lines.error("notifier timed out after %ss", timeout_secs, action="notify")
     except Exception:  # noqa: BLE001 - a user hook: logged with its traceback, never re-raised
-        lines.exception("notifier failed", action="notify")
+        run_log(log, job_name, run_id).exception("notifier failed", action="notify")
 
 
 def check_notifier(notifier: object) -> None:
@@ -120,7 +120,7 @@ class NotifierFeed:
     def _on_finished(self, events: Sequence[RunFinished]) -> None:
         queue = self._queue
         for event in events:
-            run = event.run
+            run = event.outcome  # the view is not made: a burst's runs pass through here
             if run.suppressed is not None or not self._mine(run.id):
                 continue
             for notifier in self._notifiers:
@@ -156,13 +156,13 @@ class NotifierFeed:
                 self._taken += 1
                 if self._taken % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # quick calls never suspend: let the loop run
-                run = event.run
+                run = event.outcome
                 await deliver(
                     notifier,
                     run.job_name,
                     run.session_id or "",
                     result_text(event),
-                    run.status is RunStatus.SUCCESS,
+                    run.status == RunStatus.SUCCESS,
                     run_id=run.id,
                     timeout_secs=self._timeout,
                 )

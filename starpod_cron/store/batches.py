@@ -363,7 +363,7 @@ class FinishBatch:
             self.answers.append(False)
             return
         job = self.jobs.get(run.job_id)
-        before = job.to_public() if self.tell and job is not None else None
+        before = job.clone() if self.tell and job is not None else None
         quiet.settle(job, run, done, self.settings)  # silent / suppressed, before the planner
         action = planning.plan_finish(job, run, done, self.now, self.settings)
         if self.spend is not None:
@@ -373,7 +373,7 @@ class FinishBatch:
             memory.remember(job, run, self.now, self.settings)
         self.finished.append(run)
         if before is not None and run.status in NOTIFIED:
-            event = RunFinished(before, run.to_public())
+            event = RunFinished(before, run)  # its views are made when a listener reads them
             self.events.append(event)
             if self.planner is not None:
                 self.deliveries.extend(delivery_rows(self.planner, event.job, event.run, self.now))

@@ -1,11 +1,13 @@
 """Value types the store contract speaks: what goes in (JobSpec, Completion, DeliveryOutcome)
-and what comes out (Claim, RecoveryReport, RunFinished). Frozen, no behaviour, no I/O."""
+and what comes out (Claim, RecoveryReport, RunFinished). Frozen, no behaviour, no I/O
+(RunFinished makes its two views when first read)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from ..execution import NO_OPTIONS, ModelOptions, ModelUsage
 from ..models import (
@@ -20,6 +22,8 @@ from ..models import (
 from ..settings import StoreSettings
 from .topics import Topic
 
+_T_co = TypeVar("_T_co", covariant=True)
+
 __all__ = [
     "Claim",
     "ClaimRequest",
@@ -31,6 +35,7 @@ __all__ = [
     "RecoveryReport",
     "RunFilter",
     "RunFinished",
+    "RunOutcome",
     "RunPage",
     "StoreSettings",
     "Topic",
@@ -171,10 +176,73 @@ class RecoveryReport:
     rescheduled_jobs: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+class _View(Protocol[_T_co]):
+    def to_public(self) -> _T_co: ...
+
+
+class RunOutcome(Protocol):
+    """What a finished run says, readable from the store's row or the view alike."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def job_name(self) -> str: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def result_summary(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def suppressed(self) -> str | None: ...
+
+
+class _RunRow(RunOutcome, _View[CronRun], Protocol):
+    """A run as the store holds it: its outcome, and the view made from it."""
+
+
 class RunFinished:
     """A run finished with success, failure, timeout or held and is durably recorded (with the
-    deliveries planned for it). ``job`` is the job as it was when the run finished."""
+    deliveries planned for it). ``job`` is the job as it was when the run finished.
 
-    job: CronJob
-    run: CronRun
+    Read-only. The store hands its own rows and makes each view on first read, once: a
+    burst's completions are recorded on the store's one writer, where building two views
+    per run it finished cost a sixth of its time, for listeners that mostly read the run."""
+
+    __slots__ = ("_job", "_run")
+
+    def __init__(self, job: CronJob | _View[CronJob], run: CronRun | _RunRow) -> None:
+        self._job = job
+        self._run = run
+
+    @property
+    def job(self) -> CronJob:
+        job = self._job
+        if not isinstance(job, CronJob):
+            job = self._job = job.to_public()
+        return job
+
+    @property
+    def run(self) -> CronRun:
+        run = self._run
+        if not isinstance(run, CronRun):
+            run = self._run = run.to_public()
+        return run
+
+    @property
+    def outcome(self) -> RunOutcome:
+        """The run's id, job name, session, status (its text), result, error and whether it
+        was suppressed, without making the view: a notifier feed reads only these."""
+        return self._run
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunFinished):
+            return NotImplemented
+        return (self.job, self.run) == (other.job, other.run)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, yet it caches its views
+
+    def __repr__(self) -> str:
+        return f"RunFinished(job={self.job!r}, run={self.run!r})"

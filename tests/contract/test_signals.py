@@ -6,7 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from starpod_cron import Completion, CronStore, ManualClock, RunStatus, Schedule, Topic
+from starpod_cron import (
+    Completion,
+    CronStore,
+    ManualClock,
+    RunFinished,
+    RunStatus,
+    Schedule,
+    Topic,
+)
 from starpod_cron.timeutil import to_ms
 from tests.backends import query, tamper
 
@@ -84,3 +92,29 @@ async def test_a_claim_whose_occurrence_is_already_recorded_loses_the_race_quiet
     clock.advance(60)  # its next occurrence is claimed as usual ("other" is still running)
     (claim,) = await store.claim_due("me", 10, 30)
     assert claim.job_id == taken
+
+
+async def test_a_finished_run_is_told_with_its_job_as_it_was_and_its_run_as_recorded(
+    store: CronStore, clock: ManualClock
+) -> None:
+    """A run-finished listener gets the run as ``get_run`` reads it after the commit, and the
+    job as it was when the run finished (before the completion counted the run); the outcome
+    a notifier reads says the same as the view."""
+    job_id = await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
+    told: list[RunFinished] = []
+    store.on_run_finished(told.extend)
+    clock.advance(60)
+    (claim,) = await store.claim_due("me", 10, 30)
+    running = await store.get_job(job_id)
+    assert running is not None
+    failed = Completion(claim.run_id, RunStatus.FAILED, error="boom", session_id="s1")
+    assert await store.complete_runs([failed], owner="me") == [True]
+    (event,) = told
+    assert event.run == await store.get_run(claim.run_id)
+    assert event.job == running  # as it was: not yet counting the failure
+    after = await store.get_job(job_id)
+    assert after is not None and after.last_status is RunStatus.FAILED != running.last_status
+    outcome = event.outcome
+    assert (outcome.id, outcome.job_name, outcome.session_id) == (claim.run_id, "j", "s1")
+    assert (outcome.status, outcome.error, outcome.suppressed) == ("failed", "boom", None)
+    assert event == RunFinished(event.job, event.run) and "status=<RunStatus.FAILED" in repr(event)
