@@ -26,6 +26,7 @@ MAX_DEPTH = 20
 _WHOLE = re.compile(r"[0-9]{1,18}")
 _ID_LIKE = re.compile(r"[0-9a-f]{32}")
 _NAME_SEPARATORS = frozenset("/\\")
+_SEPARATOR = re.compile(r"[/\\]")
 # categories that are never part of a name: controls, lone surrogates, line and paragraph
 # separators; plus the bidirectional embeddings, overrides and isolates (which reorder how a
 # name is shown: U+202A-U+202E, U+2066-U+2069)
@@ -39,15 +40,19 @@ NAME_RULE = (
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored or sent back as text, or None when it can."""
-    for index, ch in enumerate(value):
-        if ch == "\x00":
-            return f"contains a NUL character (U+0000) at position {index}; text cannot hold NUL"
-        if "\ud800" <= ch <= "\udfff":
-            return (
-                f"contains a lone surrogate (U+{ord(ch):04X}) at position {index}, which is "
-                "not valid Unicode text (send UTF-8)"
-            )
-    return None
+    found = _UNSTORABLE.search(value)  # one scan in C: a prompt is checked on every add
+    if found is None:
+        return None
+    index, ch = found.start(), found.group()
+    if ch == "\x00":
+        return f"contains a NUL character (U+0000) at position {index}; text cannot hold NUL"
+    return (
+        f"contains a lone surrogate (U+{ord(ch):04X}) at position {index}, which is "
+        "not valid Unicode text (send UTF-8)"
+    )
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def check_text(field: str, value: str) -> str:
@@ -97,13 +102,19 @@ def name_problem(value: str) -> str | None:
         return "job name " + problem
     if value != value.strip():
         return f"job name {value!r} has leading or trailing whitespace; " + NAME_RULE
-    for ch in value:
-        if ch in _NAME_SEPARATORS:
-            return f"job name {value!r} contains {ch!r}; " + NAME_RULE
-        if unicodedata.category(ch) in _NAME_REFUSED_CATEGORIES or ch in _BIDI_CONTROLS:
-            return (
-                f"job name {value!r} contains the control character U+{ord(ch):04X}; " + NAME_RULE
-            )
+    if value.isascii() and value.isprintable():  # no control or bidi character: one scan
+        separator = _SEPARATOR.search(value)
+        if separator is not None:
+            return f"job name {value!r} contains {separator.group()!r}; " + NAME_RULE
+    else:
+        for ch in value:
+            if ch in _NAME_SEPARATORS:
+                return f"job name {value!r} contains {ch!r}; " + NAME_RULE
+            if unicodedata.category(ch) in _NAME_REFUSED_CATEGORIES or ch in _BIDI_CONTROLS:
+                return (
+                    f"job name {value!r} contains the control character U+{ord(ch):04X}; "
+                    + NAME_RULE
+                )
     if _ID_LIKE.fullmatch(value):
         return f"job name {value!r} looks like a job id (32 hex digits); choose another name"
     return None

@@ -211,3 +211,29 @@ def test_the_options_as_json_say_what_a_form_needs() -> None:
     assert listed["max_retries"]["flag"] == "--retries"
     json.dumps(listed)
     assert "enabled" in {o["name"] for o in options_json(update=True)}
+
+
+def test_defaults_checked_once_give_the_columns_checking_each_spec_gives() -> None:
+    """A batch add checks the ``[cron]`` defaults once per settings object: the columns are
+    those of checking every field of every spec, and a default the settings hold but the
+    field refuses is still refused at that field, by a spec left to it."""
+    from starpod_cron.schedules import Schedule
+    from starpod_cron.settings import StoreSettings
+    from starpod_cron.store.types import JobSpec
+
+    hourly = Schedule.interval(every_ms=3_600_000)
+    settings = StoreSettings(default_timezone="Europe/Rome", default_max_retries=3)
+    left = JobSpec("left", "p", hourly)
+    given = JobSpec("given", "p", hourly, timezone="UTC", max_retries=1, timeout_secs=7)
+    full = validation._spec_columns()
+    for spec in (left, given):
+        assert validation.spec_columns(spec, settings) == full(spec, settings)
+    assert validation.spec_columns(left, settings)["timezone"] == "Europe/Rome"
+    assert validation.spec_columns(given, settings)["max_retries"] == 1
+    other = StoreSettings(default_max_retries=5)  # a new settings object: its own defaults
+    assert validation.spec_columns(left, other)["max_retries"] == 5
+    refused = StoreSettings()
+    object.__setattr__(refused, "default_timeout_secs", -1)  # past the settings' own check
+    with pytest.raises(InvalidJob, match="timeout_secs"):
+        validation.spec_columns(left, refused)
+    assert validation.spec_columns(given, refused)["timeout_ms"] == 7000
