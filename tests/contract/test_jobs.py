@@ -24,6 +24,7 @@ from starpod_cron import (
     SessionMode,
     StoreSettings,
 )
+from starpod_cron.store.ops.jobs import INSERT_CHUNK
 from tests.conftest import START
 from tests.contract.conftest import Opener
 
@@ -200,6 +201,19 @@ async def test_add_jobs_is_all_or_nothing(store: CronStore) -> None:
         await store.add_jobs([JobSpec("ok", "p", cron), JobSpec("j7", "p", cron)])
     assert await store.get_job_by_name("ok") is None
     assert len(await store.list_jobs()) == 100
+
+
+async def test_a_batch_inserted_in_chunks_is_still_all_or_nothing(store: CronStore) -> None:
+    """A batch larger than one insert statement: a taken name in its last chunk leaves none
+    of the earlier chunks written."""
+    cron = Schedule.cron("0 * * * *")
+    await store.add_job("taken", "p", cron)
+    batch = [JobSpec(f"n{i}", "p", cron) for i in range(INSERT_CHUNK * 2)]
+    with pytest.raises(DuplicateJobName, match="'taken' already exists"):
+        await store.add_jobs([*batch, JobSpec("taken", "p", cron)])
+    assert [j.name for j in await store.list_jobs()] == ["taken"]
+    ids = await store.add_jobs(batch[: INSERT_CHUNK + 1])
+    assert len(await store.list_jobs()) == INSERT_CHUNK + 2 == len(set(ids)) + 1
 
 
 async def test_a_taken_name_is_refused_with_its_owner_named_and_nothing_written(
