@@ -45,14 +45,15 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def reset_peak() -> None:
+def reset_peak() -> bool:
     """Start ``rss_mb``'s peak afresh from what is resident now (Linux: writing 5 to
-    ``clear_refs`` resets VmHWM), so a row reads the peak of the workload, not of its setup;
-    where that is refused the peak keeps counting from the start."""
+    ``clear_refs`` resets VmHWM), so a row reads the peak of the workload, not of its setup.
+    False where that is refused: the peak then counts from the start, and the row says so."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
-        pass  # not Linux, or not allowed: the peak then includes the setup (said by the row)
+        return False
+    return True
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ async def burst(n: int, directory: str, concurrency: int | None = None) -> dict[
     await store.add_jobs([JobSpec(f"job-{i}", "p", Schedule.one_shot(at)) for i in range(n)])
     setup_rss = rss_mb()  # adding n jobs in one call peaks on its own: the burst's peak is
     gc.collect()  # counted from here
-    reset_peak()
+    peak_reset = reset_peak()
     calls: list[float] = []
     finished = asyncio.Event()
     recorded = 0
@@ -72,6 +72,7 @@ async def burst(n: int, directory: str, concurrency: int | None = None) -> dict[
         "not_recorded": n - len({r.job_id for r in runs}),
         "scheduler_rss_mb": burst_rss,
         "setup_rss_mb": setup_rss,
+        "rss_counts_setup": not peak_reset,
         "cpu_per_job_us": cpu / n * 1e6,
         "config": CONFIG,
     }
