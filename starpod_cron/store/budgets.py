@@ -138,10 +138,18 @@ class SpendBook:
                     (ALL_TIME, 0),
                 )
             for period, start in periods:
-                total = totals.setdefault((scope, key, period, start, model), [0] * 5)
-                for i, value in enumerate(sums):
-                    total[i] += value
-        return [(*key, *sums) for key, sums in sorted(totals.items())]
+                row_key = (scope, key, period, start, model)
+                total = totals.get(row_key)
+                if total is None:  # the common case: one sum per row (no zone or instant twice)
+                    totals[row_key] = sums.copy()
+                else:
+                    runs, prompt, completion, cost, unpriced = sums
+                    total[0] += runs
+                    total[1] += prompt
+                    total[2] += completion
+                    total[3] += cost
+                    total[4] += unpriced
+        return [(*row_key, *total) for row_key, total in sorted(totals.items())]
 
 
 @dataclass(frozen=True, slots=True)
