@@ -10,8 +10,8 @@ these records.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -344,8 +344,32 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
     "usages",
     "cost_pusd",
 )
+RUN_START_COLUMNS: tuple[str, ...] = (
+    *("id", "job_id", "job_name", "trigger", "scheduled_for", "attempt", "started_at"),
+    *("status", "lease_owner", "lease_expires_at", "lease_renewed_at"),
+)
+"""What a claim writes of a run that starts: every other column is at its default (no outcome
+yet), so the insert binds 11 values, not 25 (binding the empty ones was half its cost)."""
 _RUN_ROW = attrgetter(*RUN_COLUMNS)
 _RUN_RESULT = attrgetter(*RUN_RESULT_COLUMNS, "id")
+_RUN_START = attrgetter(*RUN_START_COLUMNS)
+_RUN_REST = attrgetter(*(c for c in RUN_COLUMNS if c not in RUN_START_COLUMNS))
+_REST_EMPTY = tuple(
+    f.default if f.default is not MISSING else None
+    for f in fields(RunRecord)
+    if f.name not in RUN_START_COLUMNS
+)
+
+
+def started_rows(runs: Sequence[RunRecord]) -> list[tuple[object, ...]] | None:
+    """The ``RUN_START_COLUMNS`` rows of ``runs`` when each of them only starts (every other
+    column at its default, no outcome yet), for the claim's narrow insert; None when one has
+    more to say (a skipped run), and the runs are written whole, in their order (their
+    sequence numbers keep it)."""
+    empty, rest = _REST_EMPTY, _RUN_REST
+    if any(rest(run) != empty for run in runs):
+        return None
+    return [_RUN_START(run) for run in runs]
 
 
 DELIVERY_COLUMNS: tuple[str, ...] = (

@@ -29,6 +29,7 @@ _COLUMN_LISTS: dict[str, tuple[str, str]] = {
     "job_brief": ("briefs", "BRIEF_COLUMNS"),
     "run": ("records", "RUN_COLUMNS"),
     "run_result": ("records", "RUN_RESULT_COLUMNS"),
+    "run_start": ("records", "RUN_START_COLUMNS"),
     "delivery": ("records", "DELIVERY_COLUMNS"),
     "delivery_insert": ("batches", "DELIVERY_INSERT_COLUMNS"),
     "spend": ("budgets", "SPEND_COLUMNS"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import MISSING, fields, replace
 from datetime import timedelta
 
 import pytest
@@ -22,6 +23,8 @@ from starpod_cron import (
     Schedule,
     StoreSettings,
 )
+from starpod_cron.store.records import RUN_COLUMNS, RUN_START_COLUMNS, RunRecord, started_rows
+from tests.backends import query
 from tests.conftest import START
 from tests.contract.conftest import Opener
 
@@ -375,3 +378,23 @@ async def test_run_stats_count_runs_errors_and_tokens_per_job(
     assert stats[job_id].runs == 2 and stats[job_id].errors == 1
     assert stats[job_id].last_duration_ms is not None
     assert (stats[job_id].prompt_tokens, stats[job_id].completion_tokens) == (10, 10)
+
+
+async def test_a_claim_writes_only_a_starts_columns_and_the_rest_read_as_a_new_run(
+    store: CronStore, clock: ManualClock, url: str
+) -> None:
+    """A burst's claims insert a run's 11 start columns and leave the others to the table's
+    defaults: read back, those are exactly a fresh run's (no outcome, not silent), on every
+    dialect; a claim that also records a skipped run writes both whole, in order."""
+    await store.add_job("j", "p", Schedule.interval(every_ms=60_000))
+    clock.advance(60)
+    (claim,) = await store.claim_due("me", 10, 30)
+    (row,) = await query(url, f"SELECT {', '.join(RUN_COLUMNS)} FROM runs")
+    run = RunRecord.from_row(row)
+    assert run.id == claim.run_id and run.status == "running" and run.lease_owner == "me"
+    rest = [c for c in RUN_COLUMNS if c not in RUN_START_COLUMNS]
+    fresh = {f.name: f.default for f in fields(RunRecord) if f.default is not MISSING}
+    assert {c: getattr(run, c) for c in rest} == {c: fresh.get(c) for c in rest}
+    assert started_rows([run]) == [tuple(getattr(run, c) for c in RUN_START_COLUMNS)]
+    skipped = replace(run, status="skipped", error="missed", completed_at=run.started_at)
+    assert started_rows([run, skipped]) is None

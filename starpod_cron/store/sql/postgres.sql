@@ -65,6 +65,12 @@ INSERT INTO runs ({run_columns}) SELECT * FROM unnest(:rows)
 ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
 DO NOTHING;
 
+-- name: insert_started_runs
+-- insert_runs for runs that start with nothing else to say: only the columns a start sets.
+INSERT INTO runs ({run_start_columns}) SELECT * FROM unnest(:rows)
+ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
+DO NOTHING;
+
 -- name: list_running_runs
 SELECT {run_columns} FROM runs WHERE status = 'running' ORDER BY seq DESC LIMIT :limit;
 

@@ -56,6 +56,12 @@ INSERT INTO runs ({run_columns}) VALUES ({run_values})
 ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
 DO NOTHING;
 
+-- name: insert_started_runs
+-- insert_runs for runs that start with nothing else to say: only the columns a start sets.
+INSERT INTO runs ({run_start_columns}) VALUES ({run_start_values})
+ON CONFLICT (job_id, scheduled_for, attempt) WHERE trigger <> 'manual' AND status <> 'held'
+DO NOTHING;
+
 -- name: list_running_runs
 -- Named: without statistics the planner walks every run newest-first for the few running.
 SELECT {run_columns} FROM runs INDEXED BY runs_leases WHERE status = 'running'
