@@ -7,6 +7,7 @@ clears their next fire time and inserts their runs, and one that marks those run
 python -m bench.drivers.floor floor --n 10000        # plain sqlite3, WAL, synchronous=FULL
 python -m bench.drivers.floor floor_wide --n 10000   # the same writes on starpod-cron's schema
 python -m bench.drivers.floor floor_wide_random ...  # ... with ids random within a millisecond
+python -m bench.drivers.floor floor_split --n 10000  # ... with the jobs row split hot/cold
 python -m bench.drivers.floor floor_pg --n 10000     # asyncpg, a fresh schema ($STARPOD_PG_DSN)
 
 ``floor`` is the floor of the issue: two small tables with integer ids (jobs with a partial
@@ -29,7 +30,7 @@ from typing import Any
 
 from starpod_cron import CronStore, JobSpec, Schedule
 from starpod_cron.store.ids import new_id
-from starpod_cron.store.records import JOB_COLUMNS, RUN_COLUMNS
+from starpod_cron.store.records import JOB_COLUMNS, JOB_RUNTIME_COLUMNS, RUN_COLUMNS
 
 from .common import args, emit, rss_mb
 
@@ -112,9 +113,47 @@ def _random_id(now_ms: int) -> str:
     return f"{now_ms & 0xFFFFFFFFFFFF:012x}{random.getrandbits(80):020x}"
 
 
-def wide(n: int, directory: str, make_id: Callable[[int], str]) -> dict[str, Any]:
+HOT = (*JOB_RUNTIME_COLUMNS, "max_instances")
+"""``floor_split``'s narrow table: what claims and completions write, and what due_at reads."""
+DUE_AT = """due_at INTEGER GENERATED ALWAYS AS (
+    CASE WHEN enabled = 1 AND running_count < max_instances
+         THEN coalesce(held_until, min(coalesce(next_run_at + fire_offset_ms, retry_at),
+                                       coalesce(retry_at, next_run_at + fire_offset_ms)))
+    END) VIRTUAL"""
+
+
+def _split(conn: sqlite3.Connection) -> str:
+    """Split the jobs table in two, as a hot/cold schema would: ``hot`` (id, the columns of
+    ``HOT`` and the due index) and ``cold`` (id and the rest, with the name indexes); the
+    select of a claim joins them, in ``JOB_COLUMNS`` order."""
+    cold = [c for c in JOB_COLUMNS if c not in HOT and c != "id"]
+    conn.executescript(
+        f"""
+        BEGIN;
+        CREATE TABLE hot (id TEXT PRIMARY KEY, {", ".join(HOT)}, {DUE_AT});
+        INSERT INTO hot (id, {", ".join(HOT)}) SELECT id, {", ".join(HOT)} FROM jobs;
+        CREATE INDEX hot_due ON hot (due_at) WHERE due_at IS NOT NULL;
+        CREATE TABLE cold (id TEXT PRIMARY KEY, {", ".join(cold)});
+        INSERT INTO cold SELECT id, {", ".join(cold)} FROM jobs;
+        CREATE INDEX cold_user ON cold (user_id, name);
+        CREATE UNIQUE INDEX cold_owner_name ON cold (name, coalesce(user_id, ''));
+        DROP TABLE jobs;
+        COMMIT;
+        """
+    )
+    picked = ", ".join(("h." if c in HOT or c == "id" else "c.") + c for c in JOB_COLUMNS)
+    return (
+        f"SELECT {picked} FROM hot h JOIN cold c ON c.id = h.id WHERE h.due_at <= ? "
+        "ORDER BY h.due_at LIMIT ?"
+    )
+
+
+def wide(
+    n: int, directory: str, make_id: Callable[[int], str], split: bool = False
+) -> dict[str, Any]:
     """The floor's writes on starpod-cron's own tables: the jobs made by the store (all their
-    columns and indexes), each claim inserting a full run row, each completion its results."""
+    columns and indexes), each claim inserting a full run row, each completion its results.
+    ``split``: the jobs table split hot/cold first (:func:`_split`), the claim writing ``hot``."""
     path = os.path.join(directory, "wide.db")
     at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)  # claimed "early"
 
@@ -143,6 +182,9 @@ def wide(n: int, directory: str, make_id: Callable[[int], str]) -> dict[str, Any
     run_marks = ", ".join("?" * len(RUN_COLUMNS))
     insert_run = f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({run_marks})"
     select = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE due_at <= ? ORDER BY due_at LIMIT ?"
+    table = "jobs"
+    if split:
+        select, table = _split(conn), "hot"
     job_id, job_name, next_run = (JOB_COLUMNS.index(c) for c in ("id", "name", "next_run_at"))
     until = int(at.timestamp() * 1000) + 1
 
@@ -175,7 +217,7 @@ def wide(n: int, directory: str, make_id: Callable[[int], str]) -> dict[str, Any
                 return claim_s, complete_s
             now = int(time.time() * 1000)
             conn.executemany(
-                "UPDATE jobs SET next_run_at = NULL, last_run_at = ? WHERE id = ?",
+                f"UPDATE {table} SET next_run_at = NULL, last_run_at = ? WHERE id = ?",
                 ((now, j[job_id]) for j in jobs),
             )
             runs = [run_row(j, now) for j in jobs]
@@ -196,6 +238,8 @@ def wide(n: int, directory: str, make_id: Callable[[int], str]) -> dict[str, Any
     runs = conn.execute("SELECT count(*) FROM runs WHERE status = 'success'").fetchone()[0]
     conn.close()
     config = "starpod-cron's tables and indexes, " + CONFIG.removeprefix("plain ")
+    if split:
+        config = "the jobs table split hot/cold, " + config
     return {**result, "runs": runs, "per_run_us": result["makespan_s"] / n * 1e6, "config": config}
 
 
@@ -281,6 +325,7 @@ def main() -> None:
         "floor": lambda: small(a.n, a.dir),
         "floor_wide": lambda: wide(a.n, a.dir, new_id),
         "floor_wide_random": lambda: wide(a.n, a.dir, _random_id),
+        "floor_split": lambda: wide(a.n, a.dir, new_id, split=True),
         "floor_pg": lambda: asyncio.run(on_postgres(a.n)),
     }
     result = workloads[a.workload]()
