@@ -100,6 +100,7 @@ def floors(quick: bool) -> list[Step]:
             Step(f"floor_wide_random_{k}", "floor_wide_random", n, [US], driver=FLOOR)
             for k, n in sizes
         ),
+        Step("floor_split_10k", "floor_split", 10_000, [US], driver=FLOOR),
         Step("floor_pg_10k", "floor_pg", 10_000, [US], driver=FLOOR),
         Step("alloc_10k", "alloc", 10_000, [US], driver=ALLOC, timeout=900),
         Step("alloc_10k_c256", "alloc256", 10_000, [US], driver=ALLOC),
@@ -122,7 +123,7 @@ GROUPS = {
     "floor": [
         *("burst_1k", "burst_2k_c256", "burst_10k", "burst_10k_c256", "burst_100k"),
         *("floor_1k", "floor_2k", "floor_10k", "floor_100k", "floor_wide_10k"),
-        *("floor_wide_100k", "floor_wide_random_10k", "floor_wide_random_100k"),
+        *("floor_wide_100k", "floor_wide_random_10k", "floor_wide_random_100k", "floor_split_10k"),
         *("floor_pg_10k", "pg_burst_1p", "pg_burst_3p", "alloc_10k", "alloc_10k_c256"),
     ]
 }
@@ -272,6 +273,7 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("floor_wide_random_10k", "makespan_s", "... ids random within a ms: makespan", "s", ""),
     ("floor_wide_100k", "makespan_s", "Floor 100,000 on our schema: makespan", "s", ""),
     ("floor_wide_random_100k", "makespan_s", "... ids random within a ms: makespan", "s", ""),
+    ("floor_split_10k", "makespan_s", "Floor 10,000, jobs split hot/cold: makespan", "s", ""),
     ("floor_pg_10k", "makespan_s", "Floor 10,000 on PostgreSQL (asyncpg): makespan", "s", ""),
     ("alloc_10k", "tasks_per_run", "Burst 10,000: asyncio tasks per run", "", "half of main"),
     ("alloc_10k", "blocks_per_run", "Burst 10,000: memory blocks per run in flight", "", "half"),
@@ -298,6 +300,12 @@ RATIOS: list[tuple[str, str, str, str]] = [
         "Floor 100,000: our schema / plain",
         "floor_wide_100k.makespan_s",
         "floor_100k.makespan_s",
+        "",
+    ),
+    (
+        "Floor 10,000: jobs split hot/cold / our schema",
+        "floor_split_10k.makespan_s",
+        "floor_wide_10k.makespan_s",
         "",
     ),
     (
