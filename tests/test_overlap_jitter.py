@@ -226,6 +226,9 @@ async def test_allow_with_two_schedulers_runs_each_occurrence_once(
     second.start()
     try:
         for step in range(1, 7):
+            if gate.open.is_set():  # what ran is recorded before the next fire: a fire whose
+                # job is still full when the clock passes the next one is coalesced with it
+                await _finished(store, job.id, len(gate.calls))
             clock.advance(1)
             await first.checkpoint()
             await second.checkpoint()
