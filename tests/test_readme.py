@@ -110,7 +110,8 @@ async def test_memory_examples_run(tmp_path: Path) -> None:
 
 async def test_backfill_example_runs(tmp_path: Path) -> None:
     outputs = [await _shell(tmp_path, line) for line in _bash_block_after("### Backfill")]
-    planned = [line for line in outputs[1].splitlines() if line.startswith("20")]
+    # the listed occurrences (not the count below them, which starts with "20" from 19:00)
+    planned = [line for line in outputs[1].splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
     assert planned and f"{len(planned)} occurrence(s) would run" in outputs[1]
     assert f"{len(planned)} of {len(planned)} backfilled occurrence(s) succeeded" in outputs[2]
     assert "nothing to backfill" in outputs[3]
