@@ -311,16 +311,8 @@ def _columns_for(settings: StoreSettings) -> SpecColumns:
     try:
         defaults = tuple(check(getattr(settings, setting)) for setting, check in _defaulted())
     except InvalidInput:
-        return functools.partial(_with_settings, full, settings)
+        return lambda spec: full(spec, settings)
     return functools.partial(_spec_columns_defaulted(), defaults=defaults)
-
-
-def _with_settings(
-    full: Callable[[JobSpec, StoreSettings], dict[str, Any]],
-    settings: StoreSettings,
-    spec: JobSpec,
-) -> dict[str, Any]:
-    return full(spec, settings)
 
 
 @functools.cache
