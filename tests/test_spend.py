@@ -30,6 +30,7 @@ from starpod_cron.models import ModelUsage
 from starpod_cron.pricing import ModelPrice, PricingConfig
 from starpod_cron.routing import DeliveryRouter
 from starpod_cron.timeutil import to_ms
+from tests.backends import query, tamper
 from tests.conftest import START
 
 CHAT = 42
@@ -308,3 +309,42 @@ async def test_a_run_claimed_ahead_is_checked_again_at_its_start(
     assert model.calls == ["early"]  # no request for the run claimed ahead
     job = await store.get_job(second)
     assert job is not None and job.running_count == 0
+
+
+async def test_all_time_is_the_sum_of_the_months_and_written_as_two_rows_per_scope(
+    store: CronStore, scheduler: CronScheduler, clock: ManualClock, url: str
+) -> None:
+    job = await add(store, "digest")
+    await fire(store, clock, job, 2)  # 21 November
+    clock.advance(15 * 86400)  # into December: a month of its own
+    await ended(store, job, 3)
+    await fire(store, clock, job, 1)
+    await scheduler.stop()  # nothing more ends while the views are compared
+    months = await store.usage(scope="job", key=job.id, period="month")
+    assert sorted({r.start for r in months}) == [
+        START.replace(day=1, hour=0),
+        START.replace(month=12, day=1, hour=0),
+    ]
+    runs = [r for r in await store.list_runs(job.id, 100) if r.status == "success"]
+    assert len(runs) >= 3 and {r.model for r in runs} == {"m"}
+    whole = await store.usage(scope="job", key=job.id, period="all")
+    assert {r.period for r in whole} == {"all"} and {r.start for r in whole} == {None}
+    for model in {r.model for r in months} | {r.model for r in whole}:
+        assert total([r for r in whole if r.model == model]) == total(
+            [r for r in months if r.model == model]
+        )
+    n = len(runs)
+    assert total([r for r in whole if r.model == "m"]) == (n, 1500 * n, TWO_TENTHS_CENT * n)
+    assert total(whole) == total(months)
+    # no all-time row is written (each run upserts its day and its month per scope) ...
+    stored = await query(url, "SELECT DISTINCT period FROM spend ORDER BY period")
+    assert stored == [("day",), ("month",)]
+    # ... and one an earlier version wrote (the sum of the months then) is not read again
+    await tamper(
+        url,
+        "INSERT INTO spend (scope, key, period, start_ms, model, runs, prompt_tokens)"
+        f" VALUES ('job', '{job.id}', 'all', 0, 'm', 999, 999)",
+    )
+    assert await store.usage(scope="job", key=job.id, period="all") == whole
+    everything = await store.usage(scope="job", key=job.id)
+    assert [r for r in everything if r.period == "all"] == whole

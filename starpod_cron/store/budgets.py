@@ -4,9 +4,10 @@
   with none but a model and token counts, one usage of that model); no model and no tokens
   (a command) costs 0; an unpriced model or unreported tokens: unknown (None).
 - **Spend** (:class:`SpendBook`): the completing transaction adds each run's tokens and known
-  cost to the ``spend`` rows of its job, its owner and everyone, for the day, the month and
-  all time (periods from midnight / the 1st in the job's zone, the owner's ``/tz`` zone else
-  ``[cron] timezone``, ``[cron] timezone``), per model; upserted, so exact across nodes.
+  cost to the ``spend`` rows of its job, its owner and everyone, for the day and the month
+  (periods from midnight / the 1st in the job's zone, the owner's ``/tz`` zone else
+  ``[cron] timezone``, ``[cron] timezone``), per model; upserted, so exact across nodes. All
+  time is the sum of the months (the ``usage_rows`` query adds them up).
 - **Budgets** (:class:`BudgetCheck`): the claim records a scheduled run ``skipped`` instead of
   starting it while the committed spend of one of its budgets for the period is not under
   the budget ("a run starts only while spent < budget"); the first skip of a budget's period
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..budget import ALL_TIME, Period, Scope, amount, period_start
+from ..budget import Period, Scope, amount, period_start
 from ..models import ModelUsage, RunStatus, RunTrigger
 from ..pricing import PricingConfig, picodollars
 from ..settings import StoreSettings
@@ -30,16 +31,18 @@ from .types import Completion
 SPEND_COLUMNS: Final = (
     "scope",
     "key",
-    "period",
-    "start_ms",
     "model",
+    "day_ms",
+    "month_ms",
     "runs",
     "prompt_tokens",
     "completion_tokens",
     "cost_pusd",
     "unpriced",
 )
-"""The columns of a ``spend`` row, in the order of :meth:`SpendBook.rows`' tuples."""
+"""The values of one row of :meth:`SpendBook.rows`, in order: a scope's key and model with the
+starts of its day and month, and what it adds. ``add_spend`` spreads each over the ``spend``
+rows of the day and the month, so the client sends one row per scope, not two."""
 BUDGET_SKIP: Final = "budget"
 """``suppressed`` of a budget skip: no result to deliver; its notice (the first) is."""
 GLOBAL_KEY: Final = ""
@@ -79,10 +82,10 @@ _NOTHING_USED: Final = ModelUsage("", None, None)
 class SpendBook:
     """The spend rows one completing transaction adds, summed per row key.
 
-    Runs are summed per (scope, key, zone, instant, model) as they are added and spread over
-    the periods (day, month, all time) of that instant in that zone only in :meth:`rows`: a
-    transaction finishes many runs of few scopes at one instant, so the period starts are
-    worked out once per scope, not per run and period."""
+    Runs are summed per (scope, key, zone, instant, model) as they are added; :meth:`rows`
+    gives each sum the starts of its day and month in that zone (worked out once per zone and
+    instant, not per run), and ``add_spend`` spreads it over the periods (day, month) in SQL:
+    the client sends one row per scope, not two."""
 
     settings: StoreSettings
     owner_zones: Mapping[str, str]
@@ -126,30 +129,21 @@ class SpendBook:
         return scopes
 
     def rows(self) -> list[tuple[object, ...]]:
-        """The rows to upsert, in key order (every writer locks them in the same order)."""
-        starts: dict[tuple[int, str], tuple[tuple[str, int], ...]] = {}
-        totals: dict[tuple[str, str, str, int, str], list[int]] = {}
+        """One row per scope, key, model and instant (:data:`SPEND_COLUMNS`), in key order:
+        ``add_spend`` writes its periods in (scope, key, model, period, start) order, so every
+        writer locks the ``spend`` rows in the same order."""
+        starts: dict[tuple[int, str], tuple[int, int]] = {}
+        rows: list[tuple[object, ...]] = []
         for (scope, key, zone_name, now, model), sums in self._sums.items():
             periods = starts.get((now, zone_name))
             if periods is None:
                 periods = starts[(now, zone_name)] = (
-                    ("day", period_start(now, zone_name, "day")),
-                    ("month", period_start(now, zone_name, "month")),
-                    (ALL_TIME, 0),
+                    period_start(now, zone_name, "day"),
+                    period_start(now, zone_name, "month"),
                 )
-            for period, start in periods:
-                row_key = (scope, key, period, start, model)
-                total = totals.get(row_key)
-                if total is None:  # the common case: one sum per row (no zone or instant twice)
-                    totals[row_key] = sums.copy()
-                else:
-                    runs, prompt, completion, cost, unpriced = sums
-                    total[0] += runs
-                    total[1] += prompt
-                    total[2] += completion
-                    total[3] += cost
-                    total[4] += unpriced
-        return [(*row_key, *total) for row_key, total in sorted(totals.items())]
+            rows.append((scope, key, model, *periods, *sums))
+        rows.sort()
+        return rows
 
 
 @dataclass(frozen=True, slots=True)

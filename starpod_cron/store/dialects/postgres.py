@@ -207,7 +207,9 @@ class PostgresDriver:
 
     def bulk_sql(self, query: Query, columns: Sequence[str]) -> str:
         """``query`` with ``unnest(:rows)`` as one array per column, typed as the columns of
-        the table the statement writes (the catalog read at connect)."""
+        the table the statement writes (the catalog read at connect); a value the table has no
+        column for (``add_spend``'s day and month starts) is an instant if named ``*_ms``:
+        ``bigint``, the type of every instant in the schema."""
         key = (query.name, tuple(columns))
         sql = self._bulk.get(key)
         if sql is None:
@@ -215,10 +217,18 @@ class PostgresDriver:
                 raise ValueError(f"{query.name} is not a bulk statement (unnest(:rows))")
             table = query.table
             arrays = ", ".join(
-                f"${i}::{self._types[(table, c)]}[]" for i, c in enumerate(columns, 1)
+                f"${i}::{self._column_type(table, c)}[]" for i, c in enumerate(columns, 1)
             )
             sql = self._bulk[key] = query.raw.replace(":rows", arrays)
         return sql
+
+    def _column_type(self, table: str, column: str) -> str:
+        found = self._types.get((table, column))
+        if found is None:
+            if not column.endswith("_ms"):
+                raise ValueError(f"{table} has no column {column} to type a bulk value by")
+            return "bigint"
+        return found
 
     def _check_open(self) -> None:
         if self._closed:

@@ -304,13 +304,28 @@ VALUES (:budget, :key, :start_ms, :now)
 ON CONFLICT (budget, key, start_ms) DO NOTHING;
 
 -- name: usage_rows
--- Spend per scope, key, period and model, for the usage views (newest periods first).
+-- Spend per scope, key, period and model, for the usage views (newest periods first). All
+-- time is the sum of the month rows (every run adds to one day and one month of its scope);
+-- the 'all' rows written before that (each the sum of its months then) are left as they were
+-- and not read.
 SELECT scope, key, period, start_ms, model, runs, prompt_tokens, completion_tokens,
        cost_pusd, unpriced
 FROM spend
-WHERE (CAST(:scope AS text) IS NULL OR scope = :scope)
+WHERE period <> 'all'
+  AND (CAST(:scope AS text) IS NULL OR scope = :scope)
   AND (CAST(:key AS text) IS NULL OR key = :key)
   AND (CAST(:period AS text) IS NULL OR period = :period)
   AND start_ms >= :since
+UNION ALL
+SELECT scope, key, 'all', 0, model, CAST(sum(runs) AS bigint),
+       CAST(sum(prompt_tokens) AS bigint), CAST(sum(completion_tokens) AS bigint),
+       CAST(sum(cost_pusd) AS bigint), CAST(sum(unpriced) AS bigint)
+FROM spend
+WHERE period = 'month'
+  AND (CAST(:scope AS text) IS NULL OR scope = :scope)
+  AND (CAST(:key AS text) IS NULL OR key = :key)
+  AND (CAST(:period AS text) IS NULL OR CAST(:period AS text) = 'all')
+  AND :since <= 0
+GROUP BY scope, key, model
 ORDER BY scope, key, period, start_ms DESC, model
 LIMIT :limit;

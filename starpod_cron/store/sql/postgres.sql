@@ -236,9 +236,19 @@ SELECT current_schema();
 
 -- ------------------------------------------------------------------------------ spend
 -- name: add_spend
--- Spend of runs just finished, one row per key (summed by the completing transaction), in
--- key order: two nodes finishing runs of the same owner lock the same rows in the same order.
-INSERT INTO spend ({spend_columns}) SELECT * FROM unnest(:rows)
+-- Spend of runs just finished: one row per scope, key and model (summed by the completing
+-- transaction) spread here over its day and month (all time is the sum of the months: see
+-- usage_rows). Locked in (scope, key, model, period, start) order, the order of the rows
+-- sent: two nodes finishing runs of the same owner lock the same rows in the same order.
+INSERT INTO spend (scope, key, period, start_ms, model, runs, prompt_tokens,
+                   completion_tokens, cost_pusd, unpriced)
+SELECT v.scope, v.key, p.period, p.start_ms, v.model, sum(v.runs)::bigint,
+       sum(v.prompt_tokens)::bigint, sum(v.completion_tokens)::bigint,
+       sum(v.cost_pusd)::bigint, sum(v.unpriced)::bigint
+FROM unnest(:rows) AS v({spend_columns})
+CROSS JOIN LATERAL (VALUES ('day', v.day_ms), ('month', v.month_ms)) AS p(period, start_ms)
+GROUP BY v.scope, v.key, v.model, p.period, p.start_ms
+ORDER BY v.scope, v.key, v.model, p.period, p.start_ms
 ON CONFLICT (scope, key, period, start_ms, model) DO UPDATE SET
     runs = spend.runs + excluded.runs,
     prompt_tokens = spend.prompt_tokens + excluded.prompt_tokens,

@@ -180,9 +180,15 @@ WHERE token_fingerprint NOT IN (SELECT value FROM json_each(:keep));
 
 -- ------------------------------------------------------------------------------ spend
 -- name: add_spend
--- Spend of runs just finished, summed per row by the completing transaction (one statement
--- per row: BEGIN IMMEDIATE already orders every writer).
-INSERT INTO spend ({spend_columns}) VALUES ({spend_values})
+-- Spend of runs just finished: one row per scope, key and model (summed by the completing
+-- transaction) spread here over its day and month (all time is the sum of the months: see
+-- usage_rows; one statement per row: BEGIN IMMEDIATE already orders every writer).
+INSERT INTO spend (scope, key, period, start_ms, model, runs, prompt_tokens,
+                   completion_tokens, cost_pusd, unpriced)
+SELECT :scope, :key, p.period, p.start_ms, :model, :runs, :prompt_tokens,
+       :completion_tokens, :cost_pusd, :unpriced
+FROM (SELECT 'day' AS period, :day_ms AS start_ms UNION ALL SELECT 'month', :month_ms) AS p
+WHERE true  -- (an upsert from a SELECT needs a WHERE before its ON CONFLICT)
 ON CONFLICT (scope, key, period, start_ms, model) DO UPDATE SET
     runs = spend.runs + excluded.runs,
     prompt_tokens = spend.prompt_tokens + excluded.prompt_tokens,
