@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,9 +20,19 @@ def args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("workload")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--dir", default=".")
+    parser.add_argument("--dir", default=None, help="where its files go (default: a fresh one)")
     parser.add_argument("--procs", type=int, default=1)
-    return parser.parse_args(argv)
+    a = parser.parse_args(argv)
+    a.dir = a.dir or scratch_dir()
+    return a
+
+
+def scratch_dir() -> str:
+    """A fresh directory removed at exit: a driver run by hand twice in one place would find
+    its previous run's database (and its jobs' names taken)."""
+    path = tempfile.mkdtemp(prefix="starpod-bench-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -27,7 +27,7 @@ import asyncpg
 
 from starpod_cron import CronScheduler, CronStore, JobContext, JobResult, JobSpec, Schedule
 
-from .common import emit, lateness_ms
+from .common import emit, lateness_ms, scratch_dir
 
 CONFIG = "CronScheduler(max_concurrent_runs=N) x {procs} process(es), PostgreSQL 15, asyncpg"
 SERVER = os.environ.get("STARPOD_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
@@ -232,12 +232,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--dir", default=".")
+    parser.add_argument("--dir", default=None, help="where its files go (default: a fresh one)")
     parser.add_argument("--dsn", default="")
     parser.add_argument("--out", default="")
     parser.add_argument("--sleep", type=float, default=0)
     parser.add_argument("--lease", type=float, default=30)
     a = parser.parse_args()
+    a.dir = a.dir or scratch_dir()
     if a.workload == "worker":
         asyncio.run(worker(a.dsn, a.out, a.sleep, a.lease, a.n))
         return
