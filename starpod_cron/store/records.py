@@ -245,6 +245,33 @@ _JOB_ROW = attrgetter(*JOB_COLUMNS)
 _JOB_STATE = attrgetter(*JOB_STATE_COLUMNS, "id")
 _JOB_RUNTIME = attrgetter(*JOB_RUNTIME_COLUMNS, "id")
 
+_COMMON_LATER = ("origin", "description")
+"""Of the defaulted columns, the ones a new job often sets (front ends give an origin)."""
+_JOB_LATER = tuple(
+    (f.name, f.default)
+    for f in fields(JobRecord)
+    if f.default is not MISSING and f.name not in _COMMON_LATER
+)
+JOB_ADD_COLUMNS: tuple[str, ...] = tuple(
+    c for c in JOB_COLUMNS if c not in {name for name, _ in _JOB_LATER}
+)
+"""What ``add_jobs`` writes of a new job whose later fields (the columns migrations added, each
+with the table default its record default is: notification policy, limits, model, budgets,
+destinations, held runs) are all at their defaults: 28 values, not 62 (binding the empty ones
+was half the insert)."""
+_JOB_ADD = attrgetter(*JOB_ADD_COLUMNS)
+_JOB_REST = attrgetter(*(name for name, _ in _JOB_LATER))
+_JOB_REST_EMPTY = tuple(default for _, default in _JOB_LATER)
+
+
+def added_rows(jobs: Sequence[JobRecord]) -> list[tuple[object, ...]] | None:
+    """The ``JOB_ADD_COLUMNS`` rows of new ``jobs`` when each leaves its later fields at their
+    defaults, for the narrow insert; None when one sets any (they are written whole)."""
+    empty, rest = _JOB_REST_EMPTY, _JOB_REST
+    if any(rest(job) != empty for job in jobs):
+        return None
+    return [_JOB_ADD(job) for job in jobs]
+
 
 @dataclass(slots=True)
 class RunRecord:

@@ -26,6 +26,7 @@ _COLUMN_LISTS: dict[str, tuple[str, str]] = {
     "job": ("records", "JOB_COLUMNS"),
     "job_state": ("records", "JOB_STATE_COLUMNS"),
     "job_runtime": ("records", "JOB_RUNTIME_COLUMNS"),
+    "job_add": ("records", "JOB_ADD_COLUMNS"),
     "job_brief": ("briefs", "BRIEF_COLUMNS"),
     "run": ("records", "RUN_COLUMNS"),
     "run_result": ("records", "RUN_RESULT_COLUMNS"),

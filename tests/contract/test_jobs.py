@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import MISSING, fields
 from datetime import timedelta
 
 import pytest
@@ -25,6 +26,8 @@ from starpod_cron import (
     StoreSettings,
 )
 from starpod_cron.store.ops.jobs import INSERT_CHUNK
+from starpod_cron.store.records import JOB_ADD_COLUMNS, JOB_COLUMNS, JobRecord, added_rows
+from tests.backends import query
 from tests.conftest import START
 from tests.contract.conftest import Opener
 
@@ -375,3 +378,32 @@ async def test_a_change_through_another_store_wakes_this_one(
             await asyncio.wait_for(woken.wait(), 2)
     finally:
         await other.close()
+
+
+async def test_a_plain_job_written_narrow_reads_back_as_a_new_job(
+    store: CronStore, url: str
+) -> None:
+    """add_jobs binds a plain job's first 28 columns and leaves the later ones (policies,
+    limits, model, budgets, destinations) to the table's defaults: read back, those are
+    exactly a new record's defaults, on every dialect; a batch where one job sets a later
+    field is written whole, its values kept."""
+    hourly = Schedule.interval(every_ms=3_600_000)
+    start = int(START.timestamp() * 1000)
+    await store.add_jobs([JobSpec("plain", "p", hourly, user_id="bob", description="d")])
+    rich = JobSpec("rich", "p", hourly, model="m", max_runs=5, pause_after_failures=2)
+    await store.add_jobs([JobSpec("plain-2", "p", hourly), rich])
+    rows = await query(url, f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY name")
+    plain, plain_2, stored_rich = (JobRecord.from_row(r) for r in rows)
+    later = [c for c in JOB_COLUMNS if c not in JOB_ADD_COLUMNS]
+    fresh = {f.name: f.default for f in fields(JobRecord) if f.default is not MISSING}
+    for job in (plain, plain_2):
+        assert {c: getattr(job, c) for c in later} == {c: fresh[c] for c in later}
+    assert (plain.user_id, plain.description, plain.next_run_at) == ("bob", "d", start + 3_600_000)
+    assert added_rows([plain]) == [tuple(getattr(plain, c) for c in JOB_ADD_COLUMNS)]
+    assert (stored_rich.model, stored_rich.max_runs, stored_rich.pause_after_failures) == (
+        "m",
+        5,
+        2,
+    )
+    assert added_rows([plain, stored_rich]) is None
+    assert [j.name for j in await store.list_jobs()] == ["plain", "plain-2", "rich"]

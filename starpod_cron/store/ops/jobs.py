@@ -21,7 +21,14 @@ from ..batches import (
 from ..briefs import JobBrief, brief_of, brief_script
 from ..core import StoreCore
 from ..driver import Row, Tx
-from ..records import JOB_COLUMNS, JOB_STATE_COLUMNS, JobRecord, RunRecord
+from ..records import (
+    JOB_ADD_COLUMNS,
+    JOB_COLUMNS,
+    JOB_STATE_COLUMNS,
+    JobRecord,
+    RunRecord,
+    added_rows,
+)
 from ..retry import plan_retry
 from ..snooze import snooze
 from ..types import JobSpec, Topic
@@ -110,9 +117,15 @@ class JobOps(StoreCore):
                 have = await tx.rows("owner_job_counts", {"owners": owners})
                 check_owner_limit(records, {r[0]: r[1] for r in have}, max_jobs_per_owner)
             for start in range(0, len(records), INSERT_CHUNK):  # a chunk's rows at a time:
-                rows = [r.to_row() for r in records[start : start + INSERT_CHUNK]]
+                chunk = records[start : start + INSERT_CHUNK]
+                rows = added_rows(chunk)
+                if rows is not None:  # plain jobs: 28 columns each, the table fills the rest
+                    added = await tx.execute_many("insert_new_jobs", rows, JOB_ADD_COLUMNS)
+                else:
+                    rows = [r.to_row() for r in chunk]
+                    added = await tx.execute_many("insert_jobs", rows, JOB_COLUMNS)
                 # the unique (owner, name) index refuses a taken name: no lookup before insert
-                if await tx.execute_many("insert_jobs", rows, JOB_COLUMNS) < len(rows):
+                if added < len(rows):
                     raise DuplicateJobName("a job with one of these names was just added")
             tx.changed(Topic.JOBS)
 

@@ -30,6 +30,11 @@ LIMIT 1;
 -- name: insert_jobs
 INSERT INTO jobs ({job_columns}) SELECT * FROM unnest(:rows) ON CONFLICT DO NOTHING;
 
+-- name: insert_new_jobs
+-- insert_jobs for new jobs whose later fields are all at their defaults: the table's
+-- defaults fill those columns.
+INSERT INTO jobs ({job_add_columns}) SELECT * FROM unnest(:rows) ON CONFLICT DO NOTHING;
+
 -- name: claim_due_jobs
 -- Rows another claimer has locked are skipped, not waited for: two nodes claim disjoint jobs.
 SELECT {job_columns} FROM jobs WHERE due_at <= :until ORDER BY due_at LIMIT :limit

@@ -30,6 +30,11 @@ LIMIT 1;
 -- name: insert_jobs
 INSERT INTO jobs ({job_columns}) VALUES ({job_values}) ON CONFLICT DO NOTHING;
 
+-- name: insert_new_jobs
+-- insert_jobs for new jobs whose later fields are all at their defaults: the table's
+-- defaults fill those columns.
+INSERT INTO jobs ({job_add_columns}) VALUES ({job_add_values}) ON CONFLICT DO NOTHING;
+
 -- name: claim_due_jobs
 SELECT {job_columns} FROM jobs WHERE due_at <= :until ORDER BY due_at LIMIT :limit;
 
