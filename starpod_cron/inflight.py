@@ -25,6 +25,7 @@ from .models import JobContext, JobResult, RunStatus
 from .outcomes import Phase, Reason, RunEnd, completion
 from .pacing import Pacer
 from .settings import SchedulerSettings
+from .startgates import StartGates
 from .store import CronStore
 from .store.types import Claim, Completion
 from .tasks import TaskSet
@@ -121,6 +122,9 @@ class RunsInFlight:
             held=self._runs.keys,
             on_lost=self._lose,
         )
+        # a gate opened renews at once: the store then knows these runs' holder was alive at
+        # their start, so a crash from now on counts as an attempt (recovery spares the others)
+        self._gates = StartGates(store.clock, self._tasks, self._leases.renew_now)
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -152,28 +156,16 @@ class RunsInFlight:
 
     # ------------------------------------------------------------------ admitting runs
     def admit(self, claims: list[Claim]) -> None:
-        """Start a task per claimed run. A run claimed ahead waits on a gate shared by every
-        run with the same fire time; one timer opens it, so they all start on time."""
+        """Start a task per claimed run. A run claimed ahead waits on the gate of its fire
+        time, shared with every run claimed for that instant (:mod:`.startgates`); one timer
+        opens it, so they all start on time."""
         now = self._clock.now_ms()
-        gates: dict[int, asyncio.Event] = {}
         for claim in claims:
             start = to_ms(claim.start_at)
-            gate = None
-            if start > now:
-                gate = gates.get(start)
-                if gate is None:
-                    gate = gates[start] = asyncio.Event()
-                    self._tasks.spawn(self._open_at(start, gate), f"start-at:{start}")
+            gate = self._gates.gate(start) if start > now else None
             run = self.spawn(claim, gate, max(start, now))
             if self.stopping:  # claimed with a completion as the scheduler stopped
                 self.cancel(run, "stopping")
-
-    async def _open_at(self, start_ms: int, gate: asyncio.Event) -> None:
-        await self._clock.wait(self._never, start_ms)
-        gate.set()
-        # Renew at once: the store then knows these runs' holder was alive at their start,
-        # so a crash from now on counts as an attempt (recovery spares runs that never began).
-        self._leases.renew_now()
 
     def spawn(self, claim: Claim, gate: asyncio.Event | None, start_ms: int) -> Run:
         """Hold ``claim`` and start its task (after ``gate`` opens, if given)."""
