@@ -252,9 +252,8 @@ _JOB_LATER = tuple(
     for f in fields(JobRecord)
     if f.default is not MISSING and f.name not in _COMMON_LATER
 )
-JOB_ADD_COLUMNS: tuple[str, ...] = tuple(
-    c for c in JOB_COLUMNS if c not in {name for name, _ in _JOB_LATER}
-)
+_LATER_NAMES = frozenset(name for name, _ in _JOB_LATER)
+JOB_ADD_COLUMNS: tuple[str, ...] = tuple(c for c in JOB_COLUMNS if c not in _LATER_NAMES)
 """What ``add_jobs`` writes of a new job whose later fields (the columns migrations added, each
 with the table default its record default is: notification policy, limits, model, budgets,
 destinations, held runs) are all at their defaults: 28 values, not 62 (binding the empty ones
